@@ -1,0 +1,92 @@
+//! FastDFS storage server as a library: `run(listener, conf, shutdown)`
+//! serves the client protocol (§3 of PROTOCOL.md) from the classic on-disk
+//! layout and reports to the configured trackers.
+
+pub mod binlog;
+mod conn;
+pub mod disk;
+pub mod error;
+mod ops;
+pub mod reporter;
+pub mod state;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fdfs_config::storage::StorageConf;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use error::StorageError;
+pub use state::Storage;
+
+/// How long shutdown waits for in-flight requests before giving up on them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Opens the store (creating the data tree on first start), starts the
+/// tracker reporters and serves connections until `shutdown` is cancelled.
+pub async fn run(
+    listener: TcpListener,
+    conf: StorageConf,
+    shutdown: CancellationToken,
+) -> Result<(), StorageError> {
+    let port = listener.local_addr()?.port();
+    let storage = Storage::open(conf, port).await?;
+    serve(listener, storage, shutdown).await
+}
+
+/// Serves an already opened storage; `run` is `Storage::open` + `serve`.
+pub async fn serve(
+    listener: TcpListener,
+    storage: Arc<Storage>,
+    shutdown: CancellationToken,
+) -> Result<(), StorageError> {
+    let tasks = TaskTracker::new();
+    reporter::spawn_all(&storage, &tasks, shutdown.clone());
+    let max_connections = storage.conf.max_connections.max(1) as usize;
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        group = %storage.group,
+        "storage server listening"
+    );
+    loop {
+        // Take a permit before accepting so a flood of connections waits in
+        // the kernel backlog instead of consuming memory here.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let storage = storage.clone();
+                let shutdown = shutdown.clone();
+                tasks.spawn(async move {
+                    conn::serve_connection(stream, peer, storage, shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+        tracing::warn!("shutdown: in-flight requests did not finish in time");
+    }
+    storage.persist_state();
+    tracing::info!("storage server stopped");
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! DELETE_FILE (12), QUERY_FILE_INFO (22) and
+//! REGENERATE_APPENDER_FILENAME (38).
+
+use std::io::Read;
+
+use fdfs_proto::fileid::{normal_size_field, FileKind, FileNameRecord, EXT7_LEN};
+use fdfs_proto::storage_msg::{decode_regenerate, FileIdResp, FileInfoResp};
+use fdfs_proto::tracker_msg::GroupFileReq;
+use fdfs_proto::Status;
+
+use super::{check_group, count, log_change, meta_path, mtime_secs, random_u32, read_small_body, resolve, stat_existing};
+use crate::binlog::op;
+use crate::conn::{Reply, Session};
+use crate::error::{OpError, OpResult};
+use crate::state::now_secs;
+
+/// QUERY_FILE_INFO flag: do not compute CRC32 for appender and slave files.
+const INFO_FLAG_NO_CRC: u8 = 1;
+/// Names of this length or more are rejected by QUERY_FILE_INFO.
+const INFO_MAX_NAME_LEN: usize = 132;
+/// Found files with names shorter than this are rejected.
+const INFO_MIN_NAME_LEN: usize = 37;
+
+pub async fn delete(s: &mut Session) -> OpResult<Reply> {
+    s.storage.bump(|st| st.total_delete_count += 1);
+    let result = delete_inner(s).await;
+    count(&s.storage, &result, |st| st.success_delete_count += 1);
+    result
+}
+
+async fn delete_inner(s: &mut Session) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let req = GroupFileReq::decode(&body)?;
+    let storage = s.storage.clone();
+    check_group(&storage, &req.group)?;
+    let (name, path) = resolve(&storage, &req.remote)?;
+    let link_meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OpError::not_found(format!("{} not found", req.remote)))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if link_meta.is_dir() {
+        return Err(OpError::invalid(format!("{} is not a file", req.remote)));
+    }
+    let now = now_secs();
+    if link_meta.file_type().is_symlink() {
+        // A slave stored as a link: its target goes too, as in the original.
+        if let Ok(target) = std::fs::read_link(&path) {
+            if std::fs::remove_file(&target).is_ok() {
+                let data_dir = storage.paths[usize::from(name.store_path_index)].data_dir();
+                if let Ok(rel) = target.strip_prefix(&data_dir) {
+                    let remote = format!("M{:02X}/{}", name.store_path_index, rel.display());
+                    log_change(&storage, now, op::DELETE, &remote, "");
+                }
+            }
+        }
+    }
+    std::fs::remove_file(&path)?;
+    log_change(&storage, now, op::DELETE, &req.remote, "");
+    let meta = meta_path(&path);
+    if std::fs::remove_file(&meta).is_ok() {
+        log_change(&storage, now, op::DELETE, &format!("{}-m", req.remote), "");
+    }
+    Ok(Reply::Body(Vec::new()))
+}
+
+pub async fn query_info(s: &mut Session, flags: u8) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let req = GroupFileReq::decode(&body)?;
+    if req.remote.len() >= INFO_MAX_NAME_LEN {
+        return Err(OpError::invalid("filename too long"));
+    }
+    let storage = s.storage.clone();
+    check_group(&storage, &req.group)?;
+    let (name, path) = resolve(&storage, &req.remote)?;
+    let link_meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OpError::not_found(format!("{} not found", req.remote)))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Checked only once the file is known to exist, like the original.
+    if req.remote.len() < INFO_MIN_NAME_LEN {
+        return Err(OpError::invalid("filename too short"));
+    }
+    let meta = stat_existing(&path)?;
+    let record = name
+        .record()
+        .ok_or_else(|| OpError::invalid("filename carries no file record"))?;
+    let kind = name.kind();
+    let crc32 = match kind {
+        FileKind::Normal => record.crc32,
+        _ if flags & INFO_FLAG_NO_CRC != 0 => 0,
+        _ => crc32_of_file(&path)?,
+    };
+    let resp = FileInfoResp {
+        file_size: meta.len() as i64,
+        create_timestamp: mtime_secs(&link_meta),
+        crc32,
+        source_ip: record.source_ip_text(),
+    };
+    let mut out = bytes::BytesMut::new();
+    resp.encode(&mut out, storage.params().response_ip_addr_size);
+    Ok(Reply::Body(out.to_vec()))
+}
+
+/// CRC32 of a whole file, read in chunks.
+pub fn crc32_of_file(path: &std::path::Path) -> OpResult<u32> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize())
+}
+
+pub async fn regenerate(s: &mut Session) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let remote = decode_regenerate(&body)?;
+    let storage = s.storage.clone();
+    let (name, path) = resolve(&storage, &remote)?;
+    let meta = stat_existing(&path)?;
+    name.record()
+        .filter(|r| r.is_appender())
+        .ok_or_else(|| OpError::invalid(format!("{remote} is not an appender file")))?;
+    if name.name.len() < 27 + EXT7_LEN {
+        return Err(OpError::invalid("appender name too short"));
+    }
+    let ext7 = &name.name[name.name.len() - EXT7_LEN..];
+    let crc32 = crc32_of_file(&path)?;
+    let now = now_secs();
+    for _ in 0..10 {
+        let new_record = FileNameRecord {
+            source: storage.self_ip().octets(),
+            timestamp: now as u32,
+            size_field: normal_size_field(meta.len(), random_u32(&storage)),
+            crc32,
+        };
+        let new_remote = format!(
+            "M{:02X}/{:02X}/{:02X}/{}{}",
+            name.store_path_index,
+            name.dir1,
+            name.dir2,
+            new_record.encode(),
+            ext7
+        );
+        let (_, new_path) = resolve(&storage, &new_remote)?;
+        match super::upload::link_no_clobber(&path, &new_path) {
+            Ok(()) => {
+                std::fs::remove_file(&path)?;
+                // Unlike the original, the metadata follows the file instead
+                // of being orphaned under the old name.
+                let old_meta = meta_path(&path);
+                if old_meta.exists() {
+                    let _ = std::fs::rename(&old_meta, meta_path(&new_path));
+                }
+                log_change(&storage, now, op::RENAME, &new_remote, &remote);
+                let mut out = bytes::BytesMut::new();
+                FileIdResp {
+                    group: storage.group.clone(),
+                    remote: new_remote,
+                }
+                .encode(&mut out);
+                return Ok(Reply::Body(out.to_vec()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(OpError::new(Status::EBUSY, "no unique file name"))
+}

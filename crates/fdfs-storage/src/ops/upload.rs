@@ -1,0 +1,285 @@
+//! UPLOAD_FILE (11), UPLOAD_APPENDER_FILE (23) and UPLOAD_SLAVE_FILE (21).
+//!
+//! Content streams through a fixed buffer into a temp file under the store
+//! path's `data/.tmp`; only when it is complete is it linked under its final
+//! name, so a crash or a dropped connection never leaves a partial file
+//! under a file ID.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use fdfs_proto::fileid::{
+    appender_size_field, is_valid_ext, normal_size_field, slave_remote_name, FileNameRecord,
+};
+use fdfs_proto::storage_msg::{FileIdResp, UploadReq, UploadSlaveReq};
+use fdfs_proto::Status;
+
+use super::{count, log_change, random_u32, resolve, stat_existing};
+use crate::binlog::op;
+use crate::conn::{Reply, Session};
+use crate::error::{OpError, OpResult};
+use crate::state::{lock, Storage};
+use crate::store;
+
+/// Largest chunk read from the socket and written to disk at once; bounds
+/// memory per upload whatever the file size.
+pub const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
+/// Attempts at a unique name before giving up (EBUSY), as the original.
+const NAME_ATTEMPTS: usize = 10;
+
+/// Removes the temp file unless the upload completed.
+pub struct TempFile {
+    pub path: PathBuf,
+    pub crc32: u32,
+    pub size: u64,
+    keep: bool,
+}
+
+impl TempFile {
+    fn disarm(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Streams `size` body bytes into a new temp file in store path `index`.
+pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResult<TempFile> {
+    let tmp_dir = s.storage.paths[index].tmp_dir();
+    let name = format!(
+        "{:08x}{:08x}.tmp",
+        random_u32(&s.storage),
+        random_u32(&s.storage)
+    );
+    let mut temp = TempFile {
+        path: tmp_dir.join(name),
+        crc32: 0,
+        size,
+        keep: false,
+    };
+    let mut file = std::fs::File::create(&temp.path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; (size as usize).clamp(1, UPLOAD_CHUNK_BYTES)];
+    let mut received = 0u64;
+    while received < size {
+        let n = s.read_body_chunk(&mut buf).await?;
+        if n == 0 {
+            return Err(OpError::new(Status::EIO, "upload body ended early"));
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])?;
+        received += n as u64;
+    }
+    let fsync_threshold = s.storage.conf.fsync_after_written_bytes;
+    if fsync_threshold > 0 && size >= fsync_threshold {
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await
+            .map_err(|e| OpError::new(Status::EIO, e.to_string()))??;
+    }
+    temp.crc32 = hasher.finalize();
+    Ok(temp)
+}
+
+/// Links a finished temp file under a fresh unique normal/appender name in
+/// `dir` and returns the remote name.
+fn commit_new_name(
+    storage: &Storage,
+    temp: &mut TempFile,
+    index: usize,
+    dir: (u8, u8),
+    ext7: &str,
+    appender: bool,
+) -> OpResult<(String, i64)> {
+    let mtime = super::mtime_secs(&std::fs::metadata(&temp.path)?);
+    let root = storage.paths[index].root.clone();
+    for _ in 0..NAME_ATTEMPTS {
+        let random = random_u32(storage);
+        let record = FileNameRecord {
+            source: storage.self_ip().octets(),
+            timestamp: mtime as u32,
+            size_field: if appender {
+                appender_size_field(random)
+            } else {
+                normal_size_field(temp.size, random)
+            },
+            crc32: temp.crc32,
+        };
+        let remote = store::remote_name(index, dir, &record, ext7);
+        let final_path = store::file_path(&root, &remote[4..]);
+        match link_no_clobber(&temp.path, &final_path) {
+            Ok(()) => {
+                temp.disarm();
+                let _ = std::fs::remove_file(&temp.path);
+                return Ok((remote, mtime));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(OpError::new(Status::EBUSY, "no unique file name"))
+}
+
+/// Puts `from` at `to` unless `to` exists (hard link, then the caller
+/// removes `from`): never replaces a stored file.
+pub fn link_no_clobber(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to)
+}
+
+pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
+    s.storage.bump(|st| st.total_upload_count += 1);
+    let result = upload_inner(s, appender).await;
+    count(&s.storage, &result, |st| st.success_upload_count += 1);
+    result
+}
+
+async fn upload_inner(s: &mut Session, appender: bool) -> OpResult<Reply> {
+    let body_len = s.body_left;
+    if body_len < UploadReq::FIXED_LEN as u64 {
+        return Err(OpError::invalid(format!("upload body of {body_len} bytes")));
+    }
+    let head = s.read_exact_body(UploadReq::FIXED_LEN).await?;
+    let req = UploadReq::decode_head(&head, body_len)?;
+    if !is_valid_ext(&req.ext) {
+        return Err(OpError::invalid(format!("invalid extension {:?}", req.ext)));
+    }
+    let storage = s.storage.clone();
+    let requested = match req.store_path_index {
+        -1 => None,
+        i if i >= 0 && (i as usize) < storage.paths.len() => Some(i as usize),
+        i => return Err(OpError::invalid(format!("store path index {i}"))),
+    };
+    let Some(index) = pick_path(&storage, requested, req.file_size) else {
+        s.drain_body().await?;
+        return Err(OpError::new(Status::ENOSPC, "no store path has room"));
+    };
+    storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
+    let mut temp = receive_to_temp(s, index, req.file_size).await?;
+    let (dir, ext7) = {
+        let mut rng = lock(&storage.rng);
+        let ext7 = store::new_ext7(&req.ext, &mut rng);
+        let dir = if storage.conf.file_distribute_path_mode == 1 {
+            let seed = format!("{:08x}{:08x}", rng.next_u32(), rng.next_u32());
+            store::hashed_dir(&seed, storage.conf.subdir_count_per_path)
+        } else {
+            lock(&storage.rotation).next_dir(
+                storage.conf.file_distribute_rotate_count,
+                storage.conf.subdir_count_per_path,
+            )
+        };
+        (dir, ext7)
+    };
+    let (remote, mtime) = commit_new_name(&storage, &mut temp, index, dir, &ext7, appender)?;
+    log_change(&storage, mtime, op::CREATE, &remote, "");
+    storage.bump(|st| {
+        st.success_upload_bytes += req.file_size as i64;
+        st.last_source_update = mtime;
+    });
+    let mut body = bytes::BytesMut::new();
+    FileIdResp {
+        group: storage.group.clone(),
+        remote,
+    }
+    .encode(&mut body);
+    Ok(Reply::Body(body.to_vec()))
+}
+
+/// Chooses a store path with room for `size` bytes (§11.3).
+fn pick_path(storage: &Storage, requested: Option<usize>, size: u64) -> Option<usize> {
+    let params = storage.params();
+    let spaces = storage.refresh_spaces();
+    let incoming_mb = size / (1024 * 1024);
+    let mut rr = lock(&storage.round_robin_path);
+    store::choose_path(
+        &storage.paths,
+        &spaces,
+        &params.reserved_storage_space,
+        incoming_mb,
+        requested,
+        params.store_path_mode,
+        &mut rr,
+    )
+}
+
+pub async fn upload_slave(s: &mut Session) -> OpResult<Reply> {
+    s.storage.bump(|st| st.total_upload_count += 1);
+    let result = upload_slave_inner(s).await;
+    count(&s.storage, &result, |st| st.success_upload_count += 1);
+    result
+}
+
+async fn upload_slave_inner(s: &mut Session) -> OpResult<Reply> {
+    let body_len = s.body_left;
+    if body_len <= UploadSlaveReq::FIXED_LEN as u64 {
+        return Err(OpError::invalid(format!("slave upload body of {body_len} bytes")));
+    }
+    let fixed = s.read_exact_body(UploadSlaveReq::FIXED_LEN).await?;
+    let name_len = UploadSlaveReq::name_len(&fixed)?;
+    let name = s.read_exact_body(name_len).await?;
+    let req = UploadSlaveReq::decode_head(&[fixed, name].concat(), body_len)?;
+    let storage = s.storage.clone();
+
+    // The original checks that the master exists before validating anything
+    // else, so an unknown master is ENOENT even when malformed.
+    let master = match resolve(&storage, &req.master) {
+        Ok(m) => m,
+        Err(_) => {
+            s.drain_body().await?;
+            return Err(OpError::not_found(format!("master {} not found", req.master)));
+        }
+    };
+    if stat_existing(&master.1).is_err() {
+        s.drain_body().await?;
+        return Err(OpError::not_found(format!("master {} not found", req.master)));
+    }
+    let slave_remote = slave_remote_name(&req.master, &req.prefix, &req.ext)?;
+    let (slave_name, slave_path) = resolve(&storage, &slave_remote)?;
+    if slave_path.exists() {
+        s.drain_body().await?;
+        return Err(OpError::new(Status::EEXIST, format!("{slave_remote} exists")));
+    }
+    let index = usize::from(slave_name.store_path_index);
+    let params = storage.params();
+    let spaces = storage.refresh_spaces();
+    if !spaces.get(index).is_some_and(|sp| {
+        store::path_has_room(
+            &params.reserved_storage_space,
+            *sp,
+            req.file_size / (1024 * 1024),
+            storage.paths.len(),
+        )
+    }) {
+        s.drain_body().await?;
+        return Err(OpError::new(Status::ENOSPC, "store path is full"));
+    }
+    storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
+    let mut temp = receive_to_temp(s, index, req.file_size).await?;
+    match link_no_clobber(&temp.path, &slave_path) {
+        Ok(()) => {
+            temp.disarm();
+            let _ = std::fs::remove_file(&temp.path);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(OpError::new(Status::EEXIST, format!("{slave_remote} exists")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let mtime = super::mtime_secs(&std::fs::metadata(&slave_path)?);
+    log_change(&storage, mtime, op::CREATE, &slave_remote, "");
+    storage.bump(|st| {
+        st.success_upload_bytes += req.file_size as i64;
+        st.last_source_update = mtime;
+    });
+    let mut body = bytes::BytesMut::new();
+    FileIdResp {
+        group: storage.group.clone(),
+        remote: slave_remote,
+    }
+    .encode(&mut body);
+    Ok(Reply::Body(body.to_vec()))
+}

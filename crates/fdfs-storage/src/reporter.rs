@@ -1,0 +1,226 @@
+//! Tracker reporting (§4.1): one long-lived task per configured tracker
+//! that learns our address and the cluster parameters, JOINs, settles the
+//! initial-sync handshake, then sends BEATs and disk usage reports until
+//! shutdown; on any error it reconnects after `heart_beat_interval`.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use fdfs_client::{ClientError, Conn};
+use fdfs_proto::tracker_msg::{
+    encode_disk_usage, ChangeNotice, GetMyIpReq, JoinReq, JoinResp, PathUsage, SyncSource,
+};
+use fdfs_proto::{TrackerCmd, FDFS_VERSION};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::state::{lock, Storage, TrackerParams};
+
+/// First reconnect delay; later ones wait `heart_beat_interval`.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+pub fn spawn_all(storage: &Arc<Storage>, tasks: &TaskTracker, shutdown: CancellationToken) {
+    for tracker in &storage.conf.tracker_servers {
+        let addr = tracker.to_string();
+        tasks.spawn(report_loop(storage.clone(), addr, shutdown.clone()));
+    }
+    tasks.spawn(persist_loop(storage.clone(), shutdown));
+}
+
+/// Writes storage_stat.dat and the binlog to disk every
+/// `sync_stat_file_interval` seconds.
+async fn persist_loop(storage: Arc<Storage>, shutdown: CancellationToken) {
+    let every = Duration::from_secs(storage.conf.sync_stat_file_interval_secs.max(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let s = storage.clone();
+        let _ = tokio::task::spawn_blocking(move || s.persist_state()).await;
+    }
+}
+
+async fn report_loop(storage: Arc<Storage>, addr: String, shutdown: CancellationToken) {
+    let mut delay = FIRST_RETRY_DELAY;
+    loop {
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = session(&storage, &addr, &shutdown) => r,
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(tracker = %addr, error = %e, "tracker connection failed, will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = Duration::from_secs(storage.conf.heart_beat_interval_secs.max(1));
+    }
+}
+
+/// Parses PARAMETER_REQ text into what the storage uses.
+pub fn parse_params(text: &str, fallback: &TrackerParams) -> TrackerParams {
+    let mut p = fallback.clone();
+    for (k, v) in text.lines().filter_map(|l| l.split_once('=')) {
+        match k.trim() {
+            "reserved_storage_space" => {
+                if let Ok(r) = fdfs_config::values::parse_reserved_space(v.trim()) {
+                    p.reserved_storage_space = r;
+                }
+            }
+            "store_path" => p.store_path_mode = if v.trim() == "2" { 2 } else { 0 },
+            "response_ip_addr_size" => {
+                p.response_ip_addr_size = match v.trim() {
+                    "46" => fdfs_proto::IP_ADDRESS_SIZE,
+                    _ => fdfs_proto::IPV4_ADDRESS_SIZE,
+                }
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+async fn session(
+    storage: &Arc<Storage>,
+    addr: &str,
+    shutdown: &CancellationToken,
+) -> Result<(), ClientError> {
+    let conf = &storage.conf;
+    let connect_timeout = Duration::from_secs(conf.connect_timeout_secs.max(1));
+    // A JOIN may be answered late (the original sleeps while growing its
+    // arrays), so never use a short network timeout here.
+    let network_timeout = Duration::from_secs(conf.network_timeout_secs.max(30));
+    let mut conn = Conn::connect(addr, connect_timeout, network_timeout).await?;
+
+    let mut body = BytesMut::new();
+    GetMyIpReq {
+        group: storage.group.clone(),
+        port: i32::from(storage.port),
+    }
+    .encode(&mut body);
+    let my_ip = conn.call(TrackerCmd::StorageGetMyIp.into(), &body).await?;
+    if let Ok(ip) = String::from_utf8_lossy(&my_ip).trim().parse::<Ipv4Addr>() {
+        storage.learn_self_ip(ip);
+    }
+
+    let params = conn.call(TrackerCmd::StorageParameterReq.into(), &[]).await?;
+    let fallback = storage.params();
+    storage.set_params(parse_params(&String::from_utf8_lossy(&params), &fallback));
+
+    let tracker_ip = conn
+        .stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let init = lock(&storage.init_flag).clone();
+    let join = JoinReq {
+        group: storage.group.clone(),
+        storage_port: storage.port,
+        store_path_count: storage.paths.len() as u32,
+        subdir_count_per_path: conf.subdir_count_per_path,
+        upload_priority: i64::from(conf.upload_priority),
+        join_time: init.storage_join_time,
+        up_time: storage.up_time,
+        version: FDFS_VERSION.to_string(),
+        init_flag: !init.sync_old_done,
+        status: if conf.tracker_servers.len() > 1 { -1 } else { 0 },
+        // Our extension: in IP mode the id field is unused by the original,
+        // so a storage with a configured (advertised) address sends it here
+        // and our tracker lists the storage under that address.
+        storage_id: if storage.self_ip_fixed {
+            storage.self_ip().to_string()
+        } else {
+            String::new()
+        },
+        tracker_ip,
+        trackers: conf.tracker_servers.iter().map(|t| t.to_string()).collect(),
+    };
+    body.clear();
+    join.encode(&mut body);
+    let resp = JoinResp::decode(&conn.call(TrackerCmd::StorageJoin.into(), &body).await?)?;
+    tracing::info!(tracker = %addr, status = resp.status, "joined tracker");
+
+    if !init.sync_old_done {
+        let answer = conn.call(TrackerCmd::StorageSyncDestReq.into(), &[]).await?;
+        let source = if answer.is_empty() {
+            SyncSource::default()
+        } else {
+            SyncSource::decode(&answer)?
+        };
+        {
+            let mut flag = lock(&storage.init_flag);
+            flag.sync_old_done = true;
+            flag.sync_src_server = source.src_id.clone();
+            flag.sync_until_timestamp = source.until_timestamp;
+        }
+        storage.persist_state();
+    }
+    let src = {
+        let flag = lock(&storage.init_flag);
+        SyncSource {
+            src_id: flag.sync_src_server.clone(),
+            until_timestamp: flag.sync_until_timestamp,
+        }
+    };
+    body.clear();
+    src.encode(&mut body);
+    conn.call(TrackerCmd::StorageSyncNotify.into(), &body).await?;
+
+    let beat_every = Duration::from_secs(conf.heart_beat_interval_secs.max(1));
+    let disk_every = Duration::from_secs(conf.stat_report_interval_secs.max(1));
+    let mut sent_stats_version = 0u64;
+    let mut last_disk_report: Option<Instant> = None;
+    loop {
+        let version = storage.stats_version.load(Ordering::Relaxed);
+        body.clear();
+        if version != sent_stats_version {
+            let mut stats = lock(&storage.stats).clone();
+            stats.last_heart_beat_time = crate::state::now_secs();
+            stats.encode(&mut body);
+            sent_stats_version = version;
+        }
+        let notice = conn.call(TrackerCmd::StorageBeat.into(), &body).await?;
+        log_notice(&notice);
+        if last_disk_report.is_none_or(|t| t.elapsed() >= disk_every) {
+            let spaces = storage.refresh_spaces();
+            let usage: Vec<PathUsage> = spaces
+                .iter()
+                .map(|s| PathUsage {
+                    total_mb: s.total_mb as i64,
+                    free_mb: s.free_mb as i64,
+                })
+                .collect();
+            body.clear();
+            encode_disk_usage(&mut body, &usage);
+            let notice = conn
+                .call(TrackerCmd::StorageReportDiskUsage.into(), &body)
+                .await?;
+            log_notice(&notice);
+            last_disk_report = Some(Instant::now());
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                conn.quit().await;
+                return Ok(());
+            }
+            _ = tokio::time::sleep(beat_every.min(disk_every)) => {}
+        }
+    }
+}
+
+fn log_notice(body: &[u8]) {
+    match ChangeNotice::decode(body) {
+        Ok(n) => {
+            if let Some(members) = n.group_members {
+                tracing::debug!(members = members.len(), "group membership from tracker");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "unreadable tracker notice"),
+    }
+}

@@ -1,0 +1,411 @@
+//! The storage's shared state: configuration, store paths, identity
+//! (`.data_init_flag`), counters and directory rotation
+//! (`storage_stat.dat`), and what the tracker told us (parameters).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use fdfs_config::storage::StorageConf;
+use fdfs_config::ReservedSpace;
+use fdfs_proto::stat::StorageStats;
+
+use crate::binlog::Binlog;
+use crate::disk::SpaceMb;
+use crate::error::StorageError;
+use crate::store::{DirRotation, NameRng, StorePath};
+
+/// Writes `data` to `path` atomically: temp file, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Locks a mutex, recovering from a panic in another holder: the data under
+/// these locks stays consistent after any single statement.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Cluster parameters learnt from the tracker (PARAMETER_REQ), with our
+/// own conf as the fallback while no tracker has answered.
+#[derive(Debug, Clone)]
+pub struct TrackerParams {
+    pub reserved_storage_space: ReservedSpace,
+    /// 0 round robin, 2 most free space.
+    pub store_path_mode: u8,
+    /// IP field width of QUERY_FILE_INFO answers.
+    pub response_ip_addr_size: usize,
+}
+
+/// Identity and initial-sync state kept in `data/.data_init_flag`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataInitFlag {
+    pub storage_join_time: i64,
+    pub sync_old_done: bool,
+    pub sync_src_server: String,
+    pub sync_until_timestamp: i64,
+    pub last_ip_addr: String,
+    pub last_server_port: u16,
+}
+
+impl DataInitFlag {
+    pub fn to_text(&self) -> String {
+        format!(
+            "storage_join_time={}\nsync_old_done={}\nsync_src_server={}\nsync_until_timestamp={}\nlast_ip_addr={}\nlast_server_port={}\ncurrent_trunk_file_id=0\ntrunk_last_compress_time=0\ntrunk_binlog_compress_stage=0\n",
+            self.storage_join_time,
+            u8::from(self.sync_old_done),
+            self.sync_src_server,
+            self.sync_until_timestamp,
+            self.last_ip_addr,
+            self.last_server_port
+        )
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let get = |key: &str| {
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .find(|(k, _)| k.trim() == key)
+                .map(|(_, v)| v.trim().to_string())
+        };
+        Some(DataInitFlag {
+            storage_join_time: get("storage_join_time")?.parse().ok()?,
+            sync_old_done: get("sync_old_done")? == "1",
+            sync_src_server: get("sync_src_server")?,
+            sync_until_timestamp: get("sync_until_timestamp")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            last_ip_addr: get("last_ip_addr").unwrap_or_default(),
+            last_server_port: get("last_server_port")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        })
+    }
+}
+
+pub struct Storage {
+    pub conf: StorageConf,
+    pub group: String,
+    /// The port clients reach us on (the listener's).
+    pub port: u16,
+    pub paths: Vec<StorePath>,
+    pub binlog: Binlog,
+    /// Our address as clients should see it: the source IP in file names
+    /// and the address trackers hand out.
+    self_ip: RwLock<Ipv4Addr>,
+    /// True when the address came from conf/env/flags, so trackers must not
+    /// override it.
+    pub self_ip_fixed: bool,
+    pub params: RwLock<TrackerParams>,
+    pub init_flag: Mutex<DataInitFlag>,
+    pub rotation: Mutex<DirRotation>,
+    pub rng: Mutex<NameRng>,
+    pub stats: Mutex<StorageStats>,
+    /// Bumped on every counter change, so reporters send stats only when
+    /// something changed.
+    pub stats_version: AtomicU64,
+    pub spaces: Mutex<Vec<SpaceMb>>,
+    pub round_robin_path: Mutex<usize>,
+    pub up_time: i64,
+    data_dir: PathBuf,
+}
+
+fn parse_ipv4(text: &str) -> Option<Ipv4Addr> {
+    text.trim().parse().ok()
+}
+
+impl Storage {
+    /// Prepares the base path and store paths (creating the data tree on
+    /// first start) and loads persisted state.
+    pub async fn open(conf: StorageConf, port: u16) -> Result<Arc<Storage>, StorageError> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(conf, port))
+            .await
+            .map_err(|e| StorageError::Config(format!("start-up task failed: {e}")))?
+    }
+
+    fn open_blocking(conf: StorageConf, port: u16) -> Result<Arc<Storage>, StorageError> {
+        if conf.disabled {
+            return Err(StorageError::Config("storage is disabled in its conf".into()));
+        }
+        let data_dir = conf.base_path.join("data");
+        std::fs::create_dir_all(&data_dir)?;
+        std::fs::create_dir_all(conf.base_path.join("logs"))?;
+        let mut paths: Vec<StorePath> = conf
+            .store_paths
+            .iter()
+            .enumerate()
+            .map(|(i, root)| StorePath {
+                root: root.clone(),
+                readonly: conf.store_paths_readonly.get(i).copied().unwrap_or(false),
+            })
+            .collect();
+        if paths.is_empty() {
+            paths.push(StorePath {
+                root: conf.base_path.clone(),
+                readonly: false,
+            });
+        }
+        for p in &paths {
+            if !p.root.is_dir() {
+                std::fs::create_dir_all(&p.root).map_err(|e| {
+                    StorageError::Config(format!("store path {}: {e}", p.root.display()))
+                })?;
+            }
+            crate::store::init_tree(p, conf.subdir_count_per_path)?;
+        }
+
+        let flag_path = data_dir.join(".data_init_flag");
+        let mut init_flag = std::fs::read_to_string(&flag_path)
+            .ok()
+            .and_then(|t| DataInitFlag::parse(&t))
+            .unwrap_or_else(|| DataInitFlag {
+                storage_join_time: now_secs(),
+                ..Default::default()
+            });
+
+        let configured_ip = conf
+            .advertise_addr
+            .as_deref()
+            .and_then(parse_ipv4)
+            .or_else(|| parse_ipv4(&conf.bind_addr).filter(|ip| !ip.is_unspecified()));
+        let self_ip = configured_ip
+            .or_else(|| parse_ipv4(&init_flag.last_ip_addr))
+            .unwrap_or(Ipv4Addr::LOCALHOST);
+        init_flag.last_ip_addr = self_ip.to_string();
+        init_flag.last_server_port = port;
+        write_atomic(&flag_path, init_flag.to_text().as_bytes())?;
+
+        let (stats, rotation) = load_stat_file(&data_dir.join("storage_stat.dat"));
+        let binlog = Binlog::open(&data_dir.join("sync"))?;
+        let spaces = paths
+            .iter()
+            .map(|p| crate::disk::space(&p.root).unwrap_or_default())
+            .collect();
+        let params = TrackerParams {
+            reserved_storage_space: conf.reserved_storage_space,
+            store_path_mode: 0,
+            response_ip_addr_size: fdfs_proto::IPV4_ADDRESS_SIZE,
+        };
+        Ok(Arc::new(Storage {
+            group: conf.group_name.clone(),
+            port,
+            paths,
+            binlog,
+            self_ip: RwLock::new(self_ip),
+            self_ip_fixed: configured_ip.is_some(),
+            params: RwLock::new(params),
+            init_flag: Mutex::new(init_flag),
+            rotation: Mutex::new(rotation),
+            rng: Mutex::new(NameRng::from_entropy()),
+            stats: Mutex::new(stats),
+            stats_version: AtomicU64::new(1),
+            spaces: Mutex::new(spaces),
+            round_robin_path: Mutex::new(0),
+            up_time: now_secs(),
+            data_dir,
+            conf,
+        }))
+    }
+
+    pub fn self_ip(&self) -> Ipv4Addr {
+        *self.self_ip.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adopts the address a tracker sees us at, unless one was configured.
+    pub fn learn_self_ip(&self, ip: Ipv4Addr) {
+        if self.self_ip_fixed || ip.is_unspecified() {
+            return;
+        }
+        let mut cur = self.self_ip.write().unwrap_or_else(|p| p.into_inner());
+        if *cur != ip {
+            tracing::info!(old = %cur, new = %ip, "storage address learnt from tracker");
+            *cur = ip;
+            lock(&self.init_flag).last_ip_addr = ip.to_string();
+        }
+    }
+
+    pub fn params(&self) -> TrackerParams {
+        self.params.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_params(&self, params: TrackerParams) {
+        *self.params.write().unwrap_or_else(|p| p.into_inner()) = params;
+    }
+
+    /// Applies `f` to the counters and marks them changed.
+    pub fn bump(&self, f: impl FnOnce(&mut StorageStats)) {
+        f(&mut lock(&self.stats));
+        self.stats_version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Re-reads free space of every store path.
+    pub fn refresh_spaces(&self) -> Vec<SpaceMb> {
+        let spaces: Vec<SpaceMb> = self
+            .paths
+            .iter()
+            .map(|p| crate::disk::space(&p.root).unwrap_or_default())
+            .collect();
+        *lock(&self.spaces) = spaces.clone();
+        spaces
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Writes storage_stat.dat and .data_init_flag (periodically and at exit).
+    pub fn persist_state(&self) {
+        let stats = lock(&self.stats).clone();
+        let rotation = lock(&self.rotation).clone();
+        let text = stat_file_text(&stats, &rotation);
+        if let Err(e) = write_atomic(&self.data_dir.join("storage_stat.dat"), text.as_bytes()) {
+            tracing::warn!(error = %e, "cannot write storage_stat.dat");
+        }
+        let flag = lock(&self.init_flag).to_text();
+        if let Err(e) = write_atomic(&self.data_dir.join(".data_init_flag"), flag.as_bytes()) {
+            tracing::warn!(error = %e, "cannot write .data_init_flag");
+        }
+        if let Err(e) = self.binlog.sync() {
+            tracing::warn!(error = %e, "cannot sync binlog");
+        }
+    }
+}
+
+/// Key order of storage_stat.dat (§7.1).
+const STAT_FILE_KEYS: [&str; 40] = [
+    "total_upload_count",
+    "success_upload_count",
+    "total_append_count",
+    "success_append_count",
+    "total_modify_count",
+    "success_modify_count",
+    "total_truncate_count",
+    "success_truncate_count",
+    "total_download_count",
+    "success_download_count",
+    "last_source_update",
+    "last_sync_update",
+    "total_set_meta_count",
+    "success_set_meta_count",
+    "total_delete_count",
+    "success_delete_count",
+    "total_get_meta_count",
+    "success_get_meta_count",
+    "total_create_link_count",
+    "success_create_link_count",
+    "total_delete_link_count",
+    "success_delete_link_count",
+    "total_upload_bytes",
+    "success_upload_bytes",
+    "total_append_bytes",
+    "success_append_bytes",
+    "total_modify_bytes",
+    "success_modify_bytes",
+    "total_download_bytes",
+    "success_download_bytes",
+    "total_sync_in_bytes",
+    "success_sync_in_bytes",
+    "total_sync_out_bytes",
+    "success_sync_out_bytes",
+    "total_file_open_count",
+    "success_file_open_count",
+    "total_file_read_count",
+    "success_file_read_count",
+    "total_file_write_count",
+    "success_file_write_count",
+];
+
+fn stat_file_text(stats: &StorageStats, rotation: &DirRotation) -> String {
+    let counters = stats.counters();
+    let mut out = String::new();
+    for key in STAT_FILE_KEYS {
+        let v = counters
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or(0);
+        out.push_str(&format!("{key}={v}\n"));
+    }
+    out.push_str(&format!(
+        "dist_path_index_high={}\ndist_path_index_low={}\ndist_write_file_count={}\n",
+        rotation.high, rotation.low, rotation.count
+    ));
+    out
+}
+
+fn load_stat_file(path: &Path) -> (StorageStats, DirRotation) {
+    let mut stats = StorageStats::default();
+    let mut rotation = DirRotation::default();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (stats, rotation);
+    };
+    for (k, v) in text.lines().filter_map(|l| l.split_once('=')) {
+        let Ok(v) = v.trim().parse::<i64>() else {
+            continue;
+        };
+        match k.trim() {
+            "dist_path_index_high" => rotation.high = v.max(0) as u32,
+            "dist_path_index_low" => rotation.low = v.max(0) as u32,
+            "dist_write_file_count" => rotation.count = v.max(0) as u32,
+            key => {
+                stats.set_counter(key, v);
+            }
+        }
+    }
+    (stats, rotation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_flag_roundtrip() {
+        let f = DataInitFlag {
+            storage_join_time: 1_795_620_274,
+            sync_old_done: true,
+            sync_src_server: String::new(),
+            sync_until_timestamp: 0,
+            last_ip_addr: "127.0.0.1".into(),
+            last_server_port: 23000,
+        };
+        let text = f.to_text();
+        assert!(text.starts_with("storage_join_time=1795620274\nsync_old_done=1\nsync_src_server=\n"));
+        assert_eq!(DataInitFlag::parse(&text), Some(f));
+    }
+
+    #[test]
+    fn stat_file_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = StorageStats {
+            total_upload_count: 5,
+            success_download_bytes: 77,
+            ..Default::default()
+        };
+        let rot = DirRotation { high: 2, low: 225, count: 5 };
+        let path = dir.path().join("storage_stat.dat");
+        write_atomic(&path, stat_file_text(&stats, &rot).as_bytes()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("total_upload_count=5\nsuccess_upload_count=0\n"));
+        assert!(text.ends_with("dist_path_index_high=2\ndist_path_index_low=225\ndist_write_file_count=5\n"));
+        let (s2, r2) = load_stat_file(&path);
+        assert_eq!(s2.total_upload_count, 5);
+        assert_eq!(s2.success_download_bytes, 77);
+        assert_eq!(r2, rot);
+    }
+}
