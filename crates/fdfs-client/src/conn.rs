@@ -1,0 +1,313 @@
+//! Framing over a TCP stream: one request, one response, strictly in turn.
+//! Shared by the client and both daemons so they cannot drift apart.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fdfs_proto::{Header, HEADER_LEN};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::ClientError;
+
+/// Reads one 10-byte header.
+pub async fn read_header<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Header> {
+    let mut raw = [0u8; HEADER_LEN];
+    r.read_exact(&mut raw).await?;
+    Ok(Header::from_bytes(&raw))
+}
+
+/// Reads exactly `len` body bytes.
+pub async fn read_body<R: AsyncRead + Unpin>(r: &mut R, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Writes a header and body in one call.
+pub async fn write_packet<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    cmd: u8,
+    status: u8,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let h = Header {
+        pkg_len: body.len() as i64,
+        cmd,
+        status,
+    };
+    if body.len() < 64 * 1024 {
+        let mut buf = BytesMut::with_capacity(HEADER_LEN + body.len());
+        h.encode(&mut buf);
+        buf.extend_from_slice(body);
+        w.write_all(&buf).await
+    } else {
+        w.write_all(&h.to_bytes()).await?;
+        w.write_all(body).await
+    }
+}
+
+/// A client connection to a tracker or storage, with the configured network
+/// timeout applied to every exchange.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub addr: String,
+    pub network_timeout: Duration,
+    /// False once the byte stream may be out of step with the protocol (a
+    /// response body left unread, a request sent only in part): such a
+    /// connection must be dropped, never pooled.
+    in_step: bool,
+}
+
+/// Largest response body a client accepts for non-download commands: guards
+/// against a confused peer making us allocate without bound.
+pub const MAX_SMALL_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Chunk size for streaming file content to and from a socket: large files
+/// go through one buffer of this size, never into memory whole.
+pub const STREAM_CHUNK_BYTES: usize = 256 * 1024;
+
+impl Conn {
+    pub async fn connect(
+        addr: &str,
+        connect_timeout: Duration,
+        network_timeout: Duration,
+    ) -> Result<Conn, ClientError> {
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout)??;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            addr: addr.to_string(),
+            network_timeout,
+            in_step: true,
+        })
+    }
+
+    /// True while request/response framing is intact, so the connection can
+    /// be reused for another exchange.
+    pub fn is_in_step(&self) -> bool {
+        self.in_step
+    }
+
+    /// Marks the connection as unusable for further exchanges.
+    pub fn mark_broken(&mut self) {
+        self.in_step = false;
+    }
+
+    /// Cheap liveness probe for an idle pooled connection: an idle peer must
+    /// have sent nothing, so readable data or EOF both mean "do not reuse".
+    pub fn idle_looks_healthy(&self) -> bool {
+        if !self.in_step {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(
+            self.stream.try_read(&mut probe),
+            Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock
+        )
+    }
+
+    /// Runs one socket operation under the network timeout; any failure
+    /// leaves the stream in an unknown state, so the connection is marked
+    /// broken.
+    async fn io<T>(
+        in_step: &mut bool,
+        timeout: Duration,
+        fut: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> Result<T, ClientError> {
+        let res = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(ClientError::Timeout),
+            Ok(r) => r.map_err(ClientError::Io),
+        };
+        if res.is_err() {
+            *in_step = false;
+        }
+        res
+    }
+
+    pub async fn send(&mut self, cmd: u8, status: u8, body: &[u8]) -> Result<(), ClientError> {
+        let fut = write_packet(&mut self.stream, cmd, status, body);
+        Self::io(&mut self.in_step, self.network_timeout, fut).await
+    }
+
+    /// Sends raw bytes (content following a request head).
+    pub async fn send_raw(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        let fut = self.stream.write_all(data);
+        Self::io(&mut self.in_step, self.network_timeout, fut).await
+    }
+
+    /// Reads a response header; a non-zero status becomes
+    /// `ClientError::Status` and its body (if any) is left unread.
+    pub async fn recv_header(&mut self) -> Result<Header, ClientError> {
+        let fut = read_header(&mut self.stream);
+        let h = Self::io(&mut self.in_step, self.network_timeout, fut).await?;
+        if h.cmd != fdfs_proto::CMD_RESP {
+            self.in_step = false;
+            return Err(ClientError::Invalid(format!(
+                "unexpected response cmd {}",
+                h.cmd
+            )));
+        }
+        let Some(len) = h.body_len() else {
+            self.in_step = false;
+            return Err(ClientError::Invalid("negative pkg_len".into()));
+        };
+        if h.status != 0 {
+            // Clients never read the body of an error answer (PROTOCOL §1.1):
+            // a C storage may announce bytes it never sends (§3.6), so the
+            // stream position is unknown afterwards. A storage also closes
+            // after an empty EINVAL answer.
+            if len > 0 || h.status == fdfs_proto::Status::EINVAL.0 {
+                self.in_step = false;
+            }
+            return Err(ClientError::Status(fdfs_proto::Status(h.status)));
+        }
+        Ok(h)
+    }
+
+    /// Reads a whole (small) response body after `recv_header`.
+    pub async fn recv_body(&mut self, len: u64) -> Result<Vec<u8>, ClientError> {
+        if len > MAX_SMALL_RESPONSE_BYTES {
+            self.in_step = false;
+            return Err(ClientError::Invalid(format!("response too large: {len}")));
+        }
+        let fut = read_body(&mut self.stream, len as usize);
+        Self::io(&mut self.in_step, self.network_timeout, fut).await
+    }
+
+    /// One request/response exchange with a small body.
+    pub async fn call(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        self.send(cmd, 0, body).await?;
+        let h = self.recv_header().await?;
+        self.recv_body(h.body_len().unwrap_or(0)).await
+    }
+
+    /// Like `call` but with a status byte in the request header.
+    pub async fn call_with_status(
+        &mut self,
+        cmd: u8,
+        status: u8,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        self.send(cmd, status, body).await?;
+        let h = self.recv_header().await?;
+        self.recv_body(h.body_len().unwrap_or(0)).await
+    }
+
+    /// Sends a request header announcing `head.len() + content_len` body
+    /// bytes followed by `head`; the caller then streams `content_len` bytes.
+    pub async fn send_head(
+        &mut self,
+        cmd: u8,
+        status: u8,
+        head: &[u8],
+        content_len: u64,
+    ) -> Result<(), ClientError> {
+        let total = (head.len() as u64)
+            .checked_add(content_len)
+            .and_then(|n| i64::try_from(n).ok())
+            .ok_or_else(|| ClientError::Invalid(format!("body too large: {content_len}")))?;
+        let h = Header {
+            pkg_len: total,
+            cmd,
+            status,
+        };
+        let mut buf = BytesMut::with_capacity(HEADER_LEN + head.len());
+        h.encode(&mut buf);
+        buf.extend_from_slice(head);
+        self.send_raw(&buf).await
+    }
+
+    /// Copies exactly `len` bytes from `src` to the peer through one
+    /// fixed-size buffer. A short source is an error (the header already
+    /// promised `len` bytes), and leaves the connection out of step.
+    pub async fn send_from<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        src: &mut R,
+        len: u64,
+    ) -> Result<(), ClientError> {
+        let mut buf = vec![0u8; STREAM_CHUNK_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))];
+        let mut left = len;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match src.read(&mut buf[..want]).await {
+                Ok(0) => {
+                    self.in_step = false;
+                    return Err(ClientError::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("source ended with {left} of {len} bytes unsent"),
+                    )));
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    self.in_step = false;
+                    return Err(ClientError::Io(e));
+                }
+            };
+            if let Err(e) = self.send_raw(&buf[..n]).await {
+                self.in_step = false;
+                return Err(e);
+            }
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Copies exactly `len` response body bytes from the peer into `dst`
+    /// through one fixed-size buffer.
+    pub async fn recv_into<W: AsyncWrite + Unpin + ?Sized>(
+        &mut self,
+        dst: &mut W,
+        len: u64,
+    ) -> Result<(), ClientError> {
+        let mut buf = vec![0u8; STREAM_CHUNK_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))];
+        let mut left = len;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let t = self.network_timeout;
+            let n = match tokio::time::timeout(t, self.stream.read(&mut buf[..want])).await {
+                Err(_) => {
+                    self.in_step = false;
+                    return Err(ClientError::Timeout);
+                }
+                Ok(Err(e)) => {
+                    self.in_step = false;
+                    return Err(ClientError::Io(e));
+                }
+                Ok(Ok(0)) => {
+                    self.in_step = false;
+                    return Err(ClientError::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("peer closed with {left} of {len} bytes unreceived"),
+                    )));
+                }
+                Ok(Ok(n)) => n,
+            };
+            if let Err(e) = dst.write_all(&buf[..n]).await {
+                self.in_step = false;
+                return Err(ClientError::Io(e));
+            }
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads a status-0 response and throws its body away. Used where the
+    /// answer should be empty but a C storage echoes the request (PROTOCOL
+    /// §1.1, quirk 25): reading it keeps the connection in step.
+    pub async fn recv_ok_discarding_body(&mut self) -> Result<(), ClientError> {
+        let h = self.recv_header().await?;
+        let len = h.body_len().unwrap_or(0);
+        if len > 0 {
+            self.recv_into(&mut tokio::io::sink(), len).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells the server we are done (no response is sent).
+    pub async fn quit(mut self) {
+        let _ = self.send(fdfs_proto::CMD_QUIT, 0, &[]).await;
+    }
+}

@@ -1,0 +1,55 @@
+//! Client errors; each knows the errno the classic tools print for it.
+
+use fdfs_proto::{ProtoError, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a non-zero status.
+    #[error("server answered status {}: {}", .0.0, .0.message())]
+    Status(Status),
+    #[error("network error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol error: {0}")]
+    Proto(#[from] ProtoError),
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ClientError {
+    /// The errno value the C tools report for this error.
+    pub fn errno(&self) -> u8 {
+        match self {
+            ClientError::Status(s) => s.0,
+            ClientError::Io(e) => e
+                .raw_os_error()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(match e.kind() {
+                    std::io::ErrorKind::NotFound => 2,
+                    std::io::ErrorKind::ConnectionRefused => 111,
+                    std::io::ErrorKind::UnexpectedEof => 107,
+                    std::io::ErrorKind::ConnectionReset => 104,
+                    std::io::ErrorKind::TimedOut => 110,
+                    _ => 5,
+                }),
+            ClientError::Proto(_) | ClientError::Invalid(_) => 22,
+            ClientError::Timeout => 110,
+        }
+    }
+
+    /// True for failures of the transport (connect, read, write, timeout),
+    /// which justify trying another tracker; a status answer does not.
+    pub fn is_network(&self) -> bool {
+        matches!(self, ClientError::Io(_) | ClientError::Timeout)
+    }
+
+    /// "error no: N, error info: TEXT" as the tools print it.
+    pub fn tool_text(&self) -> String {
+        let n = self.errno();
+        format!(
+            "error no: {n}, error info: {}",
+            fdfs_proto::status::strerror(n)
+        )
+    }
+}

@@ -1,0 +1,22 @@
+//! Async FastDFS client library, plus the connection framing that the
+//! tracker and storage daemons share with it.
+//!
+//! Layers: [`conn`] (framing, timeouts, streaming), [`tracker`] and
+//! [`storage`] (one command family each over a borrowed connection),
+//! [`pool`] (idle connections), and [`Client`] (tracker failover, routing
+//! and pooling on top).
+
+pub mod client;
+pub mod conn;
+pub mod error;
+pub mod fileinfo;
+pub mod pool;
+pub mod storage;
+pub mod tracker;
+
+pub use client::{Client, ClientOptions, UploadOptions};
+pub use conn::Conn;
+pub use error::ClientError;
+pub use fileinfo::{decode_remote_name, FileInfo};
+pub use storage::{StorageClient, UploadKind, FINFO_FLAG_KEEP_SILENCE, FINFO_FLAG_NO_CRC32};
+pub use tracker::TrackerClient;

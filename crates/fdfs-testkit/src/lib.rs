@@ -1,0 +1,232 @@
+//! Test support: starts a real tracker and storage server on 127.0.0.1 with
+//! ephemeral ports and temp directories, on a runtime of their own, so
+//! tests (sync or async) drive them like any external client would.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fdfs_config::storage::StorageConf;
+use fdfs_config::tracker::TrackerConf;
+use fdfs_config::{ReservedSpace, TrackerAddr};
+use tokio_util::sync::CancellationToken;
+
+/// How long `wait_active` polls before giving up.
+pub const ACTIVE_DEADLINE: Duration = Duration::from_secs(20);
+/// Pause between polls.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Knobs for a test cluster.
+pub struct ClusterOptions {
+    pub group: String,
+    pub store_path_count: usize,
+    pub reserved_storage_space: ReservedSpace,
+    /// Extra changes to the tracker conf before start.
+    pub tweak_tracker: Box<dyn FnOnce(&mut TrackerConf) + Send>,
+    /// Extra changes to the storage conf before start.
+    pub tweak_storage: Box<dyn FnOnce(&mut StorageConf) + Send>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            group: "group1".into(),
+            store_path_count: 1,
+            reserved_storage_space: ReservedSpace::Megabytes(1),
+            tweak_tracker: Box::new(|_| {}),
+            tweak_storage: Box::new(|_| {}),
+        }
+    }
+}
+
+/// A running tracker + storage. Dropping it shuts both down.
+pub struct Cluster {
+    pub tracker_addr: SocketAddr,
+    pub storage_addr: SocketAddr,
+    pub group: String,
+    pub tracker_base: PathBuf,
+    pub storage_base: PathBuf,
+    pub store_paths: Vec<PathBuf>,
+    shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        Self::start_with(ClusterOptions::default())
+    }
+
+    pub fn start_with(opts: ClusterOptions) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, opts)
+    }
+
+    /// Starts on an existing directory (restart tests reuse one).
+    pub fn start_in(dir: tempfile::TempDir, opts: ClusterOptions) -> Cluster {
+        let tracker_base = dir.path().join("tracker");
+        let storage_base = dir.path().join("storage");
+        let store_paths: Vec<PathBuf> = (0..opts.store_path_count)
+            .map(|i| dir.path().join(format!("store{i}")))
+            .collect();
+        for p in store_paths.iter().chain([&tracker_base, &storage_base]) {
+            std::fs::create_dir_all(p).expect("create dir");
+        }
+        let std_tracker = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tracker");
+        let std_storage = std::net::TcpListener::bind("127.0.0.1:0").expect("bind storage");
+        std_tracker.set_nonblocking(true).expect("nonblocking");
+        std_storage.set_nonblocking(true).expect("nonblocking");
+        let tracker_addr = std_tracker.local_addr().expect("addr");
+        let storage_addr = std_storage.local_addr().expect("addr");
+
+        let mut tracker_conf = TrackerConf {
+            base_path: tracker_base.clone(),
+            port: tracker_addr.port(),
+            bind_addr: "127.0.0.1".into(),
+            reserved_storage_space: opts.reserved_storage_space.clone(),
+            ..TrackerConf::default()
+        };
+        (opts.tweak_tracker)(&mut tracker_conf);
+        let mut storage_conf = StorageConf {
+            group_name: opts.group.clone(),
+            group_name_configured: true,
+            bind_addr: "127.0.0.1".into(),
+            port: storage_addr.port(),
+            base_path: storage_base.clone(),
+            store_path_count: store_paths.len(),
+            store_paths: store_paths.clone(),
+            store_paths_readonly: vec![false; store_paths.len()],
+            subdir_count_per_path: 4,
+            tracker_servers: vec![TrackerAddr {
+                hosts: vec!["127.0.0.1".into()],
+                port: tracker_addr.port(),
+            }],
+            heart_beat_interval_secs: 1,
+            stat_report_interval_secs: 1,
+            network_timeout_secs: 10,
+            reserved_storage_space: opts.reserved_storage_space,
+            ..StorageConf::default()
+        };
+        (opts.tweak_storage)(&mut storage_conf);
+
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let t = tokio::net::TcpListener::from_std(std_tracker).expect("listener");
+                let s = tokio::net::TcpListener::from_std(std_storage).expect("listener");
+                let tracker = tokio::spawn(fdfs_tracker::run(t, tracker_conf, token.clone()));
+                let storage = tokio::spawn(fdfs_storage::run(s, storage_conf, token.clone()));
+                let (tr, sr) = tokio::join!(tracker, storage);
+                if let Ok(Err(e)) = tr {
+                    eprintln!("testkit: tracker stopped with error: {e}");
+                }
+                if let Ok(Err(e)) = sr {
+                    eprintln!("testkit: storage stopped with error: {e}");
+                }
+            });
+        });
+        let cluster = Cluster {
+            tracker_addr,
+            storage_addr,
+            group: opts.group,
+            tracker_base,
+            storage_base,
+            store_paths,
+            shutdown,
+            thread: Some(thread),
+            dir,
+        };
+        cluster.wait_active();
+        cluster
+    }
+
+    /// Polls the tracker until it hands out our storage for uploads.
+    pub fn wait_active(&self) {
+        let deadline = Instant::now() + ACTIVE_DEADLINE;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        loop {
+            let ok = rt.block_on(async {
+                let Ok(mut c) = fdfs_client::Conn::connect(
+                    &self.tracker_addr.to_string(),
+                    Duration::from_secs(2),
+                    Duration::from_secs(2),
+                )
+                .await
+                else {
+                    return false;
+                };
+                // ENOSPC also means a storage joined and reported its disks.
+                match c
+                    .call(fdfs_proto::TrackerCmd::QueryStoreWithoutGroupOne.into(), &[])
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(fdfs_client::ClientError::Status(s)) => s == fdfs_proto::Status::ENOSPC,
+                    Err(_) => false,
+                }
+            });
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "storage did not become ACTIVE in time");
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Writes a classic client.conf naming our tracker; returns its path.
+    pub fn write_client_conf(&self) -> PathBuf {
+        let path = self.dir.path().join("client.conf");
+        let text = format!(
+            "connect_timeout = 5\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {}\nlog_level = error\n",
+            self.dir.path().display(),
+            self.tracker_addr
+        );
+        std::fs::write(&path, text).expect("write client.conf");
+        path
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops both servers and hands back the directory for a restart.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.halt();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    fn halt(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Polls `cond` every `POLL_INTERVAL` until it holds or `deadline` passes.
+pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    cond()
+}

@@ -1,0 +1,242 @@
+//! One client or storage connection: read a request, check its size before
+//! allocating, dispatch it to the command family, write the answer; on
+//! close, a joined storage goes OFFLINE.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use fdfs_client::conn::{read_body, read_header, write_packet};
+use fdfs_proto::{ProtoError, Status, TrackerCmd, CMD_RESP, HEADER_LEN};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{admin, query, report, Tracker};
+
+/// The storage a connection has JOINed as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub group: String,
+    pub id: String,
+    /// Connection generation recorded in the storage record at JOIN.
+    pub conn_gen: u64,
+}
+
+/// Per-connection state the handlers see.
+#[derive(Debug, Clone)]
+pub struct ConnCtx {
+    /// The peer's IP as text (IPv4-mapped addresses unmapped).
+    pub peer_ip: String,
+    /// Our own address on this connection: the leader address we announce.
+    pub local_ip: String,
+    pub local_port: u16,
+    pub joined: Option<Joined>,
+    /// Group change counter last reported on this connection; `None` until
+    /// the first BEAT/84/89 answer, which also carries the leader brief.
+    pub seen_change: Option<u64>,
+}
+
+fn ip_text(ip: IpAddr) -> String {
+    ip.to_canonical().to_string()
+}
+
+impl ConnCtx {
+    pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
+        ConnCtx {
+            peer_ip: ip_text(peer.ip()),
+            local_ip: ip_text(local.ip()),
+            local_port: local.port(),
+            joined: None,
+            seen_change: None,
+        }
+    }
+
+    /// The joined storage, or EACCES for storage commands sent before JOIN.
+    pub fn joined(&self) -> Result<Joined, Status> {
+        self.joined.clone().ok_or(Status::EACCES)
+    }
+
+    /// `ip:port` of this tracker as the peer reached it.
+    pub fn local_addr_text(&self) -> String {
+        if self.local_ip.contains(':') {
+            format!("[{}]:{}", self.local_ip, self.local_port)
+        } else {
+            format!("{}:{}", self.local_ip, self.local_port)
+        }
+    }
+}
+
+/// Result of a handler: an answer body, or an errno with an empty body.
+pub type HandlerResult = Result<Vec<u8>, Status>;
+
+/// Malformed bodies answer EINVAL.
+pub(crate) fn inval(e: ProtoError) -> Status {
+    tracing::debug!(error = %e, "malformed request body");
+    Status::EINVAL
+}
+
+/// Routes one request to its command family.
+pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResult {
+    use TrackerCmd as C;
+    let Ok(c) = TrackerCmd::try_from(cmd) else {
+        return Err(Status::EINVAL);
+    };
+    match c {
+        C::ActiveTest => {
+            if body.is_empty() {
+                Ok(Vec::new())
+            } else {
+                Err(Status::EINVAL)
+            }
+        }
+        // Handled by the connection loop; never reaches here.
+        C::Quit => Ok(Vec::new()),
+        C::StorageGetMyIp => report::get_my_ip(ctx, body),
+        C::StorageParameterReq => admin::parameter_req(t, body),
+        C::StorageChangelogReq => report::changelog_req(t, ctx, body),
+        C::StorageJoin => report::join(t, ctx, body),
+        C::StorageBeat => report::beat(t, ctx, body),
+        C::StorageReportDiskUsage => report::disk_usage(t, ctx, body),
+        C::StorageReplicaChg => report::replica_chg(ctx, body),
+        C::StorageSyncSrcReq => report::sync_src_req(t, body),
+        C::StorageSyncDestReq => report::sync_dest_req(t, ctx, body),
+        C::StorageSyncNotify => report::sync_notify(t, ctx, body),
+        C::StorageSyncDestQuery => report::sync_dest_query(t, ctx, body),
+        C::StorageSyncReport => report::sync_report(t, ctx, body),
+        C::StorageReportStatus => report::report_status(t, body),
+        C::StorageChangeStatus => report::change_status(t, ctx, body),
+        C::StorageGetStatus => report::get_status(t, body),
+        C::StorageGetServerId => report::get_server_id(body),
+        C::StorageFetchStorageIds => report::fetch_storage_ids(t, body),
+        C::StorageGetGroupName => Err(Status::EOPNOTSUPP),
+        C::StorageFetchTrunkFid => report::fetch_trunk_fid(t, ctx, body),
+        C::StorageReportTrunkFid | C::StorageReportTrunkFree => {
+            // Only the group's trunk server may report; there is none.
+            ctx.joined()?;
+            Err(Status::EINVAL)
+        }
+        C::StorageReportIpChanged => Err(Status::EOPNOTSUPP),
+        C::QueryStoreWithoutGroupOne => query::store(t, body, false, false),
+        C::QueryStoreWithGroupOne => query::store(t, body, true, false),
+        C::QueryStoreWithoutGroupAll => query::store(t, body, false, true),
+        C::QueryStoreWithGroupAll => query::store(t, body, true, true),
+        C::QueryFetchOne => query::fetch(t, body, crate::select::FetchKind::One),
+        C::QueryUpdate => query::fetch(t, body, crate::select::FetchKind::Update),
+        C::QueryFetchAll => query::fetch(t, body, crate::select::FetchKind::All),
+        C::ServerListOneGroup => admin::list_one_group(t, body),
+        C::ServerListAllGroups => admin::list_all_groups(t, body),
+        C::ServerListStorage => admin::list_storage(t, body),
+        C::ServerDeleteStorage => admin::delete_storage(t, body),
+        C::ServerDeleteGroup => admin::delete_group(t, body),
+        C::ServerSetTrunkServer => Err(Status::EOPNOTSUPP),
+        C::ServerGetLeader => admin::get_leader(ctx, body),
+        C::ServerTrackerClusterStat | C::ServerStorageClusterStat | C::ServerStorageVolumnStat => {
+            Err(Status::EOPNOTSUPP)
+        }
+        C::TrackerGetStatus => admin::tracker_get_status(t, body),
+        // Tracker-to-tracker protocol: this tracker never has peers.
+        C::TrackerJoinLeader
+        | C::TrackerGetSysFilesStart
+        | C::TrackerGetSysFilesEnd
+        | C::TrackerGetOneSysFile
+        | C::TrackerPingLeader
+        | C::TrackerNotifyNextLeader
+        | C::TrackerCommitNextLeader
+        | C::TrackerNotifyReselectLeader => Err(Status::EOPNOTSUPP),
+    }
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+    )
+}
+
+/// Serves one connection until the peer leaves, a protocol error occurs, or
+/// `cancel` fires between requests.
+pub async fn serve_conn(t: Arc<Tracker>, mut stream: TcpStream, cancel: CancellationToken) {
+    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut ctx = ConnCtx::new(peer, local);
+    let timeout = t.network_timeout();
+    let max_pkg = t.max_pkg_size_bytes();
+    loop {
+        // Idle wait for the next request; shutdown interrupts only here.
+        let header = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = tokio::time::timeout(timeout, read_header(&mut stream)) => r,
+        };
+        let header = match header {
+            Err(_) => {
+                tracing::debug!(%peer, "idle timeout");
+                break;
+            }
+            Ok(Err(e)) => {
+                if !is_reset(&e) {
+                    tracing::debug!(%peer, error = %e, "read failed");
+                }
+                break;
+            }
+            Ok(Ok(h)) => h,
+        };
+        let Some(len) = header.body_len() else {
+            tracing::warn!(%peer, cmd = header.cmd, "negative pkg_len, closing");
+            break;
+        };
+        if (HEADER_LEN as u64).saturating_add(len) > max_pkg {
+            tracing::warn!(%peer, cmd = header.cmd, len, max_pkg, "request too large, closing");
+            break;
+        }
+        let body = match tokio::time::timeout(timeout, read_body(&mut stream, len as usize)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "body read failed");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "body read timed out");
+                break;
+            }
+        };
+        if header.cmd == fdfs_proto::CMD_QUIT {
+            break;
+        }
+        let (status, answer) = match dispatch(&t, &mut ctx, header.cmd, &body) {
+            Ok(b) => (0u8, b),
+            Err(s) => {
+                if s == Status::EINVAL {
+                    tracing::warn!(%peer, cmd = header.cmd, len, "request rejected: status 22");
+                } else {
+                    tracing::debug!(%peer, cmd = header.cmd, status = s.0, "request rejected");
+                }
+                (s.0, Vec::new())
+            }
+        };
+        match tokio::time::timeout(
+            timeout,
+            write_packet(&mut stream, CMD_RESP, status, &answer),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "write failed");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "write timed out");
+                break;
+            }
+        }
+    }
+    if let Some(j) = ctx.joined.take() {
+        let changed = t.lock().disconnected(&j.group, &j.id, j.conn_gen);
+        if changed {
+            tracing::info!(group = %j.group, id = %j.id, "storage connection closed: OFFLINE");
+            t.mark_dirty();
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The FastDFS tracker daemon as a library: `run(listener, conf, shutdown)`
+//! serves the tracker protocol (PROTOCOL.md §2 and §4) on an already bound
+//! listener until the token is cancelled.
+//!
+//! This tracker is always its own leader: there is no tracker-to-tracker
+//! protocol (58, 61–68 answer EOPNOTSUPP). Storages are keyed by the IP
+//! address their JOIN connection comes from (IP mode).
+
+pub mod admin;
+pub mod conn;
+pub mod persist;
+pub mod query;
+pub mod report;
+pub mod select;
+pub mod state;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use fdfs_config::TrackerConf;
+use fdfs_proto::Status;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::select::SelectParams;
+use crate::state::Cluster;
+
+/// How long shutdown waits for in-flight requests before giving up.
+pub const SHUTDOWN_GRACE_SECS: u64 = 5;
+/// `.tracker_status` is rewritten this often (also the running-time grain).
+pub const STATUS_SAVE_INTERVAL_SECS: u64 = 300;
+/// Pause before retrying accept after a transient error (EMFILE, ...).
+const ACCEPT_RETRY_DELAY_MS: u64 = 100;
+
+/// Errors of the tracker daemon. Request-level failures travel as a wire
+/// [`Status`]; the rest stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("network error: {0}")]
+    Net(#[from] std::io::Error),
+    #[error("request failed with status {}: {}", .0.0, .0.message())]
+    Status(Status),
+    #[error("tracker is disabled in its configuration")]
+    Disabled,
+}
+
+impl TrackerError {
+    /// The errno a client would see for this error.
+    pub fn status(&self) -> Status {
+        match self {
+            TrackerError::Status(s) => *s,
+            TrackerError::Io { source, .. } | TrackerError::Net(source) => source
+                .raw_os_error()
+                .and_then(|c| u8::try_from(c).ok())
+                .map(Status)
+                .unwrap_or(Status::EIO),
+            TrackerError::Disabled => Status::EINVAL,
+        }
+    }
+}
+
+impl From<Status> for TrackerError {
+    fn from(s: Status) -> Self {
+        TrackerError::Status(s)
+    }
+}
+
+/// Current unix time in seconds.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// State shared by every connection of one tracker.
+pub struct Tracker {
+    pub conf: TrackerConf,
+    pub params: SelectParams,
+    /// The cluster; a std mutex, never held across an await.
+    state: Mutex<Cluster>,
+    /// `<base_path>/data`.
+    pub data_dir: PathBuf,
+    /// Process start (unix seconds), reported by TRACKER_GET_STATUS.
+    pub start_time: i64,
+    /// `up_time − last_check_time` of the previous run, rounded to 300 s.
+    pub restart_interval_secs: i64,
+    next_conn_gen: AtomicU64,
+    /// Wakes the persister after a membership or status change.
+    dirty: Notify,
+}
+
+impl Tracker {
+    /// Creates `data/` and `logs/` under base_path and loads the data files.
+    pub fn open(conf: TrackerConf) -> Result<Arc<Tracker>, TrackerError> {
+        let data_dir = conf.base_path.join("data");
+        for dir in [data_dir.clone(), conf.base_path.join("logs")] {
+            std::fs::create_dir_all(&dir).map_err(|e| TrackerError::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
+        }
+        let mut cluster =
+            persist::load(&data_dir, conf.use_storage_id).map_err(|e| TrackerError::Io {
+                path: data_dir.clone(),
+                source: e,
+            })?;
+        cluster.offline_after_load();
+        let changelog = data_dir.join(persist::CHANGELOG_FILE);
+        if !changelog.exists() {
+            std::fs::write(&changelog, b"").map_err(|e| TrackerError::Io {
+                path: changelog.clone(),
+                source: e,
+            })?;
+        }
+        let start_time = now_secs();
+        let restart_interval_secs = persist::load_last_check_time(&data_dir)
+            .map(|last| round_down_300(start_time - last))
+            .unwrap_or(0);
+        if conf.use_storage_id {
+            tracing::warn!("use_storage_id is not supported yet: storages are keyed by IP");
+        }
+        Ok(Arc::new(Tracker {
+            params: SelectParams::from_conf(&conf),
+            conf,
+            state: Mutex::new(cluster),
+            data_dir,
+            start_time,
+            restart_interval_secs,
+            next_conn_gen: AtomicU64::new(1),
+            dirty: Notify::new(),
+        }))
+    }
+
+    /// Locks the cluster state (a poisoned lock is still usable: every
+    /// mutation leaves the state consistent).
+    pub fn lock(&self) -> MutexGuard<'_, Cluster> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the cluster state (tests, monitoring).
+    pub fn snapshot(&self) -> Cluster {
+        self.lock().clone()
+    }
+
+    /// Asks the persister to write the data files soon.
+    pub fn mark_dirty(&self) {
+        self.dirty.notify_one();
+    }
+
+    pub(crate) fn next_conn_gen(&self) -> u64 {
+        self.next_conn_gen.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Renders the data files under the lock and writes them.
+    pub fn save_now(&self) -> std::io::Result<()> {
+        let snap = persist::Snapshot::of(&self.lock(), self.conf.use_storage_id);
+        snap.write(&self.data_dir)
+    }
+
+    fn save_status_file(&self) -> std::io::Result<()> {
+        persist::write_atomic(
+            &self.data_dir.join(persist::TRACKER_STATUS_FILE),
+            persist::render_tracker_status(self.start_time, now_secs()).as_bytes(),
+        )
+    }
+
+    fn max_pkg_size_bytes(&self) -> u64 {
+        self.conf.max_pkg_size_bytes()
+    }
+
+    fn network_timeout(&self) -> Duration {
+        let secs = if self.conf.network_timeout_secs == 0 {
+            60
+        } else {
+            self.conf.network_timeout_secs
+        };
+        Duration::from_secs(secs)
+    }
+}
+
+pub(crate) fn round_down_300(secs: i64) -> i64 {
+    let step = STATUS_SAVE_INTERVAL_SECS as i64;
+    if secs <= 0 {
+        0
+    } else {
+        secs - secs % step
+    }
+}
+
+/// Serves the tracker protocol on `listener` until `shutdown` is cancelled,
+/// then stops accepting, lets in-flight requests finish (at most
+/// [`SHUTDOWN_GRACE_SECS`]), saves the data files and returns.
+pub async fn run(
+    listener: TcpListener,
+    conf: TrackerConf,
+    shutdown: CancellationToken,
+) -> Result<(), TrackerError> {
+    if conf.disabled {
+        return Err(TrackerError::Disabled);
+    }
+    let tracker = Tracker::open(conf)?;
+    serve(listener, tracker, shutdown).await
+}
+
+/// Like [`run`] with an already opened [`Tracker`] (lets callers inspect it).
+pub async fn serve(
+    listener: TcpListener,
+    tracker: Arc<Tracker>,
+    shutdown: CancellationToken,
+) -> Result<(), TrackerError> {
+    if let Err(e) = tracker.save_now().and_then(|_| tracker.save_status_file()) {
+        tracing::warn!(error = %e, "cannot write tracker data files");
+    }
+    tracing::info!(addr = ?listener.local_addr().ok(), "tracker listening");
+    let tasks = TaskTracker::new();
+    let workers = shutdown.child_token();
+    tasks.spawn(persister(tracker.clone(), workers.clone()));
+    tasks.spawn(checker(tracker.clone(), workers.clone()));
+    let conns = TaskTracker::new();
+    let conn_cancel = shutdown.child_token();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            res = listener.accept() => match res {
+                Ok((stream, _)) => {
+                    let t = tracker.clone();
+                    let c = conn_cancel.child_token();
+                    conns.spawn(conn::serve_conn(t, stream, c));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_DELAY_MS)).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    conns.close();
+    if tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), conns.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
+    tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), tasks.wait()).await;
+    let data_dir = tracker.data_dir.clone();
+    let t = tracker.clone();
+    let saved =
+        tokio::task::spawn_blocking(move || t.save_now().and_then(|_| t.save_status_file()))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    saved.map_err(|e| TrackerError::Io {
+        path: data_dir,
+        source: e,
+    })?;
+    tracing::info!("tracker stopped");
+    Ok(())
+}
+
+/// Writes the data files whenever something marked the state dirty.
+async fn persister(tracker: Arc<Tracker>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tracker.dirty.notified() => {}
+        }
+        let t = tracker.clone();
+        let res = tokio::task::spawn_blocking(move || t.save_now()).await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "saving tracker data files failed"),
+            Err(e) => tracing::error!(error = %e, "persister task failed"),
+        }
+    }
+}
+
+/// Periodic jobs: the ACTIVE → OFFLINE heartbeat check and `.tracker_status`.
+async fn checker(tracker: Arc<Tracker>, cancel: CancellationToken) {
+    let check_secs = tracker.conf.check_active_interval_secs.max(1);
+    let mut check = tokio::time::interval(Duration::from_secs(check_secs));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut status = tokio::time::interval(Duration::from_secs(STATUS_SAVE_INTERVAL_SECS));
+    status.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Both intervals fire at once on the first tick; skip that one.
+    check.tick().await;
+    status.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = check.tick() => {
+                let changed = tracker
+                    .lock()
+                    .check_active(now_secs(), i64::try_from(check_secs).unwrap_or(i64::MAX));
+                if changed {
+                    tracing::info!("storages without heartbeat set OFFLINE");
+                    tracker.mark_dirty();
+                }
+            }
+            _ = status.tick() => {
+                let t = tracker.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || t.save_status_file()).await {
+                    tracing::warn!(error = %e, "cannot write .tracker_status");
+                }
+            }
+        }
+    }
+}

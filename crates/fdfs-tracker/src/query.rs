@@ -1,0 +1,87 @@
+//! Client queries 101–107 (PROTOCOL.md §2.1–§2.3): where to upload, where
+//! to download or update a file. Selection itself lives in `select`.
+
+use bytes::BytesMut;
+use fdfs_proto::tracker_msg::{
+    decode_group_only, FetchTargets, ServerAddr, StoreTarget, StoreTargets,
+};
+use fdfs_proto::{Status, GROUP_NAME_MAX_LEN};
+
+use crate::conn::{inval, HandlerResult};
+use crate::select::{self, FetchKind, Target};
+use crate::{now_secs, Tracker};
+
+/// Smallest 102/103/105 body: group + a 22-byte name.
+pub const MIN_FETCH_BODY_BYTES: usize = GROUP_NAME_MAX_LEN + 22;
+/// 102/103/105 bodies must be shorter than group + 128 bytes.
+pub const MAX_FETCH_BODY_BYTES: usize = GROUP_NAME_MAX_LEN + 128 - 1;
+
+/// Response IP field width `W` (16 or 46).
+pub fn ip_width(t: &Tracker) -> usize {
+    if t.conf.response_ip_addr_size == 16 {
+        16
+    } else {
+        46
+    }
+}
+
+fn addr(t: &Target) -> ServerAddr {
+    ServerAddr {
+        ip: t.ip.clone(),
+        port: t.port,
+    }
+}
+
+/// QUERY_STORE_* (101/104/106/107).
+pub fn store(t: &Tracker, body: &[u8], with_group: bool, all: bool) -> HandlerResult {
+    let group = if with_group {
+        Some(decode_group_only(body).map_err(inval)?)
+    } else if body.is_empty() {
+        None
+    } else {
+        return Err(Status::EINVAL);
+    };
+    let choice = select::select_store(&mut t.lock(), &t.params, group.as_deref(), all)?;
+    let mut buf = BytesMut::new();
+    if all {
+        StoreTargets {
+            group: choice.group,
+            servers: choice.servers.iter().map(addr).collect(),
+            store_path_index: choice.store_path_index,
+        }
+        .encode(&mut buf, ip_width(t));
+    } else {
+        let first = choice.servers.first().ok_or(Status::ENOENT)?;
+        StoreTarget {
+            group: choice.group.clone(),
+            addr: addr(first),
+            store_path_index: choice.store_path_index,
+        }
+        .encode(&mut buf, ip_width(t));
+    }
+    Ok(buf.to_vec())
+}
+
+/// QUERY_FETCH_ONE / QUERY_UPDATE / QUERY_FETCH_ALL (102/103/105).
+pub fn fetch(t: &Tracker, body: &[u8], kind: FetchKind) -> HandlerResult {
+    if !(MIN_FETCH_BODY_BYTES..=MAX_FETCH_BODY_BYTES).contains(&body.len()) {
+        return Err(Status::EINVAL);
+    }
+    let (group_field, filename) = body.split_at(GROUP_NAME_MAX_LEN);
+    let group = fdfs_proto::wire::fixed_str(group_field);
+    let facts = select::decode_file_facts(filename);
+    let now = now_secs();
+    let targets = {
+        let mut c = t.lock();
+        let g = c.groups.get_mut(&group).ok_or(Status::ENOENT)?;
+        let out = select::select_fetch(g, kind, &facts, &t.params, now)?;
+        (g.name.clone(), out)
+    };
+    let mut buf = BytesMut::new();
+    FetchTargets {
+        group: targets.0,
+        servers: targets.1.iter().map(addr).collect(),
+    }
+    .encode(&mut buf, ip_width(t));
+    Ok(buf.to_vec())
+}

@@ -1,0 +1,476 @@
+//! Storage-facing commands (59–89, PROTOCOL.md §4): JOIN, heartbeats, disk
+//! and sync reports, sync-source assignment, status changes, and the
+//! change notices that tell storages about their peers.
+
+use bytes::BytesMut;
+use fdfs_config::tracker::{
+    STORE_LOOKUP_LOAD_BALANCE, STORE_PATH_LOAD_BALANCE, STORE_SERVER_ROUND_ROBIN,
+};
+use fdfs_proto::stat::{storage_status as st, StorageBrief};
+use fdfs_proto::tracker_msg::{
+    decode_beat, decode_disk_usage, decode_sync_report, ChangeNotice, GetMyIpReq, JoinReq,
+    JoinResp, SyncSource,
+};
+use fdfs_proto::wire::{fixed_str, Reader};
+use fdfs_proto::{Status, GROUP_NAME_MAX_LEN, STORAGE_ID_MAX_SIZE};
+
+use crate::conn::{inval, ConnCtx, HandlerResult, Joined};
+use crate::state::{is_available, Cluster, JoinError, JoinInfo};
+use crate::{now_secs, select, Tracker};
+
+/// Changelog bytes handed out per CHANGELOG_REQ.
+pub const CHANGELOG_CHUNK_BYTES: usize = 8182;
+/// REPLICA_CHG carries at most this many briefs.
+const MAX_REPLICA_BRIEFS: usize = 32;
+/// Longest `ip:port` text in GET_SERVER_ID / GET_STATUS (46 + 6).
+const MAX_IP_PORT_SIZE: usize = 52;
+
+/// GET_MY_IP (60): the peer address as this tracker sees it, no NUL.
+pub fn get_my_ip(ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
+    GetMyIpReq::decode(body).map_err(inval)?;
+    Ok(ctx.peer_ip.as_bytes().to_vec())
+}
+
+/// Our extension for storages behind NAT or in containers: in IP mode the
+/// JOIN's storage-id field is unused (the C storage leaves it zero), so a
+/// fastdfs-rs storage with a configured address (FASTDFS_IPADDR) puts that
+/// address there, and we list the storage under it instead of the address
+/// the connection came from.
+fn advertised_ip(t: &Tracker, req: &JoinReq) -> Option<String> {
+    if t.conf.use_storage_id || req.storage_id.is_empty() {
+        return None;
+    }
+    req.storage_id
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
+}
+
+/// JOIN (81): validate, create/update the records, answer status + source.
+pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
+    let req = JoinReq::decode(body).map_err(inval)?;
+    if ctx.joined.is_some() {
+        return Err(Status::EEXIST);
+    }
+    let ip = advertised_ip(t, &req).unwrap_or_else(|| ctx.peer_ip.clone());
+    let id = ip.clone();
+    let info = JoinInfo {
+        group: req.group.clone(),
+        id: id.clone(),
+        ip,
+        storage_port: req.storage_port,
+        store_path_count: req.store_path_count,
+        subdir_count_per_path: req.subdir_count_per_path,
+        upload_priority: req.upload_priority,
+        join_time: req.join_time,
+        up_time: req.up_time,
+        version: req.version,
+        init_flag: req.init_flag,
+        status: req.status,
+    };
+    let conn_gen = t.next_conn_gen();
+    let res = t.lock().join(&info, conn_gen);
+    let (status, src_id) = res.map_err(|e| match e {
+        JoinError::Mismatch => Status::EINVAL,
+        JoinError::BadStatus => Status::EFAULT,
+    })?;
+    tracing::info!(group = %req.group, %id, status, "storage joined");
+    ctx.joined = Some(Joined {
+        group: req.group,
+        id,
+        conn_gen,
+    });
+    ctx.seen_change = None;
+    t.mark_dirty();
+    let mut buf = BytesMut::new();
+    JoinResp { status, src_id }.encode(&mut buf);
+    Ok(buf.to_vec())
+}
+
+/// Builds the answer of 83/84/89: leader brief on the first answer of the
+/// connection, the group list whenever the group changed since last time.
+fn change_notice(ctx: &mut ConnCtx, c: &Cluster, group: &str) -> Vec<u8> {
+    let mut notice = ChangeNotice::default();
+    if let Some(g) = c.group(group) {
+        match ctx.seen_change {
+            None => {
+                notice.leader = Some(StorageBrief {
+                    status: 0,
+                    port: i32::from(ctx.local_port),
+                    id: ctx.local_ip.clone(),
+                    ip_addr: ctx.local_ip.clone(),
+                });
+                notice.group_members = Some(g.briefs());
+            }
+            Some(seen) if seen != g.change_count => {
+                notice.group_members = Some(g.briefs());
+            }
+            Some(_) => {}
+        }
+        ctx.seen_change = Some(g.change_count);
+    }
+    let mut buf = BytesMut::new();
+    notice.encode(&mut buf);
+    buf.to_vec()
+}
+
+/// BEAT (83): copy the counters, stamp the heartbeat, activate.
+pub fn beat(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
+    let j = ctx.joined()?;
+    let stats = decode_beat(body).map_err(inval)?;
+    let now = now_secs();
+    let mut c = t.lock();
+    let s = c
+        .groups
+        .get_mut(&j.group)
+        .and_then(|g| g.storages.get_mut(&j.id))
+        .ok_or(Status::ENOENT)?;
+    if let Some(mut new) = stats {
+        // The tracker owns these two.
+        new.last_synced_timestamp = s.stats.last_synced_timestamp;
+        new.last_heart_beat_time = s.stats.last_heart_beat_time;
+        s.stats = new;
+    }
+    s.stats.last_heart_beat_time = now;
+    if c.activate(&j.group, &j.id) {
+        if let Some(g) = c.groups.get_mut(&j.group) {
+            g.recompute_space();
+        }
+        t.mark_dirty();
+    }
+    Ok(change_notice(ctx, &c, &j.group))
+}
+
+/// REPORT_DISK_USAGE (84): per-path totals, storage sums, group space.
+pub fn disk_usage(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
+    let j = ctx.joined()?;
+    let mut c = t.lock();
+    let s = c
+        .groups
+        .get_mut(&j.group)
+        .and_then(|g| g.storages.get_mut(&j.id))
+        .ok_or(Status::ENOENT)?;
+    let usage = decode_disk_usage(body, s.store_path_count as usize).map_err(inval)?;
+    s.total_mb = usage.iter().map(|u| u.total_mb).sum();
+    s.free_mb = usage.iter().map(|u| u.free_mb).sum();
+    s.paths = usage;
+    if t.conf.store_path == STORE_PATH_LOAD_BALANCE {
+        if let Some(p) = select::most_free_path(s) {
+            s.current_write_path = p;
+        }
+    }
+    s.stats.last_heart_beat_time = now_secs();
+    if c.activate(&j.group, &j.id) {
+        t.mark_dirty();
+    }
+    if let Some(g) = c.groups.get_mut(&j.group) {
+        g.recompute_space();
+    }
+    if t.conf.store_lookup == STORE_LOOKUP_LOAD_BALANCE {
+        select::recompute_load_balance(&mut c);
+    }
+    Ok(change_notice(ctx, &c, &j.group))
+}
+
+/// SYNC_REPORT (89): per-source timestamps of what the reporter received.
+pub fn sync_report(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
+    let j = ctx.joined()?;
+    let entries: Vec<(String, i32)> = decode_sync_report(body)
+        .map_err(inval)?
+        .into_iter()
+        .map(|e| (e.storage_id, e.timestamp))
+        .collect();
+    let mut c = t.lock();
+    c.sync_report(
+        &j.group,
+        &j.id,
+        &entries,
+        t.conf.store_server == STORE_SERVER_ROUND_ROBIN,
+    );
+    t.mark_dirty();
+    Ok(change_notice(ctx, &c, &j.group))
+}
+
+/// REPLICA_CHG (85): the leader ignores the pushed briefs.
+pub fn replica_chg(ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
+    ctx.joined()?;
+    let n = body.len() / StorageBrief::WIRE_LEN;
+    if n == 0 || n * StorageBrief::WIRE_LEN != body.len() || n > MAX_REPLICA_BRIEFS {
+        return Err(Status::EINVAL);
+    }
+    Ok(Vec::new())
+}
+
+fn sync_source_body(src_id: &str, until: i64) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    SyncSource {
+        src_id: src_id.to_string(),
+        until_timestamp: until,
+    }
+    .encode(&mut buf);
+    buf.to_vec()
+}
+
+/// SYNC_SRC_REQ (86): who feeds `dest` its initial copy, and until when.
+pub fn sync_src_req(t: &Tracker, body: &[u8]) -> HandlerResult {
+    if body.len() != GROUP_NAME_MAX_LEN + STORAGE_ID_MAX_SIZE {
+        return Err(Status::EINVAL);
+    }
+    let group = fixed_str(&body[..GROUP_NAME_MAX_LEN]);
+    let dest_id = fixed_str(&body[GROUP_NAME_MAX_LEN..]);
+    let mut c = t.lock();
+    let g = c.groups.get_mut(&group).ok_or(Status::ENOENT)?;
+    let dest = g.storages.get(&dest_id).ok_or(Status::ENOENT)?;
+    if matches!(dest.status, st::INIT | st::DELETED | st::IP_CHANGED) {
+        return Err(Status::ENOENT);
+    }
+    if dest.sync_src_id.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (src_id, until) = (dest.sync_src_id.clone(), dest.sync_until_timestamp);
+    let src_ok = g.storages.get(&src_id).is_some_and(|s| {
+        matches!(
+            s.status,
+            st::OFFLINE | st::ONLINE | st::ACTIVE | st::RECOVERY
+        )
+    });
+    if src_ok {
+        return Ok(sync_source_body(&src_id, until));
+    }
+    if let Some(d) = g.storages.get_mut(&dest_id) {
+        d.sync_src_id.clear();
+    }
+    t.mark_dirty();
+    Ok(Vec::new())
+}
+
+/// SYNC_DEST_REQ (87): a new storage asks for a sync source.
+pub fn sync_dest_req(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
+    let j = ctx.joined()?;
+    if !body.is_empty() {
+        return Err(Status::EINVAL);
+    }
+    let now = now_secs();
+    let mut c = t.lock();
+    let g = c.groups.get_mut(&j.group).ok_or(Status::ENOENT)?;
+    let has_peer = g
+        .storages
+        .values()
+        .any(|s| s.id != j.id && is_available(s.status));
+    if !has_peer {
+        g.set_status(&j.id, st::ONLINE);
+        t.mark_dirty();
+        return Ok(Vec::new());
+    }
+    let src_id = g
+        .writable()
+        .into_iter()
+        .find(|s| s.id != j.id)
+        .map(|s| s.id.clone())
+        .ok_or(Status::ENOENT)?;
+    let me = g.storages.get_mut(&j.id).ok_or(Status::ENOENT)?;
+    me.sync_src_id = src_id.clone();
+    me.sync_until_timestamp = now;
+    g.set_status(&j.id, st::WAIT_SYNC);
+    t.mark_dirty();
+    Ok(sync_source_body(&src_id, now))
+}
+
+/// SYNC_NOTIFY (88): a storage tells which source it syncs from.
+pub fn sync_notify(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
+    let j = ctx.joined()?;
+    let req = SyncSource::decode(body).map_err(inval)?;
+    let mut c = t.lock();
+    let g = c.groups.get_mut(&j.group).ok_or(Status::ENOENT)?;
+    let (status, has_src) = g
+        .storages
+        .get(&j.id)
+        .map(|s| (s.status, !s.sync_src_id.is_empty()))
+        .ok_or(Status::ENOENT)?;
+    if req.src_id.is_empty() {
+        if matches!(status, st::INIT | st::WAIT_SYNC | st::SYNCING) {
+            g.set_status(&j.id, st::ONLINE);
+            t.mark_dirty();
+        }
+        return Ok(Vec::new());
+    }
+    if !has_src {
+        let src_ok = g
+            .storages
+            .get(&req.src_id)
+            .is_some_and(|s| !matches!(s.status, st::DELETED | st::IP_CHANGED));
+        if !src_ok {
+            return Err(Status::ENOENT);
+        }
+        if let Some(me) = g.storages.get_mut(&j.id) {
+            me.sync_src_id = req.src_id.clone();
+            me.sync_until_timestamp = req.until_timestamp;
+        }
+    }
+    if status == st::INIT {
+        g.set_status(&j.id, st::WAIT_SYNC);
+    }
+    t.mark_dirty();
+    Ok(Vec::new())
+}
+
+/// SYNC_DEST_QUERY (79): the recorded source of the asking storage.
+pub fn sync_dest_query(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
+    let j = ctx.joined()?;
+    if !body.is_empty() {
+        return Err(Status::EINVAL);
+    }
+    let c = t.lock();
+    let s = c.storage(&j.group, &j.id).ok_or(Status::ENOENT)?;
+    if s.sync_src_id.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sync_source_body(&s.sync_src_id, s.sync_until_timestamp))
+}
+
+/// REPORT_STATUS (76): a peer storage reports another storage's status.
+pub fn report_status(t: &Tracker, body: &[u8]) -> HandlerResult {
+    if body.len() != GROUP_NAME_MAX_LEN + StorageBrief::WIRE_LEN {
+        return Err(Status::EINVAL);
+    }
+    let mut r = Reader::new(body);
+    let group = r.fixed_str(GROUP_NAME_MAX_LEN).map_err(inval)?;
+    let brief = StorageBrief::decode(&mut r).map_err(inval)?;
+    let mut c = t.lock();
+    if c.group(&group).is_none() {
+        return Err(Status::ENOENT);
+    }
+    if c.merge_brief(&group, &brief) {
+        tracing::info!(%group, id = %brief.id, status = brief.status, "status reported by peer");
+        t.mark_dirty();
+    }
+    Ok(Vec::new())
+}
+
+/// CHANGE_STATUS (59): a storage asks for its own status to be set.
+pub fn change_status(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
+    let j = ctx.joined()?;
+    let [wanted] = body else {
+        return Err(Status::EINVAL);
+    };
+    if t.lock().change_status(&j.group, &j.id, *wanted) {
+        t.mark_dirty();
+    }
+    Ok(Vec::new())
+}
+
+/// CHANGELOG_REQ (77): the next chunk of the changelog for a storage, by
+/// its connection (joined form) or by group + id (32-byte form).
+pub fn changelog_req(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
+    let (group, id) = if body.len() == GROUP_NAME_MAX_LEN + STORAGE_ID_MAX_SIZE {
+        (
+            fixed_str(&body[..GROUP_NAME_MAX_LEN]),
+            fixed_str(&body[GROUP_NAME_MAX_LEN..]),
+        )
+    } else if body.is_empty() {
+        let j = ctx.joined().map_err(|_| Status::EINVAL)?;
+        (j.group, j.id)
+    } else {
+        return Err(Status::EINVAL);
+    };
+    let mut c = t.lock();
+    let total = c.changelog.len();
+    let g = c.groups.get_mut(&group).ok_or(Status::ENOENT)?;
+    let s = g.storages.get_mut(&id).ok_or(Status::ENOENT)?;
+    let start = usize::try_from(s.changelog_offset)
+        .unwrap_or(total)
+        .min(total);
+    let end = start.saturating_add(CHANGELOG_CHUNK_BYTES).min(total);
+    if start == end {
+        return Ok(Vec::new());
+    }
+    s.changelog_offset = end as u64;
+    let chunk = c.changelog.get(start..end).unwrap_or(&[]).to_vec();
+    t.mark_dirty();
+    Ok(chunk)
+}
+
+/// Splits `group(16) + "ip:port"` bodies (70, 71) into group and IP text.
+fn group_and_ip(body: &[u8]) -> Result<(String, String), Status> {
+    if body.len() <= GROUP_NAME_MAX_LEN || body.len() > GROUP_NAME_MAX_LEN + MAX_IP_PORT_SIZE {
+        return Err(Status::EINVAL);
+    }
+    let group = fixed_str(&body[..GROUP_NAME_MAX_LEN]);
+    let addr = fixed_str(&body[GROUP_NAME_MAX_LEN..]);
+    let ip = if let Some(rest) = addr.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default().to_string()
+    } else if addr.matches(':').count() == 1 {
+        addr.split(':').next().unwrap_or_default().to_string()
+    } else {
+        addr
+    };
+    if ip.is_empty() {
+        return Err(Status::EINVAL);
+    }
+    Ok((group, ip))
+}
+
+/// GET_SERVER_ID (70): in IP mode the id is the IP itself.
+pub fn get_server_id(body: &[u8]) -> HandlerResult {
+    let (_, ip) = group_and_ip(body)?;
+    Ok(ip.into_bytes())
+}
+
+/// GET_STATUS (71): the brief of the storage at `ip:port`.
+pub fn get_status(t: &Tracker, body: &[u8]) -> HandlerResult {
+    let (group, ip) = group_and_ip(body)?;
+    let c = t.lock();
+    let g = c.group(&group).ok_or(Status::ENOENT)?;
+    let s = g
+        .storages
+        .values()
+        .find(|s| s.ip == ip || s.id == ip)
+        .ok_or(Status::ENOENT)?;
+    let mut buf = BytesMut::new();
+    s.brief().encode(&mut buf);
+    Ok(buf.to_vec())
+}
+
+/// FETCH_STORAGE_IDS (69): without storage ids, an empty list if allowed.
+pub fn fetch_storage_ids(t: &Tracker, body: &[u8]) -> HandlerResult {
+    let [_, _, _, _, allow_empty] = body else {
+        return Err(Status::EINVAL);
+    };
+    if !t.conf.use_storage_id && *allow_empty != 0 {
+        return Ok(vec![0u8; 8]);
+    }
+    Err(Status::EOPNOTSUPP)
+}
+
+/// FETCH_TRUNK_FID (72): the group's current trunk file id.
+pub fn fetch_trunk_fid(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
+    let j = ctx.joined()?;
+    if !body.is_empty() {
+        return Err(Status::EINVAL);
+    }
+    let c = t.lock();
+    let g = c.group(&j.group).ok_or(Status::ENOENT)?;
+    let id = i32::try_from(g.current_trunk_file_id).unwrap_or(0);
+    Ok(id.to_be_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_port_parsing() {
+        let mut body = vec![0u8; 16];
+        body[..6].copy_from_slice(b"group1");
+        let mut b = body.clone();
+        b.extend_from_slice(b"10.0.0.1:23000");
+        assert_eq!(group_and_ip(&b), Ok(("group1".into(), "10.0.0.1".into())));
+        let mut b6 = body.clone();
+        b6.extend_from_slice(b"[::1]:23000");
+        assert_eq!(group_and_ip(&b6).unwrap().1, "::1");
+        assert_eq!(group_and_ip(&body), Err(Status::EINVAL));
+        let mut long = body;
+        long.extend_from_slice(&[b'1'; 53]);
+        assert_eq!(group_and_ip(&long), Err(Status::EINVAL));
+    }
+}

@@ -1,0 +1,355 @@
+//! End-to-end test: a real tracker on 127.0.0.1:0 driven with raw packets
+//! built by fdfs-proto and framed by fdfs-client's connection helpers.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use fdfs_client::conn::{read_body, read_header, write_packet};
+use fdfs_config::TrackerConf;
+use fdfs_proto::fileid::{normal_size_field, FileNameRecord};
+use fdfs_proto::stat::{storage_status as st, GroupStat, StorageStat, StorageStats};
+use fdfs_proto::tracker_msg::{
+    put_group, ChangeNotice, FetchTargets, GetMyIpReq, JoinReq, JoinResp, StoreTarget,
+};
+use fdfs_proto::{Header, CMD_RESP};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+const POLL_DEADLINE: Duration = Duration::from_secs(5);
+
+struct Running {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    handle: JoinHandle<Result<(), fdfs_tracker::TrackerError>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        let res = tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("tracker stops in time")
+            .expect("tracker task");
+        res.expect("tracker run result");
+    }
+}
+
+async fn start(base: &Path) -> Running {
+    let conf = TrackerConf {
+        base_path: base.to_path_buf(),
+        network_timeout_secs: 10,
+        ..TrackerConf::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(fdfs_tracker::run(listener, conf, stop.clone()));
+    Running { addr, stop, handle }
+}
+
+async fn call(s: &mut TcpStream, cmd: u8, body: &[u8]) -> (u8, Vec<u8>) {
+    write_packet(s, cmd, 0, body).await.unwrap();
+    let h = read_header(s).await.unwrap();
+    assert_eq!(h.cmd, CMD_RESP);
+    let body = read_body(s, h.pkg_len as usize).await.unwrap();
+    (h.status, body)
+}
+
+fn group_field(name: &str) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    put_group(&mut b, name);
+    b.to_vec()
+}
+
+/// Polls `f` until it returns Some, or panics after the deadline.
+async fn poll<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + POLL_DEADLINE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not reached in time");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn list_storage(addr: SocketAddr) -> Vec<StorageStat> {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let (status, body) = call(&mut c, 92, &group_field("group1")).await;
+    assert_eq!(status, 0);
+    StorageStat::decode_list(&body).unwrap()
+}
+
+/// Expects the server to close the connection without answering.
+async fn expect_closed(s: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(POLL_DEADLINE, s.read(&mut buf))
+        .await
+        .expect("server closes")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "no answer expected");
+}
+
+fn join_body(tracker: SocketAddr) -> Vec<u8> {
+    let now = fdfs_tracker::now_secs();
+    let mut b = BytesMut::new();
+    JoinReq {
+        group: "group1".into(),
+        storage_port: 23000,
+        store_path_count: 1,
+        subdir_count_per_path: 256,
+        upload_priority: 10,
+        join_time: now,
+        up_time: now,
+        version: "6.16.1".into(),
+        init_flag: true,
+        status: -1,
+        storage_id: String::new(),
+        tracker_ip: "127.0.0.1".into(),
+        trackers: vec![tracker.to_string()],
+    }
+    .encode(&mut b);
+    b.to_vec()
+}
+
+#[tokio::test]
+async fn tracker_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let tr = start(dir.path()).await;
+    let addr = tr.addr;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+
+    // ACTIVE_TEST, unknown command (connection kept), ACTIVE_TEST with a body.
+    assert_eq!(call(&mut c, 111, &[]).await, (0, vec![]));
+    assert_eq!(call(&mut c, 200, &[]).await, (22, vec![]));
+    assert_eq!(call(&mut c, 111, &[]).await, (0, vec![]));
+    assert_eq!(call(&mut c, 111, &[1, 2, 3]).await, (22, vec![]));
+
+    // No groups yet.
+    assert_eq!(call(&mut c, 101, &[]).await, (2, vec![]));
+    assert_eq!(call(&mut c, 101, &[0]).await, (22, vec![]));
+    assert_eq!(call(&mut c, 64, &[]).await, (2, vec![]));
+
+    // Storage commands before JOIN.
+    assert_eq!(call(&mut c, 83, &[]).await.0, 13);
+    assert_eq!(call(&mut c, 88, &[0; 24]).await.0, 13);
+    assert_eq!(call(&mut c, 79, &[]).await.0, 13);
+
+    // Storage start-up traffic.
+    let mut ip_req = BytesMut::new();
+    GetMyIpReq {
+        group: "group1".into(),
+        port: 23000,
+    }
+    .encode(&mut ip_req);
+    assert_eq!(call(&mut c, 60, &ip_req).await, (0, b"127.0.0.1".to_vec()));
+    let (status, params) = call(&mut c, 75, &[]).await;
+    assert_eq!(status, 0);
+    assert_eq!(String::from_utf8(params).unwrap().lines().count(), 26);
+    assert_eq!(call(&mut c, 69, &[0, 0, 0, 0, 1]).await, (0, vec![0; 8]));
+    assert_eq!(call(&mut c, 69, &[0, 0, 0, 0, 0]).await.0, 95);
+    assert_eq!(
+        call(&mut c, 95, &[]).await,
+        (0, addr.to_string().into_bytes())
+    );
+
+    // JOIN as a new storage: INIT, then the first storage of the group gets
+    // an empty SYNC_DEST_REQ answer (ONLINE) and its first BEAT activates it.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let (status, body) = call(&mut s, 81, &join_body(addr)).await;
+    assert_eq!(status, 0);
+    let resp = JoinResp::decode(&body).unwrap();
+    assert_eq!(resp.status, st::INIT);
+    assert_eq!(resp.src_id, "");
+    assert_eq!(call(&mut s, 87, &[]).await, (0, vec![]));
+    assert_eq!(call(&mut s, 88, &[0; 24]).await, (0, vec![]));
+    let mut stats = BytesMut::new();
+    StorageStats {
+        total_upload_count: 5,
+        ..Default::default()
+    }
+    .encode(&mut stats);
+    let (status, body) = call(&mut s, 83, &stats).await;
+    assert_eq!(status, 0);
+    assert_eq!(body[0], 0x05);
+    let notice = ChangeNotice::decode(&body).unwrap();
+    let leader = notice.leader.unwrap();
+    assert_eq!(leader.ip_addr, "127.0.0.1");
+    assert_eq!(leader.id, "127.0.0.1");
+    assert_eq!(leader.port, i32::from(addr.port()));
+    let members = notice.group_members.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].status, st::ACTIVE);
+    assert_eq!(members[0].ip_addr, "127.0.0.1");
+    assert_eq!(members[0].port, 23000);
+    // Nothing changed since: a single zero byte.
+    assert_eq!(call(&mut s, 83, &[]).await, (0, vec![0]));
+    assert_eq!(call(&mut s, 83, &[0; 5]).await.0, 22);
+    let mut usage = Vec::new();
+    usage.extend_from_slice(&100_000i64.to_be_bytes());
+    usage.extend_from_slice(&50_000i64.to_be_bytes());
+    assert_eq!(call(&mut s, 84, &usage).await, (0, vec![0]));
+    assert_eq!(call(&mut s, 77, &[]).await, (0, vec![]));
+    assert_eq!(call(&mut s, 81, &join_body(addr)).await.0, 17);
+
+    // Upload target.
+    let (status, body) = call(&mut c, 101, &[]).await;
+    assert_eq!(status, 0);
+    assert_eq!(body.len(), 40);
+    let target = StoreTarget::decode(&body).unwrap();
+    assert_eq!(target.group, "group1");
+    assert_eq!(target.addr.ip, "127.0.0.1");
+    assert_eq!(target.addr.port, 23000);
+    assert_eq!(target.store_path_index, 0);
+    assert_eq!(
+        call(&mut c, 104, &group_field("nogroup")).await,
+        (2, vec![])
+    );
+    assert_eq!(call(&mut c, 104, &group_field("group1")).await.1.len(), 40);
+    assert_eq!(call(&mut c, 107, &group_field("group1")).await.1.len(), 40);
+
+    // Download target for a well-formed name.
+    let rec = FileNameRecord {
+        source: [127, 0, 0, 1],
+        timestamp: u32::try_from(fdfs_tracker::now_secs()).unwrap(),
+        size_field: normal_size_field(14, 3),
+        crc32: 7,
+    };
+    let remote = format!("M00/00/00/{}123.txt", rec.encode());
+    let mut req = group_field("group1");
+    req.extend_from_slice(remote.as_bytes());
+    let (status, body) = call(&mut c, 102, &req).await;
+    assert_eq!(status, 0);
+    assert_eq!(body.len(), 39);
+    let ft = FetchTargets::decode(&body).unwrap();
+    assert_eq!(ft.servers[0].ip, "127.0.0.1");
+    assert_eq!(ft.servers[0].port, 23000);
+    assert_eq!(call(&mut c, 103, &req).await.1.len(), 39);
+    assert_eq!(call(&mut c, 102, &req[..37]).await.0, 22);
+
+    // Listings.
+    let (status, body) = call(&mut c, 91, &[]).await;
+    assert_eq!(status, 0);
+    assert_eq!(body.len(), 113);
+    let g = &GroupStat::decode_list(&body).unwrap()[0];
+    assert_eq!(g.group_name, "group1");
+    assert_eq!(g.storage_count, 1);
+    assert_eq!(g.writable_server_count, 1);
+    assert_eq!(g.total_mb, 100_000);
+    assert_eq!(g.free_mb, 50_000);
+    assert_eq!(g.reserved_mb, 1024);
+    assert_eq!(g.current_trunk_file_id, -1);
+    let (status, body) = call(&mut c, 92, &group_field("group1")).await;
+    assert_eq!(status, 0);
+    assert_eq!(body.len(), 487);
+    let list = StorageStat::decode_list(&body).unwrap();
+    assert_eq!(list[0].status, st::ACTIVE);
+    assert_eq!(list[0].version, "6.16.1");
+    assert_eq!(list[0].rw_mode, 6);
+    assert_eq!(list[0].id, "127.0.0.1");
+    assert_eq!(list[0].stats.total_upload_count, 5);
+    assert!(list[0].stats.last_heart_beat_time > 0);
+    let (status, body) = call(&mut c, 64, &[]).await;
+    assert_eq!((status, body.len(), body[0]), (0, 17, 1));
+
+    // Deleting an ACTIVE storage is refused.
+    let mut del = group_field("group1");
+    del.extend_from_slice(b"127.0.0.1");
+    assert_eq!(call(&mut c, 93, &del).await, (16, vec![]));
+    assert_eq!(
+        call(&mut c, 108, &group_field("group1")).await,
+        (16, vec![])
+    );
+
+    // Closing the joined connection takes the storage OFFLINE.
+    drop(s);
+    poll(|| async {
+        let l = list_storage(addr).await;
+        (l.len() == 1 && l[0].status == st::OFFLINE && l[0].up_time == 0).then_some(())
+    })
+    .await;
+
+    // Oversized and negative packets close the connection silently.
+    let mut big = TcpStream::connect(addr).await.unwrap();
+    let h = Header {
+        pkg_len: 256 * 1024,
+        cmd: 90,
+        status: 0,
+    };
+    big.write_all(&h.to_bytes()).await.unwrap();
+    expect_closed(&mut big).await;
+    let mut neg = TcpStream::connect(addr).await.unwrap();
+    let h = Header {
+        pkg_len: -1,
+        cmd: 90,
+        status: 0,
+    };
+    neg.write_all(&h.to_bytes()).await.unwrap();
+    expect_closed(&mut neg).await;
+    drop(c);
+
+    // Restart: the group and the storage come back, the storage OFFLINE.
+    tr.stop().await;
+    let tr = start(dir.path()).await;
+    let addr = tr.addr;
+    let l = list_storage(addr).await;
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].status, st::OFFLINE);
+    assert_eq!(l[0].stats.total_upload_count, 5);
+
+    // Now the delete succeeds and the record disappears.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(call(&mut c, 93, &del).await, (0, vec![]));
+    assert_eq!(call(&mut c, 93, &del).await, (114, vec![]));
+    assert!(list_storage(addr).await.is_empty());
+    drop(c);
+    tr.stop().await;
+    let changelog = std::fs::read_to_string(dir.path().join("data/storage_changelog.dat")).unwrap();
+    assert!(
+        changelog.ends_with(" group1 127.0.0.1 4 \n"),
+        "{changelog:?}"
+    );
+
+    // Second restart: the group persisted, without members.
+    let tr = start(dir.path()).await;
+    let mut c = TcpStream::connect(tr.addr).await.unwrap();
+    let (status, body) = call(&mut c, 91, &[]).await;
+    assert_eq!(status, 0);
+    let groups = GroupStat::decode_list(&body).unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].group_name, "group1");
+    assert_eq!(groups[0].storage_count, 0);
+    assert_eq!(groups[0].storage_port, 23000);
+    assert!(list_storage(tr.addr).await.is_empty());
+    // An empty group can be deleted.
+    assert_eq!(call(&mut c, 108, &group_field("group1")).await, (0, vec![]));
+    assert_eq!(call(&mut c, 91, &[]).await, (0, vec![]));
+    drop(c);
+    tr.stop().await;
+    let groups_file =
+        std::fs::read_to_string(dir.path().join("data/storage_groups_new.dat")).unwrap();
+    assert_eq!(groups_file, "[Global]\n\tgroup_count=0\n\n");
+}
+
+#[tokio::test]
+async fn shutdown_with_idle_connections_is_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let tr = start(dir.path()).await;
+    let mut idle = TcpStream::connect(tr.addr).await.unwrap();
+    assert_eq!(call(&mut idle, 111, &[]).await, (0, vec![]));
+    let started = Instant::now();
+    tr.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(4));
+    expect_closed(&mut idle).await;
+    assert!(dir.path().join("data/.tracker_status").exists());
+    assert!(dir.path().join("logs").is_dir());
+}

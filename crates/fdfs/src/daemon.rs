@@ -1,0 +1,451 @@
+//! Daemon entry points: `fdfs server` (all-in-one), `fdfs tracker`,
+//! `fdfs storage`, and the classic `fdfs_trackerd` / `fdfs_storaged`
+//! start|stop|restart front ends with their pid files.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use fdfs_config::storage::StorageConf;
+use fdfs_config::tracker::TrackerConf;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long `stop` waits for the old process to exit.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+/// How long `start` waits for the new process to write its pid file.
+const START_WAIT: Duration = Duration::from_secs(30);
+/// Heartbeat of the embedded storage in `fdfs server`; its tracker is in the
+/// same process, so frequent beats cost nothing.
+const SERVER_HEART_BEAT_SECS: u64 = 5;
+/// Disk usage report interval of the embedded storage.
+const SERVER_STAT_REPORT_SECS: u64 = 30;
+
+/// `fdfs server`: tracker + storage in one process.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Data directory (tracker and storage state, stored files).
+    #[arg(long, default_value = "./fdfs-data")]
+    pub base_path: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Address the storage advertises to clients (default: the bind
+    /// address, or FASTDFS_IPADDR when set).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Tracker port.
+    #[arg(long, default_value_t = 22122)]
+    pub tracker_port: u16,
+    /// Storage port.
+    #[arg(long, default_value_t = 23000)]
+    pub storage_port: u16,
+    /// Group name of the embedded storage.
+    #[arg(long, default_value = "group1")]
+    pub group: String,
+    /// Reserved space per store path: `10%`, `1G`, `512MB`...
+    #[arg(long, default_value = "1%")]
+    pub reserved_space: String,
+    /// Log level: error, warn, info, debug.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+/// `fdfs tracker -c FILE` / `fdfs storage -c FILE`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RoleArgs {
+    /// Classic FastDFS conf file (tracker.conf / storage.conf).
+    #[arg(short = 'c', long = "conf")]
+    pub conf: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Tracker,
+    Storage,
+}
+
+impl Role {
+    fn classic_name(self) -> &'static str {
+        match self {
+            Role::Tracker => "fdfs_trackerd",
+            Role::Storage => "fdfs_storaged",
+        }
+    }
+
+    fn subcommand(self) -> &'static str {
+        match self {
+            Role::Tracker => "tracker",
+            Role::Storage => "storage",
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+    token.cancel();
+}
+
+async fn bind(addr: &str, port: u16) -> std::io::Result<TcpListener> {
+    let host = if addr.is_empty() { "0.0.0.0" } else { addr };
+    let sock: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad bind address {host}")))?;
+    // tokio sets SO_REUSEADDR, so a restart never trips over TIME_WAIT.
+    TcpListener::bind(sock).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("bind {sock} failed: {e}"))
+    })
+}
+
+pub fn server(args: ServerArgs) -> ExitCode {
+    init_logging(&args.log_level);
+    let reserved = match fdfs_config::values::parse_reserved_space(&args.reserved_space) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fdfs server: invalid --reserved-space {:?}: {}", args.reserved_space, e.0);
+            return ExitCode::from(2);
+        }
+    };
+    let advertise = args
+        .advertise
+        .clone()
+        .or_else(|| std::env::var(fdfs_config::storage::ENV_ADVERTISE_ADDR).ok().filter(|v| !v.is_empty()));
+    let tracker_conf = TrackerConf {
+        bind_addr: args.bind.clone(),
+        port: args.tracker_port,
+        base_path: args.base_path.join("tracker"),
+        reserved_storage_space: reserved.clone(),
+        ..TrackerConf::default()
+    };
+    let tracker_host = if args.bind == "0.0.0.0" || args.bind.is_empty() {
+        "127.0.0.1".to_string()
+    } else {
+        args.bind.clone()
+    };
+    let storage_base = args.base_path.join("storage");
+    let storage_conf = StorageConf {
+        group_name: args.group.clone(),
+        group_name_configured: true,
+        bind_addr: args.bind.clone(),
+        port: args.storage_port,
+        base_path: storage_base.clone(),
+        store_paths: vec![storage_base],
+        store_path_count: 1,
+        tracker_servers: vec![fdfs_config::TrackerAddr {
+            hosts: vec![tracker_host],
+            port: args.tracker_port,
+        }],
+        heart_beat_interval_secs: SERVER_HEART_BEAT_SECS,
+        stat_report_interval_secs: SERVER_STAT_REPORT_SECS,
+        reserved_storage_space: reserved,
+        advertise_addr: advertise,
+        ..StorageConf::default()
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fdfs server: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = rt.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let tracker_listener = bind(&args.bind, args.tracker_port).await.map_err(|e| e.to_string())?;
+        let storage_listener = bind(&args.bind, args.storage_port).await.map_err(|e| e.to_string())?;
+        tracing::info!(
+            tracker = %tracker_listener.local_addr().map_err(|e| e.to_string())?,
+            storage = %storage_listener.local_addr().map_err(|e| e.to_string())?,
+            base_path = %args.base_path.display(),
+            "fdfs server starting"
+        );
+        let tracker = tokio::spawn(fdfs_tracker::run(tracker_listener, tracker_conf, shutdown.clone()));
+        let storage = tokio::spawn(fdfs_storage::run(storage_listener, storage_conf, shutdown.clone()));
+        let (t, s) = tokio::join!(tracker, storage);
+        shutdown.cancel();
+        t.map_err(|e| e.to_string())?.map_err(|e| format!("tracker: {e}"))?;
+        s.map_err(|e| e.to_string())?.map_err(|e| format!("storage: {e}"))?;
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fdfs server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pid_file(role: Role, base_path: &Path) -> PathBuf {
+    base_path.join("data").join(format!("{}.pid", role.classic_name()))
+}
+
+/// Loads the conf of `role`, printing warnings; returns (base_path, log level).
+fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String> {
+    let name = role.classic_name();
+    match role {
+        Role::Tracker => {
+            let (conf, warnings) = TrackerConf::load(path).map_err(|e| format!("{name}: {e}"))?;
+            for w in warnings {
+                eprintln!("{name}: warning: {w}");
+            }
+            if conf.disabled {
+                return Err(format!("{name}: disabled=true in {}", path.display()));
+            }
+            Ok(RoleConf::Tracker(conf))
+        }
+        Role::Storage => {
+            let (mut conf, warnings) = StorageConf::load(path).map_err(|e| format!("{name}: {e}"))?;
+            for w in warnings {
+                eprintln!("{name}: warning: {w}");
+            }
+            if conf.disabled {
+                return Err(format!("{name}: disabled=true in {}", path.display()));
+            }
+            conf.apply_env_overrides();
+            Ok(RoleConf::Storage(conf))
+        }
+    }
+}
+
+enum RoleConf {
+    Tracker(TrackerConf),
+    Storage(StorageConf),
+}
+
+impl RoleConf {
+    fn base_path(&self) -> &Path {
+        match self {
+            RoleConf::Tracker(c) => &c.base_path,
+            RoleConf::Storage(c) => &c.base_path,
+        }
+    }
+    fn log_level(&self) -> &str {
+        match self {
+            RoleConf::Tracker(c) => &c.log_level,
+            RoleConf::Storage(c) => &c.log_level,
+        }
+    }
+}
+
+/// Runs one role in the foreground until SIGTERM/SIGINT.
+pub fn role(role: Role, args: RoleArgs) -> ExitCode {
+    let conf = match load_role_conf(role, &args.conf) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(conf.log_level());
+    let pid_path = pid_file(role, conf.base_path());
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}: cannot start runtime: {e}", role.classic_name());
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = role.classic_name();
+    let result: Result<(), String> = rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        match conf {
+            RoleConf::Tracker(c) => {
+                let listener = bind(&c.bind_addr, c.port).await.map_err(|e| e.to_string())?;
+                write_pid(&pid_path)?;
+                fdfs_tracker::run(listener, c, shutdown).await.map_err(|e| e.to_string())
+            }
+            RoleConf::Storage(c) => {
+                let listener = bind(&c.bind_addr, c.port).await.map_err(|e| e.to_string())?;
+                write_pid(&pid_path)?;
+                fdfs_storage::run(listener, c, shutdown).await.map_err(|e| e.to_string())
+            }
+        }
+    });
+    let _ = std::fs::remove_file(&pid_path);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_pid(path: &Path) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .map_err(|e| format!("write pid file {}: {e}", path.display()))
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Sends `signal` to `pid`; 0 checks that the process exists.
+#[allow(unsafe_code)]
+fn send_signal(pid: i32, signal: i32) -> bool {
+    // SAFETY: kill(2) takes plain integers and has no memory effects.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+/// `fdfs_trackerd <conf> [start|stop|restart]` and `fdfs_storaged ...`.
+/// `argv` excludes the program name.
+pub fn classic(role: Role, argv: &[String]) -> ExitCode {
+    let name = role.classic_name();
+    let Some(conf_path) = argv.first() else {
+        println!("Usage: {name} <config_file> [start | stop | restart]");
+        return ExitCode::from(1);
+    };
+    let action = argv.get(1).map(String::as_str).unwrap_or("start");
+    let conf = match load_role_conf(role, Path::new(conf_path)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pid_path = pid_file(role, conf.base_path());
+    let log_dir = conf.base_path().join("logs");
+    match action {
+        "start" => start_detached(role, conf_path, &pid_path, &log_dir),
+        "stop" => stop(name, &pid_path),
+        "restart" => {
+            let code = stop(name, &pid_path);
+            if code != ExitCode::SUCCESS && read_pid(&pid_path).is_some_and(|p| send_signal(p, 0)) {
+                return code;
+            }
+            start_detached(role, conf_path, &pid_path, &log_dir)
+        }
+        other => {
+            println!("Usage: {name} <config_file> [start | stop | restart]");
+            eprintln!("{name}: invalid action: {other}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn stop(name: &str, pid_path: &Path) -> ExitCode {
+    let Some(pid) = read_pid(pid_path) else {
+        eprintln!("{name}: no pid file {}, not running", pid_path.display());
+        return ExitCode::from(2);
+    };
+    if !send_signal(pid, libc::SIGTERM) {
+        eprintln!("{name}: process {pid} is not running");
+        let _ = std::fs::remove_file(pid_path);
+        return ExitCode::from(2);
+    }
+    let deadline = Instant::now() + STOP_WAIT;
+    while send_signal(pid, 0) {
+        if Instant::now() > deadline {
+            eprintln!("{name}: process {pid} did not exit within {}s", STOP_WAIT.as_secs());
+            return ExitCode::FAILURE;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("waiting for pid: {pid} exit ...");
+    println!("pid [{pid}] exit.");
+    ExitCode::SUCCESS
+}
+
+fn start_detached(role: Role, conf_path: &str, pid_path: &Path, log_dir: &Path) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let name = role.classic_name();
+    if let Some(pid) = read_pid(pid_path) {
+        if send_signal(pid, 0) {
+            eprintln!("{name}: already running, pid {pid}");
+            return ExitCode::from(16);
+        }
+        let _ = std::fs::remove_file(pid_path);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{name}: cannot find own executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(log_dir) {
+        eprintln!("{name}: {}: {e}", log_dir.display());
+        return ExitCode::FAILURE;
+    }
+    let log_name = match role {
+        Role::Tracker => "trackerd.log",
+        Role::Storage => "storaged.log",
+    };
+    let log = match std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join(log_name)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{name}: cannot open log: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let log2 = match log.try_clone() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut child = match std::process::Command::new(exe)
+        .arg(role.subcommand())
+        .arg("-c")
+        .arg(conf_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{name}: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let deadline = Instant::now() + START_WAIT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!(
+                "{name}: exit abnormally ({status}); see {}",
+                log_dir.join(log_name).display()
+            );
+            return ExitCode::FAILURE;
+        }
+        if read_pid(pid_path) == Some(child.id() as i32) {
+            return ExitCode::SUCCESS;
+        }
+        if Instant::now() > deadline {
+            eprintln!("{name}: did not start within {}s", START_WAIT.as_secs());
+            return ExitCode::FAILURE;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
