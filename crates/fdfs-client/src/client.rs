@@ -225,7 +225,8 @@ impl Client {
     // ---- tracker queries ---------------------------------------------
 
     pub async fn query_store(&self, group: Option<&str>) -> Result<StoreTarget, ClientError> {
-        self.with_tracker(async |t| t.query_store(group).await).await
+        self.with_tracker(async |t| t.query_store(group).await)
+            .await
     }
 
     pub async fn query_store_all(&self, group: Option<&str>) -> Result<StoreTargets, ClientError> {
@@ -323,7 +324,11 @@ impl Client {
 
     /// Sets the trunk server of a group; only the leader accepts, so each
     /// tracker is tried until one does. Returns the new trunk server id.
-    pub async fn set_trunk_server(&self, group: &str, storage_id: &str) -> Result<String, ClientError> {
+    pub async fn set_trunk_server(
+        &self,
+        group: &str,
+        storage_id: &str,
+    ) -> Result<String, ClientError> {
         let mut last = None;
         for i in 0..self.opts.trackers.len() {
             let res = match self.connect_tracker(i).await {
@@ -374,14 +379,22 @@ impl Client {
         .await
     }
 
-    pub async fn upload_buffer(&self, data: &[u8], opts: &UploadOptions) -> Result<FileId, ClientError> {
+    pub async fn upload_buffer(
+        &self,
+        data: &[u8],
+        opts: &UploadOptions,
+    ) -> Result<FileId, ClientError> {
         let mut src = data;
         self.upload_reader(&mut src, data.len() as u64, opts).await
     }
 
     /// Uploads a local file, streaming it; the extension defaults to the
     /// one of the local name (`a.tar.gz` → `tar.gz`).
-    pub async fn upload_file(&self, path: &Path, opts: &UploadOptions) -> Result<FileId, ClientError> {
+    pub async fn upload_file(
+        &self,
+        path: &Path,
+        opts: &UploadOptions,
+    ) -> Result<FileId, ClientError> {
         let (mut file, size) = open_for_upload(path).await?;
         let mut opts = opts.clone();
         if opts.ext.is_none() {
@@ -402,7 +415,9 @@ impl Client {
     ) -> Result<FileId, ClientError> {
         let addr = self.query_update(master).await?;
         self.with_storage(&addr, async |s| {
-            let id = s.upload_slave(&master.remote, prefix, ext, src, size).await?;
+            let id = s
+                .upload_slave(&master.remote, prefix, ext, src, size)
+                .await?;
             attach_metadata(s, &id, metadata).await?;
             Ok(id)
         })
@@ -458,9 +473,15 @@ impl Client {
         .await
     }
 
-    pub async fn download_to_vec(&self, id: &FileId, offset: u64, length: u64) -> Result<Vec<u8>, ClientError> {
+    pub async fn download_to_vec(
+        &self,
+        id: &FileId,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, ClientError> {
         let mut out = Vec::new();
-        self.download_to_writer(id, offset, length, &mut out).await?;
+        self.download_to_writer(id, offset, length, &mut out)
+            .await?;
         Ok(out)
     }
 
@@ -475,7 +496,9 @@ impl Client {
     ) -> Result<u64, ClientError> {
         let addr = self.query_fetch(id).await?;
         self.with_storage(&addr, async |s| {
-            let len = s.download_start(&id.group, &id.remote, offset, length).await?;
+            let len = s
+                .download_start(&id.group, &id.remote, offset, length)
+                .await?;
             let mut file = match tokio::fs::File::create(path).await {
                 Ok(f) => f,
                 Err(e) => {
@@ -508,7 +531,12 @@ impl Client {
             .await
     }
 
-    pub async fn set_metadata(&self, id: &FileId, meta: &[MetaPair], op: MetaOp) -> Result<(), ClientError> {
+    pub async fn set_metadata(
+        &self,
+        id: &FileId,
+        meta: &[MetaPair],
+        op: MetaOp,
+    ) -> Result<(), ClientError> {
         let addr = self.query_update(id).await?;
         self.with_storage(&addr, async |s| {
             s.set_metadata(&id.group, &id.remote, meta, op).await
@@ -523,7 +551,11 @@ impl Client {
     }
 
     /// QUERY_FILE_INFO (22) on a storage chosen by tracker cmd 102.
-    pub async fn query_file_info(&self, id: &FileId, flags: u8) -> Result<FileInfoResp, ClientError> {
+    pub async fn query_file_info(
+        &self,
+        id: &FileId,
+        flags: u8,
+    ) -> Result<FileInfoResp, ClientError> {
         let addr = self.query_fetch(id).await?;
         self.with_storage(&addr, async |s| {
             s.query_file_info(&id.group, &id.remote, flags).await
@@ -534,7 +566,12 @@ impl Client {
     /// File facts as `fdfs_file_info` reports them: decoded from the name
     /// for normal files; appender and slave files (and names whose source
     /// IP is unknown) are asked from the storage when `get_from_server`.
-    pub async fn file_info(&self, id: &FileId, get_from_server: bool, flags: u8) -> Result<FileInfo, ClientError> {
+    pub async fn file_info(
+        &self,
+        id: &FileId,
+        get_from_server: bool,
+        flags: u8,
+    ) -> Result<FileInfo, ClientError> {
         let mut info = decode_remote_name(&id.remote)?;
         let special = matches!(info.file_type, FileKind::Appender | FileKind::Slave);
         if special || (info.source_ip.is_empty() && get_from_server) {
@@ -581,17 +618,29 @@ impl Client {
         size: u64,
     ) -> Result<(), ClientError> {
         let addr = self.query_update(id).await?;
-        self.with_storage(&addr, async |s| s.modify(&id.remote, offset, src, size).await)
-            .await
+        self.with_storage(&addr, async |s| {
+            s.modify(&id.remote, offset, src, size).await
+        })
+        .await
     }
 
-    pub async fn modify_buffer(&self, id: &FileId, offset: u64, data: &[u8]) -> Result<(), ClientError> {
+    pub async fn modify_buffer(
+        &self,
+        id: &FileId,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), ClientError> {
         let mut src = data;
         self.modify_reader(id, offset, &mut src, data.len() as u64)
             .await
     }
 
-    pub async fn modify_file(&self, id: &FileId, offset: u64, path: &Path) -> Result<(), ClientError> {
+    pub async fn modify_file(
+        &self,
+        id: &FileId,
+        offset: u64,
+        path: &Path,
+    ) -> Result<(), ClientError> {
         let (mut file, size) = open_for_upload(path).await?;
         self.modify_reader(id, offset, &mut file, size).await
     }
@@ -605,8 +654,10 @@ impl Client {
     /// Turns an appender file into a normal file; returns its new id.
     pub async fn regenerate_appender_name(&self, id: &FileId) -> Result<FileId, ClientError> {
         let addr = self.query_update(id).await?;
-        self.with_storage(&addr, async |s| s.regenerate_appender_name(&id.remote).await)
-            .await
+        self.with_storage(&addr, async |s| {
+            s.regenerate_appender_name(&id.remote).await
+        })
+        .await
     }
 }
 
@@ -718,7 +769,10 @@ mod tests {
                         if crate::conn::read_body(&mut s, n).await.is_err() || h.cmd == 82 {
                             break;
                         }
-                        if crate::conn::write_packet(&mut s, 100, 2, &[]).await.is_err() {
+                        if crate::conn::write_packet(&mut s, 100, 2, &[])
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }

@@ -66,7 +66,11 @@ pub fn decode_remote_name(remote: &str) -> Result<FileInfo, ClientError> {
         // The name stores a signed 32-bit timestamp.
         create_timestamp: i64::from(rec.timestamp as i32),
         file_size,
-        crc32: if file_type == FileKind::Normal { rec.crc32 } else { 0 },
+        crc32: if file_type == FileKind::Normal {
+            rec.crc32
+        } else {
+            0
+        },
         get_from_server: false,
     })
 }

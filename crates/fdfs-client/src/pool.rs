@@ -103,7 +103,10 @@ mod tests {
         pool.put("a", 1, t0);
         pool.put("a", 2, t0 + Duration::from_secs(5));
         // At t0+10 s the first item is exactly max_idle old: expired.
-        assert_eq!(pool.take("a", t0 + Duration::from_secs(10), |_| true), Some(2));
+        assert_eq!(
+            pool.take("a", t0 + Duration::from_secs(10), |_| true),
+            Some(2)
+        );
         assert_eq!(pool.idle_count("a"), 0);
         pool.put("a", 3, t0);
         assert_eq!(pool.take("a", t0 + Duration::from_secs(11), |_| true), None);

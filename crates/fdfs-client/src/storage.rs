@@ -226,7 +226,10 @@ impl<'a> StorageClient<'a> {
 
     pub async fn delete(&mut self, group: &str, remote: &str) -> Result<(), ClientError> {
         self.conn
-            .call(StorageCmd::DeleteFile.into(), &encode_group_file(group, remote))
+            .call(
+                StorageCmd::DeleteFile.into(),
+                &encode_group_file(group, remote),
+            )
             .await
             .map(drop)
     }
@@ -239,7 +242,9 @@ impl<'a> StorageClient<'a> {
         op: MetaOp,
     ) -> Result<(), ClientError> {
         let body = set_metadata_body(group, remote, meta, op);
-        self.conn.send(StorageCmd::SetMetadata.into(), 0, &body).await?;
+        self.conn
+            .send(StorageCmd::SetMetadata.into(), 0, &body)
+            .await?;
         self.conn.recv_ok_discarding_body().await
     }
 
@@ -251,7 +256,10 @@ impl<'a> StorageClient<'a> {
     ) -> Result<Vec<MetaPair>, ClientError> {
         let body = self
             .conn
-            .call(StorageCmd::GetMetadata.into(), &encode_group_file(group, remote))
+            .call(
+                StorageCmd::GetMetadata.into(),
+                &encode_group_file(group, remote),
+            )
             .await?;
         Ok(metadata::unpack(&body))
     }
@@ -368,7 +376,10 @@ mod tests {
 
     #[test]
     fn set_metadata_body_layout() {
-        let meta = vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())];
+        let meta = vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec()),
+        ];
         let b = set_metadata_body("group1", NAME, &meta, MetaOp::Merge);
         assert_eq!(&b[..8], &44u64.to_be_bytes());
         assert_eq!(&b[8..16], &7u64.to_be_bytes());

@@ -97,8 +97,13 @@ impl<'a> TrackerClient<'a> {
     }
 
     /// A storage that can serve a download (102).
-    pub async fn query_fetch(&mut self, group: &str, remote: &str) -> Result<ServerAddr, ClientError> {
-        self.query_one(TrackerCmd::QueryFetchOne, group, remote).await
+    pub async fn query_fetch(
+        &mut self,
+        group: &str,
+        remote: &str,
+    ) -> Result<ServerAddr, ClientError> {
+        self.query_one(TrackerCmd::QueryFetchOne, group, remote)
+            .await
     }
 
     /// The storage that must apply a change to the file (103).
@@ -158,7 +163,11 @@ impl<'a> TrackerClient<'a> {
     }
 
     /// Deletes a storage record on this tracker (93).
-    pub async fn delete_storage(&mut self, group: &str, storage_id: &str) -> Result<(), ClientError> {
+    pub async fn delete_storage(
+        &mut self,
+        group: &str,
+        storage_id: &str,
+    ) -> Result<(), ClientError> {
         self.call(
             TrackerCmd::ServerDeleteStorage,
             &encode_group_storage(group, Some(storage_id)),
@@ -236,8 +245,14 @@ mod tests {
         let (cmd, body) = store_query(Some("g2"), false);
         assert_eq!(cmd, TrackerCmd::QueryStoreWithGroupOne);
         assert_eq!(body.len(), 16);
-        assert_eq!(store_query(None, true).0, TrackerCmd::QueryStoreWithoutGroupAll);
-        assert_eq!(store_query(Some("g"), true).0, TrackerCmd::QueryStoreWithGroupAll);
+        assert_eq!(
+            store_query(None, true).0,
+            TrackerCmd::QueryStoreWithoutGroupAll
+        );
+        assert_eq!(
+            store_query(Some("g"), true).0,
+            TrackerCmd::QueryStoreWithGroupAll
+        );
     }
 
     #[test]

@@ -70,7 +70,10 @@ mod tests {
 
     #[test]
     fn ipv6_short_code_padding() {
-        assert_eq!(encode_padded(&[0xd0, 0x48, 0x14, 0x22, 0, 0, 0, 0]), "0EgUIgAAAAA.");
+        assert_eq!(
+            encode_padded(&[0xd0, 0x48, 0x14, 0x22, 0, 0, 0, 0]),
+            "0EgUIgAAAAA."
+        );
     }
 
     proptest! {

@@ -247,7 +247,10 @@ impl RemoteName {
     }
 
     pub fn kind(&self) -> FileKind {
-        file_kind(self.remote_len(), self.record().map(|r| r.size_field).unwrap_or(0))
+        file_kind(
+            self.remote_len(),
+            self.record().map(|r| r.size_field).unwrap_or(0),
+        )
     }
 }
 
@@ -367,7 +370,9 @@ pub fn ext_from_local_name(local: &str) -> String {
 /// `prefix` and `ext` (no extension when `ext` is empty).
 pub fn slave_remote_name(master: &str, prefix: &str, ext: &str) -> Result<String, ProtoError> {
     if master.len() < 34 {
-        return Err(ProtoError::invalid(format!("master name too short: {master}")));
+        return Err(ProtoError::invalid(format!(
+            "master name too short: {master}"
+        )));
     }
     if !is_valid_prefix(prefix) {
         return Err(ProtoError::invalid(format!("invalid prefix: {prefix:?}")));
@@ -376,10 +381,7 @@ pub fn slave_remote_name(master: &str, prefix: &str, ext: &str) -> Result<String
         return Err(ProtoError::invalid(format!("invalid ext: {ext:?}")));
     }
     let tail_start = master.len().saturating_sub(EXT7_LEN);
-    let base = match master
-        .get(tail_start..)
-        .and_then(|tail| tail.find('.'))
-    {
+    let base = match master.get(tail_start..).and_then(|tail| tail.find('.')) {
         Some(i) => &master[..tail_start + i],
         None => master,
     };
@@ -463,8 +465,14 @@ mod tests {
             "txt",
         )
         .unwrap();
-        assert_eq!(slave, "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123_150x150.txt");
-        assert_eq!(RemoteName::parse(&slave, 1).unwrap().kind(), FileKind::Slave);
+        assert_eq!(
+            slave,
+            "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123_150x150.txt"
+        );
+        assert_eq!(
+            RemoteName::parse(&slave, 1).unwrap().kind(),
+            FileKind::Slave
+        );
     }
 
     #[test]
@@ -499,7 +507,10 @@ mod tests {
             "txt",
         )
         .unwrap();
-        assert_eq!(ss, "M00/02/E0/fwAAAWsHALGAd-JtAAAAGmuSJBk829_150x150_ss.txt");
+        assert_eq!(
+            ss,
+            "M00/02/E0/fwAAAWsHALGAd-JtAAAAGmuSJBk829_150x150_ss.txt"
+        );
         assert!(slave_remote_name(m, "", "jpg").is_err());
         assert!(slave_remote_name(m, "a b", "jpg").is_err());
     }
@@ -528,7 +539,10 @@ mod tests {
         assert!(RemoteName::parse("M00/00/00/", 1).is_err());
         let legacy = RemoteName::parse("00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt", 1).unwrap();
         assert_eq!(legacy.store_path_index, 0);
-        assert_eq!(RemoteName::parse("M01/0A/FF/x", 2).unwrap().to_string(), "M01/0A/FF/x");
+        assert_eq!(
+            RemoteName::parse("M01/0A/FF/x", 2).unwrap().to_string(),
+            "M01/0A/FF/x"
+        );
     }
 
     #[test]

@@ -336,19 +336,23 @@ mod tests {
     use proptest::prelude::*;
 
     fn stats_strategy() -> impl Strategy<Value = StorageStats> {
-        (any::<[i32; 3]>(), proptest::collection::vec(any::<i64>(), 42)).prop_map(|(c, v)| {
-            let mut s = StorageStats {
-                connection_alloc_count: c[0],
-                connection_current_count: c[1],
-                connection_max_count: c[2],
-                ..Default::default()
-            };
-            let names: Vec<&str> = s.counters().iter().map(|(n, _)| *n).collect();
-            for (n, val) in names.into_iter().zip(v) {
-                assert!(s.set_counter(n, val));
-            }
-            s
-        })
+        (
+            any::<[i32; 3]>(),
+            proptest::collection::vec(any::<i64>(), 42),
+        )
+            .prop_map(|(c, v)| {
+                let mut s = StorageStats {
+                    connection_alloc_count: c[0],
+                    connection_current_count: c[1],
+                    connection_max_count: c[2],
+                    ..Default::default()
+                };
+                let names: Vec<&str> = s.counters().iter().map(|(n, _)| *n).collect();
+                for (n, val) in names.into_iter().zip(v) {
+                    assert!(s.set_counter(n, val));
+                }
+                s
+            })
     }
 
     #[test]

@@ -280,7 +280,9 @@ impl AppendReq {
 fn appender_name_len(len: i64) -> Result<usize, ProtoError> {
     let len = wire_len(len)?;
     if !(crate::NORMAL_LOGIC_FILENAME_LENGTH..MAX_FILENAME_LEN).contains(&len) {
-        return Err(ProtoError::invalid(format!("appender filename length {len}")));
+        return Err(ProtoError::invalid(format!(
+            "appender filename length {len}"
+        )));
     }
     Ok(len)
 }
@@ -409,7 +411,10 @@ mod tests {
         };
         b.clear();
         neg.encode(&mut b, 16);
-        assert_eq!(&b[16..24], &[0xff, 0xff, 0xff, 0xff, 0x8a, 0x7e, 0x99, 0xc5]);
+        assert_eq!(
+            &b[16..24],
+            &[0xff, 0xff, 0xff, 0xff, 0x8a, 0x7e, 0x99, 0xc5]
+        );
         assert_eq!(FileInfoResp::decode(&b).unwrap(), neg);
     }
 
@@ -424,7 +429,10 @@ mod tests {
         let mut b = BytesMut::new();
         req.encode(&mut b);
         assert_eq!(b.len(), 84);
-        assert_eq!(&b[..17], &[0, 0, 0, 0, 0, 0, 0, 0x2c, 0, 0, 0, 0, 0, 0, 0, 7, 0x4f]);
+        assert_eq!(
+            &b[..17],
+            &[0, 0, 0, 0, 0, 0, 0, 0x2c, 0, 0, 0, 0, 0, 0, 0, 7, 0x4f]
+        );
         assert_eq!(SetMetaReq::decode(&b).unwrap(), req);
     }
 

@@ -107,9 +107,7 @@ impl StoreTargets {
         let fixed = GROUP_NAME_MAX_LEN + 1;
         let ip_width = RESPONSE_IP_SIZES
             .into_iter()
-            .find(|w| {
-                body.len() > fixed && (body.len() - fixed).is_multiple_of(w - 1 + 8)
-            })
+            .find(|w| body.len() > fixed && (body.len() - fixed).is_multiple_of(w - 1 + 8))
             .ok_or(ProtoError::BadLength(body.len()))?;
         let n = (body.len() - fixed) / (ip_width - 1 + 8);
         let mut r = Reader::new(body);
@@ -283,7 +281,9 @@ impl JoinReq {
         let tracker_ip = r.fixed_str(IP_ADDRESS_SIZE)?;
         let tracker_count = r.i64()?;
         if !(1..=crate::MAX_TRACKERS as i64).contains(&tracker_count) {
-            return Err(ProtoError::invalid(format!("tracker count {tracker_count}")));
+            return Err(ProtoError::invalid(format!(
+                "tracker count {tracker_count}"
+            )));
         }
         if body.len() > Self::FIXED_LEN + tracker_count as usize * 100 {
             return Err(ProtoError::BadLength(body.len()));
@@ -374,7 +374,10 @@ pub fn encode_disk_usage(buf: &mut BytesMut, paths: &[PathUsage]) {
     }
 }
 
-pub fn decode_disk_usage(body: &[u8], store_path_count: usize) -> Result<Vec<PathUsage>, ProtoError> {
+pub fn decode_disk_usage(
+    body: &[u8],
+    store_path_count: usize,
+) -> Result<Vec<PathUsage>, ProtoError> {
     if body.len() != 16 * store_path_count {
         return Err(ProtoError::BadLength(body.len()));
     }

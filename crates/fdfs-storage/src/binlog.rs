@@ -84,7 +84,13 @@ impl Binlog {
     }
 
     /// Appends one record. `extra` holds the op-specific fields.
-    pub fn append(&self, timestamp: i64, op: char, filename: &str, extra: &str) -> std::io::Result<()> {
+    pub fn append(
+        &self,
+        timestamp: i64,
+        op: char,
+        filename: &str,
+        extra: &str,
+    ) -> std::io::Result<()> {
         let line = if extra.is_empty() {
             format!("{timestamp} {op} {filename}\n")
         } else {
@@ -98,7 +104,11 @@ impl Binlog {
             let next = cur.index + 1;
             let (file, size) = open_append(&binlog_path(&self.dir, next))?;
             write_index(&self.dir, next)?;
-            *cur = Current { index: next, file, size };
+            *cur = Current {
+                index: next,
+                file,
+                size,
+            };
         }
         cur.file.write_all(line.as_bytes())?;
         cur.size += line.len() as u64;
@@ -171,8 +181,10 @@ mod tests {
     fn appends_lines_in_original_format() {
         let dir = tempfile::tempdir().unwrap();
         let b = Binlog::open(dir.path()).unwrap();
-        b.append(1_700_000_000, op::CREATE, "M00/00/00/x.txt", "").unwrap();
-        b.append(1_700_000_100, op::APPEND, "M00/00/3A/y.log", "1024 512").unwrap();
+        b.append(1_700_000_000, op::CREATE, "M00/00/00/x.txt", "")
+            .unwrap();
+        b.append(1_700_000_100, op::APPEND, "M00/00/3A/y.log", "1024 512")
+            .unwrap();
         let text = std::fs::read_to_string(dir.path().join("binlog.000")).unwrap();
         assert_eq!(
             text,
@@ -183,7 +195,10 @@ mod tests {
             "current_write=0\ncurrent_compress=0\n"
         );
         let r = parse_line("1700000300 R M00/00/3A/new M00/00/3A/old").unwrap();
-        assert_eq!((r.op, r.filename.as_str(), r.extra.as_str()), ('R', "M00/00/3A/new", "M00/00/3A/old"));
+        assert_eq!(
+            (r.op, r.filename.as_str(), r.extra.as_str()),
+            ('R', "M00/00/3A/new", "M00/00/3A/old")
+        );
         assert!(parse_line("1795624008 L  M00/00/00/real.jpg").is_none());
         assert!(parse_line("1795624008 l ").is_none());
     }

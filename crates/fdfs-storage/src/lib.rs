@@ -83,7 +83,10 @@ pub async fn serve(
     }
     drop(listener);
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown: in-flight requests did not finish in time");
     }
     storage.persist_state();

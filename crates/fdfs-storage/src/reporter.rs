@@ -53,7 +53,9 @@ async fn report_loop(storage: Arc<Storage>, addr: String, shutdown: Cancellation
         };
         match result {
             Ok(()) => return,
-            Err(e) => tracing::warn!(tracker = %addr, error = %e, "tracker connection failed, will retry"),
+            Err(e) => {
+                tracing::warn!(tracker = %addr, error = %e, "tracker connection failed, will retry")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -109,7 +111,9 @@ async fn session(
         storage.learn_self_ip(ip);
     }
 
-    let params = conn.call(TrackerCmd::StorageParameterReq.into(), &[]).await?;
+    let params = conn
+        .call(TrackerCmd::StorageParameterReq.into(), &[])
+        .await?;
     let fallback = storage.params();
     storage.set_params(parse_params(&String::from_utf8_lossy(&params), &fallback));
 
@@ -129,7 +133,11 @@ async fn session(
         up_time: storage.up_time,
         version: FDFS_VERSION.to_string(),
         init_flag: !init.sync_old_done,
-        status: if conf.tracker_servers.len() > 1 { -1 } else { 0 },
+        status: if conf.tracker_servers.len() > 1 {
+            -1
+        } else {
+            0
+        },
         // Our extension: in IP mode the id field is unused by the original,
         // so a storage with a configured (advertised) address sends it here
         // and our tracker lists the storage under that address.
@@ -147,7 +155,9 @@ async fn session(
     tracing::info!(tracker = %addr, status = resp.status, "joined tracker");
 
     if !init.sync_old_done {
-        let answer = conn.call(TrackerCmd::StorageSyncDestReq.into(), &[]).await?;
+        let answer = conn
+            .call(TrackerCmd::StorageSyncDestReq.into(), &[])
+            .await?;
         let source = if answer.is_empty() {
             SyncSource::default()
         } else {
@@ -170,7 +180,8 @@ async fn session(
     };
     body.clear();
     src.encode(&mut body);
-    conn.call(TrackerCmd::StorageSyncNotify.into(), &body).await?;
+    conn.call(TrackerCmd::StorageSyncNotify.into(), &body)
+        .await?;
 
     let beat_every = Duration::from_secs(conf.heart_beat_interval_secs.max(1));
     let disk_every = Duration::from_secs(conf.stat_report_interval_secs.max(1));

@@ -140,7 +140,9 @@ impl Storage {
 
     fn open_blocking(conf: StorageConf, port: u16) -> Result<Arc<Storage>, StorageError> {
         if conf.disabled {
-            return Err(StorageError::Config("storage is disabled in its conf".into()));
+            return Err(StorageError::Config(
+                "storage is disabled in its conf".into(),
+            ));
         }
         let data_dir = conf.base_path.join("data");
         std::fs::create_dir_all(&data_dir)?;
@@ -240,7 +242,10 @@ impl Storage {
     }
 
     pub fn params(&self) -> TrackerParams {
-        self.params.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.params
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn set_params(&self, params: TrackerParams) {
@@ -385,7 +390,9 @@ mod tests {
             last_server_port: 23000,
         };
         let text = f.to_text();
-        assert!(text.starts_with("storage_join_time=1795620274\nsync_old_done=1\nsync_src_server=\n"));
+        assert!(
+            text.starts_with("storage_join_time=1795620274\nsync_old_done=1\nsync_src_server=\n")
+        );
         assert_eq!(DataInitFlag::parse(&text), Some(f));
     }
 
@@ -397,12 +404,18 @@ mod tests {
             success_download_bytes: 77,
             ..Default::default()
         };
-        let rot = DirRotation { high: 2, low: 225, count: 5 };
+        let rot = DirRotation {
+            high: 2,
+            low: 225,
+            count: 5,
+        };
         let path = dir.path().join("storage_stat.dat");
         write_atomic(&path, stat_file_text(&stats, &rot).as_bytes()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("total_upload_count=5\nsuccess_upload_count=0\n"));
-        assert!(text.ends_with("dist_path_index_high=2\ndist_path_index_low=225\ndist_write_file_count=5\n"));
+        assert!(text.ends_with(
+            "dist_path_index_high=2\ndist_path_index_low=225\ndist_write_file_count=5\n"
+        ));
         let (s2, r2) = load_stat_file(&path);
         assert_eq!(s2.total_upload_count, 5);
         assert_eq!(s2.success_download_bytes, 77);

@@ -76,9 +76,7 @@ pub fn path_has_room(
 ) -> bool {
     let free_after = space.free_mb.saturating_sub(incoming_mb);
     match reserved {
-        ReservedSpace::Megabytes(mb) => {
-            free_after > mb / store_path_count.max(1) as u64
-        }
+        ReservedSpace::Megabytes(mb) => free_after > mb / store_path_count.max(1) as u64,
         ReservedSpace::Ratio(ratio) => {
             space.total_mb > 0 && (free_after as f64 / space.total_mb as f64) > *ratio
         }
@@ -194,11 +192,19 @@ impl DirRotation {
 pub fn hashed_dir(seed_name: &str, subdir_count: u32) -> (u8, u8) {
     let n = fdfs_proto::fileid::pjw_hash(seed_name.as_bytes()) % 65536;
     let subdirs = subdir_count.max(1);
-    ((((n >> 8) & 0xFF) % subdirs) as u8, ((n & 0xFF) % subdirs) as u8)
+    (
+        (((n >> 8) & 0xFF) % subdirs) as u8,
+        ((n & 0xFF) % subdirs) as u8,
+    )
 }
 
 /// `Mxx/HH/HH/<b64><ext7>` for a record.
-pub fn remote_name(store_path_index: usize, dir: (u8, u8), record: &FileNameRecord, ext7: &str) -> String {
+pub fn remote_name(
+    store_path_index: usize,
+    dir: (u8, u8),
+    record: &FileNameRecord,
+    ext7: &str,
+) -> String {
     format!(
         "M{:02X}/{:02X}/{:02X}/{}{}",
         store_path_index,
@@ -230,37 +236,82 @@ mod tests {
             assert_eq!(r.next_dir(100, 256), (0, 0));
         }
         assert_eq!(r.next_dir(100, 256), (0, 1));
-        let mut wrap = DirRotation { high: 0, low: 255, count: 99 };
+        let mut wrap = DirRotation {
+            high: 0,
+            low: 255,
+            count: 99,
+        };
         assert_eq!(wrap.next_dir(100, 256), (0, 255));
         assert_eq!(wrap.next_dir(100, 256), (1, 0));
     }
 
     #[test]
     fn reserved_space_rules() {
-        let s = SpaceMb { total_mb: 1000, free_mb: 300 };
+        let s = SpaceMb {
+            total_mb: 1000,
+            free_mb: 300,
+        };
         assert!(path_has_room(&ReservedSpace::Megabytes(200), s, 50, 1));
         assert!(!path_has_room(&ReservedSpace::Megabytes(200), s, 100, 1));
         assert!(path_has_room(&ReservedSpace::Megabytes(400), s, 0, 2));
         assert!(path_has_room(&ReservedSpace::Ratio(0.2), s, 0, 1));
         assert!(!path_has_room(&ReservedSpace::Ratio(0.3), s, 0, 1));
-        assert!(!path_has_room(&ReservedSpace::Ratio(0.1), SpaceMb::default(), 0, 1));
+        assert!(!path_has_room(
+            &ReservedSpace::Ratio(0.1),
+            SpaceMb::default(),
+            0,
+            1
+        ));
     }
 
     #[test]
     fn choose_path_skips_full_and_balances() {
         let paths = vec![
-            StorePath { root: "/a".into(), readonly: false },
-            StorePath { root: "/b".into(), readonly: false },
+            StorePath {
+                root: "/a".into(),
+                readonly: false,
+            },
+            StorePath {
+                root: "/b".into(),
+                readonly: false,
+            },
         ];
-        let spaces = [SpaceMb { total_mb: 100, free_mb: 1 }, SpaceMb { total_mb: 100, free_mb: 90 }];
+        let spaces = [
+            SpaceMb {
+                total_mb: 100,
+                free_mb: 1,
+            },
+            SpaceMb {
+                total_mb: 100,
+                free_mb: 90,
+            },
+        ];
         let reserved = ReservedSpace::Ratio(0.1);
         let mut rr = 0;
-        assert_eq!(choose_path(&paths, &spaces, &reserved, 0, None, 0, &mut rr), Some(1));
-        assert_eq!(choose_path(&paths, &spaces, &reserved, 0, Some(0), 0, &mut rr), None);
-        assert_eq!(choose_path(&paths, &spaces, &reserved, 0, Some(0), 2, &mut rr), Some(1));
-        assert_eq!(choose_path(&paths, &spaces, &reserved, 0, None, 2, &mut rr), Some(1));
-        let full = [SpaceMb { total_mb: 100, free_mb: 1 }; 2];
-        assert_eq!(choose_path(&paths, &full, &reserved, 0, None, 2, &mut rr), None);
+        assert_eq!(
+            choose_path(&paths, &spaces, &reserved, 0, None, 0, &mut rr),
+            Some(1)
+        );
+        assert_eq!(
+            choose_path(&paths, &spaces, &reserved, 0, Some(0), 0, &mut rr),
+            None
+        );
+        assert_eq!(
+            choose_path(&paths, &spaces, &reserved, 0, Some(0), 2, &mut rr),
+            Some(1)
+        );
+        assert_eq!(
+            choose_path(&paths, &spaces, &reserved, 0, None, 2, &mut rr),
+            Some(1)
+        );
+        let full = [SpaceMb {
+            total_mb: 100,
+            free_mb: 1,
+        }; 2];
+        assert_eq!(
+            choose_path(&paths, &full, &reserved, 0, None, 2, &mut rr),
+            None
+        );
     }
 
     #[test]

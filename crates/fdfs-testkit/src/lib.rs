@@ -166,7 +166,10 @@ impl Cluster {
                 };
                 // ENOSPC also means a storage joined and reported its disks.
                 match c
-                    .call(fdfs_proto::TrackerCmd::QueryStoreWithoutGroupOne.into(), &[])
+                    .call(
+                        fdfs_proto::TrackerCmd::QueryStoreWithoutGroupOne.into(),
+                        &[],
+                    )
                     .await
                 {
                     Ok(_) => true,
@@ -177,7 +180,10 @@ impl Cluster {
             if ok {
                 return;
             }
-            assert!(Instant::now() < deadline, "storage did not become ACTIVE in time");
+            assert!(
+                Instant::now() < deadline,
+                "storage did not become ACTIVE in time"
+            );
             std::thread::sleep(POLL_INTERVAL);
         }
     }

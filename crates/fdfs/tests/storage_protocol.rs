@@ -15,13 +15,20 @@ use fdfs_testkit::{Cluster, ClusterOptions};
 const HELLO: &[u8] = b"Hello FastDFS\n";
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn connect(addr: std::net::SocketAddr) -> Conn {
-    Conn::connect(&addr.to_string(), Duration::from_secs(5), Duration::from_secs(10))
-        .await
-        .unwrap()
+    Conn::connect(
+        &addr.to_string(),
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap()
 }
 
 fn status_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u8 {
@@ -31,9 +38,19 @@ fn status_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u8 {
     }
 }
 
-async fn upload(conn: &mut Conn, cmd: StorageCmd, data: &[u8], ext: &str) -> Result<FileIdResp, ClientError> {
+async fn upload(
+    conn: &mut Conn,
+    cmd: StorageCmd,
+    data: &[u8],
+    ext: &str,
+) -> Result<FileIdResp, ClientError> {
     let mut b = BytesMut::new();
-    UploadReq { store_path_index: -1, file_size: data.len() as u64, ext: ext.into() }.encode_head(&mut b);
+    UploadReq {
+        store_path_index: -1,
+        file_size: data.len() as u64,
+        ext: ext.into(),
+    }
+    .encode_head(&mut b);
     b.put_slice(data);
     let body = conn.call(cmd.into(), &b).await?;
     Ok(FileIdResp::decode(&body)?)
@@ -41,13 +58,28 @@ async fn upload(conn: &mut Conn, cmd: StorageCmd, data: &[u8], ext: &str) -> Res
 
 fn group_file(group: &str, remote: &str) -> Vec<u8> {
     let mut b = BytesMut::new();
-    GroupFileReq { group: group.into(), remote: remote.into() }.encode(&mut b);
+    GroupFileReq {
+        group: group.into(),
+        remote: remote.into(),
+    }
+    .encode(&mut b);
     b.to_vec()
 }
 
-async fn download(conn: &mut Conn, remote: &str, offset: i64, length: i64) -> Result<Vec<u8>, ClientError> {
+async fn download(
+    conn: &mut Conn,
+    remote: &str,
+    offset: i64,
+    length: i64,
+) -> Result<Vec<u8>, ClientError> {
     let mut b = BytesMut::new();
-    DownloadReq { offset, length, group: "group1".into(), remote: remote.into() }.encode(&mut b);
+    DownloadReq {
+        offset,
+        length,
+        group: "group1".into(),
+        remote: remote.into(),
+    }
+    .encode(&mut b);
     conn.call(StorageCmd::DownloadFile.into(), &b).await
 }
 
@@ -57,14 +89,26 @@ fn upload_download_info_delete_roundtrip() {
     rt().block_on(async {
         // The tracker hands out our storage, with the 40-byte IPv4 answer.
         let mut t = connect(cluster.tracker_addr).await;
-        let target = StoreTarget::decode(&t.call(TrackerCmd::QueryStoreWithoutGroupOne.into(), &[]).await.unwrap()).unwrap();
+        let target = StoreTarget::decode(
+            &t.call(TrackerCmd::QueryStoreWithoutGroupOne.into(), &[])
+                .await
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(target.group, "group1");
         assert_eq!(target.addr.port, cluster.storage_addr.port());
 
         let mut s = connect(cluster.storage_addr).await;
-        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt").await.unwrap();
+        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
+            .await
+            .unwrap();
         assert_eq!(up.group, "group1");
-        assert_eq!(up.remote.len(), 44, "normal names are 44 bytes: {}", up.remote);
+        assert_eq!(
+            up.remote.len(),
+            44,
+            "normal names are 44 bytes: {}",
+            up.remote
+        );
         assert!(up.remote.ends_with(".txt"));
         let name = RemoteName::parse(&up.remote, 1).unwrap();
         let rec = name.record().unwrap();
@@ -74,39 +118,110 @@ fn upload_download_info_delete_roundtrip() {
         assert_eq!(name.kind(), FileKind::Normal);
 
         // On disk under <store>/data/HH/HH/<name>; binlog has `C <name>`.
-        let on_disk = cluster.store_paths[0].join("data").join(name.relative_path());
+        let on_disk = cluster.store_paths[0]
+            .join("data")
+            .join(name.relative_path());
         assert_eq!(std::fs::read(&on_disk).unwrap(), HELLO);
-        let binlog = std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
-        assert!(binlog.contains(&format!(" C {}\n", up.remote)), "binlog: {binlog}");
-        let ts: u32 = binlog.lines().last().unwrap().split(' ').next().unwrap().parse().unwrap();
-        assert_eq!(ts, rec.timestamp, "binlog timestamp is the name's timestamp");
+        let binlog =
+            std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
+        assert!(
+            binlog.contains(&format!(" C {}\n", up.remote)),
+            "binlog: {binlog}"
+        );
+        let ts: u32 = binlog
+            .lines()
+            .last()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            ts, rec.timestamp,
+            "binlog timestamp is the name's timestamp"
+        );
 
         // Download: whole, ranges, clamping (§3.6 verified table).
         assert_eq!(download(&mut s, &up.remote, 0, 0).await.unwrap(), HELLO);
-        assert_eq!(download(&mut s, &up.remote, 2, 100).await.unwrap(), &HELLO[2..]);
-        assert_eq!(download(&mut s, &up.remote, 13, 0).await.unwrap(), &HELLO[13..]);
-        assert_eq!(download(&mut s, &up.remote, 5, 5).await.unwrap(), &HELLO[5..10]);
-        assert_eq!(download(&mut s, &up.remote, 0, 1 << 40).await.unwrap(), HELLO);
+        assert_eq!(
+            download(&mut s, &up.remote, 2, 100).await.unwrap(),
+            &HELLO[2..]
+        );
+        assert_eq!(
+            download(&mut s, &up.remote, 13, 0).await.unwrap(),
+            &HELLO[13..]
+        );
+        assert_eq!(
+            download(&mut s, &up.remote, 5, 5).await.unwrap(),
+            &HELLO[5..10]
+        );
+        assert_eq!(
+            download(&mut s, &up.remote, 0, 1 << 40).await.unwrap(),
+            HELLO
+        );
 
         // Tracker fetch answer (102) is 39 bytes naming the storage.
-        let fetch = t.call(TrackerCmd::QueryFetchOne.into(), &group_file("group1", &up.remote)).await.unwrap();
+        let fetch = t
+            .call(
+                TrackerCmd::QueryFetchOne.into(),
+                &group_file("group1", &up.remote),
+            )
+            .await
+            .unwrap();
         assert_eq!(fetch.len(), 39);
-        assert_eq!(FetchTargets::decode(&fetch).unwrap().servers[0].port, cluster.storage_addr.port());
+        assert_eq!(
+            FetchTargets::decode(&fetch).unwrap().servers[0].port,
+            cluster.storage_addr.port()
+        );
 
         // QUERY_FILE_INFO: 40 bytes, CRC from the name, 16-byte IP field.
-        let info = s.call(StorageCmd::QueryFileInfo.into(), &group_file("group1", &up.remote)).await.unwrap();
+        let info = s
+            .call(
+                StorageCmd::QueryFileInfo.into(),
+                &group_file("group1", &up.remote),
+            )
+            .await
+            .unwrap();
         assert_eq!(info.len(), 40);
         let info = FileInfoResp::decode(&info).unwrap();
-        assert_eq!((info.file_size, info.crc32, info.source_ip.as_str()), (14, 0x37F9_6DAF, "127.0.0.1"));
+        assert_eq!(
+            (info.file_size, info.crc32, info.source_ip.as_str()),
+            (14, 0x37F9_6DAF, "127.0.0.1")
+        );
         assert_eq!(info.create_timestamp, i64::from(rec.timestamp));
 
         // Delete, then everything about the file is ENOENT (connection kept).
-        s.call(StorageCmd::DeleteFile.into(), &group_file("group1", &up.remote)).await.unwrap();
+        s.call(
+            StorageCmd::DeleteFile.into(),
+            &group_file("group1", &up.remote),
+        )
+        .await
+        .unwrap();
         assert!(!on_disk.exists());
-        assert_eq!(status_of(s.call(StorageCmd::DeleteFile.into(), &group_file("group1", &up.remote)).await), 2);
+        assert_eq!(
+            status_of(
+                s.call(
+                    StorageCmd::DeleteFile.into(),
+                    &group_file("group1", &up.remote)
+                )
+                .await
+            ),
+            2
+        );
         assert_eq!(status_of(download(&mut s, &up.remote, 0, 0).await), 2);
-        assert_eq!(status_of(s.call(StorageCmd::QueryFileInfo.into(), &group_file("group1", &up.remote)).await), 2);
-        let binlog = std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
+        assert_eq!(
+            status_of(
+                s.call(
+                    StorageCmd::QueryFileInfo.into(),
+                    &group_file("group1", &up.remote)
+                )
+                .await
+            ),
+            2
+        );
+        let binlog =
+            std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
         assert!(binlog.contains(&format!(" D {}\n", up.remote)));
         // Still usable after ENOENT answers.
         s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
@@ -118,32 +233,93 @@ fn metadata_overwrite_merge_delete() {
     let cluster = Cluster::start();
     rt().block_on(async {
         let mut s = connect(cluster.storage_addr).await;
-        let up = upload(&mut s, StorageCmd::UploadFile, b"image bytes", "jpg").await.unwrap();
+        let up = upload(&mut s, StorageCmd::UploadFile, b"image bytes", "jpg")
+            .await
+            .unwrap();
         let set = |flag: u8, meta: &[u8]| {
             let mut b = BytesMut::new();
-            SetMetaReq { remote: up.remote.clone(), op_flag: flag, group: "group1".into(), meta: meta.to_vec() }.encode(&mut b);
+            SetMetaReq {
+                remote: up.remote.clone(),
+                op_flag: flag,
+                group: "group1".into(),
+                meta: meta.to_vec(),
+            }
+            .encode(&mut b);
             b.to_vec()
         };
         // Unknown metadata → ENOENT before any is set.
-        assert_eq!(status_of(s.call(StorageCmd::GetMetadata.into(), &group_file("group1", &up.remote)).await), 2);
-        s.call(StorageCmd::SetMetadata.into(), &set(b'O', b"b\x021\x01a\x022")).await.unwrap();
-        let got = s.call(StorageCmd::GetMetadata.into(), &group_file("group1", &up.remote)).await.unwrap();
+        assert_eq!(
+            status_of(
+                s.call(
+                    StorageCmd::GetMetadata.into(),
+                    &group_file("group1", &up.remote)
+                )
+                .await
+            ),
+            2
+        );
+        s.call(
+            StorageCmd::SetMetadata.into(),
+            &set(b'O', b"b\x021\x01a\x022"),
+        )
+        .await
+        .unwrap();
+        let got = s
+            .call(
+                StorageCmd::GetMetadata.into(),
+                &group_file("group1", &up.remote),
+            )
+            .await
+            .unwrap();
         assert_eq!(got, b"a\x022\x01b\x021", "records come back sorted");
-        s.call(StorageCmd::SetMetadata.into(), &set(b'M', b"a\x029")).await.unwrap();
-        let got = s.call(StorageCmd::GetMetadata.into(), &group_file("group1", &up.remote)).await.unwrap();
+        s.call(StorageCmd::SetMetadata.into(), &set(b'M', b"a\x029"))
+            .await
+            .unwrap();
+        let got = s
+            .call(
+                StorageCmd::GetMetadata.into(),
+                &group_file("group1", &up.remote),
+            )
+            .await
+            .unwrap();
         assert_eq!(got, b"a\x029\x01b\x021");
         // Malformed records are dropped and never stored with leftovers.
-        s.call(StorageCmd::SetMetadata.into(), &set(b'O', b"z\x02last\x01norecord\x01y\x02")).await.unwrap();
-        let got = s.call(StorageCmd::GetMetadata.into(), &group_file("group1", &up.remote)).await.unwrap();
+        s.call(
+            StorageCmd::SetMetadata.into(),
+            &set(b'O', b"z\x02last\x01norecord\x01y\x02"),
+        )
+        .await
+        .unwrap();
+        let got = s
+            .call(
+                StorageCmd::GetMetadata.into(),
+                &group_file("group1", &up.remote),
+            )
+            .await
+            .unwrap();
         assert_eq!(got, b"y\x02\x01z\x02last");
         let name = RemoteName::parse(&up.remote, 1).unwrap();
-        let meta_file = cluster.store_paths[0].join("data").join(format!("{}-m", name.relative_path()));
+        let meta_file = cluster.store_paths[0]
+            .join("data")
+            .join(format!("{}-m", name.relative_path()));
         assert_eq!(std::fs::read(&meta_file).unwrap(), got);
         // Overwrite with nothing deletes the metadata file.
-        s.call(StorageCmd::SetMetadata.into(), &set(b'O', b"")).await.unwrap();
+        s.call(StorageCmd::SetMetadata.into(), &set(b'O', b""))
+            .await
+            .unwrap();
         assert!(!meta_file.exists());
-        assert_eq!(status_of(s.call(StorageCmd::GetMetadata.into(), &group_file("group1", &up.remote)).await), 2);
-        let binlog = std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
+        assert_eq!(
+            status_of(
+                s.call(
+                    StorageCmd::GetMetadata.into(),
+                    &group_file("group1", &up.remote)
+                )
+                .await
+            ),
+            2
+        );
+        let binlog =
+            std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
         let meta_ops: Vec<&str> = binlog
             .lines()
             .filter(|l| l.ends_with("-m"))
@@ -151,12 +327,28 @@ fn metadata_overwrite_merge_delete() {
             .collect();
         assert_eq!(meta_ops, ["C", "U", "U", "D"]);
         // A bad op flag is EINVAL and closes the connection.
-        assert_eq!(status_of(s.call(StorageCmd::SetMetadata.into(), &set(b'X', b"a\x021")).await), 22);
-        assert!(s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.is_err(), "EINVAL closes the connection");
+        assert_eq!(
+            status_of(
+                s.call(StorageCmd::SetMetadata.into(), &set(b'X', b"a\x021"))
+                    .await
+            ),
+            22
+        );
+        assert!(
+            s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.is_err(),
+            "EINVAL closes the connection"
+        );
         // Delete removes the metadata too.
         let mut s = connect(cluster.storage_addr).await;
-        s.call(StorageCmd::SetMetadata.into(), &set(b'O', b"k\x02v")).await.unwrap();
-        s.call(StorageCmd::DeleteFile.into(), &group_file("group1", &up.remote)).await.unwrap();
+        s.call(StorageCmd::SetMetadata.into(), &set(b'O', b"k\x02v"))
+            .await
+            .unwrap();
+        s.call(
+            StorageCmd::DeleteFile.into(),
+            &group_file("group1", &up.remote),
+        )
+        .await
+        .unwrap();
         assert!(!meta_file.exists());
     });
 }
@@ -166,7 +358,9 @@ fn appender_append_modify_truncate_regenerate() {
     let cluster = Cluster::start();
     rt().block_on(async {
         let mut s = connect(cluster.storage_addr).await;
-        let up = upload(&mut s, StorageCmd::UploadAppenderFile, b"0123456789", "log").await.unwrap();
+        let up = upload(&mut s, StorageCmd::UploadAppenderFile, b"0123456789", "log")
+            .await
+            .unwrap();
         let name = RemoteName::parse(&up.remote, 1).unwrap();
         let rec = name.record().unwrap();
         assert!(rec.is_appender());
@@ -176,72 +370,166 @@ fn appender_append_modify_truncate_regenerate() {
 
         let append = |data: &[u8]| {
             let mut b = BytesMut::new();
-            AppendReq { remote: up.remote.clone(), length: data.len() as u64 }.encode_head(&mut b);
+            AppendReq {
+                remote: up.remote.clone(),
+                length: data.len() as u64,
+            }
+            .encode_head(&mut b);
             b.put_slice(data);
             b.to_vec()
         };
         // Append, and a 0-byte append is a no-op that answers an EMPTY body.
-        assert!(s.call(StorageCmd::AppendFile.into(), &append(b"abcde")).await.unwrap().is_empty());
-        assert!(s.call(StorageCmd::AppendFile.into(), &append(b"")).await.unwrap().is_empty());
-        assert_eq!(download(&mut s, &up.remote, 0, 0).await.unwrap(), b"0123456789abcde");
+        assert!(s
+            .call(StorageCmd::AppendFile.into(), &append(b"abcde"))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(s
+            .call(StorageCmd::AppendFile.into(), &append(b""))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            download(&mut s, &up.remote, 0, 0).await.unwrap(),
+            b"0123456789abcde"
+        );
 
         let modify = |offset: i64, data: &[u8]| {
             let mut b = BytesMut::new();
-            ModifyReq { remote: up.remote.clone(), offset, length: data.len() as u64 }.encode_head(&mut b);
+            ModifyReq {
+                remote: up.remote.clone(),
+                offset,
+                length: data.len() as u64,
+            }
+            .encode_head(&mut b);
             b.put_slice(data);
             b.to_vec()
         };
-        s.call(StorageCmd::ModifyFile.into(), &modify(2, b"XYZ")).await.unwrap();
-        s.call(StorageCmd::ModifyFile.into(), &modify(15, b"!!")).await.unwrap();
-        assert_eq!(download(&mut s, &up.remote, 0, 0).await.unwrap(), b"01XYZ56789abcde!!");
+        s.call(StorageCmd::ModifyFile.into(), &modify(2, b"XYZ"))
+            .await
+            .unwrap();
+        s.call(StorageCmd::ModifyFile.into(), &modify(15, b"!!"))
+            .await
+            .unwrap();
+        assert_eq!(
+            download(&mut s, &up.remote, 0, 0).await.unwrap(),
+            b"01XYZ56789abcde!!"
+        );
 
         let truncate = |size: i64| {
             let mut b = BytesMut::new();
-            TruncateReq { remote: up.remote.clone(), new_size: size }.encode(&mut b);
+            TruncateReq {
+                remote: up.remote.clone(),
+                new_size: size,
+            }
+            .encode(&mut b);
             b.to_vec()
         };
-        s.call(StorageCmd::TruncateFile.into(), &truncate(4)).await.unwrap();
+        s.call(StorageCmd::TruncateFile.into(), &truncate(4))
+            .await
+            .unwrap();
         assert_eq!(download(&mut s, &up.remote, 0, 0).await.unwrap(), b"01XY");
-        s.call(StorageCmd::TruncateFile.into(), &truncate(4)).await.unwrap();
+        s.call(StorageCmd::TruncateFile.into(), &truncate(4))
+            .await
+            .unwrap();
 
         // Info of an appender computes the CRC of its content.
-        let info = FileInfoResp::decode(&s.call(StorageCmd::QueryFileInfo.into(), &group_file("group1", &up.remote)).await.unwrap()).unwrap();
-        assert_eq!((info.file_size, info.crc32), (4, fdfs_proto::crc32(b"01XY")));
-        let info = FileInfoResp::decode(&s.call_with_status(StorageCmd::QueryFileInfo.into(), 1, &group_file("group1", &up.remote)).await.unwrap()).unwrap();
+        let info = FileInfoResp::decode(
+            &s.call(
+                StorageCmd::QueryFileInfo.into(),
+                &group_file("group1", &up.remote),
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (info.file_size, info.crc32),
+            (4, fdfs_proto::crc32(b"01XY"))
+        );
+        let info = FileInfoResp::decode(
+            &s.call_with_status(
+                StorageCmd::QueryFileInfo.into(),
+                1,
+                &group_file("group1", &up.remote),
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
         assert_eq!(info.crc32, 0, "flag 1 skips the CRC of appender files");
 
-        let binlog = std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
-        assert!(binlog.contains(&format!(" A {} 10 5\n", up.remote)), "{binlog}");
+        let binlog =
+            std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
+        assert!(
+            binlog.contains(&format!(" A {} 10 5\n", up.remote)),
+            "{binlog}"
+        );
         assert!(binlog.contains(&format!(" M {} 2 3\n", up.remote)));
         assert!(binlog.contains(&format!(" M {} 15 2\n", up.remote)));
         assert!(binlog.contains(&format!(" T {} 17 4\n", up.remote)));
-        assert_eq!(binlog.matches(" A ").count(), 1, "no-op append writes no binlog line");
+        assert_eq!(
+            binlog.matches(" A ").count(),
+            1,
+            "no-op append writes no binlog line"
+        );
 
         // Modify past the end is EINVAL (connection closed).
-        assert_eq!(status_of(s.call(StorageCmd::ModifyFile.into(), &modify(5, b"x")).await), 22);
+        assert_eq!(
+            status_of(
+                s.call(StorageCmd::ModifyFile.into(), &modify(5, b"x"))
+                    .await
+            ),
+            22
+        );
 
         // Regenerate: same dir and ext7, normal name, old name gone.
         let mut s = connect(cluster.storage_addr).await;
-        let regen = FileIdResp::decode(&s.call(StorageCmd::RegenerateAppenderFilename.into(), up.remote.as_bytes()).await.unwrap()).unwrap();
+        let regen = FileIdResp::decode(
+            &s.call(
+                StorageCmd::RegenerateAppenderFilename.into(),
+                up.remote.as_bytes(),
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
         let new = RemoteName::parse(&regen.remote, 1).unwrap();
         assert_eq!((new.dir1, new.dir2), (name.dir1, name.dir2));
         assert_eq!(&regen.remote[37..], &up.remote[37..], "ext7 is kept");
         let nrec = new.record().unwrap();
         assert!(!nrec.is_appender());
-        assert_eq!((nrec.file_size(), nrec.crc32), (Some(4), fdfs_proto::crc32(b"01XY")));
-        assert_eq!(download(&mut s, &regen.remote, 0, 0).await.unwrap(), b"01XY");
+        assert_eq!(
+            (nrec.file_size(), nrec.crc32),
+            (Some(4), fdfs_proto::crc32(b"01XY"))
+        );
+        assert_eq!(
+            download(&mut s, &regen.remote, 0, 0).await.unwrap(),
+            b"01XY"
+        );
         assert_eq!(status_of(download(&mut s, &up.remote, 0, 0).await), 2);
-        let binlog = std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
+        let binlog =
+            std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
         assert!(binlog.contains(&format!(" R {} {}\n", regen.remote, up.remote)));
 
         // Appending to a normal file is EINVAL; to a missing appender ENOENT.
         let mut s = connect(cluster.storage_addr).await;
         let mut b = BytesMut::new();
-        AppendReq { remote: regen.remote.clone(), length: 1 }.encode_head(&mut b);
+        AppendReq {
+            remote: regen.remote.clone(),
+            length: 1,
+        }
+        .encode_head(&mut b);
         b.put_u8(b'x');
-        assert_eq!(status_of(s.call(StorageCmd::AppendFile.into(), &b).await), 22);
+        assert_eq!(
+            status_of(s.call(StorageCmd::AppendFile.into(), &b).await),
+            22
+        );
         let mut s = connect(cluster.storage_addr).await;
-        assert_eq!(status_of(s.call(StorageCmd::AppendFile.into(), &append(b"zz")).await), 2);
+        assert_eq!(
+            status_of(s.call(StorageCmd::AppendFile.into(), &append(b"zz")).await),
+            2
+        );
         s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
     });
 }
@@ -251,28 +539,99 @@ fn slave_files() {
     let cluster = Cluster::start();
     rt().block_on(async {
         let mut s = connect(cluster.storage_addr).await;
-        let master = upload(&mut s, StorageCmd::UploadFile, b"master image", "jpg").await.unwrap();
+        let master = upload(&mut s, StorageCmd::UploadFile, b"master image", "jpg")
+            .await
+            .unwrap();
         let slave_req = |master: &str, prefix: &str, ext: &str, data: &[u8]| {
             let mut b = BytesMut::new();
-            UploadSlaveReq { master: master.into(), file_size: data.len() as u64, prefix: prefix.into(), ext: ext.into() }.encode_head(&mut b);
+            UploadSlaveReq {
+                master: master.into(),
+                file_size: data.len() as u64,
+                prefix: prefix.into(),
+                ext: ext.into(),
+            }
+            .encode_head(&mut b);
             b.put_slice(data);
             b.to_vec()
         };
-        let slave = FileIdResp::decode(&s.call(StorageCmd::UploadSlaveFile.into(), &slave_req(&master.remote, "_150x150", "jpg", b"slave data!\n")).await.unwrap()).unwrap();
-        assert_eq!(slave.remote, format!("{}_150x150.jpg", &master.remote[..40]));
-        assert_eq!(RemoteName::parse(&slave.remote, 1).unwrap().kind(), FileKind::Slave);
-        assert_eq!(download(&mut s, &slave.remote, 0, 0).await.unwrap(), b"slave data!\n");
-        let info = FileInfoResp::decode(&s.call(StorageCmd::QueryFileInfo.into(), &group_file("group1", &slave.remote)).await.unwrap()).unwrap();
-        assert_eq!((info.file_size, info.crc32), (12, fdfs_proto::crc32(b"slave data!\n")));
+        let slave = FileIdResp::decode(
+            &s.call(
+                StorageCmd::UploadSlaveFile.into(),
+                &slave_req(&master.remote, "_150x150", "jpg", b"slave data!\n"),
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            slave.remote,
+            format!("{}_150x150.jpg", &master.remote[..40])
+        );
+        assert_eq!(
+            RemoteName::parse(&slave.remote, 1).unwrap().kind(),
+            FileKind::Slave
+        );
+        assert_eq!(
+            download(&mut s, &slave.remote, 0, 0).await.unwrap(),
+            b"slave data!\n"
+        );
+        let info = FileInfoResp::decode(
+            &s.call(
+                StorageCmd::QueryFileInfo.into(),
+                &group_file("group1", &slave.remote),
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (info.file_size, info.crc32),
+            (12, fdfs_proto::crc32(b"slave data!\n"))
+        );
         // Same slave again → EEXIST, connection kept.
-        assert_eq!(status_of(s.call(StorageCmd::UploadSlaveFile.into(), &slave_req(&master.remote, "_150x150", "jpg", b"again")).await), 17);
+        assert_eq!(
+            status_of(
+                s.call(
+                    StorageCmd::UploadSlaveFile.into(),
+                    &slave_req(&master.remote, "_150x150", "jpg", b"again")
+                )
+                .await
+            ),
+            17
+        );
         // Unknown master → ENOENT, connection kept; even a short name.
-        assert_eq!(status_of(s.call(StorageCmd::UploadSlaveFile.into(), &slave_req("M00/00/00/nonexistent.jpg", "_s", "jpg", b"x")).await), 2);
+        assert_eq!(
+            status_of(
+                s.call(
+                    StorageCmd::UploadSlaveFile.into(),
+                    &slave_req("M00/00/00/nonexistent.jpg", "_s", "jpg", b"x")
+                )
+                .await
+            ),
+            2
+        );
         // Slave without extension.
-        let bare = FileIdResp::decode(&s.call(StorageCmd::UploadSlaveFile.into(), &slave_req(&master.remote, "_s", "", b"y")).await.unwrap()).unwrap();
+        let bare = FileIdResp::decode(
+            &s.call(
+                StorageCmd::UploadSlaveFile.into(),
+                &slave_req(&master.remote, "_s", "", b"y"),
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
         assert_eq!(bare.remote, format!("{}_s", &master.remote[..40]));
         // Empty prefix → EINVAL.
-        assert_eq!(status_of(s.call(StorageCmd::UploadSlaveFile.into(), &slave_req(&master.remote, "", "jpg", b"z")).await), 22);
+        assert_eq!(
+            status_of(
+                s.call(
+                    StorageCmd::UploadSlaveFile.into(),
+                    &slave_req(&master.remote, "", "jpg", b"z")
+                )
+                .await
+            ),
+            22
+        );
     });
 }
 
@@ -281,74 +640,176 @@ fn malformed_requests_get_the_original_statuses() {
     let cluster = Cluster::start();
     rt().block_on(async {
         let mut s = connect(cluster.storage_addr).await;
-        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt").await.unwrap();
+        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
+            .await
+            .unwrap();
 
         // Each case: (cmd, status byte, body) → expected status; EINVAL closes.
         let lower = up.remote.replacen("M00/", "M00/", 1).to_lowercase();
         let cases: Vec<(u8, Vec<u8>, u8)> = vec![
-            (200, vec![], 22),                                           // unknown command
-            (fdfs_proto::CMD_ACTIVE_TEST, vec![1, 2, 3], 22),            // active test with a body
-            (StorageCmd::DeleteFile.into(), group_file("nogroup", &up.remote), 22),
-            (StorageCmd::DeleteFile.into(), group_file("group1", &lower), 22),
-            (StorageCmd::DeleteFile.into(), group_file("group1", "M05/00/00/abc"), 22),
-            (StorageCmd::DeleteFile.into(), group_file("group1", "M00/00/00/a/b"), 22),
-            (StorageCmd::DeleteFile.into(), group_file("group1", "M00/00/00"), 22),
-            (StorageCmd::DeleteFile.into(), group_file("group1", &"x".repeat(300_000)), 22), // crashes the original
-            (StorageCmd::DownloadFile.into(), {
-                let mut b = BytesMut::new();
-                DownloadReq { offset: 14, length: 0, group: "group1".into(), remote: up.remote.clone() }.encode(&mut b);
-                b.to_vec()
-            }, 22),
-            (StorageCmd::DownloadFile.into(), {
-                let mut b = BytesMut::new();
-                DownloadReq { offset: -1, length: 0, group: "group1".into(), remote: up.remote.clone() }.encode(&mut b);
-                b.to_vec()
-            }, 22),
+            (200, vec![], 22),                                // unknown command
+            (fdfs_proto::CMD_ACTIVE_TEST, vec![1, 2, 3], 22), // active test with a body
+            (
+                StorageCmd::DeleteFile.into(),
+                group_file("nogroup", &up.remote),
+                22,
+            ),
+            (
+                StorageCmd::DeleteFile.into(),
+                group_file("group1", &lower),
+                22,
+            ),
+            (
+                StorageCmd::DeleteFile.into(),
+                group_file("group1", "M05/00/00/abc"),
+                22,
+            ),
+            (
+                StorageCmd::DeleteFile.into(),
+                group_file("group1", "M00/00/00/a/b"),
+                22,
+            ),
+            (
+                StorageCmd::DeleteFile.into(),
+                group_file("group1", "M00/00/00"),
+                22,
+            ),
+            (
+                StorageCmd::DeleteFile.into(),
+                group_file("group1", &"x".repeat(300_000)),
+                22,
+            ), // crashes the original
+            (
+                StorageCmd::DownloadFile.into(),
+                {
+                    let mut b = BytesMut::new();
+                    DownloadReq {
+                        offset: 14,
+                        length: 0,
+                        group: "group1".into(),
+                        remote: up.remote.clone(),
+                    }
+                    .encode(&mut b);
+                    b.to_vec()
+                },
+                22,
+            ),
+            (
+                StorageCmd::DownloadFile.into(),
+                {
+                    let mut b = BytesMut::new();
+                    DownloadReq {
+                        offset: -1,
+                        length: 0,
+                        group: "group1".into(),
+                        remote: up.remote.clone(),
+                    }
+                    .encode(&mut b);
+                    b.to_vec()
+                },
+                22,
+            ),
             (StorageCmd::DownloadFile.into(), vec![0u8; 32], 22),
-            (StorageCmd::UploadFile.into(), vec![0u8; 14], 22),           // 14-byte body
-            (StorageCmd::UploadFile.into(), {
-                let mut b = BytesMut::new();
-                UploadReq { store_path_index: -1, file_size: 5, ext: "txt".into() }.encode_head(&mut b);
-                b.put_slice(b"abc");
-                b.to_vec()
-            }, 22),                                                       // size mismatch
-            (StorageCmd::UploadFile.into(), {
-                let mut b = BytesMut::new();
-                UploadReq { store_path_index: -1, file_size: 1, ext: "a b".into() }.encode_head(&mut b);
-                b.put_u8(b'x');
-                b.to_vec()
-            }, 22),                                                       // bad extension
-            (StorageCmd::UploadFile.into(), {
-                let mut b = BytesMut::new();
-                UploadReq { store_path_index: 1, file_size: 1, ext: "txt".into() }.encode_head(&mut b);
-                b.put_u8(b'x');
-                b.to_vec()
-            }, 22),                                                       // path index out of range
-            (StorageCmd::QueryFileInfo.into(), group_file("group1", &format!("M00/00/00/{}", "A".repeat(122))), 22),
-            (StorageCmd::QueryFileInfo.into(), group_file("group1", "M00/00/00/fwAAAWsAAAAAAAAAAAAAAAAAAAA109.txt"), 2),
-            (StorageCmd::GetMetadata.into(), group_file("group1", "M00/00/00/fwAAAWsAAAAAAAAAAAAAAAAAAAA109.txt"), 2),
+            (StorageCmd::UploadFile.into(), vec![0u8; 14], 22), // 14-byte body
+            (
+                StorageCmd::UploadFile.into(),
+                {
+                    let mut b = BytesMut::new();
+                    UploadReq {
+                        store_path_index: -1,
+                        file_size: 5,
+                        ext: "txt".into(),
+                    }
+                    .encode_head(&mut b);
+                    b.put_slice(b"abc");
+                    b.to_vec()
+                },
+                22,
+            ), // size mismatch
+            (
+                StorageCmd::UploadFile.into(),
+                {
+                    let mut b = BytesMut::new();
+                    UploadReq {
+                        store_path_index: -1,
+                        file_size: 1,
+                        ext: "a b".into(),
+                    }
+                    .encode_head(&mut b);
+                    b.put_u8(b'x');
+                    b.to_vec()
+                },
+                22,
+            ), // bad extension
+            (
+                StorageCmd::UploadFile.into(),
+                {
+                    let mut b = BytesMut::new();
+                    UploadReq {
+                        store_path_index: 1,
+                        file_size: 1,
+                        ext: "txt".into(),
+                    }
+                    .encode_head(&mut b);
+                    b.put_u8(b'x');
+                    b.to_vec()
+                },
+                22,
+            ), // path index out of range
+            (
+                StorageCmd::QueryFileInfo.into(),
+                group_file("group1", &format!("M00/00/00/{}", "A".repeat(122))),
+                22,
+            ),
+            (
+                StorageCmd::QueryFileInfo.into(),
+                group_file("group1", "M00/00/00/fwAAAWsAAAAAAAAAAAAAAAAAAAA109.txt"),
+                2,
+            ),
+            (
+                StorageCmd::GetMetadata.into(),
+                group_file("group1", "M00/00/00/fwAAAWsAAAAAAAAAAAAAAAAAAAA109.txt"),
+                2,
+            ),
         ];
         for (cmd, body, expected) in cases {
             let mut c = connect(cluster.storage_addr).await;
             let got = status_of(c.call(cmd, &body).await);
             assert_eq!(got, expected, "cmd {cmd} body {} bytes", body.len());
             let alive = c.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.is_ok();
-            assert_eq!(alive, expected != 22, "cmd {cmd}: EINVAL and only EINVAL closes");
+            assert_eq!(
+                alive,
+                expected != 22,
+                "cmd {cmd}: EINVAL and only EINVAL closes"
+            );
         }
 
         // A 0-byte file uploads (size 0, CRC 0) but cannot be downloaded.
         let mut s = connect(cluster.storage_addr).await;
-        let empty = upload(&mut s, StorageCmd::UploadFile, b"", "").await.unwrap();
-        let rec = RemoteName::parse(&empty.remote, 1).unwrap().record().unwrap();
+        let empty = upload(&mut s, StorageCmd::UploadFile, b"", "")
+            .await
+            .unwrap();
+        let rec = RemoteName::parse(&empty.remote, 1)
+            .unwrap()
+            .record()
+            .unwrap();
         assert_eq!((rec.file_size(), rec.crc32), (Some(0), 0));
         assert_eq!(status_of(download(&mut s, &empty.remote, 0, 0).await), 22);
 
         // Negative pkg_len: closed without an answer.
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut raw = tokio::net::TcpStream::connect(cluster.storage_addr).await.unwrap();
-        raw.write_all(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 11, 0]).await.unwrap();
+        let mut raw = tokio::net::TcpStream::connect(cluster.storage_addr)
+            .await
+            .unwrap();
+        raw.write_all(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 11, 0])
+            .await
+            .unwrap();
         let mut buf = [0u8; 10];
-        assert_eq!(raw.read(&mut buf).await.unwrap(), 0, "closed without a response");
+        assert_eq!(
+            raw.read(&mut buf).await.unwrap(),
+            0,
+            "closed without a response"
+        );
     });
 }
 
@@ -362,12 +823,22 @@ fn full_disk_answers_enospc_and_writes_nothing() {
     });
     rt().block_on(async {
         let mut t = connect(cluster.tracker_addr).await;
-        assert_eq!(status_of(t.call(TrackerCmd::QueryStoreWithoutGroupOne.into(), &[]).await), 28);
+        assert_eq!(
+            status_of(
+                t.call(TrackerCmd::QueryStoreWithoutGroupOne.into(), &[])
+                    .await
+            ),
+            28
+        );
         let mut s = connect(cluster.storage_addr).await;
-        assert_eq!(status_of(upload(&mut s, StorageCmd::UploadFile, &[7u8; 100_000], "bin").await), 28);
+        assert_eq!(
+            status_of(upload(&mut s, StorageCmd::UploadFile, &[7u8; 100_000], "bin").await),
+            28
+        );
         // Connection still in sync after the drained body.
         s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
-        let binlog = std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap_or_default();
+        let binlog = std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000"))
+            .unwrap_or_default();
         assert!(!binlog.contains(" C "), "nothing written: {binlog}");
         let tmp = cluster.store_paths[0].join("data/.tmp");
         assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
@@ -388,9 +859,15 @@ fn load_balance_moves_uploads_off_a_full_path() {
         let mut s = connect(cluster.storage_addr).await;
         for _ in 0..3 {
             let mut b = BytesMut::new();
-            UploadReq { store_path_index: 0, file_size: 3, ext: "txt".into() }.encode_head(&mut b);
+            UploadReq {
+                store_path_index: 0,
+                file_size: 3,
+                ext: "txt".into(),
+            }
+            .encode_head(&mut b);
             b.put_slice(b"abc");
-            let up = FileIdResp::decode(&s.call(StorageCmd::UploadFile.into(), &b).await.unwrap()).unwrap();
+            let up = FileIdResp::decode(&s.call(StorageCmd::UploadFile.into(), &b).await.unwrap())
+                .unwrap();
             assert!(up.remote.starts_with("M01/"), "{}", up.remote);
             assert_eq!(download(&mut s, &up.remote, 0, 0).await.unwrap(), b"abc");
         }
@@ -402,16 +879,28 @@ fn interrupted_upload_leaves_no_file() {
     let cluster = Cluster::start();
     rt().block_on(async {
         use tokio::io::AsyncWriteExt;
-        let mut raw = tokio::net::TcpStream::connect(cluster.storage_addr).await.unwrap();
+        let mut raw = tokio::net::TcpStream::connect(cluster.storage_addr)
+            .await
+            .unwrap();
         let mut b = BytesMut::new();
         fdfs_proto::Header::new(StorageCmd::UploadFile.into(), 15 + 1_000_000).encode(&mut b);
-        UploadReq { store_path_index: -1, file_size: 1_000_000, ext: "bin".into() }.encode_head(&mut b);
+        UploadReq {
+            store_path_index: -1,
+            file_size: 1_000_000,
+            ext: "bin".into(),
+        }
+        .encode_head(&mut b);
         b.put_slice(&[1u8; 300_000]);
         raw.write_all(&b).await.unwrap();
         drop(raw); // the client dies mid-upload
         let tmp = cluster.store_paths[0].join("data/.tmp");
-        assert!(fdfs_testkit::wait_until(Duration::from_secs(5), || std::fs::read_dir(&tmp).map(|d| d.count() == 0).unwrap_or(false)));
-        let binlog = std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap_or_default();
+        assert!(fdfs_testkit::wait_until(Duration::from_secs(5), || {
+            std::fs::read_dir(&tmp)
+                .map(|d| d.count() == 0)
+                .unwrap_or(false)
+        }));
+        let binlog = std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000"))
+            .unwrap_or_default();
         assert!(binlog.is_empty(), "no file was created: {binlog}");
     });
 }

@@ -30,7 +30,9 @@ async fn open_appender(s: &mut Session, remote: &str) -> OpResult<(PathBuf, u64)
         Err(e) => return Err(e),
     };
     if !name.record().is_some_and(|r| r.is_appender()) {
-        return Err(OpError::invalid(format!("{remote} is not an appender file")));
+        return Err(OpError::invalid(format!(
+            "{remote} is not an appender file"
+        )));
     }
     Ok((path, meta.len()))
 }
@@ -101,7 +103,10 @@ async fn modify_inner(s: &mut Session) -> OpResult<Reply> {
     let req = ModifyReq::decode_head(&[fixed, name].concat(), body_len)?;
     let (path, size) = open_appender(s, &req.remote).await?;
     if req.offset as u64 > size {
-        return Err(OpError::invalid(format!("offset {} > file size {size}", req.offset)));
+        return Err(OpError::invalid(format!(
+            "offset {} > file size {size}",
+            req.offset
+        )));
     }
     if req.length == 0 {
         return Ok(Reply::Body(Vec::new()));

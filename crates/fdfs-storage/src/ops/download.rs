@@ -34,7 +34,9 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
     let offset = req.offset as u64;
     if offset >= size {
         // Also rejects any read of a 0-byte file, as the original does.
-        return Err(OpError::invalid(format!("offset {offset} >= file size {size}")));
+        return Err(OpError::invalid(format!(
+            "offset {offset} >= file size {size}"
+        )));
     }
     let available = size - offset;
     let length = if req.length == 0 {

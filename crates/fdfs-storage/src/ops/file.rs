@@ -8,7 +8,10 @@ use fdfs_proto::storage_msg::{decode_regenerate, FileIdResp, FileInfoResp};
 use fdfs_proto::tracker_msg::GroupFileReq;
 use fdfs_proto::Status;
 
-use super::{check_group, count, log_change, meta_path, mtime_secs, random_u32, read_small_body, resolve, stat_existing};
+use super::{
+    check_group, count, log_change, meta_path, mtime_secs, random_u32, read_small_body, resolve,
+    stat_existing,
+};
 use crate::binlog::op;
 use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};

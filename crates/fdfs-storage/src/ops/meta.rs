@@ -5,7 +5,10 @@ use fdfs_proto::metadata::{merge, normalize, pack, unpack, MetaOp};
 use fdfs_proto::storage_msg::SetMetaReq;
 use fdfs_proto::tracker_msg::GroupFileReq;
 
-use super::{check_group, count, log_change, meta_path, read_small_body, resolve, stat_existing, write_small_atomic};
+use super::{
+    check_group, count, log_change, meta_path, read_small_body, resolve, stat_existing,
+    write_small_atomic,
+};
 use crate::binlog::op;
 use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
@@ -54,7 +57,11 @@ async fn set_inner(s: &mut Session) -> OpResult<Reply> {
     // Unlike the original, only the packed records are stored, never the
     // leftover request bytes (PROTOCOL.md §1.6 quirk).
     write_small_atomic(&meta_file, &packed)?;
-    let letter = if existing.is_some() { op::UPDATE } else { op::CREATE };
+    let letter = if existing.is_some() {
+        op::UPDATE
+    } else {
+        op::CREATE
+    };
     log_change(&storage, now, letter, &meta_remote, "");
     Ok(Reply::Body(Vec::new()))
 }

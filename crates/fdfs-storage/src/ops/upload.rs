@@ -216,7 +216,9 @@ pub async fn upload_slave(s: &mut Session) -> OpResult<Reply> {
 async fn upload_slave_inner(s: &mut Session) -> OpResult<Reply> {
     let body_len = s.body_left;
     if body_len <= UploadSlaveReq::FIXED_LEN as u64 {
-        return Err(OpError::invalid(format!("slave upload body of {body_len} bytes")));
+        return Err(OpError::invalid(format!(
+            "slave upload body of {body_len} bytes"
+        )));
     }
     let fixed = s.read_exact_body(UploadSlaveReq::FIXED_LEN).await?;
     let name_len = UploadSlaveReq::name_len(&fixed)?;
@@ -230,18 +232,27 @@ async fn upload_slave_inner(s: &mut Session) -> OpResult<Reply> {
         Ok(m) => m,
         Err(_) => {
             s.drain_body().await?;
-            return Err(OpError::not_found(format!("master {} not found", req.master)));
+            return Err(OpError::not_found(format!(
+                "master {} not found",
+                req.master
+            )));
         }
     };
     if stat_existing(&master.1).is_err() {
         s.drain_body().await?;
-        return Err(OpError::not_found(format!("master {} not found", req.master)));
+        return Err(OpError::not_found(format!(
+            "master {} not found",
+            req.master
+        )));
     }
     let slave_remote = slave_remote_name(&req.master, &req.prefix, &req.ext)?;
     let (slave_name, slave_path) = resolve(&storage, &slave_remote)?;
     if slave_path.exists() {
         s.drain_body().await?;
-        return Err(OpError::new(Status::EEXIST, format!("{slave_remote} exists")));
+        return Err(OpError::new(
+            Status::EEXIST,
+            format!("{slave_remote} exists"),
+        ));
     }
     let index = usize::from(slave_name.store_path_index);
     let params = storage.params();
@@ -265,7 +276,10 @@ async fn upload_slave_inner(s: &mut Session) -> OpResult<Reply> {
             let _ = std::fs::remove_file(&temp.path);
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(OpError::new(Status::EEXIST, format!("{slave_remote} exists")));
+            return Err(OpError::new(
+                Status::EEXIST,
+                format!("{slave_remote} exists"),
+            ));
         }
         Err(e) => return Err(e.into()),
     }

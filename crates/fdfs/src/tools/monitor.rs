@@ -299,6 +299,12 @@ pub fn main(argv: &[String]) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    run_with(&session, &args, prog)
+}
+
+/// Runs a parsed monitor command on an already loaded session (`args.conf`
+/// is not read again).
+pub fn run_with(session: &Session, args: &MonitorArgs, prog: &str) -> ExitCode {
     let trackers = session.client.trackers().to_vec();
     let index = match &args.tracker {
         None => {
@@ -326,7 +332,7 @@ pub fn main(argv: &[String]) -> ExitCode {
         "tracker server count={}, current server index={index}",
         trackers.len()
     );
-    session.rt.block_on(run(&session.client, index, &args, prog))
+    session.rt.block_on(run(&session.client, index, args, prog))
 }
 
 async fn run(client: &Client, index: usize, args: &MonitorArgs, prog: &str) -> ExitCode {

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. The interop tests drive our servers with
+# the independent PyPI client py3fdfs, so it is installed first when missing;
+# those tests fail (never skip) if it still cannot be imported.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c 'import fdfs_client' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check py3fdfs==2.2.0
+fi
+
+cargo test --workspace --locked "$@"
