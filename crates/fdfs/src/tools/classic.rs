@@ -11,7 +11,6 @@ use fdfs_proto::fileid::{ext_from_local_name, slave_remote_name};
 use fdfs_proto::metadata::{MetaOp, MetaPair};
 use fdfs_proto::tracker_msg::ServerAddr;
 use fdfs_proto::FileId;
-use tokio::io::AsyncReadExt;
 
 use crate::tools::format::{errno_line, local_datetime, log_error};
 use crate::tools::session::{exit_code, report, Session};
@@ -744,21 +743,6 @@ async fn test_file_op(s: &Session, prog: &str, op: &str, argv: &[String]) -> Exi
         },
     }
     active_tests(s, Some(&storage)).await
-}
-
-/// Reads a whole small local file (used by the modern `meta` helpers).
-pub async fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = tokio::fs::File::open(path).await?;
-    let mut out = Vec::new();
-    f.read_to_end(&mut out).await?;
-    Ok(out)
-}
-
-/// Logs a client error as the tools do and returns its errno.
-pub fn log_client_error(context: &str, e: &ClientError) -> i32 {
-    let n = report(e);
-    log_error(&format!("{context}: {}", errno_line(n)));
-    n
 }
 
 #[cfg(test)]

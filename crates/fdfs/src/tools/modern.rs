@@ -1,0 +1,494 @@
+//! `fdfs <subcommand>`: the daemons and friendlier client commands. Client
+//! commands read `-c/--conf` (default /etc/fdfs/client.conf when present)
+//! and accept `--tracker HOST:PORT` so they also work without a conf file.
+//! Errors: one line on stderr, exit status = errno.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use fdfs_client::{ClientError, UploadKind, UploadOptions};
+use fdfs_config::{ClientConf, TrackerAddr};
+use fdfs_proto::metadata::{MetaOp, MetaPair};
+use fdfs_proto::FileId;
+use tokio::io::AsyncWriteExt;
+
+use crate::daemon::{self, Role};
+use crate::tools::classic::{self, format_file_info, split_metadata};
+use crate::tools::format::errno_text;
+use crate::tools::monitor::{self, MonitorArgs};
+use crate::tools::session::{conf_errno, exit_code, Session, DEFAULT_CLIENT_CONF};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fdfs",
+    version,
+    about = "fastdfs-rs: FastDFS-compatible tracker, storage and client tools in one binary",
+    long_about = "fastdfs-rs: FastDFS-compatible tracker, storage and client tools in one binary.\n\n\
+                  Started under a classic name (fdfs_upload_file, fdfs_monitor, fdfs_trackerd, ...; \
+                  see `fdfs install-links`) it behaves exactly like that FastDFS tool."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a tracker and a storage server in one process.
+    Server(daemon::ServerArgs),
+    /// Run a tracker from a classic tracker.conf.
+    Tracker(daemon::RoleArgs),
+    /// Run a storage server from a classic storage.conf.
+    Storage(daemon::RoleArgs),
+    /// Upload a local file; prints the new file id.
+    Upload(UploadArgs),
+    /// Download a file (whole, or a byte range).
+    Download(DownloadArgs),
+    /// Delete a file.
+    Delete(FileArgs),
+    /// Show what is known about a file (same text as fdfs_file_info).
+    Info(InfoArgs),
+    /// Read or change a file's metadata.
+    #[command(subcommand)]
+    Meta(MetaCmd),
+    /// Append a local file to an appender file.
+    Append(AppendArgs),
+    /// Turn an appender file into a normal file; prints the new file id.
+    Regenerate(FileArgs),
+    /// Cluster status (same output as fdfs_monitor).
+    Monitor(MonitorCmd),
+    /// CRC32 of a local file, in hex.
+    Crc32 {
+        file: PathBuf,
+    },
+    /// Create symlinks named after every classic FastDFS tool and daemon,
+    /// pointing at this executable (existing links are replaced).
+    InstallLinks {
+        dir: PathBuf,
+    },
+}
+
+/// How to reach the cluster.
+#[derive(Args, Debug, Clone)]
+struct Conn {
+    /// client.conf to read [default: /etc/fdfs/client.conf when it exists,
+    /// else tracker 127.0.0.1:22122].
+    #[arg(short = 'c', long = "conf", value_name = "CLIENT_CONF")]
+    conf: Option<PathBuf>,
+    /// Tracker address (repeatable); replaces the conf's tracker_server lines.
+    #[arg(long = "tracker", value_name = "HOST:PORT")]
+    trackers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct UploadArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Local file to upload.
+    file: PathBuf,
+    /// Upload into this group.
+    #[arg(short, long)]
+    group: Option<String>,
+    /// Create an appender file (can be appended to, modified, truncated).
+    #[arg(long)]
+    appender: bool,
+    /// Extension to store (default: taken from the local file name).
+    #[arg(long)]
+    ext: Option<String>,
+    /// Metadata NAME=VALUE (repeatable).
+    #[arg(short, long = "meta", value_name = "NAME=VALUE")]
+    meta: Vec<String>,
+    /// Upload as a slave of this master file id, with --prefix.
+    #[arg(long, value_name = "FILE_ID", requires = "prefix")]
+    master: Option<String>,
+    /// Slave name prefix (with --master), e.g. _150x150.
+    #[arg(long)]
+    prefix: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct DownloadArgs {
+    #[command(flatten)]
+    conn: Conn,
+    file_id: String,
+    /// Output file, `-` for stdout [default: the id's last path component].
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// First byte to download.
+    #[arg(long, default_value_t = 0)]
+    offset: u64,
+    /// Number of bytes (0: to the end).
+    #[arg(long, default_value_t = 0)]
+    length: u64,
+}
+
+#[derive(Args, Debug)]
+struct FileArgs {
+    #[command(flatten)]
+    conn: Conn,
+    file_id: String,
+}
+
+#[derive(Args, Debug)]
+struct InfoArgs {
+    #[command(flatten)]
+    conn: Conn,
+    file_id: String,
+    /// Do not compute CRC32 for appender or slave files.
+    #[arg(short = 'n', long)]
+    no_crc: bool,
+    /// Keep silence: the storage does not log a missing file.
+    #[arg(short = 's', long)]
+    silent: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum MetaCmd {
+    /// Print NAME=VALUE lines.
+    Get(FileArgs),
+    /// Replace (default) or merge metadata.
+    Set {
+        #[command(flatten)]
+        conn: Conn,
+        file_id: String,
+        /// NAME=VALUE pairs (a single argument may hold several, comma separated).
+        #[arg(value_name = "NAME=VALUE")]
+        pairs: Vec<String>,
+        /// Merge with the existing metadata instead of replacing it.
+        #[arg(long)]
+        merge: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct AppendArgs {
+    #[command(flatten)]
+    conn: Conn,
+    file_id: String,
+    file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct MonitorCmd {
+    #[command(flatten)]
+    conn: Conn,
+    /// Ask this configured tracker (HOST[:PORT]).
+    #[arg(short = 'H', long = "host", value_name = "HOST[:PORT]")]
+    host: Option<String>,
+    /// `list [GROUP]`, `delete GROUP [STORAGE_ID]` or
+    /// `set_trunk_server GROUP [STORAGE_ID]` (default: list).
+    args: Vec<String>,
+}
+
+/// Parses argv and runs the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Command::Server(a) => daemon::server(a),
+        Command::Tracker(a) => daemon::role(Role::Tracker, a),
+        Command::Storage(a) => daemon::role(Role::Storage, a),
+        Command::Crc32 { file } => match classic::crc32_of_file(&file) {
+            Ok(crc) => {
+                println!("{crc:x}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&file.display().to_string(), &ClientError::Io(e)),
+        },
+        Command::InstallLinks { dir } => install_links(&dir),
+        Command::Monitor(m) => {
+            let session = match session(&m.conn) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            let mut rest = m.args;
+            let op = if rest.is_empty() {
+                "list".to_string()
+            } else {
+                rest.remove(0)
+            };
+            let args = MonitorArgs {
+                conf: String::new(),
+                tracker: m.host,
+                op,
+                rest,
+            };
+            monitor::run_with(&session, &args, "fdfs monitor")
+        }
+        Command::Upload(a) => upload(a),
+        Command::Download(a) => download(a),
+        Command::Delete(a) => with_file(&a, async |s, id| {
+            s.client.delete_file(&id).await
+        }),
+        Command::Regenerate(a) => with_file(&a, async |s, id| {
+            let new_id = s.client.regenerate_appender_name(&id).await?;
+            println!("{new_id}");
+            Ok(())
+        }),
+        Command::Info(a) => {
+            let flags = u8::from(a.no_crc) * fdfs_client::FINFO_FLAG_NO_CRC32
+                + u8::from(a.silent) * fdfs_client::FINFO_FLAG_KEEP_SILENCE;
+            let fa = FileArgs {
+                conn: a.conn,
+                file_id: a.file_id,
+            };
+            with_file(&fa, async |s, id| {
+                let info = s.client.file_info(&id, true, flags).await?;
+                print!("{}", format_file_info(&info, flags));
+                Ok(())
+            })
+        }
+        Command::Meta(MetaCmd::Get(a)) => with_file(&a, async |s, id| {
+            for (n, v) in s.client.get_metadata(&id).await? {
+                println!("{}={}", String::from_utf8_lossy(&n), String::from_utf8_lossy(&v));
+            }
+            Ok(())
+        }),
+        Command::Meta(MetaCmd::Set {
+            conn,
+            file_id,
+            pairs,
+            merge,
+        }) => {
+            let meta: Vec<MetaPair> = pairs.iter().flat_map(|p| split_metadata(p)).collect();
+            let op = if merge { MetaOp::Merge } else { MetaOp::Overwrite };
+            let fa = FileArgs { conn, file_id };
+            with_file(&fa, async |s, id| s.client.set_metadata(&id, &meta, op).await)
+        }
+        Command::Append(a) => {
+            let fa = FileArgs {
+                conn: a.conn,
+                file_id: a.file_id,
+            };
+            let file = a.file;
+            with_file(&fa, async |s, id| s.client.append_file(&id, &file).await)
+        }
+    }
+}
+
+/// One-line error, exit status = errno.
+fn fail(context: &str, e: &ClientError) -> ExitCode {
+    let n = i32::from(e.errno());
+    let detail = match e {
+        ClientError::Status(_) => errno_text(n),
+        other => other.to_string(),
+    };
+    eprintln!("fdfs: {context}: {detail}");
+    exit_code(n)
+}
+
+/// Conf from `--conf`, else /etc/fdfs/client.conf, else built-in defaults;
+/// `--tracker` replaces the tracker list.
+fn session(conn: &Conn) -> Result<Session, ExitCode> {
+    let path = conn.conf.clone().or_else(|| {
+        let p = PathBuf::from(DEFAULT_CLIENT_CONF);
+        (conn.trackers.is_empty() && p.exists()).then_some(p)
+    });
+    let mut conf = match path {
+        Some(p) => match ClientConf::load(&p) {
+            Ok((c, _)) => c,
+            Err(e) => {
+                eprintln!("fdfs: {e}");
+                return Err(exit_code(conf_errno(&e)));
+            }
+        },
+        None => ClientConf::default(),
+    };
+    if !conn.trackers.is_empty() {
+        let mut list = Vec::new();
+        for t in &conn.trackers {
+            match t.parse::<TrackerAddr>() {
+                Ok(a) => list.push(a),
+                Err(e) => {
+                    eprintln!("fdfs: invalid --tracker {t}: {e}");
+                    return Err(ExitCode::from(22));
+                }
+            }
+        }
+        conf.tracker_servers = list;
+    }
+    Session::from_conf(conf)
+}
+
+/// Runs `f` with a session and a parsed file id; errors become one line.
+fn with_file(
+    a: &FileArgs,
+    f: impl AsyncFnOnce(&Session, FileId) -> Result<(), ClientError>,
+) -> ExitCode {
+    let s = match session(&a.conn) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let id = match FileId::parse(&a.file_id) {
+        Ok(id) => id,
+        Err(e) => return fail(&a.file_id, &ClientError::Proto(e)),
+    };
+    match s.rt.block_on(f(&s, id)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&a.file_id, &e),
+    }
+}
+
+fn upload(a: UploadArgs) -> ExitCode {
+    let s = match session(&a.conn) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let meta: Vec<MetaPair> = a.meta.iter().flat_map(|p| split_metadata(p)).collect();
+    let res = s.rt.block_on(async {
+        if let (Some(master), Some(prefix)) = (&a.master, &a.prefix) {
+            let master = FileId::parse(master)?;
+            return s
+                .client
+                .upload_slave_file(&master, prefix, a.ext.as_deref(), &a.file, &meta)
+                .await;
+        }
+        let opts = UploadOptions {
+            group: a.group.clone(),
+            kind: if a.appender {
+                UploadKind::Appender
+            } else {
+                UploadKind::Normal
+            },
+            ext: a.ext.clone(),
+            metadata: meta.clone(),
+            ..Default::default()
+        };
+        s.client.upload_file(&a.file, &opts).await
+    });
+    match res {
+        Ok(id) => {
+            println!("{id}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&a.file.display().to_string(), &e),
+    }
+}
+
+fn download(a: DownloadArgs) -> ExitCode {
+    let fa = FileArgs {
+        conn: a.conn,
+        file_id: a.file_id.clone(),
+    };
+    let output = a.output.clone().unwrap_or_else(|| {
+        PathBuf::from(a.file_id.rsplit('/').next().unwrap_or(&a.file_id))
+    });
+    with_file(&fa, async |s, id| {
+        if output.as_os_str() == "-" {
+            let mut out = BlockingStdout(std::io::stdout());
+            s.client
+                .download_to_writer(&id, a.offset, a.length, &mut out)
+                .await?;
+            out.flush().await?;
+        } else {
+            s.client
+                .download_to_file(&id, &output, a.offset, a.length)
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+/// Stdout as an `AsyncWrite` with plain blocking writes: fine for a CLI on
+/// a single-threaded runtime (tokio's own stdout needs a feature this
+/// workspace does not enable).
+struct BlockingStdout(std::io::Stdout);
+
+impl tokio::io::AsyncWrite for BlockingStdout {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::io::Write;
+        std::task::Poll::Ready(self.get_mut().0.write(buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::io::Write;
+        std::task::Poll::Ready(self.get_mut().0.flush())
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+/// Every name `install-links` creates.
+fn link_names() -> impl Iterator<Item = &'static str> {
+    ["fdfs_trackerd", "fdfs_storaged"]
+        .into_iter()
+        .chain(classic::TOOL_NAMES)
+}
+
+fn install_links(dir: &Path) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return fail("current executable", &ClientError::Io(e)),
+    };
+    for name in link_names() {
+        let link = dir.join(name);
+        if link.symlink_metadata().is_ok() {
+            if let Err(e) = std::fs::remove_file(&link) {
+                return fail(&link.display().to_string(), &ClientError::Io(e));
+            }
+        }
+        if let Err(e) = std::os::unix::fs::symlink(&exe, &link) {
+            return fail(&link.display().to_string(), &ClientError::Io(e));
+        }
+        println!("{} -> {}", link.display(), exe.display());
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "fdfs", "upload", "--tracker", "127.0.0.1:22122", "--tracker", "10.0.0.1", "-m",
+            "a=1", "x.jpg",
+        ])
+        .unwrap();
+        match cli.cmd {
+            Command::Upload(u) => {
+                assert_eq!(u.conn.trackers.len(), 2);
+                assert_eq!(u.meta, ["a=1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["fdfs", "meta", "set", "g/x", "a=1", "--merge"]).is_ok());
+        assert!(Cli::try_parse_from(["fdfs", "monitor", "-H", "h", "list", "group1"]).is_ok());
+    }
+
+    #[test]
+    fn links_cover_daemons_and_tools() {
+        let names: Vec<_> = link_names().collect();
+        assert_eq!(names.len(), 12);
+        assert!(names.contains(&"fdfs_trackerd"));
+        assert!(names.contains(&"fdfs_monitor"));
+    }
+
+    #[test]
+    fn install_links_replaces_existing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fdfs_test"), b"old").unwrap();
+        assert_eq!(install_links(dir.path()), ExitCode::SUCCESS);
+        let target = std::fs::read_link(dir.path().join("fdfs_test")).unwrap();
+        assert_eq!(target, std::env::current_exe().unwrap());
+    }
+}
