@@ -37,6 +37,9 @@ pub struct Session {
     pub network_timeout: Duration,
     /// Body bytes of the current request not read yet.
     pub body_left: u64,
+    /// The peer stopped sending mid-request (EOF, reset or timeout): there
+    /// is nobody to answer, so the connection just closes.
+    pub peer_gone: bool,
 }
 
 impl Session {
@@ -46,9 +49,17 @@ impl Session {
             return Err(OpError::invalid("request body shorter than its fields"));
         }
         let mut buf = vec![0u8; n];
-        tokio::time::timeout(self.network_timeout, self.reader.read_exact(&mut buf))
-            .await
-            .map_err(|_| OpError::new(Status::ETIMEDOUT, "timed out reading request"))??;
+        match tokio::time::timeout(self.network_timeout, self.reader.read_exact(&mut buf)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                self.peer_gone = true;
+                return Err(e.into());
+            }
+            Err(_) => {
+                self.peer_gone = true;
+                return Err(OpError::new(Status::ETIMEDOUT, "timed out reading request"));
+            }
+        }
         self.body_left -= n as u64;
         Ok(buf)
     }
@@ -59,10 +70,21 @@ impl Session {
         if want == 0 {
             return Ok(0);
         }
-        let n = tokio::time::timeout(self.network_timeout, self.reader.read(&mut buf[..want]))
+        let n = match tokio::time::timeout(self.network_timeout, self.reader.read(&mut buf[..want]))
             .await
-            .map_err(|_| OpError::new(Status::ETIMEDOUT, "timed out reading request"))??;
+        {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                self.peer_gone = true;
+                return Err(e.into());
+            }
+            Err(_) => {
+                self.peer_gone = true;
+                return Err(OpError::new(Status::ETIMEDOUT, "timed out reading request"));
+            }
+        };
         if n == 0 {
+            self.peer_gone = true;
             return Err(OpError::new(Status::EIO, "peer closed mid-request"));
         }
         self.body_left -= n as u64;
@@ -107,6 +129,7 @@ pub async fn serve_connection(
         peer,
         network_timeout,
         body_left: 0,
+        peer_gone: false,
     };
     loop {
         let mut raw = [0u8; HEADER_LEN];
@@ -142,6 +165,10 @@ pub async fn serve_connection(
             Ok(Reply::Body(body)) => s.respond(0, &body).await.is_ok(),
             Ok(Reply::Sent) => true,
             Ok(Reply::Abort) => false,
+            Err(e) if s.peer_gone => {
+                tracing::debug!(%peer, cmd, reason = %e.reason, "peer left mid-request");
+                return;
+            }
             Err(e) => {
                 if e.status == Status::EINVAL {
                     tracing::warn!(%peer, cmd, reason = %e.reason, "rejected request");

@@ -796,6 +796,17 @@ fn malformed_requests_get_the_original_statuses() {
         assert_eq!((rec.file_size(), rec.crc32), (Some(0), 0));
         assert_eq!(status_of(download(&mut s, &empty.remote, 0, 0).await), 22);
 
+        // A body shorter than announced, then the client half-closes: the
+        // storage closes without an answer.
+        let mut raw = tokio::net::TcpStream::connect(cluster.storage_addr).await.unwrap();
+        let mut b = BytesMut::new();
+        fdfs_proto::Header::new(StorageCmd::DeleteFile.into(), 100).encode(&mut b);
+        b.put_slice(b"group1\0\0\0\0");
+        raw.write_all(&b).await.unwrap();
+        raw.shutdown().await.unwrap();
+        let mut buf = [0u8; 10];
+        assert_eq!(raw.read(&mut buf).await.unwrap(), 0, "closed without a response");
+
         // Negative pkg_len: closed without an answer.
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut raw = tokio::net::TcpStream::connect(cluster.storage_addr)

@@ -12,7 +12,7 @@ use fdfs_proto::metadata::{MetaOp, MetaPair};
 use fdfs_proto::tracker_msg::ServerAddr;
 use fdfs_proto::FileId;
 
-use crate::tools::format::{errno_line, local_datetime, log_error};
+use crate::tools::format::{errno_line, local_datetime};
 use crate::tools::session::{exit_code, report, Session};
 
 /// Classic names this binary answers to (besides the daemons).
@@ -101,7 +101,7 @@ fn c_atoi(text: &str) -> i64 {
 
 fn upload_file(argv: &[String]) -> ExitCode {
     if argv.len() < 3 {
-        println!(
+        outln!(
             "Usage: {} <config_file> <local_filename> [storage_ip:port] [store_path_index]",
             prog(argv)
         );
@@ -138,7 +138,7 @@ fn upload_file(argv: &[String]) -> ExitCode {
         }
         match s.client.upload_file(Path::new(&argv[2]), &opts).await {
             Ok(id) => {
-                println!("{id}");
+                outln!("{id}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -152,7 +152,7 @@ fn upload_file(argv: &[String]) -> ExitCode {
 
 fn upload_appender(argv: &[String]) -> ExitCode {
     if argv.len() < 3 {
-        println!("Usage: {} <config_file> <local_filename>", prog(argv));
+        outln!("Usage: {} <config_file> <local_filename>", prog(argv));
         return ExitCode::from(1);
     }
     let s = match start(&argv[1]) {
@@ -176,7 +176,7 @@ fn upload_appender(argv: &[String]) -> ExitCode {
         };
         match s.client.upload_file(Path::new(&argv[2]), &opts).await {
             Ok(id) => {
-                println!("{id}");
+                outln!("{id}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -190,7 +190,7 @@ fn upload_appender(argv: &[String]) -> ExitCode {
 
 fn download_file(argv: &[String]) -> ExitCode {
     if argv.len() < 3 {
-        println!(
+        outln!(
             "Usage: {} <config_file> <file_id> [local_filename] [<download_offset> <download_bytes>]",
             prog(argv)
         );
@@ -231,7 +231,7 @@ fn download_file(argv: &[String]) -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             let n = report(&e);
-            println!("download file fail, {}", errno_line(n));
+            outln!("download file fail, {}", errno_line(n));
             exit_code(n)
         }
     }
@@ -239,7 +239,7 @@ fn download_file(argv: &[String]) -> ExitCode {
 
 fn delete_file(argv: &[String]) -> ExitCode {
     if argv.len() < 3 {
-        println!("Usage: {} <config_file> <file_id>", prog(argv));
+        outln!("Usage: {} <config_file> <file_id>", prog(argv));
         return ExitCode::from(1);
     }
     let s = match start(&argv[1]) {
@@ -254,7 +254,7 @@ fn delete_file(argv: &[String]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let n = report(&e);
-            println!("delete file fail, {}", errno_line(n));
+            outln!("delete file fail, {}", errno_line(n));
             exit_code(n)
         }
     }
@@ -262,7 +262,7 @@ fn delete_file(argv: &[String]) -> ExitCode {
 
 fn append_file(argv: &[String]) -> ExitCode {
     if argv.len() < 4 {
-        println!(
+        outln!(
             "Usage: {} <config_file> <appender_file_id> <local_filename>",
             prog(argv)
         );
@@ -280,7 +280,7 @@ fn append_file(argv: &[String]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let n = report(&e);
-            println!("append file fail, {}", errno_line(n));
+            outln!("append file fail, {}", errno_line(n));
             exit_code(n)
         }
     }
@@ -306,7 +306,7 @@ fn regenerate_filename(argv: &[String]) -> ExitCode {
     });
     match res {
         Ok(id) => {
-            println!("{id}");
+            outln!("{id}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -389,7 +389,7 @@ fn file_info(argv: &[String]) -> ExitCode {
         s.client.file_info(&id, true, flags).await
     });
     match res {
-        Ok(info) => print!("{}", format_file_info(&info, flags)),
+        Ok(info) => out!("{}", format_file_info(&info, flags)),
         Err(e) => {
             let n = report(&e);
             eprintln!("query file info fail, {}", errno_line(n));
@@ -400,17 +400,17 @@ fn file_info(argv: &[String]) -> ExitCode {
 
 fn crc32(argv: &[String]) -> ExitCode {
     let Some(path) = argv.get(1) else {
-        println!("Usage: {} <filename>", prog(argv));
+        outln!("Usage: {} <filename>", prog(argv));
         return ExitCode::from(1);
     };
     match crc32_of_file(Path::new(path)) {
         Ok(crc) => {
-            println!("{crc:x}");
+            outln!("{crc:x}");
             ExitCode::SUCCESS
         }
         Err(e) => {
             let n = e.raw_os_error().unwrap_or(13);
-            println!(
+            outln!(
                 "open file {path} fail, errno: {n}, error info: {}",
                 crate::tools::format::errno_text(n)
             );
@@ -454,10 +454,10 @@ Please visit the FastDFS Home Page http://www.fastken.com/ \n\
 for more detail.\n\n";
 
 fn fdfs_test(argv: &[String]) -> ExitCode {
-    print!("{FDFS_TEST_BANNER}");
+    out!("{FDFS_TEST_BANNER}");
     let prog = prog(argv);
     if argv.len() < 3 {
-        println!(
+        outln!(
             "Usage: {prog} <config_file> <operation>\n\toperation: upload, download, getmeta, setmeta, delete and query_servers"
         );
         return ExitCode::from(1);
@@ -470,7 +470,7 @@ fn fdfs_test(argv: &[String]) -> ExitCode {
     match op {
         "upload" => {
             if argv.len() < 4 {
-                println!(
+                outln!(
                     "Usage: {prog} <config_file> upload <local_filename> [FILE | BUFF | CALLBACK] "
                 );
                 return exit_code(22);
@@ -479,13 +479,13 @@ fn fdfs_test(argv: &[String]) -> ExitCode {
         }
         "download" | "getmeta" | "setmeta" | "query_servers" | "delete" => {
             if argv.len() < 5 {
-                println!("Usage: {prog} <config_file> {op} <group_name> <remote_filename>");
+                outln!("Usage: {prog} <config_file> {op} <group_name> <remote_filename>");
                 return exit_code(22);
             }
             s.rt.block_on(test_file_op(&s, prog, op, argv))
         }
         _ => {
-            println!("invalid operation: {op}");
+            outln!("invalid operation: {op}");
             exit_code(22)
         }
     }
@@ -505,7 +505,7 @@ async fn print_uploaded(s: &Session, id: &FileId, storage_ip: &str) {
         );
         url.push_str(&format!("?token={token}&ts={ts}"));
     }
-    println!("group_name={}, remote_filename={}", id.group, id.remote);
+    outln!("group_name={}, remote_filename={}", id.group, id.remote);
     let info = s.client.file_info(id, true, 0).await.unwrap_or(FileInfo {
         file_type: fdfs_proto::fileid::FileKind::Normal,
         source_id: 0,
@@ -515,11 +515,11 @@ async fn print_uploaded(s: &Session, id: &FileId, storage_ip: &str) {
         crc32: 0,
         get_from_server: false,
     });
-    println!("source ip address: {}", info.source_ip);
-    println!("file timestamp={}", local_datetime(info.create_timestamp));
-    println!("file size={}", info.file_size);
-    println!("file crc32={}", info.crc32);
-    println!("example file url: {url}");
+    outln!("source ip address: {}", info.source_ip);
+    outln!("file timestamp={}", local_datetime(info.create_timestamp));
+    outln!("file size={}", info.file_size);
+    outln!("file crc32={}", info.crc32);
+    outln!("example file url: {url}");
 }
 
 async fn test_upload(s: &Session, local: &str, mode: Option<&str>) -> ExitCode {
@@ -541,27 +541,27 @@ async fn test_upload(s: &Session, local: &str, mode: Option<&str>) -> ExitCode {
         ),
     };
     if let Ok(list) = s.client.query_store_all(None).await {
-        println!("tracker_query_storage_store_list_without_group: ");
+        outln!("tracker_query_storage_store_list_without_group: ");
         for (i, srv) in list.servers.iter().enumerate() {
             // The C tool prints the group before it is known: always empty.
-            println!(
+            outln!(
                 "\tserver {}. group_name=, ip_addr={}, port={}",
                 i + 1,
                 srv.ip,
                 srv.port
             );
         }
-        println!();
+        outln!();
     }
     let target = match s.client.query_store(None).await {
         Ok(t) => t,
         Err(e) => {
             let n = report(&e);
-            println!("tracker_query_storage fail, {}", errno_line(n));
+            outln!("tracker_query_storage fail, {}", errno_line(n));
             return exit_code(n);
         }
     };
-    println!(
+    outln!(
         "group_name={}, ip_addr={}, port={}",
         target.group, target.addr.ip, target.addr.port
     );
@@ -583,12 +583,12 @@ async fn test_upload(s: &Session, local: &str, mode: Option<&str>) -> ExitCode {
         ..Default::default()
     };
     let res = s.client.upload_file(Path::new(local), &opts).await;
-    println!("{fn_name}");
+    outln!("{fn_name}");
     let master = match res {
         Ok(id) => id,
         Err(e) => {
             let n = report(&e);
-            println!("upload file fail, {}", errno_line(n));
+            outln!("upload file fail, {}", errno_line(n));
             return exit_code(n);
         }
     };
@@ -597,19 +597,19 @@ async fn test_upload(s: &Session, local: &str, mode: Option<&str>) -> ExitCode {
         .client
         .upload_slave_file(&master, prefix, Some(&ext), Path::new(local), &meta)
         .await;
-    println!("{slave_fn}");
+    outln!("{slave_fn}");
     let slave = match res {
         Ok(id) => id,
         Err(e) => {
             let n = report(&e);
-            println!("upload slave file fail, {}", errno_line(n));
+            outln!("upload slave file fail, {}", errno_line(n));
             return exit_code(n);
         }
     };
     print_uploaded(s, &slave, &target.addr.ip).await;
     if let Ok(expected) = slave_remote_name(&master.remote, prefix, &ext) {
         if expected != slave.remote {
-            println!(
+            outln!(
                 "slave_filename={expected}\nremote_filename={}\nnot equal!",
                 slave.remote
             );
@@ -624,12 +624,12 @@ async fn active_tests(s: &Session, storage: Option<&ServerAddr>) -> ExitCode {
     if let Err(e) = s.client.active_test_tracker().await {
         result = i32::from(e.errno());
         let t = s.client.trackers().first().map(|t| t.to_string()).unwrap_or_default();
-        println!("active_test to tracker server {t} fail, errno: {result}");
+        outln!("active_test to tracker server {t} fail, errno: {result}");
     }
     if let Some(addr) = storage {
         if let Err(e) = s.client.with_storage(addr, async |c| c.active_test().await).await {
             result = i32::from(e.errno());
-            println!("active_test to storage server {addr} fail, errno: {result}");
+            outln!("active_test to storage server {addr} fail, errno: {result}");
         }
     }
     exit_code(result)
@@ -641,16 +641,16 @@ async fn test_file_op(s: &Session, prog: &str, op: &str, argv: &[String]) -> Exi
     if op == "query_servers" {
         return match s.client.query_fetch_all(&id).await {
             Ok(list) => {
-                println!("server list ({}):", list.len());
+                outln!("server list ({}):", list.len());
                 for a in &list {
-                    println!("\t{a}");
+                    outln!("\t{a}");
                 }
-                println!();
+                outln!();
                 ExitCode::SUCCESS
             }
             Err(e) => {
                 let n = report(&e);
-                println!(
+                outln!(
                     "tracker_query_storage_list fail, group_name={}, filename={}, {}",
                     id.group,
                     id.remote,
@@ -669,7 +669,7 @@ async fn test_file_op(s: &Session, prog: &str, op: &str, argv: &[String]) -> Exi
         Ok(a) => a,
         Err(e) => {
             let n = report(&e);
-            println!(
+            outln!(
                 "tracker_query_storage_fetch fail, group_name={}, filename={}, {}",
                 id.group,
                 id.remote,
@@ -678,7 +678,7 @@ async fn test_file_op(s: &Session, prog: &str, op: &str, argv: &[String]) -> Exi
             return exit_code(n);
         }
     };
-    println!("storage={storage}");
+    outln!("storage={storage}");
     match op {
         "download" => {
             let local = match argv.get(5) {
@@ -698,8 +698,8 @@ async fn test_file_op(s: &Session, prog: &str, op: &str, argv: &[String]) -> Exi
                     Ok(data.len())
                 });
             match res {
-                Ok(n) => println!("download file success, file size={n}, file save to {local}"),
-                Err(e) => println!("download file fail, {}", errno_line(report(&e))),
+                Ok(n) => outln!("download file success, file size={n}, file save to {local}"),
+                Err(e) => outln!("download file fail, {}", errno_line(report(&e))),
             }
         }
         "getmeta" => {
@@ -709,17 +709,17 @@ async fn test_file_op(s: &Session, prog: &str, op: &str, argv: &[String]) -> Exi
                 .await;
             match res {
                 Ok(meta) => {
-                    println!("get meta data success, meta count={}", meta.len());
+                    outln!("get meta data success, meta count={}", meta.len());
                     for (n, v) in meta {
-                        println!("{}={}", String::from_utf8_lossy(&n), String::from_utf8_lossy(&v));
+                        outln!("{}={}", String::from_utf8_lossy(&n), String::from_utf8_lossy(&v));
                     }
                 }
-                Err(e) => println!("getmeta fail, {}", errno_line(report(&e))),
+                Err(e) => outln!("getmeta fail, {}", errno_line(report(&e))),
             }
         }
         "setmeta" => {
             if argv.len() < 7 {
-                println!(
+                outln!(
                     "Usage: {prog} <config_file> {op} <group_name> <remote_filename> <op_flag> <metadata_list>\n\
                      \top_flag: O for overwrite, M for merge\n\
                      \tmetadata_list: name1=value1,name2=value2,..."
@@ -733,13 +733,13 @@ async fn test_file_op(s: &Session, prog: &str, op: &str, argv: &[String]) -> Exi
                 None => Err(ClientError::Status(fdfs_proto::Status::EINVAL)),
             };
             match res {
-                Ok(()) => println!("set meta data success"),
-                Err(e) => println!("setmeta fail, {}", errno_line(report(&e))),
+                Ok(()) => outln!("set meta data success"),
+                Err(e) => outln!("setmeta fail, {}", errno_line(report(&e))),
             }
         }
         _ => match s.client.delete_file(&id).await {
-            Ok(()) => println!("delete file success"),
-            Err(e) => println!("delete file fail, {}", errno_line(report(&e))),
+            Ok(()) => outln!("delete file success"),
+            Err(e) => outln!("delete file fail, {}", errno_line(report(&e))),
         },
     }
     active_tests(s, Some(&storage)).await

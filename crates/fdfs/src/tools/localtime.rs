@@ -15,6 +15,8 @@ pub struct LocalTm {
 
 /// Converts unix seconds to local time; None if libc cannot represent it.
 #[allow(unsafe_code)]
+// time_t is i64 here but 32 bits on some targets: keep the checked conversion.
+#[allow(clippy::useless_conversion)]
 pub fn local_tm(ts: i64) -> Option<LocalTm> {
     let t: libc::time_t = ts.try_into().ok()?;
     // SAFETY: `localtime_r` reads `t` and writes only into `tm`, a

@@ -190,7 +190,7 @@ pub fn main() -> ExitCode {
         Command::Storage(a) => daemon::role(Role::Storage, a),
         Command::Crc32 { file } => match classic::crc32_of_file(&file) {
             Ok(crc) => {
-                println!("{crc:x}");
+                outln!("{crc:x}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&file.display().to_string(), &ClientError::Io(e)),
@@ -222,7 +222,7 @@ pub fn main() -> ExitCode {
         }),
         Command::Regenerate(a) => with_file(&a, async |s, id| {
             let new_id = s.client.regenerate_appender_name(&id).await?;
-            println!("{new_id}");
+            outln!("{new_id}");
             Ok(())
         }),
         Command::Info(a) => {
@@ -234,13 +234,13 @@ pub fn main() -> ExitCode {
             };
             with_file(&fa, async |s, id| {
                 let info = s.client.file_info(&id, true, flags).await?;
-                print!("{}", format_file_info(&info, flags));
+                out!("{}", format_file_info(&info, flags));
                 Ok(())
             })
         }
         Command::Meta(MetaCmd::Get(a)) => with_file(&a, async |s, id| {
             for (n, v) in s.client.get_metadata(&id).await? {
-                println!("{}={}", String::from_utf8_lossy(&n), String::from_utf8_lossy(&v));
+                outln!("{}={}", String::from_utf8_lossy(&n), String::from_utf8_lossy(&v));
             }
             Ok(())
         }),
@@ -321,7 +321,7 @@ fn with_file(
     };
     let id = match FileId::parse(&a.file_id) {
         Ok(id) => id,
-        Err(e) => return fail(&a.file_id, &ClientError::Proto(e)),
+        Err(_) => return fail(&a.file_id, &ClientError::Invalid("invalid file id".into())),
     };
     match s.rt.block_on(f(&s, id)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -358,7 +358,7 @@ fn upload(a: UploadArgs) -> ExitCode {
     });
     match res {
         Ok(id) => {
-            println!("{id}");
+            outln!("{id}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(&a.file.display().to_string(), &e),
@@ -442,7 +442,7 @@ fn install_links(dir: &Path) -> ExitCode {
         if let Err(e) = std::os::unix::fs::symlink(&exe, &link) {
             return fail(&link.display().to_string(), &ClientError::Io(e));
         }
-        println!("{} -> {}", link.display(), exe.display());
+        outln!("{} -> {}", link.display(), exe.display());
     }
     ExitCode::SUCCESS
 }

@@ -192,7 +192,7 @@ fn format_storage(out: &mut String, k: usize, s: &StorageStat, delay: &str) {
 }
 
 fn usage(prog: &str) {
-    print!(
+    out!(
         "\nUsage:\n  {prog} <client_cfg_file> [-h <tracker_server>]\n  \
          [list|delete|set_trunk_server <group_name> [storage_id]]\n\n\
          Note:\n  the tracker server format: host[:port], the tracker default port is {DEFAULT_TRACKER_PORT}\n  \
@@ -316,19 +316,19 @@ pub fn run_with(session: &Session, args: &MonitorArgs, prog: &str) -> ExitCode {
         }
         Some(t) => {
             if split_host_port(t).is_none() {
-                println!("resolve ip address of tracker server: {t} fail!, error info: Unknown host");
+                outln!("resolve ip address of tracker server: {t} fail!, error info: Unknown host");
                 return ExitCode::from(1);
             }
             match find_tracker(&trackers, t) {
                 Some(i) => i,
                 None => {
-                    println!("tracker server: {t} not exists!");
+                    outln!("tracker server: {t} not exists!");
                     return ExitCode::from(2);
                 }
             }
         }
     };
-    println!(
+    outln!(
         "tracker server count={}, current server index={index}",
         trackers.len()
     );
@@ -365,7 +365,7 @@ async fn run(client: &Client, index: usize, args: &MonitorArgs, prog: &str) -> E
         .peer_addr()
         .map(|a| format!("{}:{}", formatted_ip(&a.ip().to_string()), a.port()))
         .unwrap_or_else(|_| conn.addr.clone());
-    print!("\ntracker server is {peer}\n\n");
+    out!("\ntracker server is {peer}\n\n");
     let group = args.rest.first().cloned();
     let mut ok = true;
     match args.op.as_str() {
@@ -373,7 +373,7 @@ async fn run(client: &Client, index: usize, args: &MonitorArgs, prog: &str) -> E
             let mut tc = TrackerClient::new(&mut conn);
             let text = list_all_groups(&mut tc, group.as_deref()).await;
             ok = text.is_some();
-            print!("{}", text.unwrap_or_default());
+            out!("{}", text.unwrap_or_default());
         }
         "delete" => {
             let Some(group) = group else {
@@ -382,15 +382,15 @@ async fn run(client: &Client, index: usize, args: &MonitorArgs, prog: &str) -> E
             };
             match args.rest.get(1) {
                 None => match client.delete_group(&group).await {
-                    Ok(()) => println!("delete group: {group} success"),
-                    Err(e) => println!(
+                    Ok(()) => outln!("delete group: {group} success"),
+                    Err(e) => outln!(
                         "delete group: {group} fail, {}",
                         errno_line(i32::from(e.errno()))
                     ),
                 },
                 Some(id) => match client.delete_storage(&group, id).await {
-                    Ok(()) => println!("delete storage server {group}::{id} success"),
-                    Err(e) => println!(
+                    Ok(()) => outln!("delete storage server {group}::{id} success"),
+                    Err(e) => outln!(
                         "delete storage server {group}::{id} fail, {}",
                         errno_line(i32::from(e.errno()))
                     ),
@@ -404,17 +404,17 @@ async fn run(client: &Client, index: usize, args: &MonitorArgs, prog: &str) -> E
             };
             let id = args.rest.get(1).cloned().unwrap_or_default();
             match client.set_trunk_server(&group, &id).await {
-                Ok(new_id) => println!(
+                Ok(new_id) => outln!(
                     "set trunk server {group}::{id} success, new trunk server: {new_id}"
                 ),
-                Err(e) => println!(
+                Err(e) => outln!(
                     "set trunk server {group}::{id} fail, {}",
                     errno_line(i32::from(e.errno()))
                 ),
             }
         }
         other => {
-            print!("Invalid command {other}\n\n");
+            out!("Invalid command {other}\n\n");
             usage(prog);
         }
     }
@@ -490,7 +490,7 @@ mod tests {
         let g = GroupStat {
             group_name: "group1".into(),
             total_mb: 258_019,
-            free_mb: 80_896,
+            free_mb: 81_300,
             reserved_mb: 2580,
             trunk_free_mb: 0,
             storage_count: 1,
@@ -523,7 +523,7 @@ mod tests {
             ip_addr: "127.0.0.3".into(),
             version: "6.16.1".into(),
             total_mb: 258_019,
-            free_mb: 80_896,
+            free_mb: 81_300,
             reserved_mb: 2580,
             upload_priority: 10,
             store_path_count: 1,

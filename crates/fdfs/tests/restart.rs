@@ -1,0 +1,175 @@
+//! Restarts of the real binary: `fdfs server` stopped with SIGTERM and
+//! started again at once on the same ports keeps its files and never fails
+//! with "address already in use"; the classic `fdfs_storaged <conf>
+//! start|stop|restart` front end does the same through its pid file.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use fdfs_client::Conn;
+use fdfs_proto::storage_msg::{DownloadReq, FileIdResp, UploadReq};
+use fdfs_proto::{StorageCmd, TrackerCmd};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Polls until the tracker hands out a storage for uploads and that
+/// storage answers.
+fn wait_ready(tracker_port: u16) {
+    let end = Instant::now() + DEADLINE;
+    let rt = rt();
+    loop {
+        let ok = rt.block_on(async {
+            let Ok(mut t) = Conn::connect(&format!("127.0.0.1:{tracker_port}"), Duration::from_secs(1), Duration::from_secs(2)).await else {
+                return false;
+            };
+            let Ok(body) = t.call(TrackerCmd::QueryStoreWithoutGroupOne.into(), &[]).await else {
+                return false;
+            };
+            let Ok(target) = fdfs_proto::tracker_msg::StoreTarget::decode(&body) else {
+                return false;
+            };
+            match Conn::connect(&target.addr.to_string(), Duration::from_secs(1), Duration::from_secs(2)).await {
+                Ok(mut s) => s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.is_ok(),
+                Err(_) => false,
+            }
+        });
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < end, "server did not become ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn upload(storage_port: u16, data: &[u8]) -> String {
+    rt().block_on(async {
+        let mut c = Conn::connect(&format!("127.0.0.1:{storage_port}"), Duration::from_secs(2), Duration::from_secs(5)).await.unwrap();
+        let mut b = BytesMut::new();
+        UploadReq { store_path_index: -1, file_size: data.len() as u64, ext: "bin".into() }.encode_head(&mut b);
+        b.put_slice(data);
+        FileIdResp::decode(&c.call(StorageCmd::UploadFile.into(), &b).await.unwrap()).unwrap().remote
+    })
+}
+
+fn download(storage_port: u16, remote: &str) -> Vec<u8> {
+    rt().block_on(async {
+        let mut c = Conn::connect(&format!("127.0.0.1:{storage_port}"), Duration::from_secs(2), Duration::from_secs(5)).await.unwrap();
+        let mut b = BytesMut::new();
+        DownloadReq { offset: 0, length: 0, group: "group1".into(), remote: remote.into() }.encode(&mut b);
+        c.call(StorageCmd::DownloadFile.into(), &b).await.unwrap()
+    })
+}
+
+fn start_server(base: &Path, tracker_port: u16, storage_port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fdfs"))
+        .arg("server")
+        .arg("--base-path")
+        .arg(base)
+        .arg("--tracker-port")
+        .arg(tracker_port.to_string())
+        .arg("--storage-port")
+        .arg(storage_port.to_string())
+        .arg("--log-level")
+        .arg("warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fdfs server")
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(ok.success());
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < end, "server did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn server_restart_keeps_files_and_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, sp) = (free_port(), free_port());
+    let mut server = start_server(dir.path(), tp, sp);
+    wait_ready(tp);
+    let remote = upload(sp, b"survives restarts");
+    // Keep a client connected across the stop: shutdown must not hang on it.
+    let idle = std::net::TcpStream::connect(("127.0.0.1", sp)).unwrap();
+    let status = terminate(&mut server);
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    drop(idle);
+
+    for round in 0..2 {
+        let mut server = start_server(dir.path(), tp, sp);
+        wait_ready(tp);
+        assert_eq!(download(sp, &remote), b"survives restarts", "round {round}");
+        let status = terminate(&mut server);
+        assert!(status.success(), "round {round}: {status:?}");
+    }
+}
+
+#[test]
+fn classic_storaged_start_stop_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, sp) = (free_port(), free_port());
+    let tracker_base = dir.path().join("tracker");
+    let storage_base = dir.path().join("storage");
+    std::fs::create_dir_all(&tracker_base).unwrap();
+    std::fs::create_dir_all(&storage_base).unwrap();
+    let tracker_conf = dir.path().join("tracker.conf");
+    std::fs::write(
+        &tracker_conf,
+        format!("bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n", tracker_base.display()),
+    )
+    .unwrap();
+    let storage_conf = dir.path().join("storage.conf");
+    std::fs::write(
+        &storage_conf,
+        format!(
+            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {base}\nstore_path0 = {base}\nsubdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\nstat_report_interval = 1\n",
+            base = storage_base.display()
+        ),
+    )
+    .unwrap();
+    // Run the binary under its classic names.
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    for name in ["fdfs_trackerd", "fdfs_storaged"] {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fdfs"), bin_dir.join(name)).unwrap();
+    }
+    let run = |name: &str, conf: &Path, action: &str| {
+        let out = Command::new(bin_dir.join(name)).arg(conf).arg(action).output().unwrap();
+        assert!(out.status.success(), "{name} {action}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    };
+    run("fdfs_trackerd", &tracker_conf, "start");
+    run("fdfs_storaged", &storage_conf, "start");
+    let pid_file = storage_base.join("data/fdfs_storaged.pid");
+    assert!(pid_file.exists());
+    wait_ready(tp);
+    let remote = upload(sp, b"classic daemons");
+    run("fdfs_storaged", &storage_conf, "restart");
+    wait_ready(tp);
+    assert_eq!(download(sp, &remote), b"classic daemons");
+    run("fdfs_storaged", &storage_conf, "stop");
+    assert!(!pid_file.exists(), "pid file removed on stop");
+    // Stopped and at once started again: the port is free.
+    run("fdfs_storaged", &storage_conf, "start");
+    wait_ready(tp);
+    run("fdfs_storaged", &storage_conf, "stop");
+    run("fdfs_trackerd", &tracker_conf, "stop");
+}
