@@ -83,7 +83,7 @@ impl Cluster {
             base_path: tracker_base.clone(),
             port: tracker_addr.port(),
             bind_addr: "127.0.0.1".into(),
-            reserved_storage_space: opts.reserved_storage_space.clone(),
+            reserved_storage_space: opts.reserved_storage_space,
             ..TrackerConf::default()
         };
         (opts.tweak_tracker)(&mut tracker_conf);

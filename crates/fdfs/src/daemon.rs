@@ -92,13 +92,18 @@ fn init_logging(level: &str) {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
 async fn cancel_on_signal(token: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -114,11 +119,16 @@ async fn bind(addr: &str, port: u16) -> std::io::Result<TcpListener> {
     let sock: SocketAddr = format!("{host}:{port}")
         .parse()
         .or_else(|_| format!("[{host}]:{port}").parse())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad bind address {host}")))?;
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("bad bind address {host}"),
+            )
+        })?;
     // tokio sets SO_REUSEADDR, so a restart never trips over TIME_WAIT.
-    TcpListener::bind(sock).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("bind {sock} failed: {e}"))
-    })
+    TcpListener::bind(sock)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("bind {sock} failed: {e}")))
 }
 
 pub fn server(args: ServerArgs) -> ExitCode {
@@ -126,19 +136,23 @@ pub fn server(args: ServerArgs) -> ExitCode {
     let reserved = match fdfs_config::values::parse_reserved_space(&args.reserved_space) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("fdfs server: invalid --reserved-space {:?}: {}", args.reserved_space, e.0);
+            eprintln!(
+                "fdfs server: invalid --reserved-space {:?}: {}",
+                args.reserved_space, e.0
+            );
             return ExitCode::from(2);
         }
     };
-    let advertise = args
-        .advertise
-        .clone()
-        .or_else(|| std::env::var(fdfs_config::storage::ENV_ADVERTISE_ADDR).ok().filter(|v| !v.is_empty()));
+    let advertise = args.advertise.clone().or_else(|| {
+        std::env::var(fdfs_config::storage::ENV_ADVERTISE_ADDR)
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
     let tracker_conf = TrackerConf {
         bind_addr: args.bind.clone(),
         port: args.tracker_port,
         base_path: args.base_path.join("tracker"),
-        reserved_storage_space: reserved.clone(),
+        reserved_storage_space: reserved,
         ..TrackerConf::default()
     };
     let tracker_host = if args.bind == "0.0.0.0" || args.bind.is_empty() {
@@ -175,20 +189,34 @@ pub fn server(args: ServerArgs) -> ExitCode {
     let result: Result<(), String> = rt.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let tracker_listener = bind(&args.bind, args.tracker_port).await.map_err(|e| e.to_string())?;
-        let storage_listener = bind(&args.bind, args.storage_port).await.map_err(|e| e.to_string())?;
+        let tracker_listener = bind(&args.bind, args.tracker_port)
+            .await
+            .map_err(|e| e.to_string())?;
+        let storage_listener = bind(&args.bind, args.storage_port)
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(
             tracker = %tracker_listener.local_addr().map_err(|e| e.to_string())?,
             storage = %storage_listener.local_addr().map_err(|e| e.to_string())?,
             base_path = %args.base_path.display(),
             "fdfs server starting"
         );
-        let tracker = tokio::spawn(fdfs_tracker::run(tracker_listener, tracker_conf, shutdown.clone()));
-        let storage = tokio::spawn(fdfs_storage::run(storage_listener, storage_conf, shutdown.clone()));
+        let tracker = tokio::spawn(fdfs_tracker::run(
+            tracker_listener,
+            tracker_conf,
+            shutdown.clone(),
+        ));
+        let storage = tokio::spawn(fdfs_storage::run(
+            storage_listener,
+            storage_conf,
+            shutdown.clone(),
+        ));
         let (t, s) = tokio::join!(tracker, storage);
         shutdown.cancel();
-        t.map_err(|e| e.to_string())?.map_err(|e| format!("tracker: {e}"))?;
-        s.map_err(|e| e.to_string())?.map_err(|e| format!("storage: {e}"))?;
+        t.map_err(|e| e.to_string())?
+            .map_err(|e| format!("tracker: {e}"))?;
+        s.map_err(|e| e.to_string())?
+            .map_err(|e| format!("storage: {e}"))?;
         Ok(())
     });
     match result {
@@ -201,7 +229,9 @@ pub fn server(args: ServerArgs) -> ExitCode {
 }
 
 fn pid_file(role: Role, base_path: &Path) -> PathBuf {
-    base_path.join("data").join(format!("{}.pid", role.classic_name()))
+    base_path
+        .join("data")
+        .join(format!("{}.pid", role.classic_name()))
 }
 
 /// Loads the conf of `role`, printing warnings; returns (base_path, log level).
@@ -219,7 +249,8 @@ fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String> {
             Ok(RoleConf::Tracker(conf))
         }
         Role::Storage => {
-            let (mut conf, warnings) = StorageConf::load(path).map_err(|e| format!("{name}: {e}"))?;
+            let (mut conf, warnings) =
+                StorageConf::load(path).map_err(|e| format!("{name}: {e}"))?;
             for w in warnings {
                 eprintln!("{name}: warning: {w}");
             }
@@ -276,14 +307,22 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         match conf {
             RoleConf::Tracker(c) => {
-                let listener = bind(&c.bind_addr, c.port).await.map_err(|e| e.to_string())?;
+                let listener = bind(&c.bind_addr, c.port)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 write_pid(&pid_path)?;
-                fdfs_tracker::run(listener, c, shutdown).await.map_err(|e| e.to_string())
+                fdfs_tracker::run(listener, c, shutdown)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             RoleConf::Storage(c) => {
-                let listener = bind(&c.bind_addr, c.port).await.map_err(|e| e.to_string())?;
+                let listener = bind(&c.bind_addr, c.port)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 write_pid(&pid_path)?;
-                fdfs_storage::run(listener, c, shutdown).await.map_err(|e| e.to_string())
+                fdfs_storage::run(listener, c, shutdown)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }
     });
@@ -365,7 +404,10 @@ fn stop(name: &str, pid_path: &Path) -> ExitCode {
     let deadline = Instant::now() + STOP_WAIT;
     while send_signal(pid, 0) {
         if Instant::now() > deadline {
-            eprintln!("{name}: process {pid} did not exit within {}s", STOP_WAIT.as_secs());
+            eprintln!(
+                "{name}: process {pid} did not exit within {}s",
+                STOP_WAIT.as_secs()
+            );
             return ExitCode::FAILURE;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -400,7 +442,11 @@ fn start_detached(role: Role, conf_path: &str, pid_path: &Path, log_dir: &Path) 
         Role::Tracker => "trackerd.log",
         Role::Storage => "storaged.log",
     };
-    let log = match std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join(log_name)) {
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join(log_name))
+    {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{name}: cannot open log: {e}");

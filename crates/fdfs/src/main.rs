@@ -2,6 +2,7 @@
 //! as `fdfs_upload_file` or `fdfs_trackerd`) it behaves like that program;
 //! otherwise it offers `fdfs <subcommand>`.
 
+mod bench;
 mod daemon;
 mod tools;
 

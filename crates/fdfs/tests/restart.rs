@@ -15,11 +15,18 @@ use fdfs_proto::{StorageCmd, TrackerCmd};
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Polls until the tracker hands out a storage for uploads and that
@@ -29,16 +36,31 @@ fn wait_ready(tracker_port: u16) {
     let rt = rt();
     loop {
         let ok = rt.block_on(async {
-            let Ok(mut t) = Conn::connect(&format!("127.0.0.1:{tracker_port}"), Duration::from_secs(1), Duration::from_secs(2)).await else {
+            let Ok(mut t) = Conn::connect(
+                &format!("127.0.0.1:{tracker_port}"),
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+            )
+            .await
+            else {
                 return false;
             };
-            let Ok(body) = t.call(TrackerCmd::QueryStoreWithoutGroupOne.into(), &[]).await else {
+            let Ok(body) = t
+                .call(TrackerCmd::QueryStoreWithoutGroupOne.into(), &[])
+                .await
+            else {
                 return false;
             };
             let Ok(target) = fdfs_proto::tracker_msg::StoreTarget::decode(&body) else {
                 return false;
             };
-            match Conn::connect(&target.addr.to_string(), Duration::from_secs(1), Duration::from_secs(2)).await {
+            match Conn::connect(
+                &target.addr.to_string(),
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+            )
+            .await
+            {
                 Ok(mut s) => s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.is_ok(),
                 Err(_) => false,
             }
@@ -53,19 +75,44 @@ fn wait_ready(tracker_port: u16) {
 
 fn upload(storage_port: u16, data: &[u8]) -> String {
     rt().block_on(async {
-        let mut c = Conn::connect(&format!("127.0.0.1:{storage_port}"), Duration::from_secs(2), Duration::from_secs(5)).await.unwrap();
+        let mut c = Conn::connect(
+            &format!("127.0.0.1:{storage_port}"),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         let mut b = BytesMut::new();
-        UploadReq { store_path_index: -1, file_size: data.len() as u64, ext: "bin".into() }.encode_head(&mut b);
+        UploadReq {
+            store_path_index: -1,
+            file_size: data.len() as u64,
+            ext: "bin".into(),
+        }
+        .encode_head(&mut b);
         b.put_slice(data);
-        FileIdResp::decode(&c.call(StorageCmd::UploadFile.into(), &b).await.unwrap()).unwrap().remote
+        FileIdResp::decode(&c.call(StorageCmd::UploadFile.into(), &b).await.unwrap())
+            .unwrap()
+            .remote
     })
 }
 
 fn download(storage_port: u16, remote: &str) -> Vec<u8> {
     rt().block_on(async {
-        let mut c = Conn::connect(&format!("127.0.0.1:{storage_port}"), Duration::from_secs(2), Duration::from_secs(5)).await.unwrap();
+        let mut c = Conn::connect(
+            &format!("127.0.0.1:{storage_port}"),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         let mut b = BytesMut::new();
-        DownloadReq { offset: 0, length: 0, group: "group1".into(), remote: remote.into() }.encode(&mut b);
+        DownloadReq {
+            offset: 0,
+            length: 0,
+            group: "group1".into(),
+            remote: remote.into(),
+        }
+        .encode(&mut b);
         c.call(StorageCmd::DownloadFile.into(), &b).await.unwrap()
     })
 }
@@ -89,7 +136,11 @@ fn start_server(base: &Path, tracker_port: u16, storage_port: u16) -> Child {
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(ok.success());
     let end = Instant::now() + DEADLINE;
     loop {
@@ -134,7 +185,10 @@ fn classic_storaged_start_stop_restart() {
     let tracker_conf = dir.path().join("tracker.conf");
     std::fs::write(
         &tracker_conf,
-        format!("bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n", tracker_base.display()),
+        format!(
+            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n",
+            tracker_base.display()
+        ),
     )
     .unwrap();
     let storage_conf = dir.path().join("storage.conf");
@@ -153,8 +207,17 @@ fn classic_storaged_start_stop_restart() {
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fdfs"), bin_dir.join(name)).unwrap();
     }
     let run = |name: &str, conf: &Path, action: &str| {
-        let out = Command::new(bin_dir.join(name)).arg(conf).arg(action).output().unwrap();
-        assert!(out.status.success(), "{name} {action}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(bin_dir.join(name))
+            .arg(conf)
+            .arg(action)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name} {action}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     run("fdfs_trackerd", &tracker_conf, "start");
     run("fdfs_storaged", &storage_conf, "start");

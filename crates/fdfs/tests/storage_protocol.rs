@@ -645,7 +645,7 @@ fn malformed_requests_get_the_original_statuses() {
             .unwrap();
 
         // Each case: (cmd, status byte, body) → expected status; EINVAL closes.
-        let lower = up.remote.replacen("M00/", "M00/", 1).to_lowercase();
+        let lower = format!("{}0a{}", &up.remote[..7], &up.remote[9..]);
         let cases: Vec<(u8, Vec<u8>, u8)> = vec![
             (200, vec![], 22),                                // unknown command
             (fdfs_proto::CMD_ACTIVE_TEST, vec![1, 2, 3], 22), // active test with a body
@@ -798,14 +798,20 @@ fn malformed_requests_get_the_original_statuses() {
 
         // A body shorter than announced, then the client half-closes: the
         // storage closes without an answer.
-        let mut raw = tokio::net::TcpStream::connect(cluster.storage_addr).await.unwrap();
+        let mut raw = tokio::net::TcpStream::connect(cluster.storage_addr)
+            .await
+            .unwrap();
         let mut b = BytesMut::new();
         fdfs_proto::Header::new(StorageCmd::DeleteFile.into(), 100).encode(&mut b);
         b.put_slice(b"group1\0\0\0\0");
         raw.write_all(&b).await.unwrap();
         raw.shutdown().await.unwrap();
         let mut buf = [0u8; 10];
-        assert_eq!(raw.read(&mut buf).await.unwrap(), 0, "closed without a response");
+        assert_eq!(
+            raw.read(&mut buf).await.unwrap(),
+            0,
+            "closed without a response"
+        );
 
         // Negative pkg_len: closed without an answer.
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -65,9 +65,10 @@ fn parse_file_id(id: &str) -> Result<FileId, ClientError> {
 /// `host[:port]` of a storage, default port 23000.
 fn parse_storage_addr(text: &str) -> Option<ServerAddr> {
     let (host, port) = match text.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.starts_with('[') => {
-            (h.trim_start_matches('[').trim_end_matches(']'), p.parse().ok()?)
-        }
+        Some((h, p)) if !h.contains(':') || h.starts_with('[') => (
+            h.trim_start_matches('[').trim_end_matches(']'),
+            p.parse().ok()?,
+        ),
         _ => (text, 23000),
     };
     if host.is_empty() {
@@ -563,7 +564,9 @@ async fn test_upload(s: &Session, local: &str, mode: Option<&str>) -> ExitCode {
     };
     outln!(
         "group_name={}, ip_addr={}, port={}",
-        target.group, target.addr.ip, target.addr.port
+        target.group,
+        target.addr.ip,
+        target.addr.port
     );
     let meta: Vec<MetaPair> = [
         ("ext_name", "jpg"),
@@ -623,11 +626,20 @@ async fn active_tests(s: &Session, storage: Option<&ServerAddr>) -> ExitCode {
     let mut result = 0;
     if let Err(e) = s.client.active_test_tracker().await {
         result = i32::from(e.errno());
-        let t = s.client.trackers().first().map(|t| t.to_string()).unwrap_or_default();
+        let t = s
+            .client
+            .trackers()
+            .first()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         outln!("active_test to tracker server {t} fail, errno: {result}");
     }
     if let Some(addr) = storage {
-        if let Err(e) = s.client.with_storage(addr, async |c| c.active_test().await).await {
+        if let Err(e) = s
+            .client
+            .with_storage(addr, async |c| c.active_test().await)
+            .await
+        {
             result = i32::from(e.errno());
             outln!("active_test to storage server {addr} fail, errno: {result}");
         }
@@ -683,7 +695,12 @@ async fn test_file_op(s: &Session, prog: &str, op: &str, argv: &[String]) -> Exi
         "download" => {
             let local = match argv.get(5) {
                 Some(l) => l.clone(),
-                None => id.remote.rsplit('/').next().unwrap_or(&id.remote).to_string(),
+                None => id
+                    .remote
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&id.remote)
+                    .to_string(),
             };
             let res = s
                 .client
@@ -705,13 +722,19 @@ async fn test_file_op(s: &Session, prog: &str, op: &str, argv: &[String]) -> Exi
         "getmeta" => {
             let res = s
                 .client
-                .with_storage(&storage, async |c| c.get_metadata(&id.group, &id.remote).await)
+                .with_storage(&storage, async |c| {
+                    c.get_metadata(&id.group, &id.remote).await
+                })
                 .await;
             match res {
                 Ok(meta) => {
                     outln!("get meta data success, meta count={}", meta.len());
                     for (n, v) in meta {
-                        outln!("{}={}", String::from_utf8_lossy(&n), String::from_utf8_lossy(&v));
+                        outln!(
+                            "{}={}",
+                            String::from_utf8_lossy(&n),
+                            String::from_utf8_lossy(&v)
+                        );
                     }
                 }
                 Err(e) => outln!("getmeta fail, {}", errno_line(report(&e))),

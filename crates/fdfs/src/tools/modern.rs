@@ -59,14 +59,12 @@ enum Command {
     /// Cluster status (same output as fdfs_monitor).
     Monitor(MonitorCmd),
     /// CRC32 of a local file, in hex.
-    Crc32 {
-        file: PathBuf,
-    },
+    Crc32 { file: PathBuf },
     /// Create symlinks named after every classic FastDFS tool and daemon,
     /// pointing at this executable (existing links are replaced).
-    InstallLinks {
-        dir: PathBuf,
-    },
+    InstallLinks { dir: PathBuf },
+    /// Load test over the binary protocol (works against any FastDFS).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// How to reach the cluster.
@@ -196,6 +194,7 @@ pub fn main() -> ExitCode {
             Err(e) => fail(&file.display().to_string(), &ClientError::Io(e)),
         },
         Command::InstallLinks { dir } => install_links(&dir),
+        Command::Bench(a) => crate::bench::run(a),
         Command::Monitor(m) => {
             let session = match session(&m.conn) {
                 Ok(s) => s,
@@ -217,9 +216,7 @@ pub fn main() -> ExitCode {
         }
         Command::Upload(a) => upload(a),
         Command::Download(a) => download(a),
-        Command::Delete(a) => with_file(&a, async |s, id| {
-            s.client.delete_file(&id).await
-        }),
+        Command::Delete(a) => with_file(&a, async |s, id| s.client.delete_file(&id).await),
         Command::Regenerate(a) => with_file(&a, async |s, id| {
             let new_id = s.client.regenerate_appender_name(&id).await?;
             outln!("{new_id}");
@@ -240,7 +237,11 @@ pub fn main() -> ExitCode {
         }
         Command::Meta(MetaCmd::Get(a)) => with_file(&a, async |s, id| {
             for (n, v) in s.client.get_metadata(&id).await? {
-                outln!("{}={}", String::from_utf8_lossy(&n), String::from_utf8_lossy(&v));
+                outln!(
+                    "{}={}",
+                    String::from_utf8_lossy(&n),
+                    String::from_utf8_lossy(&v)
+                );
             }
             Ok(())
         }),
@@ -251,9 +252,15 @@ pub fn main() -> ExitCode {
             merge,
         }) => {
             let meta: Vec<MetaPair> = pairs.iter().flat_map(|p| split_metadata(p)).collect();
-            let op = if merge { MetaOp::Merge } else { MetaOp::Overwrite };
+            let op = if merge {
+                MetaOp::Merge
+            } else {
+                MetaOp::Overwrite
+            };
             let fa = FileArgs { conn, file_id };
-            with_file(&fa, async |s, id| s.client.set_metadata(&id, &meta, op).await)
+            with_file(&fa, async |s, id| {
+                s.client.set_metadata(&id, &meta, op).await
+            })
         }
         Command::Append(a) => {
             let fa = FileArgs {
@@ -370,9 +377,10 @@ fn download(a: DownloadArgs) -> ExitCode {
         conn: a.conn,
         file_id: a.file_id.clone(),
     };
-    let output = a.output.clone().unwrap_or_else(|| {
-        PathBuf::from(a.file_id.rsplit('/').next().unwrap_or(&a.file_id))
-    });
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(a.file_id.rsplit('/').next().unwrap_or(&a.file_id)));
     with_file(&fa, async |s, id| {
         if output.as_os_str() == "-" {
             let mut out = BlockingStdout(std::io::stdout());
@@ -460,8 +468,15 @@ mod tests {
     #[test]
     fn client_flags_parse() {
         let cli = Cli::try_parse_from([
-            "fdfs", "upload", "--tracker", "127.0.0.1:22122", "--tracker", "10.0.0.1", "-m",
-            "a=1", "x.jpg",
+            "fdfs",
+            "upload",
+            "--tracker",
+            "127.0.0.1:22122",
+            "--tracker",
+            "10.0.0.1",
+            "-m",
+            "a=1",
+            "x.jpg",
         ])
         .unwrap();
         match cli.cmd {

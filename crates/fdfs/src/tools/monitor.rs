@@ -77,7 +77,11 @@ pub fn format_group(g: &GroupStat, storages: &[StorageStat]) -> String {
     );
     let uses_trunk = g.current_trunk_file_id >= 0;
     if uses_trunk {
-        let _ = writeln!(out, "trunk free space = {:>7}", mb_to_human(g.trunk_free_mb));
+        let _ = writeln!(
+            out,
+            "trunk free space = {:>7}",
+            mb_to_human(g.trunk_free_mb)
+        );
     }
     let _ = write!(
         out,
@@ -274,9 +278,9 @@ fn find_tracker(trackers: &[TrackerAddr], text: &str) -> Option<usize> {
     let wanted = resolve(&host);
     trackers.iter().position(|t| {
         t.port == port
-            && t.hosts.iter().any(|h| {
-                h == &host || resolve(h).iter().any(|ip| wanted.contains(ip))
-            })
+            && t.hosts
+                .iter()
+                .any(|h| h == &host || resolve(h).iter().any(|ip| wanted.contains(ip)))
     })
 }
 
@@ -404,9 +408,9 @@ async fn run(client: &Client, index: usize, args: &MonitorArgs, prog: &str) -> E
             };
             let id = args.rest.get(1).cloned().unwrap_or_default();
             match client.set_trunk_server(&group, &id).await {
-                Ok(new_id) => outln!(
-                    "set trunk server {group}::{id} success, new trunk server: {new_id}"
-                ),
+                Ok(new_id) => {
+                    outln!("set trunk server {group}::{id} success, new trunk server: {new_id}")
+                }
                 Err(e) => outln!(
                     "set trunk server {group}::{id} fail, {}",
                     errno_line(i32::from(e.errno()))
@@ -460,14 +464,20 @@ mod tests {
     #[test]
     fn argument_forms() {
         let a = parse_args(&args(&["m", "c.conf"])).unwrap();
-        assert_eq!((a.conf.as_str(), a.op.as_str(), a.tracker), ("c.conf", "list", None));
+        assert_eq!(
+            (a.conf.as_str(), a.op.as_str(), a.tracker),
+            ("c.conf", "list", None)
+        );
         let a = parse_args(&args(&["m"])).unwrap();
         assert_eq!(a.conf, DEFAULT_CLIENT_CONF);
         let a = parse_args(&args(&["m", "c", "-h", "1.2.3.4", "list", "g1"])).unwrap();
         assert_eq!(a.tracker.as_deref(), Some("1.2.3.4"));
         assert_eq!(a.rest, ["g1"]);
         let a = parse_args(&args(&["m", "c", "-h1.2.3.4:22123"])).unwrap();
-        assert_eq!((a.tracker.as_deref(), a.op.as_str()), (Some("1.2.3.4:22123"), "list"));
+        assert_eq!(
+            (a.tracker.as_deref(), a.op.as_str()),
+            (Some("1.2.3.4:22123"), "list")
+        );
         let a = parse_args(&args(&["m", "c", "delete", "g1", "10.0.0.1"])).unwrap();
         assert_eq!((a.op.as_str(), a.rest.len()), ("delete", 2));
         assert_eq!(parse_args(&args(&["m", "c", "-h"])), Err(1));
@@ -556,7 +566,9 @@ mod tests {
         assert_eq!(lines[20], "\t\tdisk total space     =  252 GB");
         assert_eq!(lines[28], "\t\tsource storage id = ");
         assert!(text.contains("\n\t\ttotal_upload_count = 4\n\t\tsuccess_upload_count = 4\n"));
-        assert!(text.contains("\n\t\tstotal_download_bytes = 51\n\t\tsuccess_download_bytes = 51\n"));
+        assert!(
+            text.contains("\n\t\tstotal_download_bytes = 51\n\t\tsuccess_download_bytes = 51\n")
+        );
         assert!(text.contains("\n\t\tsuccess_file_write_count = 0\n\t\tlast_heart_beat_time = "));
         // A single storage has no delay text, but the separating space stays.
         assert!(text.ends_with(" \n"), "{text:?}");
