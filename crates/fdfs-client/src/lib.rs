@@ -9,6 +9,7 @@
 pub mod client;
 pub mod conn;
 pub mod error;
+pub mod localtime;
 pub mod fileinfo;
 pub mod pool;
 pub mod storage;

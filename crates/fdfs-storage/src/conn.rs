@@ -40,6 +40,10 @@ pub struct Session {
     /// The peer stopped sending mid-request (EOF, reset or timeout): there
     /// is nobody to answer, so the connection just closes.
     pub peer_gone: bool,
+    /// Filename for the access log, set by handlers once they know it.
+    pub log_name: String,
+    /// Bytes a handler wrote itself (header included), for the access log.
+    pub sent_len: u64,
 }
 
 impl Session {
@@ -130,6 +134,8 @@ pub async fn serve_connection(
         network_timeout,
         body_left: 0,
         peer_gone: false,
+        log_name: String::new(),
+        sent_len: 0,
     };
     loop {
         let mut raw = [0u8; HEADER_LEN];
@@ -160,7 +166,14 @@ pub async fn serve_connection(
         if cmd == fdfs_proto::CMD_QUIT {
             return;
         }
+        let started = std::time::SystemTime::now();
+        let t0 = std::time::Instant::now();
+        s.log_name.clear();
+        s.sent_len = 0;
         let result = dispatch(&mut s, header).await;
+        if let (Some(log), Ok(command)) = (&s.storage.access_log, StorageCmd::try_from(cmd)) {
+            log_access(log, &s, command, &result, started, t0.elapsed(), body_len);
+        }
         let keep = match result {
             Ok(Reply::Body(body)) => s.respond(0, &body).await.is_ok(),
             Ok(Reply::Sent) => true,
@@ -191,6 +204,43 @@ pub async fn serve_connection(
             return;
         }
     }
+}
+
+/// Writes the access-log line of a finished request. Requests the peer
+/// abandoned are not logged, as in the original.
+fn log_access(
+    log: &crate::access_log::AccessLog,
+    s: &Session,
+    cmd: StorageCmd,
+    result: &OpResult<Reply>,
+    started: std::time::SystemTime,
+    elapsed: Duration,
+    body_len: u64,
+) {
+    let Some(action) = crate::access_log::action(cmd) else {
+        return;
+    };
+    let req_len = HEADER_LEN as u64 + body_len;
+    let (status, resp_len) = match result {
+        Ok(Reply::Body(b)) => (0, (HEADER_LEN + b.len()) as u64),
+        Ok(Reply::Sent) => (0, s.sent_len),
+        Ok(Reply::Abort) => return,
+        Err(_) if s.peer_gone => return,
+        // The original reports the request length as the response length
+        // of a failed request, except for deletes.
+        Err(e) if cmd == StorageCmd::DeleteFile => (e.status.0, HEADER_LEN as u64),
+        Err(e) => (e.status.0, req_len),
+    };
+    log.record(&crate::access_log::Entry {
+        started,
+        elapsed,
+        client_ip: &s.peer.ip().to_string(),
+        action,
+        filename: &s.log_name,
+        status,
+        req_len,
+        resp_len,
+    });
 }
 
 /// How long an idle connection is kept between requests.

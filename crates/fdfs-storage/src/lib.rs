@@ -2,6 +2,7 @@
 //! serves the client protocol (§3 of PROTOCOL.md) from the classic on-disk
 //! layout and reports to the configured trackers.
 
+pub mod access_log;
 pub mod binlog;
 mod conn;
 pub mod disk;

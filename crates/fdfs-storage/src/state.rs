@@ -122,6 +122,8 @@ pub struct Storage {
     pub spaces: Mutex<Vec<SpaceMb>>,
     pub round_robin_path: Mutex<usize>,
     pub up_time: i64,
+    /// `logs/storage_access.log` when `[access-log] enabled = true`.
+    pub access_log: Option<crate::access_log::AccessLog>,
     data_dir: PathBuf,
 }
 
@@ -198,6 +200,14 @@ impl Storage {
             .iter()
             .map(|p| crate::disk::space(&p.root).unwrap_or_default())
             .collect();
+        let access_log = if conf.access_log_enabled {
+            Some(crate::access_log::AccessLog::open(
+                &conf.base_path.join("logs"),
+                &conf.access_log_time_precision,
+            )?)
+        } else {
+            None
+        };
         let params = TrackerParams {
             reserved_storage_space: conf.reserved_storage_space,
             store_path_mode: 0,
@@ -219,6 +229,7 @@ impl Storage {
             spaces: Mutex::new(spaces),
             round_robin_path: Mutex::new(0),
             up_time: now_secs(),
+            access_log,
             data_dir,
             conf,
         }))
@@ -284,6 +295,9 @@ impl Storage {
         let flag = lock(&self.init_flag).to_text();
         if let Err(e) = write_atomic(&self.data_dir.join(".data_init_flag"), flag.as_bytes()) {
             tracing::warn!(error = %e, "cannot write .data_init_flag");
+        }
+        if let Some(log) = &self.access_log {
+            log.flush();
         }
         if let Err(e) = self.binlog.sync() {
             tracing::warn!(error = %e, "cannot sync binlog");

@@ -921,3 +921,80 @@ fn interrupted_upload_leaves_no_file() {
         assert!(binlog.is_empty(), "no file was created: {binlog}");
     });
 }
+
+#[test]
+fn access_log_in_original_format() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        tweak_storage: Box::new(|s| s.access_log_enabled = true),
+        ..Default::default()
+    });
+    let remote = rt().block_on(async {
+        let mut s = connect(cluster.storage_addr).await;
+        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
+            .await
+            .unwrap();
+        download(&mut s, &up.remote, 0, 0).await.unwrap();
+        s.call(
+            StorageCmd::DeleteFile.into(),
+            &group_file("group1", &up.remote),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status_of(download(&mut s, &up.remote, 0, 0).await), 2);
+        s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
+        up.remote
+    });
+    let path = cluster.storage_base.join("logs/storage_access.log");
+    let mut text = String::new();
+    assert!(
+        fdfs_testkit::wait_until(Duration::from_secs(5), || {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            text.lines().count() >= 5
+        }),
+        "access log: {text}"
+    );
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(
+        &lines[0][2..],
+        [
+            "client_ip",
+            "action",
+            "filename",
+            "status",
+            "time_used_ms",
+            "req_len",
+            "resp_len"
+        ]
+    );
+    // [date time.mmm] ip action filename status time_used req_len resp_len
+    let row = |i: usize| {
+        lines[i][2..]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        lines[1][1].ends_with(']') && lines[1][1].len() == 13,
+        "{:?}",
+        lines[1]
+    );
+    let upload_row = row(1);
+    assert_eq!(
+        &upload_row[..4],
+        ["127.0.0.1", "upload", remote.as_str(), "0"]
+    );
+    assert_eq!(upload_row[5], (10 + 15 + 14).to_string());
+    assert_eq!(upload_row[6], (10 + 16 + 44).to_string());
+    let download_row = row(2);
+    assert_eq!(
+        &download_row[..4],
+        ["127.0.0.1", "download", remote.as_str(), "0"]
+    );
+    assert_eq!(download_row[6], (10 + 14).to_string());
+    assert_eq!(&row(3)[..4], ["127.0.0.1", "delete", remote.as_str(), "0"]);
+    assert_eq!(
+        &row(4)[..4],
+        ["127.0.0.1", "download", remote.as_str(), "2"]
+    );
+    assert_eq!(lines.len(), 5, "active test is not logged");
+}

@@ -19,6 +19,7 @@ const APPEND_CHUNK_BYTES: usize = 256 * 1024;
 /// Resolves an appender file: ENOENT when missing (after draining what the
 /// client still sends), EINVAL when the name is not an appender's.
 async fn open_appender(s: &mut Session, remote: &str) -> OpResult<(PathBuf, u64)> {
+    s.log_name = remote.to_string();
     let storage = s.storage.clone();
     let (name, path) = resolve(&storage, remote)?;
     let meta = match stat_existing(&path) {

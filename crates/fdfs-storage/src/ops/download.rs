@@ -24,6 +24,7 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = DownloadReq::decode(&body)?;
     let storage = s.storage.clone();
+    s.log_name = req.remote.clone();
     check_group(&storage, &req.group)?;
     let (_, path) = resolve(&storage, &req.remote)?;
     if req.offset < 0 || req.length < 0 {
@@ -71,6 +72,7 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
         return Ok(Reply::Abort);
     }
     storage.bump(|st| st.success_download_bytes += length as i64);
+    s.sent_len = fdfs_proto::HEADER_LEN as u64 + length;
     Ok(Reply::Sent)
 }
 

@@ -34,6 +34,7 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
 async fn delete_inner(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = GroupFileReq::decode(&body)?;
+    s.log_name = req.remote.clone();
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
     let (name, path) = resolve(&storage, &req.remote)?;
@@ -72,6 +73,7 @@ async fn delete_inner(s: &mut Session) -> OpResult<Reply> {
 pub async fn query_info(s: &mut Session, flags: u8) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = GroupFileReq::decode(&body)?;
+    s.log_name = req.remote.clone();
     if req.remote.len() >= INFO_MAX_NAME_LEN {
         return Err(OpError::invalid("filename too long"));
     }
@@ -128,6 +130,7 @@ pub fn crc32_of_file(path: &std::path::Path) -> OpResult<u32> {
 pub async fn regenerate(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let remote = decode_regenerate(&body)?;
+    s.log_name = remote.clone();
     let storage = s.storage.clone();
     let (name, path) = resolve(&storage, &remote)?;
     let meta = stat_existing(&path)?;
@@ -166,6 +169,7 @@ pub async fn regenerate(s: &mut Session) -> OpResult<Reply> {
                     let _ = std::fs::rename(&old_meta, meta_path(&new_path));
                 }
                 log_change(&storage, now, op::RENAME, &new_remote, &remote);
+                s.log_name = format!("{remote}=>{new_remote}");
                 let mut out = bytes::BytesMut::new();
                 FileIdResp {
                     group: storage.group.clone(),

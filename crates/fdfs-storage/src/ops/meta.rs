@@ -24,6 +24,7 @@ pub async fn set(s: &mut Session) -> OpResult<Reply> {
 async fn set_inner(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = SetMetaReq::decode(&body)?;
+    s.log_name = req.remote.clone();
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
     let op_kind = MetaOp::from_flag(req.op_flag)
@@ -63,6 +64,7 @@ async fn set_inner(s: &mut Session) -> OpResult<Reply> {
         op::CREATE
     };
     log_change(&storage, now, letter, &meta_remote, "");
+    s.log_name = meta_remote;
     Ok(Reply::Body(Vec::new()))
 }
 
@@ -76,6 +78,7 @@ pub async fn get(s: &mut Session) -> OpResult<Reply> {
 async fn get_inner(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = GroupFileReq::decode(&body)?;
+    s.log_name = req.remote.clone();
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
     let (_, path) = resolve(&storage, &req.remote)?;

@@ -180,6 +180,7 @@ async fn upload_inner(s: &mut Session, appender: bool) -> OpResult<Reply> {
         st.success_upload_bytes += req.file_size as i64;
         st.last_source_update = mtime;
     });
+    s.log_name = remote.clone();
     let mut body = bytes::BytesMut::new();
     FileIdResp {
         group: storage.group.clone(),
@@ -246,6 +247,7 @@ async fn upload_slave_inner(s: &mut Session) -> OpResult<Reply> {
         )));
     }
     let slave_remote = slave_remote_name(&req.master, &req.prefix, &req.ext)?;
+    s.log_name = slave_remote.clone();
     let (slave_name, slave_path) = resolve(&storage, &slave_remote)?;
     if slave_path.exists() {
         s.drain_body().await?;
