@@ -236,3 +236,78 @@ fn classic_storaged_start_stop_restart() {
     run("fdfs_storaged", &storage_conf, "stop");
     run("fdfs_trackerd", &tracker_conf, "stop");
 }
+
+/// Files under `<store>/data/HH/HH/` (the names clients can ask for).
+fn stored_files(store: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let data = store.join("data");
+    for hi in std::fs::read_dir(&data).unwrap().flatten() {
+        let name = hi.file_name().to_string_lossy().into_owned();
+        if name.len() != 2 || !hi.path().is_dir() {
+            continue;
+        }
+        for lo in std::fs::read_dir(hi.path()).unwrap().flatten() {
+            for f in std::fs::read_dir(lo.path()).unwrap().flatten() {
+                out.push(f.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn killed_mid_upload_leaves_no_partial_file() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, sp) = (free_port(), free_port());
+    let mut server = start_server(dir.path(), tp, sp);
+    wait_ready(tp);
+    let done = upload(sp, b"complete before the crash");
+
+    // Start a 4 MiB upload, send half of it, then SIGKILL the server.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", sp)).unwrap();
+    let size: u64 = 4 << 20;
+    let mut head = BytesMut::new();
+    fdfs_proto::Header::new(StorageCmd::UploadFile.into(), 15 + size as usize).encode(&mut head);
+    UploadReq {
+        store_path_index: -1,
+        file_size: size,
+        ext: "bin".into(),
+    }
+    .encode_head(&mut head);
+    raw.write_all(&head).unwrap();
+    raw.write_all(&vec![9u8; (size / 2) as usize]).unwrap();
+    let tmp = dir.path().join("storage/data/.tmp");
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || std::fs::read_dir(&tmp)
+            .map(|d| d.count() == 1)
+            .unwrap_or(false)),
+        "the upload is in progress in .tmp"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    drop(raw);
+
+    let mut server = start_server(dir.path(), tp, sp);
+    wait_ready(tp);
+    let store = dir.path().join("storage");
+    let files = stored_files(&store);
+    assert_eq!(
+        files.len(),
+        1,
+        "only the completed upload is stored: {files:?}"
+    );
+    assert_eq!(
+        std::fs::read(&files[0]).unwrap(),
+        b"complete before the crash"
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "start-up empties .tmp"
+    );
+    let binlog = std::fs::read_to_string(store.join("data/sync/binlog.000")).unwrap();
+    assert_eq!(binlog.lines().count(), 1, "{binlog}");
+    assert_eq!(download(sp, &done), b"complete before the crash");
+    terminate(&mut server);
+}
