@@ -39,6 +39,17 @@ pub fn local_tm(ts: i64) -> Option<LocalTm> {
     })
 }
 
+/// `YYYY-MM-DD HH:MM:SS` in local time, as the C tools print times.
+pub fn format_datetime(ts: i64) -> String {
+    match local_tm(ts) {
+        Some(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        ),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,16 +61,5 @@ mod tests {
         let t = local_tm(0).unwrap();
         assert!(t.year == 1970 || t.year == 1969);
         assert!((0..24).contains(&t.hour));
-    }
-}
-
-/// `YYYY-MM-DD HH:MM:SS` in local time, as the C tools print times.
-pub fn format_datetime(ts: i64) -> String {
-    match local_tm(ts) {
-        Some(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            t.year, t.month, t.day, t.hour, t.minute, t.second
-        ),
-        None => String::new(),
     }
 }

@@ -71,8 +71,10 @@ pub async fn serve(
             Ok((stream, peer)) => {
                 let storage = storage.clone();
                 let shutdown = shutdown.clone();
+                storage.count_connection(1);
                 tasks.spawn(async move {
-                    conn::serve_connection(stream, peer, storage, shutdown).await;
+                    conn::serve_connection(stream, peer, storage.clone(), shutdown).await;
+                    storage.count_connection(-1);
                     drop(permit);
                 });
             }

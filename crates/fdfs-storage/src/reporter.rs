@@ -209,7 +209,7 @@ async fn session(
         let version = storage.stats_version.load(Ordering::Relaxed);
         body.clear();
         if version != sent_stats_version {
-            let mut stats = lock(&storage.stats).clone();
+            let mut stats = storage.stats_snapshot();
             stats.last_heart_beat_time = crate::state::now_secs();
             stats.encode(&mut body);
             sent_stats_version = version;

@@ -124,6 +124,10 @@ pub struct Storage {
     pub up_time: i64,
     /// `logs/storage_access.log` when `[access-log] enabled = true`.
     pub access_log: Option<crate::access_log::AccessLog>,
+    /// Client connections now open, and the most ever open at once (the
+    /// connection counters of the statistics).
+    pub connections_current: std::sync::atomic::AtomicI32,
+    pub connections_max: std::sync::atomic::AtomicI32,
     data_dir: PathBuf,
 }
 
@@ -230,6 +234,8 @@ impl Storage {
             round_robin_path: Mutex::new(0),
             up_time: now_secs(),
             access_log,
+            connections_current: std::sync::atomic::AtomicI32::new(0),
+            connections_max: std::sync::atomic::AtomicI32::new(0),
             data_dir,
             conf,
         }))
@@ -267,6 +273,23 @@ impl Storage {
     pub fn bump(&self, f: impl FnOnce(&mut StorageStats)) {
         f(&mut lock(&self.stats));
         self.stats_version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a client connection in (+1) or out (-1).
+    pub fn count_connection(&self, delta: i32) {
+        let now = self.connections_current.fetch_add(delta, Ordering::Relaxed) + delta;
+        self.connections_max.fetch_max(now, Ordering::Relaxed);
+        self.stats_version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters as reported to trackers, connection counts filled in.
+    pub fn stats_snapshot(&self) -> StorageStats {
+        let mut stats = lock(&self.stats).clone();
+        let max = self.connections_max.load(Ordering::Relaxed);
+        stats.connection_alloc_count = max;
+        stats.connection_current_count = self.connections_current.load(Ordering::Relaxed);
+        stats.connection_max_count = max;
+        stats
     }
 
     /// Re-reads free space of every store path.

@@ -45,7 +45,9 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
     } else {
         (req.length as u64).min(available)
     };
+    storage.bump(|st| st.total_file_open_count += 1);
     let mut file = std::fs::File::open(&path)?;
+    storage.bump(|st| st.success_file_open_count += 1);
     file.seek(SeekFrom::Start(offset))?;
     storage.bump(|st| st.total_download_bytes += length as i64);
 
@@ -71,7 +73,12 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
         tracing::warn!(peer = %s.peer, reason = %e.reason, "download aborted mid-stream");
         return Ok(Reply::Abort);
     }
-    storage.bump(|st| st.success_download_bytes += length as i64);
+    let reads = length.div_ceil(buf.len().max(1) as u64) as i64;
+    storage.bump(|st| {
+        st.success_download_bytes += length as i64;
+        st.total_file_read_count += reads;
+        st.success_file_read_count += reads;
+    });
     s.sent_len = fdfs_proto::HEADER_LEN as u64 + length;
     Ok(Reply::Sent)
 }

@@ -63,8 +63,11 @@ pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResu
         size,
         keep: false,
     };
+    s.storage.bump(|st| st.total_file_open_count += 1);
     let mut file = std::fs::File::create(&temp.path)?;
+    s.storage.bump(|st| st.success_file_open_count += 1);
     let mut hasher = crc32fast::Hasher::new();
+    let mut writes = 0i64;
     let mut buf = vec![0u8; (size as usize).clamp(1, UPLOAD_CHUNK_BYTES)];
     let mut received = 0u64;
     while received < size {
@@ -74,8 +77,13 @@ pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResu
         }
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n])?;
+        writes += 1;
         received += n as u64;
     }
+    s.storage.bump(|st| {
+        st.total_file_write_count += writes;
+        st.success_file_write_count += writes;
+    });
     let fsync_threshold = s.storage.conf.fsync_after_written_bytes;
     if fsync_threshold > 0 && size >= fsync_threshold {
         tokio::task::spawn_blocking(move || file.sync_all())

@@ -277,7 +277,10 @@ pub fn main() -> ExitCode {
 fn fail(context: &str, e: &ClientError) -> ExitCode {
     let n = i32::from(e.errno());
     let detail = match e {
+        // An OS error (a missing local file, a refused connection) reads
+        // as its strerror text, not as "network error: … (os error N)".
         ClientError::Status(_) => errno_text(n),
+        ClientError::Io(io) if io.raw_os_error().is_some() => errno_text(n),
         other => other.to_string(),
     };
     eprintln!("fdfs: {context}: {detail}");
