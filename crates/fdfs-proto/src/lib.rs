@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod stat;
 pub mod status;
 pub mod storage_msg;
+pub mod sync_msg;
 pub mod tracker_msg;
 pub mod wire;
 

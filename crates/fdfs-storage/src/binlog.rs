@@ -115,6 +115,14 @@ impl Binlog {
         Ok(())
     }
 
+    /// Index of the binlog file being written.
+    pub fn current_index(&self) -> u32 {
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .index
+    }
+
     /// Flushes the binlog to disk (shutdown).
     pub fn sync(&self) -> std::io::Result<()> {
         let cur = self

@@ -44,6 +44,8 @@ pub struct Session {
     pub log_name: String,
     /// Bytes a handler wrote itself (header included), for the access log.
     pub sent_len: u64,
+    /// The peer storage that announced itself with REPORT_SERVER_ID.
+    pub sync_source: Option<String>,
 }
 
 impl Session {
@@ -136,6 +138,7 @@ pub async fn serve_connection(
         peer_gone: false,
         log_name: String::new(),
         sent_len: 0,
+        sync_source: None,
     };
     loop {
         let mut raw = [0u8; HEADER_LEN];
@@ -271,6 +274,18 @@ async fn dispatch(s: &mut Session, header: Header) -> OpResult<Reply> {
         StorageCmd::AppendFile => ops::appender::append(s).await,
         StorageCmd::ModifyFile => ops::appender::modify(s).await,
         StorageCmd::TruncateFile => ops::appender::truncate(s).await,
+        StorageCmd::ReportServerId => ops::sync_recv::report_server_id(s).await,
+        StorageCmd::SyncCreateFile => {
+            ops::sync_recv::create_or_update(s, false, header.status).await
+        }
+        StorageCmd::SyncUpdateFile => {
+            ops::sync_recv::create_or_update(s, true, header.status).await
+        }
+        StorageCmd::SyncDeleteFile => ops::sync_recv::delete(s).await,
+        StorageCmd::SyncAppendFile => ops::sync_recv::append_or_modify(s, false).await,
+        StorageCmd::SyncModifyFile => ops::sync_recv::append_or_modify(s, true).await,
+        StorageCmd::SyncTruncateFile => ops::sync_recv::truncate(s).await,
+        StorageCmd::SyncRenameFile => ops::sync_recv::rename(s).await,
         other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
     }
 }

@@ -11,6 +11,7 @@ mod ops;
 pub mod reporter;
 pub mod state;
 pub mod store;
+pub mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), StorageError> {
     let tasks = TaskTracker::new();
+    sync::enable(&storage, &tasks, shutdown.clone());
     reporter::spawn_all(&storage, &tasks, shutdown.clone());
     let max_connections = storage.conf.max_connections.max(1) as usize;
     let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use fdfs_client::{ClientError, Conn};
 use fdfs_proto::tracker_msg::{
-    encode_disk_usage, ChangeNotice, GetMyIpReq, JoinReq, JoinResp, PathUsage, SyncSource,
+    encode_disk_usage, encode_sync_report, ChangeNotice, GetMyIpReq, JoinReq, JoinResp, PathUsage,
+    SyncSource, SyncTimestamp,
 };
 use fdfs_proto::{TrackerCmd, FDFS_VERSION};
 use tokio_util::sync::CancellationToken;
@@ -204,6 +205,7 @@ async fn session(
     let beat_every = Duration::from_secs(conf.heart_beat_interval_secs.max(1));
     let disk_every = Duration::from_secs(conf.stat_report_interval_secs.max(1));
     let mut sent_stats_version = 0u64;
+    let mut sent_received_version = 0u64;
     let mut last_disk_report: Option<Instant> = None;
     loop {
         let version = storage.stats_version.load(Ordering::Relaxed);
@@ -215,7 +217,18 @@ async fn session(
             sent_stats_version = version;
         }
         let notice = conn.call(TrackerCmd::StorageBeat.into(), &body).await?;
-        log_notice(&notice);
+        handle_notice(storage, &notice);
+        let received = storage.received_version.load(Ordering::Relaxed);
+        if received != sent_received_version {
+            let notice = conn
+                .call(
+                    TrackerCmd::StorageSyncReport.into(),
+                    &sync_report_body(storage),
+                )
+                .await?;
+            handle_notice(storage, &notice);
+            sent_received_version = received;
+        }
         if last_disk_report.is_none_or(|t| t.elapsed() >= disk_every) {
             let spaces = storage.refresh_spaces();
             let usage: Vec<PathUsage> = spaces
@@ -230,7 +243,7 @@ async fn session(
             let notice = conn
                 .call(TrackerCmd::StorageReportDiskUsage.into(), &body)
                 .await?;
-            log_notice(&notice);
+            handle_notice(storage, &notice);
             last_disk_report = Some(Instant::now());
         }
         tokio::select! {
@@ -243,13 +256,36 @@ async fn session(
     }
 }
 
-fn log_notice(body: &[u8]) {
+/// Peers come only from the leader's group lists (§4.3): adopt them and
+/// start their sync workers.
+fn handle_notice(storage: &Arc<Storage>, body: &[u8]) {
     match ChangeNotice::decode(body) {
         Ok(n) => {
             if let Some(members) = n.group_members {
                 tracing::debug!(members = members.len(), "group membership from tracker");
+                crate::sync::update_members(storage, members);
             }
         }
         Err(e) => tracing::debug!(error = %e, "unreadable tracker notice"),
     }
+}
+
+/// SYNC_REPORT (89) body: every known member (ourselves included, with 0)
+/// and the newest source timestamp received from it, in id order.
+fn sync_report_body(storage: &Storage) -> Vec<u8> {
+    let received = lock(&storage.received_from).clone();
+    let mut ids: std::collections::BTreeSet<String> =
+        lock(&storage.peers).members.keys().cloned().collect();
+    ids.extend(received.keys().cloned());
+    ids.insert(storage.self_id());
+    let entries: Vec<SyncTimestamp> = ids
+        .into_iter()
+        .map(|id| SyncTimestamp {
+            timestamp: received.get(&id).copied().unwrap_or(0),
+            storage_id: id,
+        })
+        .collect();
+    let mut body = BytesMut::new();
+    encode_sync_report(&mut body, &entries);
+    body.to_vec()
 }

@@ -128,6 +128,13 @@ pub struct Storage {
     /// connection counters of the statistics).
     pub connections_current: std::sync::atomic::AtomicI32,
     pub connections_max: std::sync::atomic::AtomicI32,
+    /// Newest source timestamp received by replication, per peer id
+    /// (reported to trackers with SYNC_REPORT).
+    pub received_from: Mutex<std::collections::BTreeMap<String, i32>>,
+    /// Bumped when `received_from` changes.
+    pub received_version: AtomicU64,
+    /// Other members of our group and their sync workers.
+    pub peers: Mutex<crate::sync::Peers>,
     data_dir: PathBuf,
 }
 
@@ -236,6 +243,9 @@ impl Storage {
             access_log,
             connections_current: std::sync::atomic::AtomicI32::new(0),
             connections_max: std::sync::atomic::AtomicI32::new(0),
+            received_from: Mutex::new(std::collections::BTreeMap::new()),
+            received_version: AtomicU64::new(0),
+            peers: Mutex::new(crate::sync::Peers::default()),
             data_dir,
             conf,
         }))
@@ -273,6 +283,21 @@ impl Storage {
     pub fn bump(&self, f: impl FnOnce(&mut StorageStats)) {
         f(&mut lock(&self.stats));
         self.stats_version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that a change with source `timestamp` arrived from `peer`.
+    pub fn note_received(&self, peer: &str, timestamp: i32) {
+        let mut map = lock(&self.received_from);
+        let entry = map.entry(peer.to_string()).or_insert(0);
+        if timestamp > *entry {
+            *entry = timestamp;
+            self.received_version.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Our id in IP mode: the address trackers know us by.
+    pub fn self_id(&self) -> String {
+        self.self_ip().to_string()
     }
 
     /// Counts a client connection in (+1) or out (-1).

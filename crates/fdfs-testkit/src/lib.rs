@@ -2,6 +2,8 @@
 //! ephemeral ports and temp directories, on a runtime of their own, so
 //! tests (sync or async) drive them like any external client would.
 
+pub mod group;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

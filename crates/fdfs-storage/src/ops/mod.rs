@@ -5,6 +5,7 @@ pub mod appender;
 pub mod download;
 pub mod file;
 pub mod meta;
+pub mod sync_recv;
 pub mod upload;
 
 use std::io::Write;
@@ -44,7 +45,7 @@ pub fn check_group(storage: &Storage, group: &str) -> OpResult<()> {
 }
 
 /// Validates a remote name and maps it to its file on disk.
-pub fn resolve(storage: &Storage, remote: &str) -> OpResult<(RemoteName, PathBuf)> {
+pub(crate) fn resolve(storage: &Storage, remote: &str) -> OpResult<(RemoteName, PathBuf)> {
     let name = RemoteName::parse(remote, storage.paths.len())?;
     let root = &storage.paths[usize::from(name.store_path_index)].root;
     let path = crate::store::file_path(root, &name.relative_path());

@@ -1,0 +1,256 @@
+//! The receiving side of replication (§5.4): REPORT_SERVER_ID (9) and the
+//! SYNC_* commands a peer of our group sends for each record of its binlog.
+//! Changes are applied idempotently, files get the source's timestamp as
+//! mtime, and each applied change is appended to our binlog in lower case.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+use fdfs_proto::sync_msg::{SyncDeleteReq, SyncFileReq, SyncPairReq, SyncRangeReq};
+use fdfs_proto::Status;
+
+use super::{check_group, log_change, meta_path, read_small_body, resolve};
+use crate::conn::{Reply, Session};
+use crate::error::{OpError, OpResult};
+
+/// Replica binlog letters.
+const REPLICA_CREATE: char = 'c';
+const REPLICA_UPDATE: char = 'u';
+const REPLICA_DELETE: char = 'd';
+const REPLICA_APPEND: char = 'a';
+const REPLICA_MODIFY: char = 'm';
+const REPLICA_TRUNCATE: char = 't';
+const REPLICA_RENAME: char = 'r';
+
+/// REPORT_SERVER_ID (9): the peer names itself; later records count for it.
+pub async fn report_server_id(s: &mut Session) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let id = fdfs_proto::wire::fixed_str(&body);
+    if id.is_empty() {
+        return Err(OpError::invalid("empty storage id"));
+    }
+    s.sync_source = Some(id);
+    Ok(Reply::Body(Vec::new()))
+}
+
+fn set_mtime(path: &std::path::Path, timestamp: i32) -> std::io::Result<()> {
+    let when = UNIX_EPOCH + Duration::from_secs(timestamp.max(0) as u64);
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(when)
+}
+
+/// Credits a received record to the announcing peer (SYNC_REPORT).
+fn credit(s: &Session, timestamp: i32) {
+    if let Some(src) = &s.sync_source {
+        s.storage.note_received(src, timestamp);
+    }
+}
+
+/// SYNC_CREATE_FILE (16) and SYNC_UPDATE_FILE (18).
+pub async fn create_or_update(s: &mut Session, update: bool, header_status: u8) -> OpResult<Reply> {
+    let fixed = s.read_exact_body(SyncFileReq::FIXED_LEN).await?;
+    let n = SyncFileReq::name_len(&fixed)?;
+    let name = s.read_exact_body(n).await?;
+    let req = SyncFileReq::decode_head(&[fixed, name].concat())?;
+    let storage = s.storage.clone();
+    check_group(&storage, &req.group)?;
+    let (remote, path) = resolve(&storage, &req.remote)?;
+    let has_content = header_status == 0;
+    if has_content && s.body_left != req.file_size {
+        return Err(OpError::invalid(
+            "sync content length differs from file size",
+        ));
+    }
+    let letter = if update {
+        REPLICA_UPDATE
+    } else {
+        REPLICA_CREATE
+    };
+    if !update {
+        let same = std::fs::symlink_metadata(&path)
+            .map(|m| m.is_file() && m.len() == req.file_size)
+            .unwrap_or(false);
+        if same || !has_content {
+            s.drain_body().await?;
+            log_change(&storage, i64::from(req.timestamp), letter, &req.remote, "");
+            credit(s, req.timestamp);
+            return Err(OpError::new(
+                Status::EEXIST,
+                format!("{} exists", req.remote),
+            ));
+        }
+    } else if !has_content {
+        return Err(OpError::invalid("update without content"));
+    }
+    let index = usize::from(remote.store_path_index);
+    let temp = super::upload::receive_to_temp(s, index, req.file_size).await?;
+    set_mtime(&temp.path, req.timestamp)?;
+    std::fs::rename(&temp.path, &path)?;
+    log_change(&storage, i64::from(req.timestamp), letter, &req.remote, "");
+    storage.bump(|st| {
+        st.total_sync_in_bytes += req.file_size as i64;
+        st.success_sync_in_bytes += req.file_size as i64;
+        st.last_sync_update = crate::state::now_secs();
+    });
+    credit(s, req.timestamp);
+    Ok(Reply::Body(Vec::new()))
+}
+
+/// SYNC_DELETE_FILE (17).
+pub async fn delete(s: &mut Session) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let req = SyncDeleteReq::decode(&body)?;
+    let storage = s.storage.clone();
+    check_group(&storage, &req.group)?;
+    let (_, path) = resolve(&storage, &req.remote)?;
+    credit(s, req.timestamp);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OpError::not_found(format!("{} not found", req.remote)))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    log_change(
+        &storage,
+        i64::from(req.timestamp),
+        REPLICA_DELETE,
+        &req.remote,
+        "",
+    );
+    Ok(Reply::Body(Vec::new()))
+}
+
+/// SYNC_APPEND_FILE (25) and SYNC_MODIFY_FILE (35).
+pub async fn append_or_modify(s: &mut Session, modify: bool) -> OpResult<Reply> {
+    let fixed = s.read_exact_body(SyncRangeReq::FIXED_LEN).await?;
+    let n = SyncRangeReq::name_len(&fixed)?;
+    let name = s.read_exact_body(n).await?;
+    let req = SyncRangeReq::decode_head(&[fixed, name].concat())?;
+    let storage = s.storage.clone();
+    check_group(&storage, &req.group)?;
+    let (_, path) = resolve(&storage, &req.remote)?;
+    let (offset, length) = (req.a, req.b);
+    if s.body_left != length {
+        return Err(OpError::invalid("sync data length differs"));
+    }
+    let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let applicable = match size {
+        None => false,
+        Some(sz) if modify => sz >= offset,
+        Some(sz) => sz == offset,
+    };
+    if !applicable {
+        s.drain_body().await?;
+        // Already applied, or the replica diverged: the sender re-sends the
+        // whole file when it sees ENOENT.
+        let already = size.is_some_and(|sz| !modify && sz >= offset + length);
+        credit(s, req.timestamp);
+        return Err(if already {
+            OpError::new(Status::EEXIST, "already applied")
+        } else {
+            OpError::not_found("replica differs, resync needed")
+        });
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; (length as usize).clamp(1, 256 * 1024)];
+    let mut done = 0u64;
+    while done < length {
+        let got = s.read_body_chunk(&mut buf).await?;
+        if got == 0 {
+            return Err(OpError::new(Status::EIO, "sync data ended early"));
+        }
+        file.write_all(&buf[..got])?;
+        done += got as u64;
+    }
+    drop(file);
+    set_mtime(&path, req.timestamp)?;
+    let letter = if modify {
+        REPLICA_MODIFY
+    } else {
+        REPLICA_APPEND
+    };
+    log_change(
+        &storage,
+        i64::from(req.timestamp),
+        letter,
+        &req.remote,
+        &format!("{offset} {length}"),
+    );
+    storage.bump(|st| {
+        st.total_sync_in_bytes += length as i64;
+        st.success_sync_in_bytes += length as i64;
+    });
+    credit(s, req.timestamp);
+    Ok(Reply::Body(Vec::new()))
+}
+
+/// SYNC_TRUNCATE_FILE (37).
+pub async fn truncate(s: &mut Session) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let req = SyncRangeReq::decode_head(&body)?;
+    let storage = s.storage.clone();
+    check_group(&storage, &req.group)?;
+    let (_, path) = resolve(&storage, &req.remote)?;
+    credit(s, req.timestamp);
+    let size = match std::fs::metadata(&path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OpError::not_found(format!("{} not found", req.remote)))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if size != req.a {
+        return Err(OpError::new(
+            Status::EEXIST,
+            "size differs from the record's old size",
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)?
+        .set_len(req.b)?;
+    set_mtime(&path, req.timestamp)?;
+    log_change(
+        &storage,
+        i64::from(req.timestamp),
+        REPLICA_TRUNCATE,
+        &req.remote,
+        &format!("{} {}", req.a, req.b),
+    );
+    Ok(Reply::Body(Vec::new()))
+}
+
+/// SYNC_RENAME_FILE (40): answered with an empty body (the original echoes
+/// the request, which its own sender rejects).
+pub async fn rename(s: &mut Session) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let req = SyncPairReq::decode(&body)?;
+    let storage = s.storage.clone();
+    check_group(&storage, &req.group)?;
+    let (_, dest) = resolve(&storage, &req.dest)?;
+    let (_, src) = resolve(&storage, &req.src)?;
+    credit(s, req.timestamp);
+    if dest.exists() {
+        return Err(OpError::new(Status::EEXIST, format!("{} exists", req.dest)));
+    }
+    if !src.exists() {
+        return Err(OpError::not_found(format!("{} not found", req.src)));
+    }
+    std::fs::rename(&src, &dest)?;
+    let old_meta = meta_path(&src);
+    if old_meta.exists() {
+        let _ = std::fs::rename(&old_meta, meta_path(&dest));
+    }
+    log_change(
+        &storage,
+        i64::from(req.timestamp),
+        REPLICA_RENAME,
+        &req.dest,
+        &req.src,
+    );
+    Ok(Reply::Body(Vec::new()))
+}
