@@ -85,6 +85,40 @@ impl Conn {
         })
     }
 
+    /// Like `connect`, but the socket is bound to `local_ip` first, so the
+    /// peer sees that source address. Storages do this (`client_bind`):
+    /// trackers and peers identify a storage by the address it connects from.
+    pub async fn connect_from(
+        addr: &str,
+        local_ip: Option<std::net::IpAddr>,
+        connect_timeout: Duration,
+        network_timeout: Duration,
+    ) -> Result<Conn, ClientError> {
+        let Some(local_ip) = local_ip else {
+            return Self::connect(addr, connect_timeout, network_timeout).await;
+        };
+        let target = tokio::net::lookup_host(addr)
+            .await?
+            .find(|a| a.is_ipv4() == local_ip.is_ipv4())
+            .ok_or_else(|| ClientError::Invalid(format!("cannot resolve {addr}")))?;
+        let socket = if local_ip.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(std::net::SocketAddr::new(local_ip, 0))?;
+        let stream = tokio::time::timeout(connect_timeout, socket.connect(target))
+            .await
+            .map_err(|_| ClientError::Timeout)??;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            addr: addr.to_string(),
+            network_timeout,
+            in_step: true,
+        })
+    }
+
     /// True while request/response framing is intact, so the connection can
     /// be reused for another exchange.
     pub fn is_in_step(&self) -> bool {

@@ -117,7 +117,13 @@ async fn session(
     // A JOIN may be answered late (the original sleeps while growing its
     // arrays), so never use a short network timeout here.
     let network_timeout = Duration::from_secs(conf.network_timeout_secs.max(30));
-    let mut conn = Conn::connect(addr, connect_timeout, network_timeout).await?;
+    let mut conn = Conn::connect_from(
+        addr,
+        storage.client_bind_ip(),
+        connect_timeout,
+        network_timeout,
+    )
+    .await?;
 
     let mut body = BytesMut::new();
     GetMyIpReq {
@@ -218,6 +224,13 @@ async fn session(
         }
         let notice = conn.call(TrackerCmd::StorageBeat.into(), &body).await?;
         handle_notice(storage, &notice);
+        // Deletions of peers reach us only through the changelog (§4.6).
+        let changes = conn
+            .call(TrackerCmd::StorageChangelogReq.into(), &[])
+            .await?;
+        if !changes.is_empty() {
+            crate::sync::apply_changelog(storage, &String::from_utf8_lossy(&changes));
+        }
         let received = storage.received_version.load(Ordering::Relaxed);
         if received != sent_received_version {
             let notice = conn

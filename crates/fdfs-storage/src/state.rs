@@ -295,6 +295,19 @@ impl Storage {
         }
     }
 
+    /// Source address for outgoing connections (`client_bind` with a
+    /// specific `bind_addr`), so trackers and peers see our own address.
+    pub fn client_bind_ip(&self) -> Option<std::net::IpAddr> {
+        if !self.conf.client_bind {
+            return None;
+        }
+        self.conf
+            .bind_addr
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .filter(|ip| !ip.is_unspecified())
+    }
+
     /// Our id in IP mode: the address trackers know us by.
     pub fn self_id(&self) -> String {
         self.self_ip().to_string()

@@ -80,7 +80,8 @@ impl Mark {
 pub struct Peers {
     pub members: BTreeMap<String, StorageBrief>,
     runner: Option<(TaskTracker, CancellationToken)>,
-    started: std::collections::BTreeSet<String>,
+    /// Running workers, each with a token that stops only that worker.
+    workers: BTreeMap<String, CancellationToken>,
 }
 
 /// Called once at start-up: where workers run and what stops them.
@@ -99,12 +100,40 @@ pub fn update_members(storage: &Arc<Storage>, members: Vec<StorageBrief>) {
         }
         let id = m.id.clone();
         peers.members.insert(id.clone(), m);
-        if peers.started.contains(&id) {
+        if peers.workers.contains_key(&id) {
             continue;
         }
         if let Some((tasks, shutdown)) = peers.runner.clone() {
-            peers.started.insert(id.clone());
-            tasks.spawn(worker(storage.clone(), id, shutdown));
+            let token = shutdown.child_token();
+            peers.workers.insert(id.clone(), token.clone());
+            tasks.spawn(worker(storage.clone(), id, shutdown, token));
+        }
+    }
+}
+
+/// A peer was deleted from the group (tracker changelog): stop its worker
+/// and forget its mark, so that if it joins again as a new member it gets a
+/// fresh full sync.
+pub fn forget_peer(storage: &Arc<Storage>, id: &str) {
+    let mut peers = lock(&storage.peers);
+    if let Some(token) = peers.workers.remove(id) {
+        token.cancel();
+    }
+    if let Some(p) = peers.members.remove(id) {
+        let _ = std::fs::remove_file(mark_path(storage, &p));
+        tracing::info!(peer = %id, "peer deleted from the group, mark removed");
+    }
+}
+
+/// Applies tracker changelog lines `<time> <group> <id> <status> <new id>`.
+pub fn apply_changelog(storage: &Arc<Storage>, text: &str) {
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split(' ').collect();
+        if cols.len() < 4 || cols[1] != storage.group {
+            continue;
+        }
+        if cols[3].parse::<u8>() == Ok(storage_status::DELETED) {
+            forget_peer(storage, cols[2]);
         }
     }
 }
@@ -133,8 +162,9 @@ async fn tracker_call(
 ) -> Result<Vec<u8>, ClientError> {
     let mut last = ClientError::Invalid("no tracker configured".into());
     for t in &storage.conf.tracker_servers {
-        match Conn::connect(
+        match Conn::connect_from(
             &t.to_string(),
+            storage.client_bind_ip(),
             Duration::from_secs(5),
             Duration::from_secs(30),
         )
@@ -190,8 +220,9 @@ async fn report_status(storage: &Storage, peer: &StorageBrief, status: u8) {
     }
     .encode(&mut body);
     for t in &storage.conf.tracker_servers {
-        if let Ok(mut c) = Conn::connect(
+        if let Ok(mut c) = Conn::connect_from(
             &t.to_string(),
+            storage.client_bind_ip(),
             Duration::from_secs(5),
             Duration::from_secs(30),
         )
@@ -263,7 +294,12 @@ fn should_send(rec: &Record, mark: &Mark) -> bool {
         && rec.timestamp <= mark.until_timestamp
 }
 
-async fn worker(storage: Arc<Storage>, peer_id: String, shutdown: CancellationToken) {
+async fn worker(
+    storage: Arc<Storage>,
+    peer_id: String,
+    global: CancellationToken,
+    shutdown: CancellationToken,
+) {
     let Some(first) = peer(&storage, &peer_id) else {
         return;
     };
@@ -303,6 +339,11 @@ async fn worker(storage: Arc<Storage>, peer_id: String, shutdown: CancellationTo
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(RETRY_DELAY) => {}
         }
+    }
+    if shutdown.is_cancelled() && !global.is_cancelled() {
+        // Stopped because the peer was deleted: its mark is gone for good.
+        let _ = std::fs::remove_file(&path);
+        return;
     }
     save_mark(&path, &mark);
 }
@@ -347,7 +388,13 @@ async fn run_session(
         }
     };
     let addr = format!("{}:{}", target.ip_addr, target.port);
-    let mut conn = Conn::connect(&addr, Duration::from_secs(5), Duration::from_secs(60)).await?;
+    let mut conn = Conn::connect_from(
+        &addr,
+        storage.client_bind_ip(),
+        Duration::from_secs(5),
+        Duration::from_secs(60),
+    )
+    .await?;
     let mut id = BytesMut::new();
     put_fixed(
         &mut id,
