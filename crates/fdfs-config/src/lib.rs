@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub mod client;
+pub mod http;
 pub mod ini;
 pub mod keys;
 mod reader;
@@ -18,6 +19,7 @@ pub mod tracker;
 pub mod values;
 
 pub use client::ClientConf;
+pub use http::HttpConf;
 pub use ini::{IniFile, IniItem, IniSection};
 pub use storage::StorageConf;
 pub use storage_ids::{StorageIdEntry, StorageIds};

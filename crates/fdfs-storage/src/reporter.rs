@@ -147,6 +147,10 @@ async fn session(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
+    // The initial-sync handshake below runs one reporter at a time: the
+    // first does SYNC_DEST_REQ, the others then notify the source it got,
+    // so every tracker records the same sync source.
+    let handshake = storage.init_sync_lock.lock().await;
     let init = lock(&storage.init_flag).clone();
     let join = JoinReq {
         group: storage.group.clone(),
@@ -158,11 +162,7 @@ async fn session(
         up_time: storage.up_time,
         version: FDFS_VERSION.to_string(),
         init_flag: !init.sync_old_done,
-        status: if conf.tracker_servers.len() > 1 {
-            -1
-        } else {
-            0
-        },
+        status: join_status(storage),
         // Our extension: in IP mode the id field is unused by the original,
         // so a storage with a configured (advertised) address sends it here
         // and our tracker lists the storage under that address.
@@ -178,6 +178,7 @@ async fn session(
     join.encode(&mut body);
     let resp = JoinResp::decode(&conn.call(TrackerCmd::StorageJoin.into(), &body).await?)?;
     tracing::info!(tracker = %addr, status = resp.status, "joined tracker");
+    lock(&storage.joined_trackers).insert(addr.to_string());
 
     if !init.sync_old_done {
         let answer = conn
@@ -207,6 +208,7 @@ async fn session(
     src.encode(&mut body);
     conn.call(TrackerCmd::StorageSyncNotify.into(), &body)
         .await?;
+    drop(handshake);
 
     let beat_every = Duration::from_secs(conf.heart_beat_interval_secs.max(1));
     let disk_every = Duration::from_secs(conf.stat_report_interval_secs.max(1));
@@ -266,6 +268,24 @@ async fn session(
             }
             _ = tokio::time::sleep(beat_every.min(disk_every)) => {}
         }
+    }
+}
+
+/// Status byte of a JOIN (§4.2): our own status from the last group list
+/// a tracker sent; before any list, −1 while some configured tracker has
+/// not answered a JOIN from this process (several trackers), else INIT.
+/// A tracker that lost its data files (restarted empty) thus re-creates
+/// the record of a known storage instead of refusing it with EFAULT.
+fn join_status(storage: &Storage) -> i8 {
+    if let Some(s) = lock(&storage.peers).self_status {
+        return i8::try_from(s).unwrap_or(-1);
+    }
+    let trackers = &storage.conf.tracker_servers;
+    let joined = lock(&storage.joined_trackers);
+    if trackers.len() > 1 && trackers.iter().any(|t| !joined.contains(&t.to_string())) {
+        -1
+    } else {
+        0
     }
 }
 

@@ -135,6 +135,13 @@ pub struct Storage {
     pub received_version: AtomicU64,
     /// Other members of our group and their sync workers.
     pub peers: Mutex<crate::sync::Peers>,
+    /// Serialises the initial-sync handshake (SYNC_DEST_REQ, SYNC_NOTIFY)
+    /// across the per-tracker reporters, so every tracker hears the same
+    /// sync source.
+    pub init_sync_lock: tokio::sync::Mutex<()>,
+    /// Trackers (as configured, `host:port`) that answered a JOIN from
+    /// this process.
+    pub joined_trackers: Mutex<std::collections::BTreeSet<String>>,
     data_dir: PathBuf,
 }
 
@@ -246,6 +253,8 @@ impl Storage {
             received_from: Mutex::new(std::collections::BTreeMap::new()),
             received_version: AtomicU64::new(0),
             peers: Mutex::new(crate::sync::Peers::default()),
+            init_sync_lock: tokio::sync::Mutex::new(()),
+            joined_trackers: Mutex::new(std::collections::BTreeSet::new()),
             data_dir,
             conf,
         }))

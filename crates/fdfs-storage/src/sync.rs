@@ -79,6 +79,9 @@ impl Mark {
 #[derive(Default)]
 pub struct Peers {
     pub members: BTreeMap<String, StorageBrief>,
+    /// Our own status in the last group list a tracker sent (§4.2: the
+    /// status byte of later JOINs).
+    pub self_status: Option<u8>,
     runner: Option<(TaskTracker, CancellationToken)>,
     /// Running workers, each with a token that stops only that worker.
     workers: BTreeMap<String, CancellationToken>,
@@ -96,6 +99,7 @@ pub fn update_members(storage: &Arc<Storage>, members: Vec<StorageBrief>) {
     let mut peers = lock(&storage.peers);
     for m in members {
         if m.id == self_id {
+            peers.self_status = Some(m.status);
             continue;
         }
         let id = m.id.clone();

@@ -238,3 +238,125 @@ pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// An extra storage server joined to a [`Cluster`]'s tracker, in the same
+/// group, with its own temp directory and runtime. Dropping it stops it.
+pub struct StorageNode {
+    pub addr: SocketAddr,
+    pub base: PathBuf,
+    pub store_paths: Vec<PathBuf>,
+    pub conf: StorageConf,
+    shutdown: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts another storage of this cluster's group listening on
+    /// `bind_ip` and the cluster storage's port (any 127.x.y.z works on
+    /// Linux loopback, so storages of one group get distinct addresses),
+    /// and waits until the tracker lists it.
+    pub fn start_storage(
+        &self,
+        bind_ip: &str,
+        tweak: impl FnOnce(&mut StorageConf) + Send + 'static,
+    ) -> StorageNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = dir.path().join("storage");
+        let store = dir.path().join("store0");
+        for p in [&base, &store] {
+            std::fs::create_dir_all(p).expect("create dir");
+        }
+        // The storages of a group share one port (the tracker refuses a
+        // JOIN with another one), so take the cluster storage's port.
+        let port = self.storage_addr.port();
+        let std_listener = std::net::TcpListener::bind(format!("{bind_ip}:{port}"))
+            .unwrap_or_else(|e| panic!("bind extra storage on {bind_ip}:{port}: {e}"));
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let mut conf = StorageConf {
+            group_name: self.group.clone(),
+            group_name_configured: true,
+            bind_addr: bind_ip.to_string(),
+            port: addr.port(),
+            base_path: base.clone(),
+            store_path_count: 1,
+            store_paths: vec![store.clone()],
+            store_paths_readonly: vec![false],
+            subdir_count_per_path: 4,
+            tracker_servers: vec![TrackerAddr {
+                hosts: vec!["127.0.0.1".into()],
+                port: self.tracker_addr.port(),
+            }],
+            heart_beat_interval_secs: 1,
+            stat_report_interval_secs: 1,
+            network_timeout_secs: 10,
+            reserved_storage_space: ReservedSpace::Megabytes(1),
+            ..StorageConf::default()
+        };
+        tweak(&mut conf);
+        let run_conf = conf.clone();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                if let Err(e) = fdfs_storage::run(l, run_conf, token).await {
+                    eprintln!("testkit: extra storage stopped with error: {e}");
+                }
+            });
+        });
+        let node = StorageNode {
+            addr,
+            base,
+            store_paths: vec![store],
+            conf,
+            shutdown,
+            thread: Some(thread),
+            _dir: dir,
+        };
+        let tracker = self.tracker_addr.to_string();
+        let group = self.group.clone();
+        let ip = bind_ip.to_string();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listed = wait_until(ACTIVE_DEADLINE, || {
+            rt.block_on(async {
+                let Ok(mut c) = fdfs_client::Conn::connect(
+                    &tracker,
+                    Duration::from_secs(2),
+                    Duration::from_secs(2),
+                )
+                .await
+                else {
+                    return false;
+                };
+                fdfs_client::TrackerClient::new(&mut c)
+                    .list_storages(&group, None)
+                    .await
+                    .is_ok_and(|list| list.iter().any(|s| s.ip_addr == ip))
+            })
+        });
+        assert!(
+            listed,
+            "extra storage {bind_ip} did not join the tracker in time"
+        );
+        node
+    }
+}
+
+impl Drop for StorageNode {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -340,7 +340,9 @@ pub fn select_fetch(
                     .find(|(_, s)| may_have_file(s, f, now, p))
                     .map(|(i, s)| (i, Target::of(s)));
                 if let Some((i, t)) = hit {
-                    g.current_read_server = if i + 1 >= n { 0 } else { i + 1 };
+                    // `i` may have wrapped past the end: continue after
+                    // the storage actually chosen.
+                    g.current_read_server = (i + 1) % n;
                     return Ok(vec![t]);
                 }
             }
@@ -627,6 +629,30 @@ mod tests {
         let a = select_fetch(&mut g, FetchKind::One, &facts("10.0.0.1", 5), &p, now).unwrap();
         let b = select_fetch(&mut g, FetchKind::One, &facts("10.0.0.1", 5), &p, now).unwrap();
         assert_ne!(a[0].ip, b[0].ip);
+    }
+
+    #[test]
+    fn fetch_cursor_continues_after_a_wrapped_pick() {
+        let now = 1_000_000;
+        let p = params();
+        let src = storage("10.0.0.1", 50_000);
+        let mut peer = storage("10.0.0.2", 50_000);
+        peer.stats.last_synced_timestamp = now - 100;
+        let mut g = group("group1", &[src, peer]);
+        // Fresh files (only the source has them) interleaved with old ones
+        // (both have them): the old ones must still reach the peer. Two
+        // fresh reads first leave the cursor where a pick wraps around.
+        let fresh = facts("10.0.0.1", now - 10);
+        let old = facts("10.0.0.1", now - 200);
+        select_fetch(&mut g, FetchKind::One, &fresh, &p, now).unwrap();
+        let mut peer_picks = 0;
+        for _ in 0..4 {
+            let t = select_fetch(&mut g, FetchKind::One, &fresh, &p, now).unwrap();
+            assert_eq!(t[0].ip, "10.0.0.1");
+            let t = select_fetch(&mut g, FetchKind::One, &old, &p, now).unwrap();
+            peer_picks += usize::from(t[0].ip == "10.0.0.2");
+        }
+        assert!(peer_picks >= 2, "peer chosen {peer_picks} of 4 times");
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct ServerArgs {
     /// Storage port.
     #[arg(long, default_value_t = 23000)]
     pub storage_port: u16,
+    /// HTTP port of the storage's file gateway (0: no HTTP).
+    #[arg(long, default_value_t = 8888)]
+    pub http_port: u16,
     /// Group name of the embedded storage.
     #[arg(long, default_value = "group1")]
     pub group: String,
@@ -177,7 +180,15 @@ pub fn server(args: ServerArgs) -> ExitCode {
         stat_report_interval_secs: SERVER_STAT_REPORT_SECS,
         reserved_storage_space: reserved,
         advertise_addr: advertise,
+        http_server_port: args.http_port,
         ..StorageConf::default()
+    };
+    let gateway_conf = match fdfs_http::GatewayConf::from_storage(&storage_conf, None) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fdfs server: {e}");
+            return ExitCode::from(2);
+        }
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -206,6 +217,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
             tracker_conf,
             shutdown.clone(),
         ));
+        let http = spawn_gateway(&args.bind, args.http_port, gateway_conf, &shutdown).await?;
         let storage = tokio::spawn(fdfs_storage::run(
             storage_listener,
             storage_conf,
@@ -213,6 +225,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
         ));
         let (t, s) = tokio::join!(tracker, storage);
         shutdown.cancel();
+        join_gateway(http).await?;
         t.map_err(|e| e.to_string())?
             .map_err(|e| format!("tracker: {e}"))?;
         s.map_err(|e| e.to_string())?
@@ -226,6 +239,59 @@ pub fn server(args: ServerArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The HTTP gateway of a storage started from `storage_conf_path`: the
+/// storage's own settings, refined by a `mod_fastdfs.conf` in the same
+/// directory when there is one (as nginx reads /etc/fdfs/mod_fastdfs.conf).
+fn storage_gateway_conf(
+    storage_conf_path: &Path,
+    c: &StorageConf,
+) -> Result<fdfs_http::GatewayConf, String> {
+    let mod_conf = storage_conf_path
+        .parent()
+        .map(|d| d.join("mod_fastdfs.conf"))
+        .filter(|p| p.is_file());
+    let http = match &mod_conf {
+        None => None,
+        Some(p) => {
+            let (h, warnings) = fdfs_config::HttpConf::load(p).map_err(|e| e.to_string())?;
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            Some(h)
+        }
+    };
+    fdfs_http::GatewayConf::from_storage(c, http.as_ref()).map_err(|e| e.to_string())
+}
+
+/// Binds and starts the HTTP gateway next to a storage; port 0 means off.
+async fn spawn_gateway(
+    addr: &str,
+    port: u16,
+    conf: fdfs_http::GatewayConf,
+    shutdown: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<Result<(), fdfs_http::HttpError>>>, String> {
+    if port == 0 {
+        return Ok(None);
+    }
+    let listener = bind(addr, port).await.map_err(|e| format!("http: {e}"))?;
+    Ok(Some(tokio::spawn(fdfs_http::run(
+        listener,
+        std::sync::Arc::new(conf),
+        shutdown.clone(),
+    ))))
+}
+
+async fn join_gateway(
+    http: Option<tokio::task::JoinHandle<Result<(), fdfs_http::HttpError>>>,
+) -> Result<(), String> {
+    if let Some(h) = http {
+        h.await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("http: {e}"))?;
+    }
+    Ok(())
 }
 
 fn pid_file(role: Role, base_path: &Path) -> PathBuf {
@@ -319,10 +385,16 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 let listener = bind(&c.bind_addr, c.port)
                     .await
                     .map_err(|e| e.to_string())?;
+                let gateway_conf = storage_gateway_conf(&args.conf, &c)?;
+                let http = spawn_gateway(&c.bind_addr, c.http_server_port, gateway_conf, &shutdown)
+                    .await?;
                 write_pid(&pid_path)?;
-                fdfs_storage::run(listener, c, shutdown)
+                let res = fdfs_storage::run(listener, c, shutdown.clone())
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string());
+                shutdown.cancel();
+                join_gateway(http).await?;
+                res
             }
         }
     });

@@ -3,6 +3,7 @@
 //! otherwise it offers `fdfs <subcommand>`.
 
 mod bench;
+mod container;
 mod daemon;
 mod tools;
 

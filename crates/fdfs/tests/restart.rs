@@ -126,6 +126,8 @@ fn start_server(base: &Path, tracker_port: u16, storage_port: u16) -> Child {
         .arg(tracker_port.to_string())
         .arg("--storage-port")
         .arg(storage_port.to_string())
+        .arg("--http-port")
+        .arg("0")
         .arg("--log-level")
         .arg("warn")
         .stdin(Stdio::null())
@@ -195,7 +197,7 @@ fn classic_storaged_start_stop_restart() {
     std::fs::write(
         &storage_conf,
         format!(
-            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {base}\nstore_path0 = {base}\nsubdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\nstat_report_interval = 1\n",
+            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {base}\nstore_path0 = {base}\nsubdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\nstat_report_interval = 1\nhttp.server_port = 0\n",
             base = storage_base.display()
         ),
     )

@@ -65,6 +65,33 @@ enum Command {
     InstallLinks { dir: PathBuf },
     /// Load test over the binary protocol (works against any FastDFS).
     Bench(crate::bench::BenchArgs),
+    /// Print the HTTP URL path of a file signed with an anti-steal token
+    /// (`?token=...&ts=...`).
+    Token(TokenArgs),
+    /// Container entry point: all | tracker | storage | monitor | <tool>.
+    Container(crate::container::ContainerArgs),
+    /// Exit 0 when every service of this container answers (HEALTHCHECK).
+    Health(crate::container::HealthArgs),
+    /// Example application: upload through the tracker, read back over HTTP.
+    Demo(crate::container::DemoArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("key").required(true).args(["secret", "conf"])))]
+struct TokenArgs {
+    /// File id, e.g. group1/M00/00/00/xxx.jpg.
+    file_id: String,
+    /// How long the URL stays valid, in seconds (0: forever, ts=0). The
+    /// gateway accepts a token until ts + http.anti_steal.token_ttl, so ts
+    /// is set to now + TTL - token_ttl [default: token_ttl, i.e. ts = now].
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// The gateway's http.anti_steal.secret_key.
+    #[arg(long)]
+    secret: Option<String>,
+    /// mod_fastdfs.conf (secret key, token_ttl, url_have_group_name).
+    #[arg(short = 'c', long = "conf", value_name = "MOD_FASTDFS_CONF")]
+    conf: Option<PathBuf>,
 }
 
 /// How to reach the cluster.
@@ -195,6 +222,10 @@ pub fn main() -> ExitCode {
         },
         Command::InstallLinks { dir } => install_links(&dir),
         Command::Bench(a) => crate::bench::run(a),
+        Command::Token(a) => token(a),
+        Command::Container(a) => crate::container::run(a),
+        Command::Health(a) => crate::container::health(a),
+        Command::Demo(a) => crate::container::demo(a),
         Command::Monitor(m) => {
             let session = match session(&m.conn) {
                 Ok(s) => s,
@@ -398,6 +429,57 @@ fn download(a: DownloadArgs) -> ExitCode {
         }
         Ok(())
     })
+}
+
+/// `fdfs token`: the signed URL path of a file.
+fn token(a: TokenArgs) -> ExitCode {
+    let (secret, server_ttl, with_group) = match (&a.secret, &a.conf) {
+        (Some(k), _) => (
+            k.clone(),
+            fdfs_config::HttpConf::default().token_ttl_secs,
+            true,
+        ),
+        (None, Some(p)) => match fdfs_config::HttpConf::load(p) {
+            Ok((h, _)) if !h.secret_key.is_empty() => {
+                (h.secret_key, h.token_ttl_secs, h.url_have_group_name)
+            }
+            Ok(_) => {
+                eprintln!(
+                    "fdfs: {}: http.anti_steal.secret_key is not set",
+                    p.display()
+                );
+                return ExitCode::from(22);
+            }
+            Err(e) => {
+                eprintln!("fdfs: {e}");
+                return exit_code(conf_errno(&e));
+            }
+        },
+        (None, None) => {
+            eprintln!("fdfs: token: --secret or -c is required");
+            return ExitCode::from(22);
+        }
+    };
+    let Ok(id) = FileId::parse(a.file_id.trim_start_matches('/')) else {
+        return fail(&a.file_id, &ClientError::Invalid("invalid file id".into()));
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let ts = match a.ttl {
+        Some(0) => 0,
+        Some(ttl) => now + ttl as i64 - server_ttl as i64,
+        None => now,
+    };
+    let tok = fdfs_http::token::make_token(&id.remote, &secret, ts);
+    let path = if with_group {
+        format!("/{id}")
+    } else {
+        format!("/{}", id.remote)
+    };
+    outln!("{path}?token={tok}&ts={ts}");
+    ExitCode::SUCCESS
 }
 
 /// Stdout as an `AsyncWrite` with plain blocking writes: fine for a CLI on

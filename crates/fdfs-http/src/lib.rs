@@ -1,0 +1,302 @@
+//! The HTTP gateway of a FastDFS storage (replaces nginx +
+//! fastdfs-nginx-module, PROTOCOL.md §9): `GET`/`HEAD` of
+//! `/<group>/Mxx/HH/HH/<name>` from the local store paths with ranges,
+//! conditional requests, mime types and the anti-steal token; files that
+//! are not here are redirected to or proxied from a storage that has them.
+//! `/healthz` answers `ok`.
+//!
+//! `run(listener, conf, shutdown)` serves until `shutdown` is cancelled.
+
+pub mod body;
+pub mod conf;
+pub mod error;
+pub mod httpdate;
+mod io;
+mod local;
+pub mod mime;
+pub mod plan;
+mod remote;
+pub mod request;
+pub mod response;
+pub mod token;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fdfs_config::http::ResponseMode;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use conf::{GatewayConf, TokenConf};
+pub use error::{HttpError, Reject};
+
+use crate::body::GatewayBody;
+use crate::plan::Conditions;
+use crate::request::{parse_path, Query};
+use crate::response::Resp;
+use crate::token::TokenCheck;
+
+/// How long shutdown waits for responses in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The health check path.
+pub const HEALTHZ_PATH: &str = "/healthz";
+
+/// Shared state of a running gateway.
+pub(crate) struct Gateway {
+    conf: Arc<GatewayConf>,
+    /// Canonical store roots, resolved at start (store paths may be
+    /// symlinks themselves).
+    roots: Vec<PathBuf>,
+    /// Our listening port: redirects keep it (§9.3).
+    http_port: u16,
+}
+
+impl Gateway {
+    fn new(conf: Arc<GatewayConf>, http_port: u16) -> Result<Gateway, HttpError> {
+        let roots = conf
+            .store_paths
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .collect();
+        Ok(Gateway {
+            conf,
+            roots,
+            http_port,
+        })
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` is cancelled, then lets
+/// responses in flight finish (up to [`SHUTDOWN_GRACE`]).
+pub async fn run(
+    listener: TcpListener,
+    conf: Arc<GatewayConf>,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError> {
+    let local = listener.local_addr()?;
+    let gw = Arc::new(Gateway::new(conf, local.port())?);
+    let permits = Arc::new(tokio::sync::Semaphore::new(gw.conf.max_connections.max(1)));
+    let tasks = TaskTracker::new();
+    tracing::info!(addr = %local, group = %gw.conf.group, "http gateway listening");
+    loop {
+        // A permit before accept: a flood waits in the kernel backlog.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let gw = gw.clone();
+                let shutdown = shutdown.clone();
+                tasks.spawn(async move {
+                    serve_connection(gw, stream, peer, shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("http shutdown: responses in flight did not finish in time");
+    }
+    tracing::info!("http gateway stopped");
+    Ok(())
+}
+
+async fn serve_connection(
+    gw: Arc<Gateway>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(io::IdleTimeout::new(stream, gw.conf.idle_timeout));
+    let header_timeout = gw.conf.header_read_timeout;
+    let svc = service_fn(move |req| {
+        let gw = gw.clone();
+        async move { Ok::<_, Infallible>(gw.handle(req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(io, svc);
+    tokio::pin!(conn);
+    let res = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(peer = %peer, error = %e, "http connection ended with an error");
+    }
+}
+
+fn header_text(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Gateway {
+    async fn handle(&self, req: Request<Incoming>) -> Resp {
+        let head = req.method() == Method::HEAD;
+        match self.route(&req, head).await {
+            Ok(r) => r,
+            Err(e) => {
+                if e.status.is_server_error() {
+                    tracing::warn!(uri = %req.uri(), status = %e.status, reason = %e.reason, "http request failed");
+                } else {
+                    tracing::debug!(uri = %req.uri(), status = %e.status, reason = %e.reason, "http request refused");
+                }
+                response::reject(&e, head)
+            }
+        }
+    }
+
+    async fn route(&self, req: &Request<Incoming>, head: bool) -> Result<Resp, Reject> {
+        if req.method() != Method::GET && !head {
+            return Ok(response::method_not_allowed());
+        }
+        let uri = req.uri();
+        if uri.path() == HEALTHZ_PATH {
+            let mut r = response::status_page(StatusCode::OK, head);
+            *r.body_mut() = if head {
+                GatewayBody::empty()
+            } else {
+                GatewayBody::full("ok\n")
+            };
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, header::HeaderValue::from(3u64));
+            return Ok(r);
+        }
+        let conf = &self.conf;
+        let file = parse_path(
+            uri.path(),
+            &conf.group,
+            conf.url_have_group_name,
+            conf.store_paths.len(),
+        )?;
+        let query = Query::parse(uri.query())?;
+        if let Some(tok) = &conf.token {
+            let bypass = tok.bypass_header.as_ref().is_some_and(|(name, value)| {
+                req.headers()
+                    .get(name.as_str())
+                    .is_some_and(|v| v.as_bytes() == value.as_bytes())
+            });
+            if !bypass {
+                match token::check(
+                    &file.remote,
+                    &tok.secret_key,
+                    tok.ttl_secs,
+                    query.get("token"),
+                    query.get("ts"),
+                    now_secs(),
+                ) {
+                    TokenCheck::Valid => {}
+                    TokenCheck::Missing => {
+                        return Err(Reject::bad_request("token or ts missing"));
+                    }
+                    TokenCheck::Invalid => {
+                        return match &tok.check_fail {
+                            Some(f) => Ok(response::check_fail(f, head)),
+                            None => Err(Reject::bad_request("invalid or expired token")),
+                        };
+                    }
+                }
+            }
+        }
+        let h = req.headers();
+        let cond = Conditions {
+            if_none_match: header_text(h, header::IF_NONE_MATCH),
+            if_modified_since: header_text(h, header::IF_MODIFIED_SINCE),
+            if_range: header_text(h, header::IF_RANGE),
+            range: header_text(h, header::RANGE),
+        };
+        let download_name = query.get("filename").filter(|n| !n.is_empty());
+        if file.local_group {
+            let conf2 = conf.clone();
+            let roots = self.roots.clone();
+            let file2 = file.clone();
+            let cond2 = cond.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                local::open(
+                    &conf2.store_paths,
+                    &roots,
+                    &file2,
+                    &cond2,
+                    conf2.multi_range_enabled,
+                    !head,
+                )
+            })
+            .await
+            .map_err(|e| Reject::internal(format!("blocking task failed: {e}")))??;
+            if let Some(f) = found {
+                let (offset, len) = f.plan.window(f.facts.size);
+                let body = match f.first {
+                    Some(first) if !head => {
+                        let after = len - first.len() as u64;
+                        let next = offset + first.len() as u64;
+                        GatewayBody::File(body::FileBody::new(f.file, next, after, Some(first)))
+                    }
+                    _ => GatewayBody::empty(),
+                };
+                return Ok(response::file(
+                    conf,
+                    &file.name.name,
+                    download_name,
+                    &f.facts,
+                    f.plan,
+                    body,
+                ));
+            }
+        }
+        if query.has("redirect") {
+            return Err(Reject::not_found(format!(
+                "{}/{}: not here, and the request was already redirected",
+                file.group, file.remote
+            )));
+        }
+        match conf.response_mode {
+            ResponseMode::Redirect => self.redirect(&file, uri, h.get(header::RANGE)).await,
+            ResponseMode::Proxy => self.proxy(&file, &cond, download_name, head).await,
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Building responses: file answers (200/206/304/416 with Content-Length,
+//! Accept-Ranges, ETag, Last-Modified, Content-Type, Content-Disposition),
+//! redirects and plain status pages.
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use crate::body::GatewayBody;
+use crate::conf::{CheckFailFile, GatewayConf};
+use crate::error::Reject;
+use crate::httpdate;
+use crate::plan::{FileFacts, Plan};
+
+pub type Resp = Response<GatewayBody>;
+
+/// Longest `filename=` value used (the module truncates at about 256 bytes).
+pub const MAX_DISPOSITION_NAME_BYTES: usize = 200;
+
+/// A status page: the reason phrase as text/plain (no body for HEAD).
+pub fn status_page(status: StatusCode, head: bool) -> Resp {
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut r = Response::new(if head {
+        GatewayBody::empty()
+    } else {
+        GatewayBody::full(text.clone())
+    });
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+    r
+}
+
+pub fn reject(e: &Reject, head: bool) -> Resp {
+    status_page(e.status, head)
+}
+
+/// 405 with `Allow`.
+pub fn method_not_allowed() -> Resp {
+    let mut r = status_page(StatusCode::METHOD_NOT_ALLOWED, false);
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
+}
+
+/// 302 to `location` with an empty body (the module sends a chunked
+/// header and no body at all, quirk 33).
+pub fn redirect(location: &str, range: Option<&HeaderValue>) -> Result<Resp, Reject> {
+    let loc = HeaderValue::from_str(location)
+        .map_err(|_| Reject::internal(format!("unusable redirect location {location:?}")))?;
+    let mut r = Response::new(GatewayBody::empty());
+    *r.status_mut() = StatusCode::FOUND;
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, loc);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+    if let Some(range) = range {
+        h.insert(header::RANGE, range.clone());
+    }
+    Ok(r)
+}
+
+fn is_attr_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b)
+}
+
+/// `attachment; filename="..."`, plus `filename*=UTF-8''...` (RFC 6266 /
+/// RFC 5987) when the name is not plain printable ASCII.
+pub fn content_disposition(name: &str) -> Option<HeaderValue> {
+    let mut end = name.len().min(MAX_DISPOSITION_NAME_BYTES);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let name = &name[..end];
+    if name.is_empty() {
+        return None;
+    }
+    let plain = name
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    let text = if plain {
+        format!("attachment; filename=\"{name}\"")
+    } else {
+        let fallback: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut encoded = String::with_capacity(name.len() * 3);
+        for b in name.bytes() {
+            if is_attr_char(b) {
+                encoded.push(char::from(b));
+            } else {
+                encoded.push_str(&format!("%{b:02X}"));
+            }
+        }
+        format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
+/// Content type for a file name: the mime table, else the default.
+pub fn content_type(conf: &GatewayConf, file_name: &str) -> HeaderValue {
+    let t = conf
+        .mime
+        .lookup(file_name)
+        .unwrap_or(&conf.default_content_type);
+    HeaderValue::from_str(t)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+}
+
+/// The answer for a file with known facts and plan; `body` carries the
+/// planned window (empty for HEAD, 304 and 416).
+pub fn file(
+    conf: &GatewayConf,
+    file_name: &str,
+    download_name: Option<&str>,
+    facts: &FileFacts,
+    plan: Plan,
+    body: GatewayBody,
+) -> Resp {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    let last_modified = HeaderValue::from_str(&httpdate::format(facts.last_modified));
+    if let Ok(lm) = last_modified {
+        h.insert(header::LAST_MODIFIED, lm);
+    }
+    if let Ok(etag) = HeaderValue::from_str(&facts.etag()) {
+        h.insert(header::ETAG, etag);
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let (status, len) = match plan {
+        Plan::NotModified => (StatusCode::NOT_MODIFIED, None),
+        Plan::Unsatisfiable => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", facts.size)) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            (StatusCode::RANGE_NOT_SATISFIABLE, Some(0))
+        }
+        Plan::Full => (StatusCode::OK, Some(facts.size)),
+        Plan::Partial { start, end } => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", facts.size)) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            (StatusCode::PARTIAL_CONTENT, Some(end - start + 1))
+        }
+    };
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    if matches!(plan, Plan::Full | Plan::Partial { .. }) {
+        h.insert(header::CONTENT_TYPE, content_type(conf, file_name));
+        if let Some(cd) = download_name.and_then(content_disposition) {
+            h.insert(header::CONTENT_DISPOSITION, cd);
+        }
+    }
+    *r.status_mut() = status;
+    r
+}
+
+/// The token-check-fail file, answered with 200 (§9.2).
+pub fn check_fail(f: &CheckFailFile, head: bool) -> Resp {
+    let mut r = Response::new(if head {
+        GatewayBody::empty()
+    } else {
+        GatewayBody::full(f.content.clone())
+    });
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&f.content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(f.content.len()));
+    h.insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition_forms() {
+        assert_eq!(
+            content_disposition("a b.txt").unwrap(),
+            "attachment; filename=\"a b.txt\""
+        );
+        assert_eq!(
+            content_disposition("报告 1.pdf").unwrap(),
+            "attachment; filename=\"__ 1.pdf\"; filename*=UTF-8''%E6%8A%A5%E5%91%8A%201.pdf"
+        );
+        assert_eq!(
+            content_disposition("a\"b\r\n.txt").unwrap(),
+            "attachment; filename=\"a_b__.txt\"; filename*=UTF-8''a%22b%0D%0A.txt"
+        );
+        assert!(content_disposition("").is_none());
+        let long = "é".repeat(300);
+        assert!(content_disposition(&long).is_some());
+    }
+}

@@ -1,0 +1,233 @@
+//! The HTTP gateway inside the real binary: `fdfs server --http-port` and
+//! `fdfs storage -c storage.conf` (http.server_port, with a
+//! mod_fastdfs.conf beside it), plus `fdfs token` URLs accepted by it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fdfs_client::{Client, ClientOptions, UploadOptions};
+use fdfs_config::TrackerAddr;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the child on drop (tests must not leave servers behind).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let end = Instant::now() + DEADLINE;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fdfs(args: &[&str]) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_fdfs"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fdfs"),
+    )
+}
+
+/// GET over a fresh connection; (status, body).
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(DEADLINE))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status"))?;
+    Ok((status, out[split + 4..].to_vec()))
+}
+
+/// Uploads through the tracker, retrying until the storage is ready.
+fn upload(tracker_port: u16, data: &[u8]) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::new(ClientOptions {
+        trackers: vec![TrackerAddr {
+            hosts: vec!["127.0.0.1".into()],
+            port: tracker_port,
+        }],
+        connect_timeout: Duration::from_secs(2),
+        network_timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let opts = UploadOptions {
+        ext: Some("txt".into()),
+        ..Default::default()
+    };
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match rt.block_on(client.upload_buffer(data, &opts)) {
+            Ok(id) => return id.to_string(),
+            Err(e) => assert!(Instant::now() < end, "upload never succeeded: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_healthy(port: u16) {
+    let end = Instant::now() + DEADLINE;
+    while !http_get(port, "/healthz").is_ok_and(|(s, b)| s == 200 && b == b"ok\n") {
+        assert!(Instant::now() < end, "gateway on {port} never answered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn fdfs_server_serves_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, sp, hp) = (free_port(), free_port(), free_port());
+    let base = dir.path().to_str().unwrap();
+    let (tp_s, sp_s, hp_s) = (tp.to_string(), sp.to_string(), hp.to_string());
+    let _server = fdfs(&[
+        "server",
+        "--base-path",
+        base,
+        "--tracker-port",
+        &tp_s,
+        "--storage-port",
+        &sp_s,
+        "--http-port",
+        &hp_s,
+        "--log-level",
+        "warn",
+    ]);
+    wait_healthy(hp);
+    let id = upload(tp, b"served over http");
+    let (status, body) = http_get(hp, &format!("/{id}")).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, b"served over http");
+    let (status, _) = http_get(hp, "/group1/M00/00/00/../../../etc/passwd").unwrap();
+    assert_eq!(status, 400);
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn fdfs_storage_conf_serves_http_with_mod_fastdfs_conf_and_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (tp, sp, hp) = (free_port(), free_port(), free_port());
+    for sub in ["tracker", "storage", "conf"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let conf = d.join("conf");
+    write(
+        &conf.join("tracker.conf"),
+        &format!(
+            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n",
+            d.join("tracker").display()
+        ),
+    );
+    write(
+        &conf.join("storage.conf"),
+        &format!(
+            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {b}\nstore_path0 = {b}\n\
+             subdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\n\
+             stat_report_interval = 1\nhttp.server_port = {hp}\n",
+            b = d.join("storage").display()
+        ),
+    );
+    write(
+        &conf.join("mod_fastdfs.conf"),
+        &format!(
+            "base_path = {b}\ngroup_name = group1\nurl_have_group_name = true\nstore_path0 = {b}\n\
+             tracker_server = 127.0.0.1:{tp}\nstorage_server_port = {sp}\n#include http.conf\n",
+            b = d.join("storage").display()
+        ),
+    );
+    write(
+        &conf.join("http.conf"),
+        "http.anti_steal.check_token = true\nhttp.anti_steal.token_ttl = 900\n\
+         http.anti_steal.secret_key = S3cret\nhttp.mime_types_filename = mime.types\n\
+         http.default_content_type = application/x-test\n",
+    );
+    write(&conf.join("mime.types"), "text/x-mine txt\n");
+    let conf_path = |n: &str| conf.join(n).to_str().unwrap().to_string();
+    let _tracker = fdfs(&["tracker", "-c", &conf_path("tracker.conf")]);
+    let _storage = fdfs(&["storage", "-c", &conf_path("storage.conf")]);
+    wait_healthy(hp);
+    let id = upload(tp, b"guarded");
+
+    let (status, _) = http_get(hp, &format!("/{id}")).unwrap();
+    assert_eq!(status, 400, "no token");
+    let out = Command::new(env!("CARGO_BIN_EXE_fdfs"))
+        .args(["token", &id, "-c", &conf_path("mod_fastdfs.conf")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let signed = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(signed.starts_with(&format!("/{id}?token=")), "{signed}");
+    let (status, body) = http_get(hp, &signed).unwrap();
+    assert_eq!((status, body.as_slice()), (200, b"guarded".as_slice()));
+
+    // The same with --secret, and a URL that expired.
+    let out = Command::new(env!("CARGO_BIN_EXE_fdfs"))
+        .args(["token", &id, "--secret", "S3cret", "--ttl", "0"])
+        .output()
+        .unwrap();
+    let forever = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(forever.ends_with("&ts=0"), "{forever}");
+    assert_eq!(http_get(hp, &forever).unwrap().0, 200);
+    let out = Command::new(env!("CARGO_BIN_EXE_fdfs"))
+        .args([
+            "token",
+            &id,
+            "-c",
+            &conf_path("mod_fastdfs.conf"),
+            "--ttl",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let short = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let ts: i64 = short.rsplit("ts=").next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now + 1 - 900 - ts).abs() <= 2, "{short}");
+}
