@@ -9,8 +9,8 @@
 pub mod client;
 pub mod conn;
 pub mod error;
-pub mod localtime;
 pub mod fileinfo;
+pub mod localtime;
 pub mod pool;
 pub mod storage;
 pub mod tracker;

