@@ -13,7 +13,7 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 root="$ctx/rootfs"
 mkdir -p "$root/usr/bin" "$root/etc/fdfs" "$root/tmp" "$ctx/rootfs-data"
-install -m 0755 "target/$target/release/fdfs" "$root/usr/bin/fdfs"
+install -m 0755 "${CARGO_TARGET_DIR:-target}/$target/release/fdfs" "$root/usr/bin/fdfs"
 for name in fdfs_trackerd fdfs_storaged fdfs_upload_file fdfs_download_file \
     fdfs_delete_file fdfs_file_info fdfs_upload_appender fdfs_append_file \
     fdfs_monitor fdfs_crc32 fdfs_test fdfs_regenerate_filename; do

@@ -18,6 +18,9 @@ pub struct LocalTm {
 // time_t is i64 here but 32 bits on some targets: keep the checked conversion.
 #[allow(clippy::useless_conversion)]
 pub fn local_tm(ts: i64) -> Option<LocalTm> {
+    // musl deprecates the alias while it moves to 64 bits; the checked
+    // conversion is right either way.
+    #[allow(deprecated)]
     let t: libc::time_t = ts.try_into().ok()?;
     // SAFETY: `localtime_r` reads `t` and writes only into `tm`, a
     // zero-initialised plain C struct we own; it is the reentrant variant,

@@ -280,5 +280,46 @@ fn docker_image_all_in_one_and_cluster() {
         .arg("-o")
         .arg(&out));
     assert_eq!(std::fs::read(&out).unwrap(), content);
+
+    // Partition: cut group1-b off its network, keep writing to group1-a,
+    // heal. Nothing is lost and the isolated member catches up.
+    let a_ip = container_ip(&format!("{cluster}_group1-a_1"));
+    let b_name = format!("{cluster}_group1-b_1");
+    let b_ip = container_ip(&b_name);
+    let network = format!("{cluster}_default");
+    run(Command::new("docker").args(["network", "disconnect", &network, &b_name]));
+    let mut during = Vec::new();
+    for i in 0..5 {
+        let f = work.path().join(format!("partition-{i}.bin"));
+        std::fs::write(
+            &f,
+            format!("written while group1-b was cut off: {i}\n").repeat(100),
+        )
+        .unwrap();
+        let id = stdout(&run(fdfs()
+            .args([
+                "upload",
+                "--tracker",
+                &t1,
+                "--storage",
+                &format!("{a_ip}:23000"),
+            ])
+            .arg(&f)));
+        during.push((id, std::fs::read(&f).unwrap()));
+    }
+    run(Command::new("docker").args(["network", "connect", &network, &b_name]));
+    let b_ip_after = container_ip(&b_name);
+    assert_eq!(
+        b_ip, b_ip_after,
+        "compose networks keep the address on reconnect"
+    );
+    for (id, data) in &during {
+        let url = format!("http://{b_ip}:8888/{id}?redirect=1");
+        assert_eq!(
+            &poll("the healed member to catch up", || http_get(&url)),
+            data,
+            "{id}"
+        );
+    }
     run(compose(&cluster, "docker-compose.cluster.yml", &env).args(["down", "-v"]));
 }

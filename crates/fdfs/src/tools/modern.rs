@@ -130,6 +130,9 @@ struct UploadArgs {
     /// Slave name prefix (with --master), e.g. _150x150.
     #[arg(long)]
     prefix: Option<String>,
+    /// Upload straight to this storage (HOST:PORT), skipping the tracker.
+    #[arg(long, value_name = "HOST:PORT")]
+    storage: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -370,6 +373,21 @@ fn with_file(
     }
 }
 
+/// `HOST:PORT` (or `[v6]:PORT`) of a storage.
+fn parse_server_addr(text: &str) -> Result<fdfs_proto::tracker_msg::ServerAddr, ClientError> {
+    let bad = || ClientError::Invalid(format!("invalid storage address {text:?}, want HOST:PORT"));
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port = port.parse::<u16>().map_err(|_| bad())?;
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    if ip.is_empty() {
+        return Err(bad());
+    }
+    Ok(fdfs_proto::tracker_msg::ServerAddr {
+        ip: ip.to_string(),
+        port,
+    })
+}
+
 fn upload(a: UploadArgs) -> ExitCode {
     let s = match session(&a.conn) {
         Ok(s) => s,
@@ -384,6 +402,7 @@ fn upload(a: UploadArgs) -> ExitCode {
                 .upload_slave_file(&master, prefix, a.ext.as_deref(), &a.file, &meta)
                 .await;
         }
+        let storage = a.storage.as_deref().map(parse_server_addr).transpose()?;
         let opts = UploadOptions {
             group: a.group.clone(),
             kind: if a.appender {
@@ -393,6 +412,7 @@ fn upload(a: UploadArgs) -> ExitCode {
             },
             ext: a.ext.clone(),
             metadata: meta.clone(),
+            storage,
             ..Default::default()
         };
         s.client.upload_file(&a.file, &opts).await
