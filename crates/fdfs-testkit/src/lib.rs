@@ -194,7 +194,7 @@ impl Cluster {
     pub fn write_client_conf(&self) -> PathBuf {
         let path = self.dir.path().join("client.conf");
         let text = format!(
-            "connect_timeout = 5\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {}\nlog_level = error\n",
+            "connect_timeout = 30\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {}\nlog_level = error\n",
             self.dir.path().display(),
             self.tracker_addr
         );

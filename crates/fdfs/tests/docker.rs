@@ -194,7 +194,7 @@ fn docker_image_all_in_one_and_cluster() {
     let conf = work.path().join("client.conf");
     std::fs::write(
         &conf,
-        format!("connect_timeout = 5\ntracker_server = {tracker}\n"),
+        format!("connect_timeout = 30\ntracker_server = {tracker}\n"),
     )
     .unwrap();
     let small_local = work.path().join("small.txt");
