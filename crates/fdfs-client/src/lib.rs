@@ -12,6 +12,7 @@ pub mod error;
 pub mod fileinfo;
 pub mod localtime;
 pub mod pool;
+pub mod serve;
 pub mod storage;
 pub mod tracker;
 
@@ -21,3 +22,21 @@ pub use error::ClientError;
 pub use fileinfo::{decode_remote_name, FileInfo};
 pub use storage::{StorageClient, UploadKind, FINFO_FLAG_KEEP_SILENCE, FINFO_FLAG_NO_CRC32};
 pub use tracker::TrackerClient;
+
+/// CRC32 (as in file ids) of a local file, read in fixed-size chunks: used
+/// by the tools (`fdfs_crc32`) and by the storage for appender and slave
+/// files.
+pub fn crc32_of_file(path: &std::path::Path) -> std::io::Result<u32> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize())
+}

@@ -85,43 +85,17 @@ pub async fn run(
 ) -> Result<(), HttpError> {
     let local = listener.local_addr()?;
     let gw = Arc::new(Gateway::new(conf, local.port())?);
-    let permits = Arc::new(tokio::sync::Semaphore::new(gw.conf.max_connections.max(1)));
     let tasks = TaskTracker::new();
     tracing::info!(addr = %local, group = %gw.conf.group, "http gateway listening");
-    loop {
-        // A permit before accept: a flood waits in the kernel backlog.
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let gw = gw.clone();
-                let shutdown = shutdown.clone();
-                tasks.spawn(async move {
-                    serve_connection(gw, stream, peer, shutdown).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    drop(listener);
-    tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-        .await
-        .is_err()
-    {
+    fdfs_client::serve::accept_until_shutdown(
+        listener,
+        gw.conf.max_connections,
+        &tasks,
+        &shutdown,
+        |stream, peer| serve_connection(gw.clone(), stream, peer, shutdown.clone()),
+    )
+    .await;
+    if !fdfs_client::serve::drain(&tasks, SHUTDOWN_GRACE).await {
         tracing::warn!("http shutdown: responses in flight did not finish in time");
     }
     tracing::info!("http gateway stopped");

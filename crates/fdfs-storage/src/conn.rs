@@ -49,23 +49,33 @@ pub struct Session {
 }
 
 impl Session {
+    /// Marks the peer gone when a body read failed or timed out: there is
+    /// nobody left to answer.
+    fn body_read<T>(
+        &mut self,
+        r: Result<std::io::Result<T>, tokio::time::error::Elapsed>,
+    ) -> OpResult<T> {
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.peer_gone = true;
+                Err(e.into())
+            }
+            Err(_) => {
+                self.peer_gone = true;
+                Err(OpError::new(Status::ETIMEDOUT, "timed out reading request"))
+            }
+        }
+    }
+
     /// Reads exactly `n` bytes of the current request body.
     pub async fn read_exact_body(&mut self, n: usize) -> OpResult<Vec<u8>> {
         if n as u64 > self.body_left {
             return Err(OpError::invalid("request body shorter than its fields"));
         }
         let mut buf = vec![0u8; n];
-        match tokio::time::timeout(self.network_timeout, self.reader.read_exact(&mut buf)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                self.peer_gone = true;
-                return Err(e.into());
-            }
-            Err(_) => {
-                self.peer_gone = true;
-                return Err(OpError::new(Status::ETIMEDOUT, "timed out reading request"));
-            }
-        }
+        let r = tokio::time::timeout(self.network_timeout, self.reader.read_exact(&mut buf)).await;
+        self.body_read(r)?;
         self.body_left -= n as u64;
         Ok(buf)
     }
@@ -76,19 +86,9 @@ impl Session {
         if want == 0 {
             return Ok(0);
         }
-        let n = match tokio::time::timeout(self.network_timeout, self.reader.read(&mut buf[..want]))
-            .await
-        {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                self.peer_gone = true;
-                return Err(e.into());
-            }
-            Err(_) => {
-                self.peer_gone = true;
-                return Err(OpError::new(Status::ETIMEDOUT, "timed out reading request"));
-            }
-        };
+        let r =
+            tokio::time::timeout(self.network_timeout, self.reader.read(&mut buf[..want])).await;
+        let n = self.body_read(r)?;
         if n == 0 {
             self.peer_gone = true;
             return Err(OpError::new(Status::EIO, "peer closed mid-request"));

@@ -49,50 +49,29 @@ pub async fn serve(
     let tasks = TaskTracker::new();
     sync::enable(&storage, &tasks, shutdown.clone());
     reporter::spawn_all(&storage, &tasks, shutdown.clone());
-    let max_connections = storage.conf.max_connections.max(1) as usize;
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
     tracing::info!(
         addr = %listener.local_addr()?,
         group = %storage.group,
         "storage server listening"
     );
-    loop {
-        // Take a permit before accepting so a flood of connections waits in
-        // the kernel backlog instead of consuming memory here.
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let storage = storage.clone();
-                let shutdown = shutdown.clone();
-                storage.count_connection(1);
-                tasks.spawn(async move {
-                    conn::serve_connection(stream, peer, storage.clone(), shutdown).await;
-                    storage.count_connection(-1);
-                    drop(permit);
-                });
+    let max_connections = storage.conf.max_connections as usize;
+    fdfs_client::serve::accept_until_shutdown(
+        listener,
+        max_connections,
+        &tasks,
+        &shutdown,
+        |stream, peer| {
+            let storage = storage.clone();
+            let shutdown = shutdown.clone();
+            storage.count_connection(1);
+            async move {
+                conn::serve_connection(stream, peer, storage.clone(), shutdown).await;
+                storage.count_connection(-1);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    drop(listener);
-    tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-        .await
-        .is_err()
-    {
+        },
+    )
+    .await;
+    if !fdfs_client::serve::drain(&tasks, SHUTDOWN_GRACE).await {
         tracing::warn!("shutdown: in-flight requests did not finish in time");
     }
     storage.persist_state();

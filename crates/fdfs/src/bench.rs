@@ -628,7 +628,7 @@ async fn run_phase(
                 let now = done.load(Ordering::Relaxed);
                 let rate = now - last;
                 last = now;
-                if quiet || (!tty && tick % 10 != 0) {
+                if quiet || (!tty && !tick.is_multiple_of(10)) {
                     continue;
                 }
                 let of = match limit {
@@ -1241,7 +1241,7 @@ fn svg_chart(phases: &[Report]) -> String {
         .max(1);
     let peak = phases
         .iter()
-        .flat_map(|p| p.timeline.iter().map(|t| t.ops as f64))
+        .flat_map(|p| p.timeline.iter().map(|t| rate(p, t)))
         .fold(0.0, f64::max);
     let ymax = nice_ceil(peak);
     let xs = |t: f64| left + (right - left) * t / total_secs as f64;
@@ -1280,7 +1280,7 @@ fn svg_chart(phases: &[Report]) -> String {
                 format!(
                     "{:.1},{:.1}",
                     xs((offset + t.t as usize) as f64 + 0.5),
-                    ys(t.ops as f64)
+                    ys(rate(p, t))
                 )
             })
             .collect();
@@ -1289,6 +1289,15 @@ fn svg_chart(phases: &[Report]) -> String {
             "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
             pts.join(" ")
         );
+        if pts.len() <= 60 {
+            for pt in &pts {
+                let (x, y) = pt.split_once(',').unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{color}\"/>"
+                );
+            }
+        }
         let lx = xs(offset as f64) + 4.0;
         let _ = writeln!(
             s,
@@ -1350,6 +1359,17 @@ fn svg_chart(phases: &[Report]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Ops per second of a timeline bucket; the last bucket of a phase usually
+/// covers only part of a second and is scaled to a rate.
+fn rate(p: &Report, t: &Second) -> f64 {
+    let covered = p.seconds - f64::from(t.t);
+    if covered > 0.05 && covered < 1.0 {
+        t.ops as f64 / covered
+    } else {
+        t.ops as f64
+    }
 }
 
 /// Y axis with five gridlines from 0 to `ymax`, and the x axis line.

@@ -1,8 +1,6 @@
 //! DELETE_FILE (12), QUERY_FILE_INFO (22) and
 //! REGENERATE_APPENDER_FILENAME (38).
 
-use std::io::Read;
-
 use fdfs_proto::fileid::{normal_size_field, FileKind, FileNameRecord, EXT7_LEN};
 use fdfs_proto::storage_msg::{decode_regenerate, FileIdResp, FileInfoResp};
 use fdfs_proto::tracker_msg::GroupFileReq;
@@ -112,19 +110,9 @@ pub async fn query_info(s: &mut Session, flags: u8) -> OpResult<Reply> {
     Ok(Reply::Body(out.to_vec()))
 }
 
-/// CRC32 of a whole file, read in chunks.
+/// CRC32 of a whole file (appender and slave files carry no usable one).
 pub fn crc32_of_file(path: &std::path::Path) -> OpResult<u32> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize())
+    Ok(fdfs_client::crc32_of_file(path)?)
 }
 
 pub async fn regenerate(s: &mut Session) -> OpResult<Reply> {

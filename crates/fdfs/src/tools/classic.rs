@@ -420,21 +420,7 @@ fn crc32(argv: &[String]) -> ExitCode {
     }
 }
 
-/// CRC32 of a file, read in fixed-size chunks.
-pub fn crc32_of_file(path: &Path) -> std::io::Result<u32> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize())
-}
+pub use fdfs_client::crc32_of_file;
 
 /// Splits `name1=value1,name2=value2` as fdfs_test does.
 pub fn split_metadata(text: &str) -> Vec<MetaPair> {

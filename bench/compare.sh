@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Side by side: fastdfs-rs (`fdfs server`) vs the C FastDFS 6.16 (tracker +
+# storage daemons, /tmp/cfdfs/run-c-bench.sh), and our HTTP gateway vs
+# nginx-light on the same files. Same bench client, fresh data every round,
+# runs alternated A B A B. See bench/RESULTS.md.
+#
+#   ROUNDS=2 N=20000 C=256 bench/compare.sh    # JSON lines in $WORK/results.jsonl
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+F=${FDFS:-$here/../target/release/fdfs}
+N=${N:-20000}; C=${C:-256}; ROUNDS=${ROUNDS:-2}
+W=${WORK:-/tmp/fdfs-compare}
+OUT=$W/results.jsonl
+mkdir -p "$W"; : >"$OUT"
+ulimit -n 65536 2>/dev/null || true
+SIZES=(--min-size 8192 --max-size 131072)
+
+rss() { ps -o rss= -p "$1" | tr -d ' '; }
+# rss_watch PID FILE: one RSS sample every 0.2 s until killed
+rss_watch() { while kill -0 "$1" 2>/dev/null; do rss "$1" >>"$2" || true; sleep 0.2; done; }
+peak() { sort -n "$1" | tail -1; }
+emit() { # emit SYS ROUND JSON
+  echo "$3" | sed "s/^{/{\"sys\":\"$1\",\"round\":$2,/" | tee -a "$OUT"
+}
+bench() { "$F" bench "$@" --concurrency "$C" --json --quiet; }
+
+ours() {
+  local r=$1 d=$W/ours
+  rm -rf "$d"; mkdir -p "$d"
+  "$F" server --base-path "$d/data" --tracker-port 22300 --storage-port 23300 \
+    --http-port 8988 --log-level warn >"$d/server.log" 2>&1 &
+  local pid=$!
+  until "$F" upload --tracker 127.0.0.1:22300 /etc/hostname >/dev/null 2>&1; do sleep 0.3; done
+  sleep 2
+  local idle0; idle0=$(rss $pid)
+  rss_watch $pid "$d/rss.up" & local w=$!
+  emit ours "$r" "$(bench upload --tracker 127.0.0.1:22300 --count "$N" "${SIZES[@]}" --ids "$d/ids")"
+  kill $w; wait $w 2>/dev/null || true
+  sleep 5
+  emit ours "$r" "{\"mode\":\"rss\",\"idle_start_kb\":$idle0,\"upload_peak_kb\":$(peak "$d/rss.up"),\"idle_after_kb\":$(rss $pid)}"
+  emit ours "$r" "$(bench download --tracker 127.0.0.1:22300 --ids "$d/ids")"
+  emit ours "$r" "$(bench http --http 127.0.0.1:8988 --ids "$d/ids" | sed 's/"mode":"http"/"mode":"http-gateway"/')"
+  # nginx-light serving the same store directory (as bench/http/nginx.conf)
+  mkdir -p "$d/nginx/logs"
+  sed -e "s|/tmp/bench/nginx|$d/nginx|g" -e "s|/tmp/bench/data|$d/data|g" \
+      -e "s|127.0.0.1:8890|127.0.0.1:8989|" "$here/http/nginx.conf" >"$d/nginx/nginx.conf"
+  nginx -c "$d/nginx/nginx.conf" -p "$d/nginx"
+  sleep 0.5
+  emit nginx "$r" "$(bench http --http 127.0.0.1:8989 --ids "$d/ids" | sed 's/"mode":"http"/"mode":"http-nginx"/')"
+  kill "$(cat "$d/nginx/nginx.pid")"
+  kill $pid; wait $pid 2>/dev/null || true
+}
+
+c_fdfs() {
+  local r=$1 d=$W/c
+  rm -rf "$d"; mkdir -p "$d"
+  /tmp/cfdfs/run-c-bench.sh >"$d/start.log" 2>&1
+  local pid; pid=$(cat /tmp/cfdfs/run/storage/data/fdfs_storaged.pid)
+  sleep 2
+  local idle0; idle0=$(rss "$pid")
+  rss_watch "$pid" "$d/rss.up" & local w=$!
+  emit c "$r" "$(bench upload --tracker 127.0.0.2:22122 --count "$N" "${SIZES[@]}" --ids "$d/ids")"
+  kill $w; wait $w 2>/dev/null || true
+  sleep 5
+  emit c "$r" "{\"mode\":\"rss\",\"idle_start_kb\":$idle0,\"upload_peak_kb\":$(peak "$d/rss.up"),\"idle_after_kb\":$(rss "$pid")}"
+  emit c "$r" "$(bench download --tracker 127.0.0.2:22122 --ids "$d/ids")"
+  /tmp/cfdfs/stop-c-cluster.sh >/dev/null 2>&1
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  echo "== round $r (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  ours "$r"
+  c_fdfs "$r"
+done
