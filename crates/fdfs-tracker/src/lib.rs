@@ -33,8 +33,6 @@ use crate::state::Cluster;
 pub const SHUTDOWN_GRACE_SECS: u64 = 5;
 /// `.tracker_status` is rewritten this often (also the running-time grain).
 pub const STATUS_SAVE_INTERVAL_SECS: u64 = 300;
-/// Pause before retrying accept after a transient error (EMFILE, ...).
-const ACCEPT_RETRY_DELAY_MS: u64 = 100;
 
 /// Errors of the tracker daemon. Request-level failures travel as a wire
 /// [`Status`]; the rest stop the daemon.
@@ -228,28 +226,16 @@ pub async fn serve(
     tasks.spawn(checker(tracker.clone(), workers.clone()));
     let conns = TaskTracker::new();
     let conn_cancel = shutdown.child_token();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            res = listener.accept() => match res {
-                Ok((stream, _)) => {
-                    let t = tracker.clone();
-                    let c = conn_cancel.child_token();
-                    conns.spawn(conn::serve_conn(t, stream, c));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_DELAY_MS)).await;
-                }
-            }
-        }
-    }
-    drop(listener);
-    conns.close();
-    if tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), conns.wait())
-        .await
-        .is_err()
-    {
+    let max_connections = tracker.conf.max_connections as usize;
+    fdfs_client::serve::accept_until_shutdown(
+        listener,
+        max_connections,
+        &conns,
+        &shutdown,
+        |stream, _| conn::serve_conn(tracker.clone(), stream, conn_cancel.child_token()),
+    )
+    .await;
+    if !fdfs_client::serve::drain(&conns, Duration::from_secs(SHUTDOWN_GRACE_SECS)).await {
         tracing::warn!("connections still open after the shutdown grace period");
     }
     tasks.close();
