@@ -4,11 +4,12 @@
 # nginx-light on the same files. Same bench client, fresh data every round,
 # runs alternated A B A B. See bench/RESULTS.md.
 #
-#   ROUNDS=2 N=20000 C=256 bench/compare.sh    # JSON lines in $WORK/results.jsonl
+#   ROUNDS=2 N=20000 C=256 DUR=8 bench/compare.sh    # JSON lines in $WORK/results.jsonl
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 F=${FDFS:-$here/../target/release/fdfs}
 N=${N:-20000}; C=${C:-256}; ROUNDS=${ROUNDS:-2}
+DUR=${DUR:-8}   # seconds of each read phase (ids read round-robin)
 W=${WORK:-/tmp/fdfs-compare}
 OUT=$W/results.jsonl
 mkdir -p "$W"; : >"$OUT"
@@ -38,15 +39,15 @@ ours() {
   kill $w; wait $w 2>/dev/null || true
   sleep 5
   emit ours "$r" "{\"mode\":\"rss\",\"idle_start_kb\":$idle0,\"upload_peak_kb\":$(peak "$d/rss.up"),\"idle_after_kb\":$(rss $pid)}"
-  emit ours "$r" "$(bench download --tracker 127.0.0.1:22300 --ids "$d/ids")"
-  emit ours "$r" "$(bench http --http 127.0.0.1:8988 --ids "$d/ids" | sed 's/"mode":"http"/"mode":"http-gateway"/')"
+  emit ours "$r" "$(bench download --tracker 127.0.0.1:22300 --ids "$d/ids" --duration "$DUR")"
+  emit ours "$r" "$(bench http --http 127.0.0.1:8988 --ids "$d/ids" --duration "$DUR" | sed 's/"mode":"http"/"mode":"http-gateway"/')"
   # nginx-light serving the same store directory (as bench/http/nginx.conf)
   mkdir -p "$d/nginx/logs"
   sed -e "s|/tmp/bench/nginx|$d/nginx|g" -e "s|/tmp/bench/data|$d/data|g" \
       -e "s|127.0.0.1:8890|127.0.0.1:8989|" "$here/http/nginx.conf" >"$d/nginx/nginx.conf"
   nginx -c "$d/nginx/nginx.conf" -p "$d/nginx"
   sleep 0.5
-  emit nginx "$r" "$(bench http --http 127.0.0.1:8989 --ids "$d/ids" | sed 's/"mode":"http"/"mode":"http-nginx"/')"
+  emit nginx "$r" "$(bench http --http 127.0.0.1:8989 --ids "$d/ids" --duration "$DUR" | sed 's/"mode":"http"/"mode":"http-nginx"/')"
   kill "$(cat "$d/nginx/nginx.pid")"
   kill $pid; wait $pid 2>/dev/null || true
 }
@@ -63,7 +64,7 @@ c_fdfs() {
   kill $w; wait $w 2>/dev/null || true
   sleep 5
   emit c "$r" "{\"mode\":\"rss\",\"idle_start_kb\":$idle0,\"upload_peak_kb\":$(peak "$d/rss.up"),\"idle_after_kb\":$(rss "$pid")}"
-  emit c "$r" "$(bench download --tracker 127.0.0.2:22122 --ids "$d/ids")"
+  emit c "$r" "$(bench download --tracker 127.0.0.2:22122 --ids "$d/ids" --duration "$DUR")"
   /tmp/cfdfs/stop-c-cluster.sh >/dev/null 2>&1
 }
 

@@ -147,6 +147,8 @@ async fn session(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
+    report_ip_change(storage, &mut conn).await?;
+
     // The initial-sync handshake below runs one reporter at a time: the
     // first does SYNC_DEST_REQ, the others then notify the source it got,
     // so every tracker records the same sync source.
@@ -286,6 +288,40 @@ fn join_status(storage: &Storage) -> i8 {
         -1
     } else {
         0
+    }
+}
+
+/// REPORT_IP_CHANGED (78) when our address differs from the last run's.
+/// Only "the old record is still online" stops the session (to retry after
+/// the tracker noticed); every other answer means the tracker is settled.
+async fn report_ip_change(storage: &Storage, conn: &mut Conn) -> Result<(), ClientError> {
+    let Some(old) = &storage.previous_ip else {
+        return Ok(());
+    };
+    let new = storage.self_id();
+    if *old == new {
+        return Ok(());
+    }
+    let mut body = BytesMut::new();
+    fdfs_proto::tracker_msg::put_group(&mut body, &storage.group);
+    fdfs_proto::wire::put_fixed(&mut body, old.as_bytes(), fdfs_proto::IP_ADDRESS_SIZE);
+    fdfs_proto::wire::put_fixed(&mut body, new.as_bytes(), fdfs_proto::IP_ADDRESS_SIZE);
+    match conn
+        .call(TrackerCmd::StorageReportIpChanged.into(), &body)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(%old, %new, "reported our address change to the tracker");
+            Ok(())
+        }
+        Err(ClientError::Status(s)) if s == fdfs_proto::Status::EBUSY => {
+            Err(ClientError::Status(s))
+        }
+        Err(ClientError::Status(s)) => {
+            tracing::debug!(%old, %new, status = s.0, "address change not applied by the tracker");
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -139,6 +139,10 @@ pub struct Storage {
     /// across the per-tracker reporters, so every tracker hears the same
     /// sync source.
     pub init_sync_lock: tokio::sync::Mutex<()>,
+    /// The address we had when we last ran (from `.data_init_flag`): when it
+    /// differs from today's, trackers are told with REPORT_IP_CHANGED, so a
+    /// container that comes back with a new IP stays the same member.
+    pub previous_ip: Option<String>,
     /// Trackers (as configured, `host:port`) that answered a JOIN from
     /// this process.
     pub joined_trackers: Mutex<std::collections::BTreeSet<String>>,
@@ -205,6 +209,7 @@ impl Storage {
             .as_deref()
             .and_then(parse_ipv4)
             .or_else(|| parse_ipv4(&conf.bind_addr).filter(|ip| !ip.is_unspecified()));
+        let previous_ip = Some(init_flag.last_ip_addr.clone()).filter(|ip| !ip.is_empty());
         let self_ip = configured_ip
             .or_else(|| parse_ipv4(&init_flag.last_ip_addr))
             .unwrap_or(Ipv4Addr::LOCALHOST);
@@ -254,6 +259,7 @@ impl Storage {
             received_version: AtomicU64::new(0),
             peers: Mutex::new(crate::sync::Peers::default()),
             init_sync_lock: tokio::sync::Mutex::new(()),
+            previous_ip,
             joined_trackers: Mutex::new(std::collections::BTreeSet::new()),
             data_dir,
             conf,

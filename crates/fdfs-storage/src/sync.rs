@@ -129,6 +129,26 @@ pub fn forget_peer(storage: &Arc<Storage>, id: &str) {
     }
 }
 
+/// A peer came back under a new address (REPORT_IP_CHANGED): its mark file
+/// moves to the new name, so the worker the next group list starts for the
+/// new address resumes where the old one stopped.
+pub fn rename_peer(storage: &Arc<Storage>, old: &str, new: &str) {
+    let mut peers = lock(&storage.peers);
+    let dir = storage.data_dir().join("sync");
+    let from = dir.join(format!("{old}_{}.mark", storage.port));
+    let to = dir.join(format!("{new}_{}.mark", storage.port));
+    if from.exists() && !to.exists() {
+        if let Err(e) = std::fs::rename(&from, &to) {
+            tracing::warn!(error = %e, %old, %new, "cannot rename mark file");
+        }
+    }
+    if let Some(token) = peers.workers.remove(old) {
+        token.cancel();
+    }
+    peers.members.remove(old);
+    tracing::info!(%old, %new, "peer changed address");
+}
+
 /// Applies tracker changelog lines `<time> <group> <id> <status> <new id>`.
 pub fn apply_changelog(storage: &Arc<Storage>, text: &str) {
     for line in text.lines() {
@@ -136,8 +156,14 @@ pub fn apply_changelog(storage: &Arc<Storage>, text: &str) {
         if cols.len() < 4 || cols[1] != storage.group {
             continue;
         }
-        if cols[3].parse::<u8>() == Ok(storage_status::DELETED) {
-            forget_peer(storage, cols[2]);
+        match cols[3].parse::<u8>() {
+            Ok(storage_status::DELETED) => forget_peer(storage, cols[2]),
+            Ok(storage_status::IP_CHANGED) => {
+                if let Some(new) = cols.get(4).filter(|n| !n.is_empty()) {
+                    rename_peer(storage, cols[2], new);
+                }
+            }
+            _ => {}
         }
     }
 }

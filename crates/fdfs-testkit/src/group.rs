@@ -369,6 +369,15 @@ impl Group {
         self.nodes[i].task = Some(task);
     }
 
+    /// Gives stopped member `i` a new address (as a container restarted
+    /// with a new IP) and returns it; start it again with `start_storage`.
+    pub fn readdress_storage(&mut self, i: usize) -> String {
+        assert!(!self.storage_running(i), "stop storage {i} first");
+        let ip = next_ip();
+        self.nodes[i].conf.bind_addr = ip.clone();
+        ip
+    }
+
     /// Stops member `i` and waits until it has shut down.
     pub fn stop_storage(&mut self, i: usize) {
         if let Some(t) = self.nodes[i].token.take() {

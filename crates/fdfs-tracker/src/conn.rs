@@ -114,7 +114,7 @@ pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> Handler
             ctx.joined()?;
             Err(Status::EINVAL)
         }
-        C::StorageReportIpChanged => Err(Status::EOPNOTSUPP),
+        C::StorageReportIpChanged => report::ip_changed(t, body),
         C::QueryStoreWithoutGroupOne => query::store(t, body, false, false),
         C::QueryStoreWithGroupOne => query::store(t, body, true, false),
         C::QueryStoreWithoutGroupAll => query::store(t, body, false, true),

@@ -347,6 +347,34 @@ pub fn report_status(t: &Tracker, body: &[u8]) -> HandlerResult {
     Ok(Vec::new())
 }
 
+/// REPORT_IP_CHANGED (78): group (16) + old IP (46) + new IP (46). IP mode
+/// only. Unlike the original, the new address need not be the connection's
+/// source address: a storage behind NAT or in a container reports the
+/// address it advertises (see `advertised_ip`).
+pub fn ip_changed(t: &Tracker, body: &[u8]) -> HandlerResult {
+    if t.conf.use_storage_id {
+        return Err(Status::EOPNOTSUPP);
+    }
+    let ip_size = fdfs_proto::IP_ADDRESS_SIZE;
+    if body.len() != GROUP_NAME_MAX_LEN + 2 * ip_size {
+        return Err(Status::EINVAL);
+    }
+    let mut r = Reader::new(body);
+    let group = r.fixed_str(GROUP_NAME_MAX_LEN).map_err(inval)?;
+    let old = r.fixed_str(ip_size).map_err(inval)?;
+    let new = r.fixed_str(ip_size).map_err(inval)?;
+    if new.parse::<std::net::IpAddr>().is_err() || old.is_empty() || old == new {
+        return Err(Status::EINVAL);
+    }
+    let line = t.lock().ip_changed(&group, &old, &new, now_secs())?;
+    if let Err(e) = crate::persist::append_changelog(&t.data_dir, &line) {
+        tracing::error!(error = %e, "cannot append to the changelog");
+    }
+    tracing::info!(%group, %old, %new, "storage address changed");
+    t.mark_dirty();
+    Ok(Vec::new())
+}
+
 /// CHANGE_STATUS (59): a storage asks for its own status to be set.
 pub fn change_status(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     let j = ctx.joined()?;

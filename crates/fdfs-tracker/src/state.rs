@@ -534,6 +534,51 @@ impl Cluster {
         Ok(line)
     }
 
+    /// REPORT_IP_CHANGED (78): the storage known as `old` is now at `new`.
+    /// Its record (status, join time, sync source, statistics) moves to the
+    /// new key, the old one becomes IP_CHANGED, and references to it follow.
+    /// Returns the changelog line that tells the peers.
+    pub fn ip_changed(
+        &mut self,
+        group: &str,
+        old: &str,
+        new: &str,
+        now: i64,
+    ) -> Result<String, fdfs_proto::Status> {
+        use fdfs_proto::Status;
+        let g = self.groups.get_mut(group).ok_or(Status::ENOENT)?;
+        let rec = g.storages.get(old).ok_or(Status::ENOENT)?;
+        match rec.status {
+            st::DELETED => return Err(Status::ENOENT),
+            st::IP_CHANGED => return Err(Status::EALREADY),
+            st::ONLINE | st::ACTIVE | st::RECOVERY => return Err(Status::EBUSY),
+            _ => {}
+        }
+        if g.storages.get(new).is_some_and(|s| is_visible(s.status)) {
+            return Err(Status::EEXIST);
+        }
+        let mut moved = rec.clone();
+        moved.id = new.to_string();
+        moved.ip = new.to_string();
+        moved.up_time = 0;
+        g.storages.insert(new.to_string(), moved);
+        for s in g.storages.values_mut() {
+            if s.sync_src_id == old {
+                s.sync_src_id = new.to_string();
+            }
+            if let Some(ts) = s.synced_by.remove(old) {
+                s.synced_by.insert(new.to_string(), ts);
+            }
+        }
+        if let Some(s) = g.storages.get_mut(old) {
+            s.clear_fields();
+        }
+        g.set_status(old, st::IP_CHANGED);
+        let line = format!("{} {} {} {} {}\n", now, group, old, st::IP_CHANGED, new);
+        self.changelog.extend_from_slice(line.as_bytes());
+        Ok(line)
+    }
+
     /// DELETE_GROUP (108): EBUSY while the group has member records.
     pub fn delete_group(&mut self, group: &str) -> Result<(), fdfs_proto::Status> {
         let g = self.groups.get(group).ok_or(fdfs_proto::Status::ENOENT)?;

@@ -259,3 +259,66 @@ fn stopped_member_catches_up_and_new_member_full_syncs() {
         Some(b"written on the new member")
     ));
 }
+
+#[test]
+fn member_with_a_new_address_stays_the_same_member() {
+    let mut g = Group::start(2);
+    assert!(all_active(&g, 2));
+    let before = upload(&g, 1, b"stored before the address change", false);
+    assert!(converges(
+        &g,
+        &[0, 1],
+        &before,
+        Some(b"stored before the address change")
+    ));
+    let old_ip = g.storage_ip(1).to_string();
+    g.stop_storage(1);
+    // The tracker sees the old address go OFFLINE first, as after a crash.
+    assert!(wait_until(DEADLINE, || storages(&g)
+        .iter()
+        .any(
+            |s| s.ip_addr == old_ip && s.status == storage_status::OFFLINE
+        )));
+    let during = upload(&g, 0, b"written while member 1 was away", false);
+    let new_ip = g.readdress_storage(1);
+    g.start_storage(1);
+
+    // One member under the new address, ACTIVE; no OFFLINE ghost left.
+    assert!(
+        all_active(&g, 2),
+        "{:?}",
+        storages(&g)
+            .iter()
+            .map(|s| (&s.ip_addr, s.status))
+            .collect::<Vec<_>>()
+    );
+    let list = storages(&g);
+    assert!(list.iter().any(|s| s.ip_addr == new_ip), "{list:?}");
+    assert!(
+        !list.iter().any(|s| s.ip_addr == old_ip),
+        "old address still listed: {list:?}"
+    );
+    // Same data, same place in replication: it keeps its files, catches up
+    // with what it missed, and replicates both ways.
+    assert_eq!(
+        download(&g, 1, &before).as_deref(),
+        Some(&b"stored before the address change"[..])
+    );
+    assert!(converges(
+        &g,
+        &[1],
+        &during,
+        Some(b"written while member 1 was away")
+    ));
+    let after = upload(&g, 1, b"written at the new address", false);
+    assert!(converges(
+        &g,
+        &[0, 1],
+        &after,
+        Some(b"written at the new address")
+    ));
+    let mark = g
+        .store_path(0)
+        .join(format!("data/sync/{new_ip}_{}.mark", g.port));
+    assert!(mark.exists(), "the peer's mark file followed the address");
+}
