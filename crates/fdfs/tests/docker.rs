@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(120);
+/// The cluster's first start (see where it is used).
+const CLUSTER_START_DEADLINE: Duration = Duration::from_secs(300);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -249,15 +251,35 @@ fn docker_image_all_in_one_and_cluster() {
     run(compose(&cluster, "docker-compose.cluster.yml", &env).args(["up", "-d"]));
     let t1 = format!("{}:22122", container_ip(&format!("{cluster}_tracker1_1")));
     let t2 = format!("{}:22122", container_ip(&format!("{cluster}_tracker2_1")));
+    // Four storages create their 65,536 data directories at once on first
+    // start, which takes a while on a busy 2-core machine.
+    let end = Instant::now() + CLUSTER_START_DEADLINE;
     for t in [&t1, &t2] {
-        poll("all four storages ACTIVE", || {
-            let out = fdfs().args(["monitor", "--tracker", t]).output().ok()?;
-            (String::from_utf8_lossy(&out.stdout)
-                .matches(" ACTIVE")
-                .count()
-                == 4)
-                .then_some(())
-        });
+        loop {
+            let out = fdfs().args(["monitor", "--tracker", t]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if text.matches(" ACTIVE").count() == 4 {
+                break;
+            }
+            if Instant::now() > end {
+                let logs: String = ["group1-a", "group1-b", "group2-a", "group2-b"]
+                    .iter()
+                    .map(|n| {
+                        let o = Command::new("docker")
+                            .args(["logs", "--tail", "15", &format!("{cluster}_{n}_1")])
+                            .output()
+                            .unwrap();
+                        format!(
+                            "--- {n}\n{}{}",
+                            stdout(&o),
+                            String::from_utf8_lossy(&o.stderr)
+                        )
+                    })
+                    .collect();
+                panic!("not all four storages ACTIVE on {t}:\n{text}\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
     let id = stdout(&run(fdfs()
         .args(["upload", "--tracker", &t1, "--group", "group1"])
