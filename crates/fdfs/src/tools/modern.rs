@@ -92,6 +92,10 @@ struct TokenArgs {
     /// mod_fastdfs.conf (secret key, token_ttl, url_have_group_name).
     #[arg(short = 'c', long = "conf", value_name = "MOD_FASTDFS_CONF")]
     conf: Option<PathBuf>,
+    /// The gateway's http.anti_steal.token_ttl when --secret is given
+    /// without --conf [default: 600, the module's default].
+    #[arg(long, value_name = "SECONDS")]
+    token_ttl: Option<u64>,
 }
 
 /// How to reach the cluster.
@@ -456,7 +460,8 @@ fn token(a: TokenArgs) -> ExitCode {
     let (secret, server_ttl, with_group) = match (&a.secret, &a.conf) {
         (Some(k), _) => (
             k.clone(),
-            fdfs_config::HttpConf::default().token_ttl_secs,
+            a.token_ttl
+                .unwrap_or(fdfs_config::HttpConf::default().token_ttl_secs),
             true,
         ),
         (None, Some(p)) => match fdfs_config::HttpConf::load(p) {
