@@ -56,7 +56,9 @@ c_fdfs() {
   local r=$1 d=$W/c
   rm -rf "$d"; mkdir -p "$d"
   /tmp/cfdfs/run-c-bench.sh >"$d/start.log" 2>&1
-  local pid; pid=$(cat /tmp/cfdfs/run/storage/data/fdfs_storaged.pid)
+  local pf=/tmp/cfdfs/run/storage/data/fdfs_storaged.pid pid
+  for _ in $(seq 1 50); do [ -s "$pf" ] && break; sleep 0.2; done
+  pid=$(cat "$pf")
   sleep 2
   local idle0; idle0=$(rss "$pid")
   rss_watch "$pid" "$d/rss.up" & local w=$!

@@ -66,7 +66,7 @@ pub struct BenchArgs {
     /// Upload the files of this directory (sizes and contents), round-robin.
     #[arg(long)]
     pub files: Option<PathBuf>,
-    /// upload: write the file ids here; download/http/mixed: read them from here.
+    /// upload/seed: write the file ids here; download/http/mixed: read them from here.
     #[arg(long)]
     pub ids: Option<PathBuf>,
     /// mixed: fraction of requests that are reads (0.0-1.0).
@@ -1047,8 +1047,9 @@ async fn seed(args: BenchArgs) -> Result<(), String> {
         phases.push(r);
     }
     let base = args.out.join(format!("seed-{stamp}"));
-    let ids = shared.ids.read().map_err(|e| e.to_string())?;
-    write_ids(&base.with_extension("ids"), &ids)?;
+    if let Some(path) = &args.ids {
+        write_ids(path, &shared.ids.read().map_err(|e| e.to_string())?)?;
+    }
     let svg_name = format!("seed-{stamp}.svg");
     std::fs::write(args.out.join(&svg_name), svg_chart(&phases))
         .map_err(|e| format!("{svg_name}: {e}"))?;
@@ -1298,11 +1299,11 @@ fn svg_chart(phases: &[Report]) -> String {
                 );
             }
         }
-        let lx = xs(offset as f64) + 4.0;
         let _ = writeln!(
             s,
-            "<text x=\"{lx:.1}\" y=\"{:.1}\" fill=\"{color}\" font-weight=\"bold\">{} ({:.0}/s)</text>",
-            top + 14.0,
+            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\" font-weight=\"bold\">{} ({:.0}/s)</text>",
+            left + 8.0,
+            top + 14.0 + 16.0 * k as f64,
             p.mode,
             p.ops_per_sec()
         );

@@ -12,6 +12,12 @@ use fdfs_config::tracker::TrackerConf;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// Pending-connection queue of every listener: hundreds of clients that
+/// connect at once must not overflow it (the kernel then retries SYNs after
+/// 1, 3, 7 s). The C daemons use 1024 too.
+const LISTEN_BACKLOG: u32 = 1024;
+/// Connection limit of the daemons in `fdfs server`, as in the sample confs.
+const SERVER_MAX_CONNECTIONS: u32 = 1024;
 /// How long `stop` waits for the old process to exit.
 const STOP_WAIT: Duration = Duration::from_secs(30);
 /// How long `start` waits for the new process to write its pid file.
@@ -128,10 +134,18 @@ async fn bind(addr: &str, port: u16) -> std::io::Result<TcpListener> {
                 format!("bad bind address {host}"),
             )
         })?;
-    // tokio sets SO_REUSEADDR, so a restart never trips over TIME_WAIT.
-    TcpListener::bind(sock)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("bind {sock} failed: {e}")))
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if sock.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // SO_REUSEADDR: a restart never trips over TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(sock)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|e| std::io::Error::new(e.kind(), format!("bind {sock} failed: {e}")))
 }
 
 pub fn server(args: ServerArgs) -> ExitCode {
@@ -156,6 +170,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
         port: args.tracker_port,
         base_path: args.base_path.join("tracker"),
         reserved_storage_space: reserved,
+        max_connections: SERVER_MAX_CONNECTIONS,
         ..TrackerConf::default()
     };
     let tracker_host = if args.bind == "0.0.0.0" || args.bind.is_empty() {
@@ -167,6 +182,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
     let storage_conf = StorageConf {
         group_name: args.group.clone(),
         group_name_configured: true,
+        max_connections: SERVER_MAX_CONNECTIONS,
         bind_addr: args.bind.clone(),
         port: args.storage_port,
         base_path: storage_base.clone(),
