@@ -214,6 +214,7 @@ fn docker_image_all_in_one_and_cluster() {
         .arg(work.path())
         .arg(&small_id)
         .arg(&hex)
+        .arg("--no-download-to-file")
         .output()
         .expect("python3 is needed for the py3fdfs part");
     let py_out = String::from_utf8_lossy(&py.stdout);
