@@ -9,4 +9,11 @@ if ! python3 -c 'import fdfs_client' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check py3fdfs==2.2.0
 fi
 
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (the last per-binary line is often an
+# empty doc-test run).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
