@@ -422,7 +422,9 @@ async fn run_session(
         &addr,
         storage.client_bind_ip(),
         Duration::from_secs(5),
-        Duration::from_secs(60),
+        // A peer cut off by the network must not hold the worker for long:
+        // after network_timeout the worker reconnects and resumes.
+        Duration::from_secs(storage.conf.network_timeout_secs.clamp(5, 60)),
     )
     .await?;
     let mut id = BytesMut::new();

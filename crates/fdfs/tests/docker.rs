@@ -10,6 +10,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(120);
+/// After a partition heals, a sync connection stuck in TCP retransmission
+/// recovers within the storage's network_timeout (30 s), then catches up.
+const CATCH_UP_DEADLINE: Duration = Duration::from_secs(240);
 /// The cluster's first start (see where it is used).
 const CLUSTER_START_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -69,8 +72,12 @@ fn fdfs() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fdfs"))
 }
 
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + DEADLINE;
+fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_for(DEADLINE, what, f)
+}
+
+fn poll_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
     loop {
         if let Some(v) = f() {
             return v;
@@ -339,7 +346,9 @@ fn docker_image_all_in_one_and_cluster() {
     for (id, data) in &during {
         let url = format!("http://{b_ip}:8888/{id}?redirect=1");
         assert_eq!(
-            &poll("the healed member to catch up", || http_get(&url)),
+            &poll_for(CATCH_UP_DEADLINE, "the healed member to catch up", || {
+                http_get(&url)
+            }),
             data,
             "{id}"
         );
