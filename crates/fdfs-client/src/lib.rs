@@ -40,3 +40,42 @@ pub fn crc32_of_file(path: &std::path::Path) -> std::io::Result<u32> {
     }
     Ok(hasher.finalize())
 }
+
+/// Removes the temporary file unless the write completed.
+struct TmpGuard {
+    path: std::path::PathBuf,
+    armed: bool,
+}
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes a state file durably: tmp + write + fsync + rename + fsync of
+/// the directory, so a crash leaves the old or the new content, never a
+/// mix. Shared by the tracker's and the storage's data files.
+pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let mut guard = TmpGuard {
+        path: std::path::PathBuf::from(tmp_name),
+        armed: true,
+    };
+    {
+        let mut f = std::fs::File::create(&guard.path)?;
+        std::io::Write::write_all(&mut f, data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&guard.path, path)?;
+    guard.armed = false;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}

@@ -16,17 +16,7 @@ use crate::disk::SpaceMb;
 use crate::error::StorageError;
 use crate::store::{DirRotation, NameRng, StorePath};
 
-/// Writes `data` to `path` atomically: temp file, fsync, rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
+pub use fdfs_client::write_atomic;
 
 /// Locks a mutex, recovering from a panic in another holder: the data under
 /// these locks stays consistent after any single statement.

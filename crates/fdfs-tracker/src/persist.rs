@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fdfs_proto::stat::storage_status as st;
 
@@ -202,42 +202,7 @@ impl Snapshot {
     }
 }
 
-/// Removes the temporary file unless the write completed.
-struct TmpGuard {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Drop for TmpGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// tmp + write + fsync + rename + fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let mut guard = TmpGuard {
-        path: PathBuf::from(tmp_name),
-        armed: true,
-    };
-    {
-        let mut f = std::fs::File::create(&guard.path)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&guard.path, path)?;
-    guard.armed = false;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
+pub use fdfs_client::write_atomic;
 
 /// Appends one line to the changelog and fsyncs it.
 pub fn append_changelog(data_dir: &Path, line: &str) -> std::io::Result<()> {
