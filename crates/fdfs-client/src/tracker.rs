@@ -205,6 +205,28 @@ impl<'a> TrackerClient<'a> {
         Ok(fdfs_proto::wire::fixed_str(&body))
     }
 
+    /// TRACKER_GET_STATUS (64): the leader flag and election keys.
+    pub async fn tracker_status(
+        &mut self,
+    ) -> Result<fdfs_proto::leader_msg::TrackerStatus, ClientError> {
+        let body = self.call(TrackerCmd::TrackerGetStatus, &[]).await?;
+        fdfs_proto::leader_msg::TrackerStatus::decode(&body).map_err(ClientError::from)
+    }
+
+    /// Replication progress as the tracker knows it (our extension 240; the
+    /// original answers EINVAL).
+    pub async fn sync_status(
+        &mut self,
+        group: Option<&str>,
+    ) -> Result<Vec<fdfs_proto::tracker_msg::SyncProgress>, ClientError> {
+        let mut body = bytes::BytesMut::new();
+        if let Some(g) = group {
+            fdfs_proto::tracker_msg::put_group(&mut body, g);
+        }
+        let answer = self.call(TrackerCmd::ServerSyncStatus, &body).await?;
+        fdfs_proto::tracker_msg::decode_sync_progress(&answer).map_err(ClientError::from)
+    }
+
     /// Header-only ping (111).
     pub async fn active_test(&mut self) -> Result<(), ClientError> {
         self.conn.call(CMD_ACTIVE_TEST, &[]).await.map(drop)

@@ -84,6 +84,9 @@ command_enum! {
         ServerDeleteGroup = 108,
         StorageGetGroupName = 109,
         ActiveTest = 111,
+        // fastdfs-rs extension (not in the original): per-peer sync
+        // progress for `fdfs monitor sync`; see tracker_msg::SyncProgress.
+        ServerSyncStatus = 240,
     }
 }
 

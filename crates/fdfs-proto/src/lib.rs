@@ -9,6 +9,7 @@ pub mod base64;
 pub mod cmd;
 pub mod fileid;
 pub mod header;
+pub mod leader_msg;
 pub mod metadata;
 pub mod stat;
 pub mod status;

@@ -537,6 +537,80 @@ pub fn decode_sync_report(body: &[u8]) -> Result<Vec<SyncTimestamp>, ProtoError>
     Ok(out)
 }
 
+/// One line of the fastdfs-rs extension SERVER_SYNC_STATUS (240), which
+/// the original does not have (it answers EINVAL): what the tracker knows
+/// about replication inside a group. Text lines, one per fact:
+/// `synced <group> <source id> <destination id> <timestamp>` (the newest
+/// change of the source the destination reported having received) and
+/// `source <group> <storage id> <source id> <until timestamp>` (the full
+/// sync a new member was assigned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncProgress {
+    Synced {
+        group: String,
+        src_id: String,
+        dest_id: String,
+        timestamp: i64,
+    },
+    FullSyncSource {
+        group: String,
+        storage_id: String,
+        src_id: String,
+        until_timestamp: i64,
+    },
+}
+
+pub fn encode_sync_progress(buf: &mut BytesMut, lines: &[SyncProgress]) {
+    for l in lines {
+        let text = match l {
+            SyncProgress::Synced {
+                group,
+                src_id,
+                dest_id,
+                timestamp,
+            } => format!("synced {group} {src_id} {dest_id} {timestamp}\n"),
+            SyncProgress::FullSyncSource {
+                group,
+                storage_id,
+                src_id,
+                until_timestamp,
+            } => format!("source {group} {storage_id} {src_id} {until_timestamp}\n"),
+        };
+        buf.put_slice(text.as_bytes());
+    }
+}
+
+pub fn decode_sync_progress(body: &[u8]) -> Result<Vec<SyncProgress>, ProtoError> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| ProtoError::invalid("sync status not UTF-8"))?;
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split(' ').collect();
+        let bad = || ProtoError::invalid(format!("bad sync status line {line:?}"));
+        if f.len() != 5 {
+            return Err(bad());
+        }
+        let ts: i64 = f[4].parse().map_err(|_| bad())?;
+        let (group, a, b) = (f[1].to_string(), f[2].to_string(), f[3].to_string());
+        out.push(match f[0] {
+            "synced" => SyncProgress::Synced {
+                group,
+                src_id: a,
+                dest_id: b,
+                timestamp: ts,
+            },
+            "source" => SyncProgress::FullSyncSource {
+                group,
+                storage_id: a,
+                src_id: b,
+                until_timestamp: ts,
+            },
+            _ => return Err(bad()),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -689,6 +763,19 @@ mod tests {
             let _ = ChangeNotice::decode(&data);
             let _ = decode_sync_report(&data);
             let _ = decode_beat(&data);
+            let _ = decode_sync_progress(&data);
+        }
+
+        #[test]
+        fn sync_progress_roundtrip(g in "[a-z0-9]{1,16}", a in "[0-9.]{1,15}", b in "[0-9.]{1,15}", ts in any::<i64>(), synced in any::<bool>()) {
+            let line = if synced {
+                SyncProgress::Synced { group: g, src_id: a, dest_id: b, timestamp: ts }
+            } else {
+                SyncProgress::FullSyncSource { group: g, storage_id: a, src_id: b, until_timestamp: ts }
+            };
+            let mut buf = BytesMut::new();
+            encode_sync_progress(&mut buf, std::slice::from_ref(&line));
+            prop_assert_eq!(decode_sync_progress(&buf).unwrap(), vec![line]);
         }
     }
 }

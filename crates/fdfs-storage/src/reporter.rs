@@ -198,6 +198,16 @@ async fn session(
             flag.sync_until_timestamp = source.until_timestamp;
         }
         storage.persist_state();
+        // The other trackers get JOINs with init_flag 0 from now on, and one
+        // that never saw us refuses such a JOIN unless it carries a real
+        // status. The tracker's answer tells us ours: WAIT_SYNC with a
+        // source, ONLINE without. The leader's lists refine it later.
+        let assigned = if source.src_id.is_empty() {
+            fdfs_proto::stat::storage_status::ONLINE
+        } else {
+            fdfs_proto::stat::storage_status::WAIT_SYNC
+        };
+        lock(&storage.peers).self_status.get_or_insert(assigned);
     }
     let src = {
         let flag = lock(&storage.init_flag);

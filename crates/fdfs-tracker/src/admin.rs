@@ -6,9 +6,9 @@ use fdfs_proto::stat::{GroupStat, StorageStat};
 use fdfs_proto::tracker_msg::{decode_group_only, GroupStorageReq};
 use fdfs_proto::Status;
 
-use crate::conn::{inval, ConnCtx, HandlerResult};
+use crate::conn::{inval, HandlerResult};
 use crate::state::Group;
-use crate::{now_secs, persist, round_down_300, Tracker};
+use crate::{now_secs, persist, Tracker};
 
 fn b(v: bool) -> u8 {
     u8::from(v)
@@ -188,27 +188,46 @@ pub fn delete_group(t: &Tracker, body: &[u8]) -> HandlerResult {
     Ok(Vec::new())
 }
 
-/// SERVER_GET_LEADER (95): this tracker, as the client reached it.
-pub fn get_leader(ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
-    if !body.is_empty() {
-        return Err(Status::EINVAL);
-    }
-    Ok(ctx.local_addr_text().into_bytes())
-}
-
-/// TRACKER_GET_STATUS (64): leader flag, running time, restart interval.
-pub fn tracker_get_status(t: &Tracker, body: &[u8]) -> HandlerResult {
-    if !body.is_empty() {
-        return Err(Status::EINVAL);
-    }
-    if t.lock().groups.is_empty() {
+/// SERVER_SYNC_STATUS (240, our extension): the sync matrix and full-sync
+/// assignments of one group (16-byte name) or of every group (empty body).
+pub fn sync_status(t: &Tracker, body: &[u8]) -> HandlerResult {
+    use fdfs_proto::tracker_msg::{encode_sync_progress, SyncProgress};
+    let only = if body.is_empty() {
+        None
+    } else {
+        Some(decode_group_only(body).map_err(inval)?)
+    };
+    let c = t.lock();
+    if only.as_deref().is_some_and(|g| c.group(g).is_none()) {
         return Err(Status::ENOENT);
     }
-    let mut out = Vec::with_capacity(17);
-    out.push(1);
-    out.extend_from_slice(&round_down_300(now_secs() - t.start_time).to_be_bytes());
-    out.extend_from_slice(&t.restart_interval_secs.to_be_bytes());
-    Ok(out)
+    let mut lines = Vec::new();
+    for (name, g) in &c.groups {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        for s in g.visible() {
+            for (dest, ts) in &s.synced_by {
+                lines.push(SyncProgress::Synced {
+                    group: name.clone(),
+                    src_id: s.id.clone(),
+                    dest_id: dest.clone(),
+                    timestamp: *ts,
+                });
+            }
+            if !s.sync_src_id.is_empty() {
+                lines.push(SyncProgress::FullSyncSource {
+                    group: name.clone(),
+                    storage_id: s.id.clone(),
+                    src_id: s.sync_src_id.clone(),
+                    until_timestamp: s.sync_until_timestamp,
+                });
+            }
+        }
+    }
+    let mut buf = BytesMut::new();
+    encode_sync_progress(&mut buf, &lines);
+    Ok(buf.to_vec())
 }
 
 #[cfg(test)]

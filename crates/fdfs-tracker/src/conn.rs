@@ -10,7 +10,7 @@ use fdfs_proto::{ProtoError, Status, TrackerCmd, CMD_RESP, HEADER_LEN};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::{admin, query, report, Tracker};
+use crate::{admin, leader, query, report, Tracker};
 
 /// The storage a connection has JOINed as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,16 @@ pub struct ConnCtx {
     /// Group change counter last reported on this connection; `None` until
     /// the first BEAT/84/89 answer, which also carries the leader brief.
     pub seen_change: Option<u64>,
+    /// Leader generation last announced on this connection.
+    pub seen_leader_gen: Option<u64>,
+    /// Unique per connection (the data-file copy lock names its holder).
+    pub conn_id: u64,
+    /// The follower tracker that sent JOIN_LEADER on this connection.
+    pub leader_follower: Option<SocketAddr>,
+    /// True after the first PING_LEADER answer of this connection.
+    pub pinged: bool,
+    /// Data files snapshotted by GET_SYS_FILES_START (61) for 63.
+    pub sys_files: Option<[Vec<u8>; 4]>,
 }
 
 fn ip_text(ip: IpAddr) -> String {
@@ -47,6 +57,11 @@ impl ConnCtx {
             local_port: local.port(),
             joined: None,
             seen_change: None,
+            seen_leader_gen: None,
+            conn_id: 0,
+            leader_follower: None,
+            pinged: false,
+            sys_files: None,
         }
     }
 
@@ -128,21 +143,32 @@ pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> Handler
         C::ServerDeleteStorage => admin::delete_storage(t, body),
         C::ServerDeleteGroup => admin::delete_group(t, body),
         C::ServerSetTrunkServer => Err(Status::EOPNOTSUPP),
-        C::ServerGetLeader => admin::get_leader(ctx, body),
+        C::ServerGetLeader => leader::get_leader(t, ctx, body),
         C::ServerTrackerClusterStat | C::ServerStorageClusterStat | C::ServerStorageVolumnStat => {
             Err(Status::EOPNOTSUPP)
         }
-        C::TrackerGetStatus => admin::tracker_get_status(t, body),
-        // Tracker-to-tracker protocol: this tracker never has peers.
-        C::TrackerJoinLeader
-        | C::TrackerGetSysFilesStart
-        | C::TrackerGetSysFilesEnd
-        | C::TrackerGetOneSysFile
-        | C::TrackerPingLeader
-        | C::TrackerNotifyNextLeader
-        | C::TrackerCommitNextLeader
-        | C::TrackerNotifyReselectLeader => Err(Status::EOPNOTSUPP),
+        C::TrackerGetStatus => leader::get_status(t, body),
+        C::ServerSyncStatus => admin::sync_status(t, body),
+        C::TrackerJoinLeader => leader::join_leader(t, ctx, body),
+        C::TrackerPingLeader => leader::ping_leader(t, ctx, body),
+        C::TrackerNotifyNextLeader => leader::notify_next_leader(t, body),
+        C::TrackerCommitNextLeader => leader::commit_next_leader(t, body),
+        C::TrackerNotifyReselectLeader => leader::notify_reselect_leader(t, body),
+        C::TrackerGetSysFilesStart => leader::sys_files_start(t, ctx, body),
+        C::TrackerGetSysFilesEnd => leader::sys_files_end(t, ctx, body),
+        C::TrackerGetOneSysFile => leader::get_one_sys_file(ctx, body),
     }
+}
+
+/// Learns the tracker list of a JOIN and, on a tracker that starts
+/// without groups, copies a peer's data files first (§4.2). False: the
+/// copy failed and the JOIN must answer EAGAIN.
+async fn before_first_join(t: &Tracker, body: &[u8]) -> bool {
+    let Ok(req) = fdfs_proto::tracker_msg::JoinReq::decode(body) else {
+        return true;
+    };
+    t.learn_trackers(&req.trackers);
+    crate::relation::copy_sys_files_before_first_join(t).await
 }
 
 fn is_reset(e: &std::io::Error) -> bool {
@@ -161,6 +187,7 @@ pub async fn serve_conn(t: Arc<Tracker>, mut stream: TcpStream, cancel: Cancella
     };
     let _ = stream.set_nodelay(true);
     let mut ctx = ConnCtx::new(peer, local);
+    ctx.conn_id = t.next_conn_gen();
     let timeout = t.network_timeout();
     let max_pkg = t.max_pkg_size_bytes();
     loop {
@@ -204,6 +231,15 @@ pub async fn serve_conn(t: Arc<Tracker>, mut stream: TcpStream, cancel: Cancella
         if header.cmd == fdfs_proto::CMD_QUIT {
             break;
         }
+        if header.cmd == u8::from(TrackerCmd::StorageJoin) && !before_first_join(&t, &body).await {
+            if write_packet(&mut stream, CMD_RESP, Status::EAGAIN.0, &[])
+                .await
+                .is_err()
+            {
+                break;
+            }
+            continue;
+        }
         let (status, answer) = match dispatch(&t, &mut ctx, header.cmd, &body) {
             Ok(b) => (0u8, b),
             Err(s) => {
@@ -231,6 +267,9 @@ pub async fn serve_conn(t: Arc<Tracker>, mut stream: TcpStream, cancel: Cancella
                 break;
             }
         }
+    }
+    if ctx.sys_files.take().is_some() {
+        t.unlock_sys_files(ctx.conn_id);
     }
     if let Some(j) = ctx.joined.take() {
         let changed = t.lock().disconnected(&j.group, &j.id, j.conn_gen);

@@ -2,21 +2,25 @@
 //! serves the tracker protocol (PROTOCOL.md §2 and §4) on an already bound
 //! listener until the token is cancelled.
 //!
-//! This tracker is always its own leader: there is no tracker-to-tracker
-//! protocol (58, 61–68 answer EOPNOTSUPP). Storages are keyed by the IP
-//! address their JOIN connection comes from (IP mode).
+//! Trackers learn each other from the storages' JOIN bodies and elect a
+//! leader (§4.8, `leader` and `relation`); only the leader tells storages
+//! about membership changes. Storages are keyed by the IP address their
+//! JOIN connection comes from (IP mode).
 
 pub mod admin;
 pub mod conn;
+pub mod leader;
 pub mod persist;
 pub mod query;
+pub mod relation;
 pub mod report;
 pub mod select;
 pub mod state;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use fdfs_config::TrackerConf;
@@ -26,6 +30,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::leader::Relation;
 use crate::select::SelectParams;
 use crate::state::Cluster;
 
@@ -95,6 +100,16 @@ pub struct Tracker {
     next_conn_gen: AtomicU64,
     /// Wakes the persister after a membership or status change.
     dirty: Notify,
+    /// Peers and leadership (§4.8); a std mutex, never held across an await.
+    relation: Mutex<Relation>,
+    /// Wakes the relationship task: the list grew or the leader changed.
+    pub(crate) relation_wake: Notify,
+    /// The address we listen on, set when serving starts.
+    pub(crate) listen_addr: OnceLock<SocketAddr>,
+    /// The connection holding the data-file copy lock (§4.9), if any.
+    sys_files_owner: Mutex<Option<u64>>,
+    /// Set once the first JOIN checked whether to copy a peer's data files.
+    pub(crate) sys_files_checked: tokio::sync::Mutex<bool>,
 }
 
 impl Tracker {
@@ -136,6 +151,11 @@ impl Tracker {
             restart_interval_secs,
             next_conn_gen: AtomicU64::new(1),
             dirty: Notify::new(),
+            relation: Mutex::new(Relation::default()),
+            relation_wake: Notify::new(),
+            listen_addr: OnceLock::new(),
+            sys_files_owner: Mutex::new(None),
+            sys_files_checked: tokio::sync::Mutex::new(false),
         }))
     }
 
@@ -143,6 +163,36 @@ impl Tracker {
     /// mutation leaves the state consistent).
     pub fn lock(&self) -> MutexGuard<'_, Cluster> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Locks the relationship state.
+    pub fn relation(&self) -> MutexGuard<'_, Relation> {
+        self.relation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the data-file copy lock for connection `conn_id`.
+    pub(crate) fn try_lock_sys_files(&self, conn_id: u64) -> bool {
+        let mut owner = self
+            .sys_files_owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match *owner {
+            Some(o) if o != conn_id => false,
+            _ => {
+                *owner = Some(conn_id);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn unlock_sys_files(&self, conn_id: u64) {
+        let mut owner = self
+            .sys_files_owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *owner == Some(conn_id) {
+            *owner = None;
+        }
     }
 
     /// A copy of the cluster state (tests, monitoring).
@@ -220,10 +270,14 @@ pub async fn serve(
         tracing::warn!(error = %e, "cannot write tracker data files");
     }
     tracing::info!(addr = ?listener.local_addr().ok(), "tracker listening");
+    if let Ok(addr) = listener.local_addr() {
+        let _ = tracker.listen_addr.set(addr);
+    }
     let tasks = TaskTracker::new();
     let workers = shutdown.child_token();
     tasks.spawn(persister(tracker.clone(), workers.clone()));
     tasks.spawn(checker(tracker.clone(), workers.clone()));
+    tasks.spawn(relation::run(tracker.clone(), workers.clone()));
     let conns = TaskTracker::new();
     let conn_cancel = shutdown.child_token();
     let max_connections = tracker.conf.max_connections as usize;

@@ -68,6 +68,7 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
         init_flag: req.init_flag,
         status: req.status,
     };
+    t.learn_trackers(&req.trackers);
     let conn_gen = t.next_conn_gen();
     let res = t.lock().join(&info, conn_gen);
     let (status, src_id) = res.map_err(|e| match e {
@@ -87,27 +88,37 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
     Ok(buf.to_vec())
 }
 
-/// Builds the answer of 83/84/89: leader brief on the first answer of the
-/// connection, the group list whenever the group changed since last time.
-fn change_notice(ctx: &mut ConnCtx, c: &Cluster, group: &str) -> Vec<u8> {
+/// Builds the answer of 83/84/89 (§4.3). Only the leader sets flags: the
+/// leader brief and the group list on the first answer after a leader
+/// change, the group list again whenever the group changed. A follower
+/// answers `0x00`.
+fn change_notice(t: &Tracker, ctx: &mut ConnCtx, c: &Cluster, group: &str) -> Vec<u8> {
     let mut notice = ChangeNotice::default();
-    if let Some(g) = c.group(group) {
-        match ctx.seen_change {
-            None => {
-                notice.leader = Some(StorageBrief {
-                    status: 0,
-                    port: i32::from(ctx.local_port),
-                    id: ctx.local_ip.clone(),
-                    ip_addr: ctx.local_ip.clone(),
-                });
-                notice.group_members = Some(g.briefs());
-            }
-            Some(seen) if seen != g.change_count => {
-                notice.group_members = Some(g.briefs());
-            }
-            Some(_) => {}
+    let (leading, leader_gen, self_addr) = {
+        let rel = t.relation();
+        (rel.is_leader(), rel.leader_gen, rel.self_addr)
+    };
+    if !leading {
+        ctx.seen_change = None;
+        ctx.seen_leader_gen = None;
+    } else if let Some(g) = c.group(group) {
+        if ctx.seen_leader_gen != Some(leader_gen) || ctx.seen_change.is_none() {
+            let (ip, port) = match self_addr {
+                Some(a) => (a.ip().to_canonical().to_string(), a.port()),
+                None => (ctx.local_ip.clone(), ctx.local_port),
+            };
+            notice.leader = Some(StorageBrief {
+                status: 0,
+                port: i32::from(port),
+                id: ip.clone(),
+                ip_addr: ip,
+            });
+            notice.group_members = Some(g.briefs());
+        } else if ctx.seen_change != Some(g.change_count) {
+            notice.group_members = Some(g.briefs());
         }
         ctx.seen_change = Some(g.change_count);
+        ctx.seen_leader_gen = Some(leader_gen);
     }
     let mut buf = BytesMut::new();
     notice.encode(&mut buf);
@@ -138,7 +149,7 @@ pub fn beat(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
         }
         t.mark_dirty();
     }
-    Ok(change_notice(ctx, &c, &j.group))
+    Ok(change_notice(t, ctx, &c, &j.group))
 }
 
 /// REPORT_DISK_USAGE (84): per-path totals, storage sums, group space.
@@ -169,7 +180,7 @@ pub fn disk_usage(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult 
     if t.conf.store_lookup == STORE_LOOKUP_LOAD_BALANCE {
         select::recompute_load_balance(&mut c);
     }
-    Ok(change_notice(ctx, &c, &j.group))
+    Ok(change_notice(t, ctx, &c, &j.group))
 }
 
 /// SYNC_REPORT (89): per-source timestamps of what the reporter received.
@@ -188,7 +199,7 @@ pub fn sync_report(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult
         t.conf.store_server == STORE_SERVER_ROUND_ROBIN,
     );
     t.mark_dirty();
-    Ok(change_notice(ctx, &c, &j.group))
+    Ok(change_notice(t, ctx, &c, &j.group))
 }
 
 /// REPLICA_CHG (85): the leader ignores the pushed briefs.

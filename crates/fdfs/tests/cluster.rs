@@ -88,8 +88,56 @@ fn file_path(g: &Group, i: usize, id: &FileId) -> std::path::PathBuf {
     g.store_path(i).join("data").join(&id.remote[4..])
 }
 
+/// The leader tracker `t` names (95), if it names one.
+fn leader_named_by(g: &Group, t: usize) -> Option<String> {
+    on_tracker(g, t, async |c| c.get_leader().await).ok()
+}
+
+/// Waits until every running tracker names the same leader, one of them,
+/// and that one alone claims leadership (64); returns its index.
+fn agreed_leader(g: &Group) -> Option<usize> {
+    let mut found = None;
+    let agreed = wait_until(DEADLINE, || {
+        let running: Vec<usize> = (0..g.tracker_count())
+            .filter(|&t| g.tracker_running(t))
+            .collect();
+        let named: Vec<Option<String>> = running.iter().map(|&t| leader_named_by(g, t)).collect();
+        let Some(Some(first)) = named.first() else {
+            return false;
+        };
+        if named.iter().any(|n| n.as_deref() != Some(first.as_str())) {
+            return false;
+        }
+        let Some(l) = running
+            .iter()
+            .copied()
+            .find(|&t| g.tracker(t).to_string() == *first)
+        else {
+            return false;
+        };
+        let claims: Vec<usize> = running
+            .iter()
+            .copied()
+            .filter(|&t| {
+                on_tracker(g, t, async |c| c.tracker_status().await).is_ok_and(|s| s.if_leader)
+            })
+            .collect();
+        found = Some(l);
+        claims == vec![l]
+    });
+    if agreed {
+        found
+    } else {
+        None
+    }
+}
+
 #[test]
-fn two_trackers_fail_over_and_restart() {
+fn two_trackers_elect_a_leader_fail_over_and_restart() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_test_writer()
+        .try_init();
     let mut g = Group::start_with(GroupOptions {
         trackers: 2,
         groups: vec![("group1", 2)],
@@ -101,42 +149,51 @@ fn two_trackers_fail_over_and_restart() {
         statuses(&g, 0, "group1"),
         statuses(&g, 1, "group1")
     );
-    // Both trackers learnt the same group from the storages' JOINs.
+    // Both trackers learnt the same group from the storages' JOINs, and
+    // elected one leader (§4.8).
     for t in 0..2 {
         let list = g.list_storages(t, "group1");
         assert_eq!(list.len(), 2, "tracker {t}");
     }
+    let leader = agreed_leader(&g).expect("the trackers agree on a leader");
+    let follower = 1 - leader;
 
-    // Upload through tracker 0, read through tracker 1.
-    let via0 = g.client_of(0);
-    let via1 = g.client_of(1);
-    let data = b"uploaded via tracker 0".to_vec();
-    let id = upload(&g, &via0, &data);
+    // Upload through the leader, read through the follower.
+    let via_leader = g.client_of(leader);
+    let via_follower = g.client_of(follower);
+    let data = b"uploaded via the leader".to_vec();
+    let id = upload(&g, &via_leader, &data);
     assert_eq!(
-        g.block_on(via1.download_to_vec(&id, 0, 0))
-            .expect("download via tracker 1"),
+        g.block_on(via_follower.download_to_vec(&id, 0, 0))
+            .expect("download via the follower"),
         data
     );
 
-    // Tracker 0 goes away: a client naming both keeps working.
-    g.stop_tracker(0);
+    // The leader goes away: a client naming both keeps working, and the
+    // follower takes over the leadership.
+    g.stop_tracker(leader);
     let both = g.client();
     let mut during = Vec::new();
     for k in 0..6 {
-        let data = format!("written while tracker 0 is down #{k}").into_bytes();
+        let data = format!("written while the leader is down #{k}").into_bytes();
         let id = upload(&g, &both, &data);
         assert_eq!(
             g.block_on(both.download_to_vec(&id, 0, 0))
-                .expect("download with tracker 0 down"),
+                .expect("download with the leader down"),
             data
         );
         during.push((id, data));
     }
     assert_eq!(
         g.block_on(both.download_to_vec(&id, 0, 0)).unwrap(),
-        b"uploaded via tracker 0"
+        b"uploaded via the leader"
     );
-    // Replication inside the group does not need tracker 0 either.
+    assert_eq!(
+        agreed_leader(&g),
+        Some(follower),
+        "the follower did not take over"
+    );
+    // Replication inside the group does not need the old leader either.
     for (id, data) in &during {
         assert!(
             wait_until(DEADLINE, || (0..2).all(|i| download_from_member(&g, i, id)
@@ -147,38 +204,43 @@ fn two_trackers_fail_over_and_restart() {
         );
     }
 
-    // Restarted, tracker 0 loads its records as OFFLINE and the storages'
-    // JOINs and BEATs make them ACTIVE again.
-    g.start_tracker(0);
+    // Restarted, the old leader loads its records as OFFLINE, the storages'
+    // JOINs and BEATs make them ACTIVE again, and it follows the new leader.
+    g.start_tracker(leader);
     assert!(
         g.wait_all_active(DEADLINE),
         "after restart: {:?}",
-        statuses(&g, 0, "group1")
+        statuses(&g, leader, "group1")
     );
-    let id = upload(&g, &via0, b"after the restart");
     assert_eq!(
-        g.block_on(via1.download_to_vec(&id, 0, 0)).unwrap(),
+        agreed_leader(&g),
+        Some(follower),
+        "leadership after restart"
+    );
+    let id = upload(&g, &via_leader, b"after the restart");
+    assert_eq!(
+        g.block_on(via_follower.download_to_vec(&id, 0, 0)).unwrap(),
         b"after the restart"
     );
 
     // Even with its data files gone, a restarted tracker rebuilds the
     // group from the JOINs of the running storages.
-    g.stop_tracker(0);
-    std::fs::remove_dir_all(g.tracker_base(0).join("data")).unwrap();
-    g.start_tracker(0);
+    g.stop_tracker(leader);
+    std::fs::remove_dir_all(g.tracker_base(leader).join("data")).unwrap();
+    g.start_tracker(leader);
     assert!(
         g.wait_all_active(DEADLINE),
         "after restart with empty data: {:?}",
-        statuses(&g, 0, "group1")
+        statuses(&g, leader, "group1")
     );
     assert_eq!(
-        g.block_on(via0.download_to_vec(&during[0].0, 0, 0))
+        g.block_on(via_leader.download_to_vec(&during[0].0, 0, 0))
             .unwrap(),
         during[0].1
     );
 
-    // A new member joins both trackers, gets a full copy and turns ACTIVE
-    // on both.
+    // A new member joins both trackers, learns its peers from the new
+    // leader, gets a full copy and turns ACTIVE on both.
     let third = g.add_storage();
     assert!(
         g.wait_all_active(DEADLINE),

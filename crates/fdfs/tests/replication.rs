@@ -258,67 +258,62 @@ fn stopped_member_catches_up_and_new_member_full_syncs() {
         &after,
         Some(b"written on the new member")
     ));
+
+    // `fdfs monitor sync` explains the group: the new member's full copy
+    // from its source is done, and every member has caught up with it.
+    let source_line = |text: &str| {
+        storage_block(text, g.storage_ip(fourth))
+            .lines()
+            .find(|l| l.trim_start().starts_with("sync source:"))
+            .map(str::to_string)
+    };
+    let mut report = String::new();
+    let caught_up = wait_until(DEADLINE, || {
+        report = monitor_sync(&g);
+        (0..3).all(|i| {
+            storage_block(&report, g.storage_ip(i))
+                .contains(&format!("from {}: lag 0 s", g.storage_ip(fourth)))
+        })
+    });
+    assert!(caught_up, "{report}");
+    let line = source_line(&report).unwrap_or_default();
+    assert!(line.ends_with("(full copy done)"), "{report}");
+    assert!(
+        (0..3).any(|i| line.contains(&format!("sync source: {} ", g.storage_ip(i)))),
+        "{report}"
+    );
+    assert_eq!(
+        report.matches("  ACTIVE  last heartbeat ").count(),
+        4,
+        "{report}"
+    );
 }
 
-#[test]
-fn member_with_a_new_address_stays_the_same_member() {
-    let mut g = Group::start(2);
-    assert!(all_active(&g, 2));
-    let before = upload(&g, 1, b"stored before the address change", false);
-    assert!(converges(
-        &g,
-        &[0, 1],
-        &before,
-        Some(b"stored before the address change")
-    ));
-    let old_ip = g.storage_ip(1).to_string();
-    g.stop_storage(1);
-    // The tracker sees the old address go OFFLINE first, as after a crash.
-    assert!(wait_until(DEADLINE, || storages(&g)
-        .iter()
-        .any(
-            |s| s.ip_addr == old_ip && s.status == storage_status::OFFLINE
-        )));
-    let during = upload(&g, 0, b"written while member 1 was away", false);
-    let new_ip = g.readdress_storage(1);
-    g.start_storage(1);
+/// `fdfs monitor --tracker T sync group1`, as a user runs it.
+fn monitor_sync(g: &Group) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fdfs"))
+        .args([
+            "monitor",
+            "--tracker",
+            &g.tracker_addr.to_string(),
+            "sync",
+            "group1",
+        ])
+        .output()
+        .expect("run fdfs monitor");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
 
-    // One member under the new address, ACTIVE; no OFFLINE ghost left.
-    assert!(
-        all_active(&g, 2),
-        "{:?}",
-        storages(&g)
-            .iter()
-            .map(|s| (&s.ip_addr, s.status))
-            .collect::<Vec<_>>()
-    );
-    let list = storages(&g);
-    assert!(list.iter().any(|s| s.ip_addr == new_ip), "{list:?}");
-    assert!(
-        !list.iter().any(|s| s.ip_addr == old_ip),
-        "old address still listed: {list:?}"
-    );
-    // Same data, same place in replication: it keeps its files, catches up
-    // with what it missed, and replicates both ways.
-    assert_eq!(
-        download(&g, 1, &before).as_deref(),
-        Some(&b"stored before the address change"[..])
-    );
-    assert!(converges(
-        &g,
-        &[1],
-        &during,
-        Some(b"written while member 1 was away")
-    ));
-    let after = upload(&g, 1, b"written at the new address", false);
-    assert!(converges(
-        &g,
-        &[0, 1],
-        &after,
-        Some(b"written at the new address")
-    ));
-    let mark = g
-        .store_path(0)
-        .join(format!("data/sync/{new_ip}_{}.mark", g.port));
-    assert!(mark.exists(), "the peer's mark file followed the address");
+/// The lines of the `sync` report about the storage at `ip`: its own line
+/// (two spaces in) and its detail lines (four spaces in).
+fn storage_block(report: &str, ip: &str) -> String {
+    let head = format!("  {ip}:");
+    let mut lines = report.lines().skip_while(|l| !l.starts_with(&head));
+    let Some(first) = lines.next() else {
+        return String::new();
+    };
+    let mut block = vec![first];
+    block.extend(lines.take_while(|l| l.starts_with("    ")));
+    block.join("\n")
 }

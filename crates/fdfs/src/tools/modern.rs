@@ -56,7 +56,8 @@ enum Command {
     Append(AppendArgs),
     /// Turn an appender file into a normal file; prints the new file id.
     Regenerate(FileArgs),
-    /// Cluster status (same output as fdfs_monitor).
+    /// Cluster status (same output as fdfs_monitor; `sync` shows replication
+    /// progress and lag per peer).
     Monitor(MonitorCmd),
     /// CRC32 of a local file, in hex.
     Crc32 { file: PathBuf },
@@ -208,7 +209,8 @@ struct MonitorCmd {
     /// Ask this configured tracker (HOST[:PORT]).
     #[arg(short = 'H', long = "host", value_name = "HOST[:PORT]")]
     host: Option<String>,
-    /// `list [GROUP]`, `delete GROUP [STORAGE_ID]` or
+    /// `list [GROUP]`, `sync [GROUP]` (per-storage sync source, progress
+    /// and lag behind each peer), `delete GROUP [STORAGE_ID]` or
     /// `set_trunk_server GROUP [STORAGE_ID]` (default: list).
     args: Vec<String>,
 }

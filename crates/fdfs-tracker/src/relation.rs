@@ -1,0 +1,449 @@
+//! The relationship task (PROTOCOL.md §4.8): resolves the tracker list,
+//! elects a leader when none is known (TRACKER_GET_STATUS ordering, then
+//! NOTIFY/COMMIT_NEXT_LEADER), and as a follower keeps one connection to
+//! the leader with JOIN_LEADER and a PING_LEADER every second.
+//!
+//! Outgoing connections are bound to our listening address when it is a
+//! specific one: the leader names a follower by the connection's source IP.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fdfs_client::conn::Conn;
+use fdfs_client::ClientError;
+use fdfs_proto::leader_msg::{
+    JoinLeaderReq, PingLeaderReq, SysFileReq, TrackerStatus, SYS_FILE_NAMES,
+};
+use fdfs_proto::{TrackerCmd, FDFS_VERSION};
+use tokio_util::sync::CancellationToken;
+
+use crate::leader::PeerTracker;
+use crate::{persist, Tracker};
+
+/// Between two rounds of the loop, and between two pings.
+const TICK: Duration = Duration::from_secs(1);
+/// Connect timeout towards another tracker.
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Answer timeout towards another tracker: an election must not hang on a
+/// stalled peer for the 60 s of network_timeout.
+const PEER_IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Consecutive failures to reach the leader before electing another.
+const LEADER_FAILURES_BEFORE_ELECTION: u32 = 3;
+/// A tracker that lost an election waits for the winner's notification at
+/// most this long (plus jitter) before trying again. The original waits a
+/// random 1–10 s; a shorter wait heals a split faster.
+const ELECTION_RETRY_MAX_MS: u64 = 2500;
+
+/// Runs until `cancel` fires.
+pub async fn run(t: Arc<Tracker>, cancel: CancellationToken) {
+    loop {
+        resolve_list(&t).await;
+        let (leader, me, has_peers) = {
+            let rel = t.relation();
+            (rel.leader, rel.self_addr, rel.has_peers())
+        };
+        let pause = if !has_peers {
+            TICK
+        } else {
+            match leader {
+                None => elect(&t).await,
+                Some(l) if Some(l) == me => TICK,
+                Some(l) => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = follow(&t, l) => {}
+                    }
+                    Duration::ZERO
+                }
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+            _ = t.relation_wake.notified() => {}
+        }
+    }
+}
+
+/// Resolves host-name entries of the list (literal ones were resolved when
+/// they were learnt).
+async fn resolve_list(t: &Tracker) {
+    let pending: Vec<String> = {
+        let rel = t.relation();
+        if rel.unresolved == 0 {
+            return;
+        }
+        rel.listed
+            .iter()
+            .filter(|text| !rel.resolved.iter().any(|p| &p.text == *text))
+            .cloned()
+            .collect()
+    };
+    for text in pending {
+        let found = match tokio::net::lookup_host(text.as_str()).await {
+            Ok(mut addrs) => addrs.find(|a| a.is_ipv4()),
+            Err(_) => None,
+        };
+        let Some(addr) = found else {
+            continue;
+        };
+        let is_self = t.is_self_addr(addr);
+        let mut rel = t.relation();
+        if rel.resolved.iter().any(|p| p.text == text) {
+            continue;
+        }
+        if is_self && rel.self_addr.is_none() {
+            rel.self_addr = Some(addr);
+        }
+        rel.resolved.push(PeerTracker {
+            text,
+            addr,
+            is_self,
+        });
+        rel.unresolved = rel.unresolved.saturating_sub(1);
+    }
+}
+
+/// The source address of our connections to other trackers.
+fn bind_ip(t: &Tracker) -> Option<IpAddr> {
+    t.listen_addr
+        .get()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+}
+
+async fn connect(t: &Tracker, addr: SocketAddr) -> Result<Conn, ClientError> {
+    Conn::connect_from(
+        &addr.to_string(),
+        bind_ip(t),
+        PEER_CONNECT_TIMEOUT,
+        PEER_IO_TIMEOUT,
+    )
+    .await
+}
+
+async fn call(
+    t: &Tracker,
+    addr: SocketAddr,
+    cmd: TrackerCmd,
+    body: &[u8],
+) -> Result<Vec<u8>, ClientError> {
+    let mut conn = connect(t, addr).await?;
+    let answer = conn.call(cmd.into(), body).await;
+    conn.quit().await;
+    answer
+}
+
+/// The sort key of the election: the largest wins.
+fn rank(s: &TrackerStatus, addr: SocketAddr) -> (bool, i64, std::cmp::Reverse<i64>, String, u16) {
+    (
+        s.if_leader,
+        s.running_time_secs,
+        std::cmp::Reverse(s.restart_interval_secs),
+        addr.ip().to_string(),
+        addr.port(),
+    )
+}
+
+/// One election round; returns how long to wait before the next round.
+async fn elect(t: &Tracker) -> Duration {
+    let (me, peers) = {
+        let rel = t.relation();
+        (
+            rel.self_addr,
+            rel.peers().map(|p| p.addr).collect::<Vec<_>>(),
+        )
+    };
+    let Some(me) = me else {
+        // Not listed by any storage as itself: we cannot be named leader.
+        // Follow whichever peer claims it.
+        return adopt_claimed_leader(t, &peers).await;
+    };
+    let mut candidates = vec![(t.own_status(), me)];
+    for &peer in &peers {
+        match call(t, peer, TrackerCmd::TrackerGetStatus, &[]).await {
+            Ok(body) => match TrackerStatus::decode(&body) {
+                Ok(s) => candidates.push((s, peer)),
+                Err(e) => tracing::debug!(%peer, error = %e, "bad tracker status answer"),
+            },
+            Err(e) => tracing::debug!(%peer, error = %e, "tracker status not available"),
+        }
+    }
+    let Some(&(best, candidate)) = candidates.iter().max_by_key(|(s, a)| rank(s, *a)) else {
+        return TICK;
+    };
+    if candidate == me {
+        if commit_myself(t, me, &peers).await {
+            tracing::info!(leader = %me, "I am the new tracker leader");
+            return TICK;
+        }
+        return election_retry_pause();
+    }
+    if best.if_leader {
+        tracing::info!(leader = %candidate, "adopting the tracker leader");
+        t.relation().set_leader(Some(candidate));
+        return Duration::ZERO;
+    }
+    tracing::debug!(%candidate, "waiting for the candidate's notification");
+    election_retry_pause()
+}
+
+/// Without a place in the list we only ever follow a claimed leader.
+async fn adopt_claimed_leader(t: &Tracker, peers: &[SocketAddr]) -> Duration {
+    for &peer in peers {
+        if let Ok(body) = call(t, peer, TrackerCmd::TrackerGetStatus, &[]).await {
+            if TrackerStatus::decode(&body).is_ok_and(|s| s.if_leader) {
+                t.relation().set_leader(Some(peer));
+                return Duration::ZERO;
+            }
+        }
+    }
+    election_retry_pause()
+}
+
+/// Two-phase commit of ourselves to every reachable peer. An unreachable
+/// peer is skipped; any answered error aborts the round.
+async fn commit_myself(t: &Tracker, me: SocketAddr, peers: &[SocketAddr]) -> bool {
+    let body = me.to_string().into_bytes();
+    t.relation().proposed = Some(me);
+    for cmd in [
+        TrackerCmd::TrackerNotifyNextLeader,
+        TrackerCmd::TrackerCommitNextLeader,
+    ] {
+        for &peer in peers {
+            match call(t, peer, cmd, &body).await {
+                Ok(_) => {}
+                Err(ClientError::Status(s)) => {
+                    tracing::info!(%peer, ?cmd, status = s.0, "election refused by a tracker");
+                    return false;
+                }
+                Err(e) => tracing::debug!(%peer, ?cmd, error = %e, "tracker unreachable"),
+            }
+        }
+    }
+    let mut rel = t.relation();
+    rel.proposed = None;
+    rel.set_leader(Some(me));
+    true
+}
+
+fn election_retry_pause() -> Duration {
+    // Jitter from the clock: two trackers that tied should not retry in step.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    Duration::from_millis(500 + nanos % ELECTION_RETRY_MAX_MS)
+}
+
+/// Follows `leader` until it changes or fails three times in a row, then
+/// forgets it (the next round elects).
+async fn follow(t: &Tracker, leader: SocketAddr) {
+    let mut failures = 0u32;
+    let mut backoff = TICK;
+    loop {
+        if t.relation().leader != Some(leader) {
+            return;
+        }
+        match follow_once(t, leader).await {
+            FollowEnd::LeaderChanged => return,
+            FollowEnd::Failed { pinged } => {
+                if pinged {
+                    failures = 0;
+                    backoff = TICK;
+                }
+                failures += 1;
+                if failures >= LEADER_FAILURES_BEFORE_ELECTION {
+                    tracing::warn!(%leader, "tracker leader unreachable: electing a new one");
+                    let mut rel = t.relation();
+                    if rel.leader == Some(leader) {
+                        rel.set_leader(None);
+                    }
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+    }
+}
+
+enum FollowEnd {
+    LeaderChanged,
+    Failed { pinged: bool },
+}
+
+async fn follow_once(t: &Tracker, leader: SocketAddr) -> FollowEnd {
+    let Ok(mut conn) = connect(t, leader).await else {
+        return FollowEnd::Failed { pinged: false };
+    };
+    let port = t.listen_addr.get().map(|a| a.port()).unwrap_or(t.conf.port);
+    let mut body = BytesMut::new();
+    JoinLeaderReq {
+        up_time: t.start_time,
+        version: FDFS_VERSION.to_string(),
+        tracker_port: port,
+    }
+    .encode(&mut body);
+    if let Err(e) = conn.call(TrackerCmd::TrackerJoinLeader.into(), &body).await {
+        tracing::debug!(%leader, error = %e, "JOIN_LEADER failed");
+        return FollowEnd::Failed { pinged: false };
+    }
+    tracing::info!(%leader, "following the tracker leader");
+    let mut pinged = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = t.relation_wake.notified() => {}
+        }
+        if t.relation().leader != Some(leader) {
+            conn.quit().await;
+            return FollowEnd::LeaderChanged;
+        }
+        let mut ping = BytesMut::new();
+        PingLeaderReq::default().encode(&mut ping);
+        if let Err(e) = conn.call(TrackerCmd::TrackerPingLeader.into(), &ping).await {
+            tracing::debug!(%leader, error = %e, "PING_LEADER failed");
+            return FollowEnd::Failed { pinged };
+        }
+        pinged = true;
+    }
+}
+
+/// §4.2/§4.9: before the first JOIN after a start without any group, copy
+/// the data files from the best-ranked peer tracker that has groups, so the
+/// storages it knows are not refused as unknown. Returns false when a copy
+/// started and failed (the JOIN then answers EAGAIN).
+pub async fn copy_sys_files_before_first_join(t: &Tracker) -> bool {
+    let mut checked = t.sys_files_checked.lock().await;
+    if *checked || !t.lock().groups.is_empty() {
+        *checked = true;
+        return true;
+    }
+    *checked = true;
+    resolve_list(t).await;
+    let (me, peers) = {
+        let rel = t.relation();
+        (
+            rel.self_addr,
+            rel.peers().map(|p| p.addr).collect::<Vec<_>>(),
+        )
+    };
+    let mut best: Option<(TrackerStatus, SocketAddr)> = None;
+    for peer in peers {
+        let Ok(body) = call(t, peer, TrackerCmd::TrackerGetStatus, &[]).await else {
+            continue;
+        };
+        let Ok(status) = TrackerStatus::decode(&body) else {
+            continue;
+        };
+        if best.is_none_or(|(b, a)| rank(&status, peer) > rank(&b, a)) {
+            best = Some((status, peer));
+        }
+    }
+    let Some((status, source)) = best else {
+        return true;
+    };
+    if let Some(me) = me {
+        if rank(&t.own_status(), me) > rank(&status, source) {
+            return true;
+        }
+    }
+    match fetch_sys_files(t, source).await {
+        Ok(files) => match install_sys_files(t, &files) {
+            Ok(()) => {
+                tracing::info!(%source, "copied the data files from a peer tracker");
+                true
+            }
+            Err(e) => {
+                tracing::error!(%source, error = %e, "cannot install copied data files");
+                false
+            }
+        },
+        Err(e) => {
+            tracing::warn!(%source, error = %e, "copying the data files failed");
+            false
+        }
+    }
+}
+
+async fn fetch_sys_files(t: &Tracker, source: SocketAddr) -> Result<Vec<Vec<u8>>, ClientError> {
+    let mut conn = connect(t, source).await?;
+    conn.call(TrackerCmd::TrackerGetSysFilesStart.into(), &[])
+        .await?;
+    let mut files = Vec::with_capacity(SYS_FILE_NAMES.len());
+    for index in 0..SYS_FILE_NAMES.len() as u8 {
+        let mut content = Vec::new();
+        loop {
+            let mut req = BytesMut::new();
+            SysFileReq {
+                index,
+                offset: content.len() as i64,
+            }
+            .encode(&mut req);
+            let answer = conn
+                .call(TrackerCmd::TrackerGetOneSysFile.into(), &req)
+                .await?;
+            let Some((size, chunk)) = answer.split_first_chunk::<8>() else {
+                return Err(ClientError::Invalid("short GET_ONE_SYS_FILE answer".into()));
+            };
+            let size = u64::try_from(i64::from_be_bytes(*size))
+                .map_err(|_| ClientError::Invalid("negative sys file size".into()))?;
+            content.extend_from_slice(chunk);
+            if content.len() as u64 >= size {
+                break;
+            }
+            if chunk.is_empty() {
+                return Err(ClientError::Invalid("sys file ended early".into()));
+            }
+        }
+        files.push(content);
+    }
+    conn.call(TrackerCmd::TrackerGetSysFilesEnd.into(), &[])
+        .await?;
+    conn.quit().await;
+    Ok(files)
+}
+
+/// Writes the copied files and loads them as our state.
+fn install_sys_files(t: &Tracker, files: &[Vec<u8>]) -> std::io::Result<()> {
+    for (name, content) in SYS_FILE_NAMES.iter().zip(files) {
+        persist::write_atomic(&t.data_dir.join(name), content)?;
+    }
+    let mut loaded = persist::load(&t.data_dir, t.conf.use_storage_id)?;
+    loaded.offline_after_load();
+    let mut cluster = t.lock();
+    if cluster.groups.is_empty() {
+        *cluster = loaded;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(l: bool, run: i64, restart: i64) -> TrackerStatus {
+        TrackerStatus {
+            if_leader: l,
+            running_time_secs: run,
+            restart_interval_secs: restart,
+        }
+    }
+
+    #[test]
+    fn ranking_follows_the_original_order() {
+        let a: SocketAddr = "127.0.0.11:22300".parse().unwrap();
+        let b: SocketAddr = "127.0.0.12:22300".parse().unwrap();
+        // All tied: the larger IP string wins.
+        assert!(rank(&st(false, 0, 0), b) > rank(&st(false, 0, 0), a));
+        // A leader beats a longer runner.
+        assert!(rank(&st(true, 0, 0), a) > rank(&st(false, 900, 0), b));
+        // Longer running time wins.
+        assert!(rank(&st(false, 600, 0), a) > rank(&st(false, 300, 0), b));
+        // The shorter restart interval wins.
+        assert!(rank(&st(false, 300, 0), a) > rank(&st(false, 300, 600), b));
+    }
+}
