@@ -199,7 +199,17 @@ pub fn join_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult
         .parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, req.tracker_port))
         .map_err(|_| Status::ENOENT)?;
-    if !rel.knows(follower) {
+    // The original tracker does not bind its outgoing sockets, so on a host
+    // with several trackers its JOIN_LEADER comes from the host's default
+    // source address (§4.8 quirk). Accept it when it comes from this host
+    // and a listed tracker of this host has that port.
+    let same_host_peer = || {
+        is_local_ip(follower.ip())
+            && rel
+                .peers()
+                .any(|p| p.addr.port() == follower.port() && is_local_ip(p.addr.ip()))
+    };
+    if !rel.knows(follower) && !same_host_peer() {
         tracing::warn!(%follower, "JOIN_LEADER from a tracker not in our list");
         return Err(Status::ENOENT);
     }
