@@ -106,6 +106,30 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// Smallest worker stack we accept from `thread_stack_size`: polled async
+/// state machines nest deeper than the original's callbacks, and its usual
+/// 512KB leaves too little headroom for them.
+const MIN_WORKER_STACK_BYTES: usize = 1024 * 1024;
+
+/// The runtime of a classic daemon: `work_threads` worker threads (the
+/// original's network threads; 0 or unset: one per CPU) with a stack of
+/// `thread_stack_size` (at least [`MIN_WORKER_STACK_BYTES`]).
+fn daemon_runtime(
+    work_threads: u32,
+    thread_stack_size_bytes: u64,
+) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if work_threads > 0 {
+        b.worker_threads(work_threads as usize);
+    }
+    if thread_stack_size_bytes > 0 {
+        let stack = usize::try_from(thread_stack_size_bytes).unwrap_or(usize::MAX);
+        b.thread_stack_size(stack.max(MIN_WORKER_STACK_BYTES));
+    }
+    b.build()
+}
+
 /// Cancels `token` on SIGINT or SIGTERM.
 async fn cancel_on_signal(token: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -363,6 +387,13 @@ impl RoleConf {
             RoleConf::Storage(c) => &c.log_level,
         }
     }
+    /// `work_threads` and `thread_stack_size`.
+    fn thread_settings(&self) -> (u32, u64) {
+        match self {
+            RoleConf::Tracker(c) => (c.work_threads, c.thread_stack_size_bytes),
+            RoleConf::Storage(c) => (c.work_threads, c.thread_stack_size_bytes),
+        }
+    }
 }
 
 /// Runs one role in the foreground until SIGTERM/SIGINT.
@@ -376,7 +407,8 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
     };
     init_logging(conf.log_level());
     let pid_path = pid_file(role, conf.base_path());
-    let rt = match runtime() {
+    let (work_threads, stack_bytes) = conf.thread_settings();
+    let rt = match daemon_runtime(work_threads, stack_bytes) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{}: cannot start runtime: {e}", role.classic_name());
