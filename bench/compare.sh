@@ -5,6 +5,11 @@
 # runs alternated A B A B. See bench/RESULTS.md.
 #
 #   ROUNDS=2 N=20000 C=256 DUR=8 bench/compare.sh    # JSON lines in $WORK/results.jsonl
+#
+# PIN=1 puts the bench client on CPU 0 and every server (ours, the C
+# daemons, nginx) on CPU 1, which models a client on another machine on a
+# 2-CPU box: the servers no longer compete with the client for CPU.
+# C_RIG=/tmp/cfdfs names the hand-built C rig (run-c-bench.sh, stop-c.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 F=${FDFS:-$here/../target/release/fdfs}
@@ -15,6 +20,12 @@ OUT=$W/results.jsonl
 mkdir -p "$W"; : >"$OUT"
 ulimit -n 65536 2>/dev/null || true
 SIZES=(--min-size 8192 --max-size 131072)
+C_RIG=${C_RIG:-/tmp/cfdfs}
+if [ "${PIN:-0}" = 1 ]; then
+  CLIENT_PIN=(taskset -c 0); SERVER_PIN=(taskset -c 1)
+else
+  CLIENT_PIN=(); SERVER_PIN=()
+fi
 
 rss() { ps -o rss= -p "$1" | tr -d ' '; }
 # rss_watch PID FILE: one RSS sample every 0.2 s until killed
@@ -23,12 +34,12 @@ peak() { sort -n "$1" | tail -1; }
 emit() { # emit SYS ROUND JSON
   echo "$3" | sed "s/^{/{\"sys\":\"$1\",\"round\":$2,/" | tee -a "$OUT"
 }
-bench() { "$F" bench "$@" --concurrency "$C" --json --quiet; }
+bench() { "${CLIENT_PIN[@]}" "$F" bench "$@" --concurrency "$C" --json --quiet; }
 
 ours() {
   local r=$1 d=$W/ours
   rm -rf "$d"; mkdir -p "$d"
-  "$F" server --base-path "$d/data" --tracker-port 22300 --storage-port 23300 \
+  "${SERVER_PIN[@]}" "$F" server --base-path "$d/data" --tracker-port 22300 --storage-port 23300 \
     --http-port 8988 --log-level warn >"$d/server.log" 2>&1 &
   local pid=$!
   until "$F" upload --tracker 127.0.0.1:22300 /etc/hostname >/dev/null 2>&1; do sleep 0.3; done
@@ -45,7 +56,7 @@ ours() {
   mkdir -p "$d/nginx/logs"
   sed -e "s|/tmp/bench/nginx|$d/nginx|g" -e "s|/tmp/bench/data|$d/data|g" \
       -e "s|127.0.0.1:8890|127.0.0.1:8989|" "$here/http/nginx.conf" >"$d/nginx/nginx.conf"
-  nginx -c "$d/nginx/nginx.conf" -p "$d/nginx"
+  "${SERVER_PIN[@]}" nginx -c "$d/nginx/nginx.conf" -p "$d/nginx"
   sleep 0.5
   emit nginx "$r" "$(bench http --http 127.0.0.1:8989 --ids "$d/ids" --duration "$DUR" | sed 's/"mode":"http"/"mode":"http-nginx"/')"
   kill "$(cat "$d/nginx/nginx.pid")"
@@ -55,8 +66,8 @@ ours() {
 c_fdfs() {
   local r=$1 d=$W/c
   rm -rf "$d"; mkdir -p "$d"
-  /tmp/cfdfs/run-c-bench.sh >"$d/start.log" 2>&1
-  local pf=/tmp/cfdfs/run/storage/data/fdfs_storaged.pid pid
+  "${SERVER_PIN[@]}" "$C_RIG/run-c-bench.sh" >"$d/start.log" 2>&1
+  local pf=$C_RIG/bench/storage/data/fdfs_storaged.pid pid
   for _ in $(seq 1 50); do [ -s "$pf" ] && break; sleep 0.2; done
   pid=$(cat "$pf")
   sleep 2
@@ -67,7 +78,7 @@ c_fdfs() {
   sleep 5
   emit c "$r" "{\"mode\":\"rss\",\"idle_start_kb\":$idle0,\"upload_peak_kb\":$(peak "$d/rss.up"),\"idle_after_kb\":$(rss "$pid")}"
   emit c "$r" "$(bench download --tracker 127.0.0.2:22122 --ids "$d/ids" --duration "$DUR")"
-  /tmp/cfdfs/stop-c-cluster.sh >/dev/null 2>&1
+  "$C_RIG/stop-c.sh" bench >/dev/null 2>&1
 }
 
 for r in $(seq 1 "$ROUNDS"); do

@@ -8,9 +8,10 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fdfs_config::{ClientConf, TrackerAddr};
+use fdfs_config::{ClientConf, StorageIds, TrackerAddr};
 use fdfs_proto::fileid::{ext_from_local_name, FileKind};
 use fdfs_proto::metadata::{MetaOp, MetaPair};
 use fdfs_proto::stat::{storage_status, GroupStat, StorageStat};
@@ -103,6 +104,9 @@ pub struct Client {
     /// Rotating start index for tracker selection.
     next_tracker: AtomicUsize,
     pool: Option<Pool<Conn>>,
+    /// The tracker's storage id table, fetched the first time a file name
+    /// carrying a storage id must be mapped to an address.
+    storage_ids: tokio::sync::OnceCell<Arc<StorageIds>>,
 }
 
 impl Client {
@@ -117,6 +121,7 @@ impl Client {
             opts,
             next_tracker: AtomicUsize::new(0),
             pool,
+            storage_ids: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -563,6 +568,35 @@ impl Client {
         .await
     }
 
+    /// The tracker's storage id table (FETCH_STORAGE_IDS, 69), fetched
+    /// once; empty when the trackers run in IP mode.
+    pub async fn storage_ids(&self) -> Result<Arc<StorageIds>, ClientError> {
+        self.storage_ids
+            .get_or_try_init(|| async {
+                self.with_tracker(async |t| t.fetch_storage_ids().await)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The first address of storage id `id` (file names in id mode carry
+    /// the id instead of an IP); empty when no tracker knows it, so callers
+    /// ask the storage instead, as the C client does.
+    pub async fn storage_address(&self, id: u32) -> String {
+        match self.storage_ids().await {
+            Ok(ids) => ids
+                .find_by_id(&id.to_string())
+                .and_then(|e| e.hosts.first().cloned())
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot fetch the storage id table");
+                String::new()
+            }
+        }
+    }
+
     /// File facts as `fdfs_file_info` reports them: decoded from the name
     /// for normal files; appender and slave files (and names whose source
     /// IP is unknown) are asked from the storage when `get_from_server`.
@@ -573,6 +607,9 @@ impl Client {
         flags: u8,
     ) -> Result<FileInfo, ClientError> {
         let mut info = decode_remote_name(&id.remote)?;
+        if info.source_id != 0 {
+            info.source_ip = self.storage_address(info.source_id).await;
+        }
         let special = matches!(info.file_type, FileKind::Appender | FileKind::Slave);
         if special || (info.source_ip.is_empty() && get_from_server) {
             if get_from_server {

@@ -4,9 +4,11 @@
 //! byte for byte.
 
 use bytes::BytesMut;
+use fdfs_config::StorageIds;
 use fdfs_proto::stat::{GroupStat, StorageStat};
 use fdfs_proto::tracker_msg::{
-    put_group, FetchTargets, GroupFileReq, GroupStorageReq, ServerAddr, StoreTarget, StoreTargets,
+    put_group, FetchTargets, GroupFileReq, GroupStorageReq, ServerAddr, StorageIdsReq,
+    StorageIdsResp, StoreTarget, StoreTargets,
 };
 use fdfs_proto::{TrackerCmd, CMD_ACTIVE_TEST};
 
@@ -231,6 +233,48 @@ impl<'a> TrackerClient<'a> {
     pub async fn active_test(&mut self) -> Result<(), ClientError> {
         self.conn.call(CMD_ACTIVE_TEST, &[]).await.map(drop)
     }
+
+    /// The tracker's storage id table (69); empty when the tracker runs
+    /// in IP mode.
+    pub async fn fetch_storage_ids(&mut self) -> Result<StorageIds, ClientError> {
+        fetch_storage_ids(self.conn).await
+    }
+}
+
+/// The C client asks at most this many times for the rest of the id table.
+const MAX_STORAGE_ID_REQUESTS: usize = 32;
+
+/// FETCH_STORAGE_IDS (69, §2.14) until the whole table arrived, with
+/// `allow_empty` set: a tracker in IP mode answers an empty table.
+pub async fn fetch_storage_ids(conn: &mut Conn) -> Result<StorageIds, ClientError> {
+    let mut lines: Vec<String> = Vec::new();
+    for _ in 0..MAX_STORAGE_ID_REQUESTS {
+        let mut body = BytesMut::new();
+        StorageIdsReq {
+            start_index: i32::try_from(lines.len()).unwrap_or(i32::MAX),
+            allow_empty: true,
+        }
+        .encode(&mut body);
+        let answer = conn
+            .call(TrackerCmd::StorageFetchStorageIds.into(), &body)
+            .await?;
+        let chunk = StorageIdsResp::decode(&answer)?;
+        let total = usize::try_from(chunk.total).unwrap_or(0);
+        if chunk.lines.is_empty() && lines.len() < total {
+            return Err(ClientError::Invalid(
+                "tracker sent an empty chunk of the storage id table".into(),
+            ));
+        }
+        lines.extend(chunk.lines);
+        if lines.len() >= total {
+            let text = lines.join("\n");
+            return StorageIds::parse_str(&text, std::path::Path::new("tracker storage ids"))
+                .map_err(|e| ClientError::Invalid(e.to_string()));
+        }
+    }
+    Err(ClientError::Invalid(
+        "storage id table not complete after 32 requests".into(),
+    ))
 }
 
 #[cfg(test)]

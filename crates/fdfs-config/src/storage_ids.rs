@@ -40,6 +40,29 @@ impl StorageIdEntry {
         self.port.unwrap_or(DEFAULT_STORAGE_PORT)
     }
 
+    /// The line as a tracker sends it in FETCH_STORAGE_IDS (§2.14):
+    /// `<id> <group> <host>[:<port>][ rw=<mode>]`, IPv6 and dual addresses
+    /// bracketed, the `rw=` option only when not "both". Parses back with
+    /// [`StorageIds::parse_str`].
+    pub fn to_line(&self) -> String {
+        let bracket = self.hosts.len() > 1 || self.hosts.iter().any(|h| h.contains(':'));
+        let mut line = if bracket {
+            format!("{} {} [{}]", self.id, self.group, self.hosts.join(","))
+        } else {
+            format!("{} {} {}", self.id, self.group, self.hosts.join(","))
+        };
+        if let Some(port) = self.port {
+            line.push_str(&format!(":{port}"));
+        }
+        match self.rw_mode {
+            RW_NONE => line.push_str(" rw=none"),
+            RW_READ => line.push_str(" rw=read"),
+            RW_WRITE => line.push_str(" rw=write"),
+            _ => {}
+        }
+        line
+    }
+
     pub fn can_read(&self) -> bool {
         self.rw_mode & RW_READ != 0
     }
@@ -300,6 +323,30 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/storage_ids.conf");
         let ids = StorageIds::load(&path).unwrap();
         assert!(ids.is_empty());
+    }
+
+    #[test]
+    fn wire_lines_parse_back() {
+        let text = "100001 group1 192.168.0.196\n100002 group1 122.244.141.46,10.0.0.5 rw=readonly\n100003 group2 [2409:8a20::1,fe80::1] RW=Write\n100004 group2 storage.local rw=none\n";
+        let ids = parse(text).unwrap();
+        let lines: Vec<String> = ids.entries.iter().map(StorageIdEntry::to_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "100001 group1 192.168.0.196",
+                "100002 group1 [10.0.0.5,122.244.141.46] rw=read",
+                "100003 group2 [2409:8a20::1,fe80::1] rw=write",
+                "100004 group2 storage.local rw=none",
+            ]
+        );
+        assert_eq!(parse(&lines.join("\n")).unwrap(), ids);
+        let with_port = parse("7 g1 10.0.0.1:23001\n8 g1 [::1]:23002\n").unwrap();
+        let lines: Vec<String> = with_port
+            .entries
+            .iter()
+            .map(StorageIdEntry::to_line)
+            .collect();
+        assert_eq!(lines, ["7 g1 10.0.0.1:23001", "8 g1 [::1]:23002"]);
     }
 
     #[test]

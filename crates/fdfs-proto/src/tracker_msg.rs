@@ -481,6 +481,74 @@ impl GetMyIpReq {
     }
 }
 
+/// FETCH_STORAGE_IDS (69) request: the first entry wanted and whether a
+/// tracker in IP mode may answer with an empty list instead of EOPNOTSUPP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageIdsReq {
+    pub start_index: i32,
+    pub allow_empty: bool,
+}
+
+impl StorageIdsReq {
+    pub const WIRE_LEN: usize = 5;
+
+    pub fn encode(&self, buf: &mut BytesMut) {
+        buf.put_i32(self.start_index);
+        buf.put_u8(u8::from(self.allow_empty));
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, ProtoError> {
+        if body.len() != Self::WIRE_LEN {
+            return Err(ProtoError::BadLength(body.len()));
+        }
+        let mut r = Reader::new(body);
+        Ok(StorageIdsReq {
+            start_index: r.i32()?,
+            allow_empty: r.u8()? != 0,
+        })
+    }
+}
+
+/// FETCH_STORAGE_IDS (69) answer: the total number of ids, then this
+/// chunk's lines in storage_ids.conf syntax
+/// (`<id> <group> <host>[:<port>][ rw=<mode>]\n`, §2.14).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageIdsResp {
+    pub total: i32,
+    pub lines: Vec<String>,
+}
+
+impl StorageIdsResp {
+    pub fn encode(&self, buf: &mut BytesMut) {
+        buf.put_i32(self.total);
+        buf.put_i32(i32::try_from(self.lines.len()).unwrap_or(i32::MAX));
+        for line in &self.lines {
+            buf.put_slice(line.as_bytes());
+            buf.put_u8(b'\n');
+        }
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, ProtoError> {
+        let mut r = Reader::new(body);
+        let total = r.i32()?;
+        let count = r.i32()?;
+        let text = r.rest_str();
+        let lines: Vec<String> = text
+            .split('\n')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        if total < 0 || count < 0 || lines.len() != count as usize || count > total {
+            return Err(ProtoError::invalid(format!(
+                "storage id list: total {total}, count {count}, {} lines",
+                lines.len()
+            )));
+        }
+        Ok(StorageIdsResp { total, lines })
+    }
+}
+
 /// TrackerStorageSyncReqBody (24 bytes): sync source id and until-timestamp.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncSource {

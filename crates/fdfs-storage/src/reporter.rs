@@ -95,6 +95,9 @@ pub fn parse_params(text: &str, fallback: &TrackerParams) -> TrackerParams {
                 }
             }
             "store_path" => p.store_path_mode = if v.trim() == "2" { 2 } else { 0 },
+            "use_storage_id" => p.use_storage_id = v.trim() == "1",
+            "id_type_in_filename" => p.id_in_filename = v.trim().eq_ignore_ascii_case("id"),
+            "trust_storage_server_id" => p.trust_storage_server_id = v.trim() == "1",
             "response_ip_addr_size" => {
                 p.response_ip_addr_size = match v.trim() {
                     "46" => fdfs_proto::IP_ADDRESS_SIZE,
@@ -104,6 +107,8 @@ pub fn parse_params(text: &str, fallback: &TrackerParams) -> TrackerParams {
             _ => {}
         }
     }
+    // The key is only meaningful with storage ids (§2.13).
+    p.id_in_filename &= p.use_storage_id;
     p
 }
 
@@ -132,7 +137,16 @@ async fn session(
     }
     .encode(&mut body);
     let my_ip = conn.call(TrackerCmd::StorageGetMyIp.into(), &body).await?;
-    if let Ok(ip) = String::from_utf8_lossy(&my_ip).trim().parse::<Ipv4Addr>() {
+    // In id mode a storage with two addresses gets both, comma separated;
+    // the first is the one it is listed under.
+    let my_ip = String::from_utf8_lossy(&my_ip);
+    if let Ok(ip) = my_ip
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .parse::<Ipv4Addr>()
+    {
         storage.learn_self_ip(ip);
     }
 
@@ -140,7 +154,12 @@ async fn session(
         .call(TrackerCmd::StorageParameterReq.into(), &[])
         .await?;
     let fallback = storage.params();
-    storage.set_params(parse_params(&String::from_utf8_lossy(&params), &fallback));
+    let params = parse_params(&String::from_utf8_lossy(&params), &fallback);
+    let use_storage_id = params.use_storage_id;
+    storage.set_params(params);
+    if use_storage_id {
+        learn_storage_id(storage, &mut conn).await?;
+    }
 
     let tracker_ip = conn
         .stream
@@ -165,10 +184,13 @@ async fn session(
         version: FDFS_VERSION.to_string(),
         init_flag: !init.sync_old_done,
         status: join_status(storage),
-        // Our extension: in IP mode the id field is unused by the original,
-        // so a storage with a configured (advertised) address sends it here
-        // and our tracker lists the storage under that address.
-        storage_id: if storage.self_ip_fixed {
+        // In id mode the field carries our id. Our extension: in IP mode
+        // the original leaves it empty, so a storage with a configured
+        // (advertised) address sends it here and our tracker lists the
+        // storage under that address.
+        storage_id: if use_storage_id {
+            storage.self_id()
+        } else if storage.self_ip_fixed {
             storage.self_ip().to_string()
         } else {
             String::new()
@@ -283,6 +305,41 @@ async fn session(
     }
 }
 
+/// Id mode (§4.1 steps 4-5): fetches the tracker's id table and finds our
+/// id: a configured `server_id` the tracker trusts, else the entry of our
+/// group + address + port, else the tracker's GET_SERVER_ID answer. A
+/// storage the tracker cannot name fails here with the tracker's status
+/// (ENOENT) and retries later, as its JOIN would be refused.
+async fn learn_storage_id(storage: &Storage, conn: &mut Conn) -> Result<(), ClientError> {
+    let ids = fdfs_client::tracker::fetch_storage_ids(conn).await?;
+    let ip = storage.self_ip().to_string();
+    let configured = storage.conf.server_id.trim();
+    let id = if !configured.is_empty() && storage.params().trust_storage_server_id {
+        ids.find_by_id(configured).map(|e| e.id.clone())
+    } else {
+        ids.find_by_addr(&storage.group, &ip, storage.port)
+            .map(|e| e.id.clone())
+    };
+    storage.set_storage_ids(ids);
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let mut body = BytesMut::new();
+            fdfs_proto::tracker_msg::put_group(&mut body, &storage.group);
+            body.extend_from_slice(format!("{ip}:{}", storage.port).as_bytes());
+            let answer = conn
+                .call(TrackerCmd::StorageGetServerId.into(), &body)
+                .await?;
+            String::from_utf8_lossy(&answer).trim().to_string()
+        }
+    };
+    if id.is_empty() {
+        return Err(ClientError::Status(fdfs_proto::Status::ENOENT));
+    }
+    storage.set_server_id(id);
+    Ok(())
+}
+
 /// Status byte of a JOIN (§4.2): our own status from the last group list
 /// a tracker sent; before any list, −1 while some configured tracker has
 /// not answered a JOIN from this process (several trackers), else INIT.
@@ -305,10 +362,14 @@ fn join_status(storage: &Storage) -> i8 {
 /// Only "the old record is still online" stops the session (to retry after
 /// the tracker noticed); every other answer means the tracker is settled.
 async fn report_ip_change(storage: &Storage, conn: &mut Conn) -> Result<(), ClientError> {
+    // Ids do not change with the address (the tracker refuses 78 then).
+    if storage.params().use_storage_id {
+        return Ok(());
+    }
     let Some(old) = &storage.previous_ip else {
         return Ok(());
     };
-    let new = storage.self_id();
+    let new = storage.self_ip().to_string();
     if *old == new {
         return Ok(());
     }

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fdfs_config::storage::StorageConf;
-use fdfs_config::ReservedSpace;
+use fdfs_config::{ReservedSpace, StorageIds};
+use fdfs_proto::fileid::{FileNameRecord, FileSource};
 use fdfs_proto::stat::StorageStats;
 
 use crate::binlog::Binlog;
@@ -40,6 +41,14 @@ pub struct TrackerParams {
     pub store_path_mode: u8,
     /// IP field width of QUERY_FILE_INFO answers.
     pub response_ip_addr_size: usize,
+    /// Storages are known by their storage_ids.conf id (`use_storage_id`).
+    pub use_storage_id: bool,
+    /// New file names carry our numeric id instead of our IPv4 address
+    /// (`id_type_in_filename=id`, only with `use_storage_id`).
+    pub id_in_filename: bool,
+    /// The tracker accepts the id we report in JOIN, so a configured
+    /// `server_id` may name us.
+    pub trust_storage_server_id: bool,
 }
 
 /// Identity and initial-sync state kept in `data/.data_init_flag`.
@@ -136,6 +145,11 @@ pub struct Storage {
     /// Trackers (as configured, `host:port`) that answered a JOIN from
     /// this process.
     pub joined_trackers: Mutex<std::collections::BTreeSet<String>>,
+    /// Our storage id in id mode, learnt from the tracker's id table.
+    server_id: RwLock<Option<String>>,
+    /// The tracker's id table (FETCH_STORAGE_IDS) in id mode: maps the
+    /// ids in file names and group lists to addresses.
+    storage_ids: RwLock<Option<Arc<StorageIds>>>,
     data_dir: PathBuf,
 }
 
@@ -225,6 +239,9 @@ impl Storage {
             reserved_storage_space: conf.reserved_storage_space,
             store_path_mode: 0,
             response_ip_addr_size: fdfs_proto::IPV4_ADDRESS_SIZE,
+            use_storage_id: false,
+            id_in_filename: false,
+            trust_storage_server_id: true,
         };
         Ok(Arc::new(Storage {
             group: conf.group_name.clone(),
@@ -251,6 +268,8 @@ impl Storage {
             init_sync_lock: tokio::sync::Mutex::new(()),
             previous_ip,
             joined_trackers: Mutex::new(std::collections::BTreeSet::new()),
+            server_id: RwLock::new(None),
+            storage_ids: RwLock::new(None),
             data_dir,
             conf,
         }))
@@ -313,9 +332,71 @@ impl Storage {
             .filter(|ip| !ip.is_unspecified())
     }
 
-    /// Our id in IP mode: the address trackers know us by.
+    /// How trackers and peers know us: our storage id in id mode (once
+    /// learnt), else our address. Names mark files on peers, the sync
+    /// source and SYNC_REPORT entries.
     pub fn self_id(&self) -> String {
-        self.self_ip().to_string()
+        self.server_id()
+            .unwrap_or_else(|| self.self_ip().to_string())
+    }
+
+    /// Our storage id, set once the tracker's id table named us.
+    pub fn server_id(&self) -> Option<String> {
+        self.server_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_server_id(&self, id: String) {
+        let mut cur = self.server_id.write().unwrap_or_else(|p| p.into_inner());
+        if cur.as_deref() != Some(id.as_str()) {
+            tracing::info!(id = %id, "storage id");
+            *cur = Some(id);
+        }
+    }
+
+    pub fn storage_ids(&self) -> Option<Arc<StorageIds>> {
+        self.storage_ids
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_storage_ids(&self, ids: StorageIds) {
+        *self.storage_ids.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(ids));
+    }
+
+    /// Bytes 0..4 of new file names (§6.2.1): our numeric id in id mode
+    /// with `id_type_in_filename=id`, else our IPv4 address.
+    pub fn name_source(&self) -> [u8; 4] {
+        let params = self.params();
+        if params.use_storage_id && params.id_in_filename {
+            if let Some(id) = self.server_id().and_then(|id| id.parse::<u32>().ok()) {
+                return FileNameRecord::id_source(id);
+            }
+        }
+        FileNameRecord::ip_source(self.self_ip())
+    }
+
+    /// The address text of a file name's source (QUERY_FILE_INFO, §3.7):
+    /// the IPv4 address, or for an id the first address of that id in the
+    /// tracker's table (empty when unknown or not in id mode).
+    pub fn source_ip_of(&self, record: &FileNameRecord) -> String {
+        match record.source() {
+            FileSource::Ip(ip) => ip.to_string(),
+            FileSource::ServerId(id) => {
+                if !self.params().use_storage_id {
+                    return String::new();
+                }
+                self.storage_ids()
+                    .and_then(|ids| {
+                        ids.find_by_id(&id.to_string())
+                            .and_then(|e| e.hosts.first().cloned())
+                    })
+                    .unwrap_or_default()
+            }
+        }
     }
 
     /// Counts a client connection in (+1) or out (-1).

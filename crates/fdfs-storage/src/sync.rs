@@ -1,6 +1,7 @@
 //! The sending side of replication (§5.2–§5.5): one long-lived worker per
 //! peer of our group reads our binlog from the position in its mark file
-//! (`data/sync/<peer ip>_<our port>.mark`) and pushes each record with the
+//! (`data/sync/<peer ip>_<our port>.mark`, `<peer id>.mark` with storage
+//! ids) and pushes each record with the
 //! matching SYNC_* command. A worker started for a new member that the
 //! tracker made us the source of first copies our whole history (full
 //! sync), reporting the member SYNCING and then OFFLINE so it can turn
@@ -172,11 +173,14 @@ fn peer(storage: &Storage, id: &str) -> Option<StorageBrief> {
     lock(&storage.peers).members.get(id).cloned()
 }
 
+/// `data/sync/<peer id>.mark` in id mode, else `<peer ip>_<our port>.mark` (§5.2).
 fn mark_path(storage: &Storage, peer: &StorageBrief) -> PathBuf {
-    storage
-        .data_dir()
-        .join("sync")
-        .join(format!("{}_{}.mark", peer.ip_addr, storage.port))
+    let name = if storage.params().use_storage_id {
+        format!("{}.mark", peer.id)
+    } else {
+        format!("{}_{}.mark", peer.ip_addr, storage.port)
+    };
+    storage.data_dir().join("sync").join(name)
 }
 
 fn save_mark(path: &Path, mark: &Mark) {

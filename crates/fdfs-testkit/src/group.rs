@@ -52,6 +52,12 @@ pub struct GroupOptions {
     pub tweak_tracker: Option<TrackerTweak>,
     /// Further storage settings (applied to every member, also later ones).
     pub tweak_storage: Option<StorageTweak>,
+    /// Storage ids of the first members, in creation order. Non-empty:
+    /// the trackers run with `use_storage_id` and `id_type_in_filename =
+    /// id`, and a storage_ids.conf lists these members (`<id> <group>
+    /// <ip>`); members beyond the list, and members added later, are not
+    /// in it.
+    pub storage_ids: Vec<u32>,
 }
 
 impl Default for GroupOptions {
@@ -63,6 +69,7 @@ impl Default for GroupOptions {
             store_group: String::new(),
             tweak_tracker: None,
             tweak_storage: None,
+            storage_ids: Vec::new(),
         }
     }
 }
@@ -89,6 +96,9 @@ pub struct Group {
     trackers: Vec<TrackerNode>,
     nodes: Vec<Node>,
     tweak_storage: Option<StorageTweak>,
+    /// Addresses set aside for the members listed in storage_ids.conf,
+    /// taken by `add_storage_to` in order.
+    reserved_ips: std::collections::VecDeque<String>,
     dir: tempfile::TempDir,
 }
 
@@ -110,6 +120,7 @@ impl Group {
             .build()
             .expect("runtime");
         let dir = tempfile::tempdir().expect("temp dir");
+        let (ids_file, reserved_ips) = write_storage_ids(&opts, dir.path());
         let mut trackers = Vec::new();
         for t in 0..opts.trackers.max(1) {
             let ip = next_ip();
@@ -126,6 +137,11 @@ impl Group {
                 store_group: opts.store_group.clone(),
                 ..TrackerConf::default()
             };
+            if let Some(path) = &ids_file {
+                conf.use_storage_id = true;
+                conf.storage_ids_filename = path.to_string_lossy().into_owned();
+                conf.id_type_in_filename = "id".into();
+            }
             if let Some(tweak) = &opts.tweak_tracker {
                 tweak(&mut conf);
             }
@@ -148,6 +164,7 @@ impl Group {
             trackers,
             nodes: Vec::new(),
             tweak_storage: opts.tweak_storage.clone(),
+            reserved_ips,
             dir,
         };
         for t in 0..g.trackers.len() {
@@ -308,7 +325,7 @@ impl Group {
     /// Adds and starts a new member of `group`; returns its index.
     pub fn add_storage_to(&mut self, group: &str) -> usize {
         let i = self.nodes.len();
-        let ip = next_ip();
+        let ip = self.reserved_ips.pop_front().unwrap_or_else(next_ip);
         let base = self.dir.path().join(format!("storage{i}"));
         std::fs::create_dir_all(&base).expect("dir");
         let mut conf = StorageConf {
@@ -425,7 +442,7 @@ impl Group {
         &self.nodes[i].conf.group_name
     }
 
-    /// The member's address, which is also its storage id (IP mode).
+    /// The member's address, which is also its storage id in IP mode.
     pub fn storage_ip(&self, i: usize) -> &str {
         &self.nodes[i].conf.bind_addr
     }
@@ -450,6 +467,32 @@ impl Group {
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
+}
+
+/// With `opts.storage_ids`: writes `storage_ids.conf` into `dir` for the
+/// first members (their addresses chosen now) and returns its path and
+/// those addresses.
+fn write_storage_ids(
+    opts: &GroupOptions,
+    dir: &std::path::Path,
+) -> (Option<PathBuf>, std::collections::VecDeque<String>) {
+    if opts.storage_ids.is_empty() {
+        return (None, Default::default());
+    }
+    let groups = opts
+        .groups
+        .iter()
+        .flat_map(|(name, n)| std::iter::repeat_n(*name, *n));
+    let mut text = String::new();
+    let mut ips = std::collections::VecDeque::new();
+    for (id, group) in opts.storage_ids.iter().zip(groups) {
+        let ip = next_ip();
+        text.push_str(&format!("{id} {group} {ip}\n"));
+        ips.push_back(ip);
+    }
+    let path = dir.join("storage_ids.conf");
+    std::fs::write(&path, text).expect("write storage_ids.conf");
+    (Some(path), ips)
 }
 
 impl Drop for Group {

@@ -10,7 +10,7 @@ use fdfs_proto::{ProtoError, Status, TrackerCmd, CMD_RESP, HEADER_LEN};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::{admin, leader, query, report, Tracker};
+use crate::{admin, ids, leader, query, report, Tracker};
 
 /// The storage a connection has JOINed as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> Handler
         }
         // Handled by the connection loop; never reaches here.
         C::Quit => Ok(Vec::new()),
-        C::StorageGetMyIp => report::get_my_ip(ctx, body),
+        C::StorageGetMyIp => report::get_my_ip(t, ctx, body),
         C::StorageParameterReq => admin::parameter_req(t, body),
         C::StorageChangelogReq => report::changelog_req(t, ctx, body),
         C::StorageJoin => report::join(t, ctx, body),
@@ -120,9 +120,9 @@ pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> Handler
         C::StorageReportStatus => report::report_status(t, body),
         C::StorageChangeStatus => report::change_status(t, ctx, body),
         C::StorageGetStatus => report::get_status(t, body),
-        C::StorageGetServerId => report::get_server_id(body),
-        C::StorageFetchStorageIds => report::fetch_storage_ids(t, body),
-        C::StorageGetGroupName => Err(Status::EOPNOTSUPP),
+        C::StorageGetServerId => report::get_server_id(t, body),
+        C::StorageFetchStorageIds => ids::fetch_storage_ids(t, body),
+        C::StorageGetGroupName => ids::group_name(t, &ctx.peer_ip, body),
         C::StorageFetchTrunkFid => report::fetch_trunk_fid(t, ctx, body),
         C::StorageReportTrunkFid | C::StorageReportTrunkFree => {
             // Only the group's trunk server may report; there is none.

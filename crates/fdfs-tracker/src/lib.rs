@@ -5,10 +5,12 @@
 //! Trackers learn each other from the storages' JOIN bodies and elect a
 //! leader (§4.8, `leader` and `relation`); only the leader tells storages
 //! about membership changes. Storages are keyed by the IP address their
-//! JOIN connection comes from (IP mode).
+//! JOIN connection comes from (IP mode), or with `use_storage_id` by their
+//! id from storage_ids.conf (`ids`).
 
 pub mod admin;
 pub mod conn;
+pub mod ids;
 pub mod leader;
 pub mod persist;
 pub mod query;
@@ -23,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use fdfs_config::TrackerConf;
+use fdfs_config::{StorageIds, TrackerConf};
 use fdfs_proto::Status;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -54,6 +56,8 @@ pub enum TrackerError {
     Status(Status),
     #[error("tracker is disabled in its configuration")]
     Disabled,
+    #[error("storage ids: {0}")]
+    StorageIds(#[from] fdfs_config::ConfigError),
 }
 
 impl TrackerError {
@@ -66,7 +70,7 @@ impl TrackerError {
                 .and_then(|c| u8::try_from(c).ok())
                 .map(Status)
                 .unwrap_or(Status::EIO),
-            TrackerError::Disabled => Status::EINVAL,
+            TrackerError::Disabled | TrackerError::StorageIds(_) => Status::EINVAL,
         }
     }
 }
@@ -88,6 +92,8 @@ pub fn now_secs() -> i64 {
 /// State shared by every connection of one tracker.
 pub struct Tracker {
     pub conf: TrackerConf,
+    /// storage_ids.conf, loaded when `use_storage_id` is on.
+    pub storage_ids: Option<StorageIds>,
     pub params: SelectParams,
     /// The cluster; a std mutex, never held across an await.
     state: Mutex<Cluster>,
@@ -113,8 +119,24 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Creates `data/` and `logs/` under base_path and loads the data files.
-    pub fn open(conf: TrackerConf) -> Result<Arc<Tracker>, TrackerError> {
+    /// Creates `data/` and `logs/` under base_path and loads the data files
+    /// and, with `use_storage_id`, storage_ids.conf from
+    /// `storage_ids_filename` (the daemon resolves it against the
+    /// tracker.conf directory, see [`TrackerConf::storage_ids_path`]).
+    pub fn open(mut conf: TrackerConf) -> Result<Arc<Tracker>, TrackerError> {
+        let storage_ids = if conf.use_storage_id {
+            let ids = StorageIds::load(std::path::Path::new(&conf.storage_ids_filename))?;
+            if ids.is_empty() {
+                tracing::warn!(file = %conf.storage_ids_filename, "storage_ids.conf has no entries: every JOIN is refused");
+            }
+            // `auto` widens the IP fields when any storage has an IPv6 address (§2.0).
+            if ids.has_ipv6() {
+                conf.response_ip_addr_size = fdfs_proto::IP_ADDRESS_SIZE as u8;
+            }
+            Some(ids)
+        } else {
+            None
+        };
         let data_dir = conf.base_path.join("data");
         for dir in [data_dir.clone(), conf.base_path.join("logs")] {
             std::fs::create_dir_all(&dir).map_err(|e| TrackerError::Io {
@@ -139,12 +161,13 @@ impl Tracker {
         let restart_interval_secs = persist::load_last_check_time(&data_dir)
             .map(|last| round_down_300(start_time - last))
             .unwrap_or(0);
-        if conf.use_storage_id {
-            tracing::warn!("use_storage_id is not supported yet: storages are keyed by IP");
+        if let Some(ids) = &storage_ids {
+            cluster.apply_storage_ids(ids);
         }
         Ok(Arc::new(Tracker {
             params: SelectParams::from_conf(&conf),
             conf,
+            storage_ids,
             state: Mutex::new(cluster),
             data_dir,
             start_time,

@@ -406,6 +406,7 @@ mod tests {
                 version: "6.16.1".into(),
                 init_flag: true,
                 status: -1,
+                rw_mode: crate::state::RW_BOTH,
             },
             1,
         )

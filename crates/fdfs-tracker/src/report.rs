@@ -25,10 +25,14 @@ const MAX_REPLICA_BRIEFS: usize = 32;
 /// Longest `ip:port` text in GET_SERVER_ID / GET_STATUS (46 + 6).
 const MAX_IP_PORT_SIZE: usize = 52;
 
-/// GET_MY_IP (60): the peer address as this tracker sees it, no NUL.
-pub fn get_my_ip(ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
-    GetMyIpReq::decode(body).map_err(inval)?;
-    Ok(ctx.peer_ip.as_bytes().to_vec())
+/// GET_MY_IP (60): the peer address as this tracker sees it, no NUL; in id
+/// mode every address of the peer's id entry when it has one.
+pub fn get_my_ip(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
+    let req = GetMyIpReq::decode(body).map_err(inval)?;
+    let port = u16::try_from(req.port).unwrap_or(0);
+    let ips = crate::ids::my_ips(t, &req.group, &ctx.peer_ip, port)
+        .unwrap_or_else(|| ctx.peer_ip.clone());
+    Ok(ips.into_bytes())
 }
 
 /// Our extension for storages behind NAT or in containers: in IP mode the
@@ -52,8 +56,23 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
     if ctx.joined.is_some() {
         return Err(Status::EEXIST);
     }
-    let ip = advertised_ip(t, &req).unwrap_or_else(|| ctx.peer_ip.clone());
-    let id = ip.clone();
+    let (id, ip, rw_mode) = if t.conf.use_storage_id {
+        let entry = crate::ids::join_entry(
+            t,
+            &req.group,
+            &req.storage_id,
+            &ctx.peer_ip,
+            req.storage_port,
+        )?;
+        (
+            entry.id.clone(),
+            crate::ids::listed_ip(entry, &ctx.peer_ip),
+            entry.rw_mode,
+        )
+    } else {
+        let ip = advertised_ip(t, &req).unwrap_or_else(|| ctx.peer_ip.clone());
+        (ip.clone(), ip, crate::state::RW_BOTH)
+    };
     let info = JoinInfo {
         group: req.group.clone(),
         id: id.clone(),
@@ -67,6 +86,7 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
         version: req.version,
         init_flag: req.init_flag,
         status: req.status,
+        rw_mode,
     };
     t.learn_trackers(&req.trackers);
     let conn_gen = t.next_conn_gen();
@@ -429,35 +449,33 @@ pub fn changelog_req(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     Ok(chunk)
 }
 
-/// Splits `group(16) + "ip:port"` bodies (70, 71) into group and IP text.
-fn group_and_ip(body: &[u8]) -> Result<(String, String), Status> {
+/// Splits `group(16) + "ip:port"` bodies (70, 71) into group, IP text and
+/// port (0 when absent).
+fn group_and_ip(body: &[u8]) -> Result<(String, String, u16), Status> {
     if body.len() <= GROUP_NAME_MAX_LEN || body.len() > GROUP_NAME_MAX_LEN + MAX_IP_PORT_SIZE {
         return Err(Status::EINVAL);
     }
     let group = fixed_str(&body[..GROUP_NAME_MAX_LEN]);
-    let addr = fixed_str(&body[GROUP_NAME_MAX_LEN..]);
-    let ip = if let Some(rest) = addr.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default().to_string()
-    } else if addr.matches(':').count() == 1 {
-        addr.split(':').next().unwrap_or_default().to_string()
-    } else {
-        addr
-    };
+    let (ip, port) = crate::ids::split_ip_port(&fixed_str(&body[GROUP_NAME_MAX_LEN..]));
     if ip.is_empty() {
         return Err(Status::EINVAL);
     }
-    Ok((group, ip))
+    Ok((group, ip, port))
 }
 
-/// GET_SERVER_ID (70): in IP mode the id is the IP itself.
-pub fn get_server_id(body: &[u8]) -> HandlerResult {
-    let (_, ip) = group_and_ip(body)?;
-    Ok(ip.into_bytes())
+/// GET_SERVER_ID (70): in IP mode the id is the IP itself; in id mode the
+/// id of group + ip + port from storage_ids.conf (ENOENT if none).
+pub fn get_server_id(t: &Tracker, body: &[u8]) -> HandlerResult {
+    let (group, ip, port) = group_and_ip(body)?;
+    match &t.storage_ids {
+        Some(ids) => crate::ids::server_id(ids, &group, &ip, port),
+        None => Ok(ip.into_bytes()),
+    }
 }
 
 /// GET_STATUS (71): the brief of the storage at `ip:port`.
 pub fn get_status(t: &Tracker, body: &[u8]) -> HandlerResult {
-    let (group, ip) = group_and_ip(body)?;
+    let (group, ip, _) = group_and_ip(body)?;
     let c = t.lock();
     let g = c.group(&group).ok_or(Status::ENOENT)?;
     let s = g
@@ -468,17 +486,6 @@ pub fn get_status(t: &Tracker, body: &[u8]) -> HandlerResult {
     let mut buf = BytesMut::new();
     s.brief().encode(&mut buf);
     Ok(buf.to_vec())
-}
-
-/// FETCH_STORAGE_IDS (69): without storage ids, an empty list if allowed.
-pub fn fetch_storage_ids(t: &Tracker, body: &[u8]) -> HandlerResult {
-    let [_, _, _, _, allow_empty] = body else {
-        return Err(Status::EINVAL);
-    };
-    if !t.conf.use_storage_id && *allow_empty != 0 {
-        return Ok(vec![0u8; 8]);
-    }
-    Err(Status::EOPNOTSUPP)
 }
 
 /// FETCH_TRUNK_FID (72): the group's current trunk file id.
@@ -503,7 +510,10 @@ mod tests {
         body[..6].copy_from_slice(b"group1");
         let mut b = body.clone();
         b.extend_from_slice(b"10.0.0.1:23000");
-        assert_eq!(group_and_ip(&b), Ok(("group1".into(), "10.0.0.1".into())));
+        assert_eq!(
+            group_and_ip(&b),
+            Ok(("group1".into(), "10.0.0.1".into(), 23000))
+        );
         let mut b6 = body.clone();
         b6.extend_from_slice(b"[::1]:23000");
         assert_eq!(group_and_ip(&b6).unwrap().1, "::1");

@@ -249,6 +249,8 @@ pub struct JoinInfo {
     pub version: String,
     pub init_flag: bool,
     pub status: i8,
+    /// From storage_ids.conf (`rw=`); [`RW_BOTH`] in IP mode.
+    pub rw_mode: u8,
 }
 
 /// Why a JOIN was refused; each maps to the C tracker's errno.
@@ -263,6 +265,18 @@ pub enum JoinError {
 impl Cluster {
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.groups.get(name)
+    }
+
+    /// Records loaded from the data files take their rw_mode from
+    /// storage_ids.conf, which is not persisted with them.
+    pub fn apply_storage_ids(&mut self, ids: &fdfs_config::StorageIds) {
+        for g in self.groups.values_mut() {
+            for s in g.storages.values_mut() {
+                if let Some(e) = ids.find_by_id(&s.id) {
+                    s.rw_mode = e.rw_mode;
+                }
+            }
+        }
     }
 
     pub fn storage(&self, group: &str, id: &str) -> Option<&StorageRec> {
@@ -338,6 +352,7 @@ impl Cluster {
             rec.changelog_offset = changelog_len;
         }
         rec.ip = j.ip.clone();
+        rec.rw_mode = j.rw_mode;
         rec.storage_port = j.storage_port;
         rec.store_path_count = j.store_path_count;
         rec.subdir_count_per_path = j.subdir_count_per_path;
@@ -661,6 +676,7 @@ mod tests {
             version: "6.16.1".into(),
             init_flag: true,
             status: -1,
+            rw_mode: RW_BOTH,
         }
     }
 

@@ -40,11 +40,15 @@ impl Running {
 }
 
 async fn start(base: &Path) -> Running {
-    let conf = TrackerConf {
+    start_with(TrackerConf {
         base_path: base.to_path_buf(),
         network_timeout_secs: 10,
         ..TrackerConf::default()
-    };
+    })
+    .await
+}
+
+async fn start_with(conf: TrackerConf) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
@@ -100,6 +104,10 @@ async fn expect_closed(s: &mut TcpStream) {
 }
 
 fn join_body(tracker: SocketAddr) -> Vec<u8> {
+    join_body_with_id(tracker, "")
+}
+
+fn join_body_with_id(tracker: SocketAddr, storage_id: &str) -> Vec<u8> {
     let now = fdfs_tracker::now_secs();
     let mut b = BytesMut::new();
     JoinReq {
@@ -113,7 +121,7 @@ fn join_body(tracker: SocketAddr) -> Vec<u8> {
         version: "6.16.1".into(),
         init_flag: true,
         status: -1,
-        storage_id: String::new(),
+        storage_id: storage_id.into(),
         tracker_ip: "127.0.0.1".into(),
         trackers: vec![tracker.to_string()],
     }
@@ -352,4 +360,142 @@ async fn shutdown_with_idle_connections_is_prompt() {
     expect_closed(&mut idle).await;
     assert!(dir.path().join("data/.tracker_status").exists());
     assert!(dir.path().join("logs").is_dir());
+}
+
+/// A connection to the tracker whose source address is `from` (any
+/// 127.0.0.x is local on Linux), so JOINs come from distinct storages.
+async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+/// use_storage_id (§2.13, §2.14, §4.2, §4.6, §7.3): storages are keyed by
+/// their storage_ids.conf id, looked up by address or taken from the JOIN
+/// when trusted; unknown storages are refused with ENOENT.
+#[tokio::test]
+async fn storage_id_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids_path = dir.path().join("storage_ids.conf");
+    std::fs::write(
+        &ids_path,
+        "# test ids\n100001 group1 127.0.0.1\n100002 group1 127.0.0.2 rw=read\n",
+    )
+    .unwrap();
+    let conf = TrackerConf {
+        base_path: dir.path().to_path_buf(),
+        network_timeout_secs: 10,
+        use_storage_id: true,
+        storage_ids_filename: ids_path.to_string_lossy().into_owned(),
+        id_type_in_filename: "id".into(),
+        ..TrackerConf::default()
+    };
+    let tr = start_with(conf.clone()).await;
+    let addr = tr.addr;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+
+    let (status, params) = call(&mut c, 75, &[]).await;
+    assert_eq!(status, 0);
+    let params = String::from_utf8(params).unwrap();
+    assert!(
+        params.starts_with("use_storage_id=1\nid_type_in_filename=id\ntrust_storage_server_id=1\n"),
+        "{params}"
+    );
+
+    // FETCH_STORAGE_IDS: total 2, count 2, the lines; allow_empty is moot.
+    let mut expected = vec![0, 0, 0, 2, 0, 0, 0, 2];
+    expected.extend_from_slice(b"100001 group1 127.0.0.1\n100002 group1 127.0.0.2 rw=read\n");
+    assert_eq!(call(&mut c, 69, &[0, 0, 0, 0, 0]).await, (0, expected));
+    let (status, tail) = call(&mut c, 69, &[0, 0, 0, 1, 1]).await;
+    assert_eq!((status, &tail[..8]), (0, &[0, 0, 0, 2, 0, 0, 0, 1][..]));
+    assert_eq!(call(&mut c, 69, &[0, 0, 0, 2, 0]).await.0, 22);
+    assert_eq!(call(&mut c, 69, &[0, 0, 0, 0]).await.0, 22);
+
+    // GET_SERVER_ID by group + ip:port, GET_GROUP_NAME by port, GET_MY_IP.
+    let mut req = group_field("group1");
+    req.extend_from_slice(b"127.0.0.2:23000");
+    assert_eq!(call(&mut c, 70, &req).await, (0, b"100002".to_vec()));
+    let mut req = group_field("group1");
+    req.extend_from_slice(b"127.0.0.9:23000");
+    assert_eq!(call(&mut c, 70, &req).await.0, 2);
+    let (status, group) = call(&mut c, 109, &23000i32.to_be_bytes()).await;
+    assert_eq!((status, group), (0, group_field("group1")));
+    let mut req = b"127.0.0.9".to_vec();
+    req.extend_from_slice(&23000i32.to_be_bytes());
+    assert_eq!(call(&mut c, 109, &req).await.0, 2);
+    let mut ip_req = BytesMut::new();
+    GetMyIpReq {
+        group: "group1".into(),
+        port: 23000,
+    }
+    .encode(&mut ip_req);
+    assert_eq!(call(&mut c, 60, &ip_req).await, (0, b"127.0.0.1".to_vec()));
+
+    // JOIN by address: 127.0.0.1 is 100001.
+    let mut s1 = connect_from("127.0.0.1", addr).await;
+    let (status, body) = call(&mut s1, 81, &join_body(addr)).await;
+    assert_eq!(status, 0);
+    assert_eq!(JoinResp::decode(&body).unwrap().status, st::INIT);
+    // An address not in storage_ids.conf is refused.
+    let mut stranger = connect_from("127.0.0.3", addr).await;
+    assert_eq!(call(&mut stranger, 81, &join_body(addr)).await, (2, vec![]));
+    // An unknown reported id too (trust_storage_server_id = true).
+    assert_eq!(
+        call(&mut stranger, 81, &join_body_with_id(addr, "999")).await,
+        (2, vec![])
+    );
+    // A trusted reported id keys the storage whatever its address.
+    let mut s2 = connect_from("127.0.0.2", addr).await;
+    let (status, _) = call(&mut s2, 81, &join_body_with_id(addr, "100002")).await;
+    assert_eq!(status, 0);
+
+    let listed = list_storage(addr).await;
+    let rows: Vec<(&str, &str, u8)> = listed
+        .iter()
+        .map(|s| (s.id.as_str(), s.ip_addr.as_str(), s.rw_mode))
+        .collect();
+    assert_eq!(
+        rows,
+        [("100001", "127.0.0.1", 6), ("100002", "127.0.0.2", 4)]
+    );
+    let mut one = group_field("group1");
+    one.extend_from_slice(b"100002");
+    let (status, body) = call(&mut c, 92, &one).await;
+    assert_eq!(status, 0);
+    assert_eq!(StorageStat::decode_list(&body).unwrap().len(), 1);
+
+    drop((s1, s2, stranger, c));
+    tr.stop().await;
+    let servers = std::fs::read_to_string(dir.path().join("data/storage_servers_new.dat")).unwrap();
+    assert!(
+        servers.contains("[Storage001]\n\tid=100001\n\tgroup_name=group1\n\tip_addr=127.0.0.1\n"),
+        "{servers}"
+    );
+    assert!(servers.contains("\tid=100002\n"), "{servers}");
+
+    // Reloaded in id mode: the same ids, rw_mode again from storage_ids.conf.
+    let tr = start_with(conf.clone()).await;
+    let listed = list_storage(tr.addr).await;
+    let rows: Vec<(&str, &str, u8)> = listed
+        .iter()
+        .map(|s| (s.id.as_str(), s.ip_addr.as_str(), s.rw_mode))
+        .collect();
+    assert_eq!(
+        rows,
+        [("100001", "127.0.0.1", 6), ("100002", "127.0.0.2", 4)]
+    );
+    tr.stop().await;
+
+    // Not trusting reported ids: the address decides, and it must be listed.
+    let tr = start_with(TrackerConf {
+        trust_storage_server_id: false,
+        ..conf
+    })
+    .await;
+    let mut s3 = connect_from("127.0.0.3", tr.addr).await;
+    assert_eq!(
+        call(&mut s3, 81, &join_body_with_id(tr.addr, "100002")).await,
+        (2, vec![])
+    );
+    tr.stop().await;
 }

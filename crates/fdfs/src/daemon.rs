@@ -345,9 +345,15 @@ fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String> {
     let name = role.classic_name();
     match role {
         Role::Tracker => {
-            let (conf, warnings) = TrackerConf::load(path).map_err(|e| format!("{name}: {e}"))?;
+            let (mut conf, warnings) =
+                TrackerConf::load(path).map_err(|e| format!("{name}: {e}"))?;
             for w in warnings {
                 eprintln!("{name}: warning: {w}");
+            }
+            if conf.use_storage_id {
+                // Relative to the tracker.conf directory, as the original.
+                conf.storage_ids_filename =
+                    conf.storage_ids_path(path).to_string_lossy().into_owned();
             }
             if conf.disabled {
                 return Err(format!("{name}: disabled=true in {}", path.display()));

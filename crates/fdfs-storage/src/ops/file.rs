@@ -103,7 +103,7 @@ pub async fn query_info(s: &mut Session, flags: u8) -> OpResult<Reply> {
         file_size: meta.len() as i64,
         create_timestamp: mtime_secs(&link_meta),
         crc32,
-        source_ip: record.source_ip_text(),
+        source_ip: storage.source_ip_of(&record),
     };
     let mut out = bytes::BytesMut::new();
     resp.encode(&mut out, storage.params().response_ip_addr_size);
@@ -133,7 +133,7 @@ pub async fn regenerate(s: &mut Session) -> OpResult<Reply> {
     let now = now_secs();
     for _ in 0..10 {
         let new_record = FileNameRecord {
-            source: storage.self_ip().octets(),
+            source: storage.name_source(),
             timestamp: now as u32,
             size_field: normal_size_field(meta.len(), random_u32(&storage)),
             crc32,

@@ -109,7 +109,7 @@ fn commit_new_name(
     for _ in 0..NAME_ATTEMPTS {
         let random = random_u32(storage);
         let record = FileNameRecord {
-            source: storage.self_ip().octets(),
+            source: storage.name_source(),
             timestamp: mtime as u32,
             size_field: if appender {
                 appender_size_field(random)
