@@ -10,6 +10,7 @@
 pub mod body;
 pub mod conf;
 pub mod error;
+mod fast;
 pub mod httpdate;
 mod io;
 mod local;
@@ -57,6 +58,8 @@ pub(crate) struct Gateway {
     /// Canonical store roots, resolved at start (store paths may be
     /// symlinks themselves).
     roots: Vec<PathBuf>,
+    /// Handles on the store paths' data directories.
+    data_dirs: local::DataDirs,
     /// Our listening port: redirects keep it (§9.3).
     http_port: u16,
 }
@@ -69,6 +72,7 @@ impl Gateway {
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
             .collect();
         Ok(Gateway {
+            data_dirs: local::DataDirs::new(conf.store_paths.len()),
             conf,
             roots,
             http_port,
@@ -109,6 +113,19 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    fast::serve(gw, stream, peer, shutdown).await;
+}
+
+/// Serves a connection with hyper's HTTP/1 service (everything the fast
+/// path leaves to it).
+pub(crate) async fn serve_hyper<T>(
+    gw: Arc<Gateway>,
+    stream: T,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(io::IdleTimeout::new(stream, gw.conf.idle_timeout));
     let header_timeout = gw.conf.header_read_timeout;
     let svc = service_fn(move |req| {
@@ -136,10 +153,27 @@ async fn serve_connection(
     }
 }
 
-fn header_text(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+/// Header lookup by (case-insensitive) name, the first value of a name:
+/// hyper's [`HeaderMap`] and the fast path's parsed headers answer alike.
+pub(crate) trait Headers {
+    fn get_bytes(&self, name: &str) -> Option<&[u8]>;
+}
+
+impl Headers for HeaderMap {
+    fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.get(name).map(|v| v.as_bytes())
+    }
+}
+
+/// A header's value as text when it is visible ASCII (as
+/// `HeaderValue::to_str` has it).
+fn header_text<H: Headers + ?Sized>(h: &H, name: &str) -> Option<String> {
+    let v = h.get_bytes(name)?;
+    if v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)) {
+        std::str::from_utf8(v).ok().map(str::to_string)
+    } else {
+        None
+    }
 }
 
 fn now_secs() -> i64 {
@@ -147,6 +181,27 @@ fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// What a GET/HEAD comes to before any file is opened.
+pub(crate) enum Front {
+    /// Answered without a file (/healthz, the token-check-fail file).
+    Answer(Resp),
+    /// A file to look for.
+    File(FileTarget),
+}
+
+/// A validated file request with its query and conditional headers.
+pub(crate) struct FileTarget {
+    pub file: request::FileRequest,
+    pub query: Query,
+    pub cond: Conditions,
+}
+
+impl FileTarget {
+    fn download_name(&self) -> Option<&str> {
+        self.query.get("filename").filter(|n| !n.is_empty())
+    }
 }
 
 impl Gateway {
@@ -165,12 +220,17 @@ impl Gateway {
         }
     }
 
-    async fn route(&self, req: &Request<Incoming>, head: bool) -> Result<Resp, Reject> {
-        if req.method() != Method::GET && !head {
-            return Ok(response::method_not_allowed());
-        }
-        let uri = req.uri();
-        if uri.path() == HEALTHZ_PATH {
+    /// The part of a GET/HEAD shared by hyper's service and the fast path:
+    /// /healthz, the path and query, the anti-steal token, the conditional
+    /// headers.
+    pub(crate) fn front<H: Headers + ?Sized>(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        headers: &H,
+        head: bool,
+    ) -> Result<Front, Reject> {
+        if path == HEALTHZ_PATH {
             let mut r = response::status_page(StatusCode::OK, head);
             *r.body_mut() = if head {
                 GatewayBody::empty()
@@ -179,21 +239,21 @@ impl Gateway {
             };
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, header::HeaderValue::from(3u64));
-            return Ok(r);
+            return Ok(Front::Answer(r));
         }
         let conf = &self.conf;
         let file = parse_path(
-            uri.path(),
+            path,
             &conf.group,
             conf.url_have_group_name,
             conf.store_paths.len(),
         )?;
-        let query = Query::parse(uri.query())?;
+        let query = Query::parse(query)?;
         if let Some(tok) = &conf.token {
             let bypass = tok.bypass_header.as_ref().is_some_and(|(name, value)| {
-                req.headers()
-                    .get(name.as_str())
-                    .is_some_and(|v| v.as_bytes() == value.as_bytes())
+                headers
+                    .get_bytes(name.as_str())
+                    .is_some_and(|v| v == value.as_bytes())
             });
             if !bypass {
                 match token::check(
@@ -210,63 +270,100 @@ impl Gateway {
                     }
                     TokenCheck::Invalid => {
                         return match &tok.check_fail {
-                            Some(f) => Ok(response::check_fail(f, head)),
+                            Some(f) => Ok(Front::Answer(response::check_fail(f, head))),
                             None => Err(Reject::bad_request("invalid or expired token")),
                         };
                     }
                 }
             }
         }
-        let h = req.headers();
         let cond = Conditions {
-            if_none_match: header_text(h, header::IF_NONE_MATCH),
-            if_modified_since: header_text(h, header::IF_MODIFIED_SINCE),
-            if_range: header_text(h, header::IF_RANGE),
-            range: header_text(h, header::RANGE),
+            if_none_match: header_text(headers, "if-none-match"),
+            if_modified_since: header_text(headers, "if-modified-since"),
+            if_range: header_text(headers, "if-range"),
+            range: header_text(headers, "range"),
         };
-        let download_name = query.get("filename").filter(|n| !n.is_empty());
-        if file.local_group {
-            // Open, stat and the first chunk (which covers a whole small
-            // file) run right here: on a warm page cache they take
-            // microseconds, far less than a round trip to the blocking pool,
-            // which measured at half the throughput for 8-128 KB files.
-            let found = local::open(
-                &conf.store_paths,
-                &self.roots,
-                &file,
-                &cond,
-                conf.multi_range_enabled,
-                !head,
-            )?;
-            if let Some(f) = found {
+        Ok(Front::File(FileTarget { file, query, cond }))
+    }
+
+    /// Opens a file of our group from the store paths (`Ok(None)`: not
+    /// here). Open, stat and the first chunk (`want_body`, which covers a
+    /// whole small file) run right here: on a warm page cache they take
+    /// microseconds, far less than a round trip to the blocking pool,
+    /// which measured at half the throughput for 8-128 KB files.
+    pub(crate) fn open_local(
+        &self,
+        t: &FileTarget,
+        want_body: bool,
+    ) -> Result<Option<local::Found>, Reject> {
+        local::open(
+            &self.conf.store_paths,
+            &self.roots,
+            &self.data_dirs,
+            &t.file,
+            &t.cond,
+            self.conf.multi_range_enabled,
+            want_body,
+        )
+    }
+
+    /// The answer for a local file, with `body` carrying its planned window.
+    pub(crate) fn local_response(
+        &self,
+        t: &FileTarget,
+        f: &local::Found,
+        body: GatewayBody,
+    ) -> Resp {
+        response::file(
+            &self.conf,
+            &t.file.name.name,
+            t.download_name(),
+            &f.facts,
+            f.plan,
+            body,
+        )
+    }
+
+    async fn route(&self, req: &Request<Incoming>, head: bool) -> Result<Resp, Reject> {
+        if req.method() != Method::GET && !head {
+            return Ok(response::method_not_allowed());
+        }
+        let uri = req.uri();
+        let h = req.headers();
+        let t = match self.front(uri.path(), uri.query(), h, head)? {
+            Front::Answer(r) => return Ok(r),
+            Front::File(t) => t,
+        };
+        if t.file.local_group {
+            if let Some(f) = self.open_local(&t, !head)? {
                 let (offset, len) = f.plan.window(f.facts.size);
-                let body = match f.first {
+                let body = match &f.first {
                     Some(first) if !head => {
                         let after = len - first.len() as u64;
                         let next = offset + first.len() as u64;
-                        GatewayBody::File(body::FileBody::new(f.file, next, after, Some(first)))
+                        GatewayBody::File(body::FileBody::new(
+                            f.file.clone(),
+                            next,
+                            after,
+                            Some(first.clone()),
+                        ))
                     }
                     _ => GatewayBody::empty(),
                 };
-                return Ok(response::file(
-                    conf,
-                    &file.name.name,
-                    download_name,
-                    &f.facts,
-                    f.plan,
-                    body,
-                ));
+                return Ok(self.local_response(&t, &f, body));
             }
         }
+        let (file, query, cond) = (&t.file, &t.query, &t.cond);
+        let download_name = t.download_name();
         if query.has("redirect") {
             return Err(Reject::not_found(format!(
                 "{}/{}: not here, and the request was already redirected",
                 file.group, file.remote
             )));
         }
-        match conf.response_mode {
-            ResponseMode::Redirect => self.redirect(&file, uri, h.get(header::RANGE)).await,
-            ResponseMode::Proxy => self.proxy(&file, &cond, download_name, head).await,
+        match self.conf.response_mode {
+            ResponseMode::Redirect => self.redirect(file, uri, h.get(header::RANGE)).await,
+            ResponseMode::Proxy => self.proxy(file, cond, download_name, head).await,
         }
     }
 }

@@ -782,3 +782,307 @@ fn redirect_and_proxy_between_two_storages_of_a_group() {
     );
     drop(node);
 }
+
+/// One response read off a raw connection.
+#[derive(Debug)]
+struct RawReply {
+    status: u16,
+    /// Lower-case names, in order.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl RawReply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response from `s` (`pending` keeps bytes of the next ones);
+/// `head` for answers to HEAD (no body whatever Content-Length says).
+async fn read_reply(s: &mut TcpStream, pending: &mut Vec<u8>, head: bool) -> RawReply {
+    async fn fill(s: &mut TcpStream, pending: &mut Vec<u8>) {
+        let mut chunk = vec![0u8; 65536];
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut chunk))
+            .await
+            .expect("no answer in time")
+            .expect("read failed");
+        assert!(n > 0, "connection closed early");
+        pending.extend_from_slice(&chunk[..n]);
+    }
+    let head_len = loop {
+        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        fill(s, pending).await;
+    };
+    let text = String::from_utf8(pending[..head_len].to_vec()).unwrap();
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 "), "{status_line}");
+    let status = status_line[9..12].parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.trim().to_ascii_lowercase(), v.trim().to_string())
+        })
+        .collect();
+    let len: usize = if head || status == 304 {
+        0
+    } else {
+        headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map_or(0, |(_, v)| v.parse().unwrap())
+    };
+    while pending.len() < head_len + len {
+        fill(s, pending).await;
+    }
+    let body = pending[head_len..head_len + len].to_vec();
+    pending.drain(..head_len + len);
+    RawReply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn raw_get(method: &str, path: &str, extra: &str) -> String {
+    format!("{method} {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n")
+}
+
+#[test]
+fn fast_path_keep_alive_pipelining_head_and_ranges() {
+    let env = Env::start();
+    let gw = env.gateway(env.conf());
+    let small = b"0123456789abcd".to_vec();
+    let big: Vec<u8> = (0..700_000u32).map(|i| (i % 253) as u8).collect();
+    let (s_id, b_id) = (env.upload(&small, "txt"), env.upload(&big, "bin"));
+    let (su, bu) = (url(&s_id), url(&b_id));
+    env.rt.block_on(async {
+        let mut s = TcpStream::connect(gw).await.unwrap();
+        let mut pending = Vec::new();
+        // Several requests one after the other on one connection.
+        for _ in 0..3 {
+            s.write_all(raw_get("GET", &bu, "").as_bytes())
+                .await
+                .unwrap();
+            let r = read_reply(&mut s, &mut pending, false).await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.header("content-length"), Some("700000"));
+            assert!(r.body == big, "bytes served differ from the file");
+        }
+        // Pipelined: GET, HEAD, ranges, a conditional GET, in one write.
+        let etag = {
+            s.write_all(raw_get("HEAD", &su, "").as_bytes())
+                .await
+                .unwrap();
+            let h = read_reply(&mut s, &mut pending, true).await;
+            assert_eq!((h.status, h.header("content-length")), (200, Some("14")));
+            assert!(h.body.is_empty());
+            h.header("etag").unwrap().to_string()
+        };
+        let batch = [
+            raw_get("GET", &su, ""),
+            raw_get("HEAD", &bu, ""),
+            raw_get("GET", &su, "Range: bytes=2-5\r\n"),
+            raw_get("GET", &bu, "Range: bytes=-3\r\n"),
+            raw_get("GET", &bu, "Range: bytes=699999-800000\r\n"),
+            raw_get("GET", &su, "Range: bytes=99-\r\n"),
+            raw_get("GET", &su, &format!("If-None-Match: {etag}\r\n")),
+            raw_get("GET", &bu, "Range: bytes=100000-399999\r\n"),
+        ]
+        .concat();
+        s.write_all(batch.as_bytes()).await.unwrap();
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!((r.status, r.body.as_slice()), (200, small.as_slice()));
+        let r = read_reply(&mut s, &mut pending, true).await;
+        assert_eq!(
+            (r.status, r.header("content-length")),
+            (200, Some("700000"))
+        );
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!((r.status, r.body.as_slice()), (206, b"2345".as_slice()));
+        assert_eq!(r.header("content-range"), Some("bytes 2-5/14"));
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!((r.status, r.body.as_slice()), (206, &big[699_997..]));
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!((r.status, r.body.as_slice()), (206, &big[699_999..]));
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!(r.status, 416);
+        assert_eq!(r.header("content-range"), Some("bytes */14"));
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!((r.status, r.body.len()), (304, 0));
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!(r.status, 206);
+        assert!(r.body == big[100_000..400_000]);
+
+        // A request split across TCP segments.
+        s.set_nodelay(true).unwrap();
+        let req = raw_get("GET", &su, "Range: bytes=0-0\r\n");
+        let (a, rest) = req.as_bytes().split_at(7);
+        let (b, c) = rest.split_at(rest.len() - 3);
+        for part in [a, b, c] {
+            s.write_all(part).await.unwrap();
+            s.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!((r.status, r.body.as_slice()), (206, b"0".as_slice()));
+
+        // A request for hyper in the middle of a pipeline: the connection
+        // goes on with the requests after it.
+        let batch = [
+            raw_get("GET", "/healthz", ""),
+            raw_get("GET", &su, ""),
+            raw_get("GET", &bu, "Range: bytes=1-2\r\n"),
+        ]
+        .concat();
+        s.write_all(batch.as_bytes()).await.unwrap();
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!((r.status, r.body.as_slice()), (200, b"ok\n".as_slice()));
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!((r.status, r.body.as_slice()), (200, small.as_slice()));
+        let r = read_reply(&mut s, &mut pending, false).await;
+        assert_eq!((r.status, r.body.as_slice()), (206, &big[1..3]));
+        assert!(pending.is_empty());
+    });
+}
+
+#[test]
+fn fast_path_answers_like_hyper() {
+    let env = Env::start();
+    let gw = env.gateway(env.conf());
+    let id = env.upload(b"0123456789abcd", "txt");
+    let u = url(&id);
+    let etag = env
+        .rt
+        .block_on(get(gw, &u, &[]))
+        .unwrap()
+        .header("etag")
+        .unwrap()
+        .to_string();
+    env.rt.block_on(async {
+        for (method, path, extra) in [
+            ("GET", u.clone(), String::new()),
+            ("HEAD", u.clone(), String::new()),
+            ("GET", format!("{u}?filename=r%20x.txt"), String::new()),
+            ("GET", u.clone(), "Range: bytes=3-\r\n".to_string()),
+            ("GET", u.clone(), "Range: bytes=30-\r\n".to_string()),
+            ("GET", u.clone(), format!("If-None-Match: {etag}\r\n")),
+            (
+                "GET",
+                format!("http://somehost{u}"),
+                "If-Range: \"old\"\r\nRange: bytes=1-2\r\n".to_string(),
+            ),
+        ] {
+            let mut replies = Vec::new();
+            // Content-Length: 0 leaves the request to hyper's service.
+            for force_hyper in ["", "Content-Length: 0\r\n"] {
+                let mut s = TcpStream::connect(gw).await.unwrap();
+                let req = raw_get(method, &path, &format!("{extra}{force_hyper}"));
+                s.write_all(req.as_bytes()).await.unwrap();
+                let mut pending = Vec::new();
+                let mut r = read_reply(&mut s, &mut pending, method == "HEAD").await;
+                r.headers.retain(|(n, _)| n != "date");
+                replies.push(r);
+            }
+            let (fast, hyper) = (&replies[0], &replies[1]);
+            assert_eq!(fast.status, hyper.status, "{method} {path} {extra}");
+            assert_eq!(fast.headers, hyper.headers, "{method} {path} {extra}");
+            assert_eq!(fast.body, hyper.body, "{method} {path} {extra}");
+        }
+    });
+}
+
+#[test]
+fn fast_path_drops_stalled_clients() {
+    let env = Env::start();
+    let mut c = env.conf();
+    c.header_read_timeout = Duration::from_millis(300);
+    c.idle_timeout = Duration::from_millis(300);
+    let gw = env.gateway(c);
+    let big: Vec<u8> = (0..8_000_000u32).map(|i| (i % 241) as u8).collect();
+    let (s_id, b_id) = (env.upload(b"small", "txt"), env.upload(&big, "bin"));
+    env.rt.block_on(async {
+        // A head that stops halfway, after one answered request.
+        let mut s = TcpStream::connect(gw).await.unwrap();
+        let mut pending = Vec::new();
+        s.write_all(raw_get("GET", &url(&s_id), "").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(read_reply(&mut s, &mut pending, false).await.status, 200);
+        let started = std::time::Instant::now();
+        s.write_all(format!("GET {} HTTP/1.1\r\nHost: t\r\n", url(&s_id)).as_bytes())
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(DEADLINE, s.read_to_end(&mut out))
+            .await
+            .expect("stalled head was not cut off")
+            .ok();
+        assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
+        assert!(started.elapsed() >= Duration::from_millis(250));
+
+        // A client that stops reading its answer: the write stalls and the
+        // connection is closed before the whole file went out.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(gw).await.unwrap();
+        s.write_all(raw_get("GET", &url(&b_id), "").as_bytes())
+            .await
+            .unwrap();
+        // The client sees nothing until it reads the buffered bytes, but the
+        // kernel shows the server's side of the connection leave
+        // ESTABLISHED once the gateway gives up and closes it.
+        let client_addr = s.local_addr().unwrap();
+        let deadline = std::time::Instant::now() + DEADLINE;
+        assert!(
+            server_side_established(gw, client_addr),
+            "connection not listed"
+        );
+        while server_side_established(gw, client_addr) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stalled writer was not cut off"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut got = 0usize;
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            match tokio::time::timeout(DEADLINE, s.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => got += n,
+                Err(_) => panic!("stalled writer was not cut off"),
+            }
+        }
+        assert!(got < big.len(), "got the whole file ({got} bytes)");
+    });
+}
+
+/// True while /proc/net/tcp lists the connection `server` ← `client` (IPv4)
+/// from the server's side as ESTABLISHED.
+fn server_side_established(server: std::net::SocketAddr, client: std::net::SocketAddr) -> bool {
+    fn hex(addr: std::net::SocketAddr) -> String {
+        let std::net::IpAddr::V4(ip) = addr.ip() else {
+            panic!("IPv4 only");
+        };
+        // The kernel prints the address as a native-endian u32.
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(ip.octets()),
+            addr.port()
+        )
+    }
+    let (local, remote) = (hex(server), hex(client));
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.len() > 3 && f[1] == local && f[2] == remote && f[3] == "01"
+    })
+}

@@ -1,0 +1,342 @@
+//! The fast path: plain GET/HEAD of a local file on an HTTP/1.1 keep-alive
+//! connection, served without hyper. The request head is parsed with
+//! httparse, the file is resolved by the same code as hyper's service
+//! ([`Gateway::front`], [`Gateway::open_local`], [`Gateway::local_response`]),
+//! the status line and headers go out in one write and the body follows
+//! with sendfile(2) straight from the page cache (no copy through user
+//! space, no per-request body machinery).
+//!
+//! Everything else (other methods and versions, request bodies, upgrades,
+//! `Connection: close`, /healthz, files that are not here, errors,
+//! malformed or oversized heads) hands the connection, with the bytes read
+//! so far, to hyper's service ([`crate::serve_hyper`]), which answers
+//! exactly as it always has; the connection stays with hyper from then on.
+//!
+//! Timeouts match hyper's: a request head must be complete within
+//! `header_read_timeout` from the moment we wait for it (which also closes
+//! idle keep-alive connections), no read or write may stall longer than
+//! `idle_timeout`. On shutdown an idle connection closes at once; a
+//! response in flight gets [`crate::SHUTDOWN_GRACE`].
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use hyper::StatusCode;
+use tokio::io::{AsyncReadExt, Interest};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::GatewayBody;
+use crate::response::Resp;
+use crate::{Front, Gateway, Headers};
+
+/// Most header lines a fast request may have (more: hyper decides).
+const MAX_HEADERS: usize = 64;
+/// Longest request head the fast path reads (longer: hyper decides).
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Read buffer growth step.
+const READ_BUF_BYTES: usize = 4096;
+/// Largest piece handed to one sendfile call.
+const SENDFILE_CHUNK_BYTES: usize = 1 << 20;
+impl Headers for [httparse::Header<'_>] {
+    fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+}
+
+/// The part of a file sent with sendfile after the head.
+struct FileWindow {
+    file: Arc<std::fs::File>,
+    offset: u64,
+    len: u64,
+}
+
+enum Step {
+    /// The head is incomplete.
+    NeedMore,
+    /// Not for the fast path: hyper takes the connection.
+    Fallback,
+    /// `out` holds the head; the request took
+    /// `consumed` bytes.
+    Send {
+        consumed: usize,
+        rest: Option<FileWindow>,
+    },
+}
+
+/// Headers that make a request one for hyper.
+fn needs_hyper(h: &httparse::Header<'_>) -> bool {
+    let n = h.name;
+    ["content-length", "transfer-encoding", "upgrade", "expect"]
+        .iter()
+        .any(|x| n.eq_ignore_ascii_case(x))
+        || (n.eq_ignore_ascii_case("connection") && !h.value.eq_ignore_ascii_case(b"keep-alive"))
+}
+
+/// Parses the request at the start of `buf` and, when it is a fast one,
+/// writes its answer's head to `out`.
+fn try_fast(gw: &Gateway, buf: &[u8], out: &mut Vec<u8>) -> Step {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let consumed = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Step::NeedMore,
+        _ => return Step::Fallback,
+    };
+    let head = match req.method {
+        Some("GET") => false,
+        Some("HEAD") => true,
+        _ => return Step::Fallback,
+    };
+    if req.version != Some(1) || req.headers.iter().any(needs_hyper) {
+        return Step::Fallback;
+    }
+    let Some(uri) = req.path.and_then(|p| p.parse::<hyper::Uri>().ok()) else {
+        return Step::Fallback;
+    };
+    let t = match gw.front(uri.path(), uri.query(), &*req.headers, head) {
+        Ok(Front::File(t)) if t.file.local_group => t,
+        _ => return Step::Fallback,
+    };
+    let f = match gw.open_local(&t, false) {
+        Ok(Some(f)) => f,
+        _ => return Step::Fallback,
+    };
+    out.clear();
+    write_head(out, &gw.local_response(&t, &f, GatewayBody::empty()));
+    let (offset, len) = f.plan.window(f.facts.size);
+    if head || len == 0 {
+        return Step::Send {
+            consumed,
+            rest: None,
+        };
+    }
+    Step::Send {
+        consumed,
+        rest: Some(FileWindow {
+            file: f.file,
+            offset,
+            len,
+        }),
+    }
+}
+
+/// Status line and headers as hyper writes them (lower-case names, a
+/// `date` header last).
+fn write_head(out: &mut Vec<u8>, r: &Resp) {
+    let status = r.status();
+    if status == StatusCode::OK {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in r.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"date: ");
+    date(out);
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Appends the current HTTP date, formatted once a second per thread.
+fn date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = crate::now_secs();
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != now {
+            *d = (now, crate::httpdate::format(now));
+        }
+        out.extend_from_slice(d.1.as_bytes());
+    });
+}
+
+/// Serves one connection: fast requests here, the rest (and everything
+/// after it) through hyper.
+pub(crate) async fn serve(
+    gw: Arc<Gateway>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let idle = gw.conf.idle_timeout;
+    let mut buf = BytesMut::with_capacity(READ_BUF_BYTES);
+    let mut out = Vec::with_capacity(512);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let head_deadline = Instant::now() + gw.conf.header_read_timeout;
+        let (consumed, rest) = loop {
+            if !buf.is_empty() {
+                match try_fast(&gw, &buf, &mut out) {
+                    Step::Send { consumed, rest } => break (consumed, rest),
+                    Step::NeedMore => {}
+                    Step::Fallback => {
+                        let io = crate::io::Rewind::new(stream, buf.freeze());
+                        return crate::serve_hyper(gw, io, peer, shutdown).await;
+                    }
+                }
+            }
+            if buf.capacity() - buf.len() < READ_BUF_BYTES / 4 {
+                buf.reserve(READ_BUF_BYTES);
+            }
+            let wait_until = head_deadline.min(Instant::now() + idle);
+            let read = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(wait_until) => return,
+                r = stream.read_buf(&mut buf) => r,
+            };
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        buf.advance(consumed);
+        let sent = tokio::select! {
+            r = send_response(&stream, &out, rest, idle) => r,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(crate::SHUTDOWN_GRACE).await;
+            } => Err(io::Error::new(io::ErrorKind::TimedOut, "shutting down")),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(peer = %peer, error = %e, "http connection ended with an error");
+            return;
+        }
+    }
+}
+
+async fn send_response(
+    stream: &TcpStream,
+    head: &[u8],
+    body: Option<FileWindow>,
+    idle: Duration,
+) -> io::Result<()> {
+    match body {
+        None => write_all(stream, head, false, idle).await,
+        Some(w) => {
+            write_all(stream, head, true, idle).await?;
+            sendfile_all(stream, &w.file, w.offset, w.len, idle).await
+        }
+    }
+}
+
+async fn wait_writable(stream: &TcpStream, idle: Duration) -> io::Result<()> {
+    match tokio::time::timeout(idle, stream.writable()).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client stopped reading",
+        )),
+    }
+}
+
+/// Writes all of `data`; `more`: the body follows (MSG_MORE, so head and
+/// body leave in one segment when they fit).
+async fn write_all(
+    stream: &TcpStream,
+    mut data: &[u8],
+    more: bool,
+    idle: Duration,
+) -> io::Result<()> {
+    while !data.is_empty() {
+        let r = if more {
+            stream.try_io(Interest::WRITABLE, || send_more(stream, data))
+        } else {
+            stream.try_write(data)
+        };
+        match r {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, idle).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `len` bytes of `file` from `offset` with sendfile(2).
+async fn sendfile_all(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    idle: Duration,
+) -> io::Result<()> {
+    let mut off =
+        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(SENDFILE_CHUNK_BYTES as u64) as usize;
+        match stream.try_io(Interest::WRITABLE, || {
+            sendfile(stream, file, &mut off, want)
+        }) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                ))
+            }
+            Ok(n) => left = left.saturating_sub(n as u64),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, idle).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn send_more(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: the descriptor is open (we hold its owner) and `data` is a
+    // valid slice for the duration of the call.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_MORE | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+#[allow(unsafe_code)]
+fn sendfile(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    offset: &mut i64,
+    count: usize,
+) -> io::Result<usize> {
+    // SAFETY: both descriptors are open for the duration of the call (we
+    // hold references to their owners) and `offset` points to a valid i64
+    // that sendfile updates in place.
+    let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), offset, count) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
