@@ -116,6 +116,23 @@ fn storage_ids_end_to_end() {
         );
     }
 
+    // `fdfs monitor sync` names each member with its id, and its peers by id.
+    let mut report = String::new();
+    let caught_up = wait_until(DEADLINE, || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fdfs"))
+            .args(["monitor", "--tracker", &g.tracker_addr.to_string(), "sync"])
+            .output()
+            .expect("run fdfs monitor");
+        report = String::from_utf8_lossy(&out.stdout).into_owned();
+        report.contains("from 100002: lag 0 s") && report.contains("from 100001: lag 0 s")
+    });
+    assert!(caught_up, "{report}");
+    for (i, id) in [(0, "100001"), (1, "100002")] {
+        let head = format!("  {}:", g.storage_ip(i));
+        let line = report.lines().find(|l| l.starts_with(&head)).unwrap_or("");
+        assert!(line.ends_with(&format!("(id {id})")), "{report}");
+    }
+
     // A storage that storage_ids.conf does not list is refused: its JOIN
     // (sent here by hand from its own address) answers ENOENT, and the
     // real one never becomes a member.

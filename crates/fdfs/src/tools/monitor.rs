@@ -486,9 +486,15 @@ pub fn format_sync(
         } else {
             format!("last heartbeat {} s ago", (now - beat).max(0))
         };
+        // In id mode peers are named by id below: show which address it is.
+        let id_text = if s.id != s.ip_addr {
+            format!("  (id {})", s.id)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  {}:{}  {}  {beat_text}",
+            "  {}:{}  {}  {beat_text}{id_text}",
             formatted_ip(&s.ip_addr),
             s.storage_port,
             storage_status::caption(s.status)
