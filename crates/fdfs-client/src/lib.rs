@@ -15,6 +15,7 @@ pub mod pool;
 pub mod serve;
 pub mod storage;
 pub mod tracker;
+pub mod zerocopy;
 
 pub use client::{Client, ClientOptions, UploadOptions};
 pub use conn::Conn;

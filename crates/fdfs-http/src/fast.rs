@@ -21,13 +21,13 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use fdfs_client::zerocopy;
 use hyper::StatusCode;
-use tokio::io::{AsyncReadExt, Interest};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -42,8 +42,6 @@ const MAX_HEADERS: usize = 64;
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Read buffer growth step.
 const READ_BUF_BYTES: usize = 4096;
-/// Largest piece handed to one sendfile call.
-const SENDFILE_CHUNK_BYTES: usize = 1 << 20;
 impl Headers for [httparse::Header<'_>] {
     fn get_bytes(&self, name: &str) -> Option<&[u8]> {
         self.iter()
@@ -232,111 +230,10 @@ async fn send_response(
     idle: Duration,
 ) -> io::Result<()> {
     match body {
-        None => write_all(stream, head, false, idle).await,
+        None => zerocopy::write_all(stream, head, false, idle).await,
         Some(w) => {
-            write_all(stream, head, true, idle).await?;
-            sendfile_all(stream, &w.file, w.offset, w.len, idle).await
+            zerocopy::write_all(stream, head, true, idle).await?;
+            zerocopy::sendfile_all(stream, &w.file, w.offset, w.len, idle).await
         }
-    }
-}
-
-async fn wait_writable(stream: &TcpStream, idle: Duration) -> io::Result<()> {
-    match tokio::time::timeout(idle, stream.writable()).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "client stopped reading",
-        )),
-    }
-}
-
-/// Writes all of `data`; `more`: the body follows (MSG_MORE, so head and
-/// body leave in one segment when they fit).
-async fn write_all(
-    stream: &TcpStream,
-    mut data: &[u8],
-    more: bool,
-    idle: Duration,
-) -> io::Result<()> {
-    while !data.is_empty() {
-        let r = if more {
-            stream.try_io(Interest::WRITABLE, || send_more(stream, data))
-        } else {
-            stream.try_write(data)
-        };
-        match r {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, idle).await?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Sends `len` bytes of `file` from `offset` with sendfile(2).
-async fn sendfile_all(
-    stream: &TcpStream,
-    file: &std::fs::File,
-    offset: u64,
-    len: u64,
-    idle: Duration,
-) -> io::Result<()> {
-    let mut off =
-        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(SENDFILE_CHUNK_BYTES as u64) as usize;
-        match stream.try_io(Interest::WRITABLE, || {
-            sendfile(stream, file, &mut off, want)
-        }) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shrank while being sent",
-                ))
-            }
-            Ok(n) => left = left.saturating_sub(n as u64),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, idle).await?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-#[allow(unsafe_code)]
-fn send_more(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
-    // SAFETY: the descriptor is open (we hold its owner) and `data` is a
-    // valid slice for the duration of the call.
-    let n = unsafe {
-        libc::send(
-            stream.as_raw_fd(),
-            data.as_ptr().cast(),
-            data.len(),
-            libc::MSG_MORE | libc::MSG_NOSIGNAL,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
-#[allow(unsafe_code)]
-fn sendfile(
-    stream: &TcpStream,
-    file: &std::fs::File,
-    offset: &mut i64,
-    count: usize,
-) -> io::Result<usize> {
-    // SAFETY: both descriptors are open for the duration of the call (we
-    // hold references to their owners) and `offset` points to a valid i64
-    // that sendfile updates in place.
-    let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), offset, count) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
     }
 }

@@ -12,7 +12,6 @@ pub mod reporter;
 pub mod state;
 pub mod store;
 pub mod sync;
-mod zerocopy;
 
 use std::sync::Arc;
 use std::time::Duration;

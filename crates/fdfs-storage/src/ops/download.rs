@@ -1,5 +1,5 @@
-//! DOWNLOAD_FILE (14): a byte range of a stored file; small ranges go out
-//! with their header in one write, large ones with sendfile.
+//! DOWNLOAD_FILE (14): a byte range of a stored file, sent with sendfile
+//! right behind its header.
 
 use fdfs_proto::storage_msg::DownloadReq;
 use fdfs_proto::Header;
@@ -11,9 +11,6 @@ use crate::error::{OpError, OpResult};
 /// Unit in which file reads are counted for the statistics (sendfile moves
 /// the data; the original reads in chunks of this size).
 pub const DOWNLOAD_CHUNK_BYTES: usize = 256 * 1024;
-/// Downloads up to this size are sent with one write (header included);
-/// larger ones use sendfile.
-pub const SMALL_DOWNLOAD_BYTES: u64 = 256 * 1024;
 
 pub async fn download(s: &mut Session) -> OpResult<Reply> {
     s.storage.bump(|st| st.total_download_count += 1);
@@ -53,34 +50,19 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
     storage.bump(|st| st.total_download_bytes += length as i64);
 
     let header = Header::response(0, length as usize).to_bytes();
-    let streamed: OpResult<()> = async {
-        if length <= SMALL_DOWNLOAD_BYTES {
-            // Small files travel with their header in one write. Besides
-            // being one syscall, this keeps clients that mis-count partial
-            // reads (py3fdfs's download_to_file) working through proxies.
-            let mut out = Vec::with_capacity(header.len() + length as usize);
-            out.extend_from_slice(&header);
-            out.resize(header.len() + length as usize, 0);
-            std::os::unix::fs::FileExt::read_exact_at(&file, &mut out[header.len()..], offset)?;
-            s.write_all(&out).await?;
-        } else {
-            // The header, then the file straight from the page cache to the
-            // socket (sendfile): no copy through our memory.
-            s.write_all(&header).await?;
-            let stream = s.writer.as_ref();
-            tokio::time::timeout(
-                s.network_timeout.max(std::time::Duration::from_secs(1)) * 4,
-                crate::zerocopy::sendfile_all(stream, &file, offset, length),
-            )
-            .await
-            .map_err(|_| OpError::new(fdfs_proto::Status::ETIMEDOUT, "download timed out"))??;
-        }
-        Ok(())
+    // The header leaves with MSG_MORE, so it shares its segment with the
+    // start of the file; the file goes from the page cache to the socket
+    // with sendfile, without a copy through our memory (bench/RESULTS.md).
+    let stall = s.network_timeout.max(std::time::Duration::from_secs(1));
+    let stream = s.writer.as_ref();
+    let streamed: std::io::Result<()> = async {
+        fdfs_client::zerocopy::write_all(stream, &header, true, stall).await?;
+        fdfs_client::zerocopy::sendfile_all(stream, &file, offset, length, stall).await
     }
     .await;
     if let Err(e) = streamed {
         // The header promised `length` bytes; all we can do is close.
-        tracing::warn!(peer = %s.peer, reason = %e.reason, "download aborted mid-stream");
+        tracing::warn!(peer = %s.peer, error = %e, "download aborted mid-stream");
         return Ok(Reply::Abort);
     }
     let reads = length.div_ceil(DOWNLOAD_CHUNK_BYTES as u64) as i64;

@@ -1,0 +1,119 @@
+//! Zero-copy sends shared by the storage (DOWNLOAD_FILE) and the HTTP
+//! gateway: a response head written with MSG_MORE so it leaves in the same
+//! segment as the start of the body, then the body with sendfile(2), each
+//! wait for the peer bounded by a stall timeout. The only `unsafe` of this
+//! crate, kept to the two system calls.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// Largest piece handed to one sendfile call.
+const SENDFILE_CHUNK_BYTES: usize = 1 << 20;
+
+async fn wait_writable(stream: &TcpStream, stall: Duration) -> io::Result<()> {
+    match tokio::time::timeout(stall, stream.writable()).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client stopped reading",
+        )),
+    }
+}
+
+/// Writes all of `data`; `more`: a body follows (MSG_MORE, so head and
+/// body leave in one segment when they fit). No wait for the socket to
+/// become writable may last longer than `stall`.
+pub async fn write_all(
+    stream: &TcpStream,
+    mut data: &[u8],
+    more: bool,
+    stall: Duration,
+) -> io::Result<()> {
+    while !data.is_empty() {
+        let r = if more {
+            stream.try_io(Interest::WRITABLE, || send_more(stream, data))
+        } else {
+            stream.try_write(data)
+        };
+        match r {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, stall).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `len` bytes of `file` from `offset` with sendfile(2): the pages go
+/// from the page cache to the socket without a copy through user space.
+/// No wait for the socket to become writable may last longer than `stall`.
+pub async fn sendfile_all(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+    stall: Duration,
+) -> io::Result<()> {
+    let mut off =
+        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(SENDFILE_CHUNK_BYTES as u64) as usize;
+        match stream.try_io(Interest::WRITABLE, || {
+            sendfile(stream, file, &mut off, want)
+        }) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                ))
+            }
+            Ok(n) => left = left.saturating_sub(n as u64),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, stall).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn send_more(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: the descriptor is open (we hold its owner) and `data` is a
+    // valid slice for the duration of the call.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_MORE | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+#[allow(unsafe_code)]
+fn sendfile(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    offset: &mut i64,
+    count: usize,
+) -> io::Result<usize> {
+    // SAFETY: both descriptors are open for the duration of the call (we
+    // hold references to their owners) and `offset` points to a valid i64
+    // that sendfile updates in place.
+    let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), offset, count) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
