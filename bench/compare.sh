@@ -35,6 +35,9 @@ emit() { # emit SYS ROUND JSON
   echo "$3" | sed "s/^{/{\"sys\":\"$1\",\"round\":$2,/" | tee -a "$OUT"
 }
 bench() { "${CLIENT_PIN[@]}" "$F" bench "$@" --concurrency "$C" --json --quiet; }
+# Each upload phase starts with no dirty pages left by the previous system's
+# run, so kernel writeback throttles both alike.
+settle() { sync; sleep 1; }
 
 ours() {
   local r=$1 d=$W/ours
@@ -45,6 +48,7 @@ ours() {
   until "$F" upload --tracker 127.0.0.1:22300 /etc/hostname >/dev/null 2>&1; do sleep 0.3; done
   sleep 2
   local idle0; idle0=$(rss $pid)
+  settle
   rss_watch $pid "$d/rss.up" & local w=$!
   emit ours "$r" "$(bench upload --tracker 127.0.0.1:22300 --count "$N" "${SIZES[@]}" --ids "$d/ids")"
   kill $w; wait $w 2>/dev/null || true
@@ -72,6 +76,7 @@ c_fdfs() {
   pid=$(cat "$pf")
   sleep 2
   local idle0; idle0=$(rss "$pid")
+  settle
   rss_watch "$pid" "$d/rss.up" & local w=$!
   emit c "$r" "$(bench upload --tracker 127.0.0.2:22122 --count "$N" "${SIZES[@]}" --ids "$d/ids")"
   kill $w; wait $w 2>/dev/null || true
