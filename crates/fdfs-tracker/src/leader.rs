@@ -83,6 +83,18 @@ impl Relation {
         self.resolved.iter().any(|p| p.addr == addr) || self.self_addr == Some(addr)
     }
 
+    /// Records a resolved list entry, and our own address when it is us.
+    pub fn add_resolved(&mut self, text: String, addr: SocketAddr, is_self: bool) {
+        if is_self && self.self_addr.is_none() {
+            self.self_addr = Some(addr);
+        }
+        self.resolved.push(PeerTracker {
+            text,
+            addr,
+            is_self,
+        });
+    }
+
     pub fn set_leader(&mut self, leader: Option<SocketAddr>) {
         if self.leader != leader {
             self.leader = leader;
@@ -111,17 +123,7 @@ impl Tracker {
             rel.listed.insert(text.clone());
             added = true;
             match text.parse::<SocketAddr>() {
-                Ok(addr) => {
-                    let is_self = self.is_self_addr(addr);
-                    if is_self && rel.self_addr.is_none() {
-                        rel.self_addr = Some(addr);
-                    }
-                    rel.resolved.push(PeerTracker {
-                        text,
-                        addr,
-                        is_self,
-                    });
-                }
+                Ok(addr) => rel.add_resolved(text, addr, self.is_self_addr(addr)),
                 Err(_) => rel.unresolved += 1,
             }
         }

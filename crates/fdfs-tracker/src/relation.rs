@@ -19,7 +19,6 @@ use fdfs_proto::leader_msg::{
 use fdfs_proto::{TrackerCmd, FDFS_VERSION};
 use tokio_util::sync::CancellationToken;
 
-use crate::leader::PeerTracker;
 use crate::{persist, Tracker};
 
 /// Between two rounds of the loop, and between two pings.
@@ -94,14 +93,7 @@ async fn resolve_list(t: &Tracker) {
         if rel.resolved.iter().any(|p| p.text == text) {
             continue;
         }
-        if is_self && rel.self_addr.is_none() {
-            rel.self_addr = Some(addr);
-        }
-        rel.resolved.push(PeerTracker {
-            text,
-            addr,
-            is_self,
-        });
+        rel.add_resolved(text, addr, is_self);
         rel.unresolved = rel.unresolved.saturating_sub(1);
     }
 }
