@@ -87,6 +87,9 @@ command_enum! {
         // fastdfs-rs extension (not in the original): per-peer sync
         // progress for `fdfs monitor sync`; see tracker_msg::SyncProgress.
         ServerSyncStatus = 240,
+        // fastdfs-rs extension: the answer is the tracker's 8-byte instance
+        // id, so a tracker can tell that a list entry leads to itself.
+        TrackerInstanceId = 241,
     }
 }
 

@@ -149,6 +149,7 @@ pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> Handler
         }
         C::TrackerGetStatus => leader::get_status(t, body),
         C::ServerSyncStatus => admin::sync_status(t, body),
+        C::TrackerInstanceId => leader::instance_id(t, body),
         C::TrackerJoinLeader => leader::join_leader(t, ctx, body),
         C::TrackerPingLeader => leader::ping_leader(t, ctx, body),
         C::TrackerNotifyNextLeader => leader::notify_next_leader(t, body),

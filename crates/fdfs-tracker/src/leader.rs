@@ -83,6 +83,17 @@ impl Relation {
         self.resolved.iter().any(|p| p.addr == addr) || self.self_addr == Some(addr)
     }
 
+    /// Marks the entry at `addr` as ourselves (found by asking it for its
+    /// instance id: behind NAT or a virtual IP no local address matches).
+    pub fn mark_self(&mut self, addr: SocketAddr) {
+        for p in self.resolved.iter_mut().filter(|p| p.addr == addr) {
+            p.is_self = true;
+        }
+        if self.self_addr.is_none() {
+            self.self_addr = Some(addr);
+        }
+    }
+
     /// Records a resolved list entry, and our own address when it is us.
     pub fn add_resolved(&mut self, text: String, addr: SocketAddr, is_self: bool) {
         if is_self && self.self_addr.is_none() {
@@ -170,6 +181,14 @@ pub fn get_status(t: &Tracker, body: &[u8]) -> HandlerResult {
     let mut out = BytesMut::with_capacity(TrackerStatus::LEN);
     t.own_status().encode(&mut out);
     Ok(out.to_vec())
+}
+
+/// TRACKER_INSTANCE_ID (241, our extension): this process's random id.
+pub fn instance_id(t: &Tracker, body: &[u8]) -> HandlerResult {
+    if !body.is_empty() {
+        return Err(Status::EINVAL);
+    }
+    Ok(t.instance_id.to_be_bytes().to_vec())
 }
 
 /// SERVER_GET_LEADER (95): the leader's `ip:port`, ENOENT if none.

@@ -114,6 +114,9 @@ pub struct Tracker {
     pub(crate) listen_addr: OnceLock<SocketAddr>,
     /// The connection holding the data-file copy lock (§4.9), if any.
     sys_files_owner: Mutex<Option<u64>>,
+    /// Random per process: TRACKER_INSTANCE_ID (241) answers it, so the
+    /// relationship task can tell a list entry that leads back to us.
+    pub instance_id: u64,
     /// Set once the first JOIN checked whether to copy a peer's data files.
     pub(crate) sys_files_checked: tokio::sync::Mutex<bool>,
 }
@@ -179,6 +182,7 @@ impl Tracker {
             listen_addr: OnceLock::new(),
             sys_files_owner: Mutex::new(None),
             sys_files_checked: tokio::sync::Mutex::new(false),
+            instance_id: random_instance_id(),
         }))
     }
 
@@ -257,6 +261,15 @@ impl Tracker {
         };
         Duration::from_secs(secs)
     }
+}
+
+/// A random u64 from the standard library's randomly seeded hasher.
+fn random_instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_i64(now_secs());
+    h.finish()
 }
 
 pub(crate) fn round_down_300(secs: i64) -> i64 {

@@ -128,6 +128,34 @@ async fn call(
     answer
 }
 
+/// TRACKER_GET_STATUS of `peer`. None when it does not answer with a
+/// status, or when the entry turns out to be ourselves (its instance id is
+/// ours: NAT or a virtual IP in front of us); the entry is then marked so.
+async fn peer_status(t: &Tracker, peer: SocketAddr) -> Option<TrackerStatus> {
+    let mut conn = connect(t, peer).await.ok()?;
+    let answer = conn.call(TrackerCmd::TrackerGetStatus.into(), &[]).await;
+    // The original tracker does not know 241 and answers EINVAL.
+    let is_us = match conn.call(TrackerCmd::TrackerInstanceId.into(), &[]).await {
+        Ok(id) => id == t.instance_id.to_be_bytes(),
+        Err(_) => false,
+    };
+    conn.quit().await;
+    if is_us {
+        tracing::info!(entry = %peer, "this tracker list entry is ourselves");
+        t.relation().mark_self(peer);
+        return None;
+    }
+    match answer {
+        Ok(body) => TrackerStatus::decode(&body)
+            .map_err(|e| tracing::debug!(%peer, error = %e, "bad tracker status answer"))
+            .ok(),
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "tracker status not available");
+            None
+        }
+    }
+}
+
 /// The sort key of the election: the largest wins.
 fn rank(s: &TrackerStatus, addr: SocketAddr) -> (bool, i64, std::cmp::Reverse<i64>, String, u16) {
     (
@@ -155,13 +183,13 @@ async fn elect(t: &Tracker) -> Duration {
     };
     let mut candidates = vec![(t.own_status(), me)];
     for &peer in &peers {
-        match call(t, peer, TrackerCmd::TrackerGetStatus, &[]).await {
-            Ok(body) => match TrackerStatus::decode(&body) {
-                Ok(s) => candidates.push((s, peer)),
-                Err(e) => tracing::debug!(%peer, error = %e, "bad tracker status answer"),
-            },
-            Err(e) => tracing::debug!(%peer, error = %e, "tracker status not available"),
+        if let Some(s) = peer_status(t, peer).await {
+            candidates.push((s, peer));
         }
+    }
+    if t.relation().peers().count() != peers.len() {
+        // A probe found another entry of ours: start over with the new list.
+        return Duration::ZERO;
     }
     let Some(&(best, candidate)) = candidates.iter().max_by_key(|(s, a)| rank(s, *a)) else {
         return TICK;
@@ -182,15 +210,18 @@ async fn elect(t: &Tracker) -> Duration {
     election_retry_pause()
 }
 
-/// Without a place in the list we only ever follow a claimed leader.
+/// Without a place in the list we follow a claimed leader, unless a probe
+/// finds that one of the entries is us after all.
 async fn adopt_claimed_leader(t: &Tracker, peers: &[SocketAddr]) -> Duration {
     for &peer in peers {
-        if let Ok(body) = call(t, peer, TrackerCmd::TrackerGetStatus, &[]).await {
-            if TrackerStatus::decode(&body).is_ok_and(|s| s.if_leader) {
-                t.relation().set_leader(Some(peer));
-                return Duration::ZERO;
-            }
+        if peer_status(t, peer).await.is_some_and(|s| s.if_leader) {
+            t.relation().set_leader(Some(peer));
+            return Duration::ZERO;
         }
+    }
+    if t.relation().self_addr.is_some() {
+        // A probe found our own entry: elect with it at once.
+        return Duration::ZERO;
     }
     election_retry_pause()
 }
@@ -325,10 +356,7 @@ pub async fn copy_sys_files_before_first_join(t: &Tracker) -> bool {
     };
     let mut best: Option<(TrackerStatus, SocketAddr)> = None;
     for peer in peers {
-        let Ok(body) = call(t, peer, TrackerCmd::TrackerGetStatus, &[]).await else {
-            continue;
-        };
-        let Ok(status) = TrackerStatus::decode(&body) else {
+        let Some(status) = peer_status(t, peer).await else {
             continue;
         };
         if best.is_none_or(|(b, a)| rank(&status, peer) > rank(&b, a)) {

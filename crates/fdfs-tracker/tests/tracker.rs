@@ -499,3 +499,56 @@ async fn storage_id_mode() {
     );
     tr.stop().await;
 }
+
+/// Forwards every connection accepted on `listener` to `to` (a stand-in for
+/// NAT or a virtual IP in front of the tracker).
+async fn forward(listener: TcpListener, to: SocketAddr) {
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = TcpStream::connect(to).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn tracker_behind_a_forwarder_knows_it_leads() {
+    // The storages list the tracker under an address that is not one it
+    // listens on. It must still find out that the entry is itself, lead,
+    // and send storages the group lists (only a leader does).
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(dir.path()).await;
+    let front = TcpListener::bind("127.0.0.77:0").await.unwrap();
+    let front_addr = front.local_addr().unwrap();
+    let fwd = tokio::spawn(forward(front, t.addr));
+
+    let mut s = TcpStream::connect(front_addr).await.unwrap();
+    let (status, _) = call(&mut s, 81, &join_body(front_addr)).await;
+    assert_eq!(status, 0);
+    let leader = poll(|| async {
+        let mut c = TcpStream::connect(t.addr).await.unwrap();
+        let (status, body) = call(&mut c, 95, &[]).await;
+        (status == 0).then(|| String::from_utf8_lossy(&body).into_owned())
+    })
+    .await;
+    assert_eq!(leader, front_addr.to_string());
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+    let (status, body) = call(&mut c, 64, &[]).await;
+    assert_eq!(
+        (status, body.first().copied()),
+        (0, Some(1)),
+        "claims leadership"
+    );
+    // The first BEAT answer carries the leader brief and the group list.
+    let (status, body) = call(&mut s, 83, &[]).await;
+    assert_eq!(status, 0);
+    let notice = ChangeNotice::decode(&body).unwrap();
+    assert_eq!(
+        notice.leader.map(|b| format!("{}:{}", b.ip_addr, b.port)),
+        Some(front_addr.to_string())
+    );
+    assert_eq!(notice.group_members.map(|m| m.len()), Some(1));
+    fwd.abort();
+    t.stop().await;
+}
