@@ -552,3 +552,84 @@ async fn tracker_behind_a_forwarder_knows_it_leads() {
     fwd.abort();
     t.stop().await;
 }
+
+#[tokio::test]
+async fn tracker_to_tracker_commands_answer_the_original_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(dir.path()).await;
+    let other: SocketAddr = "127.0.0.78:22122".parse().unwrap();
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+
+    // No groups yet: no status, no data files to copy.
+    assert_eq!(call(&mut c, 64, &[]).await.0, 2);
+    assert_eq!(call(&mut c, 61, &[]).await.0, 2);
+
+    // A storage lists us and another tracker that does not answer: we are
+    // not leader until an election, which we win (the other is down).
+    let mut body = BytesMut::new();
+    JoinReq {
+        trackers: vec![t.addr.to_string(), other.to_string()],
+        ..JoinReq::decode(&join_body(t.addr)).unwrap()
+    }
+    .encode(&mut body);
+    let mut s = TcpStream::connect(t.addr).await.unwrap();
+    assert_eq!(call(&mut s, 81, &body).await.0, 0);
+    poll(|| async {
+        let mut c = TcpStream::connect(t.addr).await.unwrap();
+        let (status, body) = call(&mut c, 64, &[]).await;
+        (status == 0 && body.first() == Some(&1)).then_some(())
+    })
+    .await;
+
+    // 66/67: an address not in our list → ENOENT; a commit that does not
+    // match the notified proposal → EINVAL; malformed bodies → EINVAL.
+    assert_eq!(call(&mut c, 66, b"127.0.0.99:22122").await.0, 2);
+    assert_eq!(call(&mut c, 66, b"not an address").await.0, 22);
+    assert_eq!(call(&mut c, 67, other.to_string().as_bytes()).await.0, 22);
+    // PING before JOIN_LEADER → EINVAL; JOIN_LEADER from an address that is
+    // not a listed tracker → ENOENT; bad bodies → EINVAL.
+    assert_eq!(call(&mut c, 65, &[0; 12]).await.0, 22);
+    assert_eq!(call(&mut c, 65, &[0; 3]).await.0, 22);
+    assert_eq!(call(&mut c, 58, &[0; 5]).await.0, 22);
+    let mut jl = BytesMut::new();
+    fdfs_proto::leader_msg::JoinLeaderReq {
+        up_time: 1,
+        version: "6.16.1".into(),
+        tracker_port: 1,
+    }
+    .encode(&mut jl);
+    let mut far = connect_from("127.0.0.79", t.addr).await;
+    assert_eq!(call(&mut far, 58, &jl).await.0, 2);
+
+    // Data-file copy: 63 before 61 → EINVAL; then the four files, a bad
+    // index and an offset past the end → EINVAL; 62 releases the lock.
+    let copy = |index: u8, offset: i64| {
+        let mut b = BytesMut::new();
+        fdfs_proto::leader_msg::SysFileReq { index, offset }.encode(&mut b);
+        b.to_vec()
+    };
+    assert_eq!(call(&mut c, 63, &copy(0, 0)).await.0, 22);
+    assert_eq!(call(&mut c, 61, &[]).await.0, 0);
+    let mut other_conn = TcpStream::connect(t.addr).await.unwrap();
+    assert_eq!(call(&mut other_conn, 61, &[]).await.0, 16, "locked: EBUSY");
+    let (status, groups) = call(&mut c, 63, &copy(0, 0)).await;
+    assert_eq!(status, 0);
+    let size = i64::from_be_bytes(groups[..8].try_into().unwrap());
+    assert_eq!(size as usize, groups.len() - 8);
+    assert!(String::from_utf8_lossy(&groups[8..]).contains("group1"));
+    assert_eq!(call(&mut c, 63, &copy(4, 0)).await.0, 22);
+    assert_eq!(call(&mut c, 63, &copy(0, size + 1)).await.0, 22);
+    assert_eq!(call(&mut c, 62, &[]).await.0, 0);
+    assert_eq!(call(&mut other_conn, 61, &[]).await.0, 0, "lock released");
+
+    // 68 steps a leader down; with the other tracker still down, the next
+    // election makes us leader again.
+    assert_eq!(call(&mut c, 68, &[]).await.0, 0);
+    poll(|| async {
+        let mut c = TcpStream::connect(t.addr).await.unwrap();
+        let (status, body) = call(&mut c, 64, &[]).await;
+        (status == 0 && body.first() == Some(&1)).then_some(())
+    })
+    .await;
+    t.stop().await;
+}
