@@ -514,6 +514,27 @@ fn monitor_lists_the_cluster() {
     let out = env.classic("fdfs_monitor", &["-h", "1.2.3.4"]);
     assert_eq!(out.code, 2);
     assert_eq!(out.stdout, "tracker server: 1.2.3.4 not exists!\n");
+    // Our `sync` report under the classic name (the C tool has no `sync`).
+    let out = env.classic("fdfs_monitor", &["sync"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .starts_with(&format!("{head}group group1: 1 storage(s)\n")),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("  ACTIVE  last heartbeat ")
+            && out
+                .stdout
+                .contains("    sync source: none (first member of the group)\n"),
+        "{out:?}"
+    );
+    let out = env.classic("fdfs_monitor", &["sync", "nogroup"]);
+    assert!(
+        out.stdout
+            .ends_with("sync status: fail, error no: 2, error info: No such file or directory\n"),
+        "{out:?}"
+    );
     // Admin commands that fail print and exit 0.
     let out = env.classic("fdfs_monitor", &["delete", "nogroup"]);
     assert_eq!(out.code, 0);
