@@ -35,8 +35,13 @@ const LEADER_FAILURES_BEFORE_ELECTION: u32 = 3;
 /// random 1–10 s; a shorter wait heals a split faster.
 const ELECTION_RETRY_MAX_MS: u64 = 2500;
 
+/// How often a leader asks the other trackers whether one of them leads
+/// too (two leaders after a network partition heals).
+const RIVAL_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Runs until `cancel` fires.
 pub async fn run(t: Arc<Tracker>, cancel: CancellationToken) {
+    let mut last_rival_check = tokio::time::Instant::now();
     loop {
         resolve_list(&t).await;
         let (leader, me, has_peers) = {
@@ -48,7 +53,13 @@ pub async fn run(t: Arc<Tracker>, cancel: CancellationToken) {
         } else {
             match leader {
                 None => elect(&t).await,
-                Some(l) if Some(l) == me => TICK,
+                Some(l) if Some(l) == me => {
+                    if last_rival_check.elapsed() >= RIVAL_CHECK_INTERVAL {
+                        last_rival_check = tokio::time::Instant::now();
+                        yield_to_rival_leader(&t, l).await;
+                    }
+                    TICK
+                }
                 Some(l) => {
                     tokio::select! {
                         _ = cancel.cancelled() => return,
@@ -208,6 +219,29 @@ async fn elect(t: &Tracker) -> Duration {
     }
     tracing::debug!(%candidate, "waiting for the candidate's notification");
     election_retry_pause()
+}
+
+/// Two leaders can exist after a partition heals: each side elected one
+/// while it could not reach the other. The original relies on storages
+/// noticing (NOTIFY_RESELECT_LEADER); here the leader itself asks its peers
+/// and, when a rival leader ranks higher by the election's order, follows
+/// it. Both sides compute the same order, so exactly one yields.
+async fn yield_to_rival_leader(t: &Tracker, me: SocketAddr) {
+    let peers: Vec<SocketAddr> = t.relation().peers().map(|p| p.addr).collect();
+    let mine = t.own_status();
+    for peer in peers {
+        let Some(theirs) = peer_status(t, peer).await else {
+            continue;
+        };
+        if theirs.if_leader && rank(&theirs, peer) > rank(&mine, me) {
+            tracing::warn!(rival = %peer, "another tracker leads too and ranks higher: following it");
+            let mut rel = t.relation();
+            if rel.leader == Some(me) {
+                rel.set_leader(Some(peer));
+            }
+            return;
+        }
+    }
 }
 
 /// Without a place in the list we follow a claimed leader, unless a probe

@@ -633,3 +633,81 @@ async fn tracker_to_tracker_commands_answer_the_original_statuses() {
     .await;
     t.stop().await;
 }
+
+/// A stand-in for another tracker that claims to lead (64 answers if_leader
+/// with a long running time) and counts the JOIN_LEADERs it gets.
+async fn rival_leader(
+    listener: TcpListener,
+    joins: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    while let Ok((mut s, _)) = listener.accept().await {
+        let joins = joins.clone();
+        tokio::spawn(async move {
+            while let Ok(h) = read_header(&mut s).await {
+                let Ok(_) = read_body(&mut s, h.pkg_len as usize).await else {
+                    return;
+                };
+                let (status, body) = match h.cmd {
+                    64 => {
+                        let mut b = vec![1u8];
+                        b.extend_from_slice(&3000i64.to_be_bytes());
+                        b.extend_from_slice(&0i64.to_be_bytes());
+                        (0, b)
+                    }
+                    58 => {
+                        joins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        (0, vec![])
+                    }
+                    65 => (0, vec![]),
+                    82 => return,
+                    _ => (22, vec![]),
+                };
+                if write_packet(&mut s, CMD_RESP, status, &body).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_leader_yields_to_a_higher_ranked_rival_after_a_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(dir.path()).await;
+    // The rival's address refuses connections at first (the partition).
+    let probe = std::net::TcpListener::bind("127.0.0.83:0").unwrap();
+    let rival = probe.local_addr().unwrap();
+    drop(probe);
+    let mut body = BytesMut::new();
+    JoinReq {
+        trackers: vec![t.addr.to_string(), rival.to_string()],
+        ..JoinReq::decode(&join_body(t.addr)).unwrap()
+    }
+    .encode(&mut body);
+    let mut s = TcpStream::connect(t.addr).await.unwrap();
+    assert_eq!(call(&mut s, 81, &body).await.0, 0);
+    let leads = || async {
+        let mut c = TcpStream::connect(t.addr).await.unwrap();
+        let (status, body) = call(&mut c, 64, &[]).await;
+        (status == 0).then(|| body.first() == Some(&1))
+    };
+    poll(|| async { leads().await.filter(|l| *l) }).await;
+
+    // The partition heals: the rival leads too and has run longer.
+    let joins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = TcpListener::bind(rival).await.unwrap();
+    let fake = tokio::spawn(rival_leader(listener, joins.clone()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while joins.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the leader never yielded");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    assert_eq!(leads().await, Some(false), "no longer claims leadership");
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+    assert_eq!(
+        call(&mut c, 95, &[]).await,
+        (0, rival.to_string().into_bytes())
+    );
+    fake.abort();
+    t.stop().await;
+}
