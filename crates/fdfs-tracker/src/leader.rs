@@ -37,6 +37,10 @@ pub struct Relation {
     pub resolved: Vec<PeerTracker>,
     /// Entries seen in `listed` that are not resolved yet.
     pub unresolved: usize,
+    /// Of those, the ones a lookup already failed for. They stop counting
+    /// as peers: a name only the storages can resolve must not keep a
+    /// lone tracker from leading.
+    pub unresolvable: BTreeSet<String>,
     /// Our own address as the other trackers know it.
     pub self_addr: Option<SocketAddr>,
     /// The elected leader; `None` while an election is due.
@@ -53,10 +57,10 @@ impl Relation {
         self.resolved.iter().filter(|p| !p.is_self)
     }
 
-    /// True when the list names some other tracker (or an entry we could
-    /// not resolve yet, which may be one).
+    /// True when the list names some other tracker (or an entry we have
+    /// not tried to resolve yet, which may be one).
     pub fn has_peers(&self) -> bool {
-        self.unresolved > 0 || self.peers().next().is_some()
+        self.unresolved > self.unresolvable.len() || self.peers().next().is_some()
     }
 
     /// True when this tracker leads: elected, or alone.
@@ -394,11 +398,14 @@ mod tests {
     }
 
     #[test]
-    fn unresolved_entries_count_as_peers() {
-        let rel = Relation {
+    fn unresolved_entries_count_as_peers_until_a_lookup_fails() {
+        let mut rel = Relation {
             unresolved: 1,
             ..Relation::default()
         };
         assert!(!rel.is_leader());
+        rel.unresolvable
+            .insert("tracker-only-storages-know:22122".into());
+        assert!(rel.is_leader());
     }
 }

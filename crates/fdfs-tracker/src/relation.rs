@@ -97,6 +97,7 @@ async fn resolve_list(t: &Tracker) {
             Err(_) => None,
         };
         let Some(addr) = found else {
+            t.relation().unresolvable.insert(text);
             continue;
         };
         let is_self = t.is_self_addr(addr);
@@ -104,6 +105,7 @@ async fn resolve_list(t: &Tracker) {
         if rel.resolved.iter().any(|p| p.text == text) {
             continue;
         }
+        rel.unresolvable.remove(&text);
         rel.add_resolved(text, addr, is_self);
         rel.unresolved = rel.unresolved.saturating_sub(1);
     }
