@@ -553,6 +553,26 @@ async fn tracker_behind_a_forwarder_knows_it_leads() {
     t.stop().await;
 }
 
+/// JOINs as a storage that lists `tracker` and `other` as its trackers.
+async fn join_listing(tracker: SocketAddr, other: SocketAddr) -> TcpStream {
+    let mut body = BytesMut::new();
+    JoinReq {
+        trackers: vec![tracker.to_string(), other.to_string()],
+        ..JoinReq::decode(&join_body(tracker)).unwrap()
+    }
+    .encode(&mut body);
+    let mut s = TcpStream::connect(tracker).await.unwrap();
+    assert_eq!(call(&mut s, 81, &body).await.0, 0);
+    s
+}
+
+/// TRACKER_GET_STATUS's leader flag; None while the tracker has no group.
+async fn claims_leadership(tracker: SocketAddr) -> Option<bool> {
+    let mut c = TcpStream::connect(tracker).await.unwrap();
+    let (status, body) = call(&mut c, 64, &[]).await;
+    (status == 0).then(|| body.first() == Some(&1))
+}
+
 #[tokio::test]
 async fn tracker_to_tracker_commands_answer_the_original_statuses() {
     let dir = tempfile::tempdir().unwrap();
@@ -566,20 +586,8 @@ async fn tracker_to_tracker_commands_answer_the_original_statuses() {
 
     // A storage lists us and another tracker that does not answer: we are
     // not leader until an election, which we win (the other is down).
-    let mut body = BytesMut::new();
-    JoinReq {
-        trackers: vec![t.addr.to_string(), other.to_string()],
-        ..JoinReq::decode(&join_body(t.addr)).unwrap()
-    }
-    .encode(&mut body);
-    let mut s = TcpStream::connect(t.addr).await.unwrap();
-    assert_eq!(call(&mut s, 81, &body).await.0, 0);
-    poll(|| async {
-        let mut c = TcpStream::connect(t.addr).await.unwrap();
-        let (status, body) = call(&mut c, 64, &[]).await;
-        (status == 0 && body.first() == Some(&1)).then_some(())
-    })
-    .await;
+    let _storage = join_listing(t.addr, other).await;
+    poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
 
     // 66/67: an address not in our list → ENOENT; a commit that does not
     // match the notified proposal → EINVAL; malformed bodies → EINVAL.
@@ -625,12 +633,7 @@ async fn tracker_to_tracker_commands_answer_the_original_statuses() {
     // 68 steps a leader down; with the other tracker still down, the next
     // election makes us leader again.
     assert_eq!(call(&mut c, 68, &[]).await.0, 0);
-    poll(|| async {
-        let mut c = TcpStream::connect(t.addr).await.unwrap();
-        let (status, body) = call(&mut c, 64, &[]).await;
-        (status == 0 && body.first() == Some(&1)).then_some(())
-    })
-    .await;
+    poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
     t.stop().await;
 }
 
@@ -678,20 +681,8 @@ async fn a_leader_yields_to_a_higher_ranked_rival_after_a_partition() {
     let probe = std::net::TcpListener::bind("127.0.0.83:0").unwrap();
     let rival = probe.local_addr().unwrap();
     drop(probe);
-    let mut body = BytesMut::new();
-    JoinReq {
-        trackers: vec![t.addr.to_string(), rival.to_string()],
-        ..JoinReq::decode(&join_body(t.addr)).unwrap()
-    }
-    .encode(&mut body);
-    let mut s = TcpStream::connect(t.addr).await.unwrap();
-    assert_eq!(call(&mut s, 81, &body).await.0, 0);
-    let leads = || async {
-        let mut c = TcpStream::connect(t.addr).await.unwrap();
-        let (status, body) = call(&mut c, 64, &[]).await;
-        (status == 0).then(|| body.first() == Some(&1))
-    };
-    poll(|| async { leads().await.filter(|l| *l) }).await;
+    let _storage = join_listing(t.addr, rival).await;
+    poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
 
     // The partition heals: the rival leads too and has run longer.
     let joins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -702,7 +693,11 @@ async fn a_leader_yields_to_a_higher_ranked_rival_after_a_partition() {
         assert!(Instant::now() < deadline, "the leader never yielded");
         tokio::time::sleep(POLL_INTERVAL).await;
     }
-    assert_eq!(leads().await, Some(false), "no longer claims leadership");
+    assert_eq!(
+        claims_leadership(t.addr).await,
+        Some(false),
+        "no longer claims leadership"
+    );
     let mut c = TcpStream::connect(t.addr).await.unwrap();
     assert_eq!(
         call(&mut c, 95, &[]).await,
