@@ -41,6 +41,9 @@ pub struct Relation {
     /// as peers: a name only the storages can resolve must not keep a
     /// lone tracker from leading.
     pub unresolvable: BTreeSet<String>,
+    /// Entries that answered TRACKER_INSTANCE_ID (241) as another tracker,
+    /// or with an error status (a C tracker): not us, never asked again.
+    pub not_self: BTreeSet<SocketAddr>,
     /// Our own address as the other trackers know it.
     pub self_addr: Option<SocketAddr>,
     /// The elected leader; `None` while an election is due.

@@ -147,10 +147,18 @@ async fn call(
 async fn peer_status(t: &Tracker, peer: SocketAddr) -> Option<TrackerStatus> {
     let mut conn = connect(t, peer).await.ok()?;
     let answer = conn.call(TrackerCmd::TrackerGetStatus.into(), &[]).await;
-    // The original tracker does not know 241 and answers EINVAL.
-    let is_us = match conn.call(TrackerCmd::TrackerInstanceId.into(), &[]).await {
-        Ok(id) => id == t.instance_id.to_be_bytes(),
-        Err(_) => false,
+    // Asked once per entry: an entry that answered is not us, and the
+    // original tracker (which answers 241 with EINVAL) logs each probe.
+    let already_checked = t.relation().not_self.contains(&peer);
+    let is_us = if already_checked {
+        false
+    } else {
+        let answered = conn.call(TrackerCmd::TrackerInstanceId.into(), &[]).await;
+        let is_us = matches!(&answered, Ok(id) if *id == t.instance_id.to_be_bytes());
+        if !is_us && !matches!(answered, Err(ref e) if e.is_network()) {
+            t.relation().not_self.insert(peer);
+        }
+        is_us
     };
     conn.quit().await;
     if is_us {
