@@ -471,13 +471,7 @@ pub fn format_sync(
     now: i64,
 ) -> String {
     let mut out = String::new();
-    let status_of = |id: &str| {
-        storages
-            .iter()
-            .find(|s| s.id == id)
-            .map(|s| storage_status::caption(s.status))
-            .unwrap_or("unknown")
-    };
+    let status_of = |id: &str| storages.iter().find(|s| s.id == id).map(|s| s.status);
     let _ = writeln!(out, "group {group}: {} storage(s)", storages.len());
     for s in storages {
         let beat = s.stats.last_heart_beat_time;
@@ -517,14 +511,15 @@ pub fn format_sync(
                 let state = match s.status {
                     storage_status::WAIT_SYNC | storage_status::SYNCING => {
                         let src_status = status_of(&src);
-                        if src_status == "ACTIVE" {
+                        if src_status == Some(storage_status::ACTIVE) {
                             format!(
                                 "full copy in progress: received up to {} of {}",
                                 timestamp_text(received),
                                 local_datetime(until)
                             )
                         } else {
-                            format!("full copy waits for its source, which is {src_status}")
+                            let caption = src_status.map_or("unknown", storage_status::caption);
+                            format!("full copy waits for its source, which is {caption}")
                         }
                     }
                     _ => "full copy done".to_string(),
