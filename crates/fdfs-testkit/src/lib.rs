@@ -227,6 +227,15 @@ impl Drop for Cluster {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago, for servers a test
+/// starts as separate processes (which cannot be handed a bound listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
 /// Polls `cond` every `POLL_INTERVAL` until it holds or `deadline` passes.
 pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + deadline;

@@ -5,6 +5,7 @@
 //! file (2 trackers, 2 groups of 2 storages). Everything the test creates is
 //! removed at the end. Fails (never skips) when docker is missing.
 
+use fdfs_testkit::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -38,14 +39,6 @@ fn run(cmd: &mut Command) -> Output {
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// docker-compose (v1) or `docker compose` (v2), whichever exists.

@@ -2,6 +2,7 @@
 //! `fdfs storage -c storage.conf` (http.server_port, with a
 //! mod_fastdfs.conf beside it), plus `fdfs token` URLs accepted by it.
 
+use fdfs_testkit::free_port;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,14 +12,6 @@ use fdfs_client::{Client, ClientOptions, UploadOptions};
 use fdfs_config::TrackerAddr;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Kills the child on drop (tests must not leave servers behind).
 struct Proc(Child);

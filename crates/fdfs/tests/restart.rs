@@ -3,6 +3,7 @@
 //! with "address already in use"; the classic `fdfs_storaged <conf>
 //! start|stop|restart` front end does the same through its pid file.
 
+use fdfs_testkit::free_port;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,14 +14,6 @@ use fdfs_proto::storage_msg::{DownloadReq, FileIdResp, UploadReq};
 use fdfs_proto::{StorageCmd, TrackerCmd};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
