@@ -5,10 +5,11 @@
 //! file (2 trackers, 2 groups of 2 storages). Everything the test creates is
 //! removed at the end. Fails (never skips) when docker is missing.
 
-use fdfs_testkit::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use fdfs_testkit::free_port;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 /// After a partition heals, a sync connection stuck in TCP retransmission

@@ -2,7 +2,6 @@
 //! `fdfs storage -c storage.conf` (http.server_port, with a
 //! mod_fastdfs.conf beside it), plus `fdfs token` URLs accepted by it.
 
-use fdfs_testkit::free_port;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -10,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use fdfs_client::{Client, ClientOptions, UploadOptions};
 use fdfs_config::TrackerAddr;
+use fdfs_testkit::free_port;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 

@@ -3,7 +3,6 @@
 //! with "address already in use"; the classic `fdfs_storaged <conf>
 //! start|stop|restart` front end does the same through its pid file.
 
-use fdfs_testkit::free_port;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +11,7 @@ use bytes::{BufMut, BytesMut};
 use fdfs_client::Conn;
 use fdfs_proto::storage_msg::{DownloadReq, FileIdResp, UploadReq};
 use fdfs_proto::{StorageCmd, TrackerCmd};
+use fdfs_testkit::free_port;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
