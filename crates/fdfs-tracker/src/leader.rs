@@ -74,6 +74,19 @@ impl Relation {
         }
     }
 
+    /// The leader flag this tracker shows other trackers (GET_STATUS, 64):
+    /// elected, or alone in a list the storages gave us. A tracker that has
+    /// not heard any list yet (just restarted, no storage JOIN so far) still
+    /// serves its storages as leader, but must not claim it to a peer: the
+    /// peer's leader would yield to it by rank and both would lose the
+    /// storages' view for a round.
+    pub fn claims_leadership(&self) -> bool {
+        match (self.leader, self.self_addr) {
+            (Some(l), Some(me)) if l == me => true,
+            _ => !self.listed.is_empty() && !self.has_peers(),
+        }
+    }
+
     /// The leader's address, if one is known.
     pub fn leader_addr(&self) -> Option<SocketAddr> {
         if self.leader.is_some() {
@@ -170,7 +183,7 @@ impl Tracker {
     /// This tracker's own election status.
     pub fn own_status(&self) -> TrackerStatus {
         TrackerStatus {
-            if_leader: self.relation().is_leader(),
+            if_leader: self.relation().claims_leadership(),
             running_time_secs: round_down_300(now_secs() - self.start_time),
             restart_interval_secs: self.restart_interval_secs,
         }
@@ -386,6 +399,11 @@ mod tests {
             ..Relation::default()
         };
         assert!(rel.is_leader());
+        // No storage has named the tracker list yet: lead, but do not
+        // claim it to other trackers.
+        assert!(!rel.claims_leadership());
+        rel.listed.insert("127.0.0.2:22122".into());
+        assert!(rel.claims_leadership());
         rel.resolved.push(PeerTracker {
             text: "127.0.0.3:22122".into(),
             addr: addr("127.0.0.3:22122"),
@@ -393,10 +411,13 @@ mod tests {
         });
         assert!(!rel.is_leader());
         assert_eq!(rel.leader_addr(), None);
+        assert!(!rel.claims_leadership());
         rel.set_leader(Some(addr("127.0.0.2:22122")));
         assert!(rel.is_leader());
+        assert!(rel.claims_leadership());
         rel.set_leader(Some(addr("127.0.0.3:22122")));
         assert!(!rel.is_leader());
+        assert!(!rel.claims_leadership());
         assert_eq!(rel.leader_gen, 2);
     }
 

@@ -706,3 +706,26 @@ async fn a_leader_yields_to_a_higher_ranked_rival_after_a_partition() {
     fake.abort();
     t.stop().await;
 }
+
+/// A tracker restarted with its data files knows its groups but not yet the
+/// tracker list (only storage JOINs bring it). Until then it must not claim
+/// leadership to other trackers: a running leader would yield to it by rank.
+#[tokio::test]
+async fn a_restarted_tracker_claims_leadership_only_after_hearing_the_tracker_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(dir.path()).await;
+    let storage = join_listing(t.addr, t.addr).await;
+    poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
+    drop(storage);
+    t.stop().await;
+
+    let t = start(dir.path()).await;
+    assert_eq!(
+        claims_leadership(t.addr).await,
+        Some(false),
+        "groups loaded, tracker list unknown: no claim"
+    );
+    let _storage = join_listing(t.addr, t.addr).await;
+    poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
+    t.stop().await;
+}
