@@ -71,21 +71,29 @@ impl Body for GatewayBody {
     }
 }
 
-/// Reads `len` bytes at `offset` (fewer only at end of file). The buffer
-/// is not zeroed first: `read_to_end` fills spare capacity directly.
+/// Reads `len` bytes at `offset` (fewer only at end of file) with pread:
+/// the handle may be shared by several responses (kept open files), so
+/// its file position is never used.
 pub fn read_window(file: &std::fs::File, offset: u64, len: usize) -> io::Result<Bytes> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = file;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::with_capacity(len);
-    f.take(len as u64).read_to_end(&mut buf)?;
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
     Ok(Bytes::from(buf))
 }
 
 /// A window of a local file. The first chunk may be read ahead (with the
 /// open, in one trip to the blocking pool); the rest is read on demand, one
 /// chunk in flight at a time, so memory per response is one chunk. Reads
-/// seek the shared handle, which is safe because only one is in flight.
+/// are positional (pread), so responses may share one handle.
 pub struct FileBody {
     file: Arc<std::fs::File>,
     offset: u64,

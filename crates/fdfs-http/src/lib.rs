@@ -15,6 +15,7 @@ pub mod httpdate;
 mod io;
 mod local;
 pub mod mime;
+mod open_files;
 pub mod plan;
 mod remote;
 pub mod request;
@@ -60,6 +61,8 @@ pub(crate) struct Gateway {
     roots: Vec<PathBuf>,
     /// Handles on the store paths' data directories.
     data_dirs: local::DataDirs,
+    /// Files recently opened, kept open while unchanged.
+    kept: open_files::OpenFiles,
     /// Our listening port: redirects keep it (§9.3).
     http_port: u16,
 }
@@ -73,6 +76,10 @@ impl Gateway {
             .collect();
         Ok(Gateway {
             data_dirs: local::DataDirs::new(conf.store_paths.len()),
+            kept: open_files::OpenFiles::new(
+                conf.store_paths.len(),
+                open_files::OpenFiles::default_capacity(),
+            ),
             conf,
             roots,
             http_port,
@@ -136,6 +143,9 @@ pub(crate) async fn serve_hyper<T>(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true)
+        // A client may end its side after the request (`nc -N`, scripts):
+        // answer it, as nginx and the fast path do, instead of hanging up.
+        .half_close(true)
         .serve_connection(io, svc);
     tokio::pin!(conn);
     let res = tokio::select! {
@@ -300,6 +310,7 @@ impl Gateway {
             &self.conf.store_paths,
             &self.roots,
             &self.data_dirs,
+            &self.kept,
             &t.file,
             &t.cond,
             self.conf.multi_range_enabled,

@@ -22,6 +22,7 @@ use fdfs_proto::fileid::FileKind;
 
 use crate::body::{read_window, FILE_CHUNK_BYTES};
 use crate::error::Reject;
+use crate::open_files::OpenFiles;
 use crate::plan::{decide, Conditions, FileFacts, Plan};
 use crate::request::FileRequest;
 
@@ -143,10 +144,12 @@ fn openat2_beneath(dir: &std::fs::File, name: &CString) -> std::io::Result<std::
 }
 
 /// Looks the request up below the store paths. `Ok(None)`: not here.
+#[allow(clippy::too_many_arguments)]
 pub fn open(
     store_paths: &[PathBuf],
     roots: &[PathBuf],
     dirs: &DataDirs,
+    kept: &OpenFiles,
     req: &FileRequest,
     cond: &Conditions,
     multi_range_enabled: bool,
@@ -158,32 +161,25 @@ pub fn open(
         .ok_or_else(|| Reject::bad_request("store path index out of range"))?;
     let relative = req.name.relative_path();
     let path = root.join("data").join(&relative);
-    let beneath = dirs.open_beneath(store_paths, roots, index, &relative);
-    let contained = beneath.is_some();
-    // O_NONBLOCK: a FIFO planted in the store must not block the open.
-    let file = match beneath {
-        Some(f) => f,
-        None => match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) => {
-                return match e.kind() {
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => Ok(None),
-                    std::io::ErrorKind::PermissionDenied => Err(Reject::forbidden(format!(
-                        "{}: permission denied",
-                        path.display()
-                    ))),
-                    _ => Err(Reject::internal(format!("open {}: {e}", path.display()))),
-                }
+    let (file, meta, contained) = match kept.get(index, &relative) {
+        // Kept handles were opened beneath the data directory.
+        Some((file, meta)) => (file, meta, true),
+        None => {
+            let Some((file, contained)) =
+                open_by_name(dirs, store_paths, roots, index, &relative, &path)?
+            else {
+                return Ok(None);
+            };
+            let meta = file
+                .metadata()
+                .map_err(|e| Reject::internal(format!("stat {}: {e}", path.display())))?;
+            let file = Arc::new(file);
+            if contained && meta.is_file() {
+                kept.put(index, &relative, &file, &meta);
             }
-        },
+            (file, meta, contained)
+        }
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| Reject::internal(format!("stat {}: {e}", path.display())))?;
     if !meta.is_file() {
         return Ok(None);
     }
@@ -222,9 +218,41 @@ pub fn open(
         None
     };
     Ok(Some(Found {
-        file: Arc::new(file),
+        file,
         facts,
         plan,
         first,
     }))
+}
+
+/// Opens a name: beneath the data directory when possible (then the second
+/// value is true: the file is known to lie in the store), else by path.
+/// `Ok(None)`: no such file.
+fn open_by_name(
+    dirs: &DataDirs,
+    store_paths: &[PathBuf],
+    roots: &[PathBuf],
+    index: usize,
+    relative: &str,
+    path: &Path,
+) -> Result<Option<(std::fs::File, bool)>, Reject> {
+    if let Some(f) = dirs.open_beneath(store_paths, roots, index, relative) {
+        return Ok(Some((f, true)));
+    }
+    // O_NONBLOCK: a FIFO planted in the store must not block the open.
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => Ok(Some((f, false))),
+        Err(e) => match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => Ok(None),
+            std::io::ErrorKind::PermissionDenied => Err(Reject::forbidden(format!(
+                "{}: permission denied",
+                path.display()
+            ))),
+            _ => Err(Reject::internal(format!("open {}: {e}", path.display()))),
+        },
+    }
 }

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fdfs_client::{Client, ClientOptions, UploadOptions};
+use fdfs_client::{Client, ClientOptions, UploadKind, UploadOptions};
 use fdfs_config::TrackerAddr;
+use fdfs_proto::FileId;
 use fdfs_testkit::free_port;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -48,12 +49,20 @@ fn fdfs(args: &[&str]) -> Proc {
 
 /// GET over a fresh connection; (status, body).
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    get_with(port, path, "Connection: close\r\n")
+}
+
+/// GET as a keep-alive client sends it (the gateway's fast path), then
+/// end of input so the server closes after answering.
+fn http_get_keep_alive(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    get_with(port, path, "")
+}
+
+fn get_with(port: u16, path: &str, extra_headers: &str) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(DEADLINE))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\n{extra_headers}\r\n")?;
+    s.shutdown(std::net::Shutdown::Write)?;
     let mut out = Vec::new();
     s.read_to_end(&mut out)?;
     let split = out
@@ -71,6 +80,11 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
 
 /// Uploads through the tracker, retrying until the storage is ready.
 fn upload(tracker_port: u16, data: &[u8]) -> String {
+    let (rt, client) = client(tracker_port);
+    upload_with(&rt, &client, data, false).to_string()
+}
+
+fn client(tracker_port: u16) -> (tokio::runtime::Runtime, Client) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -85,14 +99,28 @@ fn upload(tracker_port: u16, data: &[u8]) -> String {
         ..ClientOptions::default()
     })
     .unwrap();
+    (rt, client)
+}
+
+fn upload_with(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    data: &[u8],
+    appender: bool,
+) -> FileId {
     let opts = UploadOptions {
         ext: Some("txt".into()),
+        kind: if appender {
+            UploadKind::Appender
+        } else {
+            UploadKind::Normal
+        },
         ..Default::default()
     };
     let end = Instant::now() + DEADLINE;
     loop {
         match rt.block_on(client.upload_buffer(data, &opts)) {
-            Ok(id) => return id.to_string(),
+            Ok(id) => return id,
             Err(e) => assert!(Instant::now() < end, "upload never succeeded: {e}"),
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -105,6 +133,57 @@ fn wait_healthy(port: u16) {
         assert!(Instant::now() < end, "gateway on {port} never answered");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The gateway keeps hot files open; every change made through the
+/// storage must show on the very next GET, on both of its paths (hyper's
+/// for `Connection: close`, the fast one for keep-alive).
+#[test]
+fn kept_open_files_follow_every_change_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, sp, hp) = (free_port(), free_port(), free_port());
+    let base = dir.path().to_str().unwrap();
+    let (tp_s, sp_s, hp_s) = (tp.to_string(), sp.to_string(), hp.to_string());
+    let _server = fdfs(&[
+        "server",
+        "--base-path",
+        base,
+        "--tracker-port",
+        &tp_s,
+        "--storage-port",
+        &sp_s,
+        "--http-port",
+        &hp_s,
+        "--log-level",
+        "warn",
+    ]);
+    wait_healthy(hp);
+    let (rt, c) = client(tp);
+    let get_both = |id: &FileId| {
+        let url = format!("/{id}");
+        let a = http_get(hp, &url).unwrap();
+        let b = http_get_keep_alive(hp, &url).unwrap();
+        assert_eq!(a, b, "both paths answer alike for {url}");
+        a
+    };
+
+    let id = upload_with(&rt, &c, b"kept open", false);
+    for _ in 0..3 {
+        assert_eq!(get_both(&id), (200, b"kept open".to_vec()));
+    }
+    rt.block_on(c.delete_file(&id)).unwrap();
+    assert_eq!(get_both(&id).0, 404, "a deleted file is gone at once");
+
+    let app = upload_with(&rt, &c, b"ab", true);
+    assert_eq!(get_both(&app), (200, b"ab".to_vec()));
+    rt.block_on(c.append_buffer(&app, b"cd")).unwrap();
+    assert_eq!(get_both(&app), (200, b"abcd".to_vec()));
+    rt.block_on(c.modify_buffer(&app, 1, b"XY")).unwrap();
+    assert_eq!(get_both(&app), (200, b"aXYd".to_vec()));
+    rt.block_on(c.truncate(&app, 1)).unwrap();
+    assert_eq!(get_both(&app), (200, b"a".to_vec()));
+    rt.block_on(c.delete_file(&app)).unwrap();
+    assert_eq!(get_both(&app).0, 404);
 }
 
 #[test]

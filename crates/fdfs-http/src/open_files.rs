@@ -1,0 +1,266 @@
+//! Recently opened store files, kept open so that a hot file is answered
+//! without a path walk (openat2 + close were 15% of the gateway's CPU in a
+//! profile, bench/HTTP.md).
+//!
+//! A kept handle is only used while it still is the file its name names:
+//! every hit is checked against the fstat the answer needs anyway. A link
+//! count of zero (deleted) or a changed ctime (renamed, linked, appended
+//! to, truncated, modified: every such change sets the inode's ctime) drops
+//! the handle and the name is opened afresh, so answers are the ones a
+//! fresh open gives. The age limit only bounds how long an unused handle
+//! (and the space of a file deleted meanwhile) is held.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, Metadata};
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a handle is kept after it was opened.
+pub const OPEN_FILE_MAX_AGE: Duration = Duration::from_secs(10);
+/// Most handles kept, whatever the descriptor limit allows.
+pub const OPEN_FILES_MAX: usize = 8192;
+
+/// What identifies one state of a file: a change of any kind moves ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ctime_secs: i64,
+    ctime_nanos: i64,
+}
+
+impl Stamp {
+    fn of(meta: &Metadata) -> Stamp {
+        Stamp {
+            ctime_secs: meta.ctime(),
+            ctime_nanos: meta.ctime_nsec(),
+        }
+    }
+}
+
+struct Kept {
+    file: Arc<File>,
+    stamp: Stamp,
+    opened: Instant,
+}
+
+struct Shelf {
+    /// One map per store path, by path relative to its `data` directory.
+    by_store: Vec<HashMap<String, Kept>>,
+    len: usize,
+    /// Names in the order they were kept, with when: the oldest leave
+    /// first. An entry whose name was dropped or kept again since is
+    /// stale and only skipped.
+    order: VecDeque<(usize, String, Instant)>,
+}
+
+impl Shelf {
+    /// Takes the oldest entry off `order`, dropping its handle when it is
+    /// still the one kept under that name. False when `order` is empty.
+    fn drop_oldest(&mut self) -> bool {
+        let Some((index, name, opened)) = self.order.pop_front() else {
+            return false;
+        };
+        if let Some(m) = self.by_store.get_mut(index) {
+            if m.get(&name).is_some_and(|k| k.opened == opened) {
+                m.remove(&name);
+                self.len -= 1;
+            }
+        }
+        true
+    }
+
+    /// Drops every handle older than the age limit (amortised O(1): only
+    /// the front of `order` is looked at).
+    fn expire(&mut self, now: Instant) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(_, _, opened)| now.duration_since(*opened) >= OPEN_FILE_MAX_AGE)
+        {
+            self.drop_oldest();
+        }
+    }
+}
+
+/// The process's soft limit on open descriptors (1024 when unknown).
+#[allow(unsafe_code)]
+fn nofile_soft_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    lim.rlim_cur
+}
+
+/// The kept handles of one gateway.
+pub struct OpenFiles {
+    shelf: Mutex<Shelf>,
+    capacity: usize,
+}
+
+impl OpenFiles {
+    /// Keeps up to `capacity` handles over `store_paths` store paths.
+    pub fn new(store_paths: usize, capacity: usize) -> OpenFiles {
+        OpenFiles {
+            shelf: Mutex::new(Shelf {
+                by_store: (0..store_paths).map(|_| HashMap::new()).collect(),
+                len: 0,
+                order: VecDeque::new(),
+            }),
+            capacity,
+        }
+    }
+
+    /// A capacity that leaves most of the process's descriptors to
+    /// connections: a quarter of the soft limit, at most [`OPEN_FILES_MAX`].
+    pub fn default_capacity() -> usize {
+        usize::try_from(nofile_soft_limit() / 4)
+            .unwrap_or(OPEN_FILES_MAX)
+            .min(OPEN_FILES_MAX)
+    }
+
+    fn shelf(&self) -> MutexGuard<'_, Shelf> {
+        // A panic while holding the lock cannot leave the maps half-updated
+        // in a way that matters: every entry is checked on use.
+        self.shelf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The kept handle of `relative` below store path `index`, with its
+    /// metadata, when it is still that name's file.
+    pub fn get(&self, index: usize, relative: &str) -> Option<(Arc<File>, Metadata)> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let (file, stamp) = {
+            let mut shelf = self.shelf();
+            shelf.expire(Instant::now());
+            let k = shelf.by_store.get(index)?.get(relative)?;
+            (k.file.clone(), k.stamp)
+        };
+        match file.metadata() {
+            Ok(meta) if meta.nlink() > 0 && Stamp::of(&meta) == stamp => Some((file, meta)),
+            _ => {
+                self.forget(index, relative);
+                None
+            }
+        }
+    }
+
+    /// Keeps a handle just opened by name, `meta` being its fstat.
+    pub fn put(&self, index: usize, relative: &str, file: &Arc<File>, meta: &Metadata) {
+        if self.capacity == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut shelf = self.shelf();
+        shelf.expire(now);
+        // Full: the oldest go. `order` may also hold stale entries; it is
+        // kept within twice the capacity.
+        while (shelf.len >= self.capacity || shelf.order.len() >= 2 * self.capacity)
+            && shelf.drop_oldest()
+        {}
+        let kept = Kept {
+            file: file.clone(),
+            stamp: Stamp::of(meta),
+            opened: now,
+        };
+        let Some(m) = shelf.by_store.get_mut(index) else {
+            return;
+        };
+        if m.insert(relative.to_owned(), kept).is_none() {
+            shelf.len += 1;
+        }
+        shelf.order.push_back((index, relative.to_owned(), now));
+    }
+
+    fn forget(&self, index: usize, relative: &str) {
+        let mut shelf = self.shelf();
+        if let Some(m) = shelf.by_store.get_mut(index) {
+            if m.remove(relative).is_some() {
+                shelf.len -= 1;
+            }
+        }
+    }
+
+    /// Handles kept right now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shelf().len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn open(path: &std::path::Path) -> (Arc<File>, Metadata) {
+        let f = File::open(path).unwrap();
+        let m = f.metadata().unwrap();
+        (Arc::new(f), m)
+    }
+
+    #[test]
+    fn a_kept_handle_serves_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"one").unwrap();
+        let cache = OpenFiles::new(1, 16);
+        let (f, m) = open(&path);
+        cache.put(0, "f", &f, &m);
+        assert_eq!(cache.get(0, "f").unwrap().1.len(), 3);
+        assert!(cache.get(1, "f").is_none(), "another store path");
+        assert!(cache.get(0, "g").is_none());
+
+        // Appending changes ctime: the handle is dropped, not served.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b" two")
+            .unwrap();
+        assert!(cache.get(0, "f").is_none());
+        assert_eq!(cache.len(), 0);
+
+        // Renamed away: the old name no longer answers with it.
+        let (f, m) = open(&path);
+        cache.put(0, "f", &f, &m);
+        std::fs::rename(&path, dir.path().join("renamed")).unwrap();
+        assert!(cache.get(0, "f").is_none());
+
+        // Deleted.
+        let path = dir.path().join("d");
+        std::fs::write(&path, b"x").unwrap();
+        let (f, m) = open(&path);
+        cache.put(0, "d", &f, &m);
+        std::fs::remove_file(&path).unwrap();
+        assert!(cache.get(0, "d").is_none());
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn the_shelf_never_holds_more_than_its_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = OpenFiles::new(2, 3);
+        for i in 0..10 {
+            let path = dir.path().join(i.to_string());
+            std::fs::write(&path, b"x").unwrap();
+            let (f, m) = open(&path);
+            cache.put(i % 2, &i.to_string(), &f, &m);
+            assert!(cache.len() <= 3);
+        }
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(1, "9").is_some(), "the newest is kept");
+        assert!(cache.get(0, "8").is_some());
+        assert!(cache.get(1, "7").is_some());
+        assert!(cache.get(0, "6").is_none(), "the oldest went first");
+        let none = OpenFiles::new(1, 0);
+        let (f, m) = open(&dir.path().join("0"));
+        none.put(0, "0", &f, &m);
+        assert!(none.get(0, "0").is_none());
+    }
+}
