@@ -10,6 +10,7 @@
 //! fresh open gives. The age limit only bounds how long an unused handle
 //! (and the space of a file deleted meanwhile) is held.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
@@ -61,9 +62,11 @@ impl Shelf {
             return false;
         };
         if let Some(m) = self.by_store.get_mut(index) {
-            if m.get(&name).is_some_and(|k| k.opened == opened) {
-                m.remove(&name);
-                self.len -= 1;
+            if let Entry::Occupied(e) = m.entry(name) {
+                if e.get().opened == opened {
+                    e.remove();
+                    self.len -= 1;
+                }
             }
         }
         true
@@ -158,11 +161,15 @@ impl OpenFiles {
         let now = Instant::now();
         let mut shelf = self.shelf();
         shelf.expire(now);
-        // Full: the oldest go. `order` may also hold stale entries; it is
-        // kept within twice the capacity.
-        while (shelf.len >= self.capacity || shelf.order.len() >= 2 * self.capacity)
-            && shelf.drop_oldest()
-        {}
+        if shelf.len >= self.capacity {
+            // Full: handles leave by age only. Evicting here would cost
+            // every miss of a set larger than the shelf (uniform random
+            // reads of 20,000 files measured 3% more CPU per request)
+            // and gain nothing; a hot file is kept again once room frees.
+            return;
+        }
+        // `order` may also hold stale entries; keep it within bounds.
+        while shelf.order.len() >= 2 * self.capacity && shelf.drop_oldest() {}
         let kept = Kept {
             file: file.clone(),
             stamp: Stamp::of(meta),
@@ -254,10 +261,10 @@ mod tests {
             assert!(cache.len() <= 3);
         }
         assert_eq!(cache.len(), 3);
-        assert!(cache.get(1, "9").is_some(), "the newest is kept");
-        assert!(cache.get(0, "8").is_some());
-        assert!(cache.get(1, "7").is_some());
-        assert!(cache.get(0, "6").is_none(), "the oldest went first");
+        assert!(cache.get(0, "0").is_some(), "kept until it ages out");
+        assert!(cache.get(1, "1").is_some());
+        assert!(cache.get(0, "2").is_some());
+        assert!(cache.get(1, "9").is_none(), "no room: not kept");
         let none = OpenFiles::new(1, 0);
         let (f, m) = open(&dir.path().join("0"));
         none.put(0, "0", &f, &m);
