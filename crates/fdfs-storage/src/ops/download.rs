@@ -2,9 +2,9 @@
 //! right behind its header.
 
 use fdfs_proto::storage_msg::DownloadReq;
-use fdfs_proto::Header;
+use fdfs_proto::{Header, Status};
 
-use super::{check_group, count, read_small_body, resolve, stat_existing};
+use super::{check_group, count, open_existing, read_small_body, resolve};
 use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
 
@@ -29,7 +29,18 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
     if req.offset < 0 || req.length < 0 {
         return Err(OpError::invalid("negative offset or length"));
     }
-    let meta = stat_existing(&path)?;
+    // The original stats before it opens: a missing file or a directory
+    // is not counted as an open attempt.
+    let opened = open_existing(&path);
+    match &opened {
+        Ok(_) => storage.bump(|st| {
+            st.total_file_open_count += 1;
+            st.success_file_open_count += 1;
+        }),
+        Err(e) if e.status == Status::ENOENT || e.status == Status::EISDIR => {}
+        Err(_) => storage.bump(|st| st.total_file_open_count += 1),
+    }
+    let (file, meta) = opened?;
     let size = meta.len();
     let offset = req.offset as u64;
     if offset >= size {
@@ -44,9 +55,6 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
     } else {
         (req.length as u64).min(available)
     };
-    storage.bump(|st| st.total_file_open_count += 1);
-    let file = std::fs::File::open(&path)?;
-    storage.bump(|st| st.success_file_open_count += 1);
     storage.bump(|st| st.total_download_bytes += length as i64);
 
     let header = Header::response(0, length as usize).to_bytes();

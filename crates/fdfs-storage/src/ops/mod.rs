@@ -101,6 +101,25 @@ pub fn stat_existing(path: &Path) -> OpResult<std::fs::Metadata> {
     }
 }
 
+/// Opens an existing regular file (following links) for reading, with its
+/// metadata from the open handle: one path walk where stat-then-open takes
+/// two. Missing files and directories get the statuses of
+/// [`stat_existing`].
+pub fn open_existing(path: &Path) -> OpResult<(std::fs::File, std::fs::Metadata)> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            OpError::not_found(format!("{} not found", path.display()))
+        } else {
+            e.into()
+        }
+    })?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(OpError::new(Status::EISDIR, "is a directory"));
+    }
+    Ok((file, meta))
+}
+
 /// Bumps a total counter now and the success counter when `result` is Ok.
 pub fn count<T>(
     storage: &Storage,
