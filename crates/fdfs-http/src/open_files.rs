@@ -7,8 +7,13 @@
 //! count of zero (deleted) or a changed ctime (renamed, linked, appended
 //! to, truncated, modified: every such change sets the inode's ctime) drops
 //! the handle and the name is opened afresh, so answers are the ones a
-//! fresh open gives. The age limit only bounds how long an unused handle
-//! (and the space of a file deleted meanwhile) is held.
+//! fresh open gives. In-place changes (append, modify, truncate) are seen
+//! through the handle itself, deletes and replacements through the link
+//! count; only a rename away from the name relies on ctime, whose
+//! granularity is the kernel's timestamp tick, so a rename in the same
+//! tick as the open is seen when the handle ages out. The age limit
+//! otherwise only bounds how long an unused handle (and the space of a file
+//! deleted meanwhile) is held.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
