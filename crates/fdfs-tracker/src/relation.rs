@@ -232,10 +232,14 @@ async fn elect(t: &Tracker) -> Duration {
 }
 
 /// Two leaders can exist after a partition heals: each side elected one
-/// while it could not reach the other. The original relies on storages
-/// noticing (NOTIFY_RESELECT_LEADER); here the leader itself asks its peers
-/// and, when a rival leader ranks higher by the election's order, follows
-/// it. Both sides compute the same order, so exactly one yields.
+/// while it could not reach the other, or a restarted original tracker
+/// elected itself before a storage told it the whole list. The original
+/// relies on storages noticing (NOTIFY_RESELECT_LEADER); here the leader
+/// itself asks its peers. A rival that ranks higher by the election's
+/// order is followed; one that ranks lower is told to step down with
+/// NOTIFY_RESELECT_LEADER (68), which the original obeys by electing again
+/// (and then adopts us). Both sides compute the same order, so exactly one
+/// yields.
 async fn yield_to_rival_leader(t: &Tracker, me: SocketAddr) {
     let peers: Vec<SocketAddr> = t.relation().peers().map(|p| p.addr).collect();
     let mine = t.own_status();
@@ -243,13 +247,20 @@ async fn yield_to_rival_leader(t: &Tracker, me: SocketAddr) {
         let Some(theirs) = peer_status(t, peer).await else {
             continue;
         };
-        if theirs.if_leader && rank(&theirs, peer) > rank(&mine, me) {
+        if !theirs.if_leader {
+            continue;
+        }
+        if rank(&theirs, peer) > rank(&mine, me) {
             tracing::warn!(rival = %peer, "another tracker leads too and ranks higher: following it");
             let mut rel = t.relation();
             if rel.leader == Some(me) {
                 rel.set_leader(Some(peer));
             }
             return;
+        }
+        tracing::warn!(rival = %peer, "another tracker leads too and ranks lower: asking it to step down");
+        if let Err(e) = call(t, peer, TrackerCmd::TrackerNotifyReselectLeader, &[]).await {
+            tracing::debug!(rival = %peer, error = %e, "NOTIFY_RESELECT_LEADER failed");
         }
     }
 }

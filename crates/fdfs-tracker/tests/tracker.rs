@@ -637,14 +637,24 @@ async fn tracker_to_tracker_commands_answer_the_original_statuses() {
     t.stop().await;
 }
 
-/// A stand-in for another tracker that claims to lead (64 answers if_leader
-/// with a long running time) and counts the JOIN_LEADERs it gets.
+/// What a stand-in rival tracker was asked.
+#[derive(Default)]
+struct RivalCounts {
+    joins: std::sync::atomic::AtomicUsize,
+    reselects: std::sync::atomic::AtomicUsize,
+}
+
+/// A stand-in for another tracker that claims to lead (64 answers
+/// if_leader with the given running time and restart interval) and counts
+/// the JOIN_LEADERs (58) and NOTIFY_RESELECT_LEADERs (68) it gets.
 async fn rival_leader(
     listener: TcpListener,
-    joins: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    running_time_secs: i64,
+    restart_interval_secs: i64,
+    counts: std::sync::Arc<RivalCounts>,
 ) {
     while let Ok((mut s, _)) = listener.accept().await {
-        let joins = joins.clone();
+        let counts = counts.clone();
         tokio::spawn(async move {
             while let Ok(h) = read_header(&mut s).await {
                 let Ok(_) = read_body(&mut s, h.pkg_len as usize).await else {
@@ -653,12 +663,20 @@ async fn rival_leader(
                 let (status, body) = match h.cmd {
                     64 => {
                         let mut b = vec![1u8];
-                        b.extend_from_slice(&3000i64.to_be_bytes());
-                        b.extend_from_slice(&0i64.to_be_bytes());
+                        b.extend_from_slice(&running_time_secs.to_be_bytes());
+                        b.extend_from_slice(&restart_interval_secs.to_be_bytes());
                         (0, b)
                     }
                     58 => {
-                        joins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        counts
+                            .joins
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        (0, vec![])
+                    }
+                    68 => {
+                        counts
+                            .reselects
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         (0, vec![])
                     }
                     65 => (0, vec![]),
@@ -670,6 +688,15 @@ async fn rival_leader(
                 }
             }
         });
+    }
+}
+
+/// Polls until `count` is non-zero.
+async fn wait_for_count(count: &std::sync::atomic::AtomicUsize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 
@@ -685,14 +712,15 @@ async fn a_leader_yields_to_a_higher_ranked_rival_after_a_partition() {
     poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
 
     // The partition heals: the rival leads too and has run longer.
-    let joins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counts = std::sync::Arc::new(RivalCounts::default());
     let listener = TcpListener::bind(rival).await.unwrap();
-    let fake = tokio::spawn(rival_leader(listener, joins.clone()));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while joins.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "the leader never yielded");
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
+    let fake = tokio::spawn(rival_leader(listener, 3000, 0, counts.clone()));
+    wait_for_count(&counts.joins, "the leader never yielded").await;
+    assert_eq!(
+        counts.reselects.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a higher-ranked rival is followed, not told to step down"
+    );
     assert_eq!(
         claims_leadership(t.addr).await,
         Some(false),
@@ -727,5 +755,32 @@ async fn a_restarted_tracker_claims_leadership_only_after_hearing_the_tracker_li
     );
     let _storage = join_listing(t.addr, t.addr).await;
     poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
+    t.stop().await;
+}
+
+/// A rival leader that ranks lower (here: a longer restart interval, as an
+/// original tracker that elected itself alone after a restart) is told to
+/// step down with NOTIFY_RESELECT_LEADER, and we keep leading.
+#[tokio::test]
+async fn a_leader_tells_a_lower_ranked_rival_to_step_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(dir.path()).await;
+    let probe = std::net::TcpListener::bind("127.0.0.84:0").unwrap();
+    let rival = probe.local_addr().unwrap();
+    drop(probe);
+    let _storage = join_listing(t.addr, rival).await;
+    poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
+
+    let counts = std::sync::Arc::new(RivalCounts::default());
+    let listener = TcpListener::bind(rival).await.unwrap();
+    let fake = tokio::spawn(rival_leader(listener, 0, 3000, counts.clone()));
+    wait_for_count(&counts.reselects, "the rival was never told to step down").await;
+    assert_eq!(claims_leadership(t.addr).await, Some(true), "we still lead");
+    assert_eq!(
+        counts.joins.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "we did not follow the lower-ranked rival"
+    );
+    fake.abort();
     t.stop().await;
 }
