@@ -60,18 +60,25 @@ impl Relation {
         self.resolved.iter().filter(|p| !p.is_self)
     }
 
+    /// The other trackers' addresses.
+    pub fn peer_addrs(&self) -> Vec<SocketAddr> {
+        self.peers().map(|p| p.addr).collect()
+    }
+
     /// True when the list names some other tracker (or an entry we have
     /// not tried to resolve yet, which may be one).
     pub fn has_peers(&self) -> bool {
         self.unresolved > self.unresolvable.len() || self.peers().next().is_some()
     }
 
+    /// True when an election made this tracker the leader.
+    pub fn elected_self(&self) -> bool {
+        self.leader.is_some() && self.leader == self.self_addr
+    }
+
     /// True when this tracker leads: elected, or alone.
     pub fn is_leader(&self) -> bool {
-        match (self.leader, self.self_addr) {
-            (Some(l), Some(me)) if l == me => true,
-            _ => !self.has_peers(),
-        }
+        self.elected_self() || !self.has_peers()
     }
 
     /// The leader flag this tracker shows other trackers (GET_STATUS, 64):
@@ -81,10 +88,7 @@ impl Relation {
     /// peer's leader would yield to it by rank and both would lose the
     /// storages' view for a round.
     pub fn claims_leadership(&self) -> bool {
-        match (self.leader, self.self_addr) {
-            (Some(l), Some(me)) if l == me => true,
-            _ => !self.listed.is_empty() && !self.has_peers(),
-        }
+        self.elected_self() || (!self.listed.is_empty() && !self.has_peers())
     }
 
     /// The leader's address, if one is known.
@@ -296,7 +300,7 @@ pub fn notify_next_leader(t: &Tracker, body: &[u8]) -> HandlerResult {
     if !rel.knows(addr) {
         return Err(Status::ENOENT);
     }
-    if rel.leader.is_some() && rel.leader == rel.self_addr && Some(addr) != rel.self_addr {
+    if rel.elected_self() && Some(addr) != rel.self_addr {
         tracing::warn!(candidate = %addr, "another tracker wants to lead while we do: stepping down");
         rel.set_leader(None);
         return Err(Status::EINVAL);
@@ -326,7 +330,7 @@ pub fn notify_reselect_leader(t: &Tracker, body: &[u8]) -> HandlerResult {
         return Err(Status::EINVAL);
     }
     let mut rel = t.relation();
-    if !(rel.leader.is_some() && rel.leader == rel.self_addr) {
+    if !rel.elected_self() {
         return Err(Status::EOPNOTSUPP);
     }
     rel.set_leader(None);

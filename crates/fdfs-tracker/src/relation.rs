@@ -56,7 +56,7 @@ pub async fn run(t: Arc<Tracker>, cancel: CancellationToken) {
                 Some(l) if Some(l) == me => {
                     if last_rival_check.elapsed() >= RIVAL_CHECK_INTERVAL {
                         last_rival_check = tokio::time::Instant::now();
-                        yield_to_rival_leader(&t, l).await;
+                        settle_rival_leaders(&t, l).await;
                     }
                     TICK
                 }
@@ -192,10 +192,7 @@ fn rank(s: &TrackerStatus, addr: SocketAddr) -> (bool, i64, std::cmp::Reverse<i6
 async fn elect(t: &Tracker) -> Duration {
     let (me, peers) = {
         let rel = t.relation();
-        (
-            rel.self_addr,
-            rel.peers().map(|p| p.addr).collect::<Vec<_>>(),
-        )
+        (rel.self_addr, rel.peer_addrs())
     };
     let Some(me) = me else {
         // Not listed by any storage as itself: we cannot be named leader.
@@ -240,8 +237,8 @@ async fn elect(t: &Tracker) -> Duration {
 /// NOTIFY_RESELECT_LEADER (68), which the original obeys by electing again
 /// (and then adopts us). Both sides compute the same order, so exactly one
 /// yields.
-async fn yield_to_rival_leader(t: &Tracker, me: SocketAddr) {
-    let peers: Vec<SocketAddr> = t.relation().peers().map(|p| p.addr).collect();
+async fn settle_rival_leaders(t: &Tracker, me: SocketAddr) {
+    let peers = t.relation().peer_addrs();
     let mine = t.own_status();
     for peer in peers {
         let Some(theirs) = peer_status(t, peer).await else {
@@ -404,10 +401,7 @@ pub async fn copy_sys_files_before_first_join(t: &Tracker) -> bool {
     resolve_list(t).await;
     let (me, peers) = {
         let rel = t.relation();
-        (
-            rel.self_addr,
-            rel.peers().map(|p| p.addr).collect::<Vec<_>>(),
-        )
+        (rel.self_addr, rel.peer_addrs())
     };
     let mut best: Option<(TrackerStatus, SocketAddr)> = None;
     for peer in peers {

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -153,13 +155,10 @@ async fn tracker_end_to_end() {
     assert_eq!(call(&mut c, 79, &[]).await.0, 13);
 
     // Storage start-up traffic.
-    let mut ip_req = BytesMut::new();
-    GetMyIpReq {
-        group: "group1".into(),
-        port: 23000,
-    }
-    .encode(&mut ip_req);
-    assert_eq!(call(&mut c, 60, &ip_req).await, (0, b"127.0.0.1".to_vec()));
+    assert_eq!(
+        call(&mut c, 60, &my_ip_request("group1", 23000)).await,
+        (0, b"127.0.0.1".to_vec())
+    );
     let (status, params) = call(&mut c, 75, &[]).await;
     assert_eq!(status, 0);
     assert_eq!(String::from_utf8(params).unwrap().lines().count(), 26);
@@ -423,13 +422,10 @@ async fn storage_id_mode() {
     let mut req = b"127.0.0.9".to_vec();
     req.extend_from_slice(&23000i32.to_be_bytes());
     assert_eq!(call(&mut c, 109, &req).await.0, 2);
-    let mut ip_req = BytesMut::new();
-    GetMyIpReq {
-        group: "group1".into(),
-        port: 23000,
-    }
-    .encode(&mut ip_req);
-    assert_eq!(call(&mut c, 60, &ip_req).await, (0, b"127.0.0.1".to_vec()));
+    assert_eq!(
+        call(&mut c, 60, &my_ip_request("group1", 23000)).await,
+        (0, b"127.0.0.1".to_vec())
+    );
 
     // JOIN by address: 127.0.0.1 is 100001.
     let mut s1 = connect_from("127.0.0.1", addr).await;
@@ -553,6 +549,17 @@ async fn tracker_behind_a_forwarder_knows_it_leads() {
     t.stop().await;
 }
 
+/// A GET_MY_IP (60) body.
+fn my_ip_request(group: &str, port: i32) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    GetMyIpReq {
+        group: group.into(),
+        port,
+    }
+    .encode(&mut b);
+    b.to_vec()
+}
+
 /// JOINs as a storage that lists `tracker` and `other` as its trackers.
 async fn join_listing(tracker: SocketAddr, other: SocketAddr) -> TcpStream {
     let mut body = BytesMut::new();
@@ -640,8 +647,8 @@ async fn tracker_to_tracker_commands_answer_the_original_statuses() {
 /// What a stand-in rival tracker was asked.
 #[derive(Default)]
 struct RivalCounts {
-    joins: std::sync::atomic::AtomicUsize,
-    reselects: std::sync::atomic::AtomicUsize,
+    joins: AtomicUsize,
+    reselects: AtomicUsize,
 }
 
 /// A stand-in for another tracker that claims to lead (64 answers
@@ -651,7 +658,7 @@ async fn rival_leader(
     listener: TcpListener,
     running_time_secs: i64,
     restart_interval_secs: i64,
-    counts: std::sync::Arc<RivalCounts>,
+    counts: Arc<RivalCounts>,
 ) {
     while let Ok((mut s, _)) = listener.accept().await {
         let counts = counts.clone();
@@ -668,15 +675,11 @@ async fn rival_leader(
                         (0, b)
                     }
                     58 => {
-                        counts
-                            .joins
-                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        counts.joins.fetch_add(1, Ordering::SeqCst);
                         (0, vec![])
                     }
                     68 => {
-                        counts
-                            .reselects
-                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        counts.reselects.fetch_add(1, Ordering::SeqCst);
                         (0, vec![])
                     }
                     65 => (0, vec![]),
@@ -692,32 +695,68 @@ async fn rival_leader(
 }
 
 /// Polls until `count` is non-zero.
-async fn wait_for_count(count: &std::sync::atomic::AtomicUsize, what: &str) {
+async fn wait_for_count(count: &AtomicUsize, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+    while count.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "{what}");
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 
-#[tokio::test]
-async fn a_leader_yields_to_a_higher_ranked_rival_after_a_partition() {
+/// A tracker that leads while the other tracker its storage lists cannot
+/// be reached (a partition), then that rival comes up claiming to lead too,
+/// with the given running time and restart interval.
+struct RivalScene {
+    _dir: tempfile::TempDir,
+    /// The storage's JOIN connection, which listed both trackers.
+    _storage: TcpStream,
+    t: Running,
+    rival: SocketAddr,
+    counts: Arc<RivalCounts>,
+    fake: JoinHandle<()>,
+}
+
+async fn rival_scene(
+    rival_ip: &str,
+    running_time_secs: i64,
+    restart_interval_secs: i64,
+) -> RivalScene {
     let dir = tempfile::tempdir().unwrap();
     let t = start(dir.path()).await;
     // The rival's address refuses connections at first (the partition).
-    let probe = std::net::TcpListener::bind("127.0.0.83:0").unwrap();
+    let probe = std::net::TcpListener::bind((rival_ip, 0)).unwrap();
     let rival = probe.local_addr().unwrap();
     drop(probe);
-    let _storage = join_listing(t.addr, rival).await;
+    let storage = join_listing(t.addr, rival).await;
     poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
 
-    // The partition heals: the rival leads too and has run longer.
-    let counts = std::sync::Arc::new(RivalCounts::default());
+    // The partition heals: the rival leads too.
+    let counts = Arc::new(RivalCounts::default());
     let listener = TcpListener::bind(rival).await.unwrap();
-    let fake = tokio::spawn(rival_leader(listener, 3000, 0, counts.clone()));
+    let fake = tokio::spawn(rival_leader(
+        listener,
+        running_time_secs,
+        restart_interval_secs,
+        counts.clone(),
+    ));
+    RivalScene {
+        _dir: dir,
+        _storage: storage,
+        t,
+        rival,
+        counts,
+        fake,
+    }
+}
+
+#[tokio::test]
+async fn a_leader_yields_to_a_higher_ranked_rival_after_a_partition() {
+    // The rival has run longer.
+    let scene = rival_scene("127.0.0.83", 3000, 0).await;
+    let (t, rival, counts) = (&scene.t, scene.rival, &scene.counts);
     wait_for_count(&counts.joins, "the leader never yielded").await;
     assert_eq!(
-        counts.reselects.load(std::sync::atomic::Ordering::SeqCst),
+        counts.reselects.load(Ordering::SeqCst),
         0,
         "a higher-ranked rival is followed, not told to step down"
     );
@@ -731,8 +770,8 @@ async fn a_leader_yields_to_a_higher_ranked_rival_after_a_partition() {
         call(&mut c, 95, &[]).await,
         (0, rival.to_string().into_bytes())
     );
-    fake.abort();
-    t.stop().await;
+    scene.fake.abort();
+    scene.t.stop().await;
 }
 
 /// A tracker restarted with its data files knows its groups but not yet the
@@ -763,24 +802,15 @@ async fn a_restarted_tracker_claims_leadership_only_after_hearing_the_tracker_li
 /// step down with NOTIFY_RESELECT_LEADER, and we keep leading.
 #[tokio::test]
 async fn a_leader_tells_a_lower_ranked_rival_to_step_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = start(dir.path()).await;
-    let probe = std::net::TcpListener::bind("127.0.0.84:0").unwrap();
-    let rival = probe.local_addr().unwrap();
-    drop(probe);
-    let _storage = join_listing(t.addr, rival).await;
-    poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
-
-    let counts = std::sync::Arc::new(RivalCounts::default());
-    let listener = TcpListener::bind(rival).await.unwrap();
-    let fake = tokio::spawn(rival_leader(listener, 0, 3000, counts.clone()));
+    let scene = rival_scene("127.0.0.84", 0, 3000).await;
+    let (t, counts) = (&scene.t, &scene.counts);
     wait_for_count(&counts.reselects, "the rival was never told to step down").await;
     assert_eq!(claims_leadership(t.addr).await, Some(true), "we still lead");
     assert_eq!(
-        counts.joins.load(std::sync::atomic::Ordering::SeqCst),
+        counts.joins.load(Ordering::SeqCst),
         0,
         "we did not follow the lower-ranked rival"
     );
-    fake.abort();
-    t.stop().await;
+    scene.fake.abort();
+    scene.t.stop().await;
 }

@@ -135,19 +135,15 @@ fn wait_healthy(port: u16) {
     }
 }
 
-/// The gateway keeps hot files open; every change made through the
-/// storage must show on the very next GET, on both of its paths (hyper's
-/// for `Connection: close`, the fast one for keep-alive).
-#[test]
-fn kept_open_files_follow_every_change_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+/// `fdfs server` on free ports in `base`, once its gateway answers;
+/// (process, tracker port, HTTP port).
+fn start_server(base: &Path) -> (Proc, u16, u16) {
     let (tp, sp, hp) = (free_port(), free_port(), free_port());
-    let base = dir.path().to_str().unwrap();
     let (tp_s, sp_s, hp_s) = (tp.to_string(), sp.to_string(), hp.to_string());
-    let _server = fdfs(&[
+    let server = fdfs(&[
         "server",
         "--base-path",
-        base,
+        base.to_str().unwrap(),
         "--tracker-port",
         &tp_s,
         "--storage-port",
@@ -158,6 +154,16 @@ fn kept_open_files_follow_every_change_at_once() {
         "warn",
     ]);
     wait_healthy(hp);
+    (server, tp, hp)
+}
+
+/// The gateway keeps hot files open; every change made through the
+/// storage must show on the very next GET, on both of its paths (hyper's
+/// for `Connection: close`, the fast one for keep-alive).
+#[test]
+fn kept_open_files_follow_every_change_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, tp, hp) = start_server(dir.path());
     let (rt, c) = client(tp);
     let get_both = |id: &FileId| {
         let url = format!("/{id}");
@@ -189,23 +195,7 @@ fn kept_open_files_follow_every_change_at_once() {
 #[test]
 fn fdfs_server_serves_http() {
     let dir = tempfile::tempdir().unwrap();
-    let (tp, sp, hp) = (free_port(), free_port(), free_port());
-    let base = dir.path().to_str().unwrap();
-    let (tp_s, sp_s, hp_s) = (tp.to_string(), sp.to_string(), hp.to_string());
-    let _server = fdfs(&[
-        "server",
-        "--base-path",
-        base,
-        "--tracker-port",
-        &tp_s,
-        "--storage-port",
-        &sp_s,
-        "--http-port",
-        &hp_s,
-        "--log-level",
-        "warn",
-    ]);
-    wait_healthy(hp);
+    let (_server, tp, hp) = start_server(dir.path());
     let id = upload(tp, b"served over http");
     let (status, body) = http_get(hp, &format!("/{id}")).unwrap();
     assert_eq!(status, 200);
