@@ -147,6 +147,10 @@ async fn send(
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
+    // A reused connection takes the next request only once hyper has seen
+    // the previous response to its end: without waiting, a request can be
+    // refused with "connection was not ready".
+    tokio::time::timeout(DEADLINE, sender.ready()).await??;
     let resp = tokio::time::timeout(DEADLINE, sender.send_request(b.body(Empty::new())?)).await??;
     let (parts, body) = resp.into_parts();
     let body = tokio::time::timeout(DEADLINE, body.collect())

@@ -445,14 +445,12 @@ async fn storage_id_mode() {
     let (status, _) = call(&mut s2, 81, &join_body_with_id(addr, "100002")).await;
     assert_eq!(status, 0);
 
-    let listed = list_storage(addr).await;
-    let rows: Vec<(&str, &str, u8)> = listed
-        .iter()
-        .map(|s| (s.id.as_str(), s.ip_addr.as_str(), s.rw_mode))
-        .collect();
     assert_eq!(
-        rows,
-        [("100001", "127.0.0.1", 6), ("100002", "127.0.0.2", 4)]
+        id_addr_mode_rows(addr).await,
+        [
+            ("100001".into(), "127.0.0.1".into(), 6),
+            ("100002".into(), "127.0.0.2".into(), 4)
+        ]
     );
     let mut one = group_field("group1");
     one.extend_from_slice(b"100002");
@@ -471,14 +469,12 @@ async fn storage_id_mode() {
 
     // Reloaded in id mode: the same ids, rw_mode again from storage_ids.conf.
     let tr = start_with(conf.clone()).await;
-    let listed = list_storage(tr.addr).await;
-    let rows: Vec<(&str, &str, u8)> = listed
-        .iter()
-        .map(|s| (s.id.as_str(), s.ip_addr.as_str(), s.rw_mode))
-        .collect();
     assert_eq!(
-        rows,
-        [("100001", "127.0.0.1", 6), ("100002", "127.0.0.2", 4)]
+        id_addr_mode_rows(tr.addr).await,
+        [
+            ("100001".into(), "127.0.0.1".into(), 6),
+            ("100002".into(), "127.0.0.2".into(), 4)
+        ]
     );
     tr.stop().await;
 
@@ -547,6 +543,15 @@ async fn tracker_behind_a_forwarder_knows_it_leads() {
     assert_eq!(notice.group_members.map(|m| m.len()), Some(1));
     fwd.abort();
     t.stop().await;
+}
+
+/// (id, address, rw_mode) of each storage the tracker lists.
+async fn id_addr_mode_rows(tracker: SocketAddr) -> Vec<(String, String, u8)> {
+    list_storage(tracker)
+        .await
+        .into_iter()
+        .map(|s| (s.id, s.ip_addr, s.rw_mode))
+        .collect()
 }
 
 /// A GET_MY_IP (60) body.
