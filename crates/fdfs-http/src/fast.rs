@@ -38,8 +38,6 @@ use crate::{Front, Gateway, Headers};
 
 /// Most header lines a fast request may have (more: hyper decides).
 const MAX_HEADERS: usize = 64;
-/// Longest request head the fast path reads (longer: hyper decides).
-const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Read buffer growth step.
 const READ_BUF_BYTES: usize = 4096;
 impl Headers for [httparse::Header<'_>] {
@@ -86,7 +84,9 @@ fn try_fast(gw: &Gateway, buf: &[u8], out: &mut Vec<u8>) -> Step {
     let mut req = httparse::Request::new(&mut headers);
     let consumed = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Step::NeedMore,
+        Ok(httparse::Status::Partial) if buf.len() < crate::MAX_REQUEST_HEAD_BYTES => {
+            return Step::NeedMore
+        }
         _ => return Step::Fallback,
     };
     let head = match req.method {

@@ -52,6 +52,11 @@ use crate::token::TokenCheck;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The health check path.
 pub const HEALTHZ_PATH: &str = "/healthz";
+/// Longest request head read from a client, on the fast path and in
+/// hyper (which answers 431 past it). hyper's own default is about 400 KB,
+/// so a few hundred unfinished heads held hundreds of MB; nginx's default
+/// ceiling is 32 KB and a gateway path is under 511 bytes (§9.1).
+pub(crate) const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 
 /// Shared state of a running gateway.
 pub(crate) struct Gateway {
@@ -142,6 +147,7 @@ pub(crate) async fn serve_hyper<T>(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES)
         .keep_alive(true)
         // A client may end its side after the request (`nc -N`, scripts):
         // answer it, as nginx and the fast path do, instead of hanging up.

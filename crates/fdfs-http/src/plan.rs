@@ -70,11 +70,15 @@ pub enum RangeSpec {
     Unsatisfiable,
 }
 
-fn parse_u64(s: &str) -> Option<u64> {
+/// A byte position of a Range header. Positions past `u64::MAX` are still
+/// well-formed (RFC 9110 puts no limit on the digits): they saturate, so a
+/// huge last position clamps to the end of the file and a huge suffix
+/// means the whole file, the same as any other position past the end.
+fn parse_pos(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    Some(s.parse().unwrap_or(u64::MAX))
 }
 
 /// Parses `bytes=a-b`, `bytes=a-`, `bytes=-n` (and lists of them). A
@@ -111,7 +115,7 @@ fn parse_one(spec: &str, size: u64) -> RangeSpec {
     let (a, b) = (a.trim(), b.trim());
     if a.is_empty() {
         // Suffix: the last n bytes.
-        return match parse_u64(b) {
+        return match parse_pos(b) {
             Some(n) if n > 0 && size > 0 => RangeSpec::Single {
                 start: size.saturating_sub(n),
                 end: size - 1,
@@ -119,13 +123,13 @@ fn parse_one(spec: &str, size: u64) -> RangeSpec {
             _ => RangeSpec::Unsatisfiable,
         };
     }
-    let Some(start) = parse_u64(a) else {
+    let Some(start) = parse_pos(a) else {
         return RangeSpec::Unsatisfiable;
     };
     let end = if b.is_empty() {
         None
     } else {
-        match parse_u64(b) {
+        match parse_pos(b) {
             Some(e) => Some(e),
             None => return RangeSpec::Unsatisfiable,
         }
@@ -221,6 +225,22 @@ mod tests {
         assert_eq!(single("bytes=-1", 0), RangeSpec::Unsatisfiable);
         assert_eq!(single("bytes=1-2,4-5", 14), RangeSpec::Multi);
         assert_eq!(single("items=1-2", 14), RangeSpec::Ignore);
+    }
+
+    #[test]
+    fn positions_past_u64_are_clamped_like_any_position_past_the_end() {
+        let s = |start, end| RangeSpec::Single { start, end };
+        // RFC 9110 §14.1.2: a last position at or past the end means "to
+        // the end"; a suffix longer than the file means the whole file.
+        assert_eq!(single("bytes=0-999999999999999999999", 14), s(0, 13));
+        assert_eq!(single("bytes=3-18446744073709551615", 14), s(3, 13));
+        assert_eq!(single("bytes=-99999999999999999999999", 14), s(0, 13));
+        assert_eq!(single("bytes=-18446744073709551615", 14), s(0, 13));
+        // A first position past the end stays unsatisfiable, however long.
+        assert_eq!(
+            single("bytes=99999999999999999999999-", 14),
+            RangeSpec::Unsatisfiable
+        );
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! Files that are not here (PROTOCOL.md §9.3): the source storage is
-//! decoded from the file name; `redirect` mode answers 302 to its HTTP
-//! port, `proxy` mode fetches the file over the binary protocol
-//! (QUERY_FILE_INFO, then DOWNLOAD_FILE for the planned window) and relays
-//! it. When the source is this storage or does not answer, the tracker's
-//! QUERY_FETCH_ALL (105) names the other candidates.
+//! Files that are not here (PROTOCOL.md §9.3): `redirect` mode answers 302
+//! to another storage's HTTP port, `proxy` mode fetches the file over the
+//! binary protocol (QUERY_FILE_INFO, then DOWNLOAD_FILE for the planned
+//! window) and relays it.
+//!
+//! The only storages named or contacted are those the tracker's
+//! QUERY_FETCH_ALL (105) lists for the URL's group and file; the source
+//! encoded in the file name only puts its storage first when the tracker
+//! lists it. The module trusts the name's source address, and a name is
+//! client text: anyone could make the gateway connect to, and relay, any
+//! address (or send clients there), whatever group the URL names.
 
 use std::net::IpAddr;
 
@@ -94,24 +99,40 @@ impl Gateway {
         Vec::new()
     }
 
-    /// 302 to the source storage's gateway (same port, same path and query,
-    /// plus `redirect=1`), or to another storage the tracker names when the
-    /// source is us.
+    /// The storages that may serve `req`, the name's source first when the
+    /// tracker lists it, this storage left out.
+    async fn candidates(&self, req: &FileRequest) -> Vec<ServerAddr> {
+        let mut listed: Vec<ServerAddr> = self
+            .tracker_candidates(req)
+            .await
+            .into_iter()
+            .filter(|a| !self.is_self(a))
+            .collect();
+        let source_pos = source_ip(req).and_then(|src| {
+            listed
+                .iter()
+                .position(|a| a.ip.parse::<IpAddr>().ok() == Some(src))
+        });
+        if let Some(pos) = source_pos {
+            listed[..=pos].rotate_right(1);
+        }
+        listed
+    }
+
+    /// 302 to the gateway of a storage the tracker lists for the file
+    /// (same port, same path and query, plus `redirect=1`).
     pub(crate) async fn redirect(
         &self,
         req: &FileRequest,
         uri: &hyper::Uri,
         range: Option<&HeaderValue>,
     ) -> Result<Resp, Reject> {
-        let mut target = source_ip(req).filter(|ip| !self.is_self_ip(ip));
-        if target.is_none() {
-            target = self
-                .tracker_candidates(req)
-                .await
-                .iter()
-                .filter_map(|a| a.ip.parse::<IpAddr>().ok())
-                .find(|ip| !self.is_self_ip(ip));
-        }
+        let target = self
+            .candidates(req)
+            .await
+            .iter()
+            .filter_map(|a| a.ip.parse::<IpAddr>().ok())
+            .find(|ip| !self.is_self_ip(ip));
         let Some(ip) = target else {
             return Err(Reject::not_found(format!(
                 "{}/{}: not here and no other storage to send the client to",
@@ -143,37 +164,19 @@ impl Gateway {
         download_name: Option<&str>,
         head: bool,
     ) -> Result<Resp, Reject> {
-        let mut tried: Vec<ServerAddr> = Vec::new();
-        if let Some(ip) = source_ip(req).filter(|ip| !self.is_self_ip(ip)) {
-            let addr = ServerAddr {
-                ip: ip.to_string(),
-                port: self.conf.storage_port,
-            };
+        let mut tried = 0usize;
+        for addr in self.candidates(req).await {
             if let Some(r) = self
                 .try_storage(&addr, req, cond, download_name, head)
                 .await?
             {
                 return Ok(r);
             }
-            tried.push(addr);
-        }
-        for addr in self.tracker_candidates(req).await {
-            if self.is_self(&addr) || tried.contains(&addr) {
-                continue;
-            }
-            if let Some(r) = self
-                .try_storage(&addr, req, cond, download_name, head)
-                .await?
-            {
-                return Ok(r);
-            }
-            tried.push(addr);
+            tried += 1;
         }
         Err(Reject::not_found(format!(
             "{}/{}: no storage has it (tried {})",
-            req.group,
-            req.remote,
-            tried.len()
+            req.group, req.remote, tried
         )))
     }
 

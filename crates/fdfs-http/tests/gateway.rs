@@ -1090,3 +1090,88 @@ fn server_side_established(server: std::net::SocketAddr, client: std::net::Socke
         f.len() > 3 && f[1] == local && f[2] == remote && f[3] == "01"
     })
 }
+
+/// A file name is client text: the source address it encodes must never
+/// make the gateway connect to (proxy) or send clients to (redirect) an
+/// address the tracker does not list for the URL's group, whichever group
+/// the URL names.
+#[test]
+fn names_never_steer_the_gateway_to_an_unlisted_address() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let env = Env::start();
+    let rt = &env.rt;
+    // Where a forged name points: the port the gateway assumes for a
+    // source storage, on an address that is no storage of the cluster.
+    let trap = rt
+        .block_on(tokio::net::TcpListener::bind((
+            "127.0.0.2",
+            env.cluster.storage_addr.port(),
+        )))
+        .expect("bind the trap listener on 127.0.0.2");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    rt.spawn(async move {
+        while trap.accept().await.is_ok() {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+
+    let real = env.upload(b"real", "txt");
+    let n = RemoteName::parse(&real.remote, 1).unwrap();
+    let mut record = n.record().unwrap();
+    record.source = fdfs_proto::fileid::FileNameRecord::ip_source("127.0.0.2".parse().unwrap());
+    let forged = format!("{}{}", record.encode(), &n.name[27..]);
+
+    for mode in [ResponseMode::Proxy, ResponseMode::Redirect] {
+        let mut conf = env.conf();
+        conf.response_mode = mode;
+        let gw = env.gateway(conf);
+        for group in ["group1", "group9"] {
+            let path = format!("/{group}/M00/00/00/{forged}");
+            let r = rt.block_on(get(gw, &path, &[])).unwrap();
+            assert_eq!(r.status, 404, "{mode:?} {path}: {r:?}");
+            assert_eq!(r.header("location"), None, "{mode:?} {path}");
+        }
+        // The real file still comes from here.
+        let r = rt.block_on(get(gw, &url(&real), &[])).unwrap();
+        assert_eq!((r.status, r.body.as_ref()), (200, b"real".as_ref()));
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the gateway connected to the address a file name encodes"
+    );
+}
+
+/// Unfinished request heads cannot hold more than 16 KiB each: a longer
+/// head is answered 431 at once, a long but complete one is still served.
+#[test]
+fn request_heads_are_capped_at_16_kib() {
+    let env = Env::start();
+    let gw = env.gateway(env.conf());
+    let id = env.upload(b"capped", "txt");
+    env.rt.block_on(async {
+        let head = |pad: usize| {
+            format!(
+                "GET {} HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+                url(&id),
+                "a".repeat(pad)
+            )
+        };
+        let exchange = |text: String| async move {
+            let mut s = TcpStream::connect(gw).await.unwrap();
+            // The server may answer and close before it read everything.
+            let _ = s.write_all(text.as_bytes()).await;
+            let mut out = Vec::new();
+            let _ = tokio::time::timeout(DEADLINE, s.read_to_end(&mut out))
+                .await
+                .expect("no answer to the request head");
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        let served = exchange(head(12 * 1024)).await;
+        assert!(served.starts_with("HTTP/1.1 200"), "{served:.80}");
+        assert!(served.ends_with("capped"));
+        let refused = exchange(head(40 * 1024)).await;
+        assert!(refused.starts_with("HTTP/1.1 431"), "{refused:.80}");
+    });
+}
