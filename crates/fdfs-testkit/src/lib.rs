@@ -227,6 +227,45 @@ impl Drop for Cluster {
     }
 }
 
+/// How long a spawned server gets to exit after SIGTERM before SIGKILL.
+const PROCESS_STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// A server a test spawned as a process (`fdfs server`, a classic daemon):
+/// stopped when the guard drops, pass or panic, so a failed test leaves
+/// nothing running to slow the tests after it. SIGTERM first, so the
+/// server's own shutdown runs; SIGKILL if it does not exit in time.
+pub struct ProcessGuard(pub std::process::Child);
+
+impl ProcessGuard {
+    /// Sends SIGTERM and waits for the exit (SIGKILL after
+    /// [`PROCESS_STOP_GRACE`]); None when it had to be killed.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            return Some(status);
+        }
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let end = Instant::now() + PROCESS_STOP_GRACE;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        None
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago, for servers a test
 /// starts as separate processes (which cannot be handed a bound listener).
 pub fn free_port() -> u16 {

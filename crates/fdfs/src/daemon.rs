@@ -278,11 +278,13 @@ pub fn server(args: ServerArgs) -> ExitCode {
             base_path = %args.base_path.display(),
             "fdfs server starting"
         );
-        let tracker = tokio::spawn(fdfs_tracker::run(
-            tracker_listener,
-            tracker_conf,
-            shutdown.clone(),
-        ));
+        let tracker = spawn_tracker_thread(tracker_listener, tracker_conf, shutdown.clone())
+            .map_err(|e| format!("tracker: cannot start its thread: {e}"))?;
+        let tracker = tokio::task::spawn_blocking(move || {
+            tracker
+                .join()
+                .unwrap_or_else(|_| Err("tracker: its thread panicked".to_string()))
+        });
         let http = spawn_gateway(&args.bind, args.http_port, gateway_conf, &shutdown).await?;
         let storage = tokio::spawn(fdfs_storage::run(
             storage_listener,
@@ -292,8 +294,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
         let (t, s) = tokio::join!(tracker, storage);
         shutdown.cancel();
         join_gateway(http).await?;
-        t.map_err(|e| e.to_string())?
-            .map_err(|e| format!("tracker: {e}"))?;
+        t.map_err(|e| e.to_string())??;
         s.map_err(|e| e.to_string())?
             .map_err(|e| format!("storage: {e}"))?;
         Ok(())
@@ -305,6 +306,31 @@ pub fn server(args: ServerArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the tracker of `fdfs server` on a runtime and thread of its own:
+/// storage work that holds the shared runtime's workers (a slow disk, a
+/// long checksum) must not stall the cluster's routing along with it.
+fn spawn_tracker_thread(
+    listener: TcpListener,
+    conf: TrackerConf,
+    shutdown: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<Result<(), String>>> {
+    let listener = listener.into_std()?;
+    std::thread::Builder::new()
+        .name("tracker".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("tracker: cannot start runtime: {e}"))?;
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+                fdfs_tracker::run(listener, conf, shutdown)
+                    .await
+                    .map_err(|e| format!("tracker: {e}"))
+            })
+        })
 }
 
 /// The HTTP gateway of a storage started from `storage_conf_path`: the

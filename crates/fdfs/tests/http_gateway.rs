@@ -4,39 +4,18 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fdfs_client::{Client, ClientOptions, UploadKind, UploadOptions};
 use fdfs_config::TrackerAddr;
 use fdfs_proto::FileId;
-use fdfs_testkit::free_port;
+use fdfs_testkit::{free_port, ProcessGuard};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Kills the child on drop (tests must not leave servers behind).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let end = Instant::now() + DEADLINE;
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn fdfs(args: &[&str]) -> Proc {
-    Proc(
+fn fdfs(args: &[&str]) -> ProcessGuard {
+    ProcessGuard(
         Command::new(env!("CARGO_BIN_EXE_fdfs"))
             .args(args)
             .stdin(Stdio::null())
@@ -137,7 +116,7 @@ fn wait_healthy(port: u16) {
 
 /// `fdfs server` on free ports in `base`, once its gateway answers;
 /// (process, tracker port, HTTP port).
-fn start_server(base: &Path) -> (Proc, u16, u16) {
+fn start_server(base: &Path) -> (ProcessGuard, u16, u16) {
     let (tp, sp, hp) = (free_port(), free_port(), free_port());
     let (tp_s, sp_s, hp_s) = (tp.to_string(), sp.to_string(), hp.to_string());
     let server = fdfs(&[

@@ -1,19 +1,22 @@
 //! Restarts of the real binary: `fdfs server` stopped with SIGTERM and
 //! started again at once on the same ports keeps its files and never fails
 //! with "address already in use"; the classic `fdfs_storaged <conf>
-//! start|stop|restart` front end does the same through its pid file.
+//! start|stop|restart` front end does the same through its pid file. And
+//! the server keeps answering while whole-file checksums run.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use fdfs_client::Conn;
 use fdfs_proto::storage_msg::{DownloadReq, FileIdResp, UploadReq};
 use fdfs_proto::{StorageCmd, TrackerCmd};
-use fdfs_testkit::free_port;
+use fdfs_testkit::{free_port, ProcessGuard};
 
-const DEADLINE: Duration = Duration::from_secs(20);
+/// Generous: a fresh server first lays out its data directories, which
+/// takes tens of seconds on a disk that other tests keep busy.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -110,41 +113,32 @@ fn download(storage_port: u16, remote: &str) -> Vec<u8> {
     })
 }
 
-fn start_server(base: &Path, tracker_port: u16, storage_port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_fdfs"))
-        .arg("server")
-        .arg("--base-path")
-        .arg(base)
-        .arg("--tracker-port")
-        .arg(tracker_port.to_string())
-        .arg("--storage-port")
-        .arg(storage_port.to_string())
-        .arg("--http-port")
-        .arg("0")
-        .arg("--log-level")
-        .arg("warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start fdfs server")
+fn start_server(base: &Path, tracker_port: u16, storage_port: u16) -> ProcessGuard {
+    ProcessGuard(
+        Command::new(env!("CARGO_BIN_EXE_fdfs"))
+            .arg("server")
+            .arg("--base-path")
+            .arg(base)
+            .arg("--tracker-port")
+            .arg(tracker_port.to_string())
+            .arg("--storage-port")
+            .arg(storage_port.to_string())
+            .arg("--http-port")
+            .arg("0")
+            .arg("--log-level")
+            .arg("warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fdfs server"),
+    )
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let ok = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < end, "server did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn terminate(server: &mut ProcessGuard) -> std::process::ExitStatus {
+    server
+        .terminate()
+        .expect("server did not stop after SIGTERM")
 }
 
 #[test]
@@ -279,8 +273,8 @@ fn killed_mid_upload_leaves_no_partial_file() {
             .unwrap_or(false)),
         "the upload is in progress in .tmp"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
     drop(raw);
 
     let mut server = start_server(dir.path(), tp, sp);
@@ -305,4 +299,86 @@ fn killed_mid_upload_leaves_no_partial_file() {
     assert_eq!(binlog.lines().count(), 1, "{binlog}");
     assert_eq!(download(sp, &done), b"complete before the crash");
     terminate(&mut server);
+}
+
+/// A huge appender made of holes: nothing on disk, but reading and summing
+/// it takes far longer than the answers below may take.
+const SPARSE_APPENDER_BYTES: u64 = 64 << 30;
+/// Whole-file checksums kept in flight at once: more than the runtime has
+/// workers.
+const CHECKSUMS_IN_FLIGHT: usize = 4;
+/// How long ACTIVE_TEST and QUERY_STORE may take meanwhile: "at once" on a
+/// loaded 2-CPU machine, and far below what one checksum takes.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+/// QUERY_FILE_INFO of an appender sums the whole file. With several of
+/// them in flight on a huge sparse appender the storage still answers
+/// ACTIVE_TEST and the tracker QUERY_STORE at once: the sums run off the
+/// runtime's workers, and the tracker of `fdfs server` has its own.
+#[test]
+fn server_answers_while_whole_file_checksums_run() {
+    use fdfs_client::{StorageClient, UploadKind};
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, sp) = (free_port(), free_port());
+    let mut server = start_server(dir.path(), tp, sp);
+    wait_ready(tp);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let storage = format!("127.0.0.1:{sp}");
+        let connect = || Conn::connect(&storage, Duration::from_secs(2), DEADLINE);
+        let mut c = connect().await.unwrap();
+        let id = StorageClient::new(&mut c)
+            .upload(UploadKind::Appender, -1, "bin", &mut &b"x"[..], 1)
+            .await
+            .unwrap();
+        StorageClient::new(&mut c)
+            .truncate(&id.remote, SPARSE_APPENDER_BYTES)
+            .await
+            .unwrap();
+        let mut in_flight = Vec::new();
+        for _ in 0..CHECKSUMS_IN_FLIGHT {
+            let mut c = connect().await.unwrap();
+            let remote = id.remote.clone();
+            in_flight.push(tokio::spawn(async move {
+                StorageClient::new(&mut c)
+                    .query_file_info("group1", &remote, 0)
+                    .await
+            }));
+        }
+        tokio::task::yield_now().await;
+
+        let started = Instant::now();
+        let tracker = format!("127.0.0.1:{tp}");
+        tokio::time::timeout(ANSWER_WITHIN, async {
+            let mut t = Conn::connect(&tracker, Duration::from_secs(2), DEADLINE)
+                .await
+                .unwrap();
+            t.call(TrackerCmd::QueryStoreWithoutGroupOne.into(), &[])
+                .await
+                .unwrap();
+        })
+        .await
+        .expect("the tracker did not answer QUERY_STORE while checksums ran");
+        tokio::time::timeout(ANSWER_WITHIN, async {
+            c.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
+        })
+        .await
+        .expect("the storage did not answer ACTIVE_TEST while checksums ran");
+        eprintln!(
+            "answered in {:?}; checksums still running: {}",
+            started.elapsed(),
+            in_flight.iter().filter(|h| !h.is_finished()).count()
+        );
+        for h in in_flight {
+            h.abort();
+        }
+    });
+    // Stops the checksums with the server (they would burn CPU for
+    // minutes under the tests that follow).
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
 }
