@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub mod client;
+pub mod hosts;
 pub mod http;
 pub mod ini;
 pub mod keys;
@@ -19,6 +20,7 @@ pub mod tracker;
 pub mod values;
 
 pub use client::ClientConf;
+pub use hosts::HostList;
 pub use http::HttpConf;
 pub use ini::{IniFile, IniItem, IniSection};
 pub use storage::StorageConf;

@@ -106,6 +106,9 @@ pub async fn run(
     fdfs_client::serve::accept_until_shutdown(
         listener,
         gw.conf.max_connections,
+        // Public downloads are the gateway's purpose: the storage's
+        // allow_hosts does not cover it.
+        &fdfs_client::serve::Admission::everyone(),
         &tasks,
         &shutdown,
         |stream, peer| serve_connection(gw.clone(), stream, peer, shutdown.clone()),

@@ -45,6 +45,9 @@ pub async fn serve(
     storage: Arc<Storage>,
     shutdown: CancellationToken,
 ) -> Result<(), StorageError> {
+    let admission =
+        fdfs_client::serve::Admission::from_conf(&storage.conf.allow_hosts, "allow_hosts")
+            .map_err(StorageError::Config)?;
     let tasks = TaskTracker::new();
     sync::enable(&storage, &tasks, shutdown.clone());
     reporter::spawn_all(&storage, &tasks, shutdown.clone());
@@ -57,6 +60,7 @@ pub async fn serve(
     fdfs_client::serve::accept_until_shutdown(
         listener,
         max_connections,
+        &admission,
         &tasks,
         &shutdown,
         |stream, peer| {

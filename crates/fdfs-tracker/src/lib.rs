@@ -58,6 +58,8 @@ pub enum TrackerError {
     Disabled,
     #[error("storage ids: {0}")]
     StorageIds(#[from] fdfs_config::ConfigError),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl TrackerError {
@@ -70,7 +72,9 @@ impl TrackerError {
                 .and_then(|c| u8::try_from(c).ok())
                 .map(Status)
                 .unwrap_or(Status::EIO),
-            TrackerError::Disabled | TrackerError::StorageIds(_) => Status::EINVAL,
+            TrackerError::Disabled | TrackerError::StorageIds(_) | TrackerError::Config(_) => {
+                Status::EINVAL
+            }
         }
     }
 }
@@ -305,6 +309,9 @@ pub async fn serve(
     if let Err(e) = tracker.save_now().and_then(|_| tracker.save_status_file()) {
         tracing::warn!(error = %e, "cannot write tracker data files");
     }
+    let admission =
+        fdfs_client::serve::Admission::from_conf(&tracker.conf.allow_hosts, "allow_hosts")
+            .map_err(TrackerError::Config)?;
     tracing::info!(addr = ?listener.local_addr().ok(), "tracker listening");
     if let Ok(addr) = listener.local_addr() {
         let _ = tracker.listen_addr.set(addr);
@@ -320,6 +327,7 @@ pub async fn serve(
     fdfs_client::serve::accept_until_shutdown(
         listener,
         max_connections,
+        &admission,
         &conns,
         &shutdown,
         |stream, _| conn::serve_conn(tracker.clone(), stream, conn_cancel.child_token()),

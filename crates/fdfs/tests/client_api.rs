@@ -739,3 +739,62 @@ fn storage_reports_file_io_counts() {
     });
     assert!(ok, "file I/O counters not reported: {last:?}");
 }
+
+/// ACTIVE_TEST to `server` over a connection from `source`: Ok when the
+/// server answers, Err with what happened when it does not.
+fn active_test_from(source: &str, server: SocketAddr) -> Result<(), String> {
+    rt().block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let sock = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        sock.bind(SocketAddr::new(source.parse().unwrap(), 0))
+            .map_err(|e| e.to_string())?;
+        let mut s = sock.connect(server).await.map_err(|e| e.to_string())?;
+        let mut head = [0u8; 10];
+        head[8] = fdfs_proto::CMD_ACTIVE_TEST;
+        s.write_all(&head).await.map_err(|e| e.to_string())?;
+        let mut answer = [0u8; 10];
+        match tokio::time::timeout(DEADLINE, s.read_exact(&mut answer)).await {
+            Err(_) => Err("no answer".into()),
+            Ok(Err(e)) => Err(format!("closed: {e}")),
+            Ok(Ok(_)) if answer[8] == fdfs_proto::CMD_RESP && answer[9] == 0 => Ok(()),
+            Ok(Ok(_)) => Err(format!("unexpected answer {answer:?}")),
+        }
+    })
+}
+
+/// `allow_hosts` on the tracker and storage ports, in every form of the
+/// original's conf: only 127.0.0.1 is allowed, so a connection from
+/// 127.0.0.2 is closed at accept while one from 127.0.0.1 is served.
+#[test]
+fn allow_hosts_closes_other_addresses_at_accept() {
+    for entries in [
+        &["127.0.0.1"][..],
+        &["10.9.9.9", "127.0.0.1"],
+        &["127.0.0.0/31"],
+        &["127.0.0.[0-1]"],
+        &["localhost"],
+    ] {
+        let list: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+        let (for_tracker, for_storage) = (list.clone(), list);
+        let cluster = Cluster::start_with(fdfs_testkit::ClusterOptions {
+            tweak_tracker: Box::new(move |c| c.allow_hosts = for_tracker),
+            tweak_storage: Box::new(move |c| c.allow_hosts = for_storage),
+            ..Default::default()
+        });
+        for (port, addr) in [
+            ("tracker", cluster.tracker_addr),
+            ("storage", cluster.storage_addr),
+        ] {
+            assert_eq!(
+                active_test_from("127.0.0.1", addr),
+                Ok(()),
+                "{port} with allow_hosts {entries:?}, from 127.0.0.1"
+            );
+            let refused = active_test_from("127.0.0.2", addr);
+            assert!(
+                refused.as_ref().is_err_and(|e| e.starts_with("closed")),
+                "{port} with allow_hosts {entries:?}, from 127.0.0.2: {refused:?}"
+            );
+        }
+    }
+}
