@@ -44,6 +44,19 @@ impl ClientError {
         matches!(self, ClientError::Io(_) | ClientError::Timeout)
     }
 
+    /// True when the server closed the connection instead of answering,
+    /// which is how a server refuses a host that its `allow_hosts` does not
+    /// list (the field report's "errno 107" puzzle).
+    pub fn closed_without_answer(&self) -> bool {
+        use std::io::ErrorKind as K;
+        matches!(self, ClientError::Io(e)
+            if matches!(e.kind(), K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted))
+    }
+
+    /// What the tools add to a [`Self::closed_without_answer`] failure.
+    pub const CLOSED_HINT: &'static str =
+        "the server closed the connection without answering; it may not allow this host: see allow_hosts in its tracker.conf or storage.conf";
+
     /// "error no: N, error info: TEXT" as the tools print it.
     pub fn tool_text(&self) -> String {
         let n = self.errno();

@@ -854,3 +854,49 @@ fn modern_failures_are_one_stderr_line() {
         22,
     );
 }
+
+/// A tracker whose allow_hosts does not list us closes the connection at
+/// accept; the tools say that this may be why, classic and modern alike.
+#[test]
+fn tools_name_allow_hosts_when_a_server_closes_at_once() {
+    // Closes every connection at accept, as a refusing server does.
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = refusing.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in refusing.incoming() {
+            drop(conn);
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let hello = work.path().join("hello.txt");
+    std::fs::write(&hello, HELLO).unwrap();
+    let hello = hello.to_str().unwrap();
+    let conf = work.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!("base_path = /tmp\ntracker_server = {addr}\n"),
+    )
+    .unwrap();
+    let run = |cmd: &mut Command| Out::from(cmd.output().unwrap());
+
+    let out = run(Command::new(env!("CARGO_BIN_EXE_fdfs")).args([
+        "upload",
+        "--tracker",
+        &addr.to_string(),
+        hello,
+    ]));
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.contains("allow_hosts"), "{out:?}");
+
+    let bin = work.path().join("fdfs_upload_file");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fdfs"), &bin).unwrap();
+    let out = run(Command::new(&bin).arg(&conf).arg(hello));
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("tracker_query_storage fail, error no: "),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("allow_hosts"), "{out:?}");
+}

@@ -323,7 +323,11 @@ fn fail(context: &str, e: &ClientError) -> ExitCode {
         ClientError::Io(io) if io.raw_os_error().is_some() => errno_text(n),
         other => other.to_string(),
     };
-    eprintln!("fdfs: {context}: {detail}");
+    if e.closed_without_answer() {
+        eprintln!("fdfs: {context}: {detail}; {}", ClientError::CLOSED_HINT);
+    } else {
+        eprintln!("fdfs: {context}: {detail}");
+    }
     exit_code(n)
 }
 

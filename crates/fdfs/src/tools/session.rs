@@ -23,6 +23,9 @@ pub fn report(e: &ClientError) -> i32 {
     if let ClientError::Invalid(msg) = e {
         log_error(msg);
     }
+    if e.closed_without_answer() {
+        log_error(ClientError::CLOSED_HINT);
+    }
     i32::from(e.errno())
 }
 
