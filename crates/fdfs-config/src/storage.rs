@@ -95,6 +95,9 @@ pub struct StorageConf {
     pub tracker_servers: Vec<TrackerAddr>,
     pub log_level: String,
     pub allow_hosts: Vec<String>,
+    /// Group and user to run as once the listeners are bound (empty: stay).
+    pub run_by_group: String,
+    pub run_by_user: String,
     /// 0 round robin, 1 hash.
     pub file_distribute_path_mode: u8,
     /// Files per directory before rotating (round robin mode).
@@ -177,6 +180,8 @@ impl Default for StorageConf {
             }],
             log_level: "info".to_string(),
             allow_hosts: vec!["*".to_string()],
+            run_by_group: String::new(),
+            run_by_user: String::new(),
             file_distribute_path_mode: 0,
             file_distribute_rotate_count: DEFAULT_FILE_DISTRIBUTE_ROTATE_COUNT,
             fsync_after_written_bytes: 0,
@@ -370,6 +375,8 @@ impl StorageConf {
             tracker_servers: reader::read_tracker_servers(&r)?,
             log_level: r.string("log_level", &d.log_level),
             allow_hosts: reader::read_allow_hosts(&r),
+            run_by_group: r.string("run_by_group", ""),
+            run_by_user: r.string("run_by_user", ""),
             file_distribute_path_mode,
             file_distribute_rotate_count: r.positive(
                 "file_distribute_rotate_count",

@@ -494,6 +494,9 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 let gateway_conf = storage_gateway_conf(&args.conf, &c)?;
                 let http = spawn_gateway(&c.bind_addr, c.http_server_port, gateway_conf, &shutdown)
                     .await?;
+                let mut dirs = vec![c.base_path.as_path()];
+                dirs.extend(c.store_paths.iter().map(PathBuf::as_path));
+                run_as(&c.run_by_group, &c.run_by_user, &dirs)?;
                 write_pid(&pid_path)?;
                 let res = fdfs_storage::run(listener, c, shutdown.clone())
                     .await
@@ -512,6 +515,25 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `run_by_group` / `run_by_user`, once the listeners are bound: the
+/// daemon's directories are created for that user when missing, then the
+/// process drops to it for good.
+fn run_as(group: &str, user: &str, dirs: &[&Path]) -> Result<(), String> {
+    let Some(run_by) = crate::privileges::RunBy::resolve(group, user)? else {
+        return Ok(());
+    };
+    for dir in dirs {
+        run_by.prepare_dir(dir)?;
+    }
+    run_by.apply()?;
+    tracing::info!(
+        uid = run_by.uid,
+        gid = run_by.gid,
+        "running as run_by_user / run_by_group"
+    );
+    Ok(())
 }
 
 fn write_pid(path: &Path) -> Result<(), String> {

@@ -5,6 +5,7 @@
 mod bench;
 mod container;
 mod daemon;
+mod privileges;
 mod tools;
 
 use std::path::Path;

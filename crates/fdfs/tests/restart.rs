@@ -382,3 +382,96 @@ fn server_answers_while_whole_file_checksums_run() {
     server.0.kill().unwrap();
     server.0.wait().unwrap();
 }
+
+/// uid and gid lines of /proc/PID/status: (real, effective, saved, fs).
+fn process_ids(pid: u32) -> (Vec<u32>, Vec<u32>) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ids = |key: &str| -> Vec<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    (ids("Uid:"), ids("Gid:"))
+}
+
+/// `run_by_user`: a storage started as root binds, creates its directories
+/// for the user, drops to it for good, and still stores and serves files,
+/// all of them owned by that user.
+#[test]
+fn storage_drops_to_run_by_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert!(
+        std::fs::metadata("/proc/self").unwrap().uid() == 0,
+        "this test switches users and must run as root (as CI does)"
+    );
+    // nobody:nogroup, present on every Debian system.
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (tp, sp) = (free_port(), free_port());
+    let tracker_base = dir.path().join("tracker");
+    let storage_base = dir.path().join("storage");
+    let tracker_conf = dir.path().join("tracker.conf");
+    std::fs::write(
+        &tracker_conf,
+        format!(
+            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n",
+            tracker_base.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(&tracker_base).unwrap();
+    let storage_conf = dir.path().join("storage.conf");
+    std::fs::write(
+        &storage_conf,
+        format!(
+            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {base}\n\
+             store_path0 = {base}/store\nsubdir_count_per_path = 2\n\
+             tracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\nstat_report_interval = 1\n\
+             http.server_port = 0\nrun_by_user = nobody\n",
+            base = storage_base.display()
+        ),
+    )
+    .unwrap();
+    let daemon = |role: &str, conf: &Path| {
+        ProcessGuard(
+            Command::new(env!("CARGO_BIN_EXE_fdfs"))
+                .args([role, "-c"])
+                .arg(conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _tracker = daemon("tracker", &tracker_conf);
+    let storage = daemon("storage", &storage_conf);
+    wait_ready(tp);
+
+    let (uids, gids) = process_ids(storage.0.id());
+    assert_eq!(uids, [NOBODY; 4], "real, effective, saved and fs uid");
+    assert_eq!(gids, [NOBODY; 4], "the user's primary group (nogroup)");
+    let remote = upload(sp, b"stored by nobody");
+    assert_eq!(download(sp, &remote), b"stored by nobody");
+    let stored = stored_files(&storage_base.join("store"));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    for path in [
+        storage_base.clone(),
+        storage_base.join("data/.data_init_flag"),
+        storage_base.join("store/data/00/00"),
+        stored[0].clone(),
+    ] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (NOBODY, NOBODY),
+            "{}",
+            path.display()
+        );
+    }
+}
