@@ -98,6 +98,8 @@ pub const TRACKER_KEYS: &[&str] = &[
     "storage_ids_filename",
     "id_type_in_filename",
     "trust_storage_server_id",
+    // Our extension: advertised storage addresses accepted from elsewhere.
+    "trusted_storage_addrs",
     "store_slave_file_use_link",
     "http.server_port",
     "http.check_alive_interval",

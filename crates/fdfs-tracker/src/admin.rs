@@ -166,10 +166,13 @@ pub fn list_storage(t: &Tracker, body: &[u8]) -> HandlerResult {
     Ok(buf.to_vec())
 }
 
-/// SERVER_DELETE_STORAGE (93).
+/// SERVER_DELETE_STORAGE (93). Besides the original's status rules, a
+/// storage that is connected is not deleted (EBUSY), whatever its status.
 pub fn delete_storage(t: &Tracker, body: &[u8]) -> HandlerResult {
     let req = GroupStorageReq::decode(body).map_err(inval)?;
     let id = req.storage_id.ok_or(Status::EINVAL)?;
+    crate::guard::group(&req.group)?;
+    crate::guard::plain(&id)?;
     let line = t.lock().delete_storage(&req.group, &id, now_secs())?;
     if let Err(e) = persist::append_changelog(&t.data_dir, &line) {
         tracing::error!(error = %e, "cannot append to the changelog");

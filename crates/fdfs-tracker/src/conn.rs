@@ -26,6 +26,8 @@ pub struct Joined {
 pub struct ConnCtx {
     /// The peer's IP as text (IPv4-mapped addresses unmapped).
     pub peer_ip: String,
+    /// The same address, parsed.
+    pub peer_addr: IpAddr,
     /// Our own address on this connection: the leader address we announce.
     pub local_ip: String,
     pub local_port: u16,
@@ -53,6 +55,7 @@ impl ConnCtx {
     pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
         ConnCtx {
             peer_ip: ip_text(peer.ip()),
+            peer_addr: peer.ip().to_canonical(),
             local_ip: ip_text(local.ip()),
             local_port: local.port(),
             joined: None,
@@ -83,9 +86,10 @@ impl ConnCtx {
 /// Result of a handler: an answer body, or an errno with an empty body.
 pub type HandlerResult = Result<Vec<u8>, Status>;
 
-/// Malformed bodies answer EINVAL.
+/// Malformed bodies answer EINVAL. A decoder's message may quote the
+/// peer's bytes: logged escaped.
 pub(crate) fn inval(e: ProtoError) -> Status {
-    tracing::debug!(error = %e, "malformed request body");
+    tracing::debug!(error = %e.to_string().escape_debug(), "malformed request body");
     Status::EINVAL
 }
 
@@ -117,7 +121,7 @@ pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> Handler
         C::StorageSyncNotify => report::sync_notify(t, ctx, body),
         C::StorageSyncDestQuery => report::sync_dest_query(t, ctx, body),
         C::StorageSyncReport => report::sync_report(t, ctx, body),
-        C::StorageReportStatus => report::report_status(t, body),
+        C::StorageReportStatus => report::report_status(t, ctx, body),
         C::StorageChangeStatus => report::change_status(t, ctx, body),
         C::StorageGetStatus => report::get_status(t, body),
         C::StorageGetServerId => report::get_server_id(t, body),
@@ -129,7 +133,7 @@ pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> Handler
             ctx.joined()?;
             Err(Status::EINVAL)
         }
-        C::StorageReportIpChanged => report::ip_changed(t, body),
+        C::StorageReportIpChanged => report::ip_changed(t, ctx, body),
         C::QueryStoreWithoutGroupOne => query::store(t, body, false, false),
         C::QueryStoreWithGroupOne => query::store(t, body, true, false),
         C::QueryStoreWithoutGroupAll => query::store(t, body, false, true),
@@ -152,23 +156,27 @@ pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> Handler
         C::TrackerInstanceId => leader::instance_id(t, body),
         C::TrackerJoinLeader => leader::join_leader(t, ctx, body),
         C::TrackerPingLeader => leader::ping_leader(t, ctx, body),
-        C::TrackerNotifyNextLeader => leader::notify_next_leader(t, body),
-        C::TrackerCommitNextLeader => leader::commit_next_leader(t, body),
-        C::TrackerNotifyReselectLeader => leader::notify_reselect_leader(t, body),
+        C::TrackerNotifyNextLeader => leader::notify_next_leader(t, ctx, body),
+        C::TrackerCommitNextLeader => leader::commit_next_leader(t, ctx, body),
+        C::TrackerNotifyReselectLeader => leader::notify_reselect_leader(t, ctx, body),
         C::TrackerGetSysFilesStart => leader::sys_files_start(t, ctx, body),
         C::TrackerGetSysFilesEnd => leader::sys_files_end(t, ctx, body),
         C::TrackerGetOneSysFile => leader::get_one_sys_file(ctx, body),
     }
 }
 
-/// Learns the tracker list of a JOIN and, on a tracker that starts
-/// without groups, copies a peer's data files first (§4.2). False: the
-/// copy failed and the JOIN must answer EAGAIN.
+/// On a tracker that starts without groups, copies a peer's data files
+/// before the first JOIN is handled (§4.2), which needs the JOIN's tracker
+/// list first. Every other JOIN teaches its list only once accepted
+/// (`report::join`). False: the copy failed and the JOIN must answer
+/// EAGAIN.
 async fn before_first_join(t: &Tracker, body: &[u8]) -> bool {
-    let Ok(req) = fdfs_proto::tracker_msg::JoinReq::decode(body) else {
+    let Ok(req) = report::decode_join(body) else {
         return true;
     };
-    t.learn_trackers(&req.trackers);
+    if t.lock().groups.is_empty() {
+        t.learn_trackers(&req.trackers);
+    }
     crate::relation::copy_sys_files_before_first_join(t).await
 }
 

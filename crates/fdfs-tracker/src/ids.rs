@@ -35,7 +35,10 @@ pub fn join_entry<'a>(
         ids.find_by_addr(group, peer_ip, port)
     };
     let Some(entry) = entry else {
-        tracing::warn!(%group, %peer_ip, port, id = %reported_id, "storage not in storage_ids.conf");
+        // The JOIN's text fields were checked (`guard::join`) before.
+        if let Some(held_back) = t.refusals.allow(crate::now_secs()) {
+            tracing::warn!(%group, %peer_ip, port, id = %reported_id, held_back, "storage not in storage_ids.conf");
+        }
         return Err(Status::ENOENT);
     };
     if entry.group != group {

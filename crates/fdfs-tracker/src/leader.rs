@@ -5,45 +5,98 @@
 //!
 //! A tracker whose list names no other tracker leads by itself at once, so
 //! a single-tracker cluster never waits for an election.
+//!
+//! Any host may JOIN as a storage and list any addresses as trackers, so
+//! the list is bounded and an entry only counts once it has answered as a
+//! tracker (TRACKER_GET_STATUS): only the addresses of such entries may
+//! send the leadership commands (58, 66, 67, 68). Entries that never answer
+//! stop being election peers after a few probes, are re-probed slowly, and
+//! make room for new entries when the list is full.
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use fdfs_proto::leader_msg::{
     decode_leader_addr, encode_group_trunks, GroupTrunk, JoinLeaderReq, PingLeaderReq, SysFileReq,
     TrackerStatus, SYS_FILE_CHUNK_BYTES,
 };
-use fdfs_proto::Status;
+use fdfs_proto::{Status, MAX_TRACKERS};
 
 use crate::conn::{inval, ConnCtx, HandlerResult};
 use crate::{now_secs, persist, round_down_300, Tracker};
 
-/// One tracker of the list, resolved.
+/// Entries that answered as trackers; a cluster has at most this many.
+pub const MAX_VERIFIED_TRACKERS: usize = MAX_TRACKERS;
+/// Entries that have not answered (yet); when full, a new entry replaces
+/// the dormant one that failed most, or is dropped.
+pub const MAX_UNVERIFIED_TRACKERS: usize = MAX_TRACKERS;
+/// Unanswered probes (or failed lookups) after which an entry is dormant:
+/// no longer an election peer, only re-probed on its back-off.
+pub const PROBES_BEFORE_DORMANT: u32 = 3;
+/// Longest wait between two probes of an entry that does not answer.
+pub const UNVERIFIED_RETRY_MAX_SECS: u64 = 300;
+
+/// One tracker of the list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerTracker {
     /// As the storages configure it (`host:port`).
     pub text: String,
-    pub addr: SocketAddr,
+    /// None until a host name resolves.
+    pub addr: Option<SocketAddr>,
     pub is_self: bool,
+    /// Answered TRACKER_GET_STATUS (64) as a tracker (status or ENOENT) at
+    /// least once: a peer for good, and its address may send leadership
+    /// commands.
+    pub verified: bool,
+    /// Answered TRACKER_INSTANCE_ID (241) as another tracker, or with an
+    /// error status (a C tracker): not us, never asked again.
+    pub not_self: bool,
+    /// Probes or lookups in a row without a tracker's answer (unverified
+    /// entries only).
+    pub failures: u32,
+    /// When the list task may probe (or look up) an unverified entry next.
+    pub next_try: Instant,
+}
+
+impl PeerTracker {
+    fn new(text: String, addr: Option<SocketAddr>, is_self: bool, now: Instant) -> Self {
+        PeerTracker {
+            text,
+            addr,
+            is_self,
+            verified: false,
+            not_self: false,
+            failures: 0,
+            next_try: now,
+        }
+    }
+
+    /// Unverified and past its probes: not a peer until it answers.
+    pub fn is_dormant(&self) -> bool {
+        !self.verified && !self.is_self && self.failures >= PROBES_BEFORE_DORMANT
+    }
+
+    /// A resolved other tracker that takes part in elections.
+    fn is_peer(&self) -> bool {
+        self.addr.is_some()
+            && !self.is_self
+            && (self.verified || self.failures < PROBES_BEFORE_DORMANT)
+    }
+}
+
+/// Back-off after `failures` unanswered probes: 1, 2, 4 … s, capped.
+fn retry_delay(failures: u32) -> Duration {
+    let secs = 1u64 << failures.saturating_sub(1).min(16);
+    Duration::from_secs(secs.min(UNVERIFIED_RETRY_MAX_SECS))
 }
 
 /// What this tracker knows about its peers and the leader.
 #[derive(Debug, Default, Clone)]
 pub struct Relation {
-    /// Tracker entries from JOIN bodies, as text.
-    pub listed: BTreeSet<String>,
-    /// `listed`, resolved (entries that do not resolve are left out).
-    pub resolved: Vec<PeerTracker>,
-    /// Entries seen in `listed` that are not resolved yet.
-    pub unresolved: usize,
-    /// Of those, the ones a lookup already failed for. They stop counting
-    /// as peers: a name only the storages can resolve must not keep a
-    /// lone tracker from leading.
-    pub unresolvable: BTreeSet<String>,
-    /// Entries that answered TRACKER_INSTANCE_ID (241) as another tracker,
-    /// or with an error status (a C tracker): not us, never asked again.
-    pub not_self: BTreeSet<SocketAddr>,
+    /// The tracker list, at most [`MAX_VERIFIED_TRACKERS`] verified and
+    /// [`MAX_UNVERIFIED_TRACKERS`] other entries (plus our own).
+    pub listed: Vec<PeerTracker>,
     /// Our own address as the other trackers know it.
     pub self_addr: Option<SocketAddr>,
     /// The elected leader; `None` while an election is due.
@@ -55,20 +108,27 @@ pub struct Relation {
 }
 
 impl Relation {
-    /// Other trackers, resolved.
+    /// Other trackers that take part in elections: resolved, and verified
+    /// or not yet dormant.
     pub fn peers(&self) -> impl Iterator<Item = &PeerTracker> {
-        self.resolved.iter().filter(|p| !p.is_self)
+        self.listed.iter().filter(|p| p.is_peer())
     }
 
     /// The other trackers' addresses.
     pub fn peer_addrs(&self) -> Vec<SocketAddr> {
-        self.peers().map(|p| p.addr).collect()
+        self.peers().filter_map(|p| p.addr).collect()
     }
 
-    /// True when the list names some other tracker (or an entry we have
-    /// not tried to resolve yet, which may be one).
+    /// True when the list names some other tracker (or a host name we have
+    /// not tried to resolve yet, which may be one). A name whose lookup
+    /// failed stops counting: a name only the storages can resolve must
+    /// not keep a lone tracker from leading.
     pub fn has_peers(&self) -> bool {
-        self.unresolved > self.unresolvable.len() || self.peers().next().is_some()
+        self.peers().next().is_some()
+            || self
+                .listed
+                .iter()
+                .any(|p| p.addr.is_none() && p.failures == 0)
     }
 
     /// True when an election made this tracker the leader.
@@ -104,30 +164,211 @@ impl Relation {
 
     /// True when `addr` is a tracker of our list (ourselves included).
     pub fn knows(&self, addr: SocketAddr) -> bool {
-        self.resolved.iter().any(|p| p.addr == addr) || self.self_addr == Some(addr)
+        self.listed.iter().any(|p| p.addr == Some(addr)) || self.self_addr == Some(addr)
+    }
+
+    /// Other trackers that answered as trackers.
+    fn verified_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.listed
+            .iter()
+            .filter(|p| p.verified && !p.is_self)
+            .filter_map(|p| p.addr)
+    }
+
+    /// True when `addr` is an entry that answered as a tracker.
+    pub fn is_verified(&self, addr: SocketAddr) -> bool {
+        self.verified_peers().any(|a| a == addr)
+    }
+
+    /// True when a connection from `ip` may speak for a tracker of our
+    /// list: it is the address of an entry that answered as a tracker, or
+    /// the address another tracker of this host connects to us from while
+    /// such an entry lives on this host (see [`Relation::is_same_host_source`]).
+    /// `own_ip` is the address we listen on, when it is a specific one.
+    pub fn is_tracker_source(&self, ip: IpAddr, own_ip: Option<IpAddr>) -> bool {
+        let ip = ip.to_canonical();
+        self.verified_peers().any(|a| a.ip().to_canonical() == ip)
+            || (self.is_same_host_source(ip, own_ip)
+                && self.verified_peers().any(|a| is_local_ip(a.ip())))
+    }
+
+    /// An original tracker does not bind its outgoing sockets (§4.8
+    /// quirk), so another tracker of this host connects to us from the
+    /// address the kernel picks for ours: our own address, or the loopback
+    /// default 127.0.0.1 (::1) when we are on a loopback address.
+    pub fn is_same_host_source(&self, ip: IpAddr, own_ip: Option<IpAddr>) -> bool {
+        let ip = ip.to_canonical();
+        ip == IpAddr::V4(Ipv4Addr::LOCALHOST)
+            || ip == IpAddr::V6(Ipv6Addr::LOCALHOST)
+            || own_ip.is_some_and(|own| own.to_canonical() == ip)
+            || self
+                .self_addr
+                .is_some_and(|me| me.ip().to_canonical() == ip)
     }
 
     /// Marks the entry at `addr` as ourselves (found by asking it for its
     /// instance id: behind NAT or a virtual IP no local address matches).
+    /// Once we know our address, another alias of ourselves is dropped.
     pub fn mark_self(&mut self, addr: SocketAddr) {
-        for p in self.resolved.iter_mut().filter(|p| p.addr == addr) {
+        if self.self_addr.is_some_and(|me| me != addr) {
+            self.listed.retain(|p| p.addr != Some(addr));
+            return;
+        }
+        for p in self.listed.iter_mut().filter(|p| p.addr == Some(addr)) {
             p.is_self = true;
         }
-        if self.self_addr.is_none() {
-            self.self_addr = Some(addr);
+        self.self_addr = Some(addr);
+    }
+
+    fn entry_mut(&mut self, text: &str) -> Option<&mut PeerTracker> {
+        self.listed.iter_mut().find(|p| p.text == text)
+    }
+
+    /// Adds an entry learnt from a JOIN, if the list has room (a dormant
+    /// entry gives way). `addr` is its address when the text is a literal
+    /// one. Returns true when the list changed.
+    pub fn learn(
+        &mut self,
+        text: String,
+        addr: Option<SocketAddr>,
+        is_self: bool,
+        now: Instant,
+    ) -> bool {
+        if addr.is_some_and(|a| {
+            self.listed
+                .iter()
+                .any(|p| p.addr == Some(a) && p.text != text)
+        }) {
+            // Another spelling of an entry we have.
+            return false;
+        }
+        if let Some(known) = self.entry_mut(&text) {
+            // Listed again by a storage: a tracker that was down may be
+            // back, so probe it now (it stays out of elections until it
+            // answers).
+            if !known.verified && !known.is_self {
+                known.next_try = now;
+            }
+            return false;
+        }
+        if is_self {
+            if self.self_addr.is_some_and(|me| Some(me) != addr) {
+                // Another alias of ourselves: nothing to learn from it.
+                return false;
+            }
+            if self.self_addr.is_none() {
+                self.self_addr = addr;
+            }
+            self.listed.push(PeerTracker::new(text, addr, true, now));
+            return true;
+        }
+        if self.unverified_count() >= MAX_UNVERIFIED_TRACKERS && !self.evict_dormant() {
+            return false;
+        }
+        self.listed.push(PeerTracker::new(text, addr, false, now));
+        true
+    }
+
+    fn unverified_count(&self) -> usize {
+        self.listed
+            .iter()
+            .filter(|p| !p.verified && !p.is_self)
+            .count()
+    }
+
+    /// Drops the dormant entry that failed most (the first of those).
+    fn evict_dormant(&mut self) -> bool {
+        let victim = self
+            .listed
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_dormant())
+            .max_by_key(|(i, p)| (p.failures, std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        match victim {
+            Some(i) => {
+                self.listed.remove(i);
+                true
+            }
+            None => false,
         }
     }
 
-    /// Records a resolved list entry, and our own address when it is us.
-    pub fn add_resolved(&mut self, text: String, addr: SocketAddr, is_self: bool) {
+    /// The outcome of a probe of `addr`: answered as a tracker or not.
+    pub fn record_probe(&mut self, addr: SocketAddr, answered: bool, now: Instant) {
+        let room = self.verified_peers().count() < MAX_VERIFIED_TRACKERS;
+        for p in self.listed.iter_mut().filter(|p| p.addr == Some(addr)) {
+            if p.verified || p.is_self {
+                continue;
+            }
+            if answered && room {
+                p.verified = true;
+                p.failures = 0;
+            } else {
+                p.failures = p.failures.saturating_add(1);
+                p.next_try = now + retry_delay(p.failures);
+            }
+        }
+    }
+
+    /// A host-name entry resolved to `addr`. An alias of an entry we
+    /// already have, or of ourselves once we know our address, is dropped.
+    pub fn resolved(&mut self, text: &str, addr: SocketAddr, is_self: bool) {
+        let duplicate = self
+            .listed
+            .iter()
+            .any(|p| p.addr == Some(addr) && p.text != text)
+            || (is_self && self.self_addr.is_some_and(|me| me != addr));
+        if duplicate {
+            self.listed.retain(|p| p.text != text);
+            return;
+        }
         if is_self && self.self_addr.is_none() {
             self.self_addr = Some(addr);
         }
-        self.resolved.push(PeerTracker {
-            text,
-            addr,
-            is_self,
-        });
+        if let Some(p) = self.entry_mut(text) {
+            p.addr = Some(addr);
+            p.is_self = is_self;
+            p.next_try = Instant::now();
+        }
+    }
+
+    /// A host-name lookup failed.
+    pub fn lookup_failed(&mut self, text: &str, now: Instant) {
+        if let Some(p) = self.entry_mut(text) {
+            p.failures = p.failures.saturating_add(1);
+            p.next_try = now + retry_delay(p.failures);
+        }
+    }
+
+    /// Unverified entries due for a probe or a lookup; each is pushed back
+    /// by `in_flight` so a slow probe is not started twice.
+    pub fn take_due(
+        &mut self,
+        now: Instant,
+        in_flight: Duration,
+    ) -> Vec<(String, Option<SocketAddr>)> {
+        let mut due = Vec::new();
+        for p in self.listed.iter_mut() {
+            if !p.verified && !p.is_self && p.next_try <= now {
+                p.next_try = now + in_flight;
+                due.push((p.text.clone(), p.addr));
+            }
+        }
+        due
+    }
+
+    /// True when the 241 probe of `addr` may be skipped.
+    pub fn known_not_self(&self, addr: SocketAddr) -> bool {
+        self.listed
+            .iter()
+            .any(|p| p.addr == Some(addr) && p.not_self)
+    }
+
+    pub fn set_not_self(&mut self, addr: SocketAddr) {
+        for p in self.listed.iter_mut().filter(|p| p.addr == Some(addr)) {
+            p.not_self = true;
+        }
     }
 
     pub fn set_leader(&mut self, leader: Option<SocketAddr>) {
@@ -144,28 +385,29 @@ pub fn is_local_ip(ip: IpAddr) -> bool {
 }
 
 impl Tracker {
-    /// Remembers the tracker entries of a JOIN body (§4.2: the only way a
-    /// tracker learns its peers). Literal addresses are resolved at once;
-    /// host names wait for the relationship task.
+    /// Remembers the tracker entries of an accepted JOIN body (§4.2: the
+    /// only way a tracker learns its peers), as far as the list has room.
+    /// Literal addresses are resolved at once; host names wait for the
+    /// list task, which also probes every new entry.
     pub fn learn_trackers(&self, entries: &[String]) {
+        let now = Instant::now();
         let mut rel = self.relation();
         let mut added = false;
         for e in entries {
             let text = e.trim().to_string();
-            if text.is_empty() || rel.listed.contains(&text) {
+            if text.is_empty() {
                 continue;
             }
-            rel.listed.insert(text.clone());
-            added = true;
-            match text.parse::<SocketAddr>() {
-                Ok(addr) => rel.add_resolved(text, addr, self.is_self_addr(addr)),
-                Err(_) => rel.unresolved += 1,
-            }
+            let addr = text.parse::<SocketAddr>().ok();
+            let is_self = addr.is_some_and(|a| self.is_self_addr(a));
+            added |= rel.learn(text, addr, is_self, now);
         }
         drop(rel);
         if added {
             self.relation_wake.notify_one();
         }
+        // Also re-listed entries are due now.
+        self.list_wake.notify_one();
     }
 
     /// True when `addr` names this tracker: our listening address, or our
@@ -182,6 +424,14 @@ impl Tracker {
         } else {
             addr.ip().to_canonical() == listen.ip().to_canonical()
         }
+    }
+
+    /// The address we listen on, when it is a specific one.
+    pub(crate) fn own_ip(&self) -> Option<IpAddr> {
+        self.listen_addr
+            .get()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified())
     }
 
     /// This tracker's own election status.
@@ -239,23 +489,20 @@ pub fn join_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult
     if ctx.leader_follower.is_some() {
         return Err(Status::EEXIST);
     }
-    let follower = ctx
-        .peer_ip
-        .parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, req.tracker_port))
-        .map_err(|_| Status::ENOENT)?;
+    let follower = SocketAddr::new(ctx.peer_addr, req.tracker_port);
     // The original tracker does not bind its outgoing sockets, so on a host
     // with several trackers its JOIN_LEADER comes from the host's default
-    // source address (§4.8 quirk). Accept it when it comes from this host
-    // and a listed tracker of this host has that port.
+    // source address (§4.8 quirk). Accept it when it comes from such an
+    // address and a verified tracker of this host has that port.
     let same_host_peer = || {
-        is_local_ip(follower.ip())
+        rel.is_same_host_source(follower.ip(), t.own_ip())
             && rel
-                .peers()
-                .any(|p| p.addr.port() == follower.port() && is_local_ip(p.addr.ip()))
+                .verified_peers()
+                .any(|a| a.port() == follower.port() && is_local_ip(a.ip()))
     };
-    if !rel.knows(follower) && !same_host_peer() {
-        tracing::warn!(%follower, "JOIN_LEADER from a tracker not in our list");
+    if !rel.is_verified(follower) && !same_host_peer() {
+        drop(rel);
+        refused_leadership(t, ctx, "JOIN_LEADER");
         return Err(Status::ENOENT);
     }
     drop(rel);
@@ -293,9 +540,35 @@ pub fn ping_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult
     Ok(out.to_vec())
 }
 
+/// Logs (rate limited) a leadership command from an address that is not a
+/// verified tracker's; the caller answers ENOENT, as the original does for
+/// a tracker it does not know.
+fn refused_leadership(t: &Tracker, ctx: &ConnCtx, cmd: &str) {
+    if let Some(held_back) = t.refusals.allow(now_secs()) {
+        tracing::warn!(
+            peer = %ctx.peer_ip,
+            cmd,
+            held_back,
+            "leadership command from an address that is not a tracker of our list: refused"
+        );
+    }
+}
+
+/// True when the connection may send leadership commands (66, 67, 68):
+/// it comes from a tracker of our list that answered as a tracker.
+fn from_tracker(t: &Tracker, ctx: &ConnCtx, cmd: &str) -> Result<(), Status> {
+    if t.relation().is_tracker_source(ctx.peer_addr, t.own_ip()) {
+        Ok(())
+    } else {
+        refused_leadership(t, ctx, cmd);
+        Err(Status::ENOENT)
+    }
+}
+
 /// NOTIFY_NEXT_LEADER (66): phase one of an election.
-pub fn notify_next_leader(t: &Tracker, body: &[u8]) -> HandlerResult {
+pub fn notify_next_leader(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     let addr = decode_leader_addr(body).map_err(inval)?;
+    from_tracker(t, ctx, "NOTIFY_NEXT_LEADER")?;
     let mut rel = t.relation();
     if !rel.knows(addr) {
         return Err(Status::ENOENT);
@@ -310,8 +583,9 @@ pub fn notify_next_leader(t: &Tracker, body: &[u8]) -> HandlerResult {
 }
 
 /// COMMIT_NEXT_LEADER (67): phase two; must match the proposal.
-pub fn commit_next_leader(t: &Tracker, body: &[u8]) -> HandlerResult {
+pub fn commit_next_leader(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     let addr = decode_leader_addr(body).map_err(inval)?;
+    from_tracker(t, ctx, "COMMIT_NEXT_LEADER")?;
     let mut rel = t.relation();
     if rel.proposed != Some(addr) {
         return Err(Status::EINVAL);
@@ -324,10 +598,17 @@ pub fn commit_next_leader(t: &Tracker, body: &[u8]) -> HandlerResult {
     Ok(Vec::new())
 }
 
-/// NOTIFY_RESELECT_LEADER (68): a storage saw two leaders; we step down.
-pub fn notify_reselect_leader(t: &Tracker, body: &[u8]) -> HandlerResult {
+/// NOTIFY_RESELECT_LEADER (68): a storage saw two leaders, or a leader
+/// found us leading too; we step down. Accepted from a verified tracker or
+/// from a storage this tracker knows.
+pub fn notify_reselect_leader(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     if !body.is_empty() {
         return Err(Status::EINVAL);
+    }
+    // The cluster lock is never taken under the relation lock.
+    let from_storage = t.lock().is_storage_address(&ctx.peer_ip);
+    if !from_storage {
+        from_tracker(t, ctx, "NOTIFY_RESELECT_LEADER")?;
     }
     let mut rel = t.relation();
     if !rel.elected_self() {
@@ -396,6 +677,13 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn entry(text: &str, verified: bool) -> PeerTracker {
+        PeerTracker {
+            verified,
+            ..PeerTracker::new(text.into(), text.parse().ok(), false, Instant::now())
+        }
+    }
+
     #[test]
     fn alone_means_leader() {
         let mut rel = Relation {
@@ -406,13 +694,14 @@ mod tests {
         // No storage has named the tracker list yet: lead, but do not
         // claim it to other trackers.
         assert!(!rel.claims_leadership());
-        rel.listed.insert("127.0.0.2:22122".into());
+        rel.learn(
+            "127.0.0.2:22122".into(),
+            Some(addr("127.0.0.2:22122")),
+            true,
+            Instant::now(),
+        );
         assert!(rel.claims_leadership());
-        rel.resolved.push(PeerTracker {
-            text: "127.0.0.3:22122".into(),
-            addr: addr("127.0.0.3:22122"),
-            is_self: false,
-        });
+        rel.listed.push(entry("127.0.0.3:22122", false));
         assert!(!rel.is_leader());
         assert_eq!(rel.leader_addr(), None);
         assert!(!rel.claims_leadership());
@@ -427,13 +716,94 @@ mod tests {
 
     #[test]
     fn unresolved_entries_count_as_peers_until_a_lookup_fails() {
-        let mut rel = Relation {
-            unresolved: 1,
-            ..Relation::default()
-        };
+        let mut rel = Relation::default();
+        let now = Instant::now();
+        rel.learn("tracker-only-storages-know:22122".into(), None, false, now);
         assert!(!rel.is_leader());
-        rel.unresolvable
-            .insert("tracker-only-storages-know:22122".into());
+        rel.lookup_failed("tracker-only-storages-know:22122", now);
         assert!(rel.is_leader());
+    }
+
+    #[test]
+    fn an_entry_that_never_answers_goes_dormant_and_one_that_answers_stays() {
+        let mut rel = Relation::default();
+        let now = Instant::now();
+        let (a, b) = (addr("10.0.0.1:22122"), addr("10.0.0.2:22122"));
+        rel.learn(a.to_string(), Some(a), false, now);
+        rel.learn(b.to_string(), Some(b), false, now);
+        assert_eq!(rel.peer_addrs(), [a, b]);
+        assert!(!rel.is_tracker_source(a.ip(), None), "not verified yet");
+        rel.record_probe(a, true, now);
+        for _ in 0..PROBES_BEFORE_DORMANT {
+            rel.record_probe(b, false, now);
+        }
+        assert_eq!(rel.peer_addrs(), [a]);
+        assert!(rel.is_tracker_source(a.ip(), None));
+        assert!(!rel.is_tracker_source(b.ip(), None));
+        // A verified tracker that goes down stays a peer.
+        rel.record_probe(a, false, now);
+        assert_eq!(rel.peer_addrs(), [a]);
+        // The dormant entry is re-probed on its back-off only.
+        assert!(rel.take_due(now, Duration::from_secs(10)).is_empty());
+        let later = now + Duration::from_secs(4);
+        assert_eq!(
+            rel.take_due(later, Duration::from_secs(10)),
+            [(b.to_string(), Some(b))]
+        );
+        // It answers at last: a peer again.
+        rel.record_probe(b, true, later);
+        assert_eq!(rel.peer_addrs(), [a, b]);
+        assert_eq!(retry_delay(1), Duration::from_secs(1));
+        assert_eq!(retry_delay(3), Duration::from_secs(4));
+        assert_eq!(
+            retry_delay(40),
+            Duration::from_secs(UNVERIFIED_RETRY_MAX_SECS)
+        );
+    }
+
+    #[test]
+    fn the_list_is_bounded_and_dormant_entries_make_room() {
+        let mut rel = Relation::default();
+        let now = Instant::now();
+        let fake = |i: usize| addr(&format!("192.0.2.{}:{}", i % 250, 1000 + i));
+        for i in 0..200 {
+            rel.learn(fake(i).to_string(), Some(fake(i)), false, now);
+        }
+        assert_eq!(rel.listed.len(), MAX_UNVERIFIED_TRACKERS);
+        // Nothing is dormant yet: a new entry has no room.
+        let real = addr("10.0.0.9:22122");
+        assert!(!rel.learn(real.to_string(), Some(real), false, now));
+        for i in 0..MAX_UNVERIFIED_TRACKERS {
+            for _ in 0..PROBES_BEFORE_DORMANT {
+                rel.record_probe(fake(i), false, now);
+            }
+        }
+        assert!(!rel.has_peers());
+        assert!(rel.learn(real.to_string(), Some(real), false, now));
+        assert_eq!(rel.listed.len(), MAX_UNVERIFIED_TRACKERS);
+        rel.record_probe(real, true, now);
+        assert_eq!(rel.peer_addrs(), [real]);
+        // Verified entries never give way, and there are at most 16.
+        for i in 0..40 {
+            let a = addr(&format!("10.1.0.{i}:22122"));
+            rel.learn(a.to_string(), Some(a), false, now);
+            rel.record_probe(a, true, now);
+        }
+        assert!(rel.is_verified(real));
+        assert_eq!(rel.verified_peers().count(), MAX_VERIFIED_TRACKERS);
+        assert!(rel.listed.len() <= MAX_VERIFIED_TRACKERS + MAX_UNVERIFIED_TRACKERS);
+    }
+
+    #[test]
+    fn aliases_of_ourselves_and_respellings_are_not_kept() {
+        let mut rel = Relation::default();
+        let now = Instant::now();
+        let me = addr("127.0.0.2:22122");
+        assert!(rel.learn(me.to_string(), Some(me), true, now));
+        assert_eq!(rel.self_addr, Some(me));
+        let alias = addr("127.0.0.3:22122");
+        assert!(!rel.learn(alias.to_string(), Some(alias), true, now));
+        assert!(!rel.learn("127.0.0.2:022122".into(), Some(me), false, now));
+        assert_eq!(rel.listed.len(), 1);
     }
 }

@@ -5,11 +5,15 @@
 //! Trackers learn each other from the storages' JOIN bodies and elect a
 //! leader (§4.8, `leader` and `relation`); only the leader tells storages
 //! about membership changes. Storages are keyed by the IP address their
-//! JOIN connection comes from (IP mode), or with `use_storage_id` by their
-//! id from storage_ids.conf (`ids`).
+//! JOIN connection comes from (IP mode; an advertised address only when
+//! `trusted_storage_addrs` permits it), or with `use_storage_id` by their
+//! id from storage_ids.conf (`ids`). A record held by a live connection is
+//! not taken over, moved or deleted from another address; peer text is
+//! checked (`guard`) before it is stored, persisted or logged.
 
 pub mod admin;
 pub mod conn;
+pub mod guard;
 pub mod ids;
 pub mod leader;
 pub mod persist;
@@ -114,6 +118,10 @@ pub struct Tracker {
     relation: Mutex<Relation>,
     /// Wakes the relationship task: the list grew or the leader changed.
     pub(crate) relation_wake: Notify,
+    /// Wakes the list task: a JOIN listed trackers.
+    pub(crate) list_wake: Notify,
+    /// Rate limit of the warnings about refused peers.
+    pub(crate) refusals: guard::WarnLimiter,
     /// The address we listen on, set when serving starts.
     pub(crate) listen_addr: OnceLock<SocketAddr>,
     /// The connection holding the data-file copy lock (§4.9), if any.
@@ -183,6 +191,8 @@ impl Tracker {
             dirty: Notify::new(),
             relation: Mutex::new(Relation::default()),
             relation_wake: Notify::new(),
+            list_wake: Notify::new(),
+            refusals: guard::WarnLimiter::default(),
             listen_addr: OnceLock::new(),
             sys_files_owner: Mutex::new(None),
             sys_files_checked: tokio::sync::Mutex::new(false),
@@ -321,6 +331,7 @@ pub async fn serve(
     tasks.spawn(persister(tracker.clone(), workers.clone()));
     tasks.spawn(checker(tracker.clone(), workers.clone()));
     tasks.spawn(relation::run(tracker.clone(), workers.clone()));
+    tasks.spawn(relation::watch_list(tracker.clone(), workers.clone()));
     let conns = TaskTracker::new();
     let conn_cancel = shutdown.child_token();
     let max_connections = tracker.conf.max_connections as usize;

@@ -407,6 +407,7 @@ mod tests {
                 init_flag: true,
                 status: -1,
                 rw_mode: crate::state::RW_BOTH,
+                peer_ip: "192.168.0.10".into(),
             },
             1,
         )

@@ -1,14 +1,16 @@
-//! The relationship task (PROTOCOL.md §4.8): resolves the tracker list,
-//! elects a leader when none is known (TRACKER_GET_STATUS ordering, then
-//! NOTIFY/COMMIT_NEXT_LEADER), and as a follower keeps one connection to
-//! the leader with JOIN_LEADER and a PING_LEADER every second.
+//! The relationship tasks (PROTOCOL.md §4.8): the list task resolves and
+//! probes the entries of the tracker list that have not answered as
+//! trackers yet; the election task elects a leader when none is known
+//! (TRACKER_GET_STATUS ordering, then NOTIFY/COMMIT_NEXT_LEADER), and as a
+//! follower keeps one connection to the leader with JOIN_LEADER and a
+//! PING_LEADER every second.
 //!
 //! Outgoing connections are bound to our listening address when it is a
 //! specific one: the leader names a follower by the connection's source IP.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use fdfs_client::conn::Conn;
@@ -16,7 +18,7 @@ use fdfs_client::ClientError;
 use fdfs_proto::leader_msg::{
     JoinLeaderReq, PingLeaderReq, SysFileReq, TrackerStatus, SYS_FILE_NAMES,
 };
-use fdfs_proto::{TrackerCmd, FDFS_VERSION};
+use fdfs_proto::{Status, TrackerCmd, FDFS_VERSION};
 use tokio_util::sync::CancellationToken;
 
 use crate::{persist, Tracker};
@@ -38,12 +40,59 @@ const ELECTION_RETRY_MAX_MS: u64 = 2500;
 /// How often a leader asks the other trackers whether one of them leads
 /// too (two leaders after a network partition heals).
 const RIVAL_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// Bound of one host-name lookup of a list entry.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// A probe of an entry in flight is not started again for this long (a
+/// probe takes at most a connect and two answers).
+const PROBE_IN_FLIGHT: Duration = Duration::from_secs(15);
 
-/// Runs until `cancel` fires.
+/// The list task: every tick (or when a JOIN brought entries) resolves and
+/// probes the unverified entries that are due, all at once, so entries
+/// that never answer cost one timeout per round. Runs until `cancel` fires.
+pub async fn watch_list(t: Arc<Tracker>, cancel: CancellationToken) {
+    loop {
+        let (due, peers_before) = {
+            let mut rel = t.relation();
+            (
+                rel.take_due(Instant::now(), PROBE_IN_FLIGHT),
+                rel.peer_addrs(),
+            )
+        };
+        let mut probes = tokio::task::JoinSet::new();
+        for (text, addr) in due {
+            let t = t.clone();
+            probes.spawn(async move {
+                let addr = match addr {
+                    Some(a) => Some(a),
+                    None => resolve(&t, text).await,
+                };
+                // Entries known to be ourselves are never due.
+                if let Some(addr) = addr {
+                    let _ = peer_status(&t, addr).await;
+                }
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = async { while probes.join_next().await.is_some() {} } => {}
+        }
+        if t.relation().peer_addrs() != peers_before {
+            // A peer answered at last, or went dormant: the election task
+            // looks again.
+            t.relation_wake.notify_one();
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(TICK) => {}
+            _ = t.list_wake.notified() => {}
+        }
+    }
+}
+
+/// Runs the election task until `cancel` fires.
 pub async fn run(t: Arc<Tracker>, cancel: CancellationToken) {
     let mut last_rival_check = tokio::time::Instant::now();
     loop {
-        resolve_list(&t).await;
         let (leader, me, has_peers) = {
             let rel = t.relation();
             (rel.leader, rel.self_addr, rel.has_peers())
@@ -77,52 +126,42 @@ pub async fn run(t: Arc<Tracker>, cancel: CancellationToken) {
     }
 }
 
-/// Resolves host-name entries of the list (literal ones were resolved when
-/// they were learnt).
-async fn resolve_list(t: &Tracker) {
-    let pending: Vec<String> = {
-        let rel = t.relation();
-        if rel.unresolved == 0 {
-            return;
-        }
-        rel.listed
-            .iter()
-            .filter(|text| !rel.resolved.iter().any(|p| &p.text == *text))
-            .cloned()
-            .collect()
+/// Looks up a host-name entry of the list (literal ones were resolved
+/// when they were learnt) and records the outcome.
+async fn resolve(t: &Tracker, text: String) -> Option<SocketAddr> {
+    let found =
+        match tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host(text.as_str())).await {
+            Ok(Ok(mut addrs)) => addrs.find(|a| a.is_ipv4()),
+            _ => None,
+        };
+    let Some(addr) = found else {
+        t.relation().lookup_failed(&text, Instant::now());
+        return None;
     };
-    for text in pending {
-        let found = match tokio::net::lookup_host(text.as_str()).await {
-            Ok(mut addrs) => addrs.find(|a| a.is_ipv4()),
-            Err(_) => None,
-        };
-        let Some(addr) = found else {
-            t.relation().unresolvable.insert(text);
-            continue;
-        };
-        let is_self = t.is_self_addr(addr);
-        let mut rel = t.relation();
-        if rel.resolved.iter().any(|p| p.text == text) {
-            continue;
-        }
-        rel.unresolvable.remove(&text);
-        rel.add_resolved(text, addr, is_self);
-        rel.unresolved = rel.unresolved.saturating_sub(1);
-    }
+    let is_self = t.is_self_addr(addr);
+    t.relation().resolved(&text, addr, is_self);
+    (!is_self).then_some(addr)
 }
 
-/// The source address of our connections to other trackers.
-fn bind_ip(t: &Tracker) -> Option<IpAddr> {
-    t.listen_addr
-        .get()
-        .map(|a| a.ip())
-        .filter(|ip| !ip.is_unspecified())
+/// Resolves the host-name entries never tried yet (before the first JOIN
+/// the data-file copy needs the whole list at once).
+async fn resolve_new_names(t: &Tracker) {
+    let pending: Vec<String> = t
+        .relation()
+        .listed
+        .iter()
+        .filter(|p| p.addr.is_none() && p.failures == 0)
+        .map(|p| p.text.clone())
+        .collect();
+    for text in pending {
+        resolve(t, text).await;
+    }
 }
 
 async fn connect(t: &Tracker, addr: SocketAddr) -> Result<Conn, ClientError> {
     Conn::connect_from(
         &addr.to_string(),
-        bind_ip(t),
+        t.own_ip(),
         PEER_CONNECT_TIMEOUT,
         PEER_IO_TIMEOUT,
     )
@@ -144,19 +183,24 @@ async fn call(
 /// TRACKER_GET_STATUS of `peer`. None when it does not answer with a
 /// status, or when the entry turns out to be ourselves (its instance id is
 /// ours: NAT or a virtual IP in front of us); the entry is then marked so.
+/// A status, or ENOENT (a tracker without groups, §2.15), verifies the
+/// entry as a tracker; anything else counts against it.
 async fn peer_status(t: &Tracker, peer: SocketAddr) -> Option<TrackerStatus> {
-    let mut conn = connect(t, peer).await.ok()?;
+    let Ok(mut conn) = connect(t, peer).await else {
+        t.relation().record_probe(peer, false, Instant::now());
+        return None;
+    };
     let answer = conn.call(TrackerCmd::TrackerGetStatus.into(), &[]).await;
     // Asked once per entry: an entry that answered is not us, and the
     // original tracker (which answers 241 with EINVAL) logs each probe.
-    let already_checked = t.relation().not_self.contains(&peer);
+    let already_checked = t.relation().known_not_self(peer);
     let is_us = if already_checked {
         false
     } else {
         let answered = conn.call(TrackerCmd::TrackerInstanceId.into(), &[]).await;
         let is_us = matches!(&answered, Ok(id) if *id == t.instance_id.to_be_bytes());
         if !is_us && !matches!(answered, Err(ref e) if e.is_network()) {
-            t.relation().not_self.insert(peer);
+            t.relation().set_not_self(peer);
         }
         is_us
     };
@@ -166,15 +210,20 @@ async fn peer_status(t: &Tracker, peer: SocketAddr) -> Option<TrackerStatus> {
         t.relation().mark_self(peer);
         return None;
     }
-    match answer {
-        Ok(body) => TrackerStatus::decode(&body)
+    let status = match &answer {
+        Ok(body) => TrackerStatus::decode(body)
             .map_err(|e| tracing::debug!(%peer, error = %e, "bad tracker status answer"))
             .ok(),
         Err(e) => {
             tracing::debug!(%peer, error = %e, "tracker status not available");
             None
         }
-    }
+    };
+    let answered_as_tracker =
+        status.is_some() || matches!(answer, Err(ClientError::Status(s)) if s == Status::ENOENT);
+    t.relation()
+        .record_probe(peer, answered_as_tracker, Instant::now());
+    status
 }
 
 /// The sort key of the election: the largest wins.
@@ -398,7 +447,7 @@ pub async fn copy_sys_files_before_first_join(t: &Tracker) -> bool {
         return true;
     }
     *checked = true;
-    resolve_list(t).await;
+    resolve_new_names(t).await;
     let (me, peers) = {
         let rel = t.relation();
         (rel.self_addr, rel.peer_addrs())

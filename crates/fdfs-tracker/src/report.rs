@@ -2,6 +2,8 @@
 //! and sync reports, sync-source assignment, status changes, and the
 //! change notices that tell storages about their peers.
 
+use std::net::IpAddr;
+
 use bytes::BytesMut;
 use fdfs_config::tracker::{
     STORE_LOOKUP_LOAD_BALANCE, STORE_PATH_LOAD_BALANCE, STORE_SERVER_ROUND_ROBIN,
@@ -16,7 +18,7 @@ use fdfs_proto::{Status, GROUP_NAME_MAX_LEN, STORAGE_ID_MAX_SIZE};
 
 use crate::conn::{inval, ConnCtx, HandlerResult, Joined};
 use crate::state::{is_available, Cluster, JoinError, JoinInfo};
-use crate::{now_secs, select, Tracker};
+use crate::{guard, now_secs, select, Tracker};
 
 /// Changelog bytes handed out per CHANGELOG_REQ.
 pub const CHANGELOG_CHUNK_BYTES: usize = 8182;
@@ -35,24 +37,54 @@ pub fn get_my_ip(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     Ok(ips.into_bytes())
 }
 
+/// A JOIN body, decoded and with every text field checked (EINVAL).
+pub fn decode_join(body: &[u8]) -> Result<JoinReq, Status> {
+    let req = JoinReq::decode(body).map_err(inval)?;
+    guard::join(&req)?;
+    Ok(req)
+}
+
 /// Our extension for storages behind NAT or in containers: in IP mode the
 /// JOIN's storage-id field is unused (the C storage leaves it zero), so a
 /// fastdfs-rs storage with a configured address (FASTDFS_IPADDR) puts that
-/// address there, and we list the storage under it instead of the address
-/// the connection came from.
-fn advertised_ip(t: &Tracker, req: &JoinReq) -> Option<String> {
+/// address there.
+fn advertised_ip(t: &Tracker, req: &JoinReq) -> Option<IpAddr> {
     if t.conf.use_storage_id || req.storage_id.is_empty() {
         return None;
     }
     req.storage_id
-        .parse::<std::net::IpAddr>()
+        .parse::<IpAddr>()
         .ok()
-        .map(|ip| ip.to_string())
+        .map(|ip| ip.to_canonical())
+}
+
+/// IP mode: the address a JOIN lists the storage under. The connection's
+/// source address, as in the original; an advertised one only when it is
+/// that same address or `trusted_storage_addrs` permits it, so no host can
+/// claim another host's address (and with it its record, its clients and
+/// its peers' replication). Any other claim answers EPERM.
+fn listed_address(t: &Tracker, ctx: &ConnCtx, req: &JoinReq) -> Result<String, Status> {
+    let Some(claimed) = advertised_ip(t, req) else {
+        return Ok(ctx.peer_ip.clone());
+    };
+    if claimed == ctx.peer_addr || t.conf.trusted_storage_addrs.permits(claimed) {
+        return Ok(claimed.to_string());
+    }
+    if let Some(held_back) = t.refusals.allow(now_secs()) {
+        tracing::warn!(
+            peer = %ctx.peer_ip,
+            %claimed,
+            held_back,
+            "JOIN claims an address its connection does not come from: refused \
+             (list the address in trusted_storage_addrs if the storage is behind NAT)"
+        );
+    }
+    Err(Status::EPERM)
 }
 
 /// JOIN (81): validate, create/update the records, answer status + source.
 pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
-    let req = JoinReq::decode(body).map_err(inval)?;
+    let req = decode_join(body)?;
     if ctx.joined.is_some() {
         return Err(Status::EEXIST);
     }
@@ -70,7 +102,7 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
             entry.rw_mode,
         )
     } else {
-        let ip = advertised_ip(t, &req).unwrap_or_else(|| ctx.peer_ip.clone());
+        let ip = listed_address(t, ctx, &req)?;
         (ip.clone(), ip, crate::state::RW_BOTH)
     };
     let info = JoinInfo {
@@ -87,14 +119,27 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
         init_flag: req.init_flag,
         status: req.status,
         rw_mode,
+        peer_ip: ctx.peer_ip.clone(),
     };
-    t.learn_trackers(&req.trackers);
     let conn_gen = t.next_conn_gen();
     let res = t.lock().join(&info, conn_gen);
     let (status, src_id) = res.map_err(|e| match e {
         JoinError::Mismatch => Status::EINVAL,
         JoinError::BadStatus => Status::EFAULT,
+        JoinError::Busy => {
+            if let Some(held_back) = t.refusals.allow(now_secs()) {
+                tracing::warn!(
+                    group = %req.group,
+                    %id,
+                    peer = %ctx.peer_ip,
+                    held_back,
+                    "JOIN for a storage that is connected from another address: refused"
+                );
+            }
+            Status::EBUSY
+        }
     })?;
+    t.learn_trackers(&req.trackers);
     tracing::info!(group = %req.group, %id, status, "storage joined");
     ctx.joined = Some(Joined {
         group: req.group,
@@ -359,17 +404,25 @@ pub fn sync_dest_query(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult
     Ok(sync_source_body(&s.sync_src_id, s.sync_until_timestamp))
 }
 
-/// REPORT_STATUS (76): a peer storage reports another storage's status.
-pub fn report_status(t: &Tracker, body: &[u8]) -> HandlerResult {
+/// REPORT_STATUS (76): a peer storage (the sync source) reports another
+/// storage's status. Only a member of the group may (EPERM otherwise): its
+/// word moves a new member past its full sync.
+pub fn report_status(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     if body.len() != GROUP_NAME_MAX_LEN + StorageBrief::WIRE_LEN {
         return Err(Status::EINVAL);
     }
     let mut r = Reader::new(body);
     let group = r.fixed_str(GROUP_NAME_MAX_LEN).map_err(inval)?;
     let brief = StorageBrief::decode(&mut r).map_err(inval)?;
+    guard::group(&group)?;
+    guard::plain(&brief.id)?;
+    guard::plain(&brief.ip_addr)?;
     let mut c = t.lock();
     if c.group(&group).is_none() {
         return Err(Status::ENOENT);
+    }
+    if !c.is_member_address(&group, &ctx.peer_ip) {
+        return Err(Status::EPERM);
     }
     if c.merge_brief(&group, &brief) {
         tracing::info!(%group, id = %brief.id, status = brief.status, "status reported by peer");
@@ -379,10 +432,11 @@ pub fn report_status(t: &Tracker, body: &[u8]) -> HandlerResult {
 }
 
 /// REPORT_IP_CHANGED (78): group (16) + old IP (46) + new IP (46). IP mode
-/// only. Unlike the original, the new address need not be the connection's
-/// source address: a storage behind NAT or in a container reports the
-/// address it advertises (see `advertised_ip`).
-pub fn ip_changed(t: &Tracker, body: &[u8]) -> HandlerResult {
+/// only. As in the original, the new address must be the connection's
+/// source address (EINVAL); ours also accepts one `trusted_storage_addrs`
+/// permits, which a storage behind NAT advertises (see `listed_address`).
+/// A record whose storage is still connected is not moved (EBUSY).
+pub fn ip_changed(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     if t.conf.use_storage_id {
         return Err(Status::EOPNOTSUPP);
     }
@@ -394,7 +448,25 @@ pub fn ip_changed(t: &Tracker, body: &[u8]) -> HandlerResult {
     let group = r.fixed_str(GROUP_NAME_MAX_LEN).map_err(inval)?;
     let old = r.fixed_str(ip_size).map_err(inval)?;
     let new = r.fixed_str(ip_size).map_err(inval)?;
-    if new.parse::<std::net::IpAddr>().is_err() || old.is_empty() || old == new {
+    guard::group(&group)?;
+    guard::plain(&old)?;
+    let new_ip = new
+        .parse::<IpAddr>()
+        .map_err(|_| Status::EINVAL)?
+        .to_canonical();
+    let new = new_ip.to_string();
+    if old.is_empty() || old == new {
+        return Err(Status::EINVAL);
+    }
+    if new_ip != ctx.peer_addr && !t.conf.trusted_storage_addrs.permits(new_ip) {
+        if let Some(held_back) = t.refusals.allow(now_secs()) {
+            tracing::warn!(
+                peer = %ctx.peer_ip,
+                %new,
+                held_back,
+                "REPORT_IP_CHANGED to an address the connection does not come from: refused"
+            );
+        }
         return Err(Status::EINVAL);
     }
     let line = t.lock().ip_changed(&group, &old, &new, now_secs())?;
@@ -436,6 +508,11 @@ pub fn changelog_req(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     let total = c.changelog.len();
     let g = c.groups.get_mut(&group).ok_or(Status::ENOENT)?;
     let s = g.storages.get_mut(&id).ok_or(Status::ENOENT)?;
+    // The read offset is the storage's own: another host advancing it
+    // would hide deletions and address changes from it.
+    if !s.is_reachable_from(&ctx.peer_ip) {
+        return Err(Status::EPERM);
+    }
     let start = usize::try_from(s.changelog_offset)
         .unwrap_or(total)
         .min(total);

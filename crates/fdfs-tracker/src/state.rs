@@ -60,6 +60,11 @@ pub struct StorageRec {
     /// Generation of the connection that owns the record (its last JOIN);
     /// a stale connection closing must not take a fresh one offline.
     pub conn_gen: u64,
+    /// Source IP of the joined connection that holds the record now; None
+    /// once it closed. Runtime only (never persisted): while it is set, no
+    /// connection from another address may JOIN as this storage, delete it
+    /// or move it (REPORT_IP_CHANGED, REPORT_STATUS).
+    pub live_peer: Option<String>,
 }
 
 impl StorageRec {
@@ -86,7 +91,19 @@ impl StorageRec {
             stats: StorageStats::default(),
             synced_by: BTreeMap::new(),
             conn_gen: 0,
+            live_peer: None,
         }
+    }
+
+    /// True when a storage connection holds the record now.
+    pub fn is_live(&self) -> bool {
+        self.live_peer.is_some()
+    }
+
+    /// True when a request from `peer_ip` can come from this storage: its
+    /// live connection's address, or the address it is listed under.
+    pub fn is_reachable_from(&self, peer_ip: &str) -> bool {
+        self.live_peer.as_deref() == Some(peer_ip) || self.ip == peer_ip
     }
 
     pub fn is_writable(&self) -> bool {
@@ -251,6 +268,8 @@ pub struct JoinInfo {
     pub status: i8,
     /// From storage_ids.conf (`rw=`); [`RW_BOTH`] in IP mode.
     pub rw_mode: u8,
+    /// Source IP of the joining connection.
+    pub peer_ip: String,
 }
 
 /// Why a JOIN was refused; each maps to the C tracker's errno.
@@ -260,6 +279,9 @@ pub enum JoinError {
     Mismatch,
     /// Unknown storage reporting a status it cannot have (EFAULT).
     BadStatus,
+    /// The record is held by a live connection from another address
+    /// (EBUSY): a second host must not take a running storage over.
+    Busy,
 }
 
 impl Cluster {
@@ -291,6 +313,14 @@ impl Cluster {
             .groups
             .entry(j.group.clone())
             .or_insert_with(|| Group::new(&j.group));
+        if group
+            .storages
+            .get(&j.id)
+            .and_then(|s| s.live_peer.as_deref())
+            .is_some_and(|live| live != j.peer_ip)
+        {
+            return Err(JoinError::Busy);
+        }
         // Other members (not this one, not deleted) constrain the group shape.
         let others: Vec<&StorageRec> = group
             .storages
@@ -361,6 +391,7 @@ impl Cluster {
         rec.up_time = j.up_time;
         rec.version = j.version.clone();
         rec.conn_gen = conn_gen;
+        rec.live_peer = Some(j.peer_ip.clone());
         if rec.paths.len() != j.store_path_count as usize {
             rec.paths.resize(
                 j.store_path_count as usize,
@@ -398,8 +429,9 @@ impl Cluster {
         g.set_status(id, st::ACTIVE)
     }
 
-    /// A joined connection went away: ACTIVE/ONLINE/OFFLINE → OFFLINE,
-    /// up_time 0. Ignored when a newer connection owns the record.
+    /// A joined connection went away: the record is no longer live, and
+    /// ACTIVE/ONLINE/OFFLINE → OFFLINE, up_time 0. Ignored when a newer
+    /// connection owns the record.
     pub fn disconnected(&mut self, group: &str, id: &str, conn_gen: u64) -> bool {
         let Some(g) = self.groups.get_mut(group) else {
             return false;
@@ -410,6 +442,7 @@ impl Cluster {
         if s.conn_gen != conn_gen {
             return false;
         }
+        s.live_peer = None;
         if matches!(s.status, st::ACTIVE | st::ONLINE | st::OFFLINE) {
             s.up_time = 0;
             return g.set_status(id, st::OFFLINE);
@@ -469,8 +502,12 @@ impl Cluster {
         g.set_status(id, new)
     }
 
-    /// REPORT_STATUS / REPLICA_CHG merge rule (§4.4). Returns true if the
-    /// state changed.
+    /// REPORT_STATUS merge rule (§4.4) for a storage this tracker knows.
+    /// Returns true if the state changed. Unlike the original, a brief about
+    /// an unknown storage creates no record: its address would be the
+    /// reporter's word alone, and the group's members would start sending
+    /// their files there (the storage JOINs this tracker itself anyway).
+    /// DELETED / IP_CHANGED are not applied to a live record.
     pub fn merge_brief(&mut self, group: &str, brief: &StorageBrief) -> bool {
         let Some(g) = self.groups.get_mut(group) else {
             return false;
@@ -478,43 +515,32 @@ impl Cluster {
         if brief.status == st::NONE || brief.id.is_empty() {
             return false;
         }
-        match g.storages.get(&brief.id).map(|s| s.status) {
-            Some(cur) => {
-                if cur == brief.status
-                    || matches!(cur, st::INIT | st::ONLINE | st::ACTIVE | st::RECOVERY)
-                {
-                    return false;
-                }
-                if matches!(brief.status, st::DELETED | st::IP_CHANGED) || brief.status > cur {
-                    return g.set_status(&brief.id, brief.status);
-                }
-                false
-            }
-            None => {
-                if matches!(
-                    brief.status,
-                    st::DELETED | st::IP_CHANGED | st::ACTIVE | st::ONLINE
-                ) {
-                    return false;
-                }
-                let ip = if brief.ip_addr.is_empty() {
-                    brief.id.clone()
-                } else {
-                    brief.ip_addr.clone()
-                };
-                let mut rec = StorageRec::new(&brief.id, &ip, brief.status);
-                rec.storage_port = if brief.port > 0 {
-                    u16::try_from(brief.port).unwrap_or(g.storage_port)
-                } else {
-                    g.storage_port
-                };
-                rec.store_path_count = g.store_path_count;
-                rec.subdir_count_per_path = g.subdir_count_per_path;
-                g.storages.insert(brief.id.clone(), rec);
-                g.change_count += 1;
-                true
-            }
+        let Some((cur, live)) = g.storages.get(&brief.id).map(|s| (s.status, s.is_live())) else {
+            return false;
+        };
+        if cur == brief.status || matches!(cur, st::INIT | st::ONLINE | st::ACTIVE | st::RECOVERY) {
+            return false;
         }
+        let removal = matches!(brief.status, st::DELETED | st::IP_CHANGED);
+        if (removal && !live) || (!removal && brief.status > cur) {
+            return g.set_status(&brief.id, brief.status);
+        }
+        false
+    }
+
+    /// True when `peer_ip` is the address of a member of `group` (its live
+    /// connection's or its listed one).
+    pub fn is_member_address(&self, group: &str, peer_ip: &str) -> bool {
+        self.groups
+            .get(group)
+            .is_some_and(|g| g.visible().any(|s| s.is_reachable_from(peer_ip)))
+    }
+
+    /// True when `peer_ip` is the address of any storage this tracker knows.
+    pub fn is_storage_address(&self, peer_ip: &str) -> bool {
+        self.groups
+            .values()
+            .any(|g| g.visible().any(|s| s.is_reachable_from(peer_ip)))
     }
 
     /// DELETE_STORAGE (93). On success the changelog line to append is
@@ -527,11 +553,18 @@ impl Cluster {
     ) -> Result<String, fdfs_proto::Status> {
         use fdfs_proto::Status;
         let g = self.groups.get_mut(group).ok_or(Status::ENOENT)?;
-        let cur = g.storages.get(id).map(|s| s.status).ok_or(Status::ENOENT)?;
+        let (cur, live) = g
+            .storages
+            .get(id)
+            .map(|s| (s.status, s.is_live()))
+            .ok_or(Status::ENOENT)?;
         match cur {
             st::IP_CHANGED => return Err(Status::ENOENT),
             st::ONLINE | st::ACTIVE | st::RECOVERY => return Err(Status::EBUSY),
             st::DELETED => return Err(Status::EALREADY),
+            // Its storage is connected (the status alone can be OFFLINE
+            // after a missed heartbeat, or WAIT_SYNC): not deleted under it.
+            _ if live => return Err(Status::EBUSY),
             _ => {}
         }
         for s in g.storages.values_mut() {
@@ -567,6 +600,7 @@ impl Cluster {
             st::DELETED => return Err(Status::ENOENT),
             st::IP_CHANGED => return Err(Status::EALREADY),
             st::ONLINE | st::ACTIVE | st::RECOVERY => return Err(Status::EBUSY),
+            _ if rec.is_live() => return Err(Status::EBUSY),
             _ => {}
         }
         if g.storages.get(new).is_some_and(|s| is_visible(s.status)) {
@@ -677,6 +711,7 @@ mod tests {
             init_flag: true,
             status: -1,
             rw_mode: RW_BOTH,
+            peer_ip: ip.into(),
         }
     }
 
@@ -798,6 +833,81 @@ mod tests {
         );
         assert_eq!(c.delete_group("group1"), Ok(()));
         assert_eq!(c.delete_group("group1"), Err(fdfs_proto::Status::ENOENT));
+    }
+
+    #[test]
+    fn a_live_record_is_held_by_its_connection_address() {
+        let mut c = Cluster::default();
+        c.join(&join_info("10.0.0.1"), 1).unwrap();
+        let mut other = join_info("10.0.0.1");
+        other.peer_ip = "10.0.0.66".into();
+        other.storage_port = 1;
+        assert_eq!(c.join(&other, 2), Err(JoinError::Busy));
+        let s = c.storage("group1", "10.0.0.1").unwrap();
+        assert_eq!((s.storage_port, s.conn_gen), (23000, 1), "untouched");
+        // The same host may JOIN again (a restarted storage whose old
+        // connection is not closed yet).
+        assert!(c.join(&join_info("10.0.0.1"), 3).is_ok());
+        // Closed: the record may be joined from elsewhere again.
+        c.disconnected("group1", "10.0.0.1", 3);
+        assert_eq!(c.storage("group1", "10.0.0.1").unwrap().live_peer, None);
+        assert!(c.join(&other, 4).is_ok());
+        assert_eq!(
+            c.storage("group1", "10.0.0.1")
+                .unwrap()
+                .live_peer
+                .as_deref(),
+            Some("10.0.0.66")
+        );
+    }
+
+    #[test]
+    fn a_live_record_is_neither_deleted_nor_moved_nor_reported_away() {
+        let mut c = Cluster::default();
+        c.join(&join_info("10.0.0.1"), 1).unwrap();
+        // WAIT_SYNC (or OFFLINE after a missed heartbeat) while connected.
+        c.groups
+            .get_mut("group1")
+            .unwrap()
+            .set_status("10.0.0.1", st::WAIT_SYNC);
+        assert_eq!(
+            c.delete_storage("group1", "10.0.0.1", 5),
+            Err(fdfs_proto::Status::EBUSY)
+        );
+        assert_eq!(
+            c.ip_changed("group1", "10.0.0.1", "10.0.0.2", 5),
+            Err(fdfs_proto::Status::EBUSY)
+        );
+        let deleted = StorageBrief {
+            status: st::DELETED,
+            port: 0,
+            id: "10.0.0.1".into(),
+            ip_addr: "10.0.0.1".into(),
+        };
+        assert!(!c.merge_brief("group1", &deleted));
+        assert_eq!(
+            c.storage("group1", "10.0.0.1").unwrap().status,
+            st::WAIT_SYNC
+        );
+        assert!(c.is_member_address("group1", "10.0.0.1"));
+        assert!(!c.is_member_address("group1", "10.0.0.9"));
+        assert!(c.is_storage_address("10.0.0.1"));
+        c.disconnected("group1", "10.0.0.1", 1);
+        assert!(c.merge_brief("group1", &deleted));
+    }
+
+    #[test]
+    fn a_brief_about_an_unknown_storage_creates_no_record() {
+        let mut c = Cluster::default();
+        c.join(&join_info("10.0.0.1"), 1).unwrap();
+        let brief = StorageBrief {
+            status: st::WAIT_SYNC,
+            port: 0,
+            id: "10.0.0.66".into(),
+            ip_addr: "10.0.0.66".into(),
+        };
+        assert!(!c.merge_brief("group1", &brief));
+        assert!(c.storage("group1", "10.0.0.66").is_none());
     }
 
     #[test]

@@ -50,6 +50,17 @@ async fn start(base: &Path) -> Running {
     .await
 }
 
+/// The default test conf with `tweak` applied.
+async fn start_tweaked(base: &Path, tweak: impl FnOnce(&mut TrackerConf)) -> Running {
+    let mut conf = TrackerConf {
+        base_path: base.to_path_buf(),
+        network_timeout_secs: 10,
+        ..TrackerConf::default()
+    };
+    tweak(&mut conf);
+    start_with(conf).await
+}
+
 async fn start_with(conf: TrackerConf) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -73,12 +84,21 @@ fn group_field(name: &str) -> Vec<u8> {
 }
 
 /// Polls `f` until it returns Some, or panics after the deadline.
-async fn poll<T, F, Fut>(mut f: F) -> T
+async fn poll<T, F, Fut>(f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + POLL_DEADLINE;
+    poll_within(POLL_DEADLINE, f).await
+}
+
+/// [`poll`] with its own deadline.
+async fn poll_within<T, F, Fut>(within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
     loop {
         if let Some(v) = f().await {
             return v;
@@ -110,8 +130,15 @@ fn join_body(tracker: SocketAddr) -> Vec<u8> {
 }
 
 fn join_body_with_id(tracker: SocketAddr, storage_id: &str) -> Vec<u8> {
+    encode_join(&JoinReq {
+        storage_id: storage_id.into(),
+        ..join_req(tracker)
+    })
+}
+
+/// The JOIN of a new storage of group1 on port 23000 that lists `tracker`.
+fn join_req(tracker: SocketAddr) -> JoinReq {
     let now = fdfs_tracker::now_secs();
-    let mut b = BytesMut::new();
     JoinReq {
         group: "group1".into(),
         storage_port: 23000,
@@ -123,11 +150,15 @@ fn join_body_with_id(tracker: SocketAddr, storage_id: &str) -> Vec<u8> {
         version: "6.16.1".into(),
         init_flag: true,
         status: -1,
-        storage_id: storage_id.into(),
+        storage_id: String::new(),
         tracker_ip: "127.0.0.1".into(),
         trackers: vec![tracker.to_string()],
     }
-    .encode(&mut b);
+}
+
+fn encode_join(req: &JoinReq) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    req.encode(&mut b);
     b.to_vec()
 }
 
@@ -444,6 +475,11 @@ async fn storage_id_mode() {
     let mut s2 = connect_from("127.0.0.2", addr).await;
     let (status, _) = call(&mut s2, 81, &join_body_with_id(addr, "100002")).await;
     assert_eq!(status, 0);
+    // But not while it is connected from elsewhere: EBUSY.
+    assert_eq!(
+        call(&mut stranger, 81, &join_body_with_id(addr, "100002")).await,
+        (16, vec![])
+    );
 
     assert_eq!(
         id_addr_mode_rows(addr).await,
@@ -567,12 +603,10 @@ fn my_ip_request(group: &str, port: i32) -> Vec<u8> {
 
 /// JOINs as a storage that lists `tracker` and `other` as its trackers.
 async fn join_listing(tracker: SocketAddr, other: SocketAddr) -> TcpStream {
-    let mut body = BytesMut::new();
-    JoinReq {
+    let body = encode_join(&JoinReq {
         trackers: vec![tracker.to_string(), other.to_string()],
-        ..JoinReq::decode(&join_body(tracker)).unwrap()
-    }
-    .encode(&mut body);
+        ..join_req(tracker)
+    });
     let mut s = TcpStream::connect(tracker).await.unwrap();
     assert_eq!(call(&mut s, 81, &body).await.0, 0);
     s
@@ -601,11 +635,12 @@ async fn tracker_to_tracker_commands_answer_the_original_statuses() {
     let _storage = join_listing(t.addr, other).await;
     poll(|| async { claims_leadership(t.addr).await.filter(|l| *l) }).await;
 
-    // 66/67: an address not in our list → ENOENT; a commit that does not
-    // match the notified proposal → EINVAL; malformed bodies → EINVAL.
+    // 66/67 from a connection that is not a tracker's (the other tracker
+    // never answered) → ENOENT, as the original answers for a tracker it
+    // does not know; malformed bodies → EINVAL.
     assert_eq!(call(&mut c, 66, b"127.0.0.99:22122").await.0, 2);
     assert_eq!(call(&mut c, 66, b"not an address").await.0, 22);
-    assert_eq!(call(&mut c, 67, other.to_string().as_bytes()).await.0, 22);
+    assert_eq!(call(&mut c, 67, other.to_string().as_bytes()).await.0, 2);
     // PING before JOIN_LEADER → EINVAL; JOIN_LEADER from an address that is
     // not a listed tracker → ENOENT; bad bodies → EINVAL.
     assert_eq!(call(&mut c, 65, &[0; 12]).await.0, 22);
@@ -818,4 +853,475 @@ async fn a_leader_tells_a_lower_ranked_rival_to_step_down() {
     );
     scene.fake.abort();
     scene.t.stop().await;
+}
+
+// ---- Issue #10: who may act on a storage record or on the leadership ----
+
+/// (ip, port, status) of each storage the tracker lists in group1.
+async fn rows(tracker: SocketAddr) -> Vec<(String, i64, u8)> {
+    list_storage(tracker)
+        .await
+        .into_iter()
+        .map(|s| (s.ip_addr, s.storage_port, s.status))
+        .collect()
+}
+
+fn row(ip: &str, port: i64, status: u8) -> (String, i64, u8) {
+    (ip.to_string(), port, status)
+}
+
+/// JOINs from `from` with `req`; the connection and the answer status.
+async fn join_from(from: &str, tracker: SocketAddr, req: &JoinReq) -> (TcpStream, u8) {
+    let mut s = connect_from(from, tracker).await;
+    let (status, _) = call(&mut s, 81, &encode_join(req)).await;
+    (s, status)
+}
+
+/// JOINs from `from` as a new storage and makes it ACTIVE (first of its
+/// group: SYNC_DEST_REQ answers empty, the first BEAT activates) with
+/// free space for uploads.
+async fn active_storage(from: &str, tracker: SocketAddr) -> TcpStream {
+    let (mut s, status) = join_from(from, tracker, &join_req(tracker)).await;
+    assert_eq!(status, 0);
+    assert_eq!(call(&mut s, 87, &[]).await, (0, vec![]));
+    assert_eq!(call(&mut s, 83, &[]).await.0, 0);
+    let mut usage = 100_000i64.to_be_bytes().to_vec();
+    usage.extend_from_slice(&50_000i64.to_be_bytes());
+    assert_eq!(call(&mut s, 84, &usage).await.0, 0);
+    s
+}
+
+/// Where QUERY_STORE_WITHOUT_GROUP_ONE (101) sends an upload.
+async fn upload_target(tracker: SocketAddr) -> String {
+    let mut c = TcpStream::connect(tracker).await.unwrap();
+    let (status, body) = call(&mut c, 101, &[]).await;
+    assert_eq!(status, 0);
+    StoreTarget::decode(&body).unwrap().addr.to_string()
+}
+
+/// Waits until the storage at `ip` is OFFLINE (its connection closed).
+async fn wait_offline(tracker: SocketAddr, ip: &str) {
+    poll(|| async {
+        rows(tracker)
+            .await
+            .iter()
+            .any(|r| r.0 == ip && r.2 == st::OFFLINE)
+            .then_some(())
+    })
+    .await;
+}
+
+/// A JOIN must not list a storage under an address its connection does
+/// not come from: one JOIN from anywhere would otherwise reroute every
+/// client of the real storage (issue #10, item 1).
+#[tokio::test]
+async fn a_join_claiming_another_hosts_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tr = start(dir.path()).await;
+    let addr = tr.addr;
+    let real = active_storage("127.0.0.1", addr).await;
+    assert_eq!(rows(addr).await, [row("127.0.0.1", 23000, st::ACTIVE)]);
+
+    // 127.0.0.2 claims to be 127.0.0.1 on port 1: EPERM, while the real
+    // storage is connected and after it left.
+    let claim = JoinReq {
+        storage_id: "127.0.0.1".into(),
+        storage_port: 1,
+        ..join_req(addr)
+    };
+    assert_eq!(join_from("127.0.0.2", addr, &claim).await.1, 1);
+    drop(real);
+    wait_offline(addr, "127.0.0.1").await;
+    assert_eq!(join_from("127.0.0.2", addr, &claim).await.1, 1);
+    assert_eq!(rows(addr).await, [row("127.0.0.1", 23000, st::OFFLINE)]);
+
+    // The real storage comes back; clients are sent to it.
+    let real = active_storage("127.0.0.1", addr).await;
+    assert_eq!(upload_target(addr).await, "127.0.0.1:23000");
+    drop(real);
+    tr.stop().await;
+    let servers = std::fs::read_to_string(dir.path().join("data/storage_servers_new.dat")).unwrap();
+    assert!(servers.contains("\tip_addr=127.0.0.1\n"), "{servers}");
+    assert!(servers.contains("\tstorage_port=23000\n"), "{servers}");
+    assert!(!servers.contains("\tstorage_port=1\n"), "{servers}");
+}
+
+/// A storage behind NAT or in a container advertises an address it does
+/// not connect from; `trusted_storage_addrs` lists the ones accepted.
+#[tokio::test]
+async fn a_claimed_address_is_accepted_when_the_conf_trusts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tr = start_tweaked(dir.path(), |c| {
+        c.trusted_storage_addrs =
+            fdfs_config::tracker::TrustedAddrs::parse("127.0.0.1, 127.0.0.32/30").unwrap();
+    })
+    .await;
+    let addr = tr.addr;
+    let claim = |ip: &str| JoinReq {
+        storage_id: ip.into(),
+        ..join_req(addr)
+    };
+    let (_a, status) = join_from("127.0.0.2", addr, &claim("127.0.0.1")).await;
+    assert_eq!(status, 0);
+    let (_b, status) = join_from("127.0.0.3", addr, &claim("127.0.0.33")).await;
+    assert_eq!(status, 0);
+    // Outside the list: refused.
+    let (_c, status) = join_from("127.0.0.4", addr, &claim("127.0.0.40")).await;
+    assert_eq!(status, 1);
+    assert_eq!(
+        rows(addr).await,
+        [
+            row("127.0.0.1", 23000, st::INIT),
+            row("127.0.0.33", 23000, st::INIT)
+        ]
+    );
+    tr.stop().await;
+}
+
+/// While a storage is connected, a JOIN for its record from another
+/// address is refused and the live connection goes on; once it left, the
+/// record may be joined again.
+#[tokio::test]
+async fn a_connected_storage_is_not_taken_over_from_another_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let tr = start_tweaked(dir.path(), |c| {
+        c.trusted_storage_addrs = fdfs_config::tracker::TrustedAddrs::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    let addr = tr.addr;
+    let mut real = active_storage("127.0.0.1", addr).await;
+    let claim = JoinReq {
+        storage_id: "127.0.0.1".into(),
+        storage_port: 1,
+        ..join_req(addr)
+    };
+    let (_other, status) = join_from("127.0.0.2", addr, &claim).await;
+    assert_eq!(status, 16, "EBUSY");
+    assert_eq!(call(&mut real, 83, &[]).await, (0, vec![0]));
+    assert_eq!(rows(addr).await, [row("127.0.0.1", 23000, st::ACTIVE)]);
+    assert_eq!(upload_target(addr).await, "127.0.0.1:23000");
+
+    drop(real);
+    wait_offline(addr, "127.0.0.1").await;
+    let (_other, status) = join_from("127.0.0.2", addr, &claim).await;
+    assert_eq!(status, 0, "a record whose storage left may be joined again");
+    tr.stop().await;
+}
+
+/// A group field followed by a FDFSStorageBrief, as REPORT_STATUS sends.
+fn report_status_body(id: &str, status: u8) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    put_group(&mut b, "group1");
+    fdfs_proto::stat::StorageBrief {
+        status,
+        port: 0,
+        id: id.into(),
+        ip_addr: id.into(),
+    }
+    .encode(&mut b);
+    b.to_vec()
+}
+
+/// A group field followed by the storage id, as DELETE_STORAGE sends.
+fn delete_body(id: &str) -> Vec<u8> {
+    let mut b = group_field("group1");
+    b.extend_from_slice(id.as_bytes());
+    b
+}
+
+/// A REPORT_IP_CHANGED (78) body.
+fn ip_changed_body(old: &str, new: &str) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    put_group(&mut b, "group1");
+    fdfs_proto::wire::put_fixed(&mut b, old.as_bytes(), fdfs_proto::IP_ADDRESS_SIZE);
+    fdfs_proto::wire::put_fixed(&mut b, new.as_bytes(), fdfs_proto::IP_ADDRESS_SIZE);
+    b.to_vec()
+}
+
+/// A connected storage is not deleted (93), moved (78) or reported away
+/// (76), whatever its status; REPORT_STATUS comes only from members.
+#[tokio::test]
+async fn a_connected_storage_is_neither_deleted_nor_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let tr = start(dir.path()).await;
+    let addr = tr.addr;
+    let _source = active_storage("127.0.0.1", addr).await;
+    // A new member: WAIT_SYNC with 127.0.0.1 as its source, connected.
+    let (mut new, status) = join_from("127.0.0.2", addr, &join_req(addr)).await;
+    assert_eq!(status, 0);
+    let (status, body) = call(&mut new, 87, &[]).await;
+    assert_eq!((status, body.len()), (0, 24));
+    let mut admin = connect_from("127.0.0.9", addr).await;
+    assert_eq!(call(&mut admin, 93, &delete_body("127.0.0.2")).await.0, 16);
+    let mut moved = connect_from("127.0.0.5", addr).await;
+    assert_eq!(
+        call(&mut moved, 78, &ip_changed_body("127.0.0.2", "127.0.0.5"))
+            .await
+            .0,
+        16
+    );
+    // REPORT_STATUS: a stranger is refused; the source's DELETED for a
+    // connected member is not applied, its SYNCING is.
+    let mut stranger = connect_from("127.0.0.7", addr).await;
+    assert_eq!(
+        call(
+            &mut stranger,
+            76,
+            &report_status_body("127.0.0.2", st::SYNCING)
+        )
+        .await
+        .0,
+        1
+    );
+    let mut source = connect_from("127.0.0.1", addr).await;
+    assert_eq!(
+        call(
+            &mut source,
+            76,
+            &report_status_body("127.0.0.2", st::DELETED)
+        )
+        .await
+        .0,
+        0
+    );
+    assert_eq!(
+        call(
+            &mut source,
+            76,
+            &report_status_body("127.0.0.2", st::SYNCING)
+        )
+        .await
+        .0,
+        0
+    );
+    assert_eq!(
+        rows(addr).await,
+        [
+            row("127.0.0.1", 23000, st::ACTIVE),
+            row("127.0.0.2", 23000, st::SYNCING)
+        ]
+    );
+    // Gone, it may be deleted.
+    drop(new);
+    poll(|| async {
+        let mut admin = connect_from("127.0.0.9", addr).await;
+        let status = call(&mut admin, 93, &delete_body("127.0.0.2")).await.0;
+        (status == 0).then_some(())
+    })
+    .await;
+    assert_eq!(rows(addr).await, [row("127.0.0.1", 23000, st::ACTIVE)]);
+    tr.stop().await;
+}
+
+/// REPORT_IP_CHANGED moves a record only to the address the report comes
+/// from (the original's rule, PROTOCOL.md §4.6).
+#[tokio::test]
+async fn an_address_change_must_come_from_the_new_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let tr = start(dir.path()).await;
+    let addr = tr.addr;
+    drop(active_storage("127.0.0.1", addr).await);
+    wait_offline(addr, "127.0.0.1").await;
+    let report = ip_changed_body("127.0.0.1", "127.0.0.3");
+    let mut elsewhere = connect_from("127.0.0.2", addr).await;
+    assert_eq!(call(&mut elsewhere, 78, &report).await, (22, vec![]));
+    assert_eq!(rows(addr).await, [row("127.0.0.1", 23000, st::OFFLINE)]);
+    let mut moved = connect_from("127.0.0.3", addr).await;
+    assert_eq!(call(&mut moved, 78, &report).await, (0, vec![]));
+    assert_eq!(rows(addr).await, [row("127.0.0.3", 23000, st::OFFLINE)]);
+    tr.stop().await;
+}
+
+/// A JOIN_LEADER (58) body naming tracker port `port`.
+fn join_leader_body(port: u16) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    fdfs_proto::leader_msg::JoinLeaderReq {
+        up_time: 1,
+        version: "6.16.1".into(),
+        tracker_port: port,
+    }
+    .encode(&mut b);
+    b.to_vec()
+}
+
+/// Leadership commands are taken only from trackers of our list that
+/// answered as trackers (issue #10, item 7): a stranger's 68 or 66 must
+/// not make the leader step down, nor 66 + 67 move the leadership.
+#[tokio::test]
+async fn leadership_commands_from_a_stranger_change_nothing() {
+    // We lead; the rival tracker ranks lower and answers our probes.
+    let scene = rival_scene("127.0.0.86", 0, 3000).await;
+    let (t, rival, counts) = (&scene.t, scene.rival, &scene.counts);
+    wait_for_count(&counts.reselects, "the rival was never probed").await;
+    let rival_text = rival.to_string();
+
+    let mut stranger = connect_from("127.0.0.92", t.addr).await;
+    assert_eq!(call(&mut stranger, 68, &[]).await, (2, vec![]));
+    assert_eq!(
+        call(&mut stranger, 66, rival_text.as_bytes()).await,
+        (2, vec![])
+    );
+    assert_eq!(
+        call(&mut stranger, 67, rival_text.as_bytes()).await,
+        (2, vec![])
+    );
+    assert_eq!(
+        call(&mut stranger, 58, &join_leader_body(rival.port()))
+            .await
+            .0,
+        2
+    );
+    // An address a JOIN listed as a tracker, but that never answered as
+    // one, may not attach as a follower either.
+    let listed_only: SocketAddr = "127.0.0.93:1".parse().unwrap();
+    let listing = JoinReq {
+        trackers: vec![
+            t.addr.to_string(),
+            rival_text.clone(),
+            listed_only.to_string(),
+        ],
+        ..join_req(t.addr)
+    };
+    assert_eq!(join_from("127.0.0.1", t.addr, &listing).await.1, 0);
+    let mut follower = connect_from("127.0.0.93", t.addr).await;
+    assert_eq!(call(&mut follower, 58, &join_leader_body(1)).await.0, 2);
+    assert_eq!(claims_leadership(t.addr).await, Some(true), "we still lead");
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+    assert_eq!(
+        call(&mut c, 95, &[]).await,
+        (0, t.addr.to_string().into_bytes())
+    );
+    // From the rival's own address the commands pass the check: a commit
+    // without a proposal then fails the proposal rule (EINVAL).
+    let mut from_rival = connect_from("127.0.0.86", t.addr).await;
+    assert_eq!(
+        call(&mut from_rival, 67, rival_text.as_bytes()).await,
+        (22, vec![])
+    );
+    scene.fake.abort();
+    scene.t.stop().await;
+}
+
+/// JOINs may list any addresses as trackers: the list stays bounded, the
+/// entries that never answer stop being polled as peers, and a real
+/// tracker listed afterwards is still found (issue #10, item 7).
+#[tokio::test]
+async fn fake_tracker_lists_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = fdfs_tracker::Tracker::open(TrackerConf {
+        base_path: dir.path().to_path_buf(),
+        network_timeout_secs: 10,
+        ..TrackerConf::default()
+    })
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(fdfs_tracker::serve(listener, tracker.clone(), stop.clone()));
+    // 13 JOINs of 16 entries each: 208 addresses where nothing listens.
+    for j in 0..13u16 {
+        let trackers = (0..16u16)
+            .map(|k| format!("127.0.0.{}:{}", 100 + j, 1 + k))
+            .collect();
+        let req = JoinReq {
+            trackers,
+            ..join_req(addr)
+        };
+        let (_s, status) = join_from("127.0.0.1", addr, &req).await;
+        assert_eq!(status, 0);
+    }
+    let bound = fdfs_tracker::leader::MAX_UNVERIFIED_TRACKERS;
+    assert!(tracker.relation().listed.len() <= bound);
+    poll_within(Duration::from_secs(60), || async {
+        (!tracker.relation().has_peers()).then_some(())
+    })
+    .await;
+
+    // A real tracker (a stand-in answering as one) listed now takes the
+    // place of a dormant entry and is verified.
+    let counts = Arc::new(RivalCounts::default());
+    let real_listener = TcpListener::bind("127.0.0.88:0").await.unwrap();
+    let real = real_listener.local_addr().unwrap();
+    let fake = tokio::spawn(rival_leader(real_listener, 0, 0, counts.clone()));
+    let req = JoinReq {
+        trackers: vec![real.to_string()],
+        ..join_req(addr)
+    };
+    let (_s, status) = join_from("127.0.0.1", addr, &req).await;
+    assert_eq!(status, 0);
+    poll_within(Duration::from_secs(60), || async {
+        tracker.relation().is_verified(real).then_some(())
+    })
+    .await;
+    assert!(tracker.relation().listed.len() <= bound);
+    fake.abort();
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+/// Every line of a data file rendered in the original's layout.
+fn well_formed_data_line(line: &str) -> bool {
+    line.is_empty()
+        || line.starts_with("# ")
+        || line == "[Global]"
+        || ["[Group", "[Storage"]
+            .iter()
+            .any(|p| line.starts_with(p) && line.ends_with(']'))
+        || line
+            .strip_prefix('\t')
+            .and_then(|l| l.split_once('='))
+            .is_some_and(|(k, _)| {
+                !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+}
+
+/// Peer text that would break the data files (a newline starts a new
+/// line, a space a new changelog field) is refused with EINVAL before it
+/// is stored (issue #10, item 9).
+#[tokio::test]
+async fn text_fields_that_would_break_the_data_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tr = start(dir.path()).await;
+    let addr = tr.addr;
+    let _good = active_storage("127.0.0.1", addr).await;
+
+    // The 8-byte version field starts at offset 65 (§4.2).
+    let mut body = join_body(addr);
+    body[65..73].copy_from_slice(b"6.1\n[x]\0");
+    let mut s = connect_from("127.0.0.2", addr).await;
+    assert_eq!(call(&mut s, 81, &body).await, (22, vec![]));
+    let bad_id = JoinReq {
+        storage_id: "127.0.0.2\nx".into(),
+        ..join_req(addr)
+    };
+    assert_eq!(join_from("127.0.0.2", addr, &bad_id).await.1, 22);
+    let bad_tracker = JoinReq {
+        trackers: vec![format!("{addr} x")],
+        ..join_req(addr)
+    };
+    assert_eq!(join_from("127.0.0.2", addr, &bad_tracker).await.1, 22);
+    let mut c = connect_from("127.0.0.1", addr).await;
+    assert_eq!(call(&mut c, 93, &delete_body("1\n2")).await.0, 22);
+    assert_eq!(
+        call(&mut c, 76, &report_status_body("127.0.0.1 x", st::OFFLINE))
+            .await
+            .0,
+        22
+    );
+    assert_eq!(
+        call(&mut c, 78, &ip_changed_body("1 2", "127.0.0.1"))
+            .await
+            .0,
+        22
+    );
+    assert_eq!(rows(addr).await, [row("127.0.0.1", 23000, st::ACTIVE)]);
+    drop((s, c));
+    tr.stop().await;
+    for file in ["storage_servers_new.dat", "storage_groups_new.dat"] {
+        let text = std::fs::read_to_string(dir.path().join("data").join(file)).unwrap();
+        assert!(text.lines().all(well_formed_data_line), "{file}:\n{text}");
+    }
+    let servers = std::fs::read_to_string(dir.path().join("data/storage_servers_new.dat")).unwrap();
+    assert_eq!(servers.matches("[Storage").count(), 1, "{servers}");
+    assert!(servers.contains("\tversion=6.16.1\n"), "{servers}");
 }

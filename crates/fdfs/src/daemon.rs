@@ -215,7 +215,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
             .ok()
             .filter(|v| !v.is_empty())
     });
-    let tracker_conf = TrackerConf {
+    let mut tracker_conf = TrackerConf {
         bind_addr: args.bind.clone(),
         port: args.tracker_port,
         base_path: args.base_path.join("tracker"),
@@ -223,6 +223,11 @@ pub fn server(args: ServerArgs) -> ExitCode {
         max_connections: SERVER_MAX_CONNECTIONS,
         ..TrackerConf::default()
     };
+    // The embedded storage reaches its tracker over loopback but is listed
+    // under the address it advertises.
+    if let Some(ip) = advertise.as_deref().and_then(|a| a.parse().ok()) {
+        tracker_conf.trusted_storage_addrs.allow(ip);
+    }
     let tracker_host = if args.bind == "0.0.0.0" || args.bind.is_empty() {
         "127.0.0.1".to_string()
     } else {

@@ -1,0 +1,177 @@
+//! Peer text checks and refusal warnings: every string a request carries
+//! (JOIN, REPORT_STATUS, REPORT_IP_CHANGED, DELETE_STORAGE) is checked here
+//! before any of it is stored, persisted or logged, and the warnings that
+//! name refused peers go through one rate limit.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use fdfs_proto::tracker_msg::JoinReq;
+use fdfs_proto::Status;
+
+/// Longest tracker entry of a JOIN (`host[,host2]:port`): the original
+/// allows 100 bytes per line, newline included.
+pub const MAX_TRACKER_ENTRY_BYTES: usize = 99;
+/// A refused-peer warning is logged at most once per this many seconds.
+pub const REFUSAL_WARN_INTERVAL_SECS: i64 = 10;
+
+/// True when `text` is printable ASCII without spaces. Such text can go
+/// into a `key=value` line of the data files, a space separated changelog
+/// line or a log line as it is; a newline would start a new data-file
+/// line, a space a new changelog field.
+pub fn is_plain(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A text field that may be empty: plain, else EINVAL.
+pub fn plain(text: &str) -> Result<(), Status> {
+    if is_plain(text) {
+        Ok(())
+    } else {
+        Err(Status::EINVAL)
+    }
+}
+
+/// A group name (`[A-Za-z0-9]{1,16}`), else EINVAL.
+pub fn group(name: &str) -> Result<(), Status> {
+    if fdfs_proto::is_valid_group_name(name) {
+        Ok(())
+    } else {
+        Err(Status::EINVAL)
+    }
+}
+
+/// One tracker entry of a JOIN: `host:port`, `host1,host2:port` or
+/// `[v6]:port`, nothing else.
+fn tracker_entry(entry: &str) -> Result<(), Status> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b".-_:[],".contains(&b);
+    if entry.is_empty() || entry.len() > MAX_TRACKER_ENTRY_BYTES || !entry.bytes().all(allowed) {
+        return Err(Status::EINVAL);
+    }
+    Ok(())
+}
+
+/// Every string field of a JOIN (§4.2); the decoder has checked the group
+/// name, the counts and the framing of the tracker lines.
+pub fn join(req: &JoinReq) -> Result<(), Status> {
+    group(&req.group)?;
+    plain(&req.version)?;
+    plain(&req.storage_id)?;
+    plain(&req.tracker_ip)?;
+    req.trackers.iter().try_for_each(|e| tracker_entry(e))
+}
+
+/// Lets a warning through at most once per [`REFUSAL_WARN_INTERVAL_SECS`]
+/// and counts the ones it held back, so a peer that repeats a refused
+/// request cannot flood the log.
+#[derive(Debug, Default)]
+pub struct WarnLimiter {
+    last_secs: AtomicI64,
+    held_back: AtomicU64,
+}
+
+impl WarnLimiter {
+    /// `Some(n)` when a warning may be logged now, `n` being the number
+    /// held back since the last one.
+    pub fn allow(&self, now_secs: i64) -> Option<u64> {
+        let last = self.last_secs.load(Ordering::Relaxed);
+        if last != 0 && now_secs - last < REFUSAL_WARN_INTERVAL_SECS {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if self
+            .last_secs
+            .compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.held_back.swap(0, Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+
+    fn join_req() -> JoinReq {
+        JoinReq {
+            group: "group1".into(),
+            storage_port: 23000,
+            store_path_count: 1,
+            subdir_count_per_path: 256,
+            upload_priority: 10,
+            join_time: 1,
+            up_time: 1,
+            version: "6.16.1".into(),
+            init_flag: true,
+            status: -1,
+            storage_id: String::new(),
+            tracker_ip: "10.0.0.1".into(),
+            trackers: vec![
+                "10.0.0.1:22122".into(),
+                "tracker-2.example,10.0.0.2:22122".into(),
+                "[::1]:22122".into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn join_fields_must_be_plain() {
+        assert_eq!(join(&join_req()), Ok(()));
+        let bad = [
+            JoinReq {
+                version: "6.1\n6".into(),
+                ..join_req()
+            },
+            JoinReq {
+                version: "6 16".into(),
+                ..join_req()
+            },
+            JoinReq {
+                storage_id: "1\tx".into(),
+                ..join_req()
+            },
+            JoinReq {
+                tracker_ip: "\u{fffd}".into(),
+                ..join_req()
+            },
+            JoinReq {
+                trackers: vec!["10.0.0.1:22122 #".into()],
+                ..join_req()
+            },
+            JoinReq {
+                trackers: vec![String::new()],
+                ..join_req()
+            },
+            JoinReq {
+                trackers: vec!["a".repeat(MAX_TRACKER_ENTRY_BYTES + 1)],
+                ..join_req()
+            },
+        ];
+        for req in bad {
+            assert_eq!(join(&req), Err(Status::EINVAL), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn a_decoded_join_with_a_newline_in_its_version_is_refused() {
+        let mut body = BytesMut::new();
+        join_req().encode(&mut body);
+        // The 8-byte version field starts at offset 65 (§4.2).
+        body[65..73].copy_from_slice(b"6.1\n[x]\0");
+        let req = JoinReq::decode(&body).unwrap();
+        assert_eq!(join(&req), Err(Status::EINVAL));
+    }
+
+    #[test]
+    fn warnings_are_rate_limited() {
+        let l = WarnLimiter::default();
+        assert_eq!(l.allow(1000), Some(0));
+        assert_eq!(l.allow(1001), None);
+        assert_eq!(l.allow(1009), None);
+        assert_eq!(l.allow(1010), Some(2));
+        assert_eq!(l.allow(1010), None);
+    }
+}
