@@ -3,7 +3,8 @@
 //! one bracketed numeric range per entry (`10.0.1.[1-15,20]`,
 //! `host[01-08,20-25].domain`, the width of the first number giving the
 //! zero padding). Names are resolved once, when the list is built, as the
-//! original does at start-up.
+//! original does at start-up. `allow_hosts` and our `trusted_storage_addrs`
+//! share it.
 
 use std::net::{IpAddr, ToSocketAddrs};
 
@@ -22,13 +23,27 @@ pub struct HostList {
 }
 
 impl Default for HostList {
-    /// Everyone, as an absent `allow_hosts`.
+    /// Nobody.
     fn default() -> Self {
-        HostList::any()
+        HostList::none()
     }
 }
 
 impl HostList {
+    /// Matches no address.
+    pub fn none() -> Self {
+        HostList {
+            any: false,
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Allows one more address.
+    pub fn allow(&mut self, ip: IpAddr) {
+        let ip = ip.to_canonical();
+        self.blocks.push((ip, full_prefix(ip)));
+    }
+
     /// Matches every address.
     pub fn any() -> Self {
         HostList {
@@ -37,14 +52,16 @@ impl HostList {
         }
     }
 
-    /// True when every address matches (`*`, or no entry at all).
+    /// True when every address matches (`*`).
     pub fn allows_any(&self) -> bool {
         self.any
     }
 
     /// Builds the list from the entries of a conf key, resolving names with
-    /// the system resolver. Returns the list and one warning per entry that
-    /// did not resolve (skipped, as the original skips them).
+    /// the system resolver: no entry at all allows nobody (the conf reader
+    /// turns an absent `allow_hosts` into `*`). Returns the list and one
+    /// warning per entry that did not resolve (skipped, as the original
+    /// skips them).
     pub fn load(entries: &[String]) -> Result<(HostList, Vec<String>), ValueError> {
         HostList::parse_with(entries, resolve_system)
     }
@@ -54,21 +71,14 @@ impl HostList {
         entries: &[String],
         resolve: impl Fn(&str) -> Option<Vec<IpAddr>>,
     ) -> Result<(HostList, Vec<String>), ValueError> {
-        let entries: Vec<&str> = entries
-            .iter()
-            .map(|e| e.trim())
-            .filter(|e| !e.is_empty())
-            .collect();
-        if entries.is_empty() || entries.contains(&"*") {
+        let entries: Vec<&str> = entries.iter().flat_map(|e| split_entries(e)).collect();
+        if entries.contains(&"*") {
             return Ok((HostList::any(), Vec::new()));
         }
-        let mut list = HostList {
-            any: false,
-            blocks: Vec::new(),
-        };
+        let mut list = HostList::none();
         let mut warnings = Vec::new();
         let mut add_name = |list: &mut HostList, name: &str| match name.parse::<IpAddr>() {
-            Ok(ip) => list.blocks.push((ip, full_prefix(ip))),
+            Ok(ip) => list.allow(ip),
             Err(_) => match resolve(name).filter(|ips| !ips.is_empty()) {
                 Some(ips) => list
                     .blocks
@@ -82,7 +92,8 @@ impl HostList {
                     add_name(&mut list, &name);
                 }
             } else if entry.contains('/') {
-                list.blocks.push(parse_cidr(entry)?);
+                let (net, prefix) = parse_cidr(entry)?;
+                list.blocks.push((net.to_canonical(), prefix));
             } else {
                 add_name(&mut list, entry);
             }
@@ -101,6 +112,27 @@ impl HostList {
             .iter()
             .any(|&(net, prefix)| in_block(ip, net, prefix))
     }
+}
+
+/// The entries of one conf value: separated by commas or white space
+/// outside brackets (the original reads one entry per line; a list on one
+/// line is taken too).
+fn split_entries(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in value.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' | ' ' | '\t' if depth == 0 => {
+                out.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&value[start..]);
+    out.into_iter().filter(|e| !e.is_empty()).collect()
 }
 
 fn full_prefix(ip: IpAddr) -> u8 {
@@ -202,10 +234,13 @@ mod tests {
     }
 
     #[test]
-    fn star_or_nothing_allows_everyone() {
-        assert!(list(&[]).allows(ip("203.0.113.9")));
-        assert!(list(&[""]).allows_any());
+    fn star_allows_everyone_and_nothing_allows_nobody() {
         assert!(list(&["10.0.0.1", "*"]).allows(ip("203.0.113.9")));
+        assert!(!list(&[]).allows(ip("203.0.113.9")));
+        assert!(!list(&[""]).allows_any());
+        let mut one = HostList::none();
+        one.allow(ip("::ffff:127.0.0.5"));
+        assert!(one.allows(ip("127.0.0.5")) && !one.allows(ip("127.0.0.6")));
     }
 
     #[test]
@@ -233,6 +268,16 @@ mod tests {
         for no in ["127.0.0.2", "10.2.0.1", "10.0.0.11", "10.0.0.0", "::2"] {
             assert!(!l.allows(ip(no)), "{no}");
         }
+    }
+
+    #[test]
+    fn lists_on_one_line() {
+        assert_eq!(
+            split_entries(" 10.0.0.1, h[1-2,5].dc\t10.1.0.0/16 "),
+            ["10.0.0.1", "h[1-2,5].dc", "10.1.0.0/16"]
+        );
+        let l = list(&["10.0.0.1,10.0.0.[7-8]"]);
+        assert!(l.allows(ip("10.0.0.8")) && !l.allows(ip("10.0.0.2")));
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! configuration with the original's code defaults and load-time adjustments
 //! (trunk slot caps, store_server forced by trunk mode, ...).
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use crate::hosts::HostList;
 use crate::ini::IniFile;
 use crate::keys::{self, HTTP_SHARED_KEYS, SERVER_COMMON_KEYS, TRACKER_KEYS};
 use crate::reader::{self, invalid, Reader};
@@ -78,6 +78,9 @@ pub struct TrackerConf {
     pub log_level: String,
     /// Client allow list entries as written (`*`, CIDR, ranges).
     pub allow_hosts: Vec<String>,
+    /// Group and user to run as once the listener is bound (empty: stay).
+    pub run_by_group: String,
+    pub run_by_user: String,
     /// Group choice for uploads: see the `STORE_LOOKUP_*` constants.
     pub store_lookup: u8,
     /// Group used when `store_lookup` is 1 (validated only then).
@@ -128,7 +131,7 @@ pub struct TrackerConf {
     pub trust_storage_server_id: bool,
     /// `trusted_storage_addrs` (our key): addresses a storage may announce
     /// as its own in IP mode while its connection comes from elsewhere.
-    pub trusted_storage_addrs: TrustedAddrs,
+    pub trusted_storage_addrs: HostList,
     pub store_slave_file_use_link: bool,
     pub use_connection_pool: bool,
     pub connection_pool_max_idle_time_secs: u64,
@@ -158,6 +161,8 @@ impl Default for TrackerConf {
             thread_stack_size_bytes: DEFAULT_THREAD_STACK_SIZE_BYTES,
             log_level: "info".to_string(),
             allow_hosts: vec!["*".to_string()],
+            run_by_group: String::new(),
+            run_by_user: String::new(),
             store_lookup: STORE_LOOKUP_ROUND_ROBIN,
             store_group: String::new(),
             store_server: STORE_SERVER_ROUND_ROBIN,
@@ -189,7 +194,7 @@ impl Default for TrackerConf {
             storage_ids_filename: String::new(),
             id_type_in_filename: "ip".to_string(),
             trust_storage_server_id: true,
-            trusted_storage_addrs: TrustedAddrs::default(),
+            trusted_storage_addrs: HostList::none(),
             store_slave_file_use_link: false,
             use_connection_pool: false,
             connection_pool_max_idle_time_secs: reader::DEFAULT_POOL_MAX_IDLE_TIME_SECS,
@@ -323,6 +328,8 @@ impl TrackerConf {
             thread_stack_size_bytes: r.bytes("thread_stack_size", d.thread_stack_size_bytes)?,
             log_level: r.string("log_level", &d.log_level),
             allow_hosts: reader::read_allow_hosts(&r),
+            run_by_group: r.string("run_by_group", ""),
+            run_by_user: r.string("run_by_user", ""),
             store_lookup,
             store_group,
             store_server,
@@ -374,7 +381,7 @@ impl TrackerConf {
             id_type_in_filename: id_type_in_filename.to_string(),
             trust_storage_server_id: r
                 .boolean("trust_storage_server_id", d.trust_storage_server_id),
-            trusted_storage_addrs: read_trusted_addrs(&r)?,
+            trusted_storage_addrs: read_trusted_addrs(&mut r)?,
             store_slave_file_use_link: r.boolean("store_slave_file_use_link", false),
             use_connection_pool: r.boolean("use_connection_pool", false),
             connection_pool_max_idle_time_secs: r.positive(
@@ -416,114 +423,21 @@ impl TrackerConf {
 /// Key of [`TrackerConf::trusted_storage_addrs`].
 pub const TRUSTED_STORAGE_ADDRS_KEY: &str = "trusted_storage_addrs";
 
-/// One entry of `trusted_storage_addrs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddrRange {
-    /// `*`: every address.
-    Any,
-    /// An address (`prefix_len` 32 or 128) or a CIDR block.
-    Net { base: IpAddr, prefix_len: u8 },
-}
-
-impl AddrRange {
-    /// `*`, an IP, or `IP/prefix`.
-    pub fn parse(text: &str) -> Result<AddrRange, String> {
-        if text == "*" {
-            return Ok(AddrRange::Any);
-        }
-        let (ip_text, prefix) = match text.split_once('/') {
-            Some((ip, p)) => (ip, Some(p)),
-            None => (text, None),
-        };
-        let base: IpAddr = ip_text
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IP address, a CIDR block or *"))?;
-        let base = base.to_canonical();
-        let max = if base.is_ipv4() { 32 } else { 128 };
-        let prefix_len = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| format!("`{text}`: prefix length must be 0 to {max}"))?,
-        };
-        Ok(AddrRange::Net { base, prefix_len })
+/// `trusted_storage_addrs`, in the syntax of `allow_hosts` (repeatable;
+/// addresses, names, CIDR, ranges, `*`); absent: nobody.
+fn read_trusted_addrs(r: &mut Reader<'_>) -> Result<HostList, ConfigError> {
+    let items = r.ini.get_all(TRUSTED_STORAGE_ADDRS_KEY);
+    // Syntax first, line by line, so an error names its own line.
+    for item in &items {
+        HostList::parse_with(std::slice::from_ref(&item.value), |_| None)
+            .map_err(|e| invalid(item, e.0))?;
     }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let AddrRange::Net { base, prefix_len } = *self else {
-            return true;
-        };
-        let keep = |bits: u32| -> u128 {
-            let p = u32::from(prefix_len);
-            if p == 0 {
-                0
-            } else {
-                (u128::MAX << (bits - p)) & (u128::MAX >> (128 - bits))
-            }
-        };
-        match (base, ip.to_canonical()) {
-            (IpAddr::V4(b), IpAddr::V4(a)) => {
-                let mask = keep(32);
-                u128::from(u32::from(b)) & mask == u128::from(u32::from(a)) & mask
-            }
-            (IpAddr::V6(b), IpAddr::V6(a)) => {
-                let mask = keep(128);
-                u128::from(b) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
+    let entries: Vec<String> = items.iter().map(|i| i.value.clone()).collect();
+    let (list, warnings) = HostList::load(&entries).map_err(|e| ConfigError::Other(e.0))?;
+    for w in warnings {
+        r.warn(TRUSTED_STORAGE_ADDRS_KEY, w);
     }
-}
-
-/// `trusted_storage_addrs`: the addresses a storage may put in the JOIN's
-/// storage-id field (its advertised address, our extension) or report with
-/// REPORT_IP_CHANGED without connecting from them. Empty by default: a
-/// storage is then listed under the address its connection comes from, as
-/// the original does, so nobody can claim another host's address.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedAddrs {
-    pub ranges: Vec<AddrRange>,
-}
-
-impl TrustedAddrs {
-    /// Entries separated by commas or white space.
-    pub fn parse(text: &str) -> Result<TrustedAddrs, String> {
-        let ranges = text
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|e| !e.is_empty())
-            .map(AddrRange::parse)
-            .collect::<Result<_, _>>()?;
-        Ok(TrustedAddrs { ranges })
-    }
-
-    /// Trusts one more address.
-    pub fn allow(&mut self, ip: IpAddr) {
-        let ip = ip.to_canonical();
-        self.ranges.push(AddrRange::Net {
-            base: ip,
-            prefix_len: if ip.is_ipv4() { 32 } else { 128 },
-        });
-    }
-
-    pub fn permits(&self, ip: IpAddr) -> bool {
-        self.ranges.iter().any(|r| r.contains(ip))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-}
-
-/// Every `trusted_storage_addrs` line, merged.
-fn read_trusted_addrs(r: &Reader<'_>) -> Result<TrustedAddrs, ConfigError> {
-    let mut out = TrustedAddrs::default();
-    for item in r.ini.get_all(TRUSTED_STORAGE_ADDRS_KEY) {
-        let mut more = TrustedAddrs::parse(&item.value).map_err(|e| invalid(item, e))?;
-        out.ranges.append(&mut more.ranges);
-    }
-    Ok(out)
+    Ok(list)
 }
 
 /// `(slot_min_size, slot_max_size, trunk_file_size, alignment)` with the
@@ -752,33 +666,32 @@ mod tests {
     }
 
     #[test]
-    fn trusted_storage_addrs_lists_ips_cidr_blocks_and_star() {
+    fn trusted_storage_addrs_takes_the_allow_hosts_forms() {
         let (c, w) = parse(
-            "base_path=/x\ntrusted_storage_addrs = 10.0.0.0/8, 192.168.1.7\ntrusted_storage_addrs=fd00::/8 203.0.113.9\n",
+            "base_path=/x\ntrusted_storage_addrs = 10.0.0.0/8, 192.168.1.7\ntrusted_storage_addrs=fd00::/8 203.0.113.[9-10]\n",
         )
         .unwrap();
         assert!(w.is_empty(), "{w:?}");
         let t = &c.trusted_storage_addrs;
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(t.permits(ip("10.1.2.3")));
-        assert!(t.permits(ip("::ffff:10.1.2.3")), "IPv4-mapped");
-        assert!(t.permits(ip("192.168.1.7")));
-        assert!(!t.permits(ip("192.168.1.8")));
-        assert!(!t.permits(ip("11.0.0.1")));
-        assert!(t.permits(ip("fd12::1")));
-        assert!(!t.permits(ip("fe80::1")));
-        assert!(t.permits(ip("203.0.113.9")));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(t.allows(ip("10.1.2.3")));
+        assert!(t.allows(ip("::ffff:10.1.2.3")), "IPv4-mapped");
+        assert!(t.allows(ip("192.168.1.7")));
+        assert!(!t.allows(ip("192.168.1.8")));
+        assert!(!t.allows(ip("11.0.0.1")));
+        assert!(t.allows(ip("fd12::1")));
+        assert!(!t.allows(ip("fe80::1")));
+        assert!(t.allows(ip("203.0.113.10")));
 
         let (c, _) = parse("base_path=/x\n").unwrap();
-        assert!(c.trusted_storage_addrs.is_empty());
-        assert!(!c.trusted_storage_addrs.permits(ip("127.0.0.1")));
+        assert!(!c.trusted_storage_addrs.allows(ip("127.0.0.1")));
         let (c, _) = parse("base_path=/x\ntrusted_storage_addrs = *\n").unwrap();
-        assert!(c.trusted_storage_addrs.permits(ip("198.51.100.1")));
+        assert!(c.trusted_storage_addrs.allows(ip("198.51.100.1")));
         let (c, _) = parse("base_path=/x\ntrusted_storage_addrs = 0.0.0.0/0\n").unwrap();
-        assert!(c.trusted_storage_addrs.permits(ip("198.51.100.1")));
-        assert!(!c.trusted_storage_addrs.permits(ip("::1")));
+        assert!(c.trusted_storage_addrs.allows(ip("198.51.100.1")));
+        assert!(!c.trusted_storage_addrs.allows(ip("::1")));
 
-        for bad in ["10.0.0.0/33", "host.example", "10.0.0.1/x", "::/129"] {
+        for bad in ["10.0.0.0/33", "10.0.0.1/x", "::/129", "10.0.0.[1-"] {
             let err = parse(&format!("base_path=/x\ntrusted_storage_addrs = {bad}\n")).unwrap_err();
             assert!(
                 err.to_string()
@@ -786,11 +699,9 @@ mod tests {
                 "{bad}: {err}"
             );
         }
-
-        let mut t = TrustedAddrs::default();
-        t.allow(ip("::ffff:127.0.0.5"));
-        assert!(t.permits(ip("127.0.0.5")));
-        assert!(!t.permits(ip("127.0.0.6")));
+        let (c, w) = parse("base_path=/x\ntrusted_storage_addrs = no-such-host.invalid\n").unwrap();
+        assert_eq!(w.len(), 1, "an unresolvable name is a warning: {w:?}");
+        assert!(!c.trusted_storage_addrs.allows(ip("127.0.0.1")));
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn listed_address(t: &Tracker, ctx: &ConnCtx, req: &JoinReq) -> Result<String, S
     let Some(claimed) = advertised_ip(t, req) else {
         return Ok(ctx.peer_ip.clone());
     };
-    if claimed == ctx.peer_addr || t.conf.trusted_storage_addrs.permits(claimed) {
+    if claimed == ctx.peer_addr || t.conf.trusted_storage_addrs.allows(claimed) {
         return Ok(claimed.to_string());
     }
     if let Some(held_back) = t.refusals.allow(now_secs()) {
@@ -458,7 +458,7 @@ pub fn ip_changed(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     if old.is_empty() || old == new {
         return Err(Status::EINVAL);
     }
-    if new_ip != ctx.peer_addr && !t.conf.trusted_storage_addrs.permits(new_ip) {
+    if new_ip != ctx.peer_addr && !t.conf.trusted_storage_addrs.allows(new_ip) {
         if let Some(held_back) = t.refusals.allow(now_secs()) {
             tracing::warn!(
                 peer = %ctx.peer_ip,

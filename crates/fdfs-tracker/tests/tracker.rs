@@ -952,8 +952,9 @@ async fn a_join_claiming_another_hosts_address_is_refused() {
 async fn a_claimed_address_is_accepted_when_the_conf_trusts_it() {
     let dir = tempfile::tempdir().unwrap();
     let tr = start_tweaked(dir.path(), |c| {
-        c.trusted_storage_addrs =
-            fdfs_config::tracker::TrustedAddrs::parse("127.0.0.1, 127.0.0.32/30").unwrap();
+        c.trusted_storage_addrs = fdfs_config::HostList::load(&["127.0.0.1, 127.0.0.32/30".into()])
+            .unwrap()
+            .0;
     })
     .await;
     let addr = tr.addr;
@@ -985,7 +986,9 @@ async fn a_claimed_address_is_accepted_when_the_conf_trusts_it() {
 async fn a_connected_storage_is_not_taken_over_from_another_address() {
     let dir = tempfile::tempdir().unwrap();
     let tr = start_tweaked(dir.path(), |c| {
-        c.trusted_storage_addrs = fdfs_config::tracker::TrustedAddrs::parse("127.0.0.1").unwrap();
+        c.trusted_storage_addrs = fdfs_config::HostList::load(&["127.0.0.1".into()])
+            .unwrap()
+            .0;
     })
     .await;
     let addr = tr.addr;

@@ -487,6 +487,7 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 let listener = bind(&c.bind_addr, c.port)
                     .await
                     .map_err(|e| e.to_string())?;
+                run_as(&c.run_by_group, &c.run_by_user, &[c.base_path.as_path()])?;
                 write_pid(&pid_path)?;
                 fdfs_tracker::run(listener, c, shutdown)
                     .await

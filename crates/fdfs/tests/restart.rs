@@ -398,11 +398,11 @@ fn process_ids(pid: u32) -> (Vec<u32>, Vec<u32>) {
     (ids("Uid:"), ids("Gid:"))
 }
 
-/// `run_by_user`: a storage started as root binds, creates its directories
-/// for the user, drops to it for good, and still stores and serves files,
-/// all of them owned by that user.
+/// `run_by_user` / `run_by_group`: a tracker and a storage started as root
+/// bind, create their directories for the user, drop to it for good, and
+/// still store and serve files, all of them owned by that user.
 #[test]
-fn storage_drops_to_run_by_user() {
+fn daemons_drop_to_run_by_user() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     assert!(
         std::fs::metadata("/proc/self").unwrap().uid() == 0,
@@ -419,12 +419,12 @@ fn storage_drops_to_run_by_user() {
     std::fs::write(
         &tracker_conf,
         format!(
-            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n",
+            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n\
+             run_by_user = nobody\nrun_by_group = nogroup\n",
             tracker_base.display()
         ),
     )
     .unwrap();
-    std::fs::create_dir_all(&tracker_base).unwrap();
     let storage_conf = dir.path().join("storage.conf");
     std::fs::write(
         &storage_conf,
@@ -449,18 +449,24 @@ fn storage_drops_to_run_by_user() {
                 .unwrap(),
         )
     };
-    let _tracker = daemon("tracker", &tracker_conf);
+    let tracker = daemon("tracker", &tracker_conf);
     let storage = daemon("storage", &storage_conf);
     wait_ready(tp);
 
-    let (uids, gids) = process_ids(storage.0.id());
-    assert_eq!(uids, [NOBODY; 4], "real, effective, saved and fs uid");
-    assert_eq!(gids, [NOBODY; 4], "the user's primary group (nogroup)");
+    for (role, pid) in [("tracker", tracker.0.id()), ("storage", storage.0.id())] {
+        let (uids, gids) = process_ids(pid);
+        assert_eq!(
+            uids, [NOBODY; 4],
+            "{role}: real, effective, saved and fs uid"
+        );
+        assert_eq!(gids, [NOBODY; 4], "{role}: gids (nogroup)");
+    }
     let remote = upload(sp, b"stored by nobody");
     assert_eq!(download(sp, &remote), b"stored by nobody");
     let stored = stored_files(&storage_base.join("store"));
     assert_eq!(stored.len(), 1, "{stored:?}");
     for path in [
+        tracker_base.join("data/storage_groups_new.dat"),
         storage_base.clone(),
         storage_base.join("data/.data_init_flag"),
         storage_base.join("store/data/00/00"),
