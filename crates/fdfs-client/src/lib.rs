@@ -28,11 +28,27 @@ pub use tracker::TrackerClient;
 /// by the tools (`fdfs_crc32`) and by the storage for appender and slave
 /// files.
 pub fn crc32_of_file(path: &std::path::Path) -> std::io::Result<u32> {
+    crc32_of_file_while(path, || true)
+}
+
+/// [`crc32_of_file`] that asks `keep_going` before each chunk and stops
+/// with `ErrorKind::Interrupted` when it says no: a scan of a huge file
+/// must not hold up a server's shutdown.
+pub fn crc32_of_file_while(
+    path: &std::path::Path,
+    mut keep_going: impl FnMut() -> bool,
+) -> std::io::Result<u32> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
+        if !keep_going() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "file scan stopped",
+            ));
+        }
         let n = f.read(&mut buf)?;
         if n == 0 {
             break;

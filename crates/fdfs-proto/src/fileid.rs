@@ -16,6 +16,14 @@
 //! | 4      | 4    | creation timestamp (unix seconds)                       |
 //! | 8      | 8    | size field: size, random high bits, appender/trunk flags|
 //! | 16     | 4    | CRC32 of the content                                    |
+//!
+//! Every name that arrives from a peer (wire, binlog, URL) is checked here,
+//! by [`RemoteName::parse`], against the shapes the original can create:
+//! after validation a name is ASCII, one token (no space, control character
+//! or `/`), and short enough for the original's buffers, so it can go into
+//! a binlog line or a path as it is.
+
+use std::borrow::Cow;
 
 use crate::status::ProtoError;
 use crate::{base64, FILE_EXT_NAME_MAX_LEN, FILE_PREFIX_MAX_LEN, NORMAL_LOGIC_FILENAME_LENGTH};
@@ -32,6 +40,23 @@ pub const FILENAME_BASE64_LENGTH: usize = 27;
 pub const LOGIC_FILE_PATH_LEN: usize = 10;
 /// Length of the extension part: digits, dot and extension.
 pub const EXT7_LEN: usize = 7;
+/// Length of the base64 trunk location inside a trunk file's name (§6.7).
+pub const TRUNK_FILE_INFO_LEN: usize = 16;
+/// Length of the last component of a normal name: base64 record + ext7.
+pub const NORMAL_NAME_LEN: usize = FILENAME_BASE64_LENGTH + EXT7_LEN;
+/// Length of the last component of a trunk name.
+pub const TRUNK_NAME_LEN: usize = FILENAME_BASE64_LENGTH + TRUNK_FILE_INFO_LEN + EXT7_LEN;
+/// Suffix of a data file's metadata companion (`<name>-m`).
+pub const METADATA_SUFFIX: &str = "-m";
+/// Longest remote name (without group) of a data file the original can
+/// create: a slave of a master at the 127-byte limit of UPLOAD_SLAVE_FILE,
+/// with a 16-byte prefix and `.` plus a 6-byte extension (§3.2, §6.6).
+pub const MAX_DATA_REMOTE_NAME_LEN: usize =
+    crate::storage_msg::MAX_FILENAME_LEN - 1 + FILE_PREFIX_MAX_LEN + 1 + FILE_EXT_NAME_MAX_LEN;
+/// Longest remote name accepted at all: a data file's, or its metadata's.
+pub const MAX_REMOTE_NAME_LEN: usize = MAX_DATA_REMOTE_NAME_LEN + METADATA_SUFFIX.len();
+/// Characters of a peer-supplied name quoted in an error message.
+const MAX_QUOTED_NAME_CHARS: usize = 160;
 
 /// The decoded 20-byte record inside every file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,59 +199,233 @@ pub struct RemoteName {
     pub name: String,
 }
 
-fn hex2_upper(s: &[u8]) -> Option<u8> {
-    let digit = |c: u8| match c {
+fn hex_digit_upper(c: u8) -> Option<u8> {
+    match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
-    };
-    Some(digit(s[0])? * 16 + digit(s[1])?)
+    }
 }
 
-fn hex2_any(s: &[u8]) -> Option<u8> {
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    Some(digit(s[0])? * 16 + digit(s[1])?)
+fn hex2_upper(hi: u8, lo: u8) -> Option<u8> {
+    Some(hex_digit_upper(hi)? * 16 + hex_digit_upper(lo)?)
+}
+
+fn hex2_any(hi: u8, lo: u8) -> Option<u8> {
+    hex2_upper(hi.to_ascii_uppercase(), lo.to_ascii_uppercase())
+}
+
+/// The base64 alphabet of names (§6.2.2).
+fn is_base64_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Extension and slave prefix characters: `[A-Za-z0-9._-]` (§3.1, §3.2).
+fn is_ext_char(b: u8) -> bool {
+    is_base64_char(b) || b == b'.'
+}
+
+/// A random digit of ext7; `:` is what the original writes when `rand()`
+/// returns `RAND_MAX` (quirk 22).
+fn is_ext7_digit(b: u8) -> bool {
+    b.is_ascii_digit() || b == b':'
+}
+
+/// What follows the base64 record: ext7 digits, extension and prefix
+/// characters, a trunk location.
+fn is_tail_char(b: u8) -> bool {
+    is_ext_char(b) || b == b':'
+}
+
+/// 27 base64 characters, then at least one more name character.
+fn has_name_shape(name: &[u8]) -> bool {
+    name.len() > FILENAME_BASE64_LENGTH
+        && name.len() <= MAX_REMOTE_NAME_LEN - LOGIC_FILE_PATH_LEN
+        && name
+            .iter()
+            .take(FILENAME_BASE64_LENGTH)
+            .all(|&b| is_base64_char(b))
+        && name
+            .iter()
+            .skip(FILENAME_BASE64_LENGTH)
+            .all(|&b| is_tail_char(b))
+}
+
+/// `format_ext7`'s output: 7 random digits, or digits, `.` and a non-empty
+/// extension.
+fn is_ext7(part: &[u8]) -> bool {
+    if part.len() != EXT7_LEN {
+        return false;
+    }
+    let digits = part.iter().take_while(|&&b| is_ext7_digit(b)).count();
+    match part.get(digits..) {
+        Some([]) => true,
+        Some([b'.', ext @ ..]) => !ext.is_empty() && ext.iter().all(|&b| is_ext_char(b)),
+        _ => false,
+    }
+}
+
+/// A normal (non-trunk, non-slave) name: record + ext7.
+fn is_normal_name(name: &[u8]) -> bool {
+    name.len() == NORMAL_NAME_LEN
+        && has_name_shape(name)
+        && is_ext7(&name[FILENAME_BASE64_LENGTH..])
+}
+
+/// A trunk name: record + base64 trunk location + ext7 (§6.7).
+fn is_trunk_name(name: &[u8]) -> bool {
+    let ext_at = FILENAME_BASE64_LENGTH + TRUNK_FILE_INFO_LEN;
+    name.len() == TRUNK_NAME_LEN
+        && has_name_shape(name)
+        && name[FILENAME_BASE64_LENGTH..ext_at]
+            .iter()
+            .all(|&b| is_base64_char(b))
+        && is_ext7(&name[ext_at..])
+}
+
+/// What the last component of a remote name names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameClass {
+    /// A file a client uploaded: normal, appender, trunk or slave.
+    Data,
+    /// The metadata companion `<data name>-m` of a data file.
+    Metadata,
+}
+
+/// Classifies the last component of a remote name, or None when the
+/// original could not have created it (§6): 27 base64 characters, then
+/// ext7, a trunk location and ext7, or a slave's prefix and extension,
+/// optionally followed by `-m`. Normal and trunk shapes win over the
+/// metadata reading, as their lengths are fixed (an extension may itself
+/// end in `-m`); any other name ending in `-m` is the metadata of the name
+/// before it when that is a data file's.
+pub fn classify_name(name: &str) -> Option<NameClass> {
+    let b = name.as_bytes();
+    if !has_name_shape(b) {
+        return None;
+    }
+    if is_normal_name(b) || is_trunk_name(b) {
+        return Some(NameClass::Data);
+    }
+    if let Some(stem) = name.strip_suffix(METADATA_SUFFIX) {
+        if classify_name(stem) == Some(NameClass::Data) {
+            return Some(NameClass::Metadata);
+        }
+    }
+    (b.len() <= MAX_DATA_REMOTE_NAME_LEN - LOGIC_FILE_PATH_LEN).then_some(NameClass::Data)
+}
+
+/// True for a data-file name whose metadata companion `<name>-m` is not
+/// itself a data-file name. Normal and trunk names always are; a slave
+/// name the storage is asked to create must be too (the original refuses
+/// only the prefix `-m` without an extension, §6.6), or its metadata file
+/// would be served as a data file.
+pub fn is_creatable_data_name(name: &str) -> bool {
+    classify_name(name) == Some(NameClass::Data)
+        && classify_name(&format!("{name}{METADATA_SUFFIX}")) == Some(NameClass::Metadata)
+}
+
+/// `text` for an error message: at most [`MAX_QUOTED_NAME_CHARS`]
+/// characters, quoted and escaped, so peer bytes never forge log lines.
+fn quoted(text: &str) -> String {
+    if text.chars().count() <= MAX_QUOTED_NAME_CHARS {
+        format!("{text:?}")
+    } else {
+        let head: String = text.chars().take(MAX_QUOTED_NAME_CHARS).collect();
+        format!("{head:?}... ({} bytes)", text.len())
+    }
+}
+
+/// Peer text made safe for one log line or one space-separated log field:
+/// printable ASCII other than space and `\` is kept, every other byte is
+/// written as `\xNN`.
+pub fn escape_for_log(text: &str) -> Cow<'_, str> {
+    let keep = |b: u8| b.is_ascii_graphic() && b != b'\\';
+    if text.bytes().all(keep) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for b in text.bytes() {
+        if keep(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    Cow::Owned(out)
 }
 
 impl RemoteName {
     /// Validates a remote name the way the storage does (§3.0): `Mxx/` with a
     /// hex store path index below `store_path_count`, then `HH/HH/name` with
     /// upper-case hex and no further `/`. A name without `Mxx/` is a legacy
-    /// name on store path 0.
+    /// name on store path 0. Stricter than the original, the last component
+    /// must have a shape the original creates ([`classify_name`]: a data
+    /// file's name or its `-m` metadata name), and the whole name must fit
+    /// [`MAX_REMOTE_NAME_LEN`]; everything else is EINVAL.
     pub fn parse(remote: &str, store_path_count: usize) -> Result<Self, ProtoError> {
+        let invalid = || ProtoError::invalid(format!("invalid filename: {}", quoted(remote)));
         let bytes = remote.as_bytes();
-        let (index, rest) = if bytes.first() == Some(&b'M') {
-            if bytes.len() < 4 || bytes[3] != b'/' {
-                return Err(ProtoError::invalid(format!("invalid filename: {remote}")));
+        if bytes.len() > MAX_REMOTE_NAME_LEN || !remote.is_ascii() {
+            return Err(invalid());
+        }
+        let (index, rest) = match bytes {
+            [b'M', hi, lo, b'/', rest @ ..] => {
+                let idx = hex2_any(*hi, *lo).ok_or_else(|| {
+                    ProtoError::invalid(format!("invalid store path in {}", quoted(remote)))
+                })?;
+                (idx, rest)
             }
-            let idx = hex2_any(&bytes[1..3])
-                .ok_or_else(|| ProtoError::invalid(format!("invalid store path in {remote}")))?;
-            (idx, &remote[4..])
-        } else {
-            (0, remote)
+            [b'M', ..] => return Err(invalid()),
+            _ => (0, bytes),
         };
         if usize::from(index) >= store_path_count {
             return Err(ProtoError::invalid(format!(
-                "store path index {index} out of range in {remote}"
+                "store path index {index} out of range in {}",
+                quoted(remote)
             )));
         }
-        let r = rest.as_bytes();
-        if r.len() < 7 || r[2] != b'/' || r[5] != b'/' {
-            return Err(ProtoError::invalid(format!("invalid filename: {remote}")));
+        let [h1, l1, b'/', h2, l2, b'/', name @ ..] = rest else {
+            return Err(invalid());
+        };
+        let (Some(dir1), Some(dir2)) = (hex2_upper(*h1, *l1), hex2_upper(*h2, *l2)) else {
+            return Err(invalid());
+        };
+        // ASCII was checked above, so this cannot fail.
+        let name = std::str::from_utf8(name).map_err(|_| invalid())?;
+        if classify_name(name).is_none() {
+            return Err(invalid());
         }
-        let dir1 = hex2_upper(&r[0..2]);
-        let dir2 = hex2_upper(&r[3..5]);
-        let name = &rest[6..];
-        match (dir1, dir2) {
-            (Some(dir1), Some(dir2)) if !name.contains('/') && !name.contains('\0') => {
-                Ok(RemoteName {
-                    store_path_index: index,
-                    dir1,
-                    dir2,
-                    name: name.to_string(),
-                })
-            }
-            _ => Err(ProtoError::invalid(format!("invalid filename: {remote}"))),
+        Ok(RemoteName {
+            store_path_index: index,
+            dir1,
+            dir2,
+            name: name.to_string(),
+        })
+    }
+
+    /// True when this names a data file a client may address (download,
+    /// delete, info, metadata of it, …): not a `-m` metadata file, and a
+    /// shape the original creates. The HTTP gateway uses the same test.
+    pub fn is_data_file(&self) -> bool {
+        classify_name(&self.name) == Some(NameClass::Data)
+    }
+
+    /// True when the whole name is an appender file's: a normal name (an
+    /// appender is never a trunk or slave file) with the appender flag.
+    /// Slaves of an appender and its `-m` file share its first 27
+    /// characters but are not appenders.
+    pub fn is_appender_file(&self) -> bool {
+        is_normal_name(self.name.as_bytes()) && self.record().is_some_and(|r| r.is_appender())
+    }
+
+    /// The 7-character extension part of a normal name (kept by
+    /// REGENERATE), None for other names.
+    pub fn ext7(&self) -> Option<&str> {
+        if is_normal_name(self.name.as_bytes()) {
+            self.name.get(FILENAME_BASE64_LENGTH..)
+        } else {
+            None
         }
     }
 
@@ -339,7 +538,11 @@ pub fn format_ext7(ext: &str, mut digit: impl FnMut() -> u8) -> String {
     }
     if !ext.is_empty() {
         out.push('.');
-        out.push_str(&ext[..ext.len().min(FILE_EXT_NAME_MAX_LEN)]);
+        let mut end = ext.len().min(FILE_EXT_NAME_MAX_LEN);
+        while !ext.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push_str(ext.get(..end).unwrap_or_default());
     }
     out
 }
@@ -539,9 +742,137 @@ mod tests {
         assert!(RemoteName::parse("M00/00/00/", 1).is_err());
         let legacy = RemoteName::parse("00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt", 1).unwrap();
         assert_eq!(legacy.store_path_index, 0);
+        let other = "M01/0A/FF/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt";
+        assert_eq!(RemoteName::parse(other, 2).unwrap().to_string(), other);
         assert_eq!(
-            RemoteName::parse("M01/0A/FF/x", 2).unwrap().to_string(),
-            "M01/0A/FF/x"
+            RemoteName::parse("m0a/0A/FF/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt", 11).ok(),
+            None,
+            "only the M is fixed case"
+        );
+        assert_eq!(
+            RemoteName::parse("M0a/0A/FF/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt", 11)
+                .unwrap()
+                .store_path_index,
+            10,
+            "the store path index may be lower-case hex, as in the original"
+        );
+    }
+
+    const NORMAL: &str = "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt";
+
+    #[test]
+    fn names_outside_the_original_shapes_are_refused() {
+        let b64 = "fwAAAWVT8QCANFZ4AAAADjf5ba8";
+        for bad in [
+            // The binlog injection of issue #10: a newline and a forged record.
+            format!("M00/00/00/{b64}123.txt\n1700000001 D x"),
+            format!("M00/00/00/{b64}123.txt 1 2"),
+            format!("M00/00/00/{b64}123.t\x1bxt"),
+            format!("M00/00/00/{b64}12\u{e9}\u{e9}.txt"),
+            format!("M00/00/00/{b64}123.txt\\"),
+            format!("M00/00/00/{b64}123.t*t"),
+            format!("M00/00/00/{b64}"),
+            "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5b.8123.txt".to_string(),
+            "M00/00/00/x".to_string(),
+            "M00/00/00/..".to_string(),
+            "M00/00/00/short.txt".to_string(),
+            format!("M00/00/00/{b64}{}", "x".repeat(5_000)),
+            format!("M00/00/00/{b64}{}", "x".repeat(MAX_REMOTE_NAME_LEN)),
+        ] {
+            assert!(RemoteName::parse(&bad, 1).is_err(), "{bad:?}");
+        }
+        let e = RemoteName::parse(&format!("M00/00/00/{b64}123.txt\nX"), 1).unwrap_err();
+        assert_eq!(e.status(), crate::Status::EINVAL);
+        assert!(!e.to_string().contains('\n'), "{e}");
+        let long = RemoteName::parse(&format!("M00/00/00/{}", "é".repeat(5_000)), 1).unwrap_err();
+        assert!(long.to_string().len() < 400, "{long}");
+    }
+
+    #[test]
+    fn every_shape_the_original_creates_is_accepted() {
+        let m = "M00/02/E0/fwAAAWsHALGAd-JtAAAAGmuSJBk829.jpg";
+        let names = [
+            NORMAL.to_string(),
+            "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba87768722".to_string(),
+            "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8.tar.gz".to_string(),
+            "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba850..txt".to_string(),
+            "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba80.a-b_c".to_string(),
+            "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba812:.txt".to_string(),
+            // trunk (§6.8)
+            "M00/00/00/fwAAAWVT8QCIK83vAAAADjf5ba8AAAAAQAABAAAAAEA123.txt".to_string(),
+            slave_remote_name(m, "_150x150", "jpg").unwrap(),
+            slave_remote_name(m, "_s", "").unwrap(),
+            slave_remote_name(m, ".dot", "tx.t").unwrap(),
+            slave_remote_name(
+                &slave_remote_name(m, "_150x150", "jpg").unwrap(),
+                "_ss",
+                "txt",
+            )
+            .unwrap(),
+            slave_remote_name(
+                &format!("M00/00/00/{}", "A".repeat(117)),
+                &"p".repeat(16),
+                "abcdef",
+            )
+            .unwrap(),
+        ];
+        for n in &names {
+            let r = RemoteName::parse(n, 1).unwrap_or_else(|e| panic!("{n}: {e}"));
+            assert!(r.is_data_file(), "{n}");
+            assert_eq!(&r.to_string(), n);
+            let meta = RemoteName::parse(&format!("{n}-m"), 1).unwrap();
+            assert!(!meta.is_data_file(), "{n}-m");
+            assert!(is_creatable_data_name(&r.name), "{n}");
+        }
+        assert_eq!(
+            names.last().map(String::len),
+            Some(MAX_DATA_REMOTE_NAME_LEN)
+        );
+    }
+
+    #[test]
+    fn metadata_names_are_not_data_files() {
+        let meta = RemoteName::parse(&format!("{NORMAL}-m"), 1).unwrap();
+        assert!(!meta.is_data_file());
+        assert!(!meta.is_appender_file());
+        // An extension may end in `-m`: a normal name is still a data file.
+        let ext_m = RemoteName::parse("M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8000.a-m", 1).unwrap();
+        assert!(ext_m.is_data_file());
+        // ...which is why a slave `…000.a` may not be created: its metadata
+        // file would have that very name.
+        assert!(!is_creatable_data_name("fwAAAWVT8QCANFZ4AAAADjf5ba8000.a"));
+        assert!(is_creatable_data_name("fwAAAWVT8QCANFZ4AAAADjf5ba8000_a"));
+        // Prefix `-m` without extension (refused by the original too).
+        let s = slave_remote_name(NORMAL, "-m", "").unwrap();
+        assert!(!RemoteName::parse(&s, 1).unwrap().is_data_file());
+    }
+
+    #[test]
+    fn appender_check_covers_the_whole_name() {
+        let mut app = example();
+        app.size_field = appender_size_field(7);
+        let name = format!("M00/00/00/{}123.log", app.encode());
+        let r = RemoteName::parse(&name, 1).unwrap();
+        assert!(r.is_appender_file());
+        assert_eq!(r.ext7(), Some("123.log"));
+        for other in [
+            format!("{name}-m"),
+            slave_remote_name(&name, "_s", "log").unwrap(),
+        ] {
+            let o = RemoteName::parse(&other, 1).unwrap();
+            assert!(o.record().unwrap().is_appender(), "shares the record");
+            assert!(!o.is_appender_file(), "{other}");
+            assert_eq!(o.ext7(), None);
+        }
+        assert!(!RemoteName::parse(NORMAL, 1).unwrap().is_appender_file());
+    }
+
+    #[test]
+    fn log_escaping() {
+        assert_eq!(escape_for_log(NORMAL), NORMAL);
+        assert_eq!(
+            escape_for_log("a b\n1700000001 D x\u{1b}[2J\\é"),
+            "a\\x20b\\x0a1700000001\\x20D\\x20x\\x1b[2J\\x5c\\xc3\\xa9"
         );
     }
 
@@ -560,6 +891,49 @@ mod tests {
         assert!(matches!(rec.source(), FileSource::ServerId(_)));
     }
 
+    /// The invariants every name parser keeps on any input: no panic, and
+    /// an accepted name is one token of the name alphabet that re-parses to
+    /// itself and maps to `HH/HH/<name>` inside the data directory.
+    fn check_parsers(s: &str, store_paths: usize) -> Result<(), TestCaseError> {
+        let _ = FileId::parse(s);
+        let _ = slave_remote_name(s, "_x", "jpg");
+        let _ = format_ext7(s, || 1);
+        let _ = ext_from_local_name(s);
+        let _ = FileNameRecord::decode(s);
+        let _ = classify_name(s);
+        let _ = escape_for_log(s);
+        if let Ok(id) = FileId::parse(s) {
+            prop_assert_eq!(id.to_string(), s);
+        }
+        let Ok(rn) = RemoteName::parse(s, store_paths) else {
+            return Ok(());
+        };
+        prop_assert!(usize::from(rn.store_path_index) < store_paths);
+        let shown = rn.to_string();
+        prop_assert!(shown.len() <= MAX_REMOTE_NAME_LEN + 4);
+        let again = RemoteName::parse(&shown, store_paths);
+        prop_assert_eq!(again.as_ref(), Ok(&rn));
+        let same_case = s.get(1..3).is_some_and(|i| i == &shown[1..3]);
+        if s.starts_with('M') && same_case {
+            prop_assert_eq!(&shown, s);
+        }
+        let rel = rn.relative_path();
+        let parts: Vec<&str> = rel.split('/').collect();
+        prop_assert_eq!(parts.len(), 3);
+        prop_assert!(parts[..2]
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| hex_digit_upper(b).is_some())));
+        prop_assert!(parts[2].len() > FILENAME_BASE64_LENGTH);
+        prop_assert!(parts[2].bytes().all(is_tail_char), "{:?}", rel);
+        prop_assert!(rn.record().is_some());
+        prop_assert_eq!(escape_for_log(s), Cow::Borrowed(s));
+        if rn.is_appender_file() {
+            prop_assert!(rn.is_data_file());
+            prop_assert!(rn.ext7().is_some());
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn record_roundtrip(src in any::<[u8;4]>(), ts in any::<u32>(), size in any::<u64>(), crc in any::<u32>()) {
@@ -570,17 +944,52 @@ mod tests {
         }
 
         #[test]
-        fn remote_name_roundtrip(idx in 0u8..=255, d1 in any::<u8>(), d2 in any::<u8>(), name in "[A-Za-z0-9_.-]{1,40}") {
+        fn remote_name_roundtrip(idx in 0u8..=255, d1 in any::<u8>(), d2 in any::<u8>(), name in "[A-Za-z0-9_-]{27}[A-Za-z0-9_.-]{1,40}") {
             let rn = RemoteName { store_path_index: idx, dir1: d1, dir2: d2, name };
             let parsed = RemoteName::parse(&rn.to_string(), 256).unwrap();
             prop_assert_eq!(parsed, rn);
         }
 
         #[test]
-        fn parse_never_panics(s in ".{0,140}") {
-            let _ = RemoteName::parse(&s, 256);
-            let _ = FileId::parse(&s);
-            let _ = slave_remote_name(&s, "_x", "jpg");
+        fn generated_names_are_data_files(rec in any::<[u8; 20]>(), ext in "[A-Za-z0-9._-]{0,6}", digit in 0u8..10, prefix in "[A-Za-z0-9._-]{1,16}", sext in "[A-Za-z0-9._-]{0,6}") {
+            let b64 = base64::encode(&rec);
+            let remote = format!("M00/00/00/{b64}{}", format_ext7(&ext, || digit));
+            let r = RemoteName::parse(&remote, 1).unwrap();
+            prop_assert!(r.is_data_file());
+            prop_assert!(is_creatable_data_name(&r.name));
+            prop_assert_eq!(r.ext7().map(str::len), Some(EXT7_LEN));
+            let meta = format!("{remote}-m");
+            prop_assert!(!RemoteName::parse(&meta, 1).unwrap().is_data_file());
+            let slave = slave_remote_name(&remote, &prefix, &sext).unwrap();
+            let s = RemoteName::parse(&slave, 1).unwrap();
+            prop_assert_eq!(s.to_string(), slave);
+        }
+
+        #[test]
+        fn parse_never_panics(s in ".{0,200}", n in 0usize..300) {
+            check_parsers(&s, n)?;
+        }
+
+        #[test]
+        fn parse_arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..200), n in 0usize..300) {
+            check_parsers(&String::from_utf8_lossy(&b), n)?;
+        }
+
+        #[test]
+        fn parse_near_misses(
+            m in "(M[0-9A-Fa-f]{2}/|M.{0,3}|)",
+            dirs in "([0-9A-F]{2}/[0-9A-F]{2}/|.{0,6})",
+            b64 in "[A-Za-z0-9_-]{20,30}",
+            tail in "[A-Za-z0-9._:/ \\n\\x00é-]{0,12}(-m)?",
+        ) {
+            check_parsers(&format!("{m}{dirs}{b64}{tail}"), 256)?;
+        }
+
+        #[test]
+        fn record_decode_never_panics(s in ".{0,40}") {
+            if let Some(rec) = FileNameRecord::decode(&s) {
+                prop_assert_eq!(FileNameRecord::decode(&rec.encode()), Some(rec));
+            }
         }
 
         #[test]

@@ -9,6 +9,10 @@ pub const FIELD_SEPARATOR: u8 = 0x02;
 pub const MAX_META_NAME_LEN: usize = 64;
 /// Longer values are truncated.
 pub const MAX_META_VALUE_LEN: usize = 256;
+/// Largest packed metadata (a `-m` file) a storage stores or reads: the
+/// original's default network buffer (`buff_size`), which every
+/// SET_METADATA request must fit into (PROTOCOL.md §1.1, §3.4).
+pub const MAX_METADATA_BYTES: usize = 256 * 1024;
 
 /// Overwrite (`'O'`) or merge (`'M'`) for SET_METADATA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

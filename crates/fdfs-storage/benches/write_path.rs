@@ -25,7 +25,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use fdfs_proto::FileNameRecord;
 use fdfs_storage::store::{self, StorePath};
 
-/// As `ops::upload::UPLOAD_CHUNK_BYTES`.
+/// As `ops::BODY_CHUNK_BYTES`.
 const CHUNK: usize = 256 * 1024;
 
 struct Tree {

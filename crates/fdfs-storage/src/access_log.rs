@@ -111,10 +111,12 @@ impl AccessLog {
             e.elapsed.as_millis()
         };
         let name: String = e.filename.chars().take(MAX_LOGGED_NAME_CHARS).collect();
+        // The name is set before it is validated: keep one line per request
+        // and one field per name whatever the peer sent.
         let name = if name.is_empty() {
             "-".to_string()
         } else {
-            name
+            fdfs_proto::fileid::escape_for_log(&name).into_owned()
         };
         let line = format!(
             "{} {} {} {} {} {} {} {}\n",
@@ -185,6 +187,28 @@ mod tests {
         log.flush();
         let text = std::fs::read_to_string(dir.path().join(ACCESS_LOG_FILE)).unwrap();
         assert_eq!(text.matches("client_ip action").count(), 1);
+    }
+
+    #[test]
+    fn peer_names_cannot_forge_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AccessLog::open(dir.path(), "ms").unwrap();
+        log.record(&Entry {
+            started: SystemTime::UNIX_EPOCH,
+            elapsed: Duration::ZERO,
+            client_ip: "127.0.0.1",
+            action: "download",
+            filename: "M00/00/00/a b\n[2025-01-01 00:00:00.000] 10.0.0.1 delete x 0 0 0 0",
+            status: 22,
+            req_len: 1,
+            resp_len: 1,
+        });
+        log.flush();
+        let text = std::fs::read_to_string(dir.path().join(ACCESS_LOG_FILE)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[1].split(' ').count(), 9, "{}", lines[1]);
+        assert!(lines[1].contains(" download M00/00/00/a\\x20b\\x0a[2025-01-01\\x20"));
     }
 
     #[test]

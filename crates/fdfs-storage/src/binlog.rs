@@ -5,15 +5,26 @@
 //! Lines are written with one `write` each to an append-only file, so a
 //! line is in the page cache as soon as the request is acknowledged; the
 //! original buffers up to `sync_binlog_buff_interval` seconds first.
+//!
+//! Names are written as they are: only names that passed
+//! [`RemoteName::parse`] get here, and those are single tokens without
+//! space or control characters. Reading applies the same check, so a torn
+//! or forged line is rejected, not replicated.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use fdfs_proto::fileid::RemoteName;
+
 /// A new binlog file is started when the current one reaches this size.
 pub const BINLOG_MAX_BYTES: u64 = 1 << 30;
 /// Lines longer than this are unreadable for the original.
 pub const BINLOG_MAX_LINE_BYTES: usize = 255;
+/// Store path indexes are two hex digits: a name read back from a binlog
+/// is checked against the largest possible count, the reader maps it to a
+/// store path later.
+const STORE_PATH_INDEX_LIMIT: usize = 256;
 
 /// Binlog operation letters (source forms; replicas use lower case).
 pub mod op {
@@ -91,6 +102,18 @@ impl Binlog {
         filename: &str,
         extra: &str,
     ) -> std::io::Result<()> {
+        // Callers pass validated names; this keeps one record per line even
+        // if one did not.
+        let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic());
+        if !token(filename) || !(extra.is_empty() || extra.split(' ').all(token)) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "refusing binlog record for {}",
+                    fdfs_proto::fileid::escape_for_log(filename)
+                ),
+            ));
+        }
         let line = if extra.is_empty() {
             format!("{timestamp} {op} {filename}\n")
         } else {
@@ -151,25 +174,48 @@ pub struct Record {
     pub extra: String,
 }
 
+/// True for a name a record may carry: what [`RemoteName::parse`] accepts.
+fn is_record_name(name: &str) -> bool {
+    RemoteName::parse(name, STORE_PATH_INDEX_LIMIT).is_ok()
+}
+
 /// Parses a line as the original reader does: three columns split on
-/// spaces, the rest kept whole. Lines with an empty filename (the
-/// original's broken `L` records) are rejected.
+/// spaces, the rest kept whole. Only well-formed records pass: a known op
+/// letter, names that [`RemoteName::parse`] accepts, and the extra fields
+/// the op has (two numbers for `A/M/T`, a second name for `L/R`, nothing
+/// otherwise). Torn, garbage or forged lines, and the original's broken
+/// `L` records with an empty name, give None.
 pub fn parse_line(line: &str) -> Option<Record> {
     let line = line.strip_suffix('\n').unwrap_or(line);
     let mut cols = line.splitn(3, ' ');
-    let timestamp = cols.next()?.parse().ok()?;
-    let op_col = cols.next()?;
-    let mut op_chars = op_col.chars();
-    let op = op_chars.next()?;
-    if op_chars.next().is_some() {
+    let ts_col = cols.next()?;
+    if ts_col.is_empty() || !ts_col.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    let timestamp = ts_col.parse().ok()?;
+    let op = match cols.next()?.as_bytes() {
+        [letter] if b"CDUAMTLRcduamtlr".contains(letter) => char::from(*letter),
+        _ => return None,
+    };
     let rest = cols.next()?;
     let (filename, extra) = match rest.split_once(' ') {
         Some((f, e)) => (f, e),
         None => (rest, ""),
     };
-    if filename.is_empty() {
+    if !is_record_name(filename) {
+        return None;
+    }
+    let number = |t: &str| {
+        !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) && t.parse::<u64>().is_ok()
+    };
+    let extra_ok = match op.to_ascii_uppercase() {
+        'A' | 'M' | 'T' => extra
+            .split_once(' ')
+            .is_some_and(|(a, b)| number(a) && number(b)),
+        'L' | 'R' => is_record_name(extra),
+        _ => extra.is_empty(),
+    };
+    if !extra_ok {
         return None;
     }
     Some(Record {
@@ -184,6 +230,50 @@ pub fn parse_line(line: &str) -> Option<Record> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const NAME: &str = "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt";
+    const OTHER: &str = "M00/00/3A/fwAAAWVT8QCELb7vAAAAADf5ba8456.log";
+
+    #[test]
+    fn forged_torn_and_garbage_lines_are_rejected() {
+        assert!(parse_line(&format!("1700000000 C {NAME}\n")).is_some());
+        assert!(parse_line(&format!("1700000000 C {NAME}-m\n")).is_some());
+        assert!(parse_line(&format!("1700000000 A {OTHER} 10 5\n")).is_some());
+        assert!(parse_line(&format!("1700000000 r {NAME} {OTHER}\n")).is_some());
+        for bad in [
+            // The record SYNC_DELETE "x" of the issue-#10 injection.
+            "1700000001 D x".to_string(),
+            format!("1700000000 C {}", &NAME[..30]),
+            format!("1700000000 C {NAME} trailing"),
+            format!("1700000000 C {NAME}\r"),
+            format!("1700000000 X {NAME}"),
+            format!("1700000000 CC {NAME}"),
+            format!("-5 C {NAME}"),
+            format!("+5 C {NAME}"),
+            format!(" C {NAME}"),
+            format!("1700000000 A {OTHER} 10"),
+            format!("1700000000 A {OTHER} 10 -5"),
+            format!("1700000000 T {OTHER} 10 5 7"),
+            format!("1700000000 R {NAME}"),
+            format!("1700000000 R {NAME} x"),
+            format!("1700000000 C M00/00/00/{}", "\u{e9}".repeat(20)),
+            "\u{0}\u{0}\u{0}".to_string(),
+        ] {
+            assert_eq!(parse_line(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_to_write_a_second_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Binlog::open(dir.path()).unwrap();
+        assert!(b
+            .append(1, op::CREATE, &format!("{NAME}\n1700000001 D x"), "")
+            .is_err());
+        assert!(b.append(1, op::APPEND, NAME, "1\n2 3").is_err());
+        assert!(b.append(1, op::CREATE, "", "").is_err());
+        assert_eq!(std::fs::read(dir.path().join("binlog.000")).unwrap(), b"");
+    }
 
     #[test]
     fn appends_lines_in_original_format() {
@@ -202,10 +292,10 @@ mod tests {
             std::fs::read_to_string(dir.path().join("binlog_index.dat")).unwrap(),
             "current_write=0\ncurrent_compress=0\n"
         );
-        let r = parse_line("1700000300 R M00/00/3A/new M00/00/3A/old").unwrap();
+        let r = parse_line(&format!("1700000300 R {NAME} {OTHER}")).unwrap();
         assert_eq!(
             (r.op, r.filename.as_str(), r.extra.as_str()),
-            ('R', "M00/00/3A/new", "M00/00/3A/old")
+            ('R', NAME, OTHER)
         );
         assert!(parse_line("1795624008 L  M00/00/00/real.jpg").is_none());
         assert!(parse_line("1795624008 l ").is_none());
@@ -218,10 +308,18 @@ mod tests {
         }
 
         #[test]
-        fn roundtrip(ts in 0i64..4_000_000_000, name in "[A-Za-z0-9/._-]{1,60}", extra in "([0-9]{1,5} [0-9]{1,5})?") {
-            let line = if extra.is_empty() { format!("{ts} C {name}\n") } else { format!("{ts} C {name} {extra}\n") };
+        fn parse_arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(r) = parse_line(&String::from_utf8_lossy(&b)) {
+                prop_assert!(is_record_name(&r.filename));
+            }
+        }
+
+        #[test]
+        fn roundtrip(ts in 0i64..4_000_000_000, name in "M[0-9A-F]{2}/[0-9A-F]{2}/[0-9A-F]{2}/[A-Za-z0-9_-]{27}[0-9]{3}\\.[a-z]{3}", extra in "([0-9]{1,5} [0-9]{1,5})?") {
+            let op = if extra.is_empty() { 'C' } else { 'A' };
+            let line = if extra.is_empty() { format!("{ts} C {name}\n") } else { format!("{ts} A {name} {extra}\n") };
             let r = parse_line(&line).unwrap();
-            prop_assert_eq!(r, Record { timestamp: ts, op: 'C', filename: name, extra });
+            prop_assert_eq!(r, Record { timestamp: ts, op, filename: name, extra });
         }
     }
 }

@@ -182,14 +182,14 @@ pub async fn serve_connection(
             Ok(Reply::Sent) => true,
             Ok(Reply::Abort) => false,
             Err(e) if s.peer_gone => {
-                tracing::debug!(%peer, cmd, reason = %e.reason, "peer left mid-request");
+                tracing::debug!(%peer, cmd, reason = ?e.reason, "peer left mid-request");
                 return;
             }
             Err(e) => {
                 if e.status == Status::EINVAL {
-                    tracing::warn!(%peer, cmd, reason = %e.reason, "rejected request");
+                    tracing::warn!(%peer, cmd, reason = ?e.reason, "rejected request");
                 } else {
-                    tracing::debug!(%peer, cmd, status = e.status.0, reason = %e.reason, "request failed");
+                    tracing::debug!(%peer, cmd, status = e.status.0, reason = ?e.reason, "request failed");
                 }
                 let sent = s.respond(e.status.0, &[]).await.is_ok();
                 // Like the original, an EINVAL answer ends the connection:

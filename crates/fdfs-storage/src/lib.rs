@@ -74,6 +74,7 @@ pub async fn serve(
         },
     )
     .await;
+    storage.begin_stop();
     if !fdfs_client::serve::drain(&tasks, SHUTDOWN_GRACE).await {
         tracing::warn!("shutdown: in-flight requests did not finish in time");
     }

@@ -219,7 +219,8 @@ async fn session(
             flag.sync_src_server = source.src_id.clone();
             flag.sync_until_timestamp = source.until_timestamp;
         }
-        storage.persist_state();
+        let s = storage.clone();
+        let _ = tokio::task::spawn_blocking(move || s.persist_state()).await;
         // The other trackers get JOINs with init_flag 0 from now on, and one
         // that never saw us refuses such a JOIN unless it carries a real
         // status. The tracker's answer tells us ours: WAIT_SYNC with a
@@ -279,7 +280,11 @@ async fn session(
             sent_received_version = received;
         }
         if last_disk_report.is_none_or(|t| t.elapsed() >= disk_every) {
-            let spaces = storage.refresh_spaces();
+            // statvfs can wait on a slow or remote file system.
+            let s = storage.clone();
+            let spaces = tokio::task::spawn_blocking(move || s.refresh_spaces())
+                .await
+                .unwrap_or_default();
             let usage: Vec<PathUsage> = spaces
                 .iter()
                 .map(|s| PathUsage {

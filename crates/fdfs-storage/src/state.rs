@@ -19,6 +19,9 @@ use crate::store::{DirRotation, NameRng, StorePath};
 
 pub use fdfs_client::write_atomic;
 
+/// Whole-file CRC32 scans allowed at once (see `Storage::scan_permits`).
+pub const MAX_CONCURRENT_FILE_SCANS: usize = 4;
+
 /// Locks a mutex, recovering from a panic in another holder: the data under
 /// these locks stays consistent after any single statement.
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -145,6 +148,16 @@ pub struct Storage {
     /// Trackers (as configured, `host:port`) that answered a JOIN from
     /// this process.
     pub joined_trackers: Mutex<std::collections::BTreeSet<String>>,
+    /// Whole-file scans (the CRC32 of QUERY_FILE_INFO and REGENERATE) that
+    /// may run at once: each holds a blocking-pool thread for as long as
+    /// the file takes to read, and uploads need that pool too.
+    pub scan_permits: tokio::sync::Semaphore,
+    /// Set when the server stops: long disk work gives up (EINTR) instead
+    /// of holding shutdown until it is done.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Binlog records the sync workers skipped because they could not be
+    /// read or a peer refused them for good (EINVAL).
+    sync_records_skipped: AtomicU64,
     /// Our storage id in id mode, learnt from the tracker's id table.
     server_id: RwLock<Option<String>>,
     /// The tracker's id table (FETCH_STORAGE_IDS) in id mode: maps the
@@ -268,6 +281,9 @@ impl Storage {
             init_sync_lock: tokio::sync::Mutex::new(()),
             previous_ip,
             joined_trackers: Mutex::new(std::collections::BTreeSet::new()),
+            scan_permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_FILE_SCANS),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            sync_records_skipped: AtomicU64::new(0),
             server_id: RwLock::new(None),
             storage_ids: RwLock::new(None),
             data_dir,
@@ -397,6 +413,25 @@ impl Storage {
                     .unwrap_or_default()
             }
         }
+    }
+
+    /// Tells long disk work to stop: the server is shutting down.
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Counts a binlog record a sync worker skipped; returns the total.
+    pub fn count_skipped_sync_record(&self) -> u64 {
+        self.sync_records_skipped.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Binlog records the sync workers skipped since start.
+    pub fn sync_records_skipped(&self) -> u64 {
+        self.sync_records_skipped.load(Ordering::Relaxed)
     }
 
     /// Counts a client connection in (+1) or out (-1).

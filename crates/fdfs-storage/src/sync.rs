@@ -29,6 +29,12 @@ use crate::state::{lock, Storage};
 
 /// Pause after a failed connection or record before trying again.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Longest binlog line the reader takes in: our longest record (a rename,
+/// two names of at most 152 bytes) is far shorter, so a longer line is
+/// garbage and is skipped whole without being held in memory.
+const MAX_BINLOG_LINE_BYTES: usize = 1024;
+/// Binlog lines read per trip to the blocking pool.
+const LINES_PER_READ: usize = 256;
 
 /// Replication progress towards one peer, in the original's mark format.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -183,10 +189,40 @@ fn mark_path(storage: &Storage, peer: &StorageBrief) -> PathBuf {
     storage.data_dir().join("sync").join(name)
 }
 
-fn save_mark(path: &Path, mark: &Mark) {
-    if let Err(e) = crate::state::write_atomic(path, mark.to_text().as_bytes()) {
-        tracing::warn!(error = %e, path = %path.display(), "cannot write mark file");
+/// Writes the mark file durably (two fsyncs) on the blocking pool.
+async fn save_mark(path: &Path, mark: &Mark) {
+    let (path, text) = (path.to_path_buf(), mark.to_text());
+    let written = tokio::task::spawn_blocking(move || {
+        crate::state::write_atomic(&path, text.as_bytes()).map_err(|e| (e, path))
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err((e, path))) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot write mark file")
+        }
+        Err(e) => tracing::warn!(error = %e, "mark file task failed"),
     }
+}
+
+/// Logs and counts a binlog record that cannot be sent, so that the worker
+/// moves on: one bad record must never stall a peer's replication. The
+/// line is escaped, so it cannot forge log lines either.
+fn skip_record(storage: &Storage, peer_id: &str, line: &str, why: &str) {
+    let skipped_total = storage.count_skipped_sync_record();
+    tracing::warn!(
+        peer = %peer_id,
+        line = %fdfs_proto::fileid::escape_for_log(line.strip_suffix('\n').unwrap_or(line)),
+        why,
+        skipped_total,
+        "skipping binlog record"
+    );
+}
+
+/// A peer's answer that no retry can change: the record is malformed for
+/// it (EINVAL; it also closes the connection, §1.1).
+fn refused_for_good(e: &ClientError) -> bool {
+    status_of(e) == Some(Status::EINVAL)
 }
 
 async fn tracker_call(
@@ -270,12 +306,65 @@ async fn report_status(storage: &Storage, peer: &StorageBrief, status: u8) {
     }
 }
 
-/// Sequential reader over `binlog.NNN` files from a mark position.
+/// Sequential reader over `binlog.NNN` files from a mark position. It is
+/// driven from the blocking pool ([`read_batch`]).
 struct Cursor {
     dir: PathBuf,
     index: u32,
+    /// Start of the next line to read in binlog `index`.
     offset: u64,
     reader: Option<BufReader<std::fs::File>>,
+}
+
+/// One line read from a binlog.
+struct Line {
+    /// The line (lossy UTF-8), cut at [`MAX_BINLOG_LINE_BYTES`].
+    text: String,
+    /// False for a line too long, or cut off at the end of a finished
+    /// binlog (a crash mid-write): garbage either way.
+    whole: bool,
+    /// Binlog of the line, and where the line after it starts: the mark
+    /// position once the line is dealt with.
+    index: u32,
+    next_offset: u64,
+}
+
+impl Line {
+    fn record(&self) -> Option<Record> {
+        self.whole.then(|| parse_line(&self.text)).flatten()
+    }
+}
+
+/// Reads through the next `\n` (or to the end of the data), keeping at most
+/// `max` bytes. Returns the kept bytes, the bytes consumed and whether a
+/// `\n` ended the line.
+fn read_bounded_line(
+    reader: &mut impl BufRead,
+    max: usize,
+) -> std::io::Result<(Vec<u8>, u64, bool)> {
+    let mut kept = Vec::new();
+    let mut consumed = 0u64;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok((kept, consumed, false));
+        }
+        let (take, ended) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = max.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..take.min(room)]);
+        reader.consume(take);
+        consumed += take as u64;
+        if ended {
+            return Ok((kept, consumed, true));
+        }
+    }
 }
 
 impl Cursor {
@@ -286,35 +375,60 @@ impl Cursor {
         Ok(())
     }
 
-    /// The next complete line and its length, or None at the end for now.
-    fn next_line(&mut self, current_write_index: u32) -> std::io::Result<Option<(String, u64)>> {
-        loop {
+    /// Up to `max` lines from the read position; empty at the end for now.
+    fn read_lines(&mut self, current_write_index: u32, max: usize) -> std::io::Result<Vec<Line>> {
+        let mut out = Vec::new();
+        while out.len() < max {
             if self.reader.is_none() {
                 match self.open() {
                     Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
                     Err(e) => return Err(e),
                 }
             }
             let Some(reader) = self.reader.as_mut() else {
-                return Ok(None);
+                break;
             };
-            let mut line = String::new();
-            let n = reader.read_line(&mut line)?;
-            if n > 0 && line.ends_with('\n') {
-                return Ok(Some((line, n as u64)));
+            let (bytes, consumed, ended) = read_bounded_line(reader, MAX_BINLOG_LINE_BYTES)?;
+            // Nothing is written to a binlog once a newer one exists, so an
+            // unterminated last line there is torn for good.
+            let finished = self.index < current_write_index;
+            if consumed > 0 && (ended || finished) {
+                self.offset += consumed;
+                out.push(Line {
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                    whole: ended && consumed as usize <= MAX_BINLOG_LINE_BYTES,
+                    index: self.index,
+                    next_offset: self.offset,
+                });
+                continue;
             }
-            // End of the file, or a line still being written: come back later
-            // from the same offset.
+            // The end of the file, or a line still being written: come back
+            // later from the same offset.
             self.reader = None;
-            if n == 0 && self.index < current_write_index {
+            if consumed == 0 && finished {
                 self.index += 1;
                 self.offset = 0;
                 continue;
             }
-            return Ok(None);
+            break;
         }
+        Ok(out)
     }
+}
+
+/// [`Cursor::read_lines`] on the blocking pool.
+async fn read_batch(
+    mut cursor: Cursor,
+    current_write_index: u32,
+) -> Result<(Cursor, Vec<Line>), ClientError> {
+    tokio::task::spawn_blocking(move || {
+        let lines = cursor.read_lines(current_write_index, LINES_PER_READ);
+        lines.map(|l| (cursor, l))
+    })
+    .await
+    .map_err(|e| ClientError::Io(std::io::Error::other(e.to_string())))?
+    .map_err(ClientError::Io)
 }
 
 /// Whether a record goes to this peer (§5.3).
@@ -338,7 +452,8 @@ async fn worker(
         return;
     };
     let path = mark_path(&storage, &first);
-    let mut mark = match std::fs::read_to_string(&path)
+    let mut mark = match tokio::fs::read_to_string(&path)
+        .await
         .ok()
         .and_then(|t| Mark::parse(&t))
     {
@@ -356,7 +471,7 @@ async fn worker(
             }
         },
     };
-    save_mark(&path, &mark);
+    save_mark(&path, &mark).await;
     tracing::info!(peer = %peer_id, need_sync_old = mark.need_sync_old, until = mark.until_timestamp, "sync worker started");
     let mut reported_syncing = false;
     loop {
@@ -368,7 +483,7 @@ async fn worker(
             Ok(()) => break,
             Err(e) => tracing::debug!(peer = %peer_id, error = %e, "sync session ended"),
         }
-        save_mark(&path, &mark);
+        save_mark(&path, &mark).await;
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(RETRY_DELAY) => {}
@@ -376,10 +491,10 @@ async fn worker(
     }
     if shutdown.is_cancelled() && !global.is_cancelled() {
         // Stopped because the peer was deleted: its mark is gone for good.
-        let _ = std::fs::remove_file(&path);
+        let _ = tokio::fs::remove_file(&path).await;
         return;
     }
-    save_mark(&path, &mark);
+    save_mark(&path, &mark).await;
 }
 
 /// One connection to the peer: push records until an error or shutdown.
@@ -459,19 +574,20 @@ async fn run_session(
             return Ok(());
         }
         let current = storage.binlog.current_index();
-        let next = cursor.next_line(current).map_err(ClientError::Io)?;
-        let Some((line, len)) = next else {
+        let lines;
+        (cursor, lines) = read_batch(cursor, current).await?;
+        if lines.is_empty() {
             // Caught up with our binlog.
             mark.binlog_index = cursor.index;
             mark.binlog_offset = cursor.offset;
             if mark.need_sync_old && !mark.sync_old_done {
                 mark.sync_old_done = true;
-                save_mark(mark_file, mark);
+                save_mark(mark_file, mark).await;
                 report_status(storage, &target, storage_status::OFFLINE).await;
                 tracing::info!(peer = %peer_id, "full sync done");
             }
             if since_mark > 0 {
-                save_mark(mark_file, mark);
+                save_mark(mark_file, mark).await;
                 since_mark = 0;
             }
             if last_traffic.elapsed() >= idle_ping {
@@ -483,27 +599,46 @@ async fn run_session(
                 _ = tokio::time::sleep(wait) => {}
             }
             continue;
-        };
-        mark.scan_row_count += 1;
-        if let Some(rec) = parse_line(&line) {
-            let skip_old = !mark.need_sync_old
-                && mark.until_timestamp > 0
-                && rec.timestamp < mark.until_timestamp;
-            if !skip_old && should_send(&rec, mark) {
-                send_record(storage, &mut conn, &rec).await?;
-                mark.sync_row_count += 1;
-                last_traffic = Instant::now();
-            }
-        } else if !line.trim().is_empty() {
-            tracing::warn!(peer = %peer_id, line = line.trim_end(), "skipping unreadable binlog line");
         }
-        cursor.offset += len;
-        mark.binlog_index = cursor.index;
-        mark.binlog_offset = cursor.offset;
-        since_mark += 1;
-        if since_mark >= mark_every {
-            save_mark(mark_file, mark);
-            since_mark = 0;
+        for line in lines {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            mark.scan_row_count += 1;
+            match line.record() {
+                Some(rec) => {
+                    let skip_old = !mark.need_sync_old
+                        && mark.until_timestamp > 0
+                        && rec.timestamp < mark.until_timestamp;
+                    if !skip_old && should_send(&rec, mark) {
+                        match send_record(storage, &mut conn, &rec).await {
+                            Ok(()) => {
+                                mark.sync_row_count += 1;
+                                last_traffic = Instant::now();
+                            }
+                            Err(e) if refused_for_good(&e) => {
+                                skip_record(storage, peer_id, &line.text, &e.to_string());
+                                mark.binlog_index = line.index;
+                                mark.binlog_offset = line.next_offset;
+                                save_mark(mark_file, mark).await;
+                                // The peer closed the connection after its
+                                // EINVAL: go on with a new one.
+                                return Err(e);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                None if line.whole && line.text.trim().is_empty() => {}
+                None => skip_record(storage, peer_id, &line.text, "unreadable binlog line"),
+            }
+            mark.binlog_index = line.index;
+            mark.binlog_offset = line.next_offset;
+            since_mark += 1;
+            if since_mark >= mark_every {
+                save_mark(mark_file, mark).await;
+                since_mark = 0;
+            }
         }
     }
 }
@@ -537,7 +672,12 @@ async fn send_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(ClientError::Io(e)),
     };
-    let size = file.metadata().await.map_err(ClientError::Io)?.len();
+    let meta = file.metadata().await.map_err(ClientError::Io)?;
+    if !meta.is_file() {
+        // Not a file we store (a directory in its place): nothing to send.
+        return Ok(());
+    }
+    let size = meta.len();
     let mut head = BytesMut::new();
     SyncFileReq {
         remote: remote.to_string(),
@@ -580,9 +720,10 @@ async fn send_record(storage: &Storage, conn: &mut Conn, rec: &Record) -> Result
                 Err(e) if status_of(&e) == Some(Status::EEXIST) => {
                     // The peer has a file of the same size or a different
                     // one; make sure it ends up with ours.
-                    let local = local_path(storage, name)
-                        .and_then(|p| std::fs::metadata(p).ok())
-                        .map(|m| m.len() as i64);
+                    let local = match local_path(storage, name) {
+                        Some(p) => tokio::fs::metadata(p).await.ok().map(|m| m.len() as i64),
+                        None => None,
+                    };
                     let theirs = remote_size(storage, conn, name).await.ok();
                     if local.is_some() && local != theirs {
                         send_file(storage, conn, StorageCmd::SyncUpdateFile, name, ts).await?;
@@ -594,8 +735,10 @@ async fn send_record(storage: &Storage, conn: &mut Conn, rec: &Record) -> Result
         }
         'U' | 'u' => send_file(storage, conn, StorageCmd::SyncUpdateFile, &rec.filename, ts).await,
         'D' | 'd' => {
-            if local_path(storage, &rec.filename).is_some_and(|p| p.exists()) {
-                return Ok(());
+            if let Some(p) = local_path(storage, &rec.filename) {
+                if tokio::fs::try_exists(p).await.unwrap_or(false) {
+                    return Ok(());
+                }
             }
             let mut b = BytesMut::new();
             SyncDeleteReq {
@@ -624,7 +767,7 @@ async fn send_record(storage: &Storage, conn: &mut Conn, rec: &Record) -> Result
                 return Ok(());
             };
             let size = file.metadata().await.map_err(ClientError::Io)?.len();
-            if size < offset + length {
+            if offset.checked_add(length).is_none_or(|end| size < end) {
                 // Truncated since; a later record carries the result.
                 return Ok(());
             }
@@ -728,6 +871,62 @@ mod tests {
         );
         assert_eq!(Mark::parse(&m.to_text()), Some(m));
         assert_eq!(Mark::parse("binlog_index=0\n"), None);
+    }
+
+    #[test]
+    fn reader_passes_junk_on_as_lines_and_moves_past_torn_binlogs() {
+        const GOOD: &str = "1700000000 C M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt\n";
+        let dir = tempfile::tempdir().unwrap();
+        let old = [
+            GOOD.as_bytes(),
+            b"garbage\n",
+            b"1700000001 C \xff\xfe\n",
+            &[b'A'; MAX_BINLOG_LINE_BYTES + 1],
+            b"\n",
+            // A crash cut this one; binlog.001 was started since.
+            b"1700000002 C M00/00/00/torn",
+        ]
+        .concat();
+        std::fs::write(dir.path().join("binlog.000"), &old).unwrap();
+        let new = format!("{GOOD}1700000003 C M00/00/00/still-being-wr");
+        std::fs::write(dir.path().join("binlog.001"), &new).unwrap();
+        let mut cursor = Cursor {
+            dir: dir.path().to_path_buf(),
+            index: 0,
+            offset: 0,
+            reader: None,
+        };
+        let lines = cursor.read_lines(1, 100).unwrap();
+        let seen: Vec<(bool, bool, u32, u64)> = lines
+            .iter()
+            .map(|l| (l.record().is_some(), l.whole, l.index, l.next_offset))
+            .collect();
+        let g = GOOD.len() as u64;
+        let long = g + 8 + 16 + MAX_BINLOG_LINE_BYTES as u64 + 2;
+        assert_eq!(
+            seen,
+            [
+                (true, true, 0, g),
+                (false, true, 0, g + 8),
+                (false, true, 0, g + 8 + 16),
+                (false, false, 0, long),
+                (false, false, 0, old.len() as u64),
+                (true, true, 1, g),
+            ]
+        );
+        assert!(lines[3].text.len() <= MAX_BINLOG_LINE_BYTES);
+        // The unfinished line of the binlog being written waits for its end.
+        assert_eq!((cursor.index, cursor.offset), (1, g));
+        assert!(cursor.read_lines(1, 100).unwrap().is_empty());
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("binlog.001"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"ite\n").unwrap();
+        let rest = cursor.read_lines(1, 100).unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].text, "1700000003 C M00/00/00/still-being-write\n");
+        assert!(rest[0].whole);
     }
 
     #[test]

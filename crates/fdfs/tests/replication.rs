@@ -8,6 +8,7 @@ use bytes::{BufMut, BytesMut};
 use fdfs_client::{ClientError, Conn};
 use fdfs_proto::stat::{storage_status, StorageStat};
 use fdfs_proto::storage_msg::{AppendReq, DownloadReq, FileIdResp, SetMetaReq, UploadReq};
+use fdfs_proto::sync_msg::{SyncDeleteReq, SyncFileReq};
 use fdfs_proto::tracker_msg::{GroupFileReq, GroupStorageReq};
 use fdfs_proto::{StorageCmd, TrackerCmd};
 use fdfs_testkit::group::Group;
@@ -287,6 +288,145 @@ fn stopped_member_catches_up_and_new_member_full_syncs() {
         4,
         "{report}"
     );
+}
+
+/// Status of one request to member `i` on a fresh connection.
+fn status_of_call(g: &Group, i: usize, cmd: StorageCmd, body: &[u8]) -> u8 {
+    g.block_on(async {
+        let mut c = conn(g.storage_addr(i)).await.unwrap();
+        match c.call(cmd.into(), body).await {
+            Err(ClientError::Status(s)) => s.0,
+            other => panic!("expected a status, got {other:?}"),
+        }
+    })
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn forged_sync_records_are_refused_and_replication_goes_on() {
+    // Issue #10 item 2: a SYNC_CREATE_FILE whose name carries a newline
+    // and a forged source record used to land in the binlog, and every
+    // sender then retried SYNC_DELETE "x" (EINVAL) for ever.
+    let g = Group::start(2);
+    assert!(all_active(&g, 2));
+    let first = upload(&g, 1, b"before the attack", false);
+    assert!(converges(&g, &[0, 1], &first, Some(b"before the attack")));
+    let binlog = g.store_path(1).join("data/sync/binlog.000");
+    let before = std::fs::read(&binlog).unwrap();
+
+    let forged = format!("{first}\n{} D x", now_secs());
+    let mut create = BytesMut::new();
+    SyncFileReq {
+        remote: forged.clone(),
+        file_size: 3,
+        timestamp: now_secs() as i32,
+        group: "group1".into(),
+    }
+    .encode_head(&mut create);
+    create.put_slice(b"abc");
+    assert_eq!(
+        status_of_call(&g, 1, StorageCmd::SyncCreateFile, &create),
+        22
+    );
+    let mut delete = BytesMut::new();
+    SyncDeleteReq {
+        timestamp: now_secs() as i32,
+        group: "group1".into(),
+        remote: "x".into(),
+    }
+    .encode(&mut delete);
+    assert_eq!(
+        status_of_call(&g, 1, StorageCmd::SyncDeleteFile, &delete),
+        22
+    );
+    assert_eq!(
+        std::fs::read(&binlog).unwrap(),
+        before,
+        "the binlog is unchanged"
+    );
+
+    // Replication still runs both ways.
+    let from_1 = upload(&g, 1, b"after the attack, from 1", false);
+    let from_0 = upload(&g, 0, b"after the attack, from 0", false);
+    assert!(converges(
+        &g,
+        &[0, 1],
+        &from_1,
+        Some(b"after the attack, from 1")
+    ));
+    assert!(converges(
+        &g,
+        &[0, 1],
+        &from_0,
+        Some(b"after the attack, from 0")
+    ));
+}
+
+#[test]
+fn senders_skip_records_they_cannot_send() {
+    // Issue #10 item 2: a binlog line no peer accepts (torn, garbage,
+    // forged, or refused with EINVAL) is logged, counted and skipped; the
+    // records after it still replicate, and a new member's full sync
+    // still completes.
+    let mut g = Group::start(2);
+    assert!(all_active(&g, 2));
+    let seed = upload(&g, 0, b"seed", false);
+    assert!(converges(&g, &[0, 1], &seed, Some(b"seed")));
+    let ts = now_secs();
+    let name = seed.rsplit('/').next().unwrap();
+    let junk = [
+        b"garbage\n".to_vec(),
+        format!("{ts} D x\n").into_bytes(),
+        [format!("{ts} C M00/00/00/").as_bytes(), b"\xff\xfe\n"].concat(),
+        [
+            format!("{ts} C M00/00/00/").as_bytes(),
+            &[b'A'; 5_000],
+            b"\n",
+        ]
+        .concat(),
+        // Well-formed, but no member has a store path 5: the peer answers
+        // EINVAL to the SYNC_DELETE, for ever.
+        format!("{ts} D M05/00/00/{name}\n").into_bytes(),
+    ]
+    .concat();
+    for i in 0..2 {
+        let path = g.store_path(i).join("data/sync/binlog.000");
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        std::io::Write::write_all(&mut f, &junk).unwrap();
+    }
+    let from_0 = upload(&g, 0, b"after the junk, from 0", false);
+    let from_1 = upload(&g, 1, b"after the junk, from 1", false);
+    assert!(
+        converges(&g, &[0, 1], &from_0, Some(b"after the junk, from 0")),
+        "member 0 stalled on its junk"
+    );
+    assert!(
+        converges(&g, &[0, 1], &from_1, Some(b"after the junk, from 1")),
+        "member 1 stalled on its junk"
+    );
+    let third = g.add_storage();
+    assert!(
+        all_active(&g, 3),
+        "the new member's full sync did not finish"
+    );
+    assert!(converges(
+        &g,
+        &[third],
+        &from_0,
+        Some(b"after the junk, from 0")
+    ));
+    assert!(converges(
+        &g,
+        &[third],
+        &from_1,
+        Some(b"after the junk, from 1")
+    ));
 }
 
 /// `fdfs monitor --tracker T sync group1`, as a user runs it.

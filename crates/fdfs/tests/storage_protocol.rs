@@ -998,3 +998,418 @@ fn access_log_in_original_format() {
     );
     assert_eq!(lines.len(), 5, "active test is not logged");
 }
+
+// ---- issue #10: attacks on a running storage -----------------------------
+
+/// The file of `remote` in the cluster's first store path.
+fn disk_path(cluster: &Cluster, remote: &str) -> std::path::PathBuf {
+    cluster.store_paths[0]
+        .join("data")
+        .join(RemoteName::parse(remote, 1).unwrap().relative_path())
+}
+
+fn set_meta(remote: &str, flag: u8, meta: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    SetMetaReq {
+        remote: remote.into(),
+        op_flag: flag,
+        group: "group1".into(),
+        meta: meta.to_vec(),
+    }
+    .encode(&mut b);
+    b.to_vec()
+}
+
+fn append_req(remote: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    AppendReq {
+        remote: remote.into(),
+        length: data.len() as u64,
+    }
+    .encode_head(&mut b);
+    b.put_slice(data);
+    b.to_vec()
+}
+
+fn modify_req(remote: &str, offset: i64, data: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    ModifyReq {
+        remote: remote.into(),
+        offset,
+        length: data.len() as u64,
+    }
+    .encode_head(&mut b);
+    b.put_slice(data);
+    b.to_vec()
+}
+
+fn truncate_req(remote: &str, size: i64) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    TruncateReq {
+        remote: remote.into(),
+        new_size: size,
+    }
+    .encode(&mut b);
+    b.to_vec()
+}
+
+/// Status of one request on a fresh connection (EINVAL closes it).
+async fn status_alone(cluster: &Cluster, cmd: StorageCmd, body: &[u8]) -> u8 {
+    let mut c = connect(cluster.storage_addr).await;
+    status_of(c.call(cmd.into(), body).await)
+}
+
+#[test]
+fn metadata_files_are_not_data_files() {
+    // Item 8: `<name>-m` is no data file for any client command; the
+    // metadata stays reachable through the data file's own name.
+    let cluster = Cluster::start();
+    rt().block_on(async {
+        let mut s = connect(cluster.storage_addr).await;
+        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
+            .await
+            .unwrap();
+        let app = upload(&mut s, StorageCmd::UploadAppenderFile, b"0123", "log")
+            .await
+            .unwrap();
+        for r in [&up.remote, &app.remote] {
+            s.call(
+                StorageCmd::SetMetadata.into(),
+                &set_meta(r, b'O', b"k\x02v"),
+            )
+            .await
+            .unwrap();
+        }
+        let meta = format!("{}-m", up.remote);
+        let app_meta = format!("{}-m", app.remote);
+        let meta_file = disk_path(&cluster, &meta);
+        assert_eq!(std::fs::read(&meta_file).unwrap(), b"k\x02v");
+
+        assert_eq!(status_of(download(&mut s, &meta, 0, 0).await), 2);
+        let mut slave = BytesMut::new();
+        UploadSlaveReq {
+            master: meta.clone(),
+            file_size: 1,
+            prefix: "_s".into(),
+            ext: "txt".into(),
+        }
+        .encode_head(&mut slave);
+        slave.put_u8(b'x');
+        let cases: Vec<(StorageCmd, Vec<u8>)> = vec![
+            (StorageCmd::QueryFileInfo, group_file("group1", &meta)),
+            (StorageCmd::GetMetadata, group_file("group1", &meta)),
+            (StorageCmd::SetMetadata, set_meta(&meta, b'O', b"x\x02y")),
+            (StorageCmd::DeleteFile, group_file("group1", &meta)),
+            (StorageCmd::UploadSlaveFile, slave.to_vec()),
+            (
+                StorageCmd::RegenerateAppenderFilename,
+                app_meta.clone().into_bytes(),
+            ),
+            (StorageCmd::AppendFile, append_req(&app_meta, b"abc")),
+            (StorageCmd::ModifyFile, modify_req(&app_meta, 0, b"abc")),
+            (StorageCmd::TruncateFile, truncate_req(&app_meta, 1 << 30)),
+        ];
+        for (cmd, body) in cases {
+            assert_eq!(
+                status_of(s.call(cmd.into(), &body).await),
+                2,
+                "{cmd:?} on a -m name"
+            );
+        }
+        // Nothing changed, the connection is still in step, and the
+        // metadata is still there for the data file.
+        assert_eq!(std::fs::read(&meta_file).unwrap(), b"k\x02v");
+        assert_eq!(
+            std::fs::read(disk_path(&cluster, &app_meta)).unwrap(),
+            b"k\x02v"
+        );
+        s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
+        assert_eq!(
+            s.call(
+                StorageCmd::GetMetadata.into(),
+                &group_file("group1", &up.remote)
+            )
+            .await
+            .unwrap(),
+            b"k\x02v"
+        );
+    });
+}
+
+#[test]
+fn only_a_whole_appender_name_is_an_appender() {
+    // Item 3: `<appender>-m` and slaves of an appender share its first 27
+    // characters (and so its appender flag) but are not appenders.
+    let cluster = Cluster::start();
+    rt().block_on(async {
+        let mut s = connect(cluster.storage_addr).await;
+        let app = upload(&mut s, StorageCmd::UploadAppenderFile, b"0123", "log")
+            .await
+            .unwrap();
+        s.call(
+            StorageCmd::SetMetadata.into(),
+            &set_meta(&app.remote, b'O', b"k\x02v"),
+        )
+        .await
+        .unwrap();
+        let mut b = BytesMut::new();
+        UploadSlaveReq {
+            master: app.remote.clone(),
+            file_size: 5,
+            prefix: "_s".into(),
+            ext: "log".into(),
+        }
+        .encode_head(&mut b);
+        b.put_slice(b"slave");
+        let slave = FileIdResp::decode(
+            &s.call(StorageCmd::UploadSlaveFile.into(), &b)
+                .await
+                .unwrap(),
+        )
+        .unwrap()
+        .remote;
+        let meta = format!("{}-m", app.remote);
+        let meta_file = disk_path(&cluster, &meta);
+
+        // The -m file: not even a data file (ENOENT, connection kept).
+        for (cmd, body) in [
+            (StorageCmd::TruncateFile, truncate_req(&meta, 1 << 30)),
+            (StorageCmd::AppendFile, append_req(&meta, b"more")),
+            (StorageCmd::ModifyFile, modify_req(&meta, 0, b"XY")),
+        ] {
+            assert_eq!(status_alone(&cluster, cmd, &body).await, 2, "{cmd:?}");
+        }
+        assert_eq!(std::fs::metadata(&meta_file).unwrap().len(), 3);
+        // The slave: a data file, but no appender (EINVAL, as for a
+        // normal file).
+        for (cmd, body) in [
+            (StorageCmd::TruncateFile, truncate_req(&slave, 1 << 30)),
+            (StorageCmd::AppendFile, append_req(&slave, b"more")),
+            (StorageCmd::ModifyFile, modify_req(&slave, 0, b"XY")),
+            (
+                StorageCmd::RegenerateAppenderFilename,
+                slave.clone().into_bytes(),
+            ),
+        ] {
+            assert_eq!(status_alone(&cluster, cmd, &body).await, 22, "{cmd:?}");
+        }
+        assert_eq!(
+            std::fs::read(disk_path(&cluster, &slave)).unwrap(),
+            b"slave"
+        );
+        // The appender itself still works.
+        let mut s = connect(cluster.storage_addr).await;
+        s.call(
+            StorageCmd::AppendFile.into(),
+            &append_req(&app.remote, b"45"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            download(&mut s, &app.remote, 0, 0).await.unwrap(),
+            b"012345"
+        );
+    });
+}
+
+/// Peak resident memory of this process (the servers run in it), KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn oversized_metadata_is_refused_without_loading_it() {
+    // Item 3: a `-m` file grown on disk (TRUNCATE used to do it) is
+    // answered with an error instead of being read into memory whole.
+    const GROWN_META_BYTES: u64 = 2 << 30;
+    let cluster = Cluster::start();
+    rt().block_on(async {
+        let mut s = connect(cluster.storage_addr).await;
+        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
+            .await
+            .unwrap();
+        s.call(
+            StorageCmd::SetMetadata.into(),
+            &set_meta(&up.remote, b'O', b"k\x02v"),
+        )
+        .await
+        .unwrap();
+        let meta_file = disk_path(&cluster, &format!("{}-m", up.remote));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&meta_file)
+            .unwrap()
+            .set_len(GROWN_META_BYTES)
+            .unwrap();
+        let rss_before = peak_rss_kib();
+        let get = group_file("group1", &up.remote);
+        match s.call(StorageCmd::GetMetadata.into(), &get).await {
+            Err(ClientError::Status(st)) => assert_eq!(st.0, 28),
+            Ok(body) => panic!("GET_METADATA answered {} bytes", body.len()),
+            Err(e) => panic!("GET_METADATA failed: {e}"),
+        }
+        // A merge would have to read it too.
+        assert_eq!(
+            status_of(
+                s.call(
+                    StorageCmd::SetMetadata.into(),
+                    &set_meta(&up.remote, b'M', b"a\x02b")
+                )
+                .await
+            ),
+            28
+        );
+        assert_eq!(
+            std::fs::metadata(&meta_file).unwrap().len(),
+            GROWN_META_BYTES
+        );
+        let grown_kib = peak_rss_kib().saturating_sub(rss_before);
+        assert!(
+            grown_kib < (GROWN_META_BYTES / 1024) / 4,
+            "peak RSS grew by {grown_kib} KiB"
+        );
+        // An overwrite replaces it; the connection was kept throughout.
+        s.call(
+            StorageCmd::SetMetadata.into(),
+            &set_meta(&up.remote, b'O', b"a\x02b"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.call(StorageCmd::GetMetadata.into(), &get).await.unwrap(),
+            b"a\x02b"
+        );
+    });
+}
+
+#[test]
+fn file_scans_do_not_stall_the_storage() {
+    // Item 4: QUERY_FILE_INFO of an appender and REGENERATE compute the
+    // CRC32 of the whole file. On a huge sparse appender that takes many
+    // seconds (about 20 s per 8 GiB on the 2-CPU CI host), and while
+    // several run the storage must still answer at once.
+    const SPARSE_APPENDER_BYTES: u64 = 1 << 40;
+    const SCANS: usize = 5;
+    // Far below the time one scan of the file takes.
+    const ANSWER_DEADLINE: Duration = Duration::from_secs(5);
+    const PROBE_WINDOW: Duration = Duration::from_secs(3);
+    let cluster = Cluster::start();
+    rt().block_on(async {
+        let mut s = connect(cluster.storage_addr).await;
+        let app = upload(&mut s, StorageCmd::UploadAppenderFile, b"0123", "bin")
+            .await
+            .unwrap();
+        let normal = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
+            .await
+            .unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(disk_path(&cluster, &app.remote))
+            .unwrap()
+            .set_len(SPARSE_APPENDER_BYTES)
+            .unwrap();
+        let mut scans = Vec::new();
+        for i in 0..SCANS {
+            let mut c = connect(cluster.storage_addr).await;
+            if i % 2 == 0 {
+                c.send(
+                    StorageCmd::QueryFileInfo.into(),
+                    0,
+                    &group_file("group1", &app.remote),
+                )
+                .await
+                .unwrap();
+            } else {
+                c.send(
+                    StorageCmd::RegenerateAppenderFilename.into(),
+                    0,
+                    app.remote.as_bytes(),
+                )
+                .await
+                .unwrap();
+            }
+            scans.push(c);
+        }
+        let window = std::time::Instant::now() + PROBE_WINDOW;
+        let mut probes = 0;
+        while probes < 3 || std::time::Instant::now() < window {
+            let probe = tokio::time::timeout(ANSWER_DEADLINE, async {
+                let mut c = connect(cluster.storage_addr).await;
+                c.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await?;
+                download(&mut c, &normal.remote, 0, 0).await
+            })
+            .await;
+            assert!(
+                matches!(&probe, Ok(Ok(body)) if body == HELLO),
+                "probe {probes} not answered within {ANSWER_DEADLINE:?}: {probe:?}"
+            );
+            probes += 1;
+        }
+        // The scans were in flight all along: none has answered yet.
+        for c in &mut scans {
+            let answer = tokio::time::timeout(Duration::from_millis(20), c.recv_header()).await;
+            assert!(answer.is_err(), "a scan finished early: {answer:?}");
+        }
+    });
+    // Dropping the cluster stops the scans (EINTR) instead of waiting.
+}
+
+#[test]
+fn regenerate_of_a_multibyte_name_is_einval() {
+    // Item 6: REGENERATE used to slice the name inside a UTF-8 character
+    // and panic. The file exists, so only the name check can refuse it.
+    let cluster = Cluster::start();
+    rt().block_on(async {
+        let mut s = connect(cluster.storage_addr).await;
+        let app = upload(&mut s, StorageCmd::UploadAppenderFile, b"0123", "log")
+            .await
+            .unwrap();
+        let (dir, name) = app.remote.split_at(10);
+        let odd = format!("{dir}{}\u{e9}\u{e9}\u{e9}\u{e9}", &name[..27]);
+        let odd_path = disk_path(&cluster, &app.remote).with_file_name(&odd[10..]);
+        std::fs::copy(disk_path(&cluster, &app.remote), &odd_path).unwrap();
+        assert_eq!(
+            status_alone(
+                &cluster,
+                StorageCmd::RegenerateAppenderFilename,
+                odd.as_bytes()
+            )
+            .await,
+            22
+        );
+        assert_eq!(std::fs::read(&odd_path).unwrap(), b"0123");
+        let mut s = connect(cluster.storage_addr).await;
+        s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
+    });
+}
+
+#[test]
+fn overlong_names_answer_einval() {
+    // Item 9: a 5,000-character name is EINVAL (22), as in the original,
+    // not ENAMETOOLONG (36) from the file system.
+    let cluster = Cluster::start();
+    rt().block_on(async {
+        let long = format!("M00/00/00/{}", "x".repeat(5_000));
+        let mut dl = BytesMut::new();
+        DownloadReq {
+            offset: 0,
+            length: 0,
+            group: "group1".into(),
+            remote: long.clone(),
+        }
+        .encode(&mut dl);
+        for (cmd, body) in [
+            (StorageCmd::DownloadFile, dl.to_vec()),
+            (StorageCmd::DeleteFile, group_file("group1", &long)),
+            (StorageCmd::GetMetadata, group_file("group1", &long)),
+            (StorageCmd::QueryFileInfo, group_file("group1", &long)),
+        ] {
+            assert_eq!(status_alone(&cluster, cmd, &body).await, 22, "{cmd:?}");
+        }
+    });
+}

@@ -2,55 +2,49 @@
 //! files. No-op requests (0 bytes, same size) succeed with an empty body,
 //! where the original echoes the request (a quirk its own client rejects).
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 
 use fdfs_proto::storage_msg::{AppendReq, ModifyReq, TruncateReq};
 use fdfs_proto::Status;
 
-use super::{count, log_change, mtime_secs, read_small_body, resolve, stat_existing};
+use super::{
+    blocking, body_to_file, count, log_change, mtime_secs, read_small_body, resolve_data,
+    stat_existing,
+};
 use crate::binlog::op;
 use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
 
-/// Largest chunk moved from the socket to the file at once.
-const APPEND_CHUNK_BYTES: usize = 256 * 1024;
-
-/// Resolves an appender file: ENOENT when missing (after draining what the
-/// client still sends), EINVAL when the name is not an appender's.
+/// Resolves an appender file: ENOENT when missing or not a data file
+/// (after draining what the client still sends), EINVAL when the whole
+/// name is not an appender's (a normal file, or a slave of an appender).
 async fn open_appender(s: &mut Session, remote: &str) -> OpResult<(PathBuf, u64)> {
     s.log_name = remote.to_string();
     let storage = s.storage.clone();
-    let (name, path) = resolve(&storage, remote)?;
-    let meta = match stat_existing(&path) {
-        Ok(m) => m,
+    let found = match resolve_data(&storage, remote) {
+        Ok((name, path)) => {
+            let probe = path.clone();
+            blocking(move || stat_existing(&probe))
+                .await
+                .map(|meta| (name, path, meta))
+        }
+        Err(e) => Err(e),
+    };
+    let (name, path, meta) = match found {
+        Ok(found) => found,
         Err(e) if e.status == Status::ENOENT => {
             s.drain_body().await?;
             return Err(e);
         }
         Err(e) => return Err(e),
     };
-    if !name.record().is_some_and(|r| r.is_appender()) {
+    if !name.is_appender_file() {
         return Err(OpError::invalid(format!(
             "{remote} is not an appender file"
         )));
     }
     Ok((path, meta.len()))
-}
-
-/// Copies `length` body bytes into `file` at its current position.
-async fn copy_body(s: &mut Session, file: &mut std::fs::File, length: u64) -> OpResult<()> {
-    let mut buf = vec![0u8; (length as usize).clamp(1, APPEND_CHUNK_BYTES)];
-    let mut done = 0u64;
-    while done < length {
-        let n = s.read_body_chunk(&mut buf).await?;
-        if n == 0 {
-            return Err(OpError::new(Status::EIO, "body ended early"));
-        }
-        file.write_all(&buf[..n])?;
-        done += n as u64;
-    }
-    Ok(())
 }
 
 pub async fn append(s: &mut Session) -> OpResult<Reply> {
@@ -72,9 +66,9 @@ async fn append_inner(s: &mut Session) -> OpResult<Reply> {
     }
     let storage = s.storage.clone();
     storage.bump(|st| st.total_append_bytes += req.length as i64);
-    let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
-    copy_body(s, &mut file, req.length).await?;
-    let mtime = mtime_secs(&file.metadata()?);
+    let file = blocking(move || Ok(std::fs::OpenOptions::new().append(true).open(&path)?)).await?;
+    let (file, _) = body_to_file(s, file, req.length, |_| {}).await?;
+    let mtime = blocking(move || Ok(mtime_secs(&file.metadata()?))).await?;
     log_change(
         &storage,
         mtime,
@@ -114,10 +108,15 @@ async fn modify_inner(s: &mut Session) -> OpResult<Reply> {
     }
     let storage = s.storage.clone();
     storage.bump(|st| st.total_modify_bytes += req.length as i64);
-    let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
-    file.seek(SeekFrom::Start(req.offset as u64))?;
-    copy_body(s, &mut file, req.length).await?;
-    let mtime = mtime_secs(&file.metadata()?);
+    let offset = req.offset as u64;
+    let file = blocking(move || {
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(file)
+    })
+    .await?;
+    let (file, _) = body_to_file(s, file, req.length, |_| {}).await?;
+    let mtime = blocking(move || Ok(mtime_secs(&file.metadata()?))).await?;
     log_change(
         &storage,
         mtime,
@@ -147,9 +146,13 @@ async fn truncate_inner(s: &mut Session) -> OpResult<Reply> {
     if new_size == old_size {
         return Ok(Reply::Body(Vec::new()));
     }
-    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-    file.set_len(new_size)?;
-    let mtime = mtime_secs(&file.metadata()?);
+    // Shrinking a big file frees its extents: blocking-pool work.
+    let mtime = blocking(move || {
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        file.set_len(new_size)?;
+        Ok(mtime_secs(&file.metadata()?))
+    })
+    .await?;
     let storage = s.storage.clone();
     log_change(
         &storage,

@@ -4,7 +4,7 @@
 use fdfs_proto::storage_msg::DownloadReq;
 use fdfs_proto::{Header, Status};
 
-use super::{check_group, count, open_existing, read_small_body, resolve};
+use super::{blocking, check_group, count, open_existing, read_small_body, resolve_data};
 use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
 
@@ -25,13 +25,14 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
     let storage = s.storage.clone();
     s.log_name = req.remote.clone();
     check_group(&storage, &req.group)?;
-    let (_, path) = resolve(&storage, &req.remote)?;
+    let (_, path) = resolve_data(&storage, &req.remote)?;
     if req.offset < 0 || req.length < 0 {
         return Err(OpError::invalid("negative offset or length"));
     }
     // The original stats before it opens: a missing file or a directory
-    // is not counted as an open attempt.
-    let opened = open_existing(&path);
+    // is not counted as an open attempt. (The sendfile below moves at most
+    // one bounded chunk per call.)
+    let opened = blocking(move || open_existing(&path)).await;
     match &opened {
         Ok(_) => storage.bump(|st| {
             st.total_file_open_count += 1;

@@ -18,6 +18,10 @@ use crate::conn::Session;
 use crate::error::{OpError, OpResult};
 use crate::state::{lock, Storage};
 
+/// Largest chunk moved from the socket to a file at once: bounds memory per
+/// request whatever the content size.
+pub const BODY_CHUNK_BYTES: usize = 256 * 1024;
+
 /// Reads the whole body of a request that must fit the network buffer
 /// (everything but uploads, append and modify). Like the original, the whole
 /// request including its header must be smaller than `buff_size`.
@@ -44,12 +48,77 @@ pub fn check_group(storage: &Storage, group: &str) -> OpResult<()> {
     Ok(())
 }
 
-/// Validates a remote name and maps it to its file on disk.
+/// Streams the next `length` body bytes into `file` at its position, one
+/// chunk at a time, each write on the blocking pool (a write can wait long
+/// for a busy disk). `inspect` sees every chunk first. Returns the file and
+/// the number of writes.
+pub async fn body_to_file(
+    s: &mut Session,
+    mut file: std::fs::File,
+    length: u64,
+    mut inspect: impl FnMut(&[u8]),
+) -> OpResult<(std::fs::File, i64)> {
+    let chunk = usize::try_from(length)
+        .unwrap_or(BODY_CHUNK_BYTES)
+        .clamp(1, BODY_CHUNK_BYTES);
+    let mut buf = vec![0u8; chunk];
+    let mut done = 0u64;
+    let mut writes = 0i64;
+    while done < length {
+        let want = (length - done).min(buf.len() as u64) as usize;
+        let n = s.read_body_chunk(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(OpError::new(Status::EIO, "body ended early"));
+        }
+        inspect(&buf[..n]);
+        (file, buf) = blocking(move || {
+            file.write_all(&buf[..n])?;
+            Ok((file, buf))
+        })
+        .await?;
+        writes += 1;
+        done += n as u64;
+    }
+    Ok((file, writes))
+}
+
+/// Validates a remote name (the one check every name from a peer goes
+/// through: [`RemoteName::parse`]) and maps it to its file on disk. Data
+/// and `-m` metadata names pass: replication moves both.
 pub(crate) fn resolve(storage: &Storage, remote: &str) -> OpResult<(RemoteName, PathBuf)> {
     let name = RemoteName::parse(remote, storage.paths.len())?;
-    let root = &storage.paths[usize::from(name.store_path_index)].root;
-    let path = crate::store::file_path(root, &name.relative_path());
+    let root = storage
+        .paths
+        .get(usize::from(name.store_path_index))
+        .ok_or_else(|| OpError::invalid("store path index out of range"))?
+        .root
+        .clone();
+    let path = crate::store::file_path(&root, &name.relative_path());
     Ok((name, path))
+}
+
+/// [`resolve`] for the name a client addresses: only data files. Anything
+/// else (a `<name>-m` metadata file) does not exist for clients: ENOENT.
+pub(crate) fn resolve_data(storage: &Storage, remote: &str) -> OpResult<(RemoteName, PathBuf)> {
+    let (name, path) = resolve(storage, remote)?;
+    if !name.is_data_file() {
+        // `remote` passed validation, so it is safe to quote.
+        return Err(OpError::not_found(format!("{remote} is not a data file")));
+    }
+    Ok((name, path))
+}
+
+/// Runs disk work on the blocking pool: a slow disk or a big file must
+/// never hold one of the few async workers that every connection, and in
+/// `fdfs server` the tracker too, depends on.
+pub async fn blocking<T, F>(work: F) -> OpResult<T>
+where
+    F: FnOnce() -> OpResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| OpError::new(Status::EIO, format!("disk task failed: {e}")))?
 }
 
 /// Path of a file's metadata companion (`<name>-m`).

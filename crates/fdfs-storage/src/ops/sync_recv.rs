@@ -3,15 +3,17 @@
 //! Changes are applied idempotently, files get the source's timestamp as
 //! mtime, and each applied change is appended to our binlog in lower case.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
+use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use fdfs_proto::sync_msg::{SyncDeleteReq, SyncFileReq, SyncPairReq, SyncRangeReq};
 use fdfs_proto::Status;
 
-use super::{check_group, log_change, meta_path, read_small_body, resolve};
+use super::{blocking, body_to_file, check_group, log_change, meta_path, read_small_body, resolve};
 use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
+use crate::state::Storage;
 
 /// Replica binlog letters.
 const REPLICA_CREATE: char = 'c';
@@ -26,8 +28,13 @@ const REPLICA_RENAME: char = 'r';
 pub async fn report_server_id(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let id = fdfs_proto::wire::fixed_str(&body);
-    if id.is_empty() {
-        return Err(OpError::invalid("empty storage id"));
+    // An IP address or a storage id: one printable token, as it ends up in
+    // SYNC_REPORT and in logs.
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(OpError::invalid(format!(
+            "storage id {}",
+            fdfs_proto::fileid::escape_for_log(&id)
+        )));
     }
     s.sync_source = Some(id);
     Ok(Reply::Body(Vec::new()))
@@ -39,6 +46,16 @@ fn set_mtime(path: &std::path::Path, timestamp: i32) -> std::io::Result<()> {
         .write(true)
         .open(path)?
         .set_modified(when)
+}
+
+/// Appends, modifies, truncates and renames apply to data files only; the
+/// `-m` files travel whole (create, update, delete).
+fn resolve_data_file(storage: &Storage, remote: &str) -> OpResult<PathBuf> {
+    let (name, path) = resolve(storage, remote)?;
+    if !name.is_data_file() {
+        return Err(OpError::invalid(format!("{remote} is not a data file")));
+    }
+    Ok(path)
 }
 
 /// Credits a received record to the announcing peer (SYNC_REPORT).
@@ -69,9 +86,13 @@ pub async fn create_or_update(s: &mut Session, update: bool, header_status: u8) 
         REPLICA_CREATE
     };
     if !update {
-        let same = std::fs::symlink_metadata(&path)
-            .map(|m| m.is_file() && m.len() == req.file_size)
-            .unwrap_or(false);
+        let (probe, size) = (path.clone(), req.file_size);
+        let same = blocking(move || {
+            Ok(std::fs::symlink_metadata(&probe)
+                .map(|m| m.is_file() && m.len() == size)
+                .unwrap_or(false))
+        })
+        .await?;
         if same || !has_content {
             s.drain_body().await?;
             log_change(&storage, i64::from(req.timestamp), letter, &req.remote, "");
@@ -86,8 +107,13 @@ pub async fn create_or_update(s: &mut Session, update: bool, header_status: u8) 
     }
     let index = usize::from(remote.store_path_index);
     let temp = super::upload::receive_to_temp(s, index, req.file_size).await?;
-    set_mtime(&temp.path, req.timestamp)?;
-    std::fs::rename(&temp.path, &path)?;
+    let timestamp = req.timestamp;
+    blocking(move || {
+        set_mtime(&temp.path, timestamp)?;
+        std::fs::rename(&temp.path, &path)?;
+        Ok(())
+    })
+    .await?;
     log_change(&storage, i64::from(req.timestamp), letter, &req.remote, "");
     storage.bump(|st| {
         st.total_sync_in_bytes += req.file_size as i64;
@@ -106,13 +132,15 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     check_group(&storage, &req.group)?;
     let (_, path) = resolve(&storage, &req.remote)?;
     credit(s, req.timestamp);
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
+    let remote = req.remote.clone();
+    blocking(move || match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(OpError::not_found(format!("{} not found", req.remote)))
+            Err(OpError::not_found(format!("{remote} not found")))
         }
-        Err(e) => return Err(e.into()),
-    }
+        Err(e) => Err(e.into()),
+    })
+    .await?;
     log_change(
         &storage,
         i64::from(req.timestamp),
@@ -131,12 +159,13 @@ pub async fn append_or_modify(s: &mut Session, modify: bool) -> OpResult<Reply> 
     let req = SyncRangeReq::decode_head(&[fixed, name].concat())?;
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
-    let (_, path) = resolve(&storage, &req.remote)?;
+    let path = resolve_data_file(&storage, &req.remote)?;
     let (offset, length) = (req.a, req.b);
     if s.body_left != length {
         return Err(OpError::invalid("sync data length differs"));
     }
-    let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let probe = path.clone();
+    let size = blocking(move || Ok(std::fs::metadata(&probe).map(|m| m.len()).ok())).await?;
     let applicable = match size {
         None => false,
         Some(sz) if modify => sz >= offset,
@@ -154,20 +183,20 @@ pub async fn append_or_modify(s: &mut Session, modify: bool) -> OpResult<Reply> 
             OpError::not_found("replica differs, resync needed")
         });
     }
-    let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; (length as usize).clamp(1, 256 * 1024)];
-    let mut done = 0u64;
-    while done < length {
-        let got = s.read_body_chunk(&mut buf).await?;
-        if got == 0 {
-            return Err(OpError::new(Status::EIO, "sync data ended early"));
-        }
-        file.write_all(&buf[..got])?;
-        done += got as u64;
-    }
-    drop(file);
-    set_mtime(&path, req.timestamp)?;
+    let target = path.clone();
+    let file = blocking(move || {
+        let mut file = std::fs::OpenOptions::new().write(true).open(&target)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(file)
+    })
+    .await?;
+    let (file, _) = body_to_file(s, file, length, |_| {}).await?;
+    let timestamp = req.timestamp;
+    blocking(move || {
+        drop(file);
+        Ok(set_mtime(&path, timestamp)?)
+    })
+    .await?;
     let letter = if modify {
         REPLICA_MODIFY
     } else {
@@ -194,26 +223,30 @@ pub async fn truncate(s: &mut Session) -> OpResult<Reply> {
     let req = SyncRangeReq::decode_head(&body)?;
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
-    let (_, path) = resolve(&storage, &req.remote)?;
+    let path = resolve_data_file(&storage, &req.remote)?;
     credit(s, req.timestamp);
-    let size = match std::fs::metadata(&path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(OpError::not_found(format!("{} not found", req.remote)))
+    let (remote, old_size, new_size, timestamp) = (req.remote.clone(), req.a, req.b, req.timestamp);
+    blocking(move || {
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(OpError::not_found(format!("{remote} not found")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if size != old_size {
+            return Err(OpError::new(
+                Status::EEXIST,
+                "size differs from the record's old size",
+            ));
         }
-        Err(e) => return Err(e.into()),
-    };
-    if size != req.a {
-        return Err(OpError::new(
-            Status::EEXIST,
-            "size differs from the record's old size",
-        ));
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)?
-        .set_len(req.b)?;
-    set_mtime(&path, req.timestamp)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)?
+            .set_len(new_size)?;
+        Ok(set_mtime(&path, timestamp)?)
+    })
+    .await?;
     log_change(
         &storage,
         i64::from(req.timestamp),
@@ -231,20 +264,25 @@ pub async fn rename(s: &mut Session) -> OpResult<Reply> {
     let req = SyncPairReq::decode(&body)?;
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
-    let (_, dest) = resolve(&storage, &req.dest)?;
-    let (_, src) = resolve(&storage, &req.src)?;
+    let dest = resolve_data_file(&storage, &req.dest)?;
+    let src = resolve_data_file(&storage, &req.src)?;
     credit(s, req.timestamp);
-    if dest.exists() {
-        return Err(OpError::new(Status::EEXIST, format!("{} exists", req.dest)));
-    }
-    if !src.exists() {
-        return Err(OpError::not_found(format!("{} not found", req.src)));
-    }
-    std::fs::rename(&src, &dest)?;
-    let old_meta = meta_path(&src);
-    if old_meta.exists() {
-        let _ = std::fs::rename(&old_meta, meta_path(&dest));
-    }
+    let (dest_name, src_name) = (req.dest.clone(), req.src.clone());
+    blocking(move || {
+        if dest.exists() {
+            return Err(OpError::new(Status::EEXIST, format!("{dest_name} exists")));
+        }
+        if !src.exists() {
+            return Err(OpError::not_found(format!("{src_name} not found")));
+        }
+        std::fs::rename(&src, &dest)?;
+        let old_meta = meta_path(&src);
+        if old_meta.exists() {
+            let _ = std::fs::rename(&old_meta, meta_path(&dest));
+        }
+        Ok(())
+    })
+    .await?;
     log_change(
         &storage,
         i64::from(req.timestamp),

@@ -5,25 +5,22 @@
 //! name, so a crash or a dropped connection never leaves a partial file
 //! under a file ID.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fdfs_proto::fileid::{
-    appender_size_field, is_valid_ext, normal_size_field, slave_remote_name, FileNameRecord,
+    appender_size_field, is_creatable_data_name, is_valid_ext, normal_size_field,
+    slave_remote_name, FileNameRecord,
 };
 use fdfs_proto::storage_msg::{FileIdResp, UploadReq, UploadSlaveReq};
 use fdfs_proto::Status;
 
-use super::{count, log_change, random_u32, resolve, stat_existing};
+use super::{blocking, body_to_file, count, log_change, random_u32, resolve_data, stat_existing};
 use crate::binlog::op;
 use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
 use crate::state::{lock, Storage};
 use crate::store;
 
-/// Largest chunk read from the socket and written to disk at once; bounds
-/// memory per upload whatever the file size.
-pub const UPLOAD_CHUNK_BYTES: usize = 256 * 1024;
 /// Attempts at a unique name before giving up (EBUSY), as the original.
 const NAME_ATTEMPTS: usize = 10;
 
@@ -38,6 +35,16 @@ pub struct TempFile {
 impl TempFile {
     fn disarm(&mut self) {
         self.keep = true;
+    }
+
+    /// Drops the temp file on the blocking pool: unlinking a big partial
+    /// upload frees all its extents.
+    pub async fn discard(self) {
+        let _ = blocking(move || {
+            drop(self);
+            Ok(())
+        })
+        .await;
     }
 }
 
@@ -64,31 +71,39 @@ pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResu
         keep: false,
     };
     s.storage.bump(|st| st.total_file_open_count += 1);
-    let mut file = std::fs::File::create(&temp.path)?;
+    let create = temp.path.clone();
+    let file = match blocking(move || Ok(std::fs::File::create(create)?)).await {
+        Ok(f) => f,
+        Err(e) => {
+            temp.disarm();
+            return Err(e);
+        }
+    };
     s.storage.bump(|st| st.success_file_open_count += 1);
     let mut hasher = crc32fast::Hasher::new();
-    let mut writes = 0i64;
-    let mut buf = vec![0u8; (size as usize).clamp(1, UPLOAD_CHUNK_BYTES)];
-    let mut received = 0u64;
-    while received < size {
-        let n = s.read_body_chunk(&mut buf).await?;
-        if n == 0 {
-            return Err(OpError::new(Status::EIO, "upload body ended early"));
+    let (file, writes) = match body_to_file(s, file, size, |chunk| hasher.update(chunk)).await {
+        Ok(done) => done,
+        Err(e) => {
+            temp.discard().await;
+            return Err(e);
         }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n])?;
-        writes += 1;
-        received += n as u64;
-    }
+    };
     s.storage.bump(|st| {
         st.total_file_write_count += writes;
         st.success_file_write_count += writes;
     });
     let fsync_threshold = s.storage.conf.fsync_after_written_bytes;
-    if fsync_threshold > 0 && size >= fsync_threshold {
-        tokio::task::spawn_blocking(move || file.sync_all())
-            .await
-            .map_err(|e| OpError::new(Status::EIO, e.to_string()))??;
+    let fsync = fsync_threshold > 0 && size >= fsync_threshold;
+    if let Err(e) = blocking(move || {
+        if fsync {
+            file.sync_all()?;
+        }
+        Ok(())
+    })
+    .await
+    {
+        temp.discard().await;
+        return Err(e);
     }
     temp.crc32 = hasher.finalize();
     Ok(temp)
@@ -162,7 +177,10 @@ async fn upload_inner(s: &mut Session, appender: bool) -> OpResult<Reply> {
         i if i >= 0 && (i as usize) < storage.paths.len() => Some(i as usize),
         i => return Err(OpError::invalid(format!("store path index {i}"))),
     };
-    let Some(index) = pick_path(&storage, requested, req.file_size) else {
+    let disk_storage = storage.clone();
+    let size = req.file_size;
+    let chosen = blocking(move || Ok(pick_path(&disk_storage, requested, size))).await?;
+    let Some(index) = chosen else {
         s.drain_body().await?;
         return Err(OpError::new(Status::ENOSPC, "no store path has room"));
     };
@@ -182,7 +200,10 @@ async fn upload_inner(s: &mut Session, appender: bool) -> OpResult<Reply> {
         };
         (dir, ext7)
     };
-    let (remote, mtime) = commit_new_name(&storage, &mut temp, index, dir, &ext7, appender)?;
+    let disk_storage = storage.clone();
+    let (remote, mtime) =
+        blocking(move || commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender))
+            .await?;
     log_change(&storage, mtime, op::CREATE, &remote, "");
     storage.bump(|st| {
         st.success_upload_bytes += req.file_size as i64;
@@ -237,64 +258,74 @@ async fn upload_slave_inner(s: &mut Session) -> OpResult<Reply> {
 
     // The original checks that the master exists before validating anything
     // else, so an unknown master is ENOENT even when malformed.
-    let master = match resolve(&storage, &req.master) {
-        Ok(m) => m,
-        Err(_) => {
-            s.drain_body().await?;
-            return Err(OpError::not_found(format!(
-                "master {} not found",
-                req.master
-            )));
-        }
+    let master = resolve_data(&storage, &req.master)
+        .ok()
+        .map(|(_, path)| path);
+    let master_found = match master {
+        Some(path) => blocking(move || Ok(stat_existing(&path).is_ok())).await?,
+        None => false,
     };
-    if stat_existing(&master.1).is_err() {
+    if !master_found {
         s.drain_body().await?;
         return Err(OpError::not_found(format!(
             "master {} not found",
-            req.master
+            fdfs_proto::fileid::escape_for_log(&req.master)
         )));
     }
     let slave_remote = slave_remote_name(&req.master, &req.prefix, &req.ext)?;
+    let (slave_name, slave_path) = resolve_data(&storage, &slave_remote)
+        .ok()
+        .filter(|(n, _)| is_creatable_data_name(&n.name))
+        .ok_or_else(|| OpError::invalid(format!("slave name {slave_remote} is not usable")))?;
     s.log_name = slave_remote.clone();
-    let (slave_name, slave_path) = resolve(&storage, &slave_remote)?;
-    if slave_path.exists() {
+    let index = usize::from(slave_name.store_path_index);
+    let (disk_storage, probe) = (storage.clone(), slave_path.clone());
+    let size_mb = req.file_size / (1024 * 1024);
+    let (exists, has_room) = blocking(move || {
+        let params = disk_storage.params();
+        let spaces = disk_storage.refresh_spaces();
+        let has_room = spaces.get(index).is_some_and(|sp| {
+            store::path_has_room(
+                &params.reserved_storage_space,
+                *sp,
+                size_mb,
+                disk_storage.paths.len(),
+            )
+        });
+        Ok((probe.exists(), has_room))
+    })
+    .await?;
+    if exists {
         s.drain_body().await?;
         return Err(OpError::new(
             Status::EEXIST,
             format!("{slave_remote} exists"),
         ));
     }
-    let index = usize::from(slave_name.store_path_index);
-    let params = storage.params();
-    let spaces = storage.refresh_spaces();
-    if !spaces.get(index).is_some_and(|sp| {
-        store::path_has_room(
-            &params.reserved_storage_space,
-            *sp,
-            req.file_size / (1024 * 1024),
-            storage.paths.len(),
-        )
-    }) {
+    if !has_room {
         s.drain_body().await?;
         return Err(OpError::new(Status::ENOSPC, "store path is full"));
     }
     storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
-    let mut temp = receive_to_temp(s, index, req.file_size).await?;
-    match link_no_clobber(&temp.path, &slave_path) {
-        Ok(()) => {
-            temp.disarm();
-            let _ = std::fs::remove_file(&temp.path);
+    let temp = receive_to_temp(s, index, req.file_size).await?;
+    let (disk_storage, logged) = (storage.clone(), slave_remote.clone());
+    let mtime = blocking(move || {
+        let mut temp = temp;
+        match link_no_clobber(&temp.path, &slave_path) {
+            Ok(()) => {
+                temp.disarm();
+                let _ = std::fs::remove_file(&temp.path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(OpError::new(Status::EEXIST, format!("{logged} exists")));
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(OpError::new(
-                Status::EEXIST,
-                format!("{slave_remote} exists"),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let mtime = super::mtime_secs(&std::fs::metadata(&slave_path)?);
-    log_change(&storage, mtime, op::CREATE, &slave_remote, "");
+        let mtime = super::mtime_secs(&std::fs::metadata(&slave_path)?);
+        log_change(&disk_storage, mtime, op::CREATE, &logged, "");
+        Ok(mtime)
+    })
+    .await?;
     storage.bump(|st| {
         st.success_upload_bytes += req.file_size as i64;
         st.last_source_update = mtime;
