@@ -99,6 +99,11 @@ pub fn parse_path(
     if name.name.starts_with('.') || name.name.contains('\\') {
         return Err(Reject::bad_request(format!("invalid file name {remote:?}")));
     }
+    // Metadata files (`<name>-m`) and shapes the original never creates
+    // are not files a client may fetch: the HTTP port is usually public.
+    if !name.is_data_file() {
+        return Err(Reject::not_found(format!("not a data file: {remote:?}")));
+    }
     let record = name
         .record()
         .ok_or_else(|| Reject::bad_request(format!("undecodable file name {remote:?}")))?;

@@ -1175,3 +1175,36 @@ fn request_heads_are_capped_at_16_kib() {
         assert!(refused.starts_with("HTTP/1.1 431"), "{refused:.80}");
     });
 }
+
+/// A file's metadata (`<name>-m`) is not served as a file, on the fast
+/// path or through hyper: 404, as for any name that is not a data file.
+#[test]
+fn metadata_files_are_not_served() {
+    use fdfs_proto::metadata::MetaOp;
+    let env = Env::start();
+    let gw = env.gateway(env.conf());
+    let id = env.upload(b"with metadata", "txt");
+    env.rt
+        .block_on(env.client.set_metadata(
+            &id,
+            &[(b"secret".to_vec(), b"token".to_vec())],
+            MetaOp::Overwrite,
+        ))
+        .unwrap();
+    let meta_path = env.local_path(&id).with_extension("txt-m");
+    assert!(meta_path.is_file(), "{} was written", meta_path.display());
+    let meta_url = format!("{}-m", url(&id));
+    // Fast path (keep-alive GET) and hyper (Connection: close) alike.
+    let r = env.rt.block_on(get(gw, &meta_url, &[])).unwrap();
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(!String::from_utf8_lossy(&r.body).contains("secret"));
+    let status = env
+        .rt
+        .block_on(raw_status(gw, &format!("GET {meta_url} HTTP/1.1")));
+    assert_eq!(status, 404);
+    let r = env.rt.block_on(get(gw, &url(&id), &[])).unwrap();
+    assert_eq!(
+        (r.status, r.body.as_ref()),
+        (200, b"with metadata".as_ref())
+    );
+}
