@@ -24,6 +24,14 @@ pub use fileinfo::{decode_remote_name, FileInfo};
 pub use storage::{StorageClient, UploadKind, FINFO_FLAG_KEEP_SILENCE, FINFO_FLAG_NO_CRC32};
 pub use tracker::TrackerClient;
 
+/// Current unix time in seconds (0 before 1970, saturating far after).
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// CRC32 (as in file ids) of a local file, read in fixed-size chunks: used
 /// by the tools (`fdfs_crc32`) and by the storage for appender and slave
 /// files.

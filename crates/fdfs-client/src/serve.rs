@@ -4,9 +4,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use fdfs_config::HostList;
 
@@ -17,9 +17,46 @@ use tokio_util::task::TaskTracker;
 /// Pause after a failed accept (e.g. out of file descriptors) before retrying.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
-/// At most one "refused" log line per this interval: a scan from a
+/// At most one "refused" log line per this many seconds: a scan from a
 /// refused network must not flood the log.
-const REFUSED_LOG_INTERVAL: Duration = Duration::from_secs(1);
+const REFUSED_LOG_INTERVAL_SECS: i64 = 1;
+
+/// Lets a warning about refused peers through at most once per interval
+/// and counts the ones it held back, so a peer that repeats a refused
+/// request cannot flood the log.
+#[derive(Debug)]
+pub struct WarnLimiter {
+    interval_secs: i64,
+    last_secs: AtomicI64,
+    held_back: AtomicU64,
+}
+
+impl WarnLimiter {
+    pub const fn new(interval_secs: i64) -> Self {
+        WarnLimiter {
+            interval_secs,
+            last_secs: AtomicI64::new(i64::MIN),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when a warning may be logged now, `n` being the number
+    /// held back since the last one.
+    pub fn allow(&self, now_secs: i64) -> Option<u64> {
+        let last = self.last_secs.load(Ordering::Relaxed);
+        let due = now_secs.saturating_sub(last) >= self.interval_secs;
+        if !due
+            || self
+                .last_secs
+                .compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.held_back.swap(0, Ordering::Relaxed))
+    }
+}
 
 /// The peers a listener serves (`allow_hosts`), and the count of the ones
 /// it refused.
@@ -29,8 +66,7 @@ pub struct Admission {
     /// The conf key that holds the list, named in the log line.
     key: &'static str,
     refused: AtomicU64,
-    /// When the last line was logged, and the refusals counted at that time.
-    last_log: Mutex<(Option<Instant>, u64)>,
+    warnings: WarnLimiter,
 }
 
 impl Admission {
@@ -39,7 +75,7 @@ impl Admission {
             hosts,
             key,
             refused: AtomicU64::new(0),
-            last_log: Mutex::new((None, 0)),
+            warnings: WarnLimiter::new(REFUSED_LOG_INTERVAL_SECS),
         }
     }
 
@@ -68,23 +104,18 @@ impl Admission {
     }
 
     /// True when `peer` may connect; a refusal is counted and logged, at
-    /// most once per [`REFUSED_LOG_INTERVAL`] with the count since the last
-    /// line.
+    /// most once per [`REFUSED_LOG_INTERVAL_SECS`] with the number of
+    /// refusals not logged since the last line.
     pub fn admit(&self, peer: SocketAddr) -> bool {
         if self.hosts.allows(peer.ip()) {
             return true;
         }
-        let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
-        let due = last.0.is_none_or(|t| t.elapsed() >= REFUSED_LOG_INTERVAL);
-        if due {
-            let since = total - last.1;
-            *last = (Some(Instant::now()), total);
-            drop(last);
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(held_back) = self.warnings.allow(crate::now_secs()) {
             tracing::warn!(
                 peer = %peer.ip(),
                 key = self.key,
-                refused_since_last_line = since,
+                held_back,
                 "connection refused: the address is not in {}",
                 self.key
             );
@@ -148,4 +179,19 @@ pub async fn accept_until_shutdown<F, Fut>(
 pub async fn drain(tasks: &TaskTracker, grace: Duration) -> bool {
     tasks.close();
     tokio::time::timeout(grace, tasks.wait()).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_rate_limited() {
+        let l = WarnLimiter::new(10);
+        assert_eq!(l.allow(1000), Some(0));
+        assert_eq!(l.allow(1001), None);
+        assert_eq!(l.allow(1009), None);
+        assert_eq!(l.allow(1010), Some(2));
+        assert_eq!(l.allow(1010), None);
+    }
 }

@@ -195,12 +195,7 @@ fn header_text<H: Headers + ?Sized>(h: &H, name: &str) -> Option<String> {
     }
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use fdfs_client::now_secs;
 
 /// What a GET/HEAD comes to before any file is opened.
 pub(crate) enum Front {

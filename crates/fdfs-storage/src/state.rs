@@ -28,12 +28,7 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use fdfs_client::now_secs;
 
 /// Cluster parameters learnt from the tracker (PARAMETER_REQ), with our
 /// own conf as the fallback while no tracker has answered.

@@ -1,9 +1,6 @@
 //! Peer text checks and refusal warnings: every string a request carries
 //! (JOIN, REPORT_STATUS, REPORT_IP_CHANGED, DELETE_STORAGE) is checked here
-//! before any of it is stored, persisted or logged, and the warnings that
-//! name refused peers go through one rate limit.
-
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+//! before any of it is stored, persisted or logged.
 
 use fdfs_proto::tracker_msg::JoinReq;
 use fdfs_proto::Status;
@@ -58,36 +55,6 @@ pub fn join(req: &JoinReq) -> Result<(), Status> {
     plain(&req.storage_id)?;
     plain(&req.tracker_ip)?;
     req.trackers.iter().try_for_each(|e| tracker_entry(e))
-}
-
-/// Lets a warning through at most once per [`REFUSAL_WARN_INTERVAL_SECS`]
-/// and counts the ones it held back, so a peer that repeats a refused
-/// request cannot flood the log.
-#[derive(Debug, Default)]
-pub struct WarnLimiter {
-    last_secs: AtomicI64,
-    held_back: AtomicU64,
-}
-
-impl WarnLimiter {
-    /// `Some(n)` when a warning may be logged now, `n` being the number
-    /// held back since the last one.
-    pub fn allow(&self, now_secs: i64) -> Option<u64> {
-        let last = self.last_secs.load(Ordering::Relaxed);
-        if last != 0 && now_secs - last < REFUSAL_WARN_INTERVAL_SECS {
-            self.held_back.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        if self
-            .last_secs
-            .compare_exchange(last, now_secs, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
-            self.held_back.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(self.held_back.swap(0, Ordering::Relaxed))
-    }
 }
 
 #[cfg(test)]
@@ -163,15 +130,5 @@ mod tests {
         body[65..73].copy_from_slice(b"6.1\n[x]\0");
         let req = JoinReq::decode(&body).unwrap();
         assert_eq!(join(&req), Err(Status::EINVAL));
-    }
-
-    #[test]
-    fn warnings_are_rate_limited() {
-        let l = WarnLimiter::default();
-        assert_eq!(l.allow(1000), Some(0));
-        assert_eq!(l.allow(1001), None);
-        assert_eq!(l.allow(1009), None);
-        assert_eq!(l.allow(1010), Some(2));
-        assert_eq!(l.allow(1010), None);
     }
 }

@@ -89,13 +89,7 @@ impl From<Status> for TrackerError {
     }
 }
 
-/// Current unix time in seconds.
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use fdfs_client::now_secs;
 
 /// State shared by every connection of one tracker.
 pub struct Tracker {
@@ -121,7 +115,7 @@ pub struct Tracker {
     /// Wakes the list task: a JOIN listed trackers.
     pub(crate) list_wake: Notify,
     /// Rate limit of the warnings about refused peers.
-    pub(crate) refusals: guard::WarnLimiter,
+    pub(crate) refusals: fdfs_client::serve::WarnLimiter,
     /// The address we listen on, set when serving starts.
     pub(crate) listen_addr: OnceLock<SocketAddr>,
     /// The connection holding the data-file copy lock (§4.9), if any.
@@ -192,7 +186,7 @@ impl Tracker {
             relation: Mutex::new(Relation::default()),
             relation_wake: Notify::new(),
             list_wake: Notify::new(),
-            refusals: guard::WarnLimiter::default(),
+            refusals: fdfs_client::serve::WarnLimiter::new(guard::REFUSAL_WARN_INTERVAL_SECS),
             listen_addr: OnceLock::new(),
             sys_files_owner: Mutex::new(None),
             sys_files_checked: tokio::sync::Mutex::new(false),
