@@ -163,32 +163,47 @@ fn server_restart_keeps_files_and_ports() {
     }
 }
 
+/// tracker.conf and storage.conf for daemons on `tp` and `sp` under `dir`
+/// (bases `dir/tracker`, `dir/storage`, the store path being the storage
+/// base), each with `extra` lines appended.
+fn write_confs(
+    dir: &Path,
+    tp: u16,
+    sp: u16,
+    tracker_extra: &str,
+    storage_extra: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let tracker_conf = dir.join("tracker.conf");
+    std::fs::write(
+        &tracker_conf,
+        format!(
+            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n{tracker_extra}",
+            dir.join("tracker").display()
+        ),
+    )
+    .unwrap();
+    let storage_conf = dir.join("storage.conf");
+    std::fs::write(
+        &storage_conf,
+        format!(
+            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {base}\n\
+             store_path0 = {base}\nsubdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\n\
+             heart_beat_interval = 1\nstat_report_interval = 1\nhttp.server_port = 0\n{storage_extra}",
+            base = dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    (tracker_conf, storage_conf)
+}
+
 #[test]
 fn classic_storaged_start_stop_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (tp, sp) = (free_port(), free_port());
-    let tracker_base = dir.path().join("tracker");
+    std::fs::create_dir_all(dir.path().join("tracker")).unwrap();
+    std::fs::create_dir_all(dir.path().join("storage")).unwrap();
+    let (tracker_conf, storage_conf) = write_confs(dir.path(), tp, sp, "", "");
     let storage_base = dir.path().join("storage");
-    std::fs::create_dir_all(&tracker_base).unwrap();
-    std::fs::create_dir_all(&storage_base).unwrap();
-    let tracker_conf = dir.path().join("tracker.conf");
-    std::fs::write(
-        &tracker_conf,
-        format!(
-            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n",
-            tracker_base.display()
-        ),
-    )
-    .unwrap();
-    let storage_conf = dir.path().join("storage.conf");
-    std::fs::write(
-        &storage_conf,
-        format!(
-            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {base}\nstore_path0 = {base}\nsubdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\nstat_report_interval = 1\nhttp.server_port = 0\n",
-            base = storage_base.display()
-        ),
-    )
-    .unwrap();
     // Run the binary under its classic names.
     let bin_dir = dir.path().join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
@@ -413,30 +428,14 @@ fn daemons_drop_to_run_by_user() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let (tp, sp) = (free_port(), free_port());
-    let tracker_base = dir.path().join("tracker");
-    let storage_base = dir.path().join("storage");
-    let tracker_conf = dir.path().join("tracker.conf");
-    std::fs::write(
-        &tracker_conf,
-        format!(
-            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n\
-             run_by_user = nobody\nrun_by_group = nogroup\n",
-            tracker_base.display()
-        ),
-    )
-    .unwrap();
-    let storage_conf = dir.path().join("storage.conf");
-    std::fs::write(
-        &storage_conf,
-        format!(
-            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {base}\n\
-             store_path0 = {base}/store\nsubdir_count_per_path = 2\n\
-             tracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\nstat_report_interval = 1\n\
-             http.server_port = 0\nrun_by_user = nobody\n",
-            base = storage_base.display()
-        ),
-    )
-    .unwrap();
+    let (tracker_conf, storage_conf) = write_confs(
+        dir.path(),
+        tp,
+        sp,
+        "run_by_user = nobody\nrun_by_group = nogroup\n",
+        "run_by_user = nobody\n",
+    );
+    let (tracker_base, storage_base) = (dir.path().join("tracker"), dir.path().join("storage"));
     let daemon = |role: &str, conf: &Path| {
         ProcessGuard(
             Command::new(env!("CARGO_BIN_EXE_fdfs"))
@@ -463,13 +462,13 @@ fn daemons_drop_to_run_by_user() {
     }
     let remote = upload(sp, b"stored by nobody");
     assert_eq!(download(sp, &remote), b"stored by nobody");
-    let stored = stored_files(&storage_base.join("store"));
+    let stored = stored_files(&storage_base);
     assert_eq!(stored.len(), 1, "{stored:?}");
     for path in [
         tracker_base.join("data/storage_groups_new.dat"),
         storage_base.clone(),
         storage_base.join("data/.data_init_flag"),
-        storage_base.join("store/data/00/00"),
+        storage_base.join("data/00/00"),
         stored[0].clone(),
     ] {
         let meta = std::fs::metadata(&path).unwrap();
