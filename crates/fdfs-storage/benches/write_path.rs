@@ -42,7 +42,9 @@ impl Tree {
             readonly: false,
         };
         // 16x16 directories keep setup quick; the sequence is the same as with 256.
-        store::init_tree(&path, 16).expect("init_tree");
+        if store::init_tree(&path, 16).expect("init_tree") {
+            store::build_tree(&path, 16).expect("build_tree");
+        }
         Tree {
             _dir: dir,
             path,

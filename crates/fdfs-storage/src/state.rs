@@ -30,6 +30,38 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub use fdfs_client::now_secs;
 
+/// Creates the `data/HH/HH` trees of new store paths on a thread of their
+/// own, one path after the other: 65,536 directories take 5-30 s on a busy
+/// disk, and a fresh storage serves meanwhile (the write path creates a
+/// directory it needs first).
+fn build_trees_in_background(paths: Vec<StorePath>, subdir_count: u32) {
+    if paths.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("data-tree".into())
+        .spawn(move || {
+            for p in paths {
+                let started = std::time::Instant::now();
+                match crate::store::build_tree(&p, subdir_count) {
+                    Ok(()) => tracing::info!(
+                        path = %p.root.display(),
+                        secs = started.elapsed().as_secs_f64(),
+                        "data directories created"
+                    ),
+                    Err(e) => tracing::error!(
+                        path = %p.root.display(),
+                        error = %e,
+                        "cannot create the data directories; the next start tries again"
+                    ),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the data directory builder");
+    }
+}
+
 /// Cluster parameters learnt from the tracker (PARAMETER_REQ), with our
 /// own conf as the fallback while no tracker has answered.
 #[derive(Debug, Clone)]
@@ -198,14 +230,18 @@ impl Storage {
                 readonly: false,
             });
         }
+        let mut unbuilt = Vec::new();
         for p in &paths {
             if !p.root.is_dir() {
                 std::fs::create_dir_all(&p.root).map_err(|e| {
                     StorageError::Config(format!("store path {}: {e}", p.root.display()))
                 })?;
             }
-            crate::store::init_tree(p, conf.subdir_count_per_path)?;
+            if crate::store::init_tree(p, conf.subdir_count_per_path)? {
+                unbuilt.push(p.clone());
+            }
         }
+        build_trees_in_background(unbuilt, conf.subdir_count_per_path);
 
         let flag_path = data_dir.join(".data_init_flag");
         let mut init_flag = std::fs::read_to_string(&flag_path)

@@ -31,28 +31,20 @@ impl StorePath {
     }
 }
 
-/// Creates `data/00/00 .. HH/HH` when the first or last directory is missing
-/// (as the original checks), and empties the temp directory of uploads that
-/// a crash interrupted.
-pub fn init_tree(path: &StorePath, subdir_count: u32) -> std::io::Result<()> {
+/// Left in `data/` while the directory tree is being created, so a start
+/// after an interrupted build finishes it.
+pub const TREE_BUILD_MARKER: &str = ".data_tree_building";
+
+/// Prepares a store path for serving: creates `data/` and its temp
+/// directory, and empties the latter of uploads that a crash interrupted.
+/// Returns true when the `data/HH/HH` tree still has to be created (the
+/// first or last directory is missing, as the original checks, or a build
+/// was interrupted): [`build_tree`] does that, in the background, while
+/// the write path creates any directory it needs first
+/// ([`create_parent_dir`]).
+pub fn init_tree(path: &StorePath, subdir_count: u32) -> std::io::Result<bool> {
     let data = path.data_dir();
     std::fs::create_dir_all(&data)?;
-    let last = subdir_count.saturating_sub(1);
-    let first_dir = data.join("00").join("00");
-    let last_dir = data.join(format!("{last:02X}")).join(format!("{last:02X}"));
-    if !first_dir.is_dir() || !last_dir.is_dir() {
-        for hi in 0..subdir_count {
-            let hi_dir = data.join(format!("{hi:02X}"));
-            for lo in 0..subdir_count {
-                let dir = hi_dir.join(format!("{lo:02X}"));
-                match std::fs::create_dir_all(&dir) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-    }
     let tmp = path.tmp_dir();
     if tmp.is_dir() {
         for entry in std::fs::read_dir(&tmp)? {
@@ -62,7 +54,54 @@ pub fn init_tree(path: &StorePath, subdir_count: u32) -> std::io::Result<()> {
     } else {
         std::fs::create_dir_all(&tmp)?;
     }
-    Ok(())
+    let last = subdir_count.saturating_sub(1);
+    let first_dir = data.join("00").join("00");
+    let last_dir = data.join(format!("{last:02X}")).join(format!("{last:02X}"));
+    Ok(!first_dir.is_dir() || !last_dir.is_dir() || data.join(TREE_BUILD_MARKER).exists())
+}
+
+/// Creates `data/00/00 .. HH/HH` (the original's layout, so a C storage can
+/// take the directory over), the last directory last. A marker file says a
+/// build is under way until every directory exists.
+pub fn build_tree(path: &StorePath, subdir_count: u32) -> std::io::Result<()> {
+    let data = path.data_dir();
+    let marker = data.join(TREE_BUILD_MARKER);
+    std::fs::write(&marker, b"")?;
+    for hi in 0..subdir_count {
+        let hi_dir = data.join(format!("{hi:02X}"));
+        for lo in 0..subdir_count {
+            match std::fs::create_dir_all(hi_dir.join(format!("{lo:02X}"))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    std::fs::remove_file(&marker)
+}
+
+/// Creates the directory a file is about to be placed in, for a write that
+/// failed with NotFound while [`build_tree`] has not reached it yet.
+pub fn create_parent_dir(file: &Path) -> std::io::Result<()> {
+    match file.parent() {
+        Some(dir) => std::fs::create_dir_all(dir),
+        None => Ok(()),
+    }
+}
+
+/// Runs `place` (a link or rename into `to`); when it fails with NotFound,
+/// creates `to`'s directory and runs it once more.
+pub fn place_in_tree(
+    to: &Path,
+    mut place: impl FnMut() -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    match place() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_parent_dir(to)?;
+            place()
+        }
+        other => other,
+    }
 }
 
 /// True when a path with `space` can take `incoming_mb` more megabytes and
@@ -228,6 +267,49 @@ pub fn file_path(store_root: &Path, relative: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh store path serves before its tree exists: a file placed in
+    /// a directory the build has not reached creates that directory; the
+    /// build then completes the tree, and an interrupted build is redone.
+    #[test]
+    fn the_tree_is_built_later_and_directories_made_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = StorePath {
+            root: dir.path().to_path_buf(),
+            readonly: false,
+        };
+        assert!(init_tree(&path, 64).unwrap(), "a fresh path needs its tree");
+        assert!(path.tmp_dir().is_dir());
+        let src = path.tmp_dir().join("upload");
+        std::fs::write(&src, b"x").unwrap();
+        let linked = path.data_dir().join("20/20/linked");
+        place_in_tree(&linked, || std::fs::hard_link(&src, &linked)).unwrap();
+        let renamed = path.data_dir().join("3F/3F/renamed");
+        place_in_tree(&renamed, || std::fs::rename(&src, &renamed)).unwrap();
+        assert_eq!(std::fs::read(&linked).unwrap(), b"x");
+        assert_eq!(std::fs::read(&renamed).unwrap(), b"x");
+        // The last directory exists now, but the tree is not complete: a
+        // start before the build ran builds it still (its marker is gone
+        // only after a complete build).
+        std::fs::write(path.data_dir().join(TREE_BUILD_MARKER), b"").unwrap();
+        assert!(init_tree(&path, 64).unwrap());
+        build_tree(&path, 64).unwrap();
+        assert!(!path.data_dir().join(TREE_BUILD_MARKER).exists());
+        assert!(path.data_dir().join("3E/01").is_dir());
+        assert_eq!(
+            std::fs::read_dir(path.data_dir().join("30"))
+                .unwrap()
+                .count(),
+            64
+        );
+        assert!(!init_tree(&path, 64).unwrap(), "complete");
+        // A missing source is still an error, not a retry loop.
+        let gone = path.data_dir().join("01/01/gone");
+        let err = place_in_tree(&gone, || {
+            std::fs::hard_link(path.tmp_dir().join("none"), &gone)
+        });
+        assert_eq!(err.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn rotation_moves_after_rotate_count() {

@@ -110,7 +110,7 @@ pub async fn create_or_update(s: &mut Session, update: bool, header_status: u8) 
     let timestamp = req.timestamp;
     blocking(move || {
         set_mtime(&temp.path, timestamp)?;
-        std::fs::rename(&temp.path, &path)?;
+        crate::store::place_in_tree(&path, || std::fs::rename(&temp.path, &path))?;
         Ok(())
     })
     .await?;

@@ -151,7 +151,7 @@ fn commit_new_name(
 /// Puts `from` at `to` unless `to` exists (hard link, then the caller
 /// removes `from`): never replaces a stored file.
 pub fn link_no_clobber(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::hard_link(from, to)
+    crate::store::place_in_tree(to, || std::fs::hard_link(from, to))
 }
 
 pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
