@@ -18,6 +18,7 @@ use fdfs_proto::stat::{storage_status, GroupStat, StorageStat};
 use fdfs_proto::storage_msg::FileInfoResp;
 use fdfs_proto::tracker_msg::{ServerAddr, StoreTarget, StoreTargets};
 use fdfs_proto::{FileId, Status};
+use fdfs_util::net::host_port;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::conn::Conn;
@@ -86,15 +87,6 @@ pub struct UploadOptions {
     pub storage: Option<ServerAddr>,
     /// Store path index with `storage`; `None` lets the storage choose (-1).
     pub store_path_index: Option<i8>,
-}
-
-/// `host:port` for one tracker host, IPv6 bracketed.
-fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// Async FastDFS client. Cheap to share behind an `Arc`; every method
@@ -801,12 +793,12 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((mut s, _)) = live.accept().await {
                 tokio::spawn(async move {
-                    while let Ok(h) = crate::conn::read_header(&mut s).await {
+                    while let Ok(h) = fdfs_util::framing::read_header(&mut s).await {
                         let n = h.body_len().unwrap_or(0) as usize;
-                        if crate::conn::read_body(&mut s, n).await.is_err() || h.cmd == 82 {
+                        if fdfs_util::framing::read_body(&mut s, n).await.is_err() || h.cmd == 82 {
                             break;
                         }
-                        if crate::conn::write_packet(&mut s, 100, 2, &[])
+                        if fdfs_util::framing::write_packet(&mut s, 100, 2, &[])
                             .await
                             .is_err()
                         {

@@ -37,7 +37,7 @@ impl<T> Pool<T> {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Idle<T>>>> {
         // A panic while holding the lock cannot leave the map inconsistent
         // (every operation is a single push/pop), so poisoning is ignored.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+        fdfs_util::sync::lock(&self.idle)
     }
 
     /// Takes the most recently returned item for `key` that is younger than

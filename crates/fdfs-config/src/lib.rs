@@ -9,7 +9,6 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub mod client;
-pub mod hosts;
 pub mod http;
 pub mod ini;
 pub mod keys;
@@ -20,7 +19,6 @@ pub mod tracker;
 pub mod values;
 
 pub use client::ClientConf;
-pub use hosts::HostList;
 pub use http::HttpConf;
 pub use ini::{IniFile, IniItem, IniSection};
 pub use storage::StorageConf;

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::hosts::HostList;
 use crate::ini::IniFile;
 use crate::keys::{self, HTTP_SHARED_KEYS, SERVER_COMMON_KEYS, TRACKER_KEYS};
 use crate::reader::{self, invalid, Reader};
@@ -12,6 +11,7 @@ use crate::values::{
     is_valid_group_name, parse_reserved_space, ReservedSpace, DEFAULT_TRACKER_PORT,
 };
 use crate::{ConfigError, Warning};
+use fdfs_util::HostList;
 
 /// `store_lookup`: rotate over groups.
 pub const STORE_LOOKUP_ROUND_ROBIN: u8 = 0;

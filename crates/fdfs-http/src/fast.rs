@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use fdfs_client::zerocopy;
+use fdfs_util::zerocopy;
 use hyper::StatusCode;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;

@@ -103,18 +103,18 @@ pub async fn run(
     let gw = Arc::new(Gateway::new(conf, local.port())?);
     let tasks = TaskTracker::new();
     tracing::info!(addr = %local, group = %gw.conf.group, "http gateway listening");
-    fdfs_client::serve::accept_until_shutdown(
+    fdfs_util::serve::accept_until_shutdown(
         listener,
         gw.conf.max_connections,
         // Public downloads are the gateway's purpose: the storage's
         // allow_hosts does not cover it.
-        &fdfs_client::serve::Admission::everyone(),
+        &fdfs_util::serve::Admission::everyone(),
         &tasks,
         &shutdown,
         |stream, peer| serve_connection(gw.clone(), stream, peer, shutdown.clone()),
     )
     .await;
-    if !fdfs_client::serve::drain(&tasks, SHUTDOWN_GRACE).await {
+    if !fdfs_util::serve::drain(&tasks, SHUTDOWN_GRACE).await {
         tracing::warn!("http shutdown: responses in flight did not finish in time");
     }
     tracing::info!("http gateway stopped");
@@ -195,7 +195,7 @@ fn header_text<H: Headers + ?Sized>(h: &H, name: &str) -> Option<String> {
     }
 }
 
-use fdfs_client::now_secs;
+use fdfs_util::now_secs;
 
 /// What a GET/HEAD comes to before any file is opened.
 pub(crate) enum Front {

@@ -91,17 +91,8 @@ impl Shelf {
 }
 
 /// The process's soft limit on open descriptors (1024 when unknown).
-#[allow(unsafe_code)]
 fn nofile_soft_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
-    }
-    lim.rlim_cur
+    fdfs_util::sys::nofile_limits().map_or(1024, |(soft, _)| soft)
 }
 
 /// The kept handles of one gateway.
@@ -134,7 +125,7 @@ impl OpenFiles {
     fn shelf(&self) -> MutexGuard<'_, Shelf> {
         // A panic while holding the lock cannot leave the maps half-updated
         // in a way that matters: every entry is checked on use.
-        self.shelf.lock().unwrap_or_else(|e| e.into_inner())
+        fdfs_util::sync::lock(&self.shelf)
     }
 
     /// The kept handle of `relative` below store path `index`, with its

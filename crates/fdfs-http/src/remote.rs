@@ -60,11 +60,7 @@ impl Gateway {
     pub(crate) async fn tracker_candidates(&self, req: &FileRequest) -> Vec<ServerAddr> {
         for tracker in &self.conf.trackers {
             for host in &tracker.hosts {
-                let addr = if host.contains(':') {
-                    format!("[{host}]:{}", tracker.port)
-                } else {
-                    format!("{host}:{}", tracker.port)
-                };
+                let addr = fdfs_util::net::host_port(host, tracker.port);
                 let mut conn = match Conn::connect(
                     &addr,
                     self.conf.connect_timeout,

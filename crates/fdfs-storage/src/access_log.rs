@@ -89,7 +89,7 @@ impl AccessLog {
         let since = at
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
-        let date = fdfs_client::localtime::format_datetime(since.as_secs() as i64);
+        let date = fdfs_util::localtime::format_datetime(since.as_secs() as i64);
         if self.micros {
             format!("[{date}.{:03}]", since.subsec_micros())
         } else {
@@ -98,7 +98,7 @@ impl AccessLog {
     }
 
     fn write(&self, line: &str) {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = fdfs_util::sync::lock(&self.out);
         if let Err(e) = out.write_all(line.as_bytes()) {
             tracing::warn!(error = %e, "access log write failed");
         }
@@ -133,7 +133,7 @@ impl AccessLog {
     }
 
     pub fn flush(&self) {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = fdfs_util::sync::lock(&self.out);
         if let Err(e) = out.flush() {
             tracing::warn!(error = %e, "access log flush failed");
         }

@@ -119,10 +119,7 @@ impl Binlog {
         } else {
             format!("{timestamp} {op} {filename} {extra}\n")
         };
-        let mut cur = self
-            .current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cur = fdfs_util::sync::lock(&self.current);
         if cur.size + line.len() as u64 > BINLOG_MAX_BYTES {
             let next = cur.index + 1;
             let (file, size) = open_append(&binlog_path(&self.dir, next))?;
@@ -140,27 +137,18 @@ impl Binlog {
 
     /// Index of the binlog file being written.
     pub fn current_index(&self) -> u32 {
-        self.current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .index
+        fdfs_util::sync::lock(&self.current).index
     }
 
     /// Flushes the binlog to disk (shutdown).
     pub fn sync(&self) -> std::io::Result<()> {
-        let cur = self
-            .current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cur = fdfs_util::sync::lock(&self.current);
         cur.file.sync_data()
     }
 
     /// Path of the file being written (tests, monitor).
     pub fn current_path(&self) -> PathBuf {
-        let cur = self
-            .current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cur = fdfs_util::sync::lock(&self.current);
         binlog_path(&self.dir, cur.index)
     }
 }

@@ -46,7 +46,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), StorageError> {
     let admission =
-        fdfs_client::serve::Admission::from_conf(&storage.conf.allow_hosts, "allow_hosts")
+        fdfs_util::serve::Admission::from_conf(&storage.conf.allow_hosts, "allow_hosts")
             .map_err(StorageError::Config)?;
     let tasks = TaskTracker::new();
     sync::enable(&storage, &tasks, shutdown.clone());
@@ -57,7 +57,7 @@ pub async fn serve(
         "storage server listening"
     );
     let max_connections = storage.conf.max_connections as usize;
-    fdfs_client::serve::accept_until_shutdown(
+    fdfs_util::serve::accept_until_shutdown(
         listener,
         max_connections,
         &admission,
@@ -75,7 +75,7 @@ pub async fn serve(
     )
     .await;
     storage.begin_stop();
-    if !fdfs_client::serve::drain(&tasks, SHUTDOWN_GRACE).await {
+    if !fdfs_util::serve::drain(&tasks, SHUTDOWN_GRACE).await {
         tracing::warn!("shutdown: in-flight requests did not finish in time");
     }
     storage.persist_state();

@@ -17,18 +17,16 @@ use crate::disk::SpaceMb;
 use crate::error::StorageError;
 use crate::store::{DirRotation, NameRng, StorePath};
 
-pub use fdfs_client::write_atomic;
+pub use fdfs_util::fs::write_atomic;
 
 /// Whole-file CRC32 scans allowed at once (see `Storage::scan_permits`).
 pub const MAX_CONCURRENT_FILE_SCANS: usize = 4;
 
 /// Locks a mutex, recovering from a panic in another holder: the data under
 /// these locks stays consistent after any single statement.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub use fdfs_util::sync::lock;
 
-pub use fdfs_client::now_secs;
+pub use fdfs_util::now_secs;
 
 /// Creates the `data/HH/HH` trees of new store paths on a thread of their
 /// own, one path after the other: 65,536 directories take 5-30 s on a busy
@@ -323,7 +321,7 @@ impl Storage {
     }
 
     pub fn self_ip(&self) -> Ipv4Addr {
-        *self.self_ip.read().unwrap_or_else(|p| p.into_inner())
+        *fdfs_util::sync::read(&self.self_ip)
     }
 
     /// Adopts the address a tracker sees us at, unless one was configured.
@@ -331,7 +329,7 @@ impl Storage {
         if self.self_ip_fixed || ip.is_unspecified() {
             return;
         }
-        let mut cur = self.self_ip.write().unwrap_or_else(|p| p.into_inner());
+        let mut cur = fdfs_util::sync::write(&self.self_ip);
         if *cur != ip {
             tracing::info!(old = %cur, new = %ip, "storage address learnt from tracker");
             *cur = ip;
@@ -340,14 +338,11 @@ impl Storage {
     }
 
     pub fn params(&self) -> TrackerParams {
-        self.params
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        fdfs_util::sync::read(&self.params).clone()
     }
 
     pub fn set_params(&self, params: TrackerParams) {
-        *self.params.write().unwrap_or_else(|p| p.into_inner()) = params;
+        *fdfs_util::sync::write(&self.params) = params;
     }
 
     /// Applies `f` to the counters and marks them changed.
@@ -389,14 +384,11 @@ impl Storage {
 
     /// Our storage id, set once the tracker's id table named us.
     pub fn server_id(&self) -> Option<String> {
-        self.server_id
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        fdfs_util::sync::read(&self.server_id).clone()
     }
 
     pub fn set_server_id(&self, id: String) {
-        let mut cur = self.server_id.write().unwrap_or_else(|p| p.into_inner());
+        let mut cur = fdfs_util::sync::write(&self.server_id);
         if cur.as_deref() != Some(id.as_str()) {
             tracing::info!(id = %id, "storage id");
             *cur = Some(id);
@@ -404,14 +396,11 @@ impl Storage {
     }
 
     pub fn storage_ids(&self) -> Option<Arc<StorageIds>> {
-        self.storage_ids
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        fdfs_util::sync::read(&self.storage_ids).clone()
     }
 
     pub fn set_storage_ids(&self, ids: StorageIds) {
-        *self.storage_ids.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(ids));
+        *fdfs_util::sync::write(&self.storage_ids) = Some(Arc::new(ids));
     }
 
     /// Bytes 0..4 of new file names (§6.2.1): our numeric id in id mode

@@ -5,8 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use fdfs_client::conn::{read_body, read_header, write_packet};
 use fdfs_proto::{ProtoError, Status, TrackerCmd, CMD_RESP, HEADER_LEN};
+use fdfs_util::framing::{read_body, read_header, write_packet};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -75,11 +75,7 @@ impl ConnCtx {
 
     /// `ip:port` of this tracker as the peer reached it.
     pub fn local_addr_text(&self) -> String {
-        if self.local_ip.contains(':') {
-            format!("[{}]:{}", self.local_ip, self.local_port)
-        } else {
-            format!("{}:{}", self.local_ip, self.local_port)
-        }
+        fdfs_util::net::host_port(&self.local_ip, self.local_port)
     }
 }
 

@@ -89,7 +89,7 @@ impl From<Status> for TrackerError {
     }
 }
 
-pub use fdfs_client::now_secs;
+pub use fdfs_util::now_secs;
 
 /// State shared by every connection of one tracker.
 pub struct Tracker {
@@ -115,7 +115,7 @@ pub struct Tracker {
     /// Wakes the list task: a JOIN listed trackers.
     pub(crate) list_wake: Notify,
     /// Rate limit of the warnings about refused peers.
-    pub(crate) refusals: fdfs_client::serve::WarnLimiter,
+    pub(crate) refusals: fdfs_util::serve::WarnLimiter,
     /// The address we listen on, set when serving starts.
     pub(crate) listen_addr: OnceLock<SocketAddr>,
     /// The connection holding the data-file copy lock (§4.9), if any.
@@ -186,7 +186,7 @@ impl Tracker {
             relation: Mutex::new(Relation::default()),
             relation_wake: Notify::new(),
             list_wake: Notify::new(),
-            refusals: fdfs_client::serve::WarnLimiter::new(guard::REFUSAL_WARN_INTERVAL_SECS),
+            refusals: fdfs_util::serve::WarnLimiter::new(guard::REFUSAL_WARN_INTERVAL_SECS),
             listen_addr: OnceLock::new(),
             sys_files_owner: Mutex::new(None),
             sys_files_checked: tokio::sync::Mutex::new(false),
@@ -197,20 +197,17 @@ impl Tracker {
     /// Locks the cluster state (a poisoned lock is still usable: every
     /// mutation leaves the state consistent).
     pub fn lock(&self) -> MutexGuard<'_, Cluster> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        fdfs_util::sync::lock(&self.state)
     }
 
     /// Locks the relationship state.
     pub fn relation(&self) -> MutexGuard<'_, Relation> {
-        self.relation.lock().unwrap_or_else(|p| p.into_inner())
+        fdfs_util::sync::lock(&self.relation)
     }
 
     /// Takes the data-file copy lock for connection `conn_id`.
     pub(crate) fn try_lock_sys_files(&self, conn_id: u64) -> bool {
-        let mut owner = self
-            .sys_files_owner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut owner = fdfs_util::sync::lock(&self.sys_files_owner);
         match *owner {
             Some(o) if o != conn_id => false,
             _ => {
@@ -221,10 +218,7 @@ impl Tracker {
     }
 
     pub(crate) fn unlock_sys_files(&self, conn_id: u64) {
-        let mut owner = self
-            .sys_files_owner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut owner = fdfs_util::sync::lock(&self.sys_files_owner);
         if *owner == Some(conn_id) {
             *owner = None;
         }
@@ -314,7 +308,7 @@ pub async fn serve(
         tracing::warn!(error = %e, "cannot write tracker data files");
     }
     let admission =
-        fdfs_client::serve::Admission::from_conf(&tracker.conf.allow_hosts, "allow_hosts")
+        fdfs_util::serve::Admission::from_conf(&tracker.conf.allow_hosts, "allow_hosts")
             .map_err(TrackerError::Config)?;
     tracing::info!(addr = ?listener.local_addr().ok(), "tracker listening");
     if let Ok(addr) = listener.local_addr() {
@@ -329,7 +323,7 @@ pub async fn serve(
     let conns = TaskTracker::new();
     let conn_cancel = shutdown.child_token();
     let max_connections = tracker.conf.max_connections as usize;
-    fdfs_client::serve::accept_until_shutdown(
+    fdfs_util::serve::accept_until_shutdown(
         listener,
         max_connections,
         &admission,
@@ -338,7 +332,7 @@ pub async fn serve(
         |stream, _| conn::serve_conn(tracker.clone(), stream, conn_cancel.child_token()),
     )
     .await;
-    if !fdfs_client::serve::drain(&conns, Duration::from_secs(SHUTDOWN_GRACE_SECS)).await {
+    if !fdfs_util::serve::drain(&conns, Duration::from_secs(SHUTDOWN_GRACE_SECS)).await {
         tracing::warn!("connections still open after the shutdown grace period");
     }
     tasks.close();

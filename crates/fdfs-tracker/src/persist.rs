@@ -202,7 +202,7 @@ impl Snapshot {
     }
 }
 
-pub use fdfs_client::write_atomic;
+pub use fdfs_util::fs::write_atomic;
 
 /// Appends one line to the changelog and fsyncs it.
 pub fn append_changelog(data_dir: &Path, line: &str) -> std::io::Result<()> {

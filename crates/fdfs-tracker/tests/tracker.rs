@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use fdfs_client::conn::{read_body, read_header, write_packet};
 use fdfs_config::TrackerConf;
 use fdfs_proto::fileid::{normal_size_field, FileNameRecord};
 use fdfs_proto::stat::{storage_status as st, GroupStat, StorageStat, StorageStats};
@@ -16,6 +15,7 @@ use fdfs_proto::tracker_msg::{
     put_group, ChangeNotice, FetchTargets, GetMyIpReq, JoinReq, JoinResp, StoreTarget,
 };
 use fdfs_proto::{Header, CMD_RESP};
+use fdfs_util::framing::{read_body, read_header, write_packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -952,7 +952,7 @@ async fn a_join_claiming_another_hosts_address_is_refused() {
 async fn a_claimed_address_is_accepted_when_the_conf_trusts_it() {
     let dir = tempfile::tempdir().unwrap();
     let tr = start_tweaked(dir.path(), |c| {
-        c.trusted_storage_addrs = fdfs_config::HostList::load(&["127.0.0.1, 127.0.0.32/30".into()])
+        c.trusted_storage_addrs = fdfs_util::HostList::load(&["127.0.0.1, 127.0.0.32/30".into()])
             .unwrap()
             .0;
     })
@@ -986,9 +986,7 @@ async fn a_claimed_address_is_accepted_when_the_conf_trusts_it() {
 async fn a_connected_storage_is_not_taken_over_from_another_address() {
     let dir = tempfile::tempdir().unwrap();
     let tr = start_tweaked(dir.path(), |c| {
-        c.trusted_storage_addrs = fdfs_config::HostList::load(&["127.0.0.1".into()])
-            .unwrap()
-            .0;
+        c.trusted_storage_addrs = fdfs_util::HostList::load(&["127.0.0.1".into()]).unwrap().0;
     })
     .await;
     let addr = tr.addr;

@@ -100,32 +100,8 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-/// Raises the soft limit on open descriptors to the hard limit, as servers
-/// commonly do: with the usual soft limit of 1024 a busy storage runs out
-/// of descriptors (connections, sync peers, the gateway's kept files) long
-/// before the hard limit, which is the administrator's real ceiling.
-#[allow(unsafe_code)]
-fn raise_nofile_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write one rlimit we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
-                tracing::debug!("cannot raise the open file limit");
-            }
-        }
-    }
-}
-
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    raise_nofile_limit();
+    fdfs_util::sys::raise_nofile_limit();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,7 +119,7 @@ fn daemon_runtime(
     work_threads: u32,
     thread_stack_size_bytes: u64,
 ) -> std::io::Result<tokio::runtime::Runtime> {
-    raise_nofile_limit();
+    fdfs_util::sys::raise_nofile_limit();
     let mut b = tokio::runtime::Builder::new_multi_thread();
     b.enable_all();
     if work_threads > 0 {

@@ -65,8 +65,8 @@ async fn download_inner(s: &mut Session) -> OpResult<Reply> {
     let stall = s.network_timeout.max(std::time::Duration::from_secs(1));
     let stream = s.writer.as_ref();
     let streamed: std::io::Result<()> = async {
-        fdfs_client::zerocopy::write_all(stream, &header, true, stall).await?;
-        fdfs_client::zerocopy::sendfile_all(stream, &file, offset, length, stall).await
+        fdfs_util::zerocopy::write_all(stream, &header, true, stall).await?;
+        fdfs_util::zerocopy::sendfile_all(stream, &file, offset, length, stall).await
     }
     .await;
     if let Err(e) = streamed {

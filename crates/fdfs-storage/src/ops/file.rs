@@ -135,7 +135,7 @@ pub async fn crc32_of_file(storage: &Arc<Storage>, path: PathBuf) -> OpResult<u3
 }
 
 fn scan_crc32(storage: &Storage, path: &Path) -> OpResult<u32> {
-    match fdfs_client::crc32_of_file_while(path, || !storage.is_stopping()) {
+    match fdfs_util::fs::crc32_of_file_while(path, || !storage.is_stopping()) {
         Ok(crc) => Ok(crc),
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
             Err(OpError::new(Status::EINTR, "server stopping"))

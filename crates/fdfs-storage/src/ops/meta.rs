@@ -11,7 +11,7 @@ use fdfs_proto::Status;
 
 use super::{
     blocking, check_group, count, log_change, meta_path, read_small_body, resolve_data,
-    stat_existing, write_small_atomic,
+    stat_existing,
 };
 use crate::binlog::op;
 use crate::conn::{Reply, Session};
@@ -109,7 +109,7 @@ async fn set_inner(s: &mut Session) -> OpResult<Reply> {
         }
         // Unlike the original, only the packed records are stored, never
         // the leftover request bytes (PROTOCOL.md §1.6 quirk).
-        write_small_atomic(&meta_file, &packed)?;
+        fdfs_util::fs::replace_atomic(&meta_file, &packed)?;
         let letter = if existed { op::UPDATE } else { op::CREATE };
         log_change(&storage, now, letter, &meta_remote, "");
         Ok(true)

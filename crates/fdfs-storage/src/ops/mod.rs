@@ -134,22 +134,6 @@ pub fn mtime_secs(meta: &std::fs::Metadata) -> i64 {
     meta.mtime()
 }
 
-/// Writes a small file atomically next to its final place (metadata files).
-pub fn write_small_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Appends a binlog record; a failure is logged, not returned, because the
 /// client's change already happened and must be acknowledged.
 pub fn log_change(storage: &Storage, timestamp: i64, op: char, filename: &str, extra: &str) {

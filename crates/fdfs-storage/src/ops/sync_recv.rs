@@ -109,8 +109,8 @@ pub async fn create_or_update(s: &mut Session, update: bool, header_status: u8) 
     let temp = super::upload::receive_to_temp(s, index, req.file_size).await?;
     let timestamp = req.timestamp;
     blocking(move || {
-        set_mtime(&temp.path, timestamp)?;
-        crate::store::place_in_tree(&path, || std::fs::rename(&temp.path, &path))?;
+        set_mtime(temp.path(), timestamp)?;
+        crate::store::place_in_tree(&path, || std::fs::rename(temp.path(), &path))?;
         Ok(())
     })
     .await?;

@@ -5,7 +5,7 @@
 //! name, so a crash or a dropped connection never leaves a partial file
 //! under a file ID.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fdfs_proto::fileid::{
     appender_size_field, is_creatable_data_name, is_valid_ext, normal_size_field,
@@ -24,17 +24,21 @@ use crate::store;
 /// Attempts at a unique name before giving up (EBUSY), as the original.
 const NAME_ATTEMPTS: usize = 10;
 
-/// Removes the temp file unless the upload completed.
+/// An upload received into the temp directory: removed on drop unless it
+/// was linked into place.
 pub struct TempFile {
-    pub path: PathBuf,
+    tmp: fdfs_util::fs::TempPath,
     pub crc32: u32,
     pub size: u64,
-    keep: bool,
 }
 
 impl TempFile {
+    pub fn path(&self) -> &Path {
+        &self.tmp.path
+    }
+
     fn disarm(&mut self) {
-        self.keep = true;
+        self.tmp.keep();
     }
 
     /// Drops the temp file on the blocking pool: unlinking a big partial
@@ -48,14 +52,6 @@ impl TempFile {
     }
 }
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Streams `size` body bytes into a new temp file in store path `index`.
 pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResult<TempFile> {
     let tmp_dir = s.storage.paths[index].tmp_dir();
@@ -65,13 +61,12 @@ pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResu
         random_u32(&s.storage)
     );
     let mut temp = TempFile {
-        path: tmp_dir.join(name),
+        tmp: fdfs_util::fs::TempPath::new(tmp_dir.join(name)),
         crc32: 0,
         size,
-        keep: false,
     };
     s.storage.bump(|st| st.total_file_open_count += 1);
-    let create = temp.path.clone();
+    let create = temp.path().to_path_buf();
     let file = match blocking(move || Ok(std::fs::File::create(create)?)).await {
         Ok(f) => f,
         Err(e) => {
@@ -119,7 +114,7 @@ fn commit_new_name(
     ext7: &str,
     appender: bool,
 ) -> OpResult<(String, i64)> {
-    let mtime = super::mtime_secs(&std::fs::metadata(&temp.path)?);
+    let mtime = super::mtime_secs(&std::fs::metadata(temp.path())?);
     let root = storage.paths[index].root.clone();
     for _ in 0..NAME_ATTEMPTS {
         let random = random_u32(storage);
@@ -135,10 +130,10 @@ fn commit_new_name(
         };
         let remote = store::remote_name(index, dir, &record, ext7);
         let final_path = store::file_path(&root, &remote[4..]);
-        match link_no_clobber(&temp.path, &final_path) {
+        match link_no_clobber(temp.path(), &final_path) {
             Ok(()) => {
                 temp.disarm();
-                let _ = std::fs::remove_file(&temp.path);
+                let _ = std::fs::remove_file(temp.path());
                 return Ok((remote, mtime));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -311,10 +306,10 @@ async fn upload_slave_inner(s: &mut Session) -> OpResult<Reply> {
     let (disk_storage, logged) = (storage.clone(), slave_remote.clone());
     let mtime = blocking(move || {
         let mut temp = temp;
-        match link_no_clobber(&temp.path, &slave_path) {
+        match link_no_clobber(temp.path(), &slave_path) {
             Ok(()) => {
                 temp.disarm();
-                let _ = std::fs::remove_file(&temp.path);
+                let _ = std::fs::remove_file(temp.path());
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(OpError::new(Status::EEXIST, format!("{logged} exists")));

@@ -420,7 +420,7 @@ fn crc32(argv: &[String]) -> ExitCode {
     }
 }
 
-pub use fdfs_client::crc32_of_file;
+pub use fdfs_util::fs::crc32_of_file;
 
 /// Splits `name1=value1,name2=value2` as fdfs_test does.
 pub fn split_metadata(text: &str) -> Vec<MetaPair> {

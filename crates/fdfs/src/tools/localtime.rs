@@ -1,4 +1,4 @@
 //! Local time for tool output; the conversion lives in the client crate so
 //! the storage's access log formats times the same way.
 
-pub use fdfs_client::localtime::*;
+pub use fdfs_util::localtime::*;

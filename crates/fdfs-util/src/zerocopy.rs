@@ -1,8 +1,8 @@
 //! Zero-copy sends shared by the storage (DOWNLOAD_FILE) and the HTTP
 //! gateway: a response head written with MSG_MORE so it leaves in the same
 //! segment as the start of the body, then the body with sendfile(2), each
-//! wait for the peer bounded by a stall timeout. The only `unsafe` of this
-//! crate, kept to the two system calls.
+//! wait for the peer bounded by a stall timeout. Its `unsafe` is kept to the
+//! two system calls.
 
 use std::io;
 use std::os::fd::AsRawFd;

@@ -1,6 +1,5 @@
 //! Local-time conversion through libc, so output follows `TZ` and the
-//! system zone database exactly as the C tools' `localtime` does. This is
-//! the client crate's only `unsafe` code.
+//! system zone database exactly as the C tools' `localtime` does.
 
 /// Broken-down local time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

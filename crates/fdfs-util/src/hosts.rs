@@ -8,7 +8,17 @@
 
 use std::net::{IpAddr, ToSocketAddrs};
 
-use crate::values::ValueError;
+/// An entry of a host list that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostListError(pub String);
+
+impl std::fmt::Display for HostListError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostListError {}
 
 /// Most addresses one bracketed range may expand to: a typo such as
 /// `[1-1000000]` must not turn into a million DNS lookups.
@@ -62,7 +72,7 @@ impl HostList {
     /// turns an absent `allow_hosts` into `*`). Returns the list and one
     /// warning per entry that did not resolve (skipped, as the original
     /// skips them).
-    pub fn load(entries: &[String]) -> Result<(HostList, Vec<String>), ValueError> {
+    pub fn load(entries: &[String]) -> Result<(HostList, Vec<String>), HostListError> {
         HostList::parse_with(entries, resolve_system)
     }
 
@@ -70,7 +80,7 @@ impl HostList {
     pub fn parse_with(
         entries: &[String],
         resolve: impl Fn(&str) -> Option<Vec<IpAddr>>,
-    ) -> Result<(HostList, Vec<String>), ValueError> {
+    ) -> Result<(HostList, Vec<String>), HostListError> {
         let entries: Vec<&str> = entries.iter().flat_map(|e| split_entries(e)).collect();
         if entries.contains(&"*") {
             return Ok((HostList::any(), Vec::new()));
@@ -164,8 +174,8 @@ fn in_block(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
 
 /// `ADDR/BITS`. The original takes IPv4 with 10 to 31 bits; any valid
 /// prefix length of either family is taken here.
-fn parse_cidr(entry: &str) -> Result<(IpAddr, u8), ValueError> {
-    let bad = || ValueError(format!("allow_hosts: invalid CIDR {entry:?}"));
+fn parse_cidr(entry: &str) -> Result<(IpAddr, u8), HostListError> {
+    let bad = || HostListError(format!("allow_hosts: invalid CIDR {entry:?}"));
     let (addr, bits) = entry.split_once('/').ok_or_else(bad)?;
     let ip: IpAddr = addr.trim().parse().map_err(|_| bad())?;
     let bits = bits.trim();
@@ -181,8 +191,8 @@ fn parse_cidr(entry: &str) -> Result<(IpAddr, u8), ValueError> {
 
 /// `head[a-b,c,...]tail` → `head<a>tail`, ..., each number zero-padded to
 /// the width the entry wrote it with.
-fn expand_range(entry: &str, open: usize) -> Result<Vec<String>, ValueError> {
-    let bad = |why: &str| ValueError(format!("allow_hosts: {why} in {entry:?}"));
+fn expand_range(entry: &str, open: usize) -> Result<Vec<String>, HostListError> {
+    let bad = |why: &str| HostListError(format!("allow_hosts: {why} in {entry:?}"));
     let close = entry[open..]
         .find(']')
         .map(|i| open + i)
@@ -194,7 +204,7 @@ fn expand_range(entry: &str, open: usize) -> Result<Vec<String>, ValueError> {
             Some((a, b)) => (a.trim(), b.trim()),
             None => (part.trim(), part.trim()),
         };
-        let number = |s: &str| -> Result<u64, ValueError> {
+        let number = |s: &str| -> Result<u64, HostListError> {
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad("a range needs numbers"));
             }
