@@ -8,21 +8,20 @@ use base64::Engine;
 
 const FDFS_ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/// Built once: file names are encoded and decoded on every request.
-static ENGINE: std::sync::LazyLock<GeneralPurpose> = std::sync::LazyLock::new(|| {
-    // The alphabet is a constant that is known to be valid.
-    let alphabet = match Alphabet::new(FDFS_ALPHABET) {
-        Ok(a) => a,
-        Err(_) => unreachable!("constant alphabet is valid"),
-    };
-    GeneralPurpose::new(
-        &alphabet,
-        GeneralPurposeConfig::new()
-            .with_encode_padding(false)
-            .with_decode_allow_trailing_bits(true)
-            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    )
-});
+/// Checked at compile time: an invalid alphabet fails the build.
+const ALPHABET: Alphabet = match Alphabet::new(FDFS_ALPHABET) {
+    Ok(a) => a,
+    Err(_) => panic!("the FastDFS base64 alphabet is invalid"),
+};
+
+/// Built at compile time: file names are encoded and decoded on every request.
+static ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &ALPHABET,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 fn engine() -> &'static GeneralPurpose {
     &ENGINE
