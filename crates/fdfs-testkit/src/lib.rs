@@ -227,6 +227,32 @@ impl Drop for Cluster {
     }
 }
 
+/// A single-threaded runtime for a test to drive clients with.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Connect timeout of [`connect`].
+const TEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Answer timeout of [`connect`]: generous for a loaded 2-CPU machine.
+const TEST_IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client connection to a test server.
+pub async fn try_connect(addr: SocketAddr) -> Result<fdfs_client::Conn, fdfs_client::ClientError> {
+    fdfs_client::Conn::connect(&addr.to_string(), TEST_CONNECT_TIMEOUT, TEST_IO_TIMEOUT).await
+}
+
+/// [`try_connect`] that fails the test when the server does not answer.
+pub async fn connect(addr: SocketAddr) -> fdfs_client::Conn {
+    match try_connect(addr).await {
+        Ok(c) => c,
+        Err(e) => panic!("connect to {addr}: {e}"),
+    }
+}
+
 /// How long a spawned server gets to exit after SIGTERM before SIGKILL.
 const PROCESS_STOP_GRACE: Duration = Duration::from_secs(20);
 
@@ -371,10 +397,7 @@ impl Cluster {
         let tracker = self.tracker_addr.to_string();
         let group = self.group.clone();
         let ip = bind_ip.to_string();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = rt();
         let listed = wait_until(ACTIVE_DEADLINE, || {
             rt.block_on(async {
                 let Ok(mut c) = fdfs_client::Conn::connect(

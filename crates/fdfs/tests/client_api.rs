@@ -17,18 +17,11 @@ use fdfs_proto::metadata::{MetaOp, MetaPair};
 use fdfs_proto::stat::{storage_status, StorageStat};
 use fdfs_proto::tracker_msg::ServerAddr;
 use fdfs_proto::FileId;
-use fdfs_testkit::{wait_until, Cluster};
+use fdfs_testkit::{rt, wait_until, Cluster};
 
 const HELLO: &[u8] = b"Hello FastDFS\n";
 const HELLO_CRC32: u32 = 0x37F9_6DAF;
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn tracker_addr(addr: SocketAddr) -> TrackerAddr {
     addr.to_string().parse().unwrap()

@@ -4,29 +4,15 @@
 //! (never skips) when python3 or py3fdfs is missing.
 
 use std::process::Command;
-use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use fdfs_client::Conn;
 use fdfs_proto::storage_msg::{DownloadReq, FileIdResp, UploadReq};
 use fdfs_proto::StorageCmd;
-use fdfs_testkit::Cluster;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use fdfs_testkit::{rt, Cluster};
 
 async fn storage(cluster: &Cluster) -> Conn {
-    Conn::connect(
-        &cluster.storage_addr.to_string(),
-        Duration::from_secs(5),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap()
+    fdfs_testkit::connect(cluster.storage_addr).await
 }
 
 async fn download(conn: &mut Conn, file_id: &str) -> Result<Vec<u8>, fdfs_client::ClientError> {

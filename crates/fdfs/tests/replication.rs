@@ -17,12 +17,7 @@ use fdfs_testkit::wait_until;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn conn(addr: std::net::SocketAddr) -> Result<Conn, ClientError> {
-    Conn::connect(
-        &addr.to_string(),
-        Duration::from_secs(2),
-        Duration::from_secs(10),
-    )
-    .await
+    fdfs_testkit::try_connect(addr).await
 }
 
 fn upload(g: &Group, i: usize, data: &[u8], appender: bool) -> String {

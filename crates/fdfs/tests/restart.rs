@@ -12,18 +12,11 @@ use bytes::{BufMut, BytesMut};
 use fdfs_client::Conn;
 use fdfs_proto::storage_msg::{DownloadReq, FileIdResp, UploadReq};
 use fdfs_proto::{StorageCmd, TrackerCmd};
-use fdfs_testkit::{free_port, ProcessGuard};
+use fdfs_testkit::{free_port, rt, ProcessGuard};
 
 /// Generous: a fresh server first lays out its data directories, which
 /// takes tens of seconds on a disk that other tests keep busy.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Polls until the tracker hands out a storage for uploads and that
 /// storage answers.

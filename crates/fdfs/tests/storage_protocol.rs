@@ -10,26 +10,9 @@ use fdfs_proto::fileid::{FileKind, RemoteName};
 use fdfs_proto::storage_msg::*;
 use fdfs_proto::tracker_msg::{FetchTargets, GroupFileReq, StoreTarget};
 use fdfs_proto::{StorageCmd, TrackerCmd};
-use fdfs_testkit::{Cluster, ClusterOptions};
+use fdfs_testkit::{connect, rt, Cluster, ClusterOptions};
 
 const HELLO: &[u8] = b"Hello FastDFS\n";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn connect(addr: std::net::SocketAddr) -> Conn {
-    Conn::connect(
-        &addr.to_string(),
-        Duration::from_secs(5),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap()
-}
 
 fn status_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u8 {
     match r {
