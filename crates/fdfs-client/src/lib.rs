@@ -14,7 +14,7 @@ pub mod pool;
 pub mod storage;
 pub mod tracker;
 
-pub use client::{Client, ClientOptions, UploadOptions};
+pub use client::{Client, ClientOptions, TrackerFuture, UploadOptions};
 pub use conn::Conn;
 pub use error::ClientError;
 pub use fileinfo::{decode_remote_name, FileInfo};

@@ -70,6 +70,8 @@ pub(crate) struct Gateway {
     kept: open_files::OpenFiles,
     /// Our listening port: redirects keep it (§9.3).
     http_port: u16,
+    /// Asks the trackers which storages hold a file that is not here.
+    tracker_client: Option<fdfs_client::Client>,
 }
 
 impl Gateway {
@@ -80,6 +82,7 @@ impl Gateway {
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
             .collect();
         Ok(Gateway {
+            tracker_client: remote::tracker_client(&conf),
             data_dirs: local::DataDirs::new(conf.store_paths.len()),
             kept: open_files::OpenFiles::new(
                 conf.store_paths.len(),

@@ -14,7 +14,8 @@ use std::net::IpAddr;
 
 use bytes::BytesMut;
 use fdfs_client::{
-    ClientError, Conn, StorageClient, TrackerClient, FINFO_FLAG_KEEP_SILENCE, FINFO_FLAG_NO_CRC32,
+    Client, ClientError, ClientOptions, Conn, StorageClient, FINFO_FLAG_KEEP_SILENCE,
+    FINFO_FLAG_NO_CRC32,
 };
 use fdfs_proto::fileid::{FileKind, FileSource};
 use fdfs_proto::tracker_msg::ServerAddr;
@@ -24,6 +25,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::body::{GatewayBody, RelayBody, FILE_CHUNK_BYTES};
+use crate::conf::GatewayConf;
 use crate::error::Reject;
 use crate::plan::{decide, Conditions, FileFacts};
 use crate::request::FileRequest;
@@ -42,6 +44,19 @@ pub fn source_ip(req: &FileRequest) -> Option<IpAddr> {
     }
 }
 
+/// The client the gateway asks the trackers with; None when the conf names
+/// no tracker (then only local files are served). Connections are not
+/// pooled: a tracker is asked only for files that are not here.
+pub(crate) fn tracker_client(conf: &GatewayConf) -> Option<Client> {
+    Client::new(ClientOptions {
+        trackers: conf.trackers.clone(),
+        connect_timeout: conf.connect_timeout,
+        network_timeout: conf.network_timeout,
+        ..ClientOptions::default()
+    })
+    .ok()
+}
+
 impl Gateway {
     fn is_self_ip(&self, ip: &IpAddr) -> bool {
         self.conf.self_ips.contains(ip)
@@ -55,44 +70,23 @@ impl Gateway {
                 .is_ok_and(|ip| self.is_self_ip(&ip))
     }
 
-    /// The group's storages that the tracker says can serve the file (the
-    /// first tracker that answers; a status answer is final).
+    /// The group's storages that the tracker says can serve the file: the
+    /// first tracker that answers wins, by the client's failover (starting
+    /// at a rotating tracker, as the C client library does; network
+    /// failures move on; a status answer is final and lists nothing).
     pub(crate) async fn tracker_candidates(&self, req: &FileRequest) -> Vec<ServerAddr> {
-        for tracker in &self.conf.trackers {
-            for host in &tracker.hosts {
-                let addr = fdfs_util::net::host_port(host, tracker.port);
-                let mut conn = match Conn::connect(
-                    &addr,
-                    self.conf.connect_timeout,
-                    self.conf.network_timeout,
-                )
-                .await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::debug!(tracker = %addr, error = %e, "tracker unreachable");
-                        continue;
-                    }
-                };
-                let res = TrackerClient::new(&mut conn)
-                    .query_fetch_all(&req.group, &req.remote)
-                    .await;
-                match res {
-                    Ok(list) => {
-                        conn.quit().await;
-                        return list;
-                    }
-                    Err(e) if e.is_network() => {
-                        tracing::debug!(tracker = %addr, error = %e, "tracker failed");
-                    }
-                    Err(e) => {
-                        tracing::debug!(tracker = %addr, error = %e, "tracker has no storage for the file");
-                        return Vec::new();
-                    }
-                }
-            }
-        }
-        Vec::new()
+        let Some(client) = &self.tracker_client else {
+            return Vec::new();
+        };
+        let listed = client
+            .with_tracker(req, |t, req| {
+                Box::pin(t.query_fetch_all(&req.group, &req.remote))
+            })
+            .await;
+        listed.unwrap_or_else(|e| {
+            tracing::debug!(group = %req.group, file = %req.remote, error = %e, "no tracker lists a storage for the file");
+            Vec::new()
+        })
     }
 
     /// The storages that may serve `req`, the name's source first when the
