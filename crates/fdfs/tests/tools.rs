@@ -20,21 +20,13 @@ Public License V3, which may be found in the FastDFS source kit.\n\
 Please visit the FastDFS Home Page http://www.fastken.com/ \n\
 for more detail.\n\n";
 
-const CLASSIC: [&str; 10] = [
-    "fdfs_upload_file",
-    "fdfs_download_file",
-    "fdfs_delete_file",
-    "fdfs_file_info",
-    "fdfs_upload_appender",
-    "fdfs_append_file",
-    "fdfs_monitor",
-    "fdfs_crc32",
-    "fdfs_test",
-    "fdfs_regenerate_filename",
-];
+/// The daemon names `fdfs install-links` creates besides the tools.
+const DAEMONS: [&str; 2] = ["fdfs_trackerd", "fdfs_storaged"];
 
 /// A cluster, the classic tool names in a bin dir, a client.conf and a
-/// work dir the tools run in.
+/// work dir the tools run in. The bin dir is made by `fdfs install-links`,
+/// so a classic name the binary stopped linking fails the tests that run
+/// that tool, without this file keeping its own copy of the list.
 struct Env {
     cluster: Cluster,
     conf: PathBuf,
@@ -49,9 +41,12 @@ impl Env {
         let work = tempfile::tempdir().unwrap();
         let bin = work.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        for name in CLASSIC {
-            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fdfs"), bin.join(name)).unwrap();
-        }
+        let out = Command::new(env!("CARGO_BIN_EXE_fdfs"))
+            .arg("install-links")
+            .arg(&bin)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
         Env {
             cluster,
             conf,
@@ -659,18 +654,39 @@ fn install_links_creates_working_links() {
     let out = env.fdfs(&["install-links", dir.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{out:?}");
     let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_fdfs")).unwrap();
-    let names: Vec<&str> = ["fdfs_trackerd", "fdfs_storaged"]
-        .into_iter()
-        .chain(CLASSIC)
+    // One `<dir>/<name> -> <exe>` line per link, nothing else.
+    let prefix = format!("{}/", dir.display());
+    let names: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|line| {
+            let (link, target) = line.split_once(" -> ").expect("link -> target");
+            assert_eq!(std::fs::canonicalize(target).unwrap(), exe, "{line}");
+            link.strip_prefix(&prefix).expect("a link in dir")
+        })
         .collect();
-    assert_eq!(out.stdout.lines().count(), names.len(), "{out:?}");
+    for daemon in DAEMONS {
+        assert!(names.contains(&daemon), "{out:?}");
+    }
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "{out:?}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), names.len());
     for name in &names {
         let link = dir.join(name);
         assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
         assert_eq!(std::fs::canonicalize(&link).unwrap(), exe, "{name}");
+        // Each name is a program of its own, not `fdfs` and its subcommands.
+        let out = env.run({
+            let mut c = Command::new(&link);
+            c.arg(env.path("no-such.conf"));
+            c
+        });
+        assert_ne!(out.code, 0, "{name}: {out:?}");
         assert!(
-            out.stdout.contains(&format!("{} -> ", link.display())),
-            "{out:?}"
+            !out.stdout.contains("<COMMAND>") && !out.stderr.contains("<COMMAND>"),
+            "{name}: {out:?}"
         );
     }
     // Running again replaces them; the links work as the classic tools.

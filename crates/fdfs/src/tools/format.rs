@@ -60,12 +60,18 @@ pub fn local_datetime(ts: i64) -> String {
     }
 }
 
-/// glibc's `strerror` text for an errno (without Rust's "(os error N)").
+/// What the protocol's errno table says for a number it has no text for.
+const TABLE_FALLBACK: &str = "Unknown error";
+
+/// glibc's `strerror` text for an errno, from the protocol's table rather
+/// than the host libc: a static musl build would otherwise print musl's
+/// words ("Operation timed out" where the C tools say "Connection timed
+/// out"). Numbers without a text read as glibc words them,
+/// `Unknown error N`.
 pub fn errno_text(errno: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    match text.rfind(" (os error ") {
-        Some(pos) => text[..pos].to_string(),
-        None => text,
+    match u8::try_from(errno).map(fdfs_proto::status::strerror) {
+        Ok(text) if text != TABLE_FALLBACK => text.to_string(),
+        _ => format!("{TABLE_FALLBACK} {errno}"),
     }
 }
 
@@ -138,9 +144,63 @@ mod tests {
         }
     }
 
+    /// glibc 2.36's exact words, whatever libc runs the test: every errno
+    /// of PROTOCOL §1.4, what `ClientError::errno` maps I/O errors to, and
+    /// the OS errors a local file or a connect can fail with.
     #[test]
     fn errno_texts_are_glibc() {
-        assert_eq!(errno_text(2), "No such file or directory");
+        let cases: &[(i32, &str)] = &[
+            (0, "Success"),
+            (1, "Operation not permitted"),
+            (2, "No such file or directory"),
+            (4, "Interrupted system call"),
+            (5, "Input/output error"),
+            (9, "Bad file descriptor"),
+            (11, "Resource temporarily unavailable"),
+            (12, "Cannot allocate memory"),
+            (13, "Permission denied"),
+            (14, "Bad address"),
+            (16, "Device or resource busy"),
+            (17, "File exists"),
+            (20, "Not a directory"),
+            (21, "Is a directory"),
+            (22, "Invalid argument"),
+            (23, "Too many open files in system"),
+            (24, "Too many open files"),
+            (28, "No space left on device"),
+            (30, "Read-only file system"),
+            (32, "Broken pipe"),
+            (36, "File name too long"),
+            (39, "Directory not empty"),
+            (40, "Too many levels of symbolic links"),
+            (61, "No data available"),
+            (64, "Machine is not on the network"),
+            (95, "Operation not supported"),
+            (99, "Cannot assign requested address"),
+            (100, "Network is down"),
+            (101, "Network is unreachable"),
+            (103, "Software caused connection abort"),
+            (104, "Connection reset by peer"),
+            (107, "Transport endpoint is not connected"),
+            (110, "Connection timed out"),
+            (111, "Connection refused"),
+            (112, "Host is down"),
+            (113, "No route to host"),
+            (114, "Operation already in progress"),
+            (115, "Operation now in progress"),
+            (122, "Disk quota exceeded"),
+            (125, "Operation canceled"),
+            (133, "Memory page has hardware error"),
+            (41, "Unknown error 41"),
+            (58, "Unknown error 58"),
+            (134, "Unknown error 134"),
+            (255, "Unknown error 255"),
+            (256, "Unknown error 256"),
+            (-1, "Unknown error -1"),
+        ];
+        for (errno, want) in cases {
+            assert_eq!(errno_text(*errno), *want, "errno {errno}");
+        }
         assert_eq!(errno_line(22), "error no: 22, error info: Invalid argument");
     }
 }

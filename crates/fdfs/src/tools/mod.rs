@@ -25,7 +25,6 @@ macro_rules! outln {
 pub mod classic;
 pub mod format;
 pub mod localtime;
-pub mod md5;
 pub mod modern;
 pub mod monitor;
 pub mod session;
