@@ -132,6 +132,11 @@ pub struct TrackerConf {
     /// `trusted_storage_addrs` (our key): addresses a storage may announce
     /// as its own in IP mode while its connection comes from elsewhere.
     pub trusted_storage_addrs: HostList,
+    /// Not a conf key: `fdfs server` names its own storage here, which
+    /// connects from `source` and advertises `advertised`. That claim is
+    /// accepted from that source only, so no other host can take the
+    /// address while the embedded storage has not joined yet.
+    pub embedded_storage: Option<EmbeddedStorage>,
     pub store_slave_file_use_link: bool,
     pub use_connection_pool: bool,
     pub connection_pool_max_idle_time_secs: u64,
@@ -195,6 +200,7 @@ impl Default for TrackerConf {
             id_type_in_filename: "ip".to_string(),
             trust_storage_server_id: true,
             trusted_storage_addrs: HostList::none(),
+            embedded_storage: None,
             store_slave_file_use_link: false,
             use_connection_pool: false,
             connection_pool_max_idle_time_secs: reader::DEFAULT_POOL_MAX_IDLE_TIME_SECS,
@@ -382,6 +388,7 @@ impl TrackerConf {
             trust_storage_server_id: r
                 .boolean("trust_storage_server_id", d.trust_storage_server_id),
             trusted_storage_addrs: read_trusted_addrs(&mut r)?,
+            embedded_storage: None,
             store_slave_file_use_link: r.boolean("store_slave_file_use_link", false),
             use_connection_pool: r.boolean("use_connection_pool", false),
             connection_pool_max_idle_time_secs: r.positive(
@@ -418,6 +425,15 @@ impl TrackerConf {
                 .join(name)
         }
     }
+}
+
+/// The storage that `fdfs server` runs next to its tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedStorage {
+    /// The address its tracker connection comes from.
+    pub source: std::net::IpAddr,
+    /// The address it advertises (`--advertise`, FASTDFS_IPADDR).
+    pub advertised: std::net::IpAddr,
 }
 
 /// Key of [`TrackerConf::trusted_storage_addrs`].

@@ -67,7 +67,11 @@ fn listed_address(t: &Tracker, ctx: &ConnCtx, req: &JoinReq) -> Result<String, S
     let Some(claimed) = advertised_ip(t, req) else {
         return Ok(ctx.peer_ip.clone());
     };
-    if claimed == ctx.peer_addr || t.conf.trusted_storage_addrs.allows(claimed) {
+    let embedded = t
+        .conf
+        .embedded_storage
+        .is_some_and(|e| e.advertised == claimed && e.source == ctx.peer_addr);
+    if claimed == ctx.peer_addr || embedded || t.conf.trusted_storage_addrs.allows(claimed) {
         return Ok(claimed.to_string());
     }
     if let Some(held_back) = t.refusals.allow(now_secs()) {

@@ -979,6 +979,46 @@ async fn a_claimed_address_is_accepted_when_the_conf_trusts_it() {
     tr.stop().await;
 }
 
+/// `fdfs server` trusts the address its own storage advertises only from
+/// that storage's source address: a JOIN from another host claiming it,
+/// even before the real storage joined, is refused.
+#[tokio::test]
+async fn the_embedded_storage_address_is_trusted_from_its_source_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let tr = start_tweaked(dir.path(), |c| {
+        c.embedded_storage = Some(fdfs_config::tracker::EmbeddedStorage {
+            source: "127.0.0.1".parse().unwrap(),
+            advertised: "127.0.0.5".parse().unwrap(),
+        });
+    })
+    .await;
+    let addr = tr.addr;
+    let claim = JoinReq {
+        storage_id: "127.0.0.5".into(),
+        storage_port: 1,
+        ..join_req(addr)
+    };
+    let (_attacker, status) = join_from("127.0.0.2", addr, &claim).await;
+    assert_eq!(
+        status, 1,
+        "EPERM for the advertised address from another host"
+    );
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let (status, _) = call(&mut c, 92, &group_field("group1")).await;
+    assert_eq!(
+        status, 2,
+        "the refused JOIN created nothing, not even its group"
+    );
+    let real = JoinReq {
+        storage_id: "127.0.0.5".into(),
+        ..join_req(addr)
+    };
+    let (_embedded, status) = join_from("127.0.0.1", addr, &real).await;
+    assert_eq!(status, 0);
+    assert_eq!(rows(addr).await, [row("127.0.0.5", 23000, st::INIT)]);
+    tr.stop().await;
+}
+
 /// While a storage is connected, a JOIN for its record from another
 /// address is refused and the live connection goes on; once it left, the
 /// record may be joined again.

@@ -199,16 +199,20 @@ pub fn server(args: ServerArgs) -> ExitCode {
         max_connections: SERVER_MAX_CONNECTIONS,
         ..TrackerConf::default()
     };
-    // The embedded storage reaches its tracker over loopback but is listed
-    // under the address it advertises.
-    if let Some(ip) = advertise.as_deref().and_then(|a| a.parse().ok()) {
-        tracker_conf.trusted_storage_addrs.allow(ip);
-    }
     let tracker_host = if args.bind == "0.0.0.0" || args.bind.is_empty() {
         "127.0.0.1".to_string()
     } else {
         args.bind.clone()
     };
+    // The embedded storage reaches its tracker from `tracker_host` (it binds
+    // its outgoing connections to a specific --bind, and the kernel picks
+    // 127.0.0.1 for the loopback otherwise) but is listed under the address
+    // it advertises: trusted from that source only.
+    let advertised = advertise.as_deref().and_then(|a| a.parse().ok());
+    if let (Some(advertised), Ok(source)) = (advertised, tracker_host.parse()) {
+        tracker_conf.embedded_storage =
+            Some(fdfs_config::tracker::EmbeddedStorage { source, advertised });
+    }
     let storage_base = args.base_path.join("storage");
     let storage_conf = StorageConf {
         group_name: args.group.clone(),
