@@ -916,3 +916,51 @@ fn tools_name_allow_hosts_when_a_server_closes_at_once() {
     );
     assert!(out.stderr.contains("allow_hosts"), "{out:?}");
 }
+
+/// A tracker that cannot list its groups (here: one that answers every
+/// request with ENOSPC, as ours does for a listing over its package size):
+/// fdfs_monitor says so on stderr and exits with the errno, as the C tool
+/// does, instead of printing nothing and exiting 0.
+#[test]
+fn monitor_exits_with_the_errno_when_the_listing_fails() {
+    use std::io::{Read, Write};
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = fake.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in fake.incoming().flatten() {
+            let mut head = [0u8; 10];
+            while conn.read_exact(&mut head).is_ok() {
+                let len = u64::from_be_bytes(head[..8].try_into().unwrap());
+                let mut body = vec![0u8; len as usize];
+                if conn.read_exact(&mut body).is_err() || head[8] == 82 {
+                    break;
+                }
+                let mut answer = [0u8; 10];
+                answer[8] = 100;
+                answer[9] = 28;
+                if conn.write_all(&answer).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let conf = work.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!("base_path = /tmp\ntracker_server = {addr}\n"),
+    )
+    .unwrap();
+    let out = Out::from(
+        Command::new(env!("CARGO_BIN_EXE_fdfs"))
+            .args(["monitor", "--conf", conf.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 28, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("list all groups fail, error no: 28, error info: No space left on device"),
+        "{out:?}"
+    );
+}

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use fdfs_client::{Client, TrackerClient};
 use fdfs_config::TrackerAddr;
 
-use crate::tools::format::errno_line;
-use crate::tools::session::{exit_code, Session, DEFAULT_CLIENT_CONF};
+use crate::tools::format::{errno_line, log_error};
+use crate::tools::session::{exit_code, report, Session, DEFAULT_CLIENT_CONF};
 
 mod listing;
 mod sync_report;
@@ -205,9 +205,16 @@ async fn run(client: &Client, index: usize, args: &MonitorArgs, prog: &str) -> E
     match args.op.as_str() {
         "list" => {
             let mut tc = TrackerClient::new(&mut conn);
-            let text = listing::list_all_groups(&mut tc, group.as_deref()).await;
-            ok = text.is_some();
-            out!("{}", text.unwrap_or_default());
+            match listing::list_all_groups(&mut tc, group.as_deref()).await {
+                Ok(text) => out!("{text}"),
+                Err(e) => {
+                    // The C tool returns the errno of the failed listing.
+                    let errno = report(&e);
+                    log_error(&format!("list all groups fail, {}", errno_line(errno)));
+                    client.release(conn, !e.is_network()).await;
+                    return exit_code(errno);
+                }
+            }
         }
         "sync" => {
             let mut tc = TrackerClient::new(&mut conn);

@@ -186,8 +186,8 @@ fn format_storage(out: &mut String, k: usize, s: &StorageStat, delay: &str) {
 pub(super) async fn list_all_groups(
     tc: &mut TrackerClient<'_>,
     group: Option<&str>,
-) -> Option<String> {
-    let groups = tc.list_groups().await.ok()?;
+) -> Result<String, fdfs_client::ClientError> {
+    let groups = tc.list_groups().await?;
     let mut out = String::new();
     match group {
         None => {
@@ -207,7 +207,7 @@ pub(super) async fn list_all_groups(
             }
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 #[cfg(test)]
