@@ -16,26 +16,6 @@ pub enum TokenCheck {
     Invalid,
 }
 
-/// C `atoi`: optional whitespace and sign, then digits; anything else
-/// stops the number (no digits → 0). Saturates instead of overflowing.
-pub fn atoi(s: &str) -> i64 {
-    let t = s.trim_start();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let mut v: i64 = 0;
-    for b in digits.bytes().take_while(u8::is_ascii_digit) {
-        v = v.saturating_mul(10).saturating_add(i64::from(b - b'0'));
-    }
-    if neg {
-        -v
-    } else {
-        v
-    }
-}
-
 /// The token for `remote` (e.g. `M00/00/00/xxx.jpg`, no group, no `/`).
 pub fn make_token(remote: &str, secret_key: &str, ts: i64) -> String {
     let mut ctx = md5::Context::new();
@@ -77,7 +57,7 @@ pub fn check(
     if token.len() != TOKEN_LEN {
         return TokenCheck::Invalid;
     }
-    let ts = atoi(ts);
+    let ts = fdfs_util::text::atoi(ts);
     if make_token(remote, secret_key, ts) != token {
         return TokenCheck::Invalid;
     }
@@ -138,13 +118,10 @@ mod tests {
     }
 
     #[test]
-    fn ids_and_atoi() {
+    fn ids_without_group() {
         assert_eq!(id_without_group(&format!("group1/{ID}")), ID);
         assert_eq!(id_without_group(&format!("/group1/{ID}")), ID);
         assert_eq!(id_without_group(ID), ID);
         assert_eq!(id_without_group(&format!("/{ID}")), ID);
-        assert_eq!(atoi(" -12x"), -12);
-        assert_eq!(atoi("x"), 0);
-        assert_eq!(atoi("99999999999999999999999"), i64::MAX);
     }
 }

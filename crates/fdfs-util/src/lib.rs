@@ -14,6 +14,7 @@ pub mod net;
 pub mod serve;
 pub mod sync;
 pub mod sys;
+pub mod text;
 pub mod time;
 pub mod zerocopy;
 

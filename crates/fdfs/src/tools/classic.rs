@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use fdfs_client::{ClientError, FileInfo, UploadKind, UploadOptions, FINFO_FLAG_NO_CRC32};
 // The C tools read numbers with atoi/strtoll, as the gateway reads `ts`.
-use fdfs_http::token::atoi as c_atoi;
 use fdfs_proto::metadata::MetaPair;
 use fdfs_proto::tracker_msg::ServerAddr;
 use fdfs_proto::FileId;
+use fdfs_util::text::atoi as c_atoi;
 
 use crate::tools::format::{errno_line, local_datetime};
 use crate::tools::session::{exit_code, report, Session};

@@ -101,7 +101,7 @@ struct TokenArgs {
 
 /// How to reach the cluster.
 #[derive(Args, Debug, Clone)]
-struct Conn {
+struct ClusterArgs {
     /// client.conf to read [default: /etc/fdfs/client.conf when it exists,
     /// else tracker 127.0.0.1:22122].
     #[arg(short = 'c', long = "conf", value_name = "CLIENT_CONF")]
@@ -114,7 +114,7 @@ struct Conn {
 #[derive(Args, Debug)]
 struct UploadArgs {
     #[command(flatten)]
-    conn: Conn,
+    cluster: ClusterArgs,
     /// Local file to upload.
     file: PathBuf,
     /// Upload into this group.
@@ -143,7 +143,7 @@ struct UploadArgs {
 #[derive(Args, Debug)]
 struct DownloadArgs {
     #[command(flatten)]
-    conn: Conn,
+    cluster: ClusterArgs,
     file_id: String,
     /// Output file, `-` for stdout [default: the id's last path component].
     #[arg(short, long)]
@@ -159,14 +159,14 @@ struct DownloadArgs {
 #[derive(Args, Debug)]
 struct FileArgs {
     #[command(flatten)]
-    conn: Conn,
+    cluster: ClusterArgs,
     file_id: String,
 }
 
 #[derive(Args, Debug)]
 struct InfoArgs {
     #[command(flatten)]
-    conn: Conn,
+    cluster: ClusterArgs,
     file_id: String,
     /// Do not compute CRC32 for appender or slave files.
     #[arg(short = 'n', long)]
@@ -183,7 +183,7 @@ enum MetaCmd {
     /// Replace (default) or merge metadata.
     Set {
         #[command(flatten)]
-        conn: Conn,
+        cluster: ClusterArgs,
         file_id: String,
         /// NAME=VALUE pairs (a single argument may hold several, comma separated).
         #[arg(value_name = "NAME=VALUE")]
@@ -197,7 +197,7 @@ enum MetaCmd {
 #[derive(Args, Debug)]
 struct AppendArgs {
     #[command(flatten)]
-    conn: Conn,
+    cluster: ClusterArgs,
     file_id: String,
     file: PathBuf,
 }
@@ -205,7 +205,7 @@ struct AppendArgs {
 #[derive(Args, Debug)]
 struct MonitorCmd {
     #[command(flatten)]
-    conn: Conn,
+    cluster: ClusterArgs,
     /// Ask this configured tracker (HOST[:PORT]).
     #[arg(short = 'H', long = "host", value_name = "HOST[:PORT]")]
     host: Option<String>,
@@ -236,7 +236,7 @@ pub fn main() -> ExitCode {
         Command::Health(a) => crate::container::health(a),
         Command::Demo(a) => crate::container::demo(a),
         Command::Monitor(m) => {
-            let session = match session(&m.conn) {
+            let session = match session(&m.cluster) {
                 Ok(s) => s,
                 Err(c) => return c,
             };
@@ -266,7 +266,7 @@ pub fn main() -> ExitCode {
             let flags = u8::from(a.no_crc) * fdfs_client::FINFO_FLAG_NO_CRC32
                 + u8::from(a.silent) * fdfs_client::FINFO_FLAG_KEEP_SILENCE;
             let fa = FileArgs {
-                conn: a.conn,
+                cluster: a.cluster,
                 file_id: a.file_id,
             };
             with_file(&fa, async |s, id| {
@@ -286,7 +286,7 @@ pub fn main() -> ExitCode {
             Ok(())
         }),
         Command::Meta(MetaCmd::Set {
-            conn,
+            cluster,
             file_id,
             pairs,
             merge,
@@ -297,14 +297,14 @@ pub fn main() -> ExitCode {
             } else {
                 MetaOp::Overwrite
             };
-            let fa = FileArgs { conn, file_id };
+            let fa = FileArgs { cluster, file_id };
             with_file(&fa, async |s, id| {
                 s.client.set_metadata(&id, &meta, op).await
             })
         }
         Command::Append(a) => {
             let fa = FileArgs {
-                conn: a.conn,
+                cluster: a.cluster,
                 file_id: a.file_id,
             };
             let file = a.file;
@@ -333,10 +333,10 @@ fn fail(context: &str, e: &ClientError) -> ExitCode {
 
 /// Conf from `--conf`, else /etc/fdfs/client.conf, else built-in defaults;
 /// `--tracker` replaces the tracker list.
-fn session(conn: &Conn) -> Result<Session, ExitCode> {
-    let path = conn.conf.clone().or_else(|| {
+fn session(cluster: &ClusterArgs) -> Result<Session, ExitCode> {
+    let path = cluster.conf.clone().or_else(|| {
         let p = PathBuf::from(DEFAULT_CLIENT_CONF);
-        (conn.trackers.is_empty() && p.exists()).then_some(p)
+        (cluster.trackers.is_empty() && p.exists()).then_some(p)
     });
     let mut conf = match path {
         Some(p) => match ClientConf::load(&p) {
@@ -348,9 +348,9 @@ fn session(conn: &Conn) -> Result<Session, ExitCode> {
         },
         None => ClientConf::default(),
     };
-    if !conn.trackers.is_empty() {
+    if !cluster.trackers.is_empty() {
         let mut list = Vec::new();
-        for t in &conn.trackers {
+        for t in &cluster.trackers {
             match t.parse::<TrackerAddr>() {
                 Ok(a) => list.push(a),
                 Err(e) => {
@@ -369,7 +369,7 @@ fn with_file(
     a: &FileArgs,
     f: impl AsyncFnOnce(&Session, FileId) -> Result<(), ClientError>,
 ) -> ExitCode {
-    let s = match session(&a.conn) {
+    let s = match session(&a.cluster) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -399,7 +399,7 @@ fn parse_server_addr(text: &str) -> Result<fdfs_proto::tracker_msg::ServerAddr, 
 }
 
 fn upload(a: UploadArgs) -> ExitCode {
-    let s = match session(&a.conn) {
+    let s = match session(&a.cluster) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -438,7 +438,7 @@ fn upload(a: UploadArgs) -> ExitCode {
 
 fn download(a: DownloadArgs) -> ExitCode {
     let fa = FileArgs {
-        conn: a.conn,
+        cluster: a.cluster,
         file_id: a.file_id.clone(),
     };
     let output = a
@@ -597,7 +597,7 @@ mod tests {
         .unwrap();
         match cli.cmd {
             Command::Upload(u) => {
-                assert_eq!(u.conn.trackers.len(), 2);
+                assert_eq!(u.cluster.trackers.len(), 2);
                 assert_eq!(u.meta, ["a=1"]);
             }
             other => panic!("{other:?}"),
