@@ -1,123 +1,20 @@
-//! One client connection: read a header, dispatch by command, answer; one
-//! request at a time, as the protocol requires.
+//! One client connection: read a header, hand the request to
+//! [`ops::dispatch`], answer; one request at a time, as the protocol
+//! requires.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fdfs_proto::{Header, Status, StorageCmd, HEADER_LEN};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{OpError, OpResult};
+use crate::error::OpResult;
 use crate::ops;
+use crate::session::{Reply, Session};
 use crate::state::Storage;
-
-/// Socket read buffer; small requests arrive in one read.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-/// What a handler did with the connection.
-pub enum Reply {
-    /// Send this body with status 0.
-    Body(Vec<u8>),
-    /// The handler already wrote the whole response (downloads).
-    Sent,
-    /// The response was cut short; the connection must close.
-    Abort,
-}
-
-/// A connection's two halves plus what handlers need.
-pub struct Session {
-    pub reader: BufReader<OwnedReadHalf>,
-    pub writer: OwnedWriteHalf,
-    pub storage: Arc<Storage>,
-    pub peer: SocketAddr,
-    pub network_timeout: Duration,
-    /// Body bytes of the current request not read yet.
-    pub body_left: u64,
-    /// The peer stopped sending mid-request (EOF, reset or timeout): there
-    /// is nobody to answer, so the connection just closes.
-    pub peer_gone: bool,
-    /// Filename for the access log, set by handlers once they know it.
-    pub log_name: String,
-    /// Bytes a handler wrote itself (header included), for the access log.
-    pub sent_len: u64,
-    /// The peer storage that announced itself with REPORT_SERVER_ID.
-    pub sync_source: Option<String>,
-}
-
-impl Session {
-    /// Marks the peer gone when a body read failed or timed out: there is
-    /// nobody left to answer.
-    fn body_read<T>(
-        &mut self,
-        r: Result<std::io::Result<T>, tokio::time::error::Elapsed>,
-    ) -> OpResult<T> {
-        match r {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                self.peer_gone = true;
-                Err(e.into())
-            }
-            Err(_) => {
-                self.peer_gone = true;
-                Err(OpError::new(Status::ETIMEDOUT, "timed out reading request"))
-            }
-        }
-    }
-
-    /// Reads exactly `n` bytes of the current request body.
-    pub async fn read_exact_body(&mut self, n: usize) -> OpResult<Vec<u8>> {
-        if n as u64 > self.body_left {
-            return Err(OpError::invalid("request body shorter than its fields"));
-        }
-        let mut buf = vec![0u8; n];
-        let r = tokio::time::timeout(self.network_timeout, self.reader.read_exact(&mut buf)).await;
-        self.body_read(r)?;
-        self.body_left -= n as u64;
-        Ok(buf)
-    }
-
-    /// Reads up to `buf.len()` body bytes; 0 means the body is complete.
-    pub async fn read_body_chunk(&mut self, buf: &mut [u8]) -> OpResult<usize> {
-        let want = (buf.len() as u64).min(self.body_left) as usize;
-        if want == 0 {
-            return Ok(0);
-        }
-        let r =
-            tokio::time::timeout(self.network_timeout, self.reader.read(&mut buf[..want])).await;
-        let n = self.body_read(r)?;
-        if n == 0 {
-            self.peer_gone = true;
-            return Err(OpError::new(Status::EIO, "peer closed mid-request"));
-        }
-        self.body_left -= n as u64;
-        Ok(n)
-    }
-
-    /// Discards the rest of the body, so an error answer can follow on a
-    /// connection that stays in sync.
-    pub async fn drain_body(&mut self) -> OpResult<()> {
-        let mut buf = vec![0u8; 64 * 1024];
-        while self.read_body_chunk(&mut buf).await? > 0 {}
-        Ok(())
-    }
-
-    pub async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        tokio::time::timeout(self.network_timeout, self.writer.write_all(data))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
-    }
-
-    pub async fn respond(&mut self, status: u8, body: &[u8]) -> std::io::Result<()> {
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&Header::response(status, body.len()).to_bytes());
-        out.extend_from_slice(body);
-        self.write_all(&out).await
-    }
-}
 
 pub async fn serve_connection(
     stream: TcpStream,
@@ -126,20 +23,8 @@ pub async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
-    let network_timeout = Duration::from_secs(storage.conf.network_timeout_secs.max(1));
-    let mut s = Session {
-        reader: BufReader::with_capacity(READ_BUFFER_BYTES, r),
-        writer: w,
-        storage,
-        peer,
-        network_timeout,
-        body_left: 0,
-        peer_gone: false,
-        log_name: String::new(),
-        sent_len: 0,
-        sync_source: None,
-    };
+    let mut s = Session::new(stream, peer, storage);
+    let network_timeout = s.network_timeout;
     loop {
         let mut raw = [0u8; HEADER_LEN];
         // Between requests we wait for the next header; shutdown stops the
@@ -173,7 +58,7 @@ pub async fn serve_connection(
         let t0 = std::time::Instant::now();
         s.log_name.clear();
         s.sent_len = 0;
-        let result = dispatch(&mut s, header).await;
+        let result = ops::dispatch(&mut s, header).await;
         if let (Some(log), Ok(command)) = (&s.storage.access_log, StorageCmd::try_from(cmd)) {
             log_access(log, &s, command, &result, started, t0.elapsed(), body_len);
         }
@@ -249,43 +134,4 @@ fn log_access(
 /// How long an idle connection is kept between requests.
 fn idle_timeout(network_timeout: Duration) -> Duration {
     network_timeout.max(Duration::from_secs(60))
-}
-
-async fn dispatch(s: &mut Session, header: Header) -> OpResult<Reply> {
-    let Ok(cmd) = StorageCmd::try_from(header.cmd) else {
-        return Err(OpError::invalid(format!("unknown command {}", header.cmd)));
-    };
-    match cmd {
-        StorageCmd::ActiveTest => {
-            if s.body_left != 0 {
-                return Err(OpError::invalid("ACTIVE_TEST with a body"));
-            }
-            Ok(Reply::Body(Vec::new()))
-        }
-        StorageCmd::UploadFile => ops::upload::upload(s, false).await,
-        StorageCmd::UploadAppenderFile => ops::upload::upload(s, true).await,
-        StorageCmd::UploadSlaveFile => ops::upload::upload_slave(s).await,
-        StorageCmd::DownloadFile => ops::download::download(s).await,
-        StorageCmd::DeleteFile => ops::file::delete(s).await,
-        StorageCmd::QueryFileInfo => ops::file::query_info(s, header.status).await,
-        StorageCmd::RegenerateAppenderFilename => ops::file::regenerate(s).await,
-        StorageCmd::SetMetadata => ops::meta::set(s).await,
-        StorageCmd::GetMetadata => ops::meta::get(s).await,
-        StorageCmd::AppendFile => ops::appender::append(s).await,
-        StorageCmd::ModifyFile => ops::appender::modify(s).await,
-        StorageCmd::TruncateFile => ops::appender::truncate(s).await,
-        StorageCmd::ReportServerId => ops::sync_recv::report_server_id(s).await,
-        StorageCmd::SyncCreateFile => {
-            ops::sync_recv::create_or_update(s, false, header.status).await
-        }
-        StorageCmd::SyncUpdateFile => {
-            ops::sync_recv::create_or_update(s, true, header.status).await
-        }
-        StorageCmd::SyncDeleteFile => ops::sync_recv::delete(s).await,
-        StorageCmd::SyncAppendFile => ops::sync_recv::append_or_modify(s, false).await,
-        StorageCmd::SyncModifyFile => ops::sync_recv::append_or_modify(s, true).await,
-        StorageCmd::SyncTruncateFile => ops::sync_recv::truncate(s).await,
-        StorageCmd::SyncRenameFile => ops::sync_recv::rename(s).await,
-        other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
-    }
 }

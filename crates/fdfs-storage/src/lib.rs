@@ -9,6 +9,7 @@ pub mod disk;
 pub mod error;
 mod ops;
 pub mod reporter;
+mod session;
 pub mod state;
 pub mod store;
 pub mod sync;

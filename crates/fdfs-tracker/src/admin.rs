@@ -6,8 +6,8 @@ use fdfs_proto::stat::{GroupStat, StorageStat};
 use fdfs_proto::tracker_msg::{decode_group_only, GroupStorageReq};
 use fdfs_proto::Status;
 
-use crate::conn::{inval, HandlerResult};
-use crate::state::Group;
+use crate::handler::{expect_no_body, HandlerResult, OpError};
+use crate::state::{no_group, no_storage, Group};
 use crate::{now_secs, persist, Tracker};
 
 fn b(v: bool) -> u8 {
@@ -16,9 +16,7 @@ fn b(v: bool) -> u8 {
 
 /// PARAMETER_REQ (75): the 26 `key=value` lines of §2.13.
 pub fn parameter_req(t: &Tracker, body: &[u8]) -> HandlerResult {
-    if !body.is_empty() {
-        return Err(Status::EINVAL);
-    }
+    expect_no_body(body)?;
     Ok(parameter_text(&t.conf).into_bytes())
 }
 
@@ -100,9 +98,9 @@ fn group_stat(t: &Tracker, g: &Group) -> GroupStat {
 
 /// SERVER_LIST_ONE_GROUP (90).
 pub fn list_one_group(t: &Tracker, body: &[u8]) -> HandlerResult {
-    let name = decode_group_only(body).map_err(inval)?;
+    let name = decode_group_only(body)?;
     let c = t.lock();
-    let g = c.group(&name).ok_or(Status::ENOENT)?;
+    let g = c.group(&name).ok_or_else(|| no_group(&name))?;
     let mut buf = BytesMut::new();
     group_stat(t, g).encode(&mut buf);
     Ok(buf.to_vec())
@@ -110,16 +108,17 @@ pub fn list_one_group(t: &Tracker, body: &[u8]) -> HandlerResult {
 
 /// SERVER_LIST_ALL_GROUPS (91), groups in name order.
 pub fn list_all_groups(t: &Tracker, body: &[u8]) -> HandlerResult {
-    if !body.is_empty() {
-        return Err(Status::EINVAL);
-    }
+    expect_no_body(body)?;
     let c = t.lock();
     let mut buf = BytesMut::new();
     for g in c.groups.values() {
         group_stat(t, g).encode(&mut buf);
     }
     if buf.len() as u64 + fdfs_proto::HEADER_LEN as u64 > t.conf.max_pkg_size_bytes() {
-        return Err(Status::ENOSPC);
+        return Err(OpError::new(
+            Status::ENOSPC,
+            format!("the group list of {} bytes exceeds max_pkg_size", buf.len()),
+        ));
     }
     Ok(buf.to_vec())
 }
@@ -127,9 +126,9 @@ pub fn list_all_groups(t: &Tracker, body: &[u8]) -> HandlerResult {
 /// SERVER_LIST_STORAGE (92): the group's members in id order (DELETED
 /// records are not listed), or only the named one.
 pub fn list_storage(t: &Tracker, body: &[u8]) -> HandlerResult {
-    let req = GroupStorageReq::decode(body).map_err(inval)?;
+    let req = GroupStorageReq::decode(body)?;
     let c = t.lock();
-    let g = c.group(&req.group).ok_or(Status::ENOENT)?;
+    let g = c.group(&req.group).ok_or_else(|| no_group(&req.group))?;
     let width = crate::query::ip_width(t);
     let mut buf = BytesMut::new();
     let mut found = false;
@@ -160,8 +159,8 @@ pub fn list_storage(t: &Tracker, body: &[u8]) -> HandlerResult {
         }
         .encode(&mut buf, width);
     }
-    if req.storage_id.is_some() && !found {
-        return Err(Status::ENOENT);
+    if let (Some(id), false) = (&req.storage_id, found) {
+        return Err(no_storage(&req.group, id));
     }
     Ok(buf.to_vec())
 }
@@ -169,10 +168,12 @@ pub fn list_storage(t: &Tracker, body: &[u8]) -> HandlerResult {
 /// SERVER_DELETE_STORAGE (93). Besides the original's status rules, a
 /// storage that is connected is not deleted (EBUSY), whatever its status.
 pub fn delete_storage(t: &Tracker, body: &[u8]) -> HandlerResult {
-    let req = GroupStorageReq::decode(body).map_err(inval)?;
-    let id = req.storage_id.ok_or(Status::EINVAL)?;
+    let req = GroupStorageReq::decode(body)?;
+    let id = req
+        .storage_id
+        .ok_or_else(|| OpError::invalid("no storage id"))?;
     crate::guard::group(&req.group)?;
-    crate::guard::plain(&id)?;
+    crate::guard::plain("storage id", &id)?;
     let line = t.lock().delete_storage(&req.group, &id, now_secs())?;
     if let Err(e) = persist::append_changelog(&t.data_dir, &line) {
         tracing::error!(error = %e, "cannot append to the changelog");
@@ -184,7 +185,7 @@ pub fn delete_storage(t: &Tracker, body: &[u8]) -> HandlerResult {
 
 /// SERVER_DELETE_GROUP (108).
 pub fn delete_group(t: &Tracker, body: &[u8]) -> HandlerResult {
-    let name = decode_group_only(body).map_err(inval)?;
+    let name = decode_group_only(body)?;
     t.lock().delete_group(&name)?;
     tracing::info!(group = %name, "group deleted");
     t.mark_dirty();
@@ -198,11 +199,11 @@ pub fn sync_status(t: &Tracker, body: &[u8]) -> HandlerResult {
     let only = if body.is_empty() {
         None
     } else {
-        Some(decode_group_only(body).map_err(inval)?)
+        Some(decode_group_only(body)?)
     };
     let c = t.lock();
-    if only.as_deref().is_some_and(|g| c.group(g).is_none()) {
-        return Err(Status::ENOENT);
+    if let Some(missing) = only.as_deref().filter(|g| c.group(g).is_none()) {
+        return Err(no_group(missing));
     }
     let mut lines = Vec::new();
     for (name, g) in &c.groups {

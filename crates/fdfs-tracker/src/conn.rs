@@ -1,108 +1,27 @@
 //! One client or storage connection: read a request, check its size before
-//! allocating, dispatch it to the command family, write the answer; on
-//! close, a joined storage goes OFFLINE.
+//! allocating, dispatch it to the command family, write the answer (a
+//! refusal is logged with its reason, escaped: it may quote peer bytes);
+//! on close, a joined storage goes OFFLINE.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use fdfs_proto::{ProtoError, Status, TrackerCmd, CMD_RESP, HEADER_LEN};
+use fdfs_proto::{Status, TrackerCmd, CMD_RESP, HEADER_LEN};
 use fdfs_util::framing::{read_body, read_header, write_packet};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::handler::{expect_no_body, ConnCtx, HandlerResult, OpError};
+use crate::select::FetchKind;
 use crate::{admin, ids, leader, query, report, Tracker};
 
-/// The storage a connection has JOINed as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Joined {
-    pub group: String,
-    pub id: String,
-    /// Connection generation recorded in the storage record at JOIN.
-    pub conn_gen: u64,
-}
-
-/// Per-connection state the handlers see.
-#[derive(Debug, Clone)]
-pub struct ConnCtx {
-    /// The peer's IP as text (IPv4-mapped addresses unmapped).
-    pub peer_ip: String,
-    /// The same address, parsed.
-    pub peer_addr: IpAddr,
-    /// Our own address on this connection: the leader address we announce.
-    pub local_ip: String,
-    pub local_port: u16,
-    pub joined: Option<Joined>,
-    /// Group change counter last reported on this connection; `None` until
-    /// the first BEAT/84/89 answer, which also carries the leader brief.
-    pub seen_change: Option<u64>,
-    /// Leader generation last announced on this connection.
-    pub seen_leader_gen: Option<u64>,
-    /// Unique per connection (the data-file copy lock names its holder).
-    pub conn_id: u64,
-    /// The follower tracker that sent JOIN_LEADER on this connection.
-    pub leader_follower: Option<SocketAddr>,
-    /// True after the first PING_LEADER answer of this connection.
-    pub pinged: bool,
-    /// Data files snapshotted by GET_SYS_FILES_START (61) for 63.
-    pub sys_files: Option<[Vec<u8>; 4]>,
-}
-
-fn ip_text(ip: IpAddr) -> String {
-    ip.to_canonical().to_string()
-}
-
-impl ConnCtx {
-    pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
-        ConnCtx {
-            peer_ip: ip_text(peer.ip()),
-            peer_addr: peer.ip().to_canonical(),
-            local_ip: ip_text(local.ip()),
-            local_port: local.port(),
-            joined: None,
-            seen_change: None,
-            seen_leader_gen: None,
-            conn_id: 0,
-            leader_follower: None,
-            pinged: false,
-            sys_files: None,
-        }
-    }
-
-    /// The joined storage, or EACCES for storage commands sent before JOIN.
-    pub fn joined(&self) -> Result<Joined, Status> {
-        self.joined.clone().ok_or(Status::EACCES)
-    }
-
-    /// `ip:port` of this tracker as the peer reached it.
-    pub fn local_addr_text(&self) -> String {
-        fdfs_util::net::host_port(&self.local_ip, self.local_port)
-    }
-}
-
-/// Result of a handler: an answer body, or an errno with an empty body.
-pub type HandlerResult = Result<Vec<u8>, Status>;
-
-/// Malformed bodies answer EINVAL. A decoder's message may quote the
-/// peer's bytes: logged escaped.
-pub(crate) fn inval(e: ProtoError) -> Status {
-    tracing::debug!(error = %e.to_string().escape_debug(), "malformed request body");
-    Status::EINVAL
-}
-
 /// Routes one request to its command family.
-pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResult {
+fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResult {
     use TrackerCmd as C;
     let Ok(c) = TrackerCmd::try_from(cmd) else {
-        return Err(Status::EINVAL);
+        return Err(OpError::invalid(format!("unknown command {cmd}")));
     };
     match c {
-        C::ActiveTest => {
-            if body.is_empty() {
-                Ok(Vec::new())
-            } else {
-                Err(Status::EINVAL)
-            }
-        }
+        C::ActiveTest => expect_no_body(body).map(|()| Vec::new()),
         // Handled by the connection loop; never reaches here.
         C::Quit => Ok(Vec::new()),
         C::StorageGetMyIp => report::get_my_ip(t, ctx, body),
@@ -127,25 +46,31 @@ pub fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> Handler
         C::StorageReportTrunkFid | C::StorageReportTrunkFree => {
             // Only the group's trunk server may report; there is none.
             ctx.joined()?;
-            Err(Status::EINVAL)
+            Err(OpError::invalid("no trunk server in this group"))
         }
         C::StorageReportIpChanged => report::ip_changed(t, ctx, body),
         C::QueryStoreWithoutGroupOne => query::store(t, body, false, false),
         C::QueryStoreWithGroupOne => query::store(t, body, true, false),
         C::QueryStoreWithoutGroupAll => query::store(t, body, false, true),
         C::QueryStoreWithGroupAll => query::store(t, body, true, true),
-        C::QueryFetchOne => query::fetch(t, body, crate::select::FetchKind::One),
-        C::QueryUpdate => query::fetch(t, body, crate::select::FetchKind::Update),
-        C::QueryFetchAll => query::fetch(t, body, crate::select::FetchKind::All),
+        C::QueryFetchOne => query::fetch(t, body, FetchKind::One),
+        C::QueryUpdate => query::fetch(t, body, FetchKind::Update),
+        C::QueryFetchAll => query::fetch(t, body, FetchKind::All),
         C::ServerListOneGroup => admin::list_one_group(t, body),
         C::ServerListAllGroups => admin::list_all_groups(t, body),
         C::ServerListStorage => admin::list_storage(t, body),
         C::ServerDeleteStorage => admin::delete_storage(t, body),
         C::ServerDeleteGroup => admin::delete_group(t, body),
-        C::ServerSetTrunkServer => Err(Status::EOPNOTSUPP),
+        C::ServerSetTrunkServer => Err(OpError::new(
+            Status::EOPNOTSUPP,
+            "trunk servers are not supported",
+        )),
         C::ServerGetLeader => leader::get_leader(t, ctx, body),
         C::ServerTrackerClusterStat | C::ServerStorageClusterStat | C::ServerStorageVolumnStat => {
-            Err(Status::EOPNOTSUPP)
+            Err(OpError::new(
+                Status::EOPNOTSUPP,
+                format!("{c:?} is not supported"),
+            ))
         }
         C::TrackerGetStatus => leader::get_status(t, body),
         C::ServerSyncStatus => admin::sync_status(t, body),
@@ -186,7 +111,7 @@ fn is_reset(e: &std::io::Error) -> bool {
 
 /// Serves one connection until the peer leaves, a protocol error occurs, or
 /// `cancel` fires between requests.
-pub async fn serve_conn(t: Arc<Tracker>, mut stream: TcpStream, cancel: CancellationToken) {
+pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, cancel: CancellationToken) {
     let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
     };
@@ -247,13 +172,13 @@ pub async fn serve_conn(t: Arc<Tracker>, mut stream: TcpStream, cancel: Cancella
         }
         let (status, answer) = match dispatch(&t, &mut ctx, header.cmd, &body) {
             Ok(b) => (0u8, b),
-            Err(s) => {
-                if s == Status::EINVAL {
-                    tracing::warn!(%peer, cmd = header.cmd, len, "request rejected: status 22");
+            Err(e) => {
+                if e.status == Status::EINVAL {
+                    tracing::warn!(%peer, cmd = header.cmd, len, reason = ?e.reason, "request rejected: status 22");
                 } else {
-                    tracing::debug!(%peer, cmd = header.cmd, status = s.0, "request rejected");
+                    tracing::debug!(%peer, cmd = header.cmd, status = e.status.0, reason = ?e.reason, "request rejected");
                 }
-                (s.0, Vec::new())
+                (e.status.0, Vec::new())
             }
         };
         match tokio::time::timeout(

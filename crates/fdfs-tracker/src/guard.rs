@@ -3,7 +3,8 @@
 //! before any of it is stored, persisted or logged.
 
 use fdfs_proto::tracker_msg::JoinReq;
-use fdfs_proto::Status;
+
+use crate::handler::OpError;
 
 /// Longest tracker entry of a JOIN (`host[,host2]:port`): the original
 /// allows 100 bytes per line, newline included.
@@ -19,41 +20,47 @@ pub fn is_plain(text: &str) -> bool {
     text.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// A text field that may be empty: plain, else EINVAL.
-pub fn plain(text: &str) -> Result<(), Status> {
+/// A text field that may be empty: plain, else EINVAL naming the field.
+pub fn plain(field: &str, text: &str) -> Result<(), OpError> {
     if is_plain(text) {
         Ok(())
     } else {
-        Err(Status::EINVAL)
+        Err(OpError::invalid(format!(
+            "{field} {text:?} is not printable ASCII without spaces"
+        )))
     }
 }
 
 /// A group name (`[A-Za-z0-9]{1,16}`), else EINVAL.
-pub fn group(name: &str) -> Result<(), Status> {
+pub fn group(name: &str) -> Result<(), OpError> {
     if fdfs_proto::is_valid_group_name(name) {
         Ok(())
     } else {
-        Err(Status::EINVAL)
+        Err(OpError::invalid(format!(
+            "group name {name:?} is not [A-Za-z0-9]{{1,16}}"
+        )))
     }
 }
 
 /// One tracker entry of a JOIN: `host:port`, `host1,host2:port` or
 /// `[v6]:port`, nothing else.
-fn tracker_entry(entry: &str) -> Result<(), Status> {
+fn tracker_entry(entry: &str) -> Result<(), OpError> {
     let allowed = |b: u8| b.is_ascii_alphanumeric() || b".-_:[],".contains(&b);
     if entry.is_empty() || entry.len() > MAX_TRACKER_ENTRY_BYTES || !entry.bytes().all(allowed) {
-        return Err(Status::EINVAL);
+        return Err(OpError::invalid(format!(
+            "tracker entry {entry:?} is not host:port"
+        )));
     }
     Ok(())
 }
 
 /// Every string field of a JOIN (§4.2); the decoder has checked the group
 /// name, the counts and the framing of the tracker lines.
-pub fn join(req: &JoinReq) -> Result<(), Status> {
+pub fn join(req: &JoinReq) -> Result<(), OpError> {
     group(&req.group)?;
-    plain(&req.version)?;
-    plain(&req.storage_id)?;
-    plain(&req.tracker_ip)?;
+    plain("version", &req.version)?;
+    plain("storage id", &req.storage_id)?;
+    plain("tracker ip", &req.tracker_ip)?;
     req.trackers.iter().try_for_each(|e| tracker_entry(e))
 }
 
@@ -61,6 +68,7 @@ pub fn join(req: &JoinReq) -> Result<(), Status> {
 mod tests {
     use super::*;
     use bytes::BytesMut;
+    use fdfs_proto::Status;
 
     fn join_req() -> JoinReq {
         JoinReq {
@@ -118,7 +126,11 @@ mod tests {
             },
         ];
         for req in bad {
-            assert_eq!(join(&req), Err(Status::EINVAL), "{req:?}");
+            assert_eq!(
+                join(&req).map_err(|e| e.status),
+                Err(Status::EINVAL),
+                "{req:?}"
+            );
         }
     }
 
@@ -129,6 +141,6 @@ mod tests {
         // The 8-byte version field starts at offset 65 (§4.2).
         body[65..73].copy_from_slice(b"6.1\n[x]\0");
         let req = JoinReq::decode(&body).unwrap();
-        assert_eq!(join(&req), Err(Status::EINVAL));
+        assert_eq!(join(&req).map_err(|e| e.status), Err(Status::EINVAL));
     }
 }

@@ -9,7 +9,7 @@ use fdfs_proto::tracker_msg::{StorageIdsReq, StorageIdsResp};
 use fdfs_proto::wire::fixed_str;
 use fdfs_proto::{Status, GROUP_NAME_MAX_LEN, HEADER_LEN};
 
-use crate::conn::{inval, HandlerResult};
+use crate::handler::{bad_length, HandlerResult, OpError};
 use crate::Tracker;
 
 /// FETCH_STORAGE_IDS stops adding lines when fewer bytes than this remain
@@ -27,8 +27,8 @@ pub fn join_entry<'a>(
     reported_id: &str,
     peer_ip: &str,
     port: u16,
-) -> Result<&'a StorageIdEntry, Status> {
-    let ids = t.storage_ids.as_ref().ok_or(Status::EOPNOTSUPP)?;
+) -> Result<&'a StorageIdEntry, OpError> {
+    let ids = t.storage_ids.as_ref().ok_or_else(no_storage_ids)?;
     let entry = if t.conf.trust_storage_server_id && !reported_id.is_empty() {
         ids.find_by_id(reported_id)
     } else {
@@ -39,11 +39,14 @@ pub fn join_entry<'a>(
         if let Some(held_back) = t.refusals.allow(crate::now_secs()) {
             tracing::warn!(%group, %peer_ip, port, id = %reported_id, held_back, "storage not in storage_ids.conf");
         }
-        return Err(Status::ENOENT);
+        return Err(not_listed(group, peer_ip, port));
     };
     if entry.group != group {
         tracing::warn!(%group, id = %entry.id, id_group = %entry.group, "storage id belongs to another group");
-        return Err(Status::EINVAL);
+        return Err(OpError::invalid(format!(
+            "storage id {} belongs to group {}",
+            entry.id, entry.group
+        )));
     }
     Ok(entry)
 }
@@ -66,12 +69,12 @@ pub fn listed_ip(entry: &StorageIdEntry, peer_ip: &str) -> String {
 /// FETCH_STORAGE_IDS (69): the id table from `start_index` on, as many
 /// lines as fit the answer buffer; the client asks again for the rest.
 pub fn fetch_storage_ids(t: &Tracker, body: &[u8]) -> HandlerResult {
-    let req = StorageIdsReq::decode(body).map_err(inval)?;
+    let req = StorageIdsReq::decode(body)?;
     let Some(ids) = t.storage_ids.as_ref().filter(|_| t.conf.use_storage_id) else {
         return if req.allow_empty {
             Ok(vec![0u8; 8])
         } else {
-            Err(Status::EOPNOTSUPP)
+            Err(no_storage_ids())
         };
     };
     let capacity = usize::try_from(t.conf.max_pkg_size_bytes())
@@ -80,10 +83,16 @@ pub fn fetch_storage_ids(t: &Tracker, body: &[u8]) -> HandlerResult {
     Ok(render_ids(ids, req.start_index, capacity)?.to_vec())
 }
 
-fn render_ids(ids: &StorageIds, start_index: i32, capacity: usize) -> Result<BytesMut, Status> {
-    let start = usize::try_from(start_index).map_err(|_| Status::EINVAL)?;
+fn render_ids(ids: &StorageIds, start_index: i32, capacity: usize) -> Result<BytesMut, OpError> {
+    let out_of_range = || {
+        OpError::invalid(format!(
+            "start index {start_index} of {} storage ids",
+            ids.len()
+        ))
+    };
+    let start = usize::try_from(start_index).map_err(|_| out_of_range())?;
     if start > ids.len() || (start == ids.len() && start > 0) {
-        return Err(Status::EINVAL);
+        return Err(out_of_range());
     }
     let mut resp = StorageIdsResp {
         total: i32::try_from(ids.len()).unwrap_or(i32::MAX),
@@ -122,7 +131,7 @@ pub fn split_ip_port(addr: &str) -> (String, u16) {
 pub fn server_id(ids: &StorageIds, group: &str, ip: &str, port: u16) -> HandlerResult {
     ids.find_by_addr(group, ip, port)
         .map(|e| e.id.clone().into_bytes())
-        .ok_or(Status::ENOENT)
+        .ok_or_else(|| not_listed(group, ip, port))
 }
 
 /// GET_MY_IP (60) in id mode: every address of the peer's id entry,
@@ -136,26 +145,44 @@ pub fn my_ips(t: &Tracker, group: &str, peer_ip: &str, port: u16) -> Option<Stri
 /// GET_GROUP_NAME (109): the group of the storage at (peer IP or the given
 /// IP text) + port. Needs storage ids (EOPNOTSUPP otherwise).
 pub fn group_name(t: &Tracker, peer_ip: &str, body: &[u8]) -> HandlerResult {
-    let ids = t.storage_ids.as_ref().ok_or(Status::EOPNOTSUPP)?;
+    let ids = t.storage_ids.as_ref().ok_or_else(no_storage_ids)?;
     let (ip, port_bytes) = match body.len() {
-        0..=3 => return Err(Status::EINVAL),
+        0..=3 => return Err(bad_length(body)),
         4 => (peer_ip.to_string(), body),
         n => {
             let ip_len = n - 4;
             if ip_len >= MAX_IP_TEXT_LEN {
-                return Err(Status::ENAMETOOLONG);
+                return Err(OpError::new(
+                    Status::ENAMETOOLONG,
+                    format!("IP text of {ip_len} bytes"),
+                ));
             }
             (fixed_str(&body[..ip_len]), &body[ip_len..])
         }
     };
-    let port_raw = i32::from_be_bytes(port_bytes.try_into().map_err(|_| Status::EINVAL)?);
-    let port = u16::try_from(port_raw).map_err(|_| Status::EINVAL)?;
-    let entry = ids.find_by_addr("", &ip, port).ok_or(Status::ENOENT)?;
+    let port_raw = i32::from_be_bytes(port_bytes.try_into().map_err(|_| bad_length(body))?);
+    let port = u16::try_from(port_raw).map_err(|_| OpError::invalid(format!("port {port_raw}")))?;
+    let entry = ids
+        .find_by_addr("", &ip, port)
+        .ok_or_else(|| not_listed("", &ip, port))?;
     let mut out = vec![0u8; GROUP_NAME_MAX_LEN];
     let name = entry.group.as_bytes();
     let n = name.len().min(GROUP_NAME_MAX_LEN);
     out[..n].copy_from_slice(&name[..n]);
     Ok(out)
+}
+
+/// EOPNOTSUPP: the command needs `use_storage_id`.
+fn no_storage_ids() -> OpError {
+    OpError::new(Status::EOPNOTSUPP, "storage ids are not in use")
+}
+
+/// ENOENT: storage_ids.conf has no entry for the address.
+fn not_listed(group: &str, ip: &str, port: u16) -> OpError {
+    OpError::not_found(format!(
+        "{} of group {group:?} is not in storage_ids.conf",
+        fdfs_util::net::host_port(ip, port)
+    ))
 }
 
 #[cfg(test)]
@@ -183,8 +210,14 @@ mod tests {
         assert_eq!(first.lines.len(), 1);
         let rest = StorageIdsResp::decode(&render_ids(&table, 1, 8192).unwrap()).unwrap();
         assert_eq!(rest.lines, ["100002 group1 127.0.0.2 rw=read"]);
-        assert_eq!(render_ids(&table, 2, 8192).unwrap_err(), Status::EINVAL);
-        assert_eq!(render_ids(&table, -1, 8192).unwrap_err(), Status::EINVAL);
+        assert_eq!(
+            render_ids(&table, 2, 8192).unwrap_err().status,
+            Status::EINVAL
+        );
+        assert_eq!(
+            render_ids(&table, -1, 8192).unwrap_err().status,
+            Status::EINVAL
+        );
         let empty = render_ids(&StorageIds::default(), 0, 8192).unwrap();
         assert_eq!(&empty[..], &[0u8; 8]);
     }
@@ -199,11 +232,15 @@ mod tests {
             b"100002"
         );
         assert_eq!(
-            server_id(&table, "group1", "10.0.0.2", 23001).unwrap_err(),
+            server_id(&table, "group1", "10.0.0.2", 23001)
+                .unwrap_err()
+                .status,
             Status::ENOENT
         );
         assert_eq!(
-            server_id(&table, "group2", "10.0.0.2", 23000).unwrap_err(),
+            server_id(&table, "group2", "10.0.0.2", 23000)
+                .unwrap_err()
+                .status,
             Status::ENOENT
         );
     }

@@ -11,17 +11,18 @@
 //! not taken over, moved or deleted from another address; peer text is
 //! checked (`guard`) before it is stored, persisted or logged.
 
-pub mod admin;
-pub mod conn;
-pub mod guard;
-pub mod ids;
+mod admin;
+mod conn;
+mod guard;
+mod handler;
+mod ids;
 pub mod leader;
-pub mod persist;
-pub mod query;
-pub mod relation;
-pub mod report;
-pub mod select;
-pub mod state;
+mod persist;
+mod query;
+mod relation;
+mod report;
+mod select;
+mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,14 +37,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::leader::Relation;
 use crate::select::SelectParams;
 use crate::state::Cluster;
 
+pub use relation::{PeerTracker, Relation};
+
 /// How long shutdown waits for in-flight requests before giving up.
-pub const SHUTDOWN_GRACE_SECS: u64 = 5;
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// `.tracker_status` is rewritten this often (also the running-time grain).
-pub const STATUS_SAVE_INTERVAL_SECS: u64 = 300;
+const STATUS_SAVE_INTERVAL_SECS: u64 = 300;
 
 /// Errors of the tracker daemon. Request-level failures travel as a wire
 /// [`Status`]; the rest stop the daemon.
@@ -93,18 +95,18 @@ pub use fdfs_util::now_secs;
 
 /// State shared by every connection of one tracker.
 pub struct Tracker {
-    pub conf: TrackerConf,
+    pub(crate) conf: TrackerConf,
     /// storage_ids.conf, loaded when `use_storage_id` is on.
-    pub storage_ids: Option<StorageIds>,
-    pub params: SelectParams,
+    pub(crate) storage_ids: Option<StorageIds>,
+    pub(crate) params: SelectParams,
     /// The cluster; a std mutex, never held across an await.
     state: Mutex<Cluster>,
     /// `<base_path>/data`.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Process start (unix seconds), reported by TRACKER_GET_STATUS.
-    pub start_time: i64,
+    pub(crate) start_time: i64,
     /// `up_time − last_check_time` of the previous run, rounded to 300 s.
-    pub restart_interval_secs: i64,
+    pub(crate) restart_interval_secs: i64,
     next_conn_gen: AtomicU64,
     /// Wakes the persister after a membership or status change.
     dirty: Notify,
@@ -122,7 +124,7 @@ pub struct Tracker {
     sys_files_owner: Mutex<Option<u64>>,
     /// Random per process: TRACKER_INSTANCE_ID (241) answers it, so the
     /// relationship task can tell a list entry that leads back to us.
-    pub instance_id: u64,
+    pub(crate) instance_id: u64,
     /// Set once the first JOIN checked whether to copy a peer's data files.
     pub(crate) sys_files_checked: tokio::sync::Mutex<bool>,
 }
@@ -196,7 +198,7 @@ impl Tracker {
 
     /// Locks the cluster state (a poisoned lock is still usable: every
     /// mutation leaves the state consistent).
-    pub fn lock(&self) -> MutexGuard<'_, Cluster> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Cluster> {
         fdfs_util::sync::lock(&self.state)
     }
 
@@ -224,13 +226,8 @@ impl Tracker {
         }
     }
 
-    /// A copy of the cluster state (tests, monitoring).
-    pub fn snapshot(&self) -> Cluster {
-        self.lock().clone()
-    }
-
     /// Asks the persister to write the data files soon.
-    pub fn mark_dirty(&self) {
+    pub(crate) fn mark_dirty(&self) {
         self.dirty.notify_one();
     }
 
@@ -239,7 +236,7 @@ impl Tracker {
     }
 
     /// Renders the data files under the lock and writes them.
-    pub fn save_now(&self) -> std::io::Result<()> {
+    pub(crate) fn save_now(&self) -> std::io::Result<()> {
         let snap = persist::Snapshot::of(&self.lock(), self.conf.use_storage_id);
         snap.write(&self.data_dir)
     }
@@ -285,7 +282,7 @@ pub(crate) fn round_down_300(secs: i64) -> i64 {
 
 /// Serves the tracker protocol on `listener` until `shutdown` is cancelled,
 /// then stops accepting, lets in-flight requests finish (at most
-/// [`SHUTDOWN_GRACE_SECS`]), saves the data files and returns.
+/// [`SHUTDOWN_GRACE`]), saves the data files and returns.
 pub async fn run(
     listener: TcpListener,
     conf: TrackerConf,
@@ -329,14 +326,14 @@ pub async fn serve(
         &admission,
         &conns,
         &shutdown,
-        |stream, _| conn::serve_conn(tracker.clone(), stream, conn_cancel.child_token()),
+        |stream, _| conn::serve_connection(tracker.clone(), stream, conn_cancel.child_token()),
     )
     .await;
-    if !fdfs_util::serve::drain(&conns, Duration::from_secs(SHUTDOWN_GRACE_SECS)).await {
+    if !fdfs_util::serve::drain(&conns, SHUTDOWN_GRACE).await {
         tracing::warn!("connections still open after the shutdown grace period");
     }
     tasks.close();
-    let _ = tokio::time::timeout(Duration::from_secs(SHUTDOWN_GRACE_SECS), tasks.wait()).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
     let data_dir = tracker.data_dir.clone();
     let t = tracker.clone();
     let saved =

@@ -18,8 +18,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use fdfs_proto::stat::storage_status as st;
-
 use crate::state::{is_visible, Cluster, Group, StorageRec};
 
 pub const GROUPS_FILE: &str = "storage_groups_new.dat";
@@ -375,20 +373,11 @@ fn read_optional_bytes(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// Status a loaded record starts with (§4.4): only WAIT_SYNC, SYNCING and
-/// INIT survive a restart.
-pub fn status_after_restart(saved: u8) -> u8 {
-    if matches!(saved, st::WAIT_SYNC | st::SYNCING | st::INIT) {
-        saved
-    } else {
-        st::OFFLINE
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Cluster, JoinInfo};
+    use crate::state::{status_after_restart, Cluster, JoinInfo};
+    use fdfs_proto::stat::storage_status as st;
 
     fn one_storage_cluster() -> Cluster {
         let mut c = Cluster::default();

@@ -5,10 +5,11 @@ use bytes::BytesMut;
 use fdfs_proto::tracker_msg::{
     decode_group_only, FetchTargets, ServerAddr, StoreTarget, StoreTargets,
 };
-use fdfs_proto::{Status, GROUP_NAME_MAX_LEN};
+use fdfs_proto::GROUP_NAME_MAX_LEN;
 
-use crate::conn::{inval, HandlerResult};
+use crate::handler::{bad_length, HandlerResult, OpError};
 use crate::select::{self, FetchKind, Target};
+use crate::state::no_group;
 use crate::{now_secs, Tracker};
 
 /// Smallest 102/103/105 body: group + a 22-byte name.
@@ -35,11 +36,11 @@ fn addr(t: &Target) -> ServerAddr {
 /// QUERY_STORE_* (101/104/106/107).
 pub fn store(t: &Tracker, body: &[u8], with_group: bool, all: bool) -> HandlerResult {
     let group = if with_group {
-        Some(decode_group_only(body).map_err(inval)?)
+        Some(decode_group_only(body)?)
     } else if body.is_empty() {
         None
     } else {
-        return Err(Status::EINVAL);
+        return Err(bad_length(body));
     };
     let choice = select::select_store(&mut t.lock(), &t.params, group.as_deref(), all)?;
     let mut buf = BytesMut::new();
@@ -51,7 +52,10 @@ pub fn store(t: &Tracker, body: &[u8], with_group: bool, all: bool) -> HandlerRe
         }
         .encode(&mut buf, ip_width(t));
     } else {
-        let first = choice.servers.first().ok_or(Status::ENOENT)?;
+        let first = choice
+            .servers
+            .first()
+            .ok_or_else(|| OpError::not_found(format!("no storage in group {}", choice.group)))?;
         StoreTarget {
             group: choice.group.clone(),
             addr: addr(first),
@@ -65,7 +69,7 @@ pub fn store(t: &Tracker, body: &[u8], with_group: bool, all: bool) -> HandlerRe
 /// QUERY_FETCH_ONE / QUERY_UPDATE / QUERY_FETCH_ALL (102/103/105).
 pub fn fetch(t: &Tracker, body: &[u8], kind: FetchKind) -> HandlerResult {
     if !(MIN_FETCH_BODY_BYTES..=MAX_FETCH_BODY_BYTES).contains(&body.len()) {
-        return Err(Status::EINVAL);
+        return Err(bad_length(body));
     }
     let (group_field, filename) = body.split_at(GROUP_NAME_MAX_LEN);
     let group = fdfs_proto::wire::fixed_str(group_field);
@@ -73,7 +77,7 @@ pub fn fetch(t: &Tracker, body: &[u8], kind: FetchKind) -> HandlerResult {
     let now = now_secs();
     let targets = {
         let mut c = t.lock();
-        let g = c.groups.get_mut(&group).ok_or(Status::ENOENT)?;
+        let g = c.groups.get_mut(&group).ok_or_else(|| no_group(&group))?;
         let out = select::select_fetch(g, kind, &facts, &t.params, now)?;
         (g.name.clone(), out)
     };

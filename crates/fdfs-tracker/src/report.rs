@@ -16,8 +16,8 @@ use fdfs_proto::tracker_msg::{
 use fdfs_proto::wire::{fixed_str, Reader};
 use fdfs_proto::{Status, GROUP_NAME_MAX_LEN, STORAGE_ID_MAX_SIZE};
 
-use crate::conn::{inval, ConnCtx, HandlerResult, Joined};
-use crate::state::{is_available, Cluster, JoinError, JoinInfo};
+use crate::handler::{bad_length, expect_no_body, ConnCtx, HandlerResult, Joined, OpError};
+use crate::state::{is_available, no_group, no_storage, Cluster, JoinError, JoinInfo};
 use crate::{guard, now_secs, select, Tracker};
 
 /// Changelog bytes handed out per CHANGELOG_REQ.
@@ -30,7 +30,7 @@ const MAX_IP_PORT_SIZE: usize = 52;
 /// GET_MY_IP (60): the peer address as this tracker sees it, no NUL; in id
 /// mode every address of the peer's id entry when it has one.
 pub fn get_my_ip(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
-    let req = GetMyIpReq::decode(body).map_err(inval)?;
+    let req = GetMyIpReq::decode(body)?;
     let port = u16::try_from(req.port).unwrap_or(0);
     let ips = crate::ids::my_ips(t, &req.group, &ctx.peer_ip, port)
         .unwrap_or_else(|| ctx.peer_ip.clone());
@@ -38,8 +38,8 @@ pub fn get_my_ip(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
 }
 
 /// A JOIN body, decoded and with every text field checked (EINVAL).
-pub fn decode_join(body: &[u8]) -> Result<JoinReq, Status> {
-    let req = JoinReq::decode(body).map_err(inval)?;
+pub fn decode_join(body: &[u8]) -> Result<JoinReq, OpError> {
+    let req = JoinReq::decode(body)?;
     guard::join(&req)?;
     Ok(req)
 }
@@ -63,7 +63,7 @@ fn advertised_ip(t: &Tracker, req: &JoinReq) -> Option<IpAddr> {
 /// that same address or `trusted_storage_addrs` permits it, so no host can
 /// claim another host's address (and with it its record, its clients and
 /// its peers' replication). Any other claim answers EPERM.
-fn listed_address(t: &Tracker, ctx: &ConnCtx, req: &JoinReq) -> Result<String, Status> {
+fn listed_address(t: &Tracker, ctx: &ConnCtx, req: &JoinReq) -> Result<String, OpError> {
     let Some(claimed) = advertised_ip(t, req) else {
         return Ok(ctx.peer_ip.clone());
     };
@@ -83,14 +83,20 @@ fn listed_address(t: &Tracker, ctx: &ConnCtx, req: &JoinReq) -> Result<String, S
              (list the address in trusted_storage_addrs if the storage is behind NAT)"
         );
     }
-    Err(Status::EPERM)
+    Err(OpError::new(
+        Status::EPERM,
+        format!("JOIN claims address {claimed}, not trusted"),
+    ))
 }
 
 /// JOIN (81): validate, create/update the records, answer status + source.
 pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
     let req = decode_join(body)?;
     if ctx.joined.is_some() {
-        return Err(Status::EEXIST);
+        return Err(OpError::new(
+            Status::EEXIST,
+            "this connection has joined already",
+        ));
     }
     let (id, ip, rw_mode) = if t.conf.use_storage_id {
         let entry = crate::ids::join_entry(
@@ -128,8 +134,14 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
     let conn_gen = t.next_conn_gen();
     let res = t.lock().join(&info, conn_gen);
     let (status, src_id) = res.map_err(|e| match e {
-        JoinError::Mismatch => Status::EINVAL,
-        JoinError::BadStatus => Status::EFAULT,
+        JoinError::Mismatch => OpError::invalid(format!(
+            "port, store path count or subdir count differ from group {}",
+            req.group
+        )),
+        JoinError::BadStatus => OpError::new(
+            Status::EFAULT,
+            format!("unknown storage {id} reports status {}", req.status),
+        ),
         JoinError::Busy => {
             if let Some(held_back) = t.refusals.allow(now_secs()) {
                 tracing::warn!(
@@ -140,7 +152,10 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
                     "JOIN for a storage that is connected from another address: refused"
                 );
             }
-            Status::EBUSY
+            OpError::new(
+                Status::EBUSY,
+                format!("storage {id} is connected from another address"),
+            )
         }
     })?;
     t.learn_trackers(&req.trackers);
@@ -197,14 +212,14 @@ fn change_notice(t: &Tracker, ctx: &mut ConnCtx, c: &Cluster, group: &str) -> Ve
 /// BEAT (83): copy the counters, stamp the heartbeat, activate.
 pub fn beat(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
     let j = ctx.joined()?;
-    let stats = decode_beat(body).map_err(inval)?;
+    let stats = decode_beat(body)?;
     let now = now_secs();
     let mut c = t.lock();
     let s = c
         .groups
         .get_mut(&j.group)
         .and_then(|g| g.storages.get_mut(&j.id))
-        .ok_or(Status::ENOENT)?;
+        .ok_or_else(|| no_storage(&j.group, &j.id))?;
     if let Some(mut new) = stats {
         // The tracker owns these two.
         new.last_synced_timestamp = s.stats.last_synced_timestamp;
@@ -229,8 +244,8 @@ pub fn disk_usage(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult 
         .groups
         .get_mut(&j.group)
         .and_then(|g| g.storages.get_mut(&j.id))
-        .ok_or(Status::ENOENT)?;
-    let usage = decode_disk_usage(body, s.store_path_count as usize).map_err(inval)?;
+        .ok_or_else(|| no_storage(&j.group, &j.id))?;
+    let usage = decode_disk_usage(body, s.store_path_count as usize)?;
     s.total_mb = usage.iter().map(|u| u.total_mb).sum();
     s.free_mb = usage.iter().map(|u| u.free_mb).sum();
     s.paths = usage;
@@ -255,8 +270,7 @@ pub fn disk_usage(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult 
 /// SYNC_REPORT (89): per-source timestamps of what the reporter received.
 pub fn sync_report(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
     let j = ctx.joined()?;
-    let entries: Vec<(String, i32)> = decode_sync_report(body)
-        .map_err(inval)?
+    let entries: Vec<(String, i32)> = decode_sync_report(body)?
         .into_iter()
         .map(|e| (e.storage_id, e.timestamp))
         .collect();
@@ -276,7 +290,7 @@ pub fn replica_chg(ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     ctx.joined()?;
     let n = body.len() / StorageBrief::WIRE_LEN;
     if n == 0 || n * StorageBrief::WIRE_LEN != body.len() || n > MAX_REPLICA_BRIEFS {
-        return Err(Status::EINVAL);
+        return Err(bad_length(body));
     }
     Ok(Vec::new())
 }
@@ -294,15 +308,18 @@ fn sync_source_body(src_id: &str, until: i64) -> Vec<u8> {
 /// SYNC_SRC_REQ (86): who feeds `dest` its initial copy, and until when.
 pub fn sync_src_req(t: &Tracker, body: &[u8]) -> HandlerResult {
     if body.len() != GROUP_NAME_MAX_LEN + STORAGE_ID_MAX_SIZE {
-        return Err(Status::EINVAL);
+        return Err(bad_length(body));
     }
     let group = fixed_str(&body[..GROUP_NAME_MAX_LEN]);
     let dest_id = fixed_str(&body[GROUP_NAME_MAX_LEN..]);
     let mut c = t.lock();
-    let g = c.groups.get_mut(&group).ok_or(Status::ENOENT)?;
-    let dest = g.storages.get(&dest_id).ok_or(Status::ENOENT)?;
+    let g = c.groups.get_mut(&group).ok_or_else(|| no_group(&group))?;
+    let dest = g
+        .storages
+        .get(&dest_id)
+        .ok_or_else(|| no_storage(&group, &dest_id))?;
     if matches!(dest.status, st::INIT | st::DELETED | st::IP_CHANGED) {
-        return Err(Status::ENOENT);
+        return Err(no_storage(&group, &dest_id));
     }
     if dest.sync_src_id.is_empty() {
         return Ok(Vec::new());
@@ -327,12 +344,13 @@ pub fn sync_src_req(t: &Tracker, body: &[u8]) -> HandlerResult {
 /// SYNC_DEST_REQ (87): a new storage asks for a sync source.
 pub fn sync_dest_req(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     let j = ctx.joined()?;
-    if !body.is_empty() {
-        return Err(Status::EINVAL);
-    }
+    expect_no_body(body)?;
     let now = now_secs();
     let mut c = t.lock();
-    let g = c.groups.get_mut(&j.group).ok_or(Status::ENOENT)?;
+    let g = c
+        .groups
+        .get_mut(&j.group)
+        .ok_or_else(|| no_group(&j.group))?;
     let has_peer = g
         .storages
         .values()
@@ -347,8 +365,13 @@ pub fn sync_dest_req(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
         .into_iter()
         .find(|s| s.id != j.id)
         .map(|s| s.id.clone())
-        .ok_or(Status::ENOENT)?;
-    let me = g.storages.get_mut(&j.id).ok_or(Status::ENOENT)?;
+        .ok_or_else(|| {
+            OpError::not_found(format!("no writable sync source in group {}", j.group))
+        })?;
+    let me = g
+        .storages
+        .get_mut(&j.id)
+        .ok_or_else(|| no_storage(&j.group, &j.id))?;
     me.sync_src_id = src_id.clone();
     me.sync_until_timestamp = now;
     g.set_status(&j.id, st::WAIT_SYNC);
@@ -359,14 +382,17 @@ pub fn sync_dest_req(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
 /// SYNC_NOTIFY (88): a storage tells which source it syncs from.
 pub fn sync_notify(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     let j = ctx.joined()?;
-    let req = SyncSource::decode(body).map_err(inval)?;
+    let req = SyncSource::decode(body)?;
     let mut c = t.lock();
-    let g = c.groups.get_mut(&j.group).ok_or(Status::ENOENT)?;
+    let g = c
+        .groups
+        .get_mut(&j.group)
+        .ok_or_else(|| no_group(&j.group))?;
     let (status, has_src) = g
         .storages
         .get(&j.id)
         .map(|s| (s.status, !s.sync_src_id.is_empty()))
-        .ok_or(Status::ENOENT)?;
+        .ok_or_else(|| no_storage(&j.group, &j.id))?;
     if req.src_id.is_empty() {
         if matches!(status, st::INIT | st::WAIT_SYNC | st::SYNCING) {
             g.set_status(&j.id, st::ONLINE);
@@ -380,7 +406,7 @@ pub fn sync_notify(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
             .get(&req.src_id)
             .is_some_and(|s| !matches!(s.status, st::DELETED | st::IP_CHANGED));
         if !src_ok {
-            return Err(Status::ENOENT);
+            return Err(no_storage(&j.group, &req.src_id));
         }
         if let Some(me) = g.storages.get_mut(&j.id) {
             me.sync_src_id = req.src_id.clone();
@@ -397,11 +423,11 @@ pub fn sync_notify(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
 /// SYNC_DEST_QUERY (79): the recorded source of the asking storage.
 pub fn sync_dest_query(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     let j = ctx.joined()?;
-    if !body.is_empty() {
-        return Err(Status::EINVAL);
-    }
+    expect_no_body(body)?;
     let c = t.lock();
-    let s = c.storage(&j.group, &j.id).ok_or(Status::ENOENT)?;
+    let s = c
+        .storage(&j.group, &j.id)
+        .ok_or_else(|| no_storage(&j.group, &j.id))?;
     if s.sync_src_id.is_empty() {
         return Ok(Vec::new());
     }
@@ -413,20 +439,23 @@ pub fn sync_dest_query(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult
 /// word moves a new member past its full sync.
 pub fn report_status(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     if body.len() != GROUP_NAME_MAX_LEN + StorageBrief::WIRE_LEN {
-        return Err(Status::EINVAL);
+        return Err(bad_length(body));
     }
     let mut r = Reader::new(body);
-    let group = r.fixed_str(GROUP_NAME_MAX_LEN).map_err(inval)?;
-    let brief = StorageBrief::decode(&mut r).map_err(inval)?;
+    let group = r.fixed_str(GROUP_NAME_MAX_LEN)?;
+    let brief = StorageBrief::decode(&mut r)?;
     guard::group(&group)?;
-    guard::plain(&brief.id)?;
-    guard::plain(&brief.ip_addr)?;
+    guard::plain("storage id", &brief.id)?;
+    guard::plain("storage ip", &brief.ip_addr)?;
     let mut c = t.lock();
     if c.group(&group).is_none() {
-        return Err(Status::ENOENT);
+        return Err(no_group(&group));
     }
     if !c.is_member_address(&group, &ctx.peer_ip) {
-        return Err(Status::EPERM);
+        return Err(OpError::new(
+            Status::EPERM,
+            format!("the peer is not a storage of group {group}"),
+        ));
     }
     if c.merge_brief(&group, &brief) {
         tracing::info!(%group, id = %brief.id, status = brief.status, "status reported by peer");
@@ -442,25 +471,28 @@ pub fn report_status(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
 /// A record whose storage is still connected is not moved (EBUSY).
 pub fn ip_changed(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     if t.conf.use_storage_id {
-        return Err(Status::EOPNOTSUPP);
+        return Err(OpError::new(
+            Status::EOPNOTSUPP,
+            "addresses do not change with storage ids",
+        ));
     }
     let ip_size = fdfs_proto::IP_ADDRESS_SIZE;
     if body.len() != GROUP_NAME_MAX_LEN + 2 * ip_size {
-        return Err(Status::EINVAL);
+        return Err(bad_length(body));
     }
     let mut r = Reader::new(body);
-    let group = r.fixed_str(GROUP_NAME_MAX_LEN).map_err(inval)?;
-    let old = r.fixed_str(ip_size).map_err(inval)?;
-    let new = r.fixed_str(ip_size).map_err(inval)?;
+    let group = r.fixed_str(GROUP_NAME_MAX_LEN)?;
+    let old = r.fixed_str(ip_size)?;
+    let new = r.fixed_str(ip_size)?;
     guard::group(&group)?;
-    guard::plain(&old)?;
+    guard::plain("old ip", &old)?;
     let new_ip = new
         .parse::<IpAddr>()
-        .map_err(|_| Status::EINVAL)?
+        .map_err(|_| OpError::invalid(format!("new ip {new:?} is not an IP address")))?
         .to_canonical();
     let new = new_ip.to_string();
     if old.is_empty() || old == new {
-        return Err(Status::EINVAL);
+        return Err(OpError::invalid(format!("old ip {old:?}, new ip {new}")));
     }
     if new_ip != ctx.peer_addr && !t.conf.trusted_storage_addrs.allows(new_ip) {
         if let Some(held_back) = t.refusals.allow(now_secs()) {
@@ -471,7 +503,9 @@ pub fn ip_changed(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
                 "REPORT_IP_CHANGED to an address the connection does not come from: refused"
             );
         }
-        return Err(Status::EINVAL);
+        return Err(OpError::invalid(format!(
+            "new ip {new} is not the connection's, nor trusted"
+        )));
     }
     let line = t.lock().ip_changed(&group, &old, &new, now_secs())?;
     if let Err(e) = crate::persist::append_changelog(&t.data_dir, &line) {
@@ -486,7 +520,7 @@ pub fn ip_changed(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
 pub fn change_status(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     let j = ctx.joined()?;
     let [wanted] = body else {
-        return Err(Status::EINVAL);
+        return Err(bad_length(body));
     };
     if t.lock().change_status(&j.group, &j.id, *wanted) {
         t.mark_dirty();
@@ -503,19 +537,27 @@ pub fn changelog_req(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
             fixed_str(&body[GROUP_NAME_MAX_LEN..]),
         )
     } else if body.is_empty() {
-        let j = ctx.joined().map_err(|_| Status::EINVAL)?;
+        let j = ctx
+            .joined()
+            .map_err(|_| OpError::invalid("CHANGELOG_REQ without a storage before JOIN"))?;
         (j.group, j.id)
     } else {
-        return Err(Status::EINVAL);
+        return Err(bad_length(body));
     };
     let mut c = t.lock();
     let total = c.changelog.len();
-    let g = c.groups.get_mut(&group).ok_or(Status::ENOENT)?;
-    let s = g.storages.get_mut(&id).ok_or(Status::ENOENT)?;
+    let g = c.groups.get_mut(&group).ok_or_else(|| no_group(&group))?;
+    let s = g
+        .storages
+        .get_mut(&id)
+        .ok_or_else(|| no_storage(&group, &id))?;
     // The read offset is the storage's own: another host advancing it
     // would hide deletions and address changes from it.
     if !s.is_reachable_from(&ctx.peer_ip) {
-        return Err(Status::EPERM);
+        return Err(OpError::new(
+            Status::EPERM,
+            format!("the changelog offset of {id} is not the peer's"),
+        ));
     }
     let start = usize::try_from(s.changelog_offset)
         .unwrap_or(total)
@@ -532,14 +574,14 @@ pub fn changelog_req(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
 
 /// Splits `group(16) + "ip:port"` bodies (70, 71) into group, IP text and
 /// port (0 when absent).
-fn group_and_ip(body: &[u8]) -> Result<(String, String, u16), Status> {
+fn group_and_ip(body: &[u8]) -> Result<(String, String, u16), OpError> {
     if body.len() <= GROUP_NAME_MAX_LEN || body.len() > GROUP_NAME_MAX_LEN + MAX_IP_PORT_SIZE {
-        return Err(Status::EINVAL);
+        return Err(bad_length(body));
     }
     let group = fixed_str(&body[..GROUP_NAME_MAX_LEN]);
     let (ip, port) = crate::ids::split_ip_port(&fixed_str(&body[GROUP_NAME_MAX_LEN..]));
     if ip.is_empty() {
-        return Err(Status::EINVAL);
+        return Err(OpError::invalid("no IP address"));
     }
     Ok((group, ip, port))
 }
@@ -558,12 +600,12 @@ pub fn get_server_id(t: &Tracker, body: &[u8]) -> HandlerResult {
 pub fn get_status(t: &Tracker, body: &[u8]) -> HandlerResult {
     let (group, ip, _) = group_and_ip(body)?;
     let c = t.lock();
-    let g = c.group(&group).ok_or(Status::ENOENT)?;
+    let g = c.group(&group).ok_or_else(|| no_group(&group))?;
     let s = g
         .storages
         .values()
         .find(|s| s.ip == ip || s.id == ip)
-        .ok_or(Status::ENOENT)?;
+        .ok_or_else(|| no_storage(&group, &ip))?;
     let mut buf = BytesMut::new();
     s.brief().encode(&mut buf);
     Ok(buf.to_vec())
@@ -572,11 +614,9 @@ pub fn get_status(t: &Tracker, body: &[u8]) -> HandlerResult {
 /// FETCH_TRUNK_FID (72): the group's current trunk file id.
 pub fn fetch_trunk_fid(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     let j = ctx.joined()?;
-    if !body.is_empty() {
-        return Err(Status::EINVAL);
-    }
+    expect_no_body(body)?;
     let c = t.lock();
-    let g = c.group(&j.group).ok_or(Status::ENOENT)?;
+    let g = c.group(&j.group).ok_or_else(|| no_group(&j.group))?;
     let id = i32::try_from(g.current_trunk_file_id).unwrap_or(0);
     Ok(id.to_be_bytes().to_vec())
 }
@@ -598,9 +638,15 @@ mod tests {
         let mut b6 = body.clone();
         b6.extend_from_slice(b"[::1]:23000");
         assert_eq!(group_and_ip(&b6).unwrap().1, "::1");
-        assert_eq!(group_and_ip(&body), Err(Status::EINVAL));
+        assert_eq!(
+            group_and_ip(&body).map_err(|e| e.status),
+            Err(Status::EINVAL)
+        );
         let mut long = body;
         long.extend_from_slice(&[b'1'; 53]);
-        assert_eq!(group_and_ip(&long), Err(Status::EINVAL));
+        assert_eq!(
+            group_and_ip(&long).map_err(|e| e.status),
+            Err(Status::EINVAL)
+        );
     }
 }

@@ -10,7 +10,8 @@ use fdfs_config::ReservedSpace;
 use fdfs_proto::fileid::{file_kind, FileKind, FileNameRecord, FileSource, LOGIC_FILE_PATH_LEN};
 use fdfs_proto::Status;
 
-use crate::state::{Cluster, Group, StorageRec};
+use crate::handler::OpError;
+use crate::state::{no_group, Cluster, Group, StorageRec};
 
 /// The configuration keys the selection rules read.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,33 +83,44 @@ pub fn select_store(
     p: &SelectParams,
     group: Option<&str>,
     all: bool,
-) -> Result<StoreChoice, Status> {
+) -> Result<StoreChoice, OpError> {
     let name = match group {
         Some(name) => name.to_string(),
         None => match p.store_lookup {
             STORE_LOOKUP_SPEC_GROUP => p.store_group.clone(),
             STORE_LOOKUP_ROUND_ROBIN | STORE_LOOKUP_LOAD_BALANCE => pick_group(cluster, p)?,
-            _ => return Err(Status::EINVAL),
+            other => return Err(OpError::invalid(format!("store_lookup {other}"))),
         },
     };
-    let g = cluster.groups.get_mut(&name).ok_or(Status::ENOENT)?;
+    let g = cluster
+        .groups
+        .get_mut(&name)
+        .ok_or_else(|| no_group(&name))?;
     if g.writable().is_empty() {
-        return Err(Status::ENOENT);
+        return Err(no_writable(&name));
     }
     if !group_has_room(g, &p.reserved) {
-        return Err(Status::ENOSPC);
+        return Err(OpError::new(
+            Status::ENOSPC,
+            format!("group {name} has no room"),
+        ));
     }
     if g.store_path_count == 0 {
-        return Err(Status::ENOENT);
+        return Err(OpError::not_found(format!(
+            "group {name} has no store paths"
+        )));
     }
     let ids: Vec<String> = if all {
         g.writable().iter().map(|s| s.id.clone()).collect()
     } else {
-        vec![pick_writable(g, p.store_server).ok_or(Status::ENOENT)?]
+        vec![pick_writable(g, p.store_server).ok_or_else(|| no_writable(&name))?]
     };
-    let first = ids.first().ok_or(Status::ENOENT)?.clone();
+    let first = ids.first().ok_or_else(|| no_writable(&name))?.clone();
     let group_paths = g.store_path_count;
-    let s = g.storages.get_mut(&first).ok_or(Status::ENOENT)?;
+    let s = g
+        .storages
+        .get_mut(&first)
+        .ok_or_else(|| no_writable(&name))?;
     let store_path_index = pick_path(s, group_paths, p)?;
     let servers = ids
         .iter()
@@ -124,11 +136,11 @@ pub fn select_store(
 
 /// Group choice for round robin / load balance: start at the current write
 /// group, then scan forward for a writable group with room.
-fn pick_group(cluster: &mut Cluster, p: &SelectParams) -> Result<String, Status> {
+fn pick_group(cluster: &mut Cluster, p: &SelectParams) -> Result<String, OpError> {
     let names: Vec<String> = cluster.groups.keys().cloned().collect();
     let n = names.len();
     if n == 0 {
-        return Err(Status::ENOENT);
+        return Err(OpError::not_found("no groups"));
     }
     let start = if cluster.current_write_group < n {
         cluster.current_write_group
@@ -153,10 +165,20 @@ fn pick_group(cluster: &mut Cluster, p: &SelectParams) -> Result<String, Status>
         }
     }
     Err(if any_writable {
-        Status::ENOSPC
+        OpError::new(Status::ENOSPC, "no group has room")
     } else {
-        Status::ENOENT
+        OpError::not_found("no group has a writable storage")
     })
+}
+
+/// ENOENT: no storage of the group takes uploads.
+fn no_writable(group: &str) -> OpError {
+    OpError::not_found(format!("no writable storage in group {group}"))
+}
+
+/// ENOENT: no storage of the group serves downloads.
+fn no_readable(group: &str) -> OpError {
+    OpError::not_found(format!("no readable storage in group {group}"))
 }
 
 /// Load balance: the writable group with the most free space becomes the
@@ -200,10 +222,10 @@ pub fn pick_path(
     s: &mut StorageRec,
     group_path_count: u32,
     p: &SelectParams,
-) -> Result<u8, Status> {
+) -> Result<u8, OpError> {
     let count = s.paths.len();
     if count == 0 {
-        return Err(Status::ENOSPC);
+        return Err(no_path_room(s));
     }
     let start = if (s.current_write_path as usize) < count {
         s.current_write_path as usize
@@ -216,11 +238,19 @@ pub fn pick_path(
         p.reserved
             .path_has_room(mb(u.free_mb), mb(u.total_mb), divisor)
     });
-    let chosen = chosen.ok_or(Status::ENOSPC)?;
+    let chosen = chosen.ok_or_else(|| no_path_room(s))?;
     if p.store_path == STORE_PATH_ROUND_ROBIN {
         s.current_write_path = ((start + 1) % count) as u32;
     }
-    u8::try_from(chosen).map_err(|_| Status::ENOSPC)
+    u8::try_from(chosen).map_err(|_| no_path_room(s))
+}
+
+/// ENOSPC: no store path of the storage has room.
+fn no_path_room(s: &StorageRec) -> OpError {
+    OpError::new(
+        Status::ENOSPC,
+        format!("no store path of storage {} has room", s.id),
+    )
 }
 
 /// The path with the most free space (store_path = 2), set on disk reports.
@@ -309,23 +339,23 @@ pub fn select_fetch(
     f: &FileFacts,
     p: &SelectParams,
     now: i64,
-) -> Result<Vec<Target>, Status> {
+) -> Result<Vec<Target>, OpError> {
     match kind {
         FetchKind::Update => {
             if g.writable().is_empty() {
-                return Err(Status::ENOENT);
+                return Err(no_writable(&g.name));
             }
             if let Some(s) = g.writable().into_iter().find(|s| is_source(s, f)) {
                 return Ok(vec![Target::of(s)]);
             }
-            let id = pick_writable(g, p.store_server).ok_or(Status::ENOENT)?;
-            let s = g.storages.get(&id).ok_or(Status::ENOENT)?;
+            let id = pick_writable(g, p.store_server).ok_or_else(|| no_writable(&g.name))?;
+            let s = g.storages.get(&id).ok_or_else(|| no_writable(&g.name))?;
             Ok(vec![Target::of(s)])
         }
         FetchKind::One => {
             let readable = g.readable();
             if readable.is_empty() {
-                return Err(Status::ENOENT);
+                return Err(no_readable(&g.name));
             }
             if !f.normal || p.download_server == DOWNLOAD_SERVER_SOURCE_FIRST {
                 if let Some(s) = readable.iter().find(|s| is_source(s, f)) {
@@ -351,7 +381,7 @@ pub fn select_fetch(
         FetchKind::All => {
             let readable = g.readable();
             if readable.is_empty() {
-                return Err(Status::ENOENT);
+                return Err(no_readable(&g.name));
             }
             let out: Vec<Target> = if f.normal {
                 readable
@@ -377,10 +407,13 @@ pub fn select_fetch(
 
 /// Last resort of a download query: the group's store server if it may be
 /// read from.
-fn fallback(g: &Group, p: &SelectParams) -> Result<Target, Status> {
+fn fallback(g: &Group, p: &SelectParams) -> Result<Target, OpError> {
     match g.store_server(p.store_server) {
         Some(s) if s.rw_mode & crate::state::RW_READ != 0 => Ok(Target::of(s)),
-        _ => Err(Status::ENOENT),
+        _ => Err(OpError::not_found(format!(
+            "no storage of group {} may have the file yet",
+            g.name
+        ))),
     }
 }
 
@@ -432,11 +465,11 @@ mod tests {
     fn no_groups_is_enoent() {
         let mut c = Cluster::default();
         assert_eq!(
-            select_store(&mut c, &params(), None, false),
+            select_store(&mut c, &params(), None, false).map_err(|e| e.status),
             Err(Status::ENOENT)
         );
         assert_eq!(
-            select_store(&mut c, &params(), Some("nogroup"), false),
+            select_store(&mut c, &params(), Some("nogroup"), false).map_err(|e| e.status),
             Err(Status::ENOENT)
         );
     }
@@ -509,7 +542,7 @@ mod tests {
         ]);
         let p = params();
         assert_eq!(
-            select_store(&mut c, &p, Some("group1"), false),
+            select_store(&mut c, &p, Some("group1"), false).map_err(|e| e.status),
             Err(Status::ENOSPC)
         );
         // Without a group the full group is skipped.
@@ -520,14 +553,20 @@ mod tests {
             );
         }
         c.groups.get_mut("group2").unwrap().free_mb = 10;
-        assert_eq!(select_store(&mut c, &p, None, false), Err(Status::ENOSPC));
+        assert_eq!(
+            select_store(&mut c, &p, None, false).map_err(|e| e.status),
+            Err(Status::ENOSPC)
+        );
         // Ratio mode: 20% of 100000 MB.
         let mut p2 = params();
         p2.reserved = ReservedSpace::Ratio(0.2);
         let mut c2 = cluster(vec![group("group1", &[storage("10.0.0.1", 20_001)])]);
         assert!(select_store(&mut c2, &p2, None, false).is_ok());
         let mut c3 = cluster(vec![group("group1", &[storage("10.0.0.1", 20_000)])]);
-        assert_eq!(select_store(&mut c3, &p2, None, false), Err(Status::ENOSPC));
+        assert_eq!(
+            select_store(&mut c3, &p2, None, false).map_err(|e| e.status),
+            Err(Status::ENOSPC)
+        );
     }
 
     #[test]
@@ -552,7 +591,10 @@ mod tests {
         let picks: Vec<u8> = (0..4).map(|_| pick_path(&mut s, 3, &p).unwrap()).collect();
         assert_eq!(picks, vec![0, 2, 2, 0]);
         s.paths.iter_mut().for_each(|u| u.free_mb = 1);
-        assert_eq!(pick_path(&mut s, 3, &p), Err(Status::ENOSPC));
+        assert_eq!(
+            pick_path(&mut s, 3, &p).map_err(|e| e.status),
+            Err(Status::ENOSPC)
+        );
     }
 
     #[test]
@@ -561,7 +603,7 @@ mod tests {
         s.status = st::OFFLINE;
         let mut c = cluster(vec![group("group1", &[s])]);
         assert_eq!(
-            select_store(&mut c, &params(), None, false),
+            select_store(&mut c, &params(), None, false).map_err(|e| e.status),
             Err(Status::ENOENT)
         );
     }
@@ -669,11 +711,13 @@ mod tests {
         assert_eq!(u[0].ip, "10.0.0.2");
         g.storages.get_mut("10.0.0.2").unwrap().status = st::OFFLINE;
         assert_eq!(
-            select_fetch(&mut g, FetchKind::One, &facts("10.0.0.2", now), &p, now),
+            select_fetch(&mut g, FetchKind::One, &facts("10.0.0.2", now), &p, now)
+                .map_err(|e| e.status),
             Err(Status::ENOENT)
         );
         assert_eq!(
-            select_fetch(&mut g, FetchKind::Update, &facts("10.0.0.2", now), &p, now),
+            select_fetch(&mut g, FetchKind::Update, &facts("10.0.0.2", now), &p, now)
+                .map_err(|e| e.status),
             Err(Status::ENOENT)
         );
     }

@@ -11,6 +11,7 @@ pub mod fs;
 pub mod hosts;
 pub mod localtime;
 pub mod net;
+pub mod op_error;
 pub mod serve;
 pub mod sync;
 pub mod sys;

@@ -9,12 +9,11 @@ use fdfs_proto::storage_msg::{AppendReq, ModifyReq, TruncateReq};
 use fdfs_proto::Status;
 
 use super::{
-    blocking, body_to_file, count, log_change, mtime_secs, read_small_body, resolve_data,
-    stat_existing,
+    blocking, body_to_file, log_change, mtime_secs, read_small_body, resolve_data, stat_existing,
 };
 use crate::binlog::op;
-use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
+use crate::session::{Reply, Session};
 
 /// Resolves an appender file: ENOENT when missing or not a data file
 /// (after draining what the client still sends), EINVAL when the whole
@@ -48,13 +47,6 @@ async fn open_appender(s: &mut Session, remote: &str) -> OpResult<(PathBuf, u64)
 }
 
 pub async fn append(s: &mut Session) -> OpResult<Reply> {
-    s.storage.bump(|st| st.total_append_count += 1);
-    let result = append_inner(s).await;
-    count(&s.storage, &result, |st| st.success_append_count += 1);
-    result
-}
-
-async fn append_inner(s: &mut Session) -> OpResult<Reply> {
     let body_len = s.body_left;
     let fixed = s.read_exact_body(AppendReq::FIXED_LEN).await?;
     let name_len = AppendReq::name_len(&fixed)?;
@@ -84,13 +76,6 @@ async fn append_inner(s: &mut Session) -> OpResult<Reply> {
 }
 
 pub async fn modify(s: &mut Session) -> OpResult<Reply> {
-    s.storage.bump(|st| st.total_modify_count += 1);
-    let result = modify_inner(s).await;
-    count(&s.storage, &result, |st| st.success_modify_count += 1);
-    result
-}
-
-async fn modify_inner(s: &mut Session) -> OpResult<Reply> {
     let body_len = s.body_left;
     let fixed = s.read_exact_body(ModifyReq::FIXED_LEN).await?;
     let name_len = ModifyReq::name_len(&fixed)?;
@@ -132,13 +117,6 @@ async fn modify_inner(s: &mut Session) -> OpResult<Reply> {
 }
 
 pub async fn truncate(s: &mut Session) -> OpResult<Reply> {
-    s.storage.bump(|st| st.total_truncate_count += 1);
-    let result = truncate_inner(s).await;
-    count(&s.storage, &result, |st| st.success_truncate_count += 1);
-    result
-}
-
-async fn truncate_inner(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = TruncateReq::decode(&body)?;
     let (path, old_size) = open_appender(s, &req.remote).await?;

@@ -4,22 +4,15 @@
 use fdfs_proto::storage_msg::DownloadReq;
 use fdfs_proto::{Header, Status};
 
-use super::{blocking, check_group, count, open_existing, read_small_body, resolve_data};
-use crate::conn::{Reply, Session};
+use super::{blocking, check_group, open_existing, read_small_body, resolve_data};
 use crate::error::{OpError, OpResult};
+use crate::session::{Reply, Session};
 
 /// Unit in which file reads are counted for the statistics (sendfile moves
 /// the data; the original reads in chunks of this size).
 pub const DOWNLOAD_CHUNK_BYTES: usize = 256 * 1024;
 
 pub async fn download(s: &mut Session) -> OpResult<Reply> {
-    s.storage.bump(|st| st.total_download_count += 1);
-    let result = download_inner(s).await;
-    count(&s.storage, &result, |st| st.success_download_count += 1);
-    result
-}
-
-async fn download_inner(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = DownloadReq::decode(&body)?;
     let storage = s.storage.clone();

@@ -10,12 +10,12 @@ use fdfs_proto::tracker_msg::GroupFileReq;
 use fdfs_proto::Status;
 
 use super::{
-    blocking, check_group, count, log_change, meta_path, mtime_secs, random_u32, read_small_body,
-    resolve, resolve_data, stat_existing,
+    blocking, check_group, log_change, meta_path, mtime_secs, random_u32, read_small_body, resolve,
+    resolve_data, stat_existing,
 };
 use crate::binlog::op;
-use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
+use crate::session::{Reply, Session};
 use crate::state::{now_secs, Storage};
 
 /// QUERY_FILE_INFO flag: do not compute CRC32 for appender and slave files.
@@ -26,13 +26,6 @@ const INFO_MAX_NAME_LEN: usize = 132;
 const INFO_MIN_NAME_LEN: usize = 37;
 
 pub async fn delete(s: &mut Session) -> OpResult<Reply> {
-    s.storage.bump(|st| st.total_delete_count += 1);
-    let result = delete_inner(s).await;
-    count(&s.storage, &result, |st| st.success_delete_count += 1);
-    result
-}
-
-async fn delete_inner(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = GroupFileReq::decode(&body)?;
     s.log_name = req.remote.clone();

@@ -10,12 +10,11 @@ use fdfs_proto::tracker_msg::GroupFileReq;
 use fdfs_proto::Status;
 
 use super::{
-    blocking, check_group, count, log_change, meta_path, read_small_body, resolve_data,
-    stat_existing,
+    blocking, check_group, log_change, meta_path, read_small_body, resolve_data, stat_existing,
 };
 use crate::binlog::op;
-use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
+use crate::session::{Reply, Session};
 use crate::state::now_secs;
 
 /// The answer for metadata over the limit: it cannot fit the buffer a
@@ -56,13 +55,6 @@ fn read_metadata(path: &Path) -> OpResult<Option<Vec<u8>>> {
 }
 
 pub async fn set(s: &mut Session) -> OpResult<Reply> {
-    s.storage.bump(|st| st.total_set_meta_count += 1);
-    let result = set_inner(s).await;
-    count(&s.storage, &result, |st| st.success_set_meta_count += 1);
-    result
-}
-
-async fn set_inner(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = SetMetaReq::decode(&body)?;
     s.log_name = req.remote.clone();
@@ -122,13 +114,6 @@ async fn set_inner(s: &mut Session) -> OpResult<Reply> {
 }
 
 pub async fn get(s: &mut Session) -> OpResult<Reply> {
-    s.storage.bump(|st| st.total_get_meta_count += 1);
-    let result = get_inner(s).await;
-    count(&s.storage, &result, |st| st.success_get_meta_count += 1);
-    result
-}
-
-async fn get_inner(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = GroupFileReq::decode(&body)?;
     s.log_name = req.remote.clone();

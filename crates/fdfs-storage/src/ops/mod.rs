@@ -1,5 +1,7 @@
-//! Request handlers, one module per command family, plus the helpers they
-//! share: bounded body reads, group and name validation, durable writes.
+//! Request handlers, one module per command family; [`dispatch`], which
+//! routes a request to its handler and keeps the per-command counters; and
+//! the helpers the handlers share: bounded body reads, group and name
+//! validation, durable writes.
 
 pub mod appender;
 pub mod download;
@@ -12,15 +14,115 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fdfs_proto::fileid::RemoteName;
-use fdfs_proto::{Status, HEADER_LEN};
+use fdfs_proto::stat::StorageStats;
+use fdfs_proto::{Header, Status, StorageCmd, HEADER_LEN};
 
-use crate::conn::Session;
 use crate::error::{OpError, OpResult};
+use crate::session::{Reply, Session};
 use crate::state::{lock, Storage};
 
 /// Largest chunk moved from the socket to a file at once: bounds memory per
 /// request whatever the content size.
 pub const BODY_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Routes one request to its handler. Commands with a counter pair in
+/// FDFSStorageStatBuff (PROTOCOL.md §1.6) count a total for every request
+/// that reaches their handler and a success for each that ends well,
+/// whatever the handler did in between.
+pub async fn dispatch(s: &mut Session, header: Header) -> OpResult<Reply> {
+    let Ok(cmd) = StorageCmd::try_from(header.cmd) else {
+        return Err(OpError::invalid(format!("unknown command {}", header.cmd)));
+    };
+    let counted = CountedCommand::of(cmd);
+    if let Some(counted) = counted {
+        s.storage.bump(|st| *counted.counters(st).0 += 1);
+    }
+    let result = route(s, cmd, header.status).await;
+    if let (Some(counted), Ok(_)) = (counted, &result) {
+        s.storage.bump(|st| *counted.counters(st).1 += 1);
+    }
+    result
+}
+
+/// The handler of each command; `header_status` carries the flags byte of
+/// QUERY_FILE_INFO and the content flag of SYNC_CREATE/UPDATE_FILE.
+async fn route(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<Reply> {
+    match cmd {
+        StorageCmd::ActiveTest => {
+            if s.body_left != 0 {
+                return Err(OpError::invalid("ACTIVE_TEST with a body"));
+            }
+            Ok(Reply::Body(Vec::new()))
+        }
+        StorageCmd::UploadFile => upload::upload(s, false).await,
+        StorageCmd::UploadAppenderFile => upload::upload(s, true).await,
+        StorageCmd::UploadSlaveFile => upload::upload_slave(s).await,
+        StorageCmd::DownloadFile => download::download(s).await,
+        StorageCmd::DeleteFile => file::delete(s).await,
+        StorageCmd::QueryFileInfo => file::query_info(s, header_status).await,
+        StorageCmd::RegenerateAppenderFilename => file::regenerate(s).await,
+        StorageCmd::SetMetadata => meta::set(s).await,
+        StorageCmd::GetMetadata => meta::get(s).await,
+        StorageCmd::AppendFile => appender::append(s).await,
+        StorageCmd::ModifyFile => appender::modify(s).await,
+        StorageCmd::TruncateFile => appender::truncate(s).await,
+        StorageCmd::ReportServerId => sync_recv::report_server_id(s).await,
+        StorageCmd::SyncCreateFile => sync_recv::create_or_update(s, false, header_status).await,
+        StorageCmd::SyncUpdateFile => sync_recv::create_or_update(s, true, header_status).await,
+        StorageCmd::SyncDeleteFile => sync_recv::delete(s).await,
+        StorageCmd::SyncAppendFile => sync_recv::append_or_modify(s, false).await,
+        StorageCmd::SyncModifyFile => sync_recv::append_or_modify(s, true).await,
+        StorageCmd::SyncTruncateFile => sync_recv::truncate(s).await,
+        StorageCmd::SyncRenameFile => sync_recv::rename(s).await,
+        other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
+    }
+}
+
+/// A command family with a `total_*_count` / `success_*_count` pair. The
+/// three uploads share one pair; the other commands have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CountedCommand {
+    Upload,
+    Download,
+    Delete,
+    SetMetadata,
+    GetMetadata,
+    Append,
+    Modify,
+    Truncate,
+}
+
+impl CountedCommand {
+    fn of(cmd: StorageCmd) -> Option<Self> {
+        Some(match cmd {
+            StorageCmd::UploadFile
+            | StorageCmd::UploadAppenderFile
+            | StorageCmd::UploadSlaveFile => Self::Upload,
+            StorageCmd::DownloadFile => Self::Download,
+            StorageCmd::DeleteFile => Self::Delete,
+            StorageCmd::SetMetadata => Self::SetMetadata,
+            StorageCmd::GetMetadata => Self::GetMetadata,
+            StorageCmd::AppendFile => Self::Append,
+            StorageCmd::ModifyFile => Self::Modify,
+            StorageCmd::TruncateFile => Self::Truncate,
+            _ => return None,
+        })
+    }
+
+    /// The (total, success) counters of this family.
+    fn counters(self, st: &mut StorageStats) -> (&mut i64, &mut i64) {
+        match self {
+            Self::Upload => (&mut st.total_upload_count, &mut st.success_upload_count),
+            Self::Download => (&mut st.total_download_count, &mut st.success_download_count),
+            Self::Delete => (&mut st.total_delete_count, &mut st.success_delete_count),
+            Self::SetMetadata => (&mut st.total_set_meta_count, &mut st.success_set_meta_count),
+            Self::GetMetadata => (&mut st.total_get_meta_count, &mut st.success_get_meta_count),
+            Self::Append => (&mut st.total_append_count, &mut st.success_append_count),
+            Self::Modify => (&mut st.total_modify_count, &mut st.success_modify_count),
+            Self::Truncate => (&mut st.total_truncate_count, &mut st.success_truncate_count),
+        }
+    }
+}
 
 /// Reads the whole body of a request that must fit the network buffer
 /// (everything but uploads, append and modify). Like the original, the whole
@@ -173,18 +275,54 @@ pub fn open_existing(path: &Path) -> OpResult<(std::fs::File, std::fs::Metadata)
     Ok((file, meta))
 }
 
-/// Bumps a total counter now and the success counter when `result` is Ok.
-pub fn count<T>(
-    storage: &Storage,
-    result: &OpResult<T>,
-    success: impl FnOnce(&mut fdfs_proto::stat::StorageStats),
-) {
-    if result.is_ok() {
-        storage.bump(success);
-    }
-}
-
 /// Random 32 bits for names.
 pub fn random_u32(storage: &Storage) -> u32 {
     lock(&storage.rng).next_u32()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_counted_command_bumps_its_own_named_pair() {
+        let families = [
+            (StorageCmd::UploadFile, "upload"),
+            (StorageCmd::UploadAppenderFile, "upload"),
+            (StorageCmd::UploadSlaveFile, "upload"),
+            (StorageCmd::DownloadFile, "download"),
+            (StorageCmd::DeleteFile, "delete"),
+            (StorageCmd::SetMetadata, "set_meta"),
+            (StorageCmd::GetMetadata, "get_meta"),
+            (StorageCmd::AppendFile, "append"),
+            (StorageCmd::ModifyFile, "modify"),
+            (StorageCmd::TruncateFile, "truncate"),
+        ];
+        for (cmd, family) in families {
+            let mut st = StorageStats::default();
+            let (total, success) = CountedCommand::of(cmd).unwrap().counters(&mut st);
+            *total += 1;
+            *success += 2;
+            let bumped: Vec<(&str, i64)> =
+                st.counters().into_iter().filter(|(_, v)| *v != 0).collect();
+            let (total_name, success_name) = (
+                format!("total_{family}_count"),
+                format!("success_{family}_count"),
+            );
+            assert_eq!(
+                bumped,
+                [(total_name.as_str(), 1), (success_name.as_str(), 2)],
+                "{cmd:?}"
+            );
+        }
+        for cmd in [
+            StorageCmd::ActiveTest,
+            StorageCmd::QueryFileInfo,
+            StorageCmd::RegenerateAppenderFilename,
+            StorageCmd::SyncCreateFile,
+            StorageCmd::ReportServerId,
+        ] {
+            assert_eq!(CountedCommand::of(cmd), None, "{cmd:?}");
+        }
+    }
 }

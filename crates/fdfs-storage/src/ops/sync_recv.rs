@@ -11,8 +11,8 @@ use fdfs_proto::sync_msg::{SyncDeleteReq, SyncFileReq, SyncPairReq, SyncRangeReq
 use fdfs_proto::Status;
 
 use super::{blocking, body_to_file, check_group, log_change, meta_path, read_small_body, resolve};
-use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
+use crate::session::{Reply, Session};
 use crate::state::Storage;
 
 /// Replica binlog letters.

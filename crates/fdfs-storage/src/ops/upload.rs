@@ -14,10 +14,10 @@ use fdfs_proto::fileid::{
 use fdfs_proto::storage_msg::{FileIdResp, UploadReq, UploadSlaveReq};
 use fdfs_proto::Status;
 
-use super::{blocking, body_to_file, count, log_change, random_u32, resolve_data, stat_existing};
+use super::{blocking, body_to_file, log_change, random_u32, resolve_data, stat_existing};
 use crate::binlog::op;
-use crate::conn::{Reply, Session};
 use crate::error::{OpError, OpResult};
+use crate::session::{Reply, Session};
 use crate::state::{lock, Storage};
 use crate::store;
 
@@ -150,13 +150,6 @@ pub fn link_no_clobber(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
-    s.storage.bump(|st| st.total_upload_count += 1);
-    let result = upload_inner(s, appender).await;
-    count(&s.storage, &result, |st| st.success_upload_count += 1);
-    result
-}
-
-async fn upload_inner(s: &mut Session, appender: bool) -> OpResult<Reply> {
     let body_len = s.body_left;
     if body_len < UploadReq::FIXED_LEN as u64 {
         return Err(OpError::invalid(format!("upload body of {body_len} bytes")));
@@ -232,13 +225,6 @@ fn pick_path(storage: &Storage, requested: Option<usize>, size: u64) -> Option<u
 }
 
 pub async fn upload_slave(s: &mut Session) -> OpResult<Reply> {
-    s.storage.bump(|st| st.total_upload_count += 1);
-    let result = upload_slave_inner(s).await;
-    count(&s.storage, &result, |st| st.success_upload_count += 1);
-    result
-}
-
-async fn upload_slave_inner(s: &mut Session) -> OpResult<Reply> {
     let body_len = s.body_left;
     if body_len <= UploadSlaveReq::FIXED_LEN as u64 {
         return Err(OpError::invalid(format!(

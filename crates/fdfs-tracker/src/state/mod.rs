@@ -1,244 +1,21 @@
-//! Cluster state held by the tracker: groups, storage records, and the
-//! storage status machine of PROTOCOL.md §4.4. Everything here is plain data
-//! and synchronous; callers hold the cluster mutex while they use it.
+//! Cluster state held by the tracker: groups, storage records (`group`),
+//! and the storage status machine of PROTOCOL.md §4.4. Everything here is
+//! plain data and synchronous; callers hold the cluster mutex while they
+//! use it.
+
+mod group;
 
 use std::collections::BTreeMap;
 
-use fdfs_proto::stat::{storage_status as st, StorageBrief, StorageStats};
+use fdfs_proto::stat::{storage_status as st, StorageBrief};
 use fdfs_proto::tracker_msg::PathUsage;
+use fdfs_proto::Status;
 
-/// rw_mode bit: the storage may serve reads (`R_OK`).
-pub const RW_READ: u8 = 4;
-/// rw_mode bit: the storage may take uploads (`W_OK`).
-pub const RW_WRITE: u8 = 2;
-/// rw_mode of a storage without a storage_ids.conf restriction.
-pub const RW_BOTH: u8 = RW_READ | RW_WRITE;
+use crate::handler::OpError;
 
-/// OFFLINE, ONLINE or ACTIVE (`FDFS_IS_AVAILABLE_STATUS`).
-pub fn is_available(status: u8) -> bool {
-    matches!(status, st::OFFLINE | st::ONLINE | st::ACTIVE)
-}
-
-/// Records that still describe a member: DELETED and IP_CHANGED ones are
-/// kept in memory only to decide how a later JOIN is treated.
-pub fn is_visible(status: u8) -> bool {
-    !matches!(status, st::DELETED | st::IP_CHANGED)
-}
-
-/// One storage server as the tracker knows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StorageRec {
-    /// The storage key; in IP mode the IP text.
-    pub id: String,
-    pub ip: String,
-    pub status: u8,
-    pub rw_mode: u8,
-    pub version: String,
-    pub join_time: i64,
-    /// Process start time of the storage; 0 while it is offline.
-    pub up_time: i64,
-    pub storage_port: u16,
-    pub store_path_count: u32,
-    pub subdir_count_per_path: u32,
-    pub upload_priority: i64,
-    /// Storage that feeds this one its initial copy (empty if none).
-    pub sync_src_id: String,
-    pub sync_until_timestamp: i64,
-    pub total_mb: i64,
-    pub free_mb: i64,
-    /// Per store path totals from the last disk report.
-    pub paths: Vec<PathUsage>,
-    pub current_write_path: u32,
-    /// Bytes of the changelog already delivered to this storage.
-    pub changelog_offset: u64,
-    /// Counters from BEAT; `last_heart_beat_time` and
-    /// `last_synced_timestamp` are maintained by the tracker itself.
-    pub stats: StorageStats,
-    /// For this storage as a sync source: the newest timestamp each peer
-    /// (by id) reported having received from it.
-    pub synced_by: BTreeMap<String, i64>,
-    /// Generation of the connection that owns the record (its last JOIN);
-    /// a stale connection closing must not take a fresh one offline.
-    pub conn_gen: u64,
-    /// Source IP of the joined connection that holds the record now; None
-    /// once it closed. Runtime only (never persisted): while it is set, no
-    /// connection from another address may JOIN as this storage, delete it
-    /// or move it (REPORT_IP_CHANGED, REPORT_STATUS).
-    pub live_peer: Option<String>,
-}
-
-impl StorageRec {
-    pub fn new(id: &str, ip: &str, status: u8) -> Self {
-        StorageRec {
-            id: id.to_string(),
-            ip: ip.to_string(),
-            status,
-            rw_mode: RW_BOTH,
-            version: String::new(),
-            join_time: 0,
-            up_time: 0,
-            storage_port: 0,
-            store_path_count: 0,
-            subdir_count_per_path: 0,
-            upload_priority: 0,
-            sync_src_id: String::new(),
-            sync_until_timestamp: 0,
-            total_mb: 0,
-            free_mb: 0,
-            paths: Vec::new(),
-            current_write_path: 0,
-            changelog_offset: 0,
-            stats: StorageStats::default(),
-            synced_by: BTreeMap::new(),
-            conn_gen: 0,
-            live_peer: None,
-        }
-    }
-
-    /// True when a storage connection holds the record now.
-    pub fn is_live(&self) -> bool {
-        self.live_peer.is_some()
-    }
-
-    /// True when a request from `peer_ip` can come from this storage: its
-    /// live connection's address, or the address it is listed under.
-    pub fn is_reachable_from(&self, peer_ip: &str) -> bool {
-        self.live_peer.as_deref() == Some(peer_ip) || self.ip == peer_ip
-    }
-
-    pub fn is_writable(&self) -> bool {
-        self.status == st::ACTIVE && self.rw_mode & RW_WRITE != 0
-    }
-
-    pub fn is_readable(&self) -> bool {
-        self.status == st::ACTIVE && self.rw_mode & RW_READ != 0
-    }
-
-    pub fn brief(&self) -> StorageBrief {
-        StorageBrief {
-            status: self.status,
-            port: i32::from(self.storage_port),
-            id: self.id.clone(),
-            ip_addr: self.ip.clone(),
-        }
-    }
-
-    /// Wipes what DELETE_STORAGE clears (stats and disk figures).
-    fn clear_fields(&mut self) {
-        self.stats = StorageStats::default();
-        self.total_mb = 0;
-        self.free_mb = 0;
-        self.paths.clear();
-        self.current_write_path = 0;
-        self.sync_src_id.clear();
-        self.sync_until_timestamp = 0;
-        self.synced_by.clear();
-        self.up_time = 0;
-    }
-}
-
-/// One group and its members.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Group {
-    pub name: String,
-    pub storage_port: u16,
-    pub store_path_count: u32,
-    pub subdir_count_per_path: u32,
-    pub current_trunk_file_id: i64,
-    /// Members keyed (and therefore ordered) by id, as the C tracker sorts them.
-    pub storages: BTreeMap<String, StorageRec>,
-    /// Space of the writable member with the least free space, refreshed on
-    /// disk reports.
-    pub total_mb: i64,
-    pub free_mb: i64,
-    /// Round-robin cursor over writable members (store_server = 0).
-    pub current_write_server: usize,
-    /// Round-robin cursor over readable members (downloads).
-    pub current_read_server: usize,
-    /// Bumped on every membership or status change; connections compare it
-    /// with the value they last reported to decide on the group-list flag.
-    pub change_count: u64,
-}
-
-impl Group {
-    pub fn new(name: &str) -> Self {
-        Group {
-            name: name.to_string(),
-            storage_port: 0,
-            store_path_count: 0,
-            subdir_count_per_path: 0,
-            current_trunk_file_id: 0,
-            storages: BTreeMap::new(),
-            total_mb: 0,
-            free_mb: 0,
-            current_write_server: 0,
-            current_read_server: 0,
-            change_count: 0,
-        }
-    }
-
-    /// Writable members in id order.
-    pub fn writable(&self) -> Vec<&StorageRec> {
-        self.storages.values().filter(|s| s.is_writable()).collect()
-    }
-
-    /// Readable members in id order.
-    pub fn readable(&self) -> Vec<&StorageRec> {
-        self.storages.values().filter(|s| s.is_readable()).collect()
-    }
-
-    /// Members that are neither DELETED nor IP_CHANGED, in id order.
-    pub fn visible(&self) -> impl Iterator<Item = &StorageRec> {
-        self.storages.values().filter(|s| is_visible(s.status))
-    }
-
-    /// The group member list sent to storages (§4.3).
-    pub fn briefs(&self) -> Vec<StorageBrief> {
-        self.visible().map(StorageRec::brief).collect()
-    }
-
-    /// Sets a member's status, counting a real change. Returns true when the
-    /// status changed.
-    pub fn set_status(&mut self, id: &str, status: u8) -> bool {
-        let Some(s) = self.storages.get_mut(id) else {
-            return false;
-        };
-        if s.status == status {
-            return false;
-        }
-        s.status = status;
-        if status == st::OFFLINE {
-            // An offline storage has no uptime to show.
-            s.up_time = 0;
-        }
-        self.change_count += 1;
-        true
-    }
-
-    /// Group total/free = the writable member with the least free space.
-    pub fn recompute_space(&mut self) {
-        let least = self
-            .writable()
-            .into_iter()
-            .min_by_key(|s| s.free_mb)
-            .map(|s| (s.total_mb, s.free_mb));
-        if let Some((total, free)) = least {
-            self.total_mb = total;
-            self.free_mb = free;
-        }
-    }
-
-    /// The group's "store server": lowest upload_priority when
-    /// `store_server = 2`, otherwise the first writable member.
-    pub fn store_server(&self, store_server_mode: u8) -> Option<&StorageRec> {
-        let w = self.writable();
-        if store_server_mode == fdfs_config::tracker::STORE_SERVER_FIRST_BY_PRI {
-            w.into_iter().min_by_key(|s| s.upload_priority)
-        } else {
-            w.into_iter().next()
-        }
-    }
-}
+pub use group::{
+    is_available, is_visible, status_after_restart, Group, StorageRec, RW_BOTH, RW_READ,
+};
 
 /// Everything the tracker knows about the cluster.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -475,9 +252,7 @@ impl Cluster {
     pub fn offline_after_load(&mut self) {
         for g in self.groups.values_mut() {
             for s in g.storages.values_mut() {
-                if !matches!(s.status, st::WAIT_SYNC | st::SYNCING | st::INIT) {
-                    s.status = st::OFFLINE;
-                }
+                s.status = status_after_restart(s.status);
                 s.up_time = 0;
             }
         }
@@ -545,26 +320,25 @@ impl Cluster {
 
     /// DELETE_STORAGE (93). On success the changelog line to append is
     /// returned (the caller writes it to disk).
-    pub fn delete_storage(
-        &mut self,
-        group: &str,
-        id: &str,
-        now: i64,
-    ) -> Result<String, fdfs_proto::Status> {
-        use fdfs_proto::Status;
-        let g = self.groups.get_mut(group).ok_or(Status::ENOENT)?;
+    pub fn delete_storage(&mut self, group: &str, id: &str, now: i64) -> Result<String, OpError> {
+        let g = self.groups.get_mut(group).ok_or_else(|| no_group(group))?;
         let (cur, live) = g
             .storages
             .get(id)
             .map(|s| (s.status, s.is_live()))
-            .ok_or(Status::ENOENT)?;
+            .ok_or_else(|| no_storage(group, id))?;
         match cur {
-            st::IP_CHANGED => return Err(Status::ENOENT),
-            st::ONLINE | st::ACTIVE | st::RECOVERY => return Err(Status::EBUSY),
-            st::DELETED => return Err(Status::EALREADY),
+            st::IP_CHANGED => return Err(no_storage(group, id)),
+            st::ONLINE | st::ACTIVE | st::RECOVERY => return Err(in_service(id, cur)),
+            st::DELETED => {
+                return Err(OpError::new(
+                    Status::EALREADY,
+                    format!("storage {id} is already deleted"),
+                ))
+            }
             // Its storage is connected (the status alone can be OFFLINE
             // after a missed heartbeat, or WAIT_SYNC): not deleted under it.
-            _ if live => return Err(Status::EBUSY),
+            _ if live => return Err(connected(id)),
             _ => {}
         }
         for s in g.storages.values_mut() {
@@ -592,19 +366,26 @@ impl Cluster {
         old: &str,
         new: &str,
         now: i64,
-    ) -> Result<String, fdfs_proto::Status> {
-        use fdfs_proto::Status;
-        let g = self.groups.get_mut(group).ok_or(Status::ENOENT)?;
-        let rec = g.storages.get(old).ok_or(Status::ENOENT)?;
+    ) -> Result<String, OpError> {
+        let g = self.groups.get_mut(group).ok_or_else(|| no_group(group))?;
+        let rec = g.storages.get(old).ok_or_else(|| no_storage(group, old))?;
         match rec.status {
-            st::DELETED => return Err(Status::ENOENT),
-            st::IP_CHANGED => return Err(Status::EALREADY),
-            st::ONLINE | st::ACTIVE | st::RECOVERY => return Err(Status::EBUSY),
-            _ if rec.is_live() => return Err(Status::EBUSY),
+            st::DELETED => return Err(no_storage(group, old)),
+            st::IP_CHANGED => {
+                return Err(OpError::new(
+                    Status::EALREADY,
+                    format!("storage {old} has already changed its address"),
+                ))
+            }
+            st::ONLINE | st::ACTIVE | st::RECOVERY => return Err(in_service(old, rec.status)),
+            _ if rec.is_live() => return Err(connected(old)),
             _ => {}
         }
         if g.storages.get(new).is_some_and(|s| is_visible(s.status)) {
-            return Err(Status::EEXIST);
+            return Err(OpError::new(
+                Status::EEXIST,
+                format!("storage {new} exists in group {group}"),
+            ));
         }
         let mut moved = rec.clone();
         moved.id = new.to_string();
@@ -629,10 +410,13 @@ impl Cluster {
     }
 
     /// DELETE_GROUP (108): EBUSY while the group has member records.
-    pub fn delete_group(&mut self, group: &str) -> Result<(), fdfs_proto::Status> {
-        let g = self.groups.get(group).ok_or(fdfs_proto::Status::ENOENT)?;
+    pub fn delete_group(&mut self, group: &str) -> Result<(), OpError> {
+        let g = self.groups.get(group).ok_or_else(|| no_group(group))?;
         if g.visible().next().is_some() {
-            return Err(fdfs_proto::Status::EBUSY);
+            return Err(OpError::new(
+                Status::EBUSY,
+                format!("group {group} still has storages"),
+            ));
         }
         self.groups.remove(group);
         if self.current_write_group >= self.groups.len() {
@@ -690,6 +474,29 @@ impl Cluster {
             }
         }
     }
+}
+
+/// ENOENT for a group this tracker does not know.
+pub fn no_group(group: &str) -> OpError {
+    OpError::not_found(format!("no group {group}"))
+}
+
+/// ENOENT for a storage that is not (or no longer) a member of `group`.
+pub fn no_storage(group: &str, id: &str) -> OpError {
+    OpError::not_found(format!("no storage {id} in group {group}"))
+}
+
+/// EBUSY: the storage's status says it is in service.
+fn in_service(id: &str, status: u8) -> OpError {
+    OpError::new(
+        Status::EBUSY,
+        format!("storage {id} is in service (status {status})"),
+    )
+}
+
+/// EBUSY: the storage is connected, whatever its status says.
+fn connected(id: &str) -> OpError {
+    OpError::new(Status::EBUSY, format!("storage {id} is connected"))
 }
 
 #[cfg(test)]
@@ -816,23 +623,31 @@ mod tests {
             .unwrap()
             .set_status("10.0.0.1", st::ACTIVE);
         assert_eq!(
-            c.delete_storage("group1", "10.0.0.1", 5),
-            Err(fdfs_proto::Status::EBUSY)
+            c.delete_storage("group1", "10.0.0.1", 5)
+                .map_err(|e| e.status),
+            Err(Status::EBUSY)
         );
-        assert_eq!(c.delete_group("group1"), Err(fdfs_proto::Status::EBUSY));
+        assert_eq!(
+            c.delete_group("group1").map_err(|e| e.status),
+            Err(Status::EBUSY)
+        );
         c.disconnected("group1", "10.0.0.1", 1);
         let line = c.delete_storage("group1", "10.0.0.1", 5).unwrap();
         assert_eq!(line, "5 group1 10.0.0.1 4 \n");
         assert_eq!(
-            c.delete_storage("group1", "10.0.0.1", 5),
-            Err(fdfs_proto::Status::EALREADY)
+            c.delete_storage("group1", "10.0.0.1", 5)
+                .map_err(|e| e.status),
+            Err(Status::EALREADY)
         );
         assert_eq!(
-            c.delete_storage("group1", "x", 5),
-            Err(fdfs_proto::Status::ENOENT)
+            c.delete_storage("group1", "x", 5).map_err(|e| e.status),
+            Err(Status::ENOENT)
         );
         assert_eq!(c.delete_group("group1"), Ok(()));
-        assert_eq!(c.delete_group("group1"), Err(fdfs_proto::Status::ENOENT));
+        assert_eq!(
+            c.delete_group("group1").map_err(|e| e.status),
+            Err(Status::ENOENT)
+        );
     }
 
     #[test]
@@ -871,12 +686,14 @@ mod tests {
             .unwrap()
             .set_status("10.0.0.1", st::WAIT_SYNC);
         assert_eq!(
-            c.delete_storage("group1", "10.0.0.1", 5),
-            Err(fdfs_proto::Status::EBUSY)
+            c.delete_storage("group1", "10.0.0.1", 5)
+                .map_err(|e| e.status),
+            Err(Status::EBUSY)
         );
         assert_eq!(
-            c.ip_changed("group1", "10.0.0.1", "10.0.0.2", 5),
-            Err(fdfs_proto::Status::EBUSY)
+            c.ip_changed("group1", "10.0.0.1", "10.0.0.2", 5)
+                .map_err(|e| e.status),
+            Err(Status::EBUSY)
         );
         let deleted = StorageBrief {
             status: st::DELETED,
