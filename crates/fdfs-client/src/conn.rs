@@ -177,9 +177,7 @@ impl Conn {
 
     /// One request/response exchange with a small body.
     pub async fn call(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<u8>, ClientError> {
-        self.send(cmd, 0, body).await?;
-        let h = self.recv_header().await?;
-        self.recv_body(h.body_len().unwrap_or(0)).await
+        self.call_with_status(cmd, 0, body).await
     }
 
     /// Like `call` but with a status byte in the request header.

@@ -223,17 +223,19 @@ impl Gateway {
         };
         let plan = decide(&facts, cond, self.conf.multi_range_enabled);
         let (offset, len) = plan.window(size);
-        if head || len == 0 {
-            conn.quit().await;
-            let body = GatewayBody::empty();
-            return Ok(Some(response::file(
+        let respond = |body| {
+            response::file(
                 &self.conf,
                 &req.name.name,
                 download_name,
                 &facts,
                 plan,
                 body,
-            )));
+            )
+        };
+        if head || len == 0 {
+            conn.quit().await;
+            return Ok(Some(respond(GatewayBody::empty())));
         }
         let announced = match StorageClient::new(&mut conn)
             .download_start(&req.group, &req.remote, offset, len)
@@ -252,15 +254,7 @@ impl Gateway {
         }
         let (tx, rx) = mpsc::channel(RELAY_CHANNEL_CHUNKS);
         tokio::spawn(relay(conn, len, tx));
-        let body = GatewayBody::Relay(RelayBody::new(rx, len));
-        Ok(Some(response::file(
-            &self.conf,
-            &req.name.name,
-            download_name,
-            &facts,
-            plan,
-            body,
-        )))
+        Ok(Some(respond(GatewayBody::Relay(RelayBody::new(rx, len)))))
     }
 }
 

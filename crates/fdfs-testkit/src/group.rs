@@ -24,6 +24,9 @@ use fdfs_config::{ReservedSpace, TrackerAddr};
 use fdfs_proto::stat::{storage_status, StorageStat};
 use tokio_util::sync::CancellationToken;
 
+/// How long stopping a server may take (its data files are saved).
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
+
 /// Next last octet for server addresses; tests in one process never share.
 static NEXT_OCTET: AtomicU8 = AtomicU8::new(20);
 
@@ -206,16 +209,8 @@ impl Group {
     pub fn start_tracker(&mut self, t: usize) {
         assert!(!self.tracker_running(t), "tracker {t} is already running");
         let conf = self.trackers[t].conf.clone();
-        let std_listener =
-            std::net::TcpListener::bind(self.trackers[t].addr).expect("bind tracker");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let token = CancellationToken::new();
-        let c = token.clone();
-        let task = self.rt.spawn(async move {
-            let l = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            if let Err(e) = fdfs_tracker::run(l, conf, c).await {
-                eprintln!("testkit: tracker stopped: {e}");
-            }
+        let (token, task) = serve_on(&self.rt, self.trackers[t].addr, "tracker", |l, c| {
+            fdfs_tracker::run(l, conf, c)
         });
         self.trackers[t].token = Some(token);
         self.trackers[t].task = Some(task);
@@ -224,13 +219,20 @@ impl Group {
     /// Stops tracker `t` and waits until it has shut down (its data files
     /// are saved; its port is free again).
     pub fn stop_tracker(&mut self, t: usize) {
-        if let Some(token) = self.trackers[t].token.take() {
+        let (token, task) = (self.trackers[t].token.take(), self.trackers[t].task.take());
+        self.stop(token, task);
+    }
+
+    /// Cancels a server and waits (up to [`STOP_DEADLINE`]) until it has
+    /// shut down.
+    fn stop(&self, token: Option<CancellationToken>, task: Option<tokio::task::JoinHandle<()>>) {
+        if let Some(token) = token {
             token.cancel();
         }
-        if let Some(task) = self.trackers[t].task.take() {
+        if let Some(task) = task {
             let _ = self
                 .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(20), task).await });
+                .block_on(async { tokio::time::timeout(STOP_DEADLINE, task).await });
         }
     }
 
@@ -372,15 +374,8 @@ impl Group {
         let addr: SocketAddr = format!("{}:{}", conf.bind_addr, conf.port)
             .parse()
             .expect("addr");
-        let std_listener = std::net::TcpListener::bind(addr).expect("bind storage");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let token = CancellationToken::new();
-        let t = token.clone();
-        let task = self.rt.spawn(async move {
-            let l = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            if let Err(e) = fdfs_storage::run(l, conf, t).await {
-                eprintln!("testkit: storage stopped: {e}");
-            }
+        let (token, task) = serve_on(&self.rt, addr, "storage", |l, c| {
+            fdfs_storage::run(l, conf, c)
         });
         self.nodes[i].token = Some(token);
         self.nodes[i].task = Some(task);
@@ -397,14 +392,8 @@ impl Group {
 
     /// Stops member `i` and waits until it has shut down.
     pub fn stop_storage(&mut self, i: usize) {
-        if let Some(t) = self.nodes[i].token.take() {
-            t.cancel();
-        }
-        if let Some(task) = self.nodes[i].task.take() {
-            let _ = self
-                .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(20), task).await });
-        }
+        let (token, task) = (self.nodes[i].token.take(), self.nodes[i].task.take());
+        self.stop(token, task);
     }
 
     pub fn storage_running(&self, i: usize) -> bool {
@@ -519,4 +508,30 @@ impl Drop for Group {
             }
         });
     }
+}
+
+/// Binds `addr` and runs a daemon's `run(listener, shutdown)` on `rt`;
+/// returns the token that stops it and its task.
+fn serve_on<Fut, E>(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    role: &'static str,
+    run: impl FnOnce(tokio::net::TcpListener, CancellationToken) -> Fut + Send + 'static,
+) -> (CancellationToken, tokio::task::JoinHandle<()>)
+where
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+{
+    let std_listener =
+        std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {role} {addr}: {e}"));
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    let task = rt.spawn(async move {
+        let l = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+        if let Err(e) = run(l, cancel).await {
+            eprintln!("testkit: {role} stopped: {e}");
+        }
+    });
+    (token, task)
 }

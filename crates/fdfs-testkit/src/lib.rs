@@ -113,25 +113,18 @@ impl Cluster {
 
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let t = tokio::net::TcpListener::from_std(std_tracker).expect("listener");
-                let s = tokio::net::TcpListener::from_std(std_storage).expect("listener");
-                let tracker = tokio::spawn(fdfs_tracker::run(t, tracker_conf, token.clone()));
-                let storage = tokio::spawn(fdfs_storage::run(s, storage_conf, token.clone()));
-                let (tr, sr) = tokio::join!(tracker, storage);
-                if let Ok(Err(e)) = tr {
-                    eprintln!("testkit: tracker stopped with error: {e}");
-                }
-                if let Ok(Err(e)) = sr {
-                    eprintln!("testkit: storage stopped with error: {e}");
-                }
-            });
+        let thread = on_own_runtime(async move {
+            let t = tokio::net::TcpListener::from_std(std_tracker).expect("listener");
+            let s = tokio::net::TcpListener::from_std(std_storage).expect("listener");
+            let tracker = tokio::spawn(fdfs_tracker::run(t, tracker_conf, token.clone()));
+            let storage = tokio::spawn(fdfs_storage::run(s, storage_conf, token.clone()));
+            let (tr, sr) = tokio::join!(tracker, storage);
+            if let Ok(Err(e)) = tr {
+                eprintln!("testkit: tracker stopped with error: {e}");
+            }
+            if let Ok(Err(e)) = sr {
+                eprintln!("testkit: storage stopped with error: {e}");
+            }
         });
         let cluster = Cluster {
             tracker_addr,
@@ -225,6 +218,21 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.halt();
     }
+}
+
+/// Runs `servers` on a thread with a runtime of its own (two workers), so
+/// a test's own runtime never shares fate with the servers it drives.
+fn on_own_runtime(
+    servers: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(servers)
+    })
 }
 
 /// A single-threaded runtime for a test to drive clients with.
@@ -372,18 +380,11 @@ impl Cluster {
         let run_conf = conf.clone();
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                if let Err(e) = fdfs_storage::run(l, run_conf, token).await {
-                    eprintln!("testkit: extra storage stopped with error: {e}");
-                }
-            });
+        let thread = on_own_runtime(async move {
+            let l = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            if let Err(e) = fdfs_storage::run(l, run_conf, token).await {
+                eprintln!("testkit: extra storage stopped with error: {e}");
+            }
         });
         let node = StorageNode {
             addr,

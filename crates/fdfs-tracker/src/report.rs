@@ -216,9 +216,7 @@ pub fn beat(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
     let now = now_secs();
     let mut c = t.lock();
     let s = c
-        .groups
-        .get_mut(&j.group)
-        .and_then(|g| g.storages.get_mut(&j.id))
+        .storage_mut(&j.group, &j.id)
         .ok_or_else(|| no_storage(&j.group, &j.id))?;
     if let Some(mut new) = stats {
         // The tracker owns these two.
@@ -241,9 +239,7 @@ pub fn disk_usage(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult 
     let j = ctx.joined()?;
     let mut c = t.lock();
     let s = c
-        .groups
-        .get_mut(&j.group)
-        .and_then(|g| g.storages.get_mut(&j.id))
+        .storage_mut(&j.group, &j.id)
         .ok_or_else(|| no_storage(&j.group, &j.id))?;
     let usage = decode_disk_usage(body, s.store_path_count as usize)?;
     s.total_mb = usage.iter().map(|u| u.total_mb).sum();

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
-use fdfs_client::Conn;
-use fdfs_proto::storage_msg::{DownloadReq, FileIdResp, UploadReq};
+use bytes::BytesMut;
+use fdfs_client::{Conn, StorageClient, UploadKind};
+use fdfs_proto::storage_msg::UploadReq;
 use fdfs_proto::{StorageCmd, TrackerCmd};
 use fdfs_testkit::{free_port, rt, ProcessGuard};
 
@@ -62,24 +62,17 @@ fn wait_ready(tracker_port: u16) {
     }
 }
 
+fn storage_at(storage_port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], storage_port))
+}
+
 fn upload(storage_port: u16, data: &[u8]) -> String {
     rt().block_on(async {
-        let mut c = Conn::connect(
-            &format!("127.0.0.1:{storage_port}"),
-            Duration::from_secs(2),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-        let mut b = BytesMut::new();
-        UploadReq {
-            store_path_index: -1,
-            file_size: data.len() as u64,
-            ext: "bin".into(),
-        }
-        .encode_head(&mut b);
-        b.put_slice(data);
-        FileIdResp::decode(&c.call(StorageCmd::UploadFile.into(), &b).await.unwrap())
+        let mut c = fdfs_testkit::connect(storage_at(storage_port)).await;
+        let mut src = data;
+        StorageClient::new(&mut c)
+            .upload(UploadKind::Normal, -1, "bin", &mut src, data.len() as u64)
+            .await
             .unwrap()
             .remote
     })
@@ -87,22 +80,13 @@ fn upload(storage_port: u16, data: &[u8]) -> String {
 
 fn download(storage_port: u16, remote: &str) -> Vec<u8> {
     rt().block_on(async {
-        let mut c = Conn::connect(
-            &format!("127.0.0.1:{storage_port}"),
-            Duration::from_secs(2),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-        let mut b = BytesMut::new();
-        DownloadReq {
-            offset: 0,
-            length: 0,
-            group: "group1".into(),
-            remote: remote.into(),
-        }
-        .encode(&mut b);
-        c.call(StorageCmd::DownloadFile.into(), &b).await.unwrap()
+        let mut c = fdfs_testkit::connect(storage_at(storage_port)).await;
+        let mut out = Vec::new();
+        StorageClient::new(&mut c)
+            .download("group1", remote, 0, 0, &mut out)
+            .await
+            .unwrap();
+        out
     })
 }
 
@@ -325,7 +309,6 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 /// runtime's workers, and the tracker of `fdfs server` has its own.
 #[test]
 fn server_answers_while_whole_file_checksums_run() {
-    use fdfs_client::{StorageClient, UploadKind};
     let dir = tempfile::tempdir().unwrap();
     let (tp, sp) = (free_port(), free_port());
     let mut server = start_server(dir.path(), tp, sp);

@@ -21,22 +21,41 @@ fn status_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u8 {
     }
 }
 
+/// An upload body declaring `file_size` bytes and carrying `data`.
+fn upload_req(store_path_index: i8, file_size: u64, ext: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    UploadReq {
+        store_path_index,
+        file_size,
+        ext: ext.into(),
+    }
+    .encode_head(&mut b);
+    b.put_slice(data);
+    b.to_vec()
+}
+
+fn slave_req(master: &str, prefix: &str, ext: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    UploadSlaveReq {
+        master: master.into(),
+        file_size: data.len() as u64,
+        prefix: prefix.into(),
+        ext: ext.into(),
+    }
+    .encode_head(&mut b);
+    b.put_slice(data);
+    b.to_vec()
+}
+
 async fn upload(
     conn: &mut Conn,
     cmd: StorageCmd,
     data: &[u8],
     ext: &str,
 ) -> Result<FileIdResp, ClientError> {
-    let mut b = BytesMut::new();
-    UploadReq {
-        store_path_index: -1,
-        file_size: data.len() as u64,
-        ext: ext.into(),
-    }
-    .encode_head(&mut b);
-    b.put_slice(data);
-    let body = conn.call(cmd.into(), &b).await?;
-    Ok(FileIdResp::decode(&body)?)
+    let body = upload_req(-1, data.len() as u64, ext, data);
+    let answer = conn.call(cmd.into(), &body).await?;
+    Ok(FileIdResp::decode(&answer)?)
 }
 
 fn group_file(group: &str, remote: &str) -> Vec<u8> {
@@ -47,6 +66,15 @@ fn group_file(group: &str, remote: &str) -> Vec<u8> {
     }
     .encode(&mut b);
     b.to_vec()
+}
+
+async fn get_meta(conn: &mut Conn, remote: &str) -> Vec<u8> {
+    conn.call(
+        StorageCmd::GetMetadata.into(),
+        &group_file("group1", remote),
+    )
+    .await
+    .unwrap()
 }
 
 async fn download(
@@ -247,24 +275,12 @@ fn metadata_overwrite_merge_delete() {
         )
         .await
         .unwrap();
-        let got = s
-            .call(
-                StorageCmd::GetMetadata.into(),
-                &group_file("group1", &up.remote),
-            )
-            .await
-            .unwrap();
+        let got = get_meta(&mut s, &up.remote).await;
         assert_eq!(got, b"a\x022\x01b\x021", "records come back sorted");
         s.call(StorageCmd::SetMetadata.into(), &set(b'M', b"a\x029"))
             .await
             .unwrap();
-        let got = s
-            .call(
-                StorageCmd::GetMetadata.into(),
-                &group_file("group1", &up.remote),
-            )
-            .await
-            .unwrap();
+        let got = get_meta(&mut s, &up.remote).await;
         assert_eq!(got, b"a\x029\x01b\x021");
         // Malformed records are dropped and never stored with leftovers.
         s.call(
@@ -273,13 +289,7 @@ fn metadata_overwrite_merge_delete() {
         )
         .await
         .unwrap();
-        let got = s
-            .call(
-                StorageCmd::GetMetadata.into(),
-                &group_file("group1", &up.remote),
-            )
-            .await
-            .unwrap();
+        let got = get_meta(&mut s, &up.remote).await;
         assert_eq!(got, b"y\x02\x01z\x02last");
         let name = RemoteName::parse(&up.remote, 1).unwrap();
         let meta_file = cluster.store_paths[0]
@@ -351,16 +361,7 @@ fn appender_append_modify_truncate_regenerate() {
         assert_eq!(rec.crc32, fdfs_proto::crc32(b"0123456789"));
         assert_eq!(name.kind(), FileKind::Appender);
 
-        let append = |data: &[u8]| {
-            let mut b = BytesMut::new();
-            AppendReq {
-                remote: up.remote.clone(),
-                length: data.len() as u64,
-            }
-            .encode_head(&mut b);
-            b.put_slice(data);
-            b.to_vec()
-        };
+        let append = |data: &[u8]| append_req(&up.remote, data);
         // Append, and a 0-byte append is a no-op that answers an EMPTY body.
         assert!(s
             .call(StorageCmd::AppendFile.into(), &append(b"abcde"))
@@ -377,17 +378,7 @@ fn appender_append_modify_truncate_regenerate() {
             b"0123456789abcde"
         );
 
-        let modify = |offset: i64, data: &[u8]| {
-            let mut b = BytesMut::new();
-            ModifyReq {
-                remote: up.remote.clone(),
-                offset,
-                length: data.len() as u64,
-            }
-            .encode_head(&mut b);
-            b.put_slice(data);
-            b.to_vec()
-        };
+        let modify = |offset: i64, data: &[u8]| modify_req(&up.remote, offset, data);
         s.call(StorageCmd::ModifyFile.into(), &modify(2, b"XYZ"))
             .await
             .unwrap();
@@ -497,13 +488,7 @@ fn appender_append_modify_truncate_regenerate() {
 
         // Appending to a normal file is EINVAL; to a missing appender ENOENT.
         let mut s = connect(cluster.storage_addr).await;
-        let mut b = BytesMut::new();
-        AppendReq {
-            remote: regen.remote.clone(),
-            length: 1,
-        }
-        .encode_head(&mut b);
-        b.put_u8(b'x');
+        let b = append_req(&regen.remote, b"x");
         assert_eq!(
             status_of(s.call(StorageCmd::AppendFile.into(), &b).await),
             22
@@ -525,18 +510,6 @@ fn slave_files() {
         let master = upload(&mut s, StorageCmd::UploadFile, b"master image", "jpg")
             .await
             .unwrap();
-        let slave_req = |master: &str, prefix: &str, ext: &str, data: &[u8]| {
-            let mut b = BytesMut::new();
-            UploadSlaveReq {
-                master: master.into(),
-                file_size: data.len() as u64,
-                prefix: prefix.into(),
-                ext: ext.into(),
-            }
-            .encode_head(&mut b);
-            b.put_slice(data);
-            b.to_vec()
-        };
         let slave = FileIdResp::decode(
             &s.call(
                 StorageCmd::UploadSlaveFile.into(),
@@ -696,47 +669,17 @@ fn malformed_requests_get_the_original_statuses() {
             (StorageCmd::UploadFile.into(), vec![0u8; 14], 22), // 14-byte body
             (
                 StorageCmd::UploadFile.into(),
-                {
-                    let mut b = BytesMut::new();
-                    UploadReq {
-                        store_path_index: -1,
-                        file_size: 5,
-                        ext: "txt".into(),
-                    }
-                    .encode_head(&mut b);
-                    b.put_slice(b"abc");
-                    b.to_vec()
-                },
+                upload_req(-1, 5, "txt", b"abc"),
                 22,
             ), // size mismatch
             (
                 StorageCmd::UploadFile.into(),
-                {
-                    let mut b = BytesMut::new();
-                    UploadReq {
-                        store_path_index: -1,
-                        file_size: 1,
-                        ext: "a b".into(),
-                    }
-                    .encode_head(&mut b);
-                    b.put_u8(b'x');
-                    b.to_vec()
-                },
+                upload_req(-1, 1, "a b", b"x"),
                 22,
             ), // bad extension
             (
                 StorageCmd::UploadFile.into(),
-                {
-                    let mut b = BytesMut::new();
-                    UploadReq {
-                        store_path_index: 1,
-                        file_size: 1,
-                        ext: "txt".into(),
-                    }
-                    .encode_head(&mut b);
-                    b.put_u8(b'x');
-                    b.to_vec()
-                },
+                upload_req(1, 1, "txt", b"x"),
                 22,
             ), // path index out of range
             (
@@ -858,14 +801,7 @@ fn load_balance_moves_uploads_off_a_full_path() {
     rt().block_on(async {
         let mut s = connect(cluster.storage_addr).await;
         for _ in 0..3 {
-            let mut b = BytesMut::new();
-            UploadReq {
-                store_path_index: 0,
-                file_size: 3,
-                ext: "txt".into(),
-            }
-            .encode_head(&mut b);
-            b.put_slice(b"abc");
+            let b = upload_req(0, 3, "txt", b"abc");
             let up = FileIdResp::decode(&s.call(StorageCmd::UploadFile.into(), &b).await.unwrap())
                 .unwrap();
             assert!(up.remote.starts_with("M01/"), "{}", up.remote);
@@ -884,13 +820,7 @@ fn interrupted_upload_leaves_no_file() {
             .unwrap();
         let mut b = BytesMut::new();
         fdfs_proto::Header::new(StorageCmd::UploadFile.into(), 15 + 1_000_000).encode(&mut b);
-        UploadReq {
-            store_path_index: -1,
-            file_size: 1_000_000,
-            ext: "bin".into(),
-        }
-        .encode_head(&mut b);
-        b.put_slice(&[1u8; 300_000]);
+        b.put_slice(&upload_req(-1, 1_000_000, "bin", &[1u8; 300_000]));
         raw.write_all(&b).await.unwrap();
         drop(raw); // the client dies mid-upload
         let tmp = cluster.store_paths[0].join("data/.tmp");
@@ -1069,15 +999,7 @@ fn metadata_files_are_not_data_files() {
         assert_eq!(std::fs::read(&meta_file).unwrap(), b"k\x02v");
 
         assert_eq!(status_of(download(&mut s, &meta, 0, 0).await), 2);
-        let mut slave = BytesMut::new();
-        UploadSlaveReq {
-            master: meta.clone(),
-            file_size: 1,
-            prefix: "_s".into(),
-            ext: "txt".into(),
-        }
-        .encode_head(&mut slave);
-        slave.put_u8(b'x');
+        let slave = slave_req(&meta, "_s", "txt", b"x");
         let cases: Vec<(StorageCmd, Vec<u8>)> = vec![
             (StorageCmd::QueryFileInfo, group_file("group1", &meta)),
             (StorageCmd::GetMetadata, group_file("group1", &meta)),
@@ -1135,15 +1057,7 @@ fn only_a_whole_appender_name_is_an_appender() {
         )
         .await
         .unwrap();
-        let mut b = BytesMut::new();
-        UploadSlaveReq {
-            master: app.remote.clone(),
-            file_size: 5,
-            prefix: "_s".into(),
-            ext: "log".into(),
-        }
-        .encode_head(&mut b);
-        b.put_slice(b"slave");
+        let b = slave_req(&app.remote, "_s", "log", b"slave");
         let slave = FileIdResp::decode(
             &s.call(StorageCmd::UploadSlaveFile.into(), &b)
                 .await

@@ -82,6 +82,10 @@ impl Cluster {
         self.groups.get(group)?.storages.get(id)
     }
 
+    pub fn storage_mut(&mut self, group: &str, id: &str) -> Option<&mut StorageRec> {
+        self.groups.get_mut(group)?.storages.get_mut(id)
+    }
+
     /// JOIN (§4.2): creates or updates the group and storage records and
     /// returns (status, sync source id) for the answer.
     pub fn join(&mut self, j: &JoinInfo, conn_gen: u64) -> Result<(u8, String), JoinError> {
