@@ -11,7 +11,7 @@
 //! path, then check the real path of what was opened.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,7 +96,7 @@ impl DataDirs {
         }
         let dir = self.get(store_paths, roots, index)?;
         let name = CString::new(relative).ok()?;
-        match openat2_beneath(dir, &name) {
+        match fdfs_util::sys::openat2_beneath(dir, &name) {
             Ok(f) => Some(f),
             Err(e) => {
                 if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
@@ -106,41 +106,6 @@ impl DataDirs {
             }
         }
     }
-}
-
-/// openat2(dir, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
-/// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS).
-#[allow(unsafe_code)]
-fn openat2_beneath(dir: &std::fs::File, name: &CString) -> std::io::Result<std::fs::File> {
-    /// `struct open_how` (linux/openat2.h); libc's is non-exhaustive.
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: `dir` is an open descriptor, `name` a NUL-terminated string
-    // and `how` a valid open_how of the size passed; all outlive the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(|_| std::io::Error::other("openat2: bad descriptor"))?;
-    // SAFETY: openat2 returned a new descriptor that nothing else owns.
-    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// Looks the request up below the store paths. `Ok(None)`: not here.

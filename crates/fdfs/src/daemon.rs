@@ -534,13 +534,6 @@ fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Sends `signal` to `pid`; 0 checks that the process exists.
-#[allow(unsafe_code)]
-fn send_signal(pid: i32, signal: i32) -> bool {
-    // SAFETY: kill(2) takes plain integers and has no memory effects.
-    unsafe { libc::kill(pid, signal) == 0 }
-}
-
 /// `fdfs_trackerd <conf> [start|stop|restart]` and `fdfs_storaged ...`.
 /// `argv` excludes the program name.
 pub fn classic(role: Role, argv: &[String]) -> ExitCode {
@@ -564,7 +557,9 @@ pub fn classic(role: Role, argv: &[String]) -> ExitCode {
         "stop" => stop(name, &pid_path),
         "restart" => {
             let code = stop(name, &pid_path);
-            if code != ExitCode::SUCCESS && read_pid(&pid_path).is_some_and(|p| send_signal(p, 0)) {
+            if code != ExitCode::SUCCESS
+                && read_pid(&pid_path).is_some_and(|p| fdfs_util::sys::send_signal(p, 0))
+            {
                 return code;
             }
             start_detached(role, conf_path, &pid_path, &log_dir)
@@ -582,13 +577,13 @@ fn stop(name: &str, pid_path: &Path) -> ExitCode {
         eprintln!("{name}: no pid file {}, not running", pid_path.display());
         return ExitCode::from(2);
     };
-    if !send_signal(pid, libc::SIGTERM) {
+    if !fdfs_util::sys::send_signal(pid, libc::SIGTERM) {
         eprintln!("{name}: process {pid} is not running");
         let _ = std::fs::remove_file(pid_path);
         return ExitCode::from(2);
     }
     let deadline = Instant::now() + STOP_WAIT;
-    while send_signal(pid, 0) {
+    while fdfs_util::sys::send_signal(pid, 0) {
         if Instant::now() > deadline {
             eprintln!(
                 "{name}: process {pid} did not exit within {}s",
@@ -607,7 +602,7 @@ fn start_detached(role: Role, conf_path: &str, pid_path: &Path, log_dir: &Path) 
     use std::os::unix::process::CommandExt;
     let name = role.classic_name();
     if let Some(pid) = read_pid(pid_path) {
-        if send_signal(pid, 0) {
+        if fdfs_util::sys::send_signal(pid, 0) {
             eprintln!("{name}: already running, pid {pid}");
             return ExitCode::from(16);
         }

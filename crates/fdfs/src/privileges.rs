@@ -3,7 +3,6 @@
 //! then drops to that user and group for good (real, effective and saved
 //! ids, supplementary groups cleared), as the original daemons do.
 
-use std::ffi::CString;
 use std::path::Path;
 
 /// The user and group to run as, resolved.
@@ -70,67 +69,22 @@ impl RunBy {
                 self.uid, self.gid
             ));
         }
-        set_ids(self.uid, self.gid)
+        fdfs_util::sys::set_ids(self.uid, self.gid)
     }
 }
 
-#[allow(unsafe_code)]
 fn current_uid() -> u32 {
-    // SAFETY: getuid has no arguments and cannot fail.
-    unsafe { libc::getuid() }
+    fdfs_util::sys::uid()
 }
 
-#[allow(unsafe_code)]
 fn current_gid() -> u32 {
-    // SAFETY: getgid has no arguments and cannot fail.
-    unsafe { libc::getgid() }
+    fdfs_util::sys::gid()
 }
-
-/// Group first, while we are still root; the libc wrappers apply each
-/// change to every thread of the process.
-#[allow(unsafe_code)]
-fn set_ids(uid: u32, gid: u32) -> Result<(), String> {
-    let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
-    // SAFETY: plain system calls on integer ids; setgroups reads no list
-    // when its size is 0.
-    unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0 {
-            return Err(os("setgroups"));
-        }
-        if libc::setgid(gid) != 0 {
-            return Err(os("setgid"));
-        }
-        if libc::setuid(uid) != 0 {
-            return Err(os("setuid"));
-        }
-    }
-    Ok(())
-}
-
-/// Buffer for the reentrant passwd/group lookups (names, home, shell).
-const LOOKUP_BUF_BYTES: usize = 16 * 1024;
 
 /// `(uid, primary gid)` of a user name or numeric id.
-#[allow(unsafe_code)]
 fn lookup_user(user: &str) -> Option<(u32, u32)> {
-    let name = CString::new(user).ok()?;
-    let mut buf = vec![0 as libc::c_char; LOOKUP_BUF_BYTES];
-    // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids)
-    // that getpwnam_r fills in; buf outlives every pointer it sets.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and buf.len() is its size.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc == 0 && !found.is_null() {
-        return Some((pw.pw_uid, pw.pw_gid));
+    if let Some(found) = fdfs_util::sys::lookup_user(user) {
+        return Some(found);
     }
     let uid: u32 = user.parse().ok()?;
     // A numeric id without a passwd entry: its group is the same number.
@@ -138,27 +92,8 @@ fn lookup_user(user: &str) -> Option<(u32, u32)> {
 }
 
 /// gid of a group name or numeric id.
-#[allow(unsafe_code)]
 fn lookup_group(group: &str) -> Option<u32> {
-    let name = CString::new(group).ok()?;
-    let mut buf = vec![0 as libc::c_char; LOOKUP_BUF_BYTES];
-    // SAFETY: as in lookup_user, for struct group and getgrnam_r.
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and buf.len() is its size.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            name.as_ptr(),
-            &mut gr,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc == 0 && !found.is_null() {
-        return Some(gr.gr_gid);
-    }
-    group.parse().ok()
+    fdfs_util::sys::lookup_group(group).or_else(|| group.parse().ok())
 }
 
 #[cfg(test)]
