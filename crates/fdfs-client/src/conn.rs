@@ -224,10 +224,10 @@ impl Conn {
         src: &mut R,
         len: u64,
     ) -> Result<(), ClientError> {
-        let mut buf = vec![0u8; STREAM_CHUNK_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))];
+        let mut buf = copy_buffer(len);
         let mut left = len;
         while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let want = chunk_len(&buf, left);
             let n = match src.read(&mut buf[..want]).await {
                 Ok(0) => {
                     self.in_step = false;
@@ -258,10 +258,10 @@ impl Conn {
         dst: &mut W,
         len: u64,
     ) -> Result<(), ClientError> {
-        let mut buf = vec![0u8; STREAM_CHUNK_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))];
+        let mut buf = copy_buffer(len);
         let mut left = len;
         while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let want = chunk_len(&buf, left);
             let t = self.network_timeout;
             let n = match tokio::time::timeout(t, self.stream.read(&mut buf[..want])).await {
                 Err(_) => {
@@ -306,4 +306,14 @@ impl Conn {
     pub async fn quit(mut self) {
         let _ = self.send(fdfs_proto::CMD_QUIT, 0, &[]).await;
     }
+}
+
+/// A copy buffer for a `len`-byte stream: at most [`STREAM_CHUNK_BYTES`].
+fn copy_buffer(len: u64) -> Vec<u8> {
+    vec![0u8; STREAM_CHUNK_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))]
+}
+
+/// The next piece of a stream with `left` bytes to go that fits `buf`.
+fn chunk_len(buf: &[u8], left: u64) -> usize {
+    buf.len().min(usize::try_from(left).unwrap_or(usize::MAX))
 }

@@ -236,17 +236,21 @@ impl Group {
         }
     }
 
+    /// Every tracker, in order, as a conf lists them.
+    fn tracker_list(&self) -> Vec<TrackerAddr> {
+        self.trackers
+            .iter()
+            .map(|t| TrackerAddr {
+                hosts: vec![t.addr.ip().to_string()],
+                port: t.addr.port(),
+            })
+            .collect()
+    }
+
     /// Client options naming every tracker, in order.
     pub fn client_options(&self) -> ClientOptions {
         ClientOptions {
-            trackers: self
-                .trackers
-                .iter()
-                .map(|t| TrackerAddr {
-                    hosts: vec![t.addr.ip().to_string()],
-                    port: t.addr.port(),
-                })
-                .collect(),
+            trackers: self.tracker_list(),
             connect_timeout: Duration::from_secs(2),
             network_timeout: Duration::from_secs(10),
             ..ClientOptions::default()
@@ -340,14 +344,7 @@ impl Group {
             store_paths: vec![base],
             store_paths_readonly: vec![false],
             subdir_count_per_path: 4,
-            tracker_servers: self
-                .trackers
-                .iter()
-                .map(|t| TrackerAddr {
-                    hosts: vec![t.addr.ip().to_string()],
-                    port: t.addr.port(),
-                })
-                .collect(),
+            tracker_servers: self.tracker_list(),
             heart_beat_interval_secs: 1,
             stat_report_interval_secs: 1,
             network_timeout_secs: 10,
