@@ -5,6 +5,15 @@ builds side by side, alternated, three rounds.
 
     python3 bench/first-start.py OLD_FDFS NEW_FDFS
 """
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+
 def call(addr, cmd, body=b''):
     s = socket.create_connection(addr, timeout=2)
     s.sendall(struct.pack('>QBB', len(body), cmd, 0) + body)
