@@ -618,14 +618,20 @@ mod tests {
         assert_eq!(c.storage("group1", "10.0.0.1").unwrap().status, st::OFFLINE);
     }
 
-    #[test]
-    fn delete_rules() {
+    /// 10.0.0.1 joined on connection 1 and set to `status`.
+    fn joined_with(status: u8) -> Cluster {
         let mut c = Cluster::default();
         c.join(&join_info("10.0.0.1"), 1).unwrap();
         c.groups
             .get_mut("group1")
             .unwrap()
-            .set_status("10.0.0.1", st::ACTIVE);
+            .set_status("10.0.0.1", status);
+        c
+    }
+
+    #[test]
+    fn delete_rules() {
+        let mut c = joined_with(st::ACTIVE);
         assert_eq!(
             c.delete_storage("group1", "10.0.0.1", 5)
                 .map_err(|e| e.status),
@@ -682,13 +688,8 @@ mod tests {
 
     #[test]
     fn a_live_record_is_neither_deleted_nor_moved_nor_reported_away() {
-        let mut c = Cluster::default();
-        c.join(&join_info("10.0.0.1"), 1).unwrap();
         // WAIT_SYNC (or OFFLINE after a missed heartbeat) while connected.
-        c.groups
-            .get_mut("group1")
-            .unwrap()
-            .set_status("10.0.0.1", st::WAIT_SYNC);
+        let mut c = joined_with(st::WAIT_SYNC);
         assert_eq!(
             c.delete_storage("group1", "10.0.0.1", 5)
                 .map_err(|e| e.status),
