@@ -112,9 +112,10 @@ pub async fn run(
         // Public downloads are the gateway's purpose: the storage's
         // allow_hosts does not cover it.
         &fdfs_util::serve::Admission::everyone(),
+        fdfs_util::serve::WhenFull::Wait,
         &tasks,
         &shutdown,
-        |stream, peer| serve_connection(gw.clone(), stream, peer, shutdown.clone()),
+        |stream, peer, _| serve_connection(gw.clone(), stream, peer, shutdown.clone()),
     )
     .await;
     if !fdfs_util::serve::drain(&tasks, SHUTDOWN_GRACE).await {

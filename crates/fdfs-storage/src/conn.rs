@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fdfs_proto::{Header, Status, StorageCmd, HEADER_LEN};
+use fdfs_util::serve::ConnSlot;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::OpResult;
 use crate::ops;
@@ -20,17 +20,18 @@ pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     storage: Arc<Storage>,
-    shutdown: CancellationToken,
+    slot: ConnSlot,
 ) {
     let _ = stream.set_nodelay(true);
     let mut s = Session::new(stream, peer, storage);
     let network_timeout = s.network_timeout;
     loop {
         let mut raw = [0u8; HEADER_LEN];
-        // Between requests we wait for the next header; shutdown stops the
-        // wait, but a request that has started is always finished.
+        // Between requests we wait for the next header; shutdown (or the
+        // accept loop reclaiming this idle slot) stops the wait, but a
+        // request that has started is always finished.
         let read = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = slot.stopped().cancelled() => return,
             r = tokio::time::timeout(idle_timeout(network_timeout), s.reader.read_exact(&mut raw)) => r,
         };
         match read {
@@ -44,6 +45,7 @@ pub async fn serve_connection(
                 return;
             }
         }
+        slot.request_started();
         let header = Header::from_bytes(&raw);
         let Some(body_len) = header.body_len() else {
             tracing::warn!(%peer, pkg_len = header.pkg_len, "negative pkg_len, closing");
@@ -91,6 +93,10 @@ pub async fn serve_connection(
             tracing::warn!(%peer, cmd, "request body not consumed, closing");
             return;
         }
+        if s.sync_source.is_some() {
+            slot.keep();
+        }
+        slot.request_finished();
     }
 }
 

@@ -62,14 +62,14 @@ pub async fn serve(
         listener,
         max_connections,
         &admission,
+        fdfs_util::serve::WhenFull::ReclaimIdle,
         &tasks,
         &shutdown,
-        |stream, peer| {
+        |stream, peer, slot| {
             let storage = storage.clone();
-            let shutdown = shutdown.clone();
             storage.count_connection(1);
             async move {
-                conn::serve_connection(stream, peer, storage.clone(), shutdown).await;
+                conn::serve_connection(stream, peer, storage.clone(), slot).await;
                 storage.count_connection(-1);
             }
         },

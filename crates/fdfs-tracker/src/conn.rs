@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use fdfs_proto::{Status, TrackerCmd, CMD_RESP, HEADER_LEN};
 use fdfs_util::framing::{read_body, read_header, write_packet};
+use fdfs_util::serve::ConnSlot;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::handler::{expect_no_body, ConnCtx, HandlerResult, OpError};
 use crate::select::FetchKind;
@@ -111,7 +111,7 @@ fn is_reset(e: &std::io::Error) -> bool {
 
 /// Serves one connection until the peer leaves, a protocol error occurs, or
 /// `cancel` fires between requests.
-pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, cancel: CancellationToken) {
+pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: ConnSlot) {
     let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
     };
@@ -123,7 +123,7 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, cancel: Ca
     loop {
         // Idle wait for the next request; shutdown interrupts only here.
         let header = tokio::select! {
-            _ = cancel.cancelled() => break,
+            _ = slot.stopped().cancelled() => break,
             r = tokio::time::timeout(timeout, read_header(&mut stream)) => r,
         };
         let header = match header {
@@ -139,6 +139,7 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, cancel: Ca
             }
             Ok(Ok(h)) => h,
         };
+        slot.request_started();
         let Some(len) = header.body_len() else {
             tracing::warn!(%peer, cmd = header.cmd, "negative pkg_len, closing");
             break;
@@ -168,6 +169,7 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, cancel: Ca
             {
                 break;
             }
+            slot.request_finished();
             continue;
         }
         let (status, answer) = match dispatch(&t, &mut ctx, header.cmd, &body) {
@@ -187,7 +189,12 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, cancel: Ca
         )
         .await
         {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                if ctx.joined.is_some() || ctx.leader_follower.is_some() {
+                    slot.keep();
+                }
+                slot.request_finished();
+            }
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "write failed");
                 break;

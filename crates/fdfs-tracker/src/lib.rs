@@ -318,15 +318,15 @@ pub async fn serve(
     tasks.spawn(relation::run(tracker.clone(), workers.clone()));
     tasks.spawn(relation::watch_list(tracker.clone(), workers.clone()));
     let conns = TaskTracker::new();
-    let conn_cancel = shutdown.child_token();
     let max_connections = tracker.conf.max_connections as usize;
     fdfs_util::serve::accept_until_shutdown(
         listener,
         max_connections,
         &admission,
+        fdfs_util::serve::WhenFull::ReclaimIdle,
         &conns,
         &shutdown,
-        |stream, _| conn::serve_connection(tracker.clone(), stream, conn_cancel.child_token()),
+        |stream, _, slot| conn::serve_connection(tracker.clone(), stream, slot),
     )
     .await;
     if !fdfs_util::serve::drain(&conns, SHUTDOWN_GRACE).await {

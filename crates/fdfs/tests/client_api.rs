@@ -791,3 +791,46 @@ fn allow_hosts_closes_other_addresses_at_accept() {
         }
     }
 }
+
+/// With every slot taken by clients that connected and sent half a header,
+/// a real client is served at once on the tracker and the storage port:
+/// the loop closes an idle connection for it instead of letting it wait
+/// for the 60 s idle timeout. The storage's own heartbeat connection to
+/// the tracker is never the one closed.
+#[test]
+fn a_full_server_reclaims_idle_connections() {
+    use tokio::io::AsyncWriteExt;
+    const SLOTS: u32 = 6;
+    /// "At once" on a loaded 2-CPU machine, far below the idle timeout.
+    const SERVED_WITHIN: Duration = Duration::from_secs(5);
+    let cluster = Cluster::start_with(fdfs_testkit::ClusterOptions {
+        tweak_tracker: Box::new(|c| c.max_connections = SLOTS),
+        tweak_storage: Box::new(|c| c.max_connections = SLOTS),
+        ..Default::default()
+    });
+    for (port, addr) in [
+        ("tracker", cluster.tracker_addr),
+        ("storage", cluster.storage_addr),
+    ] {
+        rt().block_on(async {
+            let mut idle = Vec::new();
+            for _ in 0..SLOTS + 2 {
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                s.write_all(&[0u8; 5]).await.unwrap();
+                idle.push(s);
+            }
+            let answered = tokio::time::timeout(SERVED_WITHIN, async {
+                let mut c = fdfs_testkit::connect(addr).await;
+                c.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await
+            })
+            .await;
+            assert!(
+                matches!(answered, Ok(Ok(_))),
+                "{port}: a real client waited behind idle ones: {answered:?}"
+            );
+        });
+    }
+    let c = client(&cluster);
+    let listed = rt().block_on(c.list_storages("group1", None)).unwrap();
+    assert_eq!(listed[0].status, storage_status::ACTIVE, "heartbeats kept");
+}
