@@ -376,31 +376,15 @@ fn read_optional_bytes(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{status_after_restart, Cluster, JoinInfo};
+    use crate::state::{join_info, status_after_restart, Cluster};
     use fdfs_proto::stat::storage_status as st;
 
     fn one_storage_cluster() -> Cluster {
         let mut c = Cluster::default();
-        c.join(
-            &JoinInfo {
-                group: "group1".into(),
-                id: "192.168.0.10".into(),
-                ip: "192.168.0.10".into(),
-                storage_port: 23000,
-                store_path_count: 1,
-                subdir_count_per_path: 256,
-                upload_priority: 10,
-                join_time: 1_700_000_000,
-                up_time: 1_700_000_100,
-                version: "6.16.1".into(),
-                init_flag: true,
-                status: -1,
-                rw_mode: crate::state::RW_BOTH,
-                peer_ip: "192.168.0.10".into(),
-            },
-            1,
-        )
-        .unwrap();
+        let mut join = join_info("192.168.0.10");
+        join.req.join_time = 1_700_000_000;
+        join.req.up_time = 1_700_000_100;
+        c.join(&join, 1).unwrap();
         let g = c.groups.get_mut("group1").unwrap();
         g.set_status("192.168.0.10", st::ACTIVE);
         let s = g.storages.get_mut("192.168.0.10").unwrap();

@@ -116,21 +116,13 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
         (ip.clone(), ip, crate::state::RW_BOTH)
     };
     let info = JoinInfo {
-        group: req.group.clone(),
+        req,
         id: id.clone(),
         ip,
-        storage_port: req.storage_port,
-        store_path_count: req.store_path_count,
-        subdir_count_per_path: req.subdir_count_per_path,
-        upload_priority: req.upload_priority,
-        join_time: req.join_time,
-        up_time: req.up_time,
-        version: req.version,
-        init_flag: req.init_flag,
-        status: req.status,
         rw_mode,
         peer_ip: ctx.peer_ip.clone(),
     };
+    let req = &info.req;
     let conn_gen = t.next_conn_gen();
     let res = t.lock().join(&info, conn_gen);
     let (status, src_id) = res.map_err(|e| match e {
@@ -161,7 +153,7 @@ pub fn join(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
     t.learn_trackers(&req.trackers);
     tracing::info!(group = %req.group, %id, status, "storage joined");
     ctx.joined = Some(Joined {
-        group: req.group,
+        group: req.group.clone(),
         id,
         conn_gen,
     });

@@ -8,7 +8,7 @@ mod group;
 use std::collections::BTreeMap;
 
 use fdfs_proto::stat::{storage_status as st, StorageBrief};
-use fdfs_proto::tracker_msg::PathUsage;
+use fdfs_proto::tracker_msg::{JoinReq, PathUsage};
 use fdfs_proto::Status;
 
 use crate::handler::OpError;
@@ -28,21 +28,15 @@ pub struct Cluster {
     pub changelog: Vec<u8>,
 }
 
-/// What a JOIN asks for, already validated by the wire decoder.
+/// What a JOIN asks for (the request, already validated by the wire
+/// decoder and the text guard) and what the tracker made of it.
 #[derive(Debug, Clone)]
 pub struct JoinInfo {
-    pub group: String,
+    pub req: JoinReq,
+    /// The record's key: the storage id, or the address in IP mode.
     pub id: String,
+    /// The address the storage is listed under.
     pub ip: String,
-    pub storage_port: u16,
-    pub store_path_count: u32,
-    pub subdir_count_per_path: u32,
-    pub upload_priority: i64,
-    pub join_time: i64,
-    pub up_time: i64,
-    pub version: String,
-    pub init_flag: bool,
-    pub status: i8,
     /// From storage_ids.conf (`rw=`); [`RW_BOTH`] in IP mode.
     pub rw_mode: u8,
     /// Source IP of the joining connection.
@@ -92,8 +86,8 @@ impl Cluster {
         let changelog_len = self.changelog.len() as u64;
         let group = self
             .groups
-            .entry(j.group.clone())
-            .or_insert_with(|| Group::new(&j.group));
+            .entry(j.req.group.clone())
+            .or_insert_with(|| Group::new(&j.req.group));
         if group
             .storages
             .get(&j.id)
@@ -109,35 +103,36 @@ impl Cluster {
             .filter(|s| s.id != j.id && is_visible(s.status))
             .collect();
         if group.storage_port != 0
-            && group.storage_port != j.storage_port
-            && others.iter().any(|s| s.storage_port != j.storage_port)
+            && group.storage_port != j.req.storage_port
+            && others.iter().any(|s| s.storage_port != j.req.storage_port)
         {
             return Err(JoinError::Mismatch);
         }
         if group.store_path_count != 0
-            && j.store_path_count < group.store_path_count
+            && j.req.store_path_count < group.store_path_count
             && !others.is_empty()
         {
             return Err(JoinError::Mismatch);
         }
         if group.subdir_count_per_path != 0
-            && group.subdir_count_per_path != j.subdir_count_per_path
+            && group.subdir_count_per_path != j.req.subdir_count_per_path
             && others
                 .iter()
-                .any(|s| s.subdir_count_per_path != j.subdir_count_per_path)
+                .any(|s| s.subdir_count_per_path != j.req.subdir_count_per_path)
         {
             return Err(JoinError::Mismatch);
         }
         let known = group.storages.contains_key(&j.id);
         if !known
-            && !j.init_flag
-            && (j.status < 0 || matches!(j.status as u8, st::DELETED | st::IP_CHANGED | st::NONE))
+            && !j.req.init_flag
+            && (j.req.status < 0
+                || matches!(j.req.status as u8, st::DELETED | st::IP_CHANGED | st::NONE))
         {
             return Err(JoinError::BadStatus);
         }
-        group.storage_port = j.storage_port;
-        group.store_path_count = group.store_path_count.max(j.store_path_count);
-        group.subdir_count_per_path = j.subdir_count_per_path;
+        group.storage_port = j.req.storage_port;
+        group.store_path_count = group.store_path_count.max(j.req.store_path_count);
+        group.subdir_count_per_path = j.req.subdir_count_per_path;
 
         let old_status = group.storages.get(&j.id).map(|s| s.status);
         let rec = group
@@ -145,11 +140,11 @@ impl Cluster {
             .entry(j.id.clone())
             .or_insert_with(|| StorageRec::new(&j.id, &j.ip, st::INIT));
         let mut status = match old_status {
-            None if !j.init_flag && j.status > 0 => {
-                if j.status as u8 == st::ACTIVE {
+            None if !j.req.init_flag && j.req.status > 0 => {
+                if j.req.status as u8 == st::ACTIVE {
                     st::ONLINE
                 } else {
-                    j.status as u8
+                    j.req.status as u8
                 }
             }
             None => st::INIT,
@@ -164,25 +159,25 @@ impl Cluster {
         }
         rec.ip = j.ip.clone();
         rec.rw_mode = j.rw_mode;
-        rec.storage_port = j.storage_port;
-        rec.store_path_count = j.store_path_count;
-        rec.subdir_count_per_path = j.subdir_count_per_path;
-        rec.upload_priority = j.upload_priority;
-        rec.join_time = j.join_time;
-        rec.up_time = j.up_time;
-        rec.version = j.version.clone();
+        rec.storage_port = j.req.storage_port;
+        rec.store_path_count = j.req.store_path_count;
+        rec.subdir_count_per_path = j.req.subdir_count_per_path;
+        rec.upload_priority = j.req.upload_priority;
+        rec.join_time = j.req.join_time;
+        rec.up_time = j.req.up_time;
+        rec.version = j.req.version.clone();
         rec.conn_gen = conn_gen;
         rec.live_peer = Some(j.peer_ip.clone());
-        if rec.paths.len() != j.store_path_count as usize {
+        if rec.paths.len() != j.req.store_path_count as usize {
             rec.paths.resize(
-                j.store_path_count as usize,
+                j.req.store_path_count as usize,
                 PathUsage {
                     total_mb: 0,
                     free_mb: 0,
                 },
             );
         }
-        if rec.current_write_path >= j.store_path_count {
+        if rec.current_write_path >= j.req.store_path_count {
             rec.current_write_path = 0;
         }
         let src = rec.sync_src_id.clone();
@@ -503,15 +498,12 @@ fn connected(id: &str) -> OpError {
     OpError::new(Status::EBUSY, format!("storage {id} is connected"))
 }
 
+/// The JOIN of a new storage of group1 at `ip` (tests).
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn join_info(ip: &str) -> JoinInfo {
-        JoinInfo {
+pub(crate) fn join_info(ip: &str) -> JoinInfo {
+    JoinInfo {
+        req: JoinReq {
             group: "group1".into(),
-            id: ip.into(),
-            ip: ip.into(),
             storage_port: 23000,
             store_path_count: 1,
             subdir_count_per_path: 256,
@@ -521,10 +513,20 @@ mod tests {
             version: "6.16.1".into(),
             init_flag: true,
             status: -1,
-            rw_mode: RW_BOTH,
-            peer_ip: ip.into(),
-        }
+            storage_id: String::new(),
+            tracker_ip: String::new(),
+            trackers: Vec::new(),
+        },
+        id: ip.into(),
+        ip: ip.into(),
+        rw_mode: RW_BOTH,
+        peer_ip: ip.into(),
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn join_beat_close_cycle() {
@@ -571,9 +573,9 @@ mod tests {
     fn join_unknown_with_bad_status_is_efault() {
         let mut c = Cluster::default();
         let mut j = join_info("10.0.0.2");
-        j.init_flag = false;
+        j.req.init_flag = false;
         assert_eq!(c.join(&j, 1), Err(JoinError::BadStatus));
-        j.status = st::ACTIVE as i8;
+        j.req.status = st::ACTIVE as i8;
         assert_eq!(c.join(&j, 1).unwrap().0, st::ONLINE);
     }
 
@@ -582,7 +584,7 @@ mod tests {
         let mut c = Cluster::default();
         c.join(&join_info("10.0.0.1"), 1).unwrap();
         let mut j = join_info("10.0.0.2");
-        j.storage_port = 23001;
+        j.req.storage_port = 23001;
         assert_eq!(c.join(&j, 2), Err(JoinError::Mismatch));
     }
 
@@ -666,7 +668,7 @@ mod tests {
         c.join(&join_info("10.0.0.1"), 1).unwrap();
         let mut other = join_info("10.0.0.1");
         other.peer_ip = "10.0.0.66".into();
-        other.storage_port = 1;
+        other.req.storage_port = 1;
         assert_eq!(c.join(&other, 2), Err(JoinError::Busy));
         let s = c.storage("group1", "10.0.0.1").unwrap();
         assert_eq!((s.storage_port, s.conn_gen), (23000, 1), "untouched");
