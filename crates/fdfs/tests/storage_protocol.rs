@@ -68,6 +68,15 @@ fn group_file(group: &str, remote: &str) -> Vec<u8> {
     b.to_vec()
 }
 
+/// A connection to the cluster's storage, and HELLO uploaded through it.
+async fn hello_uploaded(cluster: &Cluster) -> (Conn, FileIdResp) {
+    let mut s = connect(cluster.storage_addr).await;
+    let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
+        .await
+        .unwrap();
+    (s, up)
+}
+
 async fn get_meta(conn: &mut Conn, remote: &str) -> Vec<u8> {
     conn.call(
         StorageCmd::GetMetadata.into(),
@@ -109,10 +118,7 @@ fn upload_download_info_delete_roundtrip() {
         assert_eq!(target.group, "group1");
         assert_eq!(target.addr.port, cluster.storage_addr.port());
 
-        let mut s = connect(cluster.storage_addr).await;
-        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
-            .await
-            .unwrap();
+        let (mut s, up) = hello_uploaded(&cluster).await;
         assert_eq!(up.group, "group1");
         assert_eq!(
             up.remote.len(),
@@ -595,10 +601,7 @@ fn slave_files() {
 fn malformed_requests_get_the_original_statuses() {
     let cluster = Cluster::start();
     rt().block_on(async {
-        let mut s = connect(cluster.storage_addr).await;
-        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
-            .await
-            .unwrap();
+        let (_conn, up) = hello_uploaded(&cluster).await;
 
         // Each case: (cmd, status byte, body) → expected status; EINVAL closes.
         let lower = format!("{}0a{}", &up.remote[..7], &up.remote[9..]);
@@ -842,10 +845,7 @@ fn access_log_in_original_format() {
         ..Default::default()
     });
     let remote = rt().block_on(async {
-        let mut s = connect(cluster.storage_addr).await;
-        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
-            .await
-            .unwrap();
+        let (mut s, up) = hello_uploaded(&cluster).await;
         download(&mut s, &up.remote, 0, 0).await.unwrap();
         s.call(
             StorageCmd::DeleteFile.into(),
@@ -978,10 +978,7 @@ fn metadata_files_are_not_data_files() {
     // metadata stays reachable through the data file's own name.
     let cluster = Cluster::start();
     rt().block_on(async {
-        let mut s = connect(cluster.storage_addr).await;
-        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
-            .await
-            .unwrap();
+        let (mut s, up) = hello_uploaded(&cluster).await;
         let app = upload(&mut s, StorageCmd::UploadAppenderFile, b"0123", "log")
             .await
             .unwrap();
@@ -1126,10 +1123,7 @@ fn oversized_metadata_is_refused_without_loading_it() {
     const GROWN_META_BYTES: u64 = 2 << 30;
     let cluster = Cluster::start();
     rt().block_on(async {
-        let mut s = connect(cluster.storage_addr).await;
-        let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
-            .await
-            .unwrap();
+        let (mut s, up) = hello_uploaded(&cluster).await;
         s.call(
             StorageCmd::SetMetadata.into(),
             &set_meta(&up.remote, b'O', b"k\x02v"),
