@@ -211,7 +211,10 @@ struct MonitorCmd {
     host: Option<String>,
     /// `list [GROUP]`, `sync [GROUP]` (per-storage sync source, progress
     /// and lag behind each peer), `delete GROUP [STORAGE_ID]` or
-    /// `set_trunk_server GROUP [STORAGE_ID]` (default: list).
+    /// `set_trunk_server GROUP [STORAGE_ID]` (default: list), or
+    /// `tracker_stat|storage_stat|volumn_stat [OPTIONS]` (the text and
+    /// options of fdfs_tracker_stat, fdfs_storage_stat, fdfs_volumn_stat).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
 }
 
