@@ -241,7 +241,9 @@ impl<'a> TrackerClient<'a> {
     ) -> Result<Vec<TrackerStatEntry>, ClientError> {
         let mut req = BytesMut::new();
         filter.encode(&mut req);
-        let body = self.call(TrackerCmd::ServerTrackerClusterStat, &req).await?;
+        let body = self
+            .call(TrackerCmd::ServerTrackerClusterStat, &req)
+            .await?;
         Ok(decode_tracker_stats(&body)?)
     }
 
@@ -252,7 +254,9 @@ impl<'a> TrackerClient<'a> {
     ) -> Result<StorageClusterStat, ClientError> {
         let mut req = BytesMut::new();
         filter.encode(&mut req);
-        let body = self.call(TrackerCmd::ServerStorageClusterStat, &req).await?;
+        let body = self
+            .call(TrackerCmd::ServerStorageClusterStat, &req)
+            .await?;
         Ok(StorageClusterStat::decode(&body)?)
     }
 

@@ -75,7 +75,8 @@ impl ConnCounts {
 }
 
 fn exact_len<const N: usize>(body: &[u8]) -> Result<[u8; N], ProtoError> {
-    body.try_into().map_err(|_| ProtoError::BadLength(body.len()))
+    body.try_into()
+        .map_err(|_| ProtoError::BadLength(body.len()))
 }
 
 /// Request of TRACKER_CLUSTER_STAT (96). The flags are bytes compared as
@@ -130,7 +131,11 @@ impl TrackerStatEntry {
     fn encode(&self, buf: &mut BytesMut) {
         // One byte short of the field so the text always ends in a NUL,
         // as the C client assumes.
-        put_fixed(buf, truncated(&self.host, IP_PORT_FIELD_LEN - 1), IP_PORT_FIELD_LEN);
+        put_fixed(
+            buf,
+            truncated(&self.host, IP_PORT_FIELD_LEN - 1),
+            IP_PORT_FIELD_LEN,
+        );
         buf.put_u8(u8::from(self.is_leader));
         buf.put_u8(u8::from(self.is_active));
         self.connections.encode(buf);
@@ -173,7 +178,9 @@ pub fn decode_tracker_stats(body: &[u8]) -> Result<Vec<TrackerStatEntry>, ProtoE
     if r.remaining() != count * TrackerStatEntry::WIRE_LEN {
         return Err(ProtoError::BadLength(body.len()));
     }
-    (0..count).map(|_| TrackerStatEntry::decode(&mut r)).collect()
+    (0..count)
+        .map(|_| TrackerStatEntry::decode(&mut r))
+        .collect()
 }
 
 /// Request of STORAGE_CLUSTER_STAT (97).
@@ -252,7 +259,11 @@ impl StorageStatEntry {
             truncated(&self.id, STORAGE_ID_MAX_SIZE - 1),
             STORAGE_ID_MAX_SIZE,
         );
-        put_fixed(buf, truncated(&self.host, IP_PORT_FIELD_LEN - 1), IP_PORT_FIELD_LEN);
+        put_fixed(
+            buf,
+            truncated(&self.host, IP_PORT_FIELD_LEN - 1),
+            IP_PORT_FIELD_LEN,
+        );
         buf.put_u8(u8::from(self.is_trunk_server));
         buf.put_u8(self.status);
         self.connections.encode(buf);

@@ -137,7 +137,11 @@ pub fn volumes(t: &Tracker, body: &[u8]) -> HandlerResult {
             total_mb: g.total_mb,
             free_mb: g.free_mb,
             reserved_mb: reserved,
-            avail_mb: if disk { (g.free_mb - reserved).max(0) } else { 0 },
+            avail_mb: if disk {
+                (g.free_mb - reserved).max(0)
+            } else {
+                0
+            },
             trunk_free_mb: 0,
             is_disk_available: disk,
             is_trunk_available: trunk,

@@ -1401,12 +1401,19 @@ async fn cluster_stat_commands_answer_as_the_original() {
     let mut c = TcpStream::connect(t.addr).await.unwrap();
     for (cmd, good) in [(96u8, 3usize), (97, 4), (98, 4)] {
         for len in [0, good - 1, good + 1] {
-            assert_eq!(call(&mut c, cmd, &vec![0; len]).await.0, 22, "cmd {cmd} len {len}");
+            assert_eq!(
+                call(&mut c, cmd, &vec![0; len]).await.0,
+                22,
+                "cmd {cmd} len {len}"
+            );
         }
     }
 
     // No groups yet: empty listings; a lone tracker leads and lists itself.
-    assert_eq!(storage_stats(&mut c, [0, b'=', 0, 0]).await.storages, vec![]);
+    assert_eq!(
+        storage_stats(&mut c, [0, b'=', 0, 0]).await.storages,
+        vec![]
+    );
     assert_eq!(volumn_stats(&mut c, [0; 4]).await.groups, vec![]);
     let me = tracker_stats(&mut c, [0; 3]).await;
     assert_eq!(me.len(), 1);
@@ -1415,7 +1422,10 @@ async fn cluster_stat_commands_answer_as_the_original() {
     assert!(me.is_leader && me.is_active);
     assert_eq!(me.version, "6.16.1");
     assert_eq!(me.last_heartbeat_time, 0);
-    assert!((fdfs_tracker::now_secs() - me.up_time).abs() < 120, "up_time is the start time");
+    assert!(
+        (fdfs_tracker::now_secs() - me.up_time).abs() < 120,
+        "up_time is the start time"
+    );
     assert!(me.connections.current >= 1 && me.connections.max >= me.connections.current);
     // Filters: followers only (-F) and inactive only (-N) list nothing.
     assert!(tracker_stats(&mut c, [2, 0, 0]).await.is_empty());
@@ -1444,8 +1454,14 @@ async fn cluster_stat_commands_answer_as_the_original() {
     // -A (= ACTIVE), -N (! ACTIVE), an unknown operator lists nothing; the
     // trunk filter is ignored without trunk files.
     let ids = |s: StorageClusterStat| s.storages.into_iter().map(|e| e.id).collect::<Vec<_>>();
-    assert_eq!(ids(storage_stats(&mut c, [2, b'=', 7, 0]).await), ["127.0.0.41"]);
-    assert_eq!(ids(storage_stats(&mut c, [2, b'!', 7, 0]).await), ["127.0.0.42"]);
+    assert_eq!(
+        ids(storage_stats(&mut c, [2, b'=', 7, 0]).await),
+        ["127.0.0.41"]
+    );
+    assert_eq!(
+        ids(storage_stats(&mut c, [2, b'!', 7, 0]).await),
+        ["127.0.0.42"]
+    );
     assert!(ids(storage_stats(&mut c, [2, b'<', 7, 0]).await).is_empty());
     assert_eq!(ids(storage_stats(&mut c, [1, b'=', 0, 1]).await).len(), 2);
 
@@ -1456,7 +1472,10 @@ async fn cluster_stat_commands_answer_as_the_original() {
     assert_eq!(v.groups.len(), 1);
     let g = &v.groups[0];
     assert_eq!(g.group_name, "group1");
-    assert_eq!((g.total_mb, g.free_mb, g.reserved_mb), (100_000, 50_000, 1024));
+    assert_eq!(
+        (g.total_mb, g.free_mb, g.reserved_mb),
+        (100_000, 50_000, 1024)
+    );
     assert_eq!(g.avail_mb, 50_000 - 1024);
     assert_eq!(g.trunk_free_mb, 0);
     assert!(g.is_disk_available && !g.is_trunk_available);
@@ -1475,7 +1494,11 @@ async fn tracker_cluster_stat_lists_followers_and_only_the_leader_answers() {
     // We lead; the other tracker answered GET_STATUS but has not joined us.
     let scene = rival_scene("127.0.0.85", 0, 3000).await;
     let (t, rival) = (&scene.t, scene.rival);
-    wait_for_count(&scene.counts.reselects, "the rival was never told to step down").await;
+    wait_for_count(
+        &scene.counts.reselects,
+        "the rival was never told to step down",
+    )
+    .await;
     let mut c = TcpStream::connect(t.addr).await.unwrap();
     let listed = tracker_stats(&mut c, [0; 3]).await;
     let other = listed
@@ -1512,7 +1535,14 @@ async fn tracker_cluster_stat_lists_followers_and_only_the_leader_answers() {
     assert_eq!(f.host, rival.to_string());
     assert!(f.is_active && !f.is_leader);
     assert_eq!((f.version.as_str(), f.up_time), ("6.16.1", 1_700_000_000));
-    assert_eq!((f.connections.alloc, f.connections.current, f.connections.max), (64, 3, 9));
+    assert_eq!(
+        (
+            f.connections.alloc,
+            f.connections.current,
+            f.connections.max
+        ),
+        (64, 3, 9)
+    );
     assert!(f.last_heartbeat_time > 0);
     scene.fake.abort();
     scene.t.stop().await;

@@ -12,10 +12,9 @@ use std::process::ExitCode;
 use fdfs_client::{Client, ClientError};
 use fdfs_proto::cluster_stat::{
     StorageClusterStat, StorageStatFilter, TrackerStatEntry, TrackerStatFilter, VolumnStat,
-    VolumnStatEntry, VolumnStatFilter, STORAGE_FILTER_BY_IS_TRUNK_SERVER,
-    STORAGE_FILTER_BY_STATUS, TRACKER_FILTER_BY_IS_ACTIVE, TRACKER_FILTER_BY_IS_LEADER,
-    VOLUMN_FILTER_BY_IS_DISK_AVAILABLE, VOLUMN_FILTER_BY_IS_SPACE_AVAILABLE,
-    VOLUMN_FILTER_BY_IS_TRUNK_AVAILABLE,
+    VolumnStatEntry, VolumnStatFilter, STORAGE_FILTER_BY_IS_TRUNK_SERVER, STORAGE_FILTER_BY_STATUS,
+    TRACKER_FILTER_BY_IS_ACTIVE, TRACKER_FILTER_BY_IS_LEADER, VOLUMN_FILTER_BY_IS_DISK_AVAILABLE,
+    VOLUMN_FILTER_BY_IS_SPACE_AVAILABLE, VOLUMN_FILTER_BY_IS_TRUNK_AVAILABLE,
 };
 use fdfs_proto::stat::storage_status;
 
@@ -302,7 +301,11 @@ pub fn storage_text(stat: &StorageClusterStat, detail: bool) -> String {
 }
 
 fn group_text(g: &VolumnStatEntry, use_trunk_file: bool) -> String {
-    let mut s = format!("{} disk_available: {}", g.group_name, u8::from(g.is_disk_available));
+    let mut s = format!(
+        "{} disk_available: {}",
+        g.group_name,
+        u8::from(g.is_disk_available)
+    );
     if use_trunk_file {
         s += &format!(", trunk_available: {}", u8::from(g.is_trunk_available));
     }
@@ -399,8 +402,14 @@ mod tests {
         );
         let a = parse_args(StatTool::Volumns, "v", &args(&["-F", "-d"])).unwrap();
         assert_eq!(a.volumn.filter_by, 5);
-        assert_eq!((a.volumn.is_space_available, a.volumn.is_disk_available), (0, 0));
-        assert!(!a.detail, "-d filters volumns, it is no detail switch there");
+        assert_eq!(
+            (a.volumn.is_space_available, a.volumn.is_disk_available),
+            (0, 0)
+        );
+        assert!(
+            !a.detail,
+            "-d filters volumns, it is no detail switch there"
+        );
         assert_eq!(parse_args(StatTool::Trackers, "t", &args(&["-T"])), Err(1));
         assert_eq!(parse_args(StatTool::Volumns, "v", &args(&["-h"])), Err(0));
         assert_eq!(parse_args(StatTool::Storages, "s", &args(&["-c"])), Err(1));
