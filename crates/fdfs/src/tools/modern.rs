@@ -71,7 +71,8 @@ enum Command {
     Token(TokenArgs),
     /// Container entry point: all | tracker | storage | monitor | <tool>.
     Container(crate::container::ContainerArgs),
-    /// Exit 0 when every service of this container answers (HEALTHCHECK).
+    /// Exit 0 when every service of this container answers (HEALTHCHECK),
+    /// or with -c CONF when the role that conf describes is healthy.
     Health(crate::container::HealthArgs),
     /// Example application: upload through the tracker, read back over HTTP.
     Demo(crate::container::DemoArgs),
