@@ -15,7 +15,7 @@ use std::time::Duration;
 use fdfs_client::{ClientError, Conn, TrackerClient};
 use fdfs_config::{ClientConf, IniFile, StorageConf, TrackerAddr, TrackerConf};
 use fdfs_proto::stat::storage_status;
-use fdfs_proto::CMD_ACTIVE_TEST;
+use fdfs_proto::{Status, CMD_ACTIVE_TEST};
 use fdfs_util::net::host_port;
 
 /// Each probe (connect, then answer) must finish within this time.
@@ -94,23 +94,34 @@ fn is_local_ip(ip: &str) -> bool {
         .is_ok_and(|ip| std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok())
 }
 
-/// The status `tracker` lists the storage of `conf` with.
-async fn storage_status_on(tracker: &str, conf: &StorageConf) -> Result<u8, String> {
+/// The status `tracker` lists the storage of `conf` with: the outer `Err`
+/// when the tracker does not answer, the inner one when it answers
+/// without listing the storage.
+async fn storage_status_on(
+    tracker: &str,
+    conf: &StorageConf,
+) -> Result<Result<u8, String>, String> {
     let mut conn = connect(tracker).await?;
     let listing = tokio::time::timeout(
         PROBE_TIMEOUT,
         TrackerClient::new(&mut conn).list_storages(&conf.group_name, None),
     )
     .await
-    .map_err(|_| "no answer in time".to_string())?
-    .map_err(|e| describe(&e))?;
+    .map_err(|_| "no answer in time".to_string())?;
+    let listing = match listing {
+        Ok(l) => l,
+        Err(ClientError::Status(s)) if s == Status::ENOENT => {
+            return Ok(Err(format!("does not know group {}", conf.group_name)))
+        }
+        Err(e) => return Err(describe(&e)),
+    };
     conn.quit().await;
     let own_ip = conf
         .advertise_addr
         .clone()
         .filter(|a| !a.is_empty())
         .or_else(|| Some(conf.bind_addr.clone()).filter(|a| !a.is_empty()));
-    listing
+    Ok(listing
         .iter()
         .find(|s| {
             i64::from(conf.port) == s.storage_port
@@ -119,7 +130,7 @@ async fn storage_status_on(tracker: &str, conf: &StorageConf) -> Result<u8, Stri
                     .map_or_else(|| is_local_ip(&s.ip_addr), |ip| ip == s.ip_addr)
         })
         .map(|s| s.status)
-        .ok_or_else(|| format!("does not list this storage in {}", conf.group_name))
+        .ok_or_else(|| format!("does not list this storage in {}", conf.group_name)))
 }
 
 async fn check_storage(conf: &StorageConf) -> Vec<Check> {
@@ -131,16 +142,20 @@ async fn check_storage(conf: &StorageConf) -> Vec<Check> {
     let mut answered = 0;
     for tracker in tracker_targets(&conf.tracker_servers) {
         let outcome = match storage_status_on(&tracker, conf).await {
-            Ok(storage_status::ACTIVE) => {
+            Ok(Ok(storage_status::ACTIVE)) => {
                 answered += 1;
                 Ok(())
             }
-            Ok(status) => {
+            Ok(Ok(status)) => {
                 answered += 1;
                 Err(format!(
                     "lists this storage {}",
                     storage_status::caption(status)
                 ))
+            }
+            Ok(Err(e)) => {
+                answered += 1;
+                Err(e)
             }
             Err(e) => {
                 // A tracker that is down does not make the storage sick.
