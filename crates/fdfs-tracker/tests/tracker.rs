@@ -1558,3 +1558,23 @@ async fn tracker_cluster_stat_lists_followers_and_only_the_leader_answers() {
     scene.fake.abort();
     scene.t.stop().await;
 }
+
+/// A group whose free space is within the reservation is not disk
+/// available: 98 reports avail 0 and `-d` (not disk available) lists it.
+#[tokio::test]
+async fn volumn_stat_reports_a_full_group_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tweaked(dir.path(), |c| {
+        c.reserved_storage_space = fdfs_config::ReservedSpace::Megabytes(60_000);
+    })
+    .await;
+    let _storage = active_storage("127.0.0.43", t.addr).await;
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+    let v = volumn_stats(&mut c, [0; 4]).await;
+    let g = &v.groups[0];
+    assert_eq!((g.free_mb, g.reserved_mb, g.avail_mb), (50_000, 60_000, 0));
+    assert!(!g.is_disk_available && !g.is_trunk_available);
+    assert_eq!(volumn_stats(&mut c, [1, 0, 0, 0]).await.groups.len(), 1);
+    assert!(volumn_stats(&mut c, [4, 0, 0, 1]).await.groups.is_empty());
+    t.stop().await;
+}
