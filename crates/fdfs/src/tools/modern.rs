@@ -613,7 +613,7 @@ mod tests {
     #[test]
     fn links_cover_daemons_and_tools() {
         let names: Vec<_> = link_names().collect();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 15);
         assert!(names.contains(&"fdfs_trackerd"));
         assert!(names.contains(&"fdfs_monitor"));
     }
