@@ -5,6 +5,10 @@
 
 use bytes::BytesMut;
 use fdfs_config::StorageIds;
+use fdfs_proto::cluster_stat::{
+    decode_tracker_stats, StorageClusterStat, StorageStatFilter, TrackerStatEntry,
+    TrackerStatFilter, VolumnStat, VolumnStatFilter,
+};
 use fdfs_proto::stat::{GroupStat, StorageStat};
 use fdfs_proto::tracker_msg::{
     put_group, FetchTargets, GroupFileReq, GroupStorageReq, ServerAddr, StorageIdsReq,
@@ -227,6 +231,44 @@ impl<'a> TrackerClient<'a> {
         }
         let answer = self.call(TrackerCmd::ServerSyncStatus, &body).await?;
         fdfs_proto::tracker_msg::decode_sync_progress(&answer).map_err(ClientError::from)
+    }
+
+    /// TRACKER_CLUSTER_STAT (96) on this connection: only the leader
+    /// answers (EOPNOTSUPP elsewhere); see [`crate::Client::tracker_cluster_stat`].
+    pub async fn tracker_cluster_stat(
+        &mut self,
+        filter: &TrackerStatFilter,
+    ) -> Result<Vec<TrackerStatEntry>, ClientError> {
+        let mut req = BytesMut::new();
+        filter.encode(&mut req);
+        let body = self
+            .call(TrackerCmd::ServerTrackerClusterStat, &req)
+            .await?;
+        Ok(decode_tracker_stats(&body)?)
+    }
+
+    /// STORAGE_CLUSTER_STAT (97): every storage of every group, compact.
+    pub async fn storage_cluster_stat(
+        &mut self,
+        filter: &StorageStatFilter,
+    ) -> Result<StorageClusterStat, ClientError> {
+        let mut req = BytesMut::new();
+        filter.encode(&mut req);
+        let body = self
+            .call(TrackerCmd::ServerStorageClusterStat, &req)
+            .await?;
+        Ok(StorageClusterStat::decode(&body)?)
+    }
+
+    /// STORAGE_VOLUMN_STAT (98): the space of every group.
+    pub async fn storage_volumn_stat(
+        &mut self,
+        filter: &VolumnStatFilter,
+    ) -> Result<VolumnStat, ClientError> {
+        let mut req = BytesMut::new();
+        filter.encode(&mut req);
+        let body = self.call(TrackerCmd::ServerStorageVolumnStat, &req).await?;
+        Ok(VolumnStat::decode(&body)?)
     }
 
     /// Header-only ping (111).

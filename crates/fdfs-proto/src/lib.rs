@@ -6,6 +6,7 @@
 //! decoders read a complete body slice and never panic on peer bytes.
 
 pub mod base64;
+pub mod cluster_stat;
 pub mod cmd;
 pub mod fileid;
 pub mod header;

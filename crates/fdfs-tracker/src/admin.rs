@@ -69,7 +69,7 @@ pub fn parameter_text(c: &fdfs_config::TrackerConf) -> String {
     )
 }
 
-fn reserved_mb(t: &Tracker, total_mb: i64) -> i64 {
+pub(crate) fn reserved_mb(t: &Tracker, total_mb: i64) -> i64 {
     let total = u64::try_from(total_mb).unwrap_or(0);
     i64::try_from(t.conf.reserved_storage_space.reserved_mb(total)).unwrap_or(i64::MAX)
 }

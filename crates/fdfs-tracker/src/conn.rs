@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::handler::{expect_no_body, ConnCtx, HandlerResult, OpError};
 use crate::select::FetchKind;
-use crate::{admin, ids, leader, query, report, Tracker};
+use crate::{admin, cluster_stat, ids, leader, query, report, Tracker};
 
 /// Routes one request to its command family.
 fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResult {
@@ -66,12 +66,9 @@ fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResu
             "trunk servers are not supported",
         )),
         C::ServerGetLeader => leader::get_leader(t, ctx, body),
-        C::ServerTrackerClusterStat | C::ServerStorageClusterStat | C::ServerStorageVolumnStat => {
-            Err(OpError::new(
-                Status::EOPNOTSUPP,
-                format!("{c:?} is not supported"),
-            ))
-        }
+        C::ServerTrackerClusterStat => cluster_stat::trackers(t, ctx, body),
+        C::ServerStorageClusterStat => cluster_stat::storages(t, body),
+        C::ServerStorageVolumnStat => cluster_stat::volumes(t, body),
         C::TrackerGetStatus => leader::get_status(t, body),
         C::ServerSyncStatus => admin::sync_status(t, body),
         C::TrackerInstanceId => leader::instance_id(t, body),
@@ -109,6 +106,15 @@ fn is_reset(e: &std::io::Error) -> bool {
     )
 }
 
+/// Counts the connection out however serving ends.
+struct Counted<'a>(&'a Tracker);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.count_connection(-1);
+    }
+}
+
 /// Serves one connection until the peer leaves, a protocol error occurs, or
 /// `cancel` fires between requests.
 pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: ConnSlot) {
@@ -116,6 +122,8 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
         return;
     };
     let _ = stream.set_nodelay(true);
+    t.count_connection(1);
+    let _counted = Counted(&t);
     let mut ctx = ConnCtx::new(peer, local);
     ctx.conn_id = t.next_conn_gen();
     let timeout = t.network_timeout();

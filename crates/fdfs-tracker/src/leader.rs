@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
+use fdfs_proto::cluster_stat::ConnCounts;
 use fdfs_proto::leader_msg::{
     decode_leader_addr, encode_group_trunks, GroupTrunk, JoinLeaderReq, PingLeaderReq, SysFileReq,
     TrackerStatus, SYS_FILE_CHUNK_BYTES,
@@ -69,19 +70,28 @@ pub(crate) fn join_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> Handle
     // source address (§4.8 quirk). Accept it when it comes from such an
     // address and a verified tracker of this host has that port.
     let same_host_peer = || {
-        rel.is_same_host_source(follower.ip(), t.own_ip())
-            && rel
-                .verified_peers()
-                .any(|a| a.port() == follower.port() && is_local_ip(a.ip()))
+        if !rel.is_same_host_source(follower.ip(), t.own_ip()) {
+            return None;
+        }
+        rel.verified_peers()
+            .find(|a| a.port() == follower.port() && is_local_ip(a.ip()))
     };
-    if !rel.is_verified(follower) && !same_host_peer() {
+    // The entry of our list the follower is.
+    let Some(entry) = Some(follower)
+        .filter(|f| rel.is_verified(*f))
+        .or_else(same_host_peer)
+    else {
         drop(rel);
         refused_leadership(t, ctx, "JOIN_LEADER");
         return Err(not_a_tracker(follower));
-    }
+    };
     drop(rel);
+    if let Some(f) = t.relation().follower_mut(entry) {
+        f.up_time = req.up_time;
+        f.version = req.version.clone();
+    }
     tracing::info!(%follower, "tracker joined us as leader");
-    ctx.leader_follower = Some(follower);
+    ctx.leader_follower = Some(entry);
     ctx.pinged = false;
     Ok(Vec::new())
 }
@@ -89,12 +99,20 @@ pub(crate) fn join_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> Handle
 /// PING_LEADER (65): the group list with trunk servers on the first ping
 /// of a connection, empty afterwards (we never assign trunk servers).
 pub(crate) fn ping_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
-    PingLeaderReq::decode(body)?;
+    let req = PingLeaderReq::decode(body)?;
     if !t.relation().is_leader() {
         return Err(not_leader());
     }
-    if ctx.leader_follower.is_none() {
+    let Some(follower) = ctx.leader_follower else {
         return Err(OpError::invalid("PING_LEADER before JOIN_LEADER"));
+    };
+    if let Some(f) = t.relation().follower_mut(follower) {
+        f.connections = ConnCounts {
+            alloc: req.alloc_connections,
+            current: req.current_connections,
+            max: req.max_connections,
+        };
+        f.last_heartbeat_time = now_secs();
     }
     if ctx.pinged {
         return Ok(Vec::new());

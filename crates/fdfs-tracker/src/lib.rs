@@ -12,6 +12,7 @@
 //! checked (`guard`) before it is stored, persisted or logged.
 
 mod admin;
+mod cluster_stat;
 mod conn;
 mod guard;
 mod handler;
@@ -26,7 +27,7 @@ mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -127,6 +128,9 @@ pub struct Tracker {
     pub(crate) instance_id: u64,
     /// Set once the first JOIN checked whether to copy a peer's data files.
     pub(crate) sys_files_checked: tokio::sync::Mutex<bool>,
+    /// Open connections now, and the most seen at once (cmd 96, 65).
+    conns_current: AtomicI32,
+    conns_max: AtomicI32,
 }
 
 impl Tracker {
@@ -193,6 +197,8 @@ impl Tracker {
             sys_files_owner: Mutex::new(None),
             sys_files_checked: tokio::sync::Mutex::new(false),
             instance_id: random_instance_id(),
+            conns_current: AtomicI32::new(0),
+            conns_max: AtomicI32::new(0),
         }))
     }
 
@@ -229,6 +235,24 @@ impl Tracker {
     /// Asks the persister to write the data files soon.
     pub(crate) fn mark_dirty(&self) {
         self.dirty.notify_one();
+    }
+
+    /// Counts a connection in (+1) or out (-1).
+    pub(crate) fn count_connection(&self, delta: i32) {
+        let now = self.conns_current.fetch_add(delta, Ordering::Relaxed) + delta;
+        self.conns_max.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Our connection counts as TRACKER_CLUSTER_STAT and PING_LEADER report
+    /// them. The original's `alloc` counts task buffers it allocated, which
+    /// we do not have: like our storage, we report the peak there.
+    pub(crate) fn conn_counts(&self) -> fdfs_proto::cluster_stat::ConnCounts {
+        let max = self.conns_max.load(Ordering::Relaxed);
+        fdfs_proto::cluster_stat::ConnCounts {
+            alloc: max,
+            current: self.conns_current.load(Ordering::Relaxed),
+            max,
+        }
     }
 
     pub(crate) fn next_conn_gen(&self) -> u64 {

@@ -1366,3 +1366,215 @@ async fn text_fields_that_would_break_the_data_files_are_refused() {
     assert_eq!(servers.matches("[Storage").count(), 1, "{servers}");
     assert!(servers.contains("\tversion=6.16.1\n"), "{servers}");
 }
+
+// ---- Issue #13.1: the cluster statistics commands 96, 97, 98 ----
+
+use fdfs_proto::cluster_stat::{
+    decode_tracker_stats, StorageClusterStat, TrackerStatEntry, VolumnStat,
+};
+
+async fn tracker_stats(c: &mut TcpStream, filter: [u8; 3]) -> Vec<TrackerStatEntry> {
+    let (status, body) = call(c, 96, &filter).await;
+    assert_eq!(status, 0);
+    decode_tracker_stats(&body).unwrap()
+}
+
+async fn storage_stats(c: &mut TcpStream, filter: [u8; 4]) -> StorageClusterStat {
+    let (status, body) = call(c, 97, &filter).await;
+    assert_eq!(status, 0);
+    StorageClusterStat::decode(&body).unwrap()
+}
+
+async fn volumn_stats(c: &mut TcpStream, filter: [u8; 4]) -> VolumnStat {
+    let (status, body) = call(c, 98, &filter).await;
+    assert_eq!(status, 0);
+    VolumnStat::decode(&body).unwrap()
+}
+
+/// 96/97/98 answer as the original (§2.10–§2.12): wrong body lengths are
+/// EINVAL and leave the connection usable, the filters select as the C
+/// tools ask, and the listings carry what the storages reported.
+#[tokio::test]
+async fn cluster_stat_commands_answer_as_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(dir.path()).await;
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+    for (cmd, good) in [(96u8, 3usize), (97, 4), (98, 4)] {
+        for len in [0, good - 1, good + 1] {
+            assert_eq!(
+                call(&mut c, cmd, &vec![0; len]).await.0,
+                22,
+                "cmd {cmd} len {len}"
+            );
+        }
+    }
+
+    // No groups yet: empty listings; a lone tracker leads and lists itself.
+    assert_eq!(
+        storage_stats(&mut c, [0, b'=', 0, 0]).await.storages,
+        vec![]
+    );
+    assert_eq!(volumn_stats(&mut c, [0; 4]).await.groups, vec![]);
+    let me = tracker_stats(&mut c, [0; 3]).await;
+    assert_eq!(me.len(), 1);
+    let me = &me[0];
+    assert_eq!(me.host, t.addr.to_string());
+    assert!(me.is_leader && me.is_active);
+    assert_eq!(me.version, "6.16.1");
+    assert_eq!(me.last_heartbeat_time, 0);
+    assert!(
+        (fdfs_tracker::now_secs() - me.up_time).abs() < 120,
+        "up_time is the start time"
+    );
+    assert!(me.connections.current >= 1 && me.connections.max >= me.connections.current);
+    // Filters: followers only (-F) and inactive only (-N) list nothing.
+    assert!(tracker_stats(&mut c, [2, 0, 0]).await.is_empty());
+    assert!(tracker_stats(&mut c, [1, 0, 0]).await.is_empty());
+    assert_eq!(tracker_stats(&mut c, [3, 1, 1]).await.len(), 1);
+
+    // Two storages: one ACTIVE with space, one that joined only.
+    let _active = active_storage("127.0.0.41", t.addr).await;
+    let (_joined, status) = join_from("127.0.0.42", t.addr, &join_req(t.addr)).await;
+    assert_eq!(status, 0);
+    let all = storage_stats(&mut c, [0, b'=', 0, 0]).await;
+    assert!(!all.use_storage_id && !all.use_trunk_file);
+    let hosts: Vec<(&str, u8)> = all
+        .storages
+        .iter()
+        .map(|s| (s.host.as_str(), s.status))
+        .collect();
+    assert_eq!(hosts.len(), 2);
+    assert_eq!(hosts[0], ("127.0.0.41:23000", st::ACTIVE));
+    assert_eq!(hosts[1].0, "127.0.0.42:23000");
+    let active = &all.storages[0];
+    assert_eq!(active.id, "127.0.0.41");
+    assert_eq!(active.version, "6.16.1");
+    assert!(active.up_time > 0);
+    assert!(active.last_heartbeat_time > 0, "the BEAT time");
+    // -A (= ACTIVE), -N (! ACTIVE), an unknown operator lists nothing; the
+    // trunk filter is ignored without trunk files.
+    let ids = |s: StorageClusterStat| s.storages.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(storage_stats(&mut c, [2, b'=', 7, 0]).await),
+        ["127.0.0.41"]
+    );
+    assert_eq!(
+        ids(storage_stats(&mut c, [2, b'!', 7, 0]).await),
+        ["127.0.0.42"]
+    );
+    assert!(ids(storage_stats(&mut c, [2, b'<', 7, 0]).await).is_empty());
+    assert_eq!(ids(storage_stats(&mut c, [1, b'=', 0, 1]).await).len(), 2);
+
+    // The group's space: the ACTIVE storage reported 100 000 MB total and
+    // 50 000 MB free; the default reservation is 1024 MB.
+    let v = volumn_stats(&mut c, [0; 4]).await;
+    assert!(!v.use_trunk_file);
+    assert_eq!(v.groups.len(), 1);
+    let g = &v.groups[0];
+    assert_eq!(g.group_name, "group1");
+    assert_eq!(
+        (g.total_mb, g.free_mb, g.reserved_mb),
+        (100_000, 50_000, 1024)
+    );
+    assert_eq!(g.avail_mb, 50_000 - 1024);
+    assert_eq!(g.trunk_free_mb, 0);
+    assert!(g.is_disk_available && !g.is_trunk_available);
+    // -A lists it, -N and -d do not.
+    assert_eq!(volumn_stats(&mut c, [4, 0, 0, 1]).await.groups.len(), 1);
+    assert!(volumn_stats(&mut c, [4, 0, 0, 0]).await.groups.is_empty());
+    assert!(volumn_stats(&mut c, [1, 0, 0, 0]).await.groups.is_empty());
+    t.stop().await;
+}
+
+/// 96 lists the other trackers of the list with what they told the leader
+/// (JOIN_LEADER: start time and version; PING_LEADER: connection counts),
+/// active while they ping; a tracker that follows answers EOPNOTSUPP.
+#[tokio::test]
+async fn tracker_cluster_stat_lists_followers_and_only_the_leader_answers() {
+    // We lead; the other tracker answered GET_STATUS but has not joined us.
+    let scene = rival_scene("127.0.0.85", 0, 3000).await;
+    let (t, rival) = (&scene.t, scene.rival);
+    wait_for_count(
+        &scene.counts.reselects,
+        "the rival was never told to step down",
+    )
+    .await;
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+    let listed = tracker_stats(&mut c, [0; 3]).await;
+    let other = listed
+        .iter()
+        .find(|e| e.host == rival.to_string())
+        .expect("the other tracker is listed");
+    assert!(!other.is_leader && !other.is_active);
+    assert_eq!(other.version, "");
+    let inactive = tracker_stats(&mut c, [1, 0, 0]).await;
+    assert_eq!(inactive.len(), 1);
+    assert_eq!(inactive[0].host, rival.to_string());
+
+    // It joins us as a follower and pings.
+    let mut follower = connect_from(&rival.ip().to_string(), t.addr).await;
+    let mut jl = BytesMut::new();
+    fdfs_proto::leader_msg::JoinLeaderReq {
+        up_time: 1_700_000_000,
+        version: "6.16.1".into(),
+        tracker_port: rival.port(),
+    }
+    .encode(&mut jl);
+    assert_eq!(call(&mut follower, 58, &jl).await.0, 0);
+    let mut ping = BytesMut::new();
+    fdfs_proto::leader_msg::PingLeaderReq {
+        alloc_connections: 64,
+        current_connections: 3,
+        max_connections: 9,
+    }
+    .encode(&mut ping);
+    assert_eq!(call(&mut follower, 65, &ping).await.0, 0);
+    let followers = tracker_stats(&mut c, [2, 0, 0]).await;
+    assert_eq!(followers.len(), 1);
+    let f = &followers[0];
+    assert_eq!(f.host, rival.to_string());
+    assert!(f.is_active && !f.is_leader);
+    assert_eq!((f.version.as_str(), f.up_time), ("6.16.1", 1_700_000_000));
+    assert_eq!(
+        (
+            f.connections.alloc,
+            f.connections.current,
+            f.connections.max
+        ),
+        (64, 3, 9)
+    );
+    assert!(f.last_heartbeat_time > 0);
+    scene.fake.abort();
+    scene.t.stop().await;
+
+    // A tracker that follows another answers EOPNOTSUPP.
+    let scene = rival_scene("127.0.0.86", 3000, 0).await;
+    wait_for_count(&scene.counts.joins, "the tracker never followed").await;
+    let mut c = TcpStream::connect(scene.t.addr).await.unwrap();
+    assert_eq!(call(&mut c, 96, &[0; 3]).await.0, 95);
+    // 97 and 98 are answered by every tracker.
+    assert_eq!(call(&mut c, 97, &[0, b'=', 0, 0]).await.0, 0);
+    assert_eq!(call(&mut c, 98, &[0; 4]).await.0, 0);
+    scene.fake.abort();
+    scene.t.stop().await;
+}
+
+/// A group whose free space is within the reservation is not disk
+/// available: 98 reports avail 0 and `-d` (not disk available) lists it.
+#[tokio::test]
+async fn volumn_stat_reports_a_full_group_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start_tweaked(dir.path(), |c| {
+        c.reserved_storage_space = fdfs_config::ReservedSpace::Megabytes(60_000);
+    })
+    .await;
+    let _storage = active_storage("127.0.0.43", t.addr).await;
+    let mut c = TcpStream::connect(t.addr).await.unwrap();
+    let v = volumn_stats(&mut c, [0; 4]).await;
+    let g = &v.groups[0];
+    assert_eq!((g.free_mb, g.reserved_mb, g.avail_mb), (50_000, 60_000, 0));
+    assert!(!g.is_disk_available && !g.is_trunk_available);
+    assert_eq!(volumn_stats(&mut c, [1, 0, 0, 0]).await.groups.len(), 1);
+    assert!(volumn_stats(&mut c, [4, 0, 0, 1]).await.groups.is_empty());
+    t.stop().await;
+}

@@ -44,8 +44,17 @@ pub struct ContainerArgs {
 pub struct HealthArgs {
     /// Data directory holding the health file (default: FASTDFS_BASE_PATH
     /// or /var/fdfs).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "conf")]
     pub base_path: Option<PathBuf>,
+    /// Check the role a tracker.conf, storage.conf or client.conf
+    /// describes instead: the tracker answers; the storage answers and its
+    /// trackers list it ACTIVE (at least one of them must answer); every
+    /// tracker of a client.conf answers.
+    #[arg(short = 'c', long = "conf", value_name = "CONF")]
+    pub conf: Option<PathBuf>,
+    /// Report every check and what is wrong (with -c).
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -257,6 +266,9 @@ fn probe_http(addr: &str) -> Result<(), String> {
 }
 
 pub fn health(args: HealthArgs) -> ExitCode {
+    if let Some(conf) = &args.conf {
+        return crate::health::check_conf(conf, args.verbose);
+    }
     let base = args.base_path.unwrap_or_else(base_path);
     let text = std::fs::read_to_string(base.join(HEALTH_FILE))
         .unwrap_or_else(|_| "tracker 127.0.0.1:22122\nstorage 127.0.0.1:23000\n".into());

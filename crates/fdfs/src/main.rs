@@ -5,6 +5,7 @@
 mod bench;
 mod container;
 mod daemon;
+mod health;
 mod privileges;
 mod tools;
 

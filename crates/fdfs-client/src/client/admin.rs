@@ -1,7 +1,11 @@
 //! Admin commands that must reach every tracker (delete a storage or a
-//! group) or the leader (set the trunk server), and how their per-tracker
-//! answers combine.
+//! group) or the leader (set the trunk server, list the trackers), how
+//! their per-tracker answers combine, and the cluster statistics (96–98).
 
+use fdfs_proto::cluster_stat::{
+    StorageClusterStat, StorageStatFilter, TrackerStatEntry, TrackerStatFilter, VolumnStat,
+    VolumnStatFilter,
+};
 use fdfs_proto::stat::storage_status;
 use fdfs_proto::Status;
 
@@ -88,6 +92,43 @@ impl Client {
             }
         }
         Err(last.unwrap_or_else(|| ClientError::Invalid("no tracker server configured".into())))
+    }
+}
+
+impl Client {
+    /// TRACKER_CLUSTER_STAT (96) as the C client runs it: ask a tracker
+    /// for the leader (95), then ask the leader.
+    pub async fn tracker_cluster_stat(
+        &self,
+        filter: &TrackerStatFilter,
+    ) -> Result<Vec<TrackerStatEntry>, ClientError> {
+        let leader = self
+            .with_tracker((), |t, _| Box::pin(t.get_leader()))
+            .await?;
+        let mut conn = self.connect(&leader).await?;
+        let res = TrackerClient::new(&mut conn)
+            .tracker_cluster_stat(filter)
+            .await;
+        self.release(conn, res.is_ok()).await;
+        res
+    }
+
+    /// STORAGE_CLUSTER_STAT (97) on any tracker.
+    pub async fn storage_cluster_stat(
+        &self,
+        filter: &StorageStatFilter,
+    ) -> Result<StorageClusterStat, ClientError> {
+        self.with_tracker(*filter, |t, f| Box::pin(t.storage_cluster_stat(f)))
+            .await
+    }
+
+    /// STORAGE_VOLUMN_STAT (98) on any tracker.
+    pub async fn storage_volumn_stat(
+        &self,
+        filter: &VolumnStatFilter,
+    ) -> Result<VolumnStat, ClientError> {
+        self.with_tracker(*filter, |t, f| Box::pin(t.storage_volumn_stat(f)))
+            .await
     }
 }
 

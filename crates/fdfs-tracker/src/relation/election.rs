@@ -270,7 +270,13 @@ async fn follow_once(t: &Tracker, leader: SocketAddr) -> FollowEnd {
             return FollowEnd::LeaderChanged;
         }
         let mut ping = BytesMut::new();
-        PingLeaderReq::default().encode(&mut ping);
+        let counts = t.conn_counts();
+        PingLeaderReq {
+            alloc_connections: counts.alloc,
+            current_connections: counts.current,
+            max_connections: counts.max,
+        }
+        .encode(&mut ping);
         if let Err(e) = conn.call(TrackerCmd::TrackerPingLeader.into(), &ping).await {
             tracing::debug!(%leader, error = %e, "PING_LEADER failed");
             return FollowEnd::Failed { pinged };

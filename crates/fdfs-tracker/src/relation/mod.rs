@@ -28,6 +28,7 @@ mod sys_files;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use fdfs_proto::cluster_stat::ConnCounts;
 use fdfs_proto::leader_msg::TrackerStatus;
 use fdfs_proto::MAX_TRACKERS;
 
@@ -70,6 +71,20 @@ pub struct PeerTracker {
     pub failures: u32,
     /// When the list task may probe (or look up) an unverified entry next.
     pub next_try: Instant,
+    /// What the entry last told us as our follower (TRACKER_CLUSTER_STAT
+    /// lists it).
+    pub follower: FollowerStat,
+}
+
+/// A follower's JOIN_LEADER (58) and latest PING_LEADER (65) facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowerStat {
+    /// Its start time (unix seconds).
+    pub up_time: i64,
+    pub version: String,
+    pub connections: ConnCounts,
+    /// When its last PING_LEADER came (unix seconds, 0: never).
+    pub last_heartbeat_time: i64,
 }
 
 impl PeerTracker {
@@ -82,6 +97,7 @@ impl PeerTracker {
             not_self: false,
             failures: 0,
             next_try: now,
+            follower: FollowerStat::default(),
         }
     }
 
@@ -382,6 +398,14 @@ impl Relation {
         for p in self.listed.iter_mut().filter(|p| p.addr == Some(addr)) {
             p.not_self = true;
         }
+    }
+
+    /// The facts of the follower at `addr`, if it is an entry of the list.
+    pub(crate) fn follower_mut(&mut self, addr: SocketAddr) -> Option<&mut FollowerStat> {
+        self.listed
+            .iter_mut()
+            .find(|p| p.addr == Some(addr))
+            .map(|p| &mut p.follower)
     }
 
     pub(crate) fn set_leader(&mut self, leader: Option<SocketAddr>) {

@@ -19,7 +19,7 @@ use crate::tools::session::{exit_code, report, Session};
 mod fdfs_test;
 
 /// Classic names this binary answers to (besides the daemons).
-pub const TOOL_NAMES: [&str; 10] = [
+pub const TOOL_NAMES: [&str; 13] = [
     "fdfs_upload_file",
     "fdfs_download_file",
     "fdfs_delete_file",
@@ -30,6 +30,9 @@ pub const TOOL_NAMES: [&str; 10] = [
     "fdfs_crc32",
     "fdfs_test",
     "fdfs_regenerate_filename",
+    "fdfs_tracker_stat",
+    "fdfs_storage_stat",
+    "fdfs_volumn_stat",
 ];
 
 /// Runs the classic tool `name`; `argv` includes the program name.
@@ -45,7 +48,10 @@ pub fn run(name: &str, argv: &[String]) -> Option<ExitCode> {
         "fdfs_crc32" => crc32(argv),
         "fdfs_test" => fdfs_test::main(argv),
         "fdfs_regenerate_filename" => regenerate_filename(argv),
-        _ => return None,
+        _ => {
+            let tool = crate::tools::cluster_stat::StatTool::by_name(name)?;
+            crate::tools::cluster_stat::main(tool, argv)
+        }
     })
 }
 

@@ -23,6 +23,7 @@ macro_rules! outln {
 }
 
 pub mod classic;
+pub mod cluster_stat;
 pub mod format;
 pub mod localtime;
 pub mod modern;

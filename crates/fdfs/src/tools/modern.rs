@@ -71,7 +71,8 @@ enum Command {
     Token(TokenArgs),
     /// Container entry point: all | tracker | storage | monitor | <tool>.
     Container(crate::container::ContainerArgs),
-    /// Exit 0 when every service of this container answers (HEALTHCHECK).
+    /// Exit 0 when every service of this container answers (HEALTHCHECK),
+    /// or with -c CONF when the role that conf describes is healthy.
     Health(crate::container::HealthArgs),
     /// Example application: upload through the tracker, read back over HTTP.
     Demo(crate::container::DemoArgs),
@@ -211,7 +212,10 @@ struct MonitorCmd {
     host: Option<String>,
     /// `list [GROUP]`, `sync [GROUP]` (per-storage sync source, progress
     /// and lag behind each peer), `delete GROUP [STORAGE_ID]` or
-    /// `set_trunk_server GROUP [STORAGE_ID]` (default: list).
+    /// `set_trunk_server GROUP [STORAGE_ID]` (default: list), or
+    /// `tracker_stat|storage_stat|volumn_stat [OPTIONS]` (the text and
+    /// options of fdfs_tracker_stat, fdfs_storage_stat, fdfs_volumn_stat).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
 }
 
@@ -609,7 +613,7 @@ mod tests {
     #[test]
     fn links_cover_daemons_and_tools() {
         let names: Vec<_> = link_names().collect();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 15);
         assert!(names.contains(&"fdfs_trackerd"));
         assert!(names.contains(&"fdfs_monitor"));
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use fdfs_client::{Client, TrackerClient};
 use fdfs_config::TrackerAddr;
 
+use crate::tools::cluster_stat::{self, StatTool};
 use crate::tools::format::{errno_line, log_error};
 use crate::tools::session::{exit_code, report, Session, DEFAULT_CLIENT_CONF};
 
@@ -263,6 +264,18 @@ async fn run(client: &Client, index: usize, args: &MonitorArgs, prog: &str) -> E
                     errno_line(i32::from(e.errno()))
                 ),
             }
+        }
+        op if StatTool::by_op(op).is_some() => {
+            client.release(conn, true).await;
+            let tool = StatTool::by_op(op).unwrap_or(StatTool::Trackers);
+            let prog = format!("{prog} {op}");
+            return match cluster_stat::parse_args(tool, &prog, &args.rest) {
+                Ok(stat_args) => {
+                    out!("{}", cluster_stat::render(client, tool, &stat_args).await);
+                    ExitCode::SUCCESS
+                }
+                Err(code) => ExitCode::from(code),
+            };
         }
         other => {
             out!("Invalid command {other}\n\n");
