@@ -188,6 +188,8 @@ pub struct Storage {
     /// The tracker's id table (FETCH_STORAGE_IDS) in id mode: maps the
     /// ids in file names and group lists to addresses.
     storage_ids: RwLock<Option<Arc<StorageIds>>>,
+    /// Store paths to rebuild from a peer before serving (disk recovery).
+    pub recovery: crate::recovery::Pending,
     data_dir: PathBuf,
 }
 
@@ -228,6 +230,7 @@ impl Storage {
                 readonly: false,
             });
         }
+        let wiped = crate::recovery::wiped_paths(&data_dir, &paths)?;
         let mut unbuilt = Vec::new();
         for p in &paths {
             if !p.root.is_dir() {
@@ -315,6 +318,7 @@ impl Storage {
             sync_records_skipped: AtomicU64::new(0),
             server_id: RwLock::new(None),
             storage_ids: RwLock::new(None),
+            recovery: crate::recovery::Pending::new(wiped),
             data_dir,
             conf,
         }))
@@ -436,6 +440,11 @@ impl Storage {
     }
 
     /// Tells long disk work to stop: the server is shutting down.
+    /// True while a store path is being rebuilt: data requests get EAGAIN.
+    pub fn is_recovering(&self) -> bool {
+        self.recovery.is_active()
+    }
+
     pub fn begin_stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
     }
