@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
 use fdfs_client::{ClientError, Conn, StorageClient};
 use fdfs_proto::fileid::{FileKind, RemoteName};
 use fdfs_proto::tracker_msg::GroupFileReq;
@@ -206,6 +207,9 @@ async fn restore_one(
         .download_body(&mut file, len)
         .await
         .map_err(|e| format!("download of {remote}: {e}"))?;
+    // tokio's file finishes its last write in the background: wait for it
+    // before the content is read back.
+    file.flush().await.map_err(|e| e.to_string())?;
     drop(file);
     let check_name = name.clone();
     let tmp_path = tmp.to_path_buf();
