@@ -263,7 +263,11 @@ fn a_peer_copy_that_does_not_match_its_file_id_is_not_restored() {
     assert_eq!(download(&g, REBUILT, &files[0].0).unwrap(), files[0].1);
     assert_eq!(download(&g, REBUILT, &files[2].0).unwrap(), files[2].1);
     let r = download(&g, REBUILT, bad);
-    assert!(is_status(&r, Status::ENOENT), "corrupt copy restored: {r:?}");
+    assert!(
+        is_status(&r, Status::ENOENT),
+        "corrupt copy restored: {:?}",
+        r.map(|b| b.len())
+    );
 }
 
 /// `records_done` of worker 0's mark, if the rebuild wrote one.
@@ -328,6 +332,42 @@ fn a_killed_rebuild_resumes_where_its_mark_stopped() {
         served < (FILE_COUNT as i64) + 250,
         "served {served}: the rebuild started over instead of resuming"
     );
+}
+
+#[test]
+fn a_recovering_member_is_listed_recovery_and_answers_eagain_to_all_but_active_test() {
+    let mut g = two_members(1);
+    let files = upload_all(&g, SOURCE, 3);
+    assert!(wait_until(DEADLINE, || download(&g, REBUILT, &files[2].0).is_ok()));
+    g.stop_storage(REBUILT);
+    // With its only peer down the rebuild waits, so the state can be seen.
+    g.stop_storage(SOURCE);
+    wipe(&g, REBUILT);
+    g.start_storage(REBUILT);
+    assert!(
+        wait_until(DEADLINE, || g.status_on(0, REBUILT) == Some(storage_status::RECOVERY)),
+        "the tracker never listed the member RECOVERY"
+    );
+    assert!(is_status(&download(&g, REBUILT, &files[0].0), Status::EAGAIN));
+    let upload = g.block_on(async {
+        let mut c = conn_to(&g, REBUILT).await;
+        StorageClient::new(&mut c)
+            .upload(UploadKind::Normal, -1, "bin", &mut &b"x"[..], 1)
+            .await
+    });
+    assert!(matches!(upload, Err(ClientError::Status(s)) if s == Status::EAGAIN), "{upload:?}");
+    g.block_on(async {
+        let mut c = conn_to(&g, REBUILT).await;
+        c.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
+    });
+    g.start_storage(SOURCE);
+    assert!(
+        wait_until(DEADLINE, || g.status_on(0, REBUILT) == Some(storage_status::ACTIVE)),
+        "never came back ACTIVE once its peer was"
+    );
+    for (remote, data) in &files {
+        assert_eq!(&download(&g, REBUILT, remote).unwrap(), data);
+    }
 }
 
 #[test]

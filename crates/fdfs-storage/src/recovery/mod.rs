@@ -181,7 +181,6 @@ async fn attempt(storage: &Arc<Storage>, paths: &[usize]) -> Result<(), String> 
             return Ok(());
         }
     };
-    report_recovery_status(storage).await;
     for &i in paths {
         recover_path(storage, i, &peer).await?;
     }
@@ -228,6 +227,9 @@ async fn choose_source(storage: &Storage) -> Result<Source, String> {
         if !members.iter().any(is_me) || members.iter().all(is_me) {
             return Ok(Source::None);
         }
+        // Known, with peers: trackers list us RECOVERY while we wait for
+        // and then copy from an ACTIVE peer.
+        report_recovery_status(storage).await;
         let active = members
             .iter()
             .find(|s| !is_me(s) && s.status == storage_status::ACTIVE);
