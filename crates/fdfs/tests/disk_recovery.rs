@@ -272,7 +272,11 @@ fn a_peer_copy_that_does_not_match_its_file_id_is_not_restored() {
 
 /// `records_done` of worker 0's mark, if the rebuild wrote one.
 fn mark_records(g: &Group, i: usize) -> u64 {
-    let mark = store_root(g, i).join("data/.recovery.mark.0");
+    mark_records_in(&store_root(g, i))
+}
+
+fn mark_records_in(store: &std::path::Path) -> u64 {
+    let mark = store.join("data/.recovery.mark.0");
     std::fs::read_to_string(mark)
         .ok()
         .and_then(|t| {
@@ -293,7 +297,7 @@ fn source_downloads(g: &Group) -> i64 {
 }
 
 #[test]
-fn a_killed_rebuild_resumes_where_its_mark_stopped() {
+fn a_stopped_rebuild_resumes_where_its_mark_stopped() {
     let mut g = two_members(1);
     let files = upload_all(&g, SOURCE, FILE_COUNT);
     assert!(wait_until(DEADLINE, || download(&g, REBUILT, &files[FILE_COUNT - 1].0).is_ok()));
@@ -448,4 +452,113 @@ fn fetch_one_path_binlog_streams_what_the_path_holds_then_the_byte_count() {
         c.call(StorageCmd::FetchOnePathBinlog.into(), &body).await
     });
     assert!(matches!(r, Err(ClientError::Status(s)) if s == Status::EINVAL), "{r:?}");
+}
+
+/// Address of the member run as its own process (outside the range the
+/// test kit hands out, 127.0.0.20-249).
+const PROCESS_MEMBER_IP: &str = "127.0.0.252";
+
+/// `fdfs storage -c <conf>` as a child process, output appended to `log`.
+fn spawn_storage(conf: &std::path::Path, log: &std::path::Path) -> fdfs_testkit::ProcessGuard {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let err = out.try_clone().unwrap();
+    fdfs_testkit::ProcessGuard(
+        Command::new(env!("CARGO_BIN_EXE_fdfs"))
+            .arg("storage")
+            .arg("-c")
+            .arg(conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start fdfs storage"),
+    )
+}
+
+fn kill9(p: &mut fdfs_testkit::ProcessGuard) {
+    p.0.kill().unwrap();
+    p.0.wait().unwrap();
+}
+
+#[test]
+fn a_killed_rebuild_resumes_where_its_mark_stopped() {
+    let g = Group::start(1);
+    assert!(g.wait_all_active(DEADLINE));
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("b");
+    let store = base.join("store0");
+    std::fs::create_dir_all(&store).unwrap();
+    let conf = dir.path().join("storage.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "group_name = group1\nbind_addr = {PROCESS_MEMBER_IP}\nport = {}\nbase_path = {}\n\
+             store_path0 = {}\nsubdir_count_per_path = 4\ntracker_server = {}\n\
+             heart_beat_interval = 1\nstat_report_interval = 1\nsync_wait_msec = 20\n\
+             reserved_storage_space = 1MB\nhttp.server_port = 0\nlog_level = info\n",
+            g.port,
+            base.display(),
+            store.display(),
+            g.tracker_addr
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("storage.log");
+    let member: std::net::SocketAddr = format!("{PROCESS_MEMBER_IP}:{}", g.port).parse().unwrap();
+    let member_status = || {
+        g.list_storages(0, "group1")
+            .into_iter()
+            .find(|s| s.ip_addr == PROCESS_MEMBER_IP)
+            .map(|s| s.status)
+    };
+    let from_member = |remote: &str| {
+        g.block_on(async {
+            let mut c = fdfs_testkit::try_connect(member).await?;
+            try_download(&mut c, remote).await
+        })
+    };
+    let mut b = spawn_storage(&conf, &log);
+    assert!(
+        wait_until(DEADLINE, || member_status() == Some(storage_status::ACTIVE)),
+        "the process member never turned ACTIVE"
+    );
+    let files = upload_all(&g, 0, FILE_COUNT);
+    assert!(wait_until(DEADLINE, || from_member(&files[FILE_COUNT - 1].0).is_ok()));
+    kill9(&mut b);
+    std::fs::remove_dir_all(&store).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    let before = source_downloads(&g);
+    let mut b = spawn_storage(&conf, &log);
+    assert!(
+        wait_until(Duration::from_secs(300), || mark_records_in(&store) >= 500),
+        "the rebuild never saved a mark"
+    );
+    kill9(&mut b);
+    let done_first = mark_records_in(&store);
+    assert!(done_first < FILE_COUNT as u64, "the rebuild finished before the kill");
+    let _b = spawn_storage(&conf, &log);
+    assert!(
+        wait_until(Duration::from_secs(300), || member_status() == Some(storage_status::ACTIVE)),
+        "never came back ACTIVE after the kill"
+    );
+    for (remote, data) in files.iter().step_by(7) {
+        assert_eq!(&from_member(remote).unwrap(), data);
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("disk recovery resumes at its mark"), "{text}");
+    assert!(text.contains("store path rebuilt"), "{text}");
+    let mut last = -1;
+    assert!(wait_until(DEADLINE, || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = source_downloads(&g);
+        let stable = now == last && now - before >= FILE_COUNT as i64;
+        last = now;
+        stable
+    }));
+    let served = last - before;
+    eprintln!("killed at {done_first} records; the source served {served} downloads for {FILE_COUNT} files");
+    assert!(
+        served < (FILE_COUNT as i64) + 250,
+        "served {served}: the rebuild started over instead of resuming"
+    );
 }
