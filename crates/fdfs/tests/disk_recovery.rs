@@ -53,14 +53,23 @@ async fn conn_to(g: &Group, i: usize) -> Conn {
     fdfs_testkit::connect(g.storage_addr(i)).await
 }
 
-fn upload_all(g: &Group, i: usize, count: usize) -> Vec<(String, Vec<u8>)> {
+/// A file's remote name and content.
+type Uploaded = (String, Vec<u8>);
+
+fn upload_all(g: &Group, i: usize, count: usize) -> Vec<Uploaded> {
     g.block_on(async {
         let mut c = conn_to(g, i).await;
         let mut out = Vec::with_capacity(count);
         for k in 0..count {
             let data = content(k);
             let id = StorageClient::new(&mut c)
-                .upload(UploadKind::Normal, -1, "bin", &mut &data[..], data.len() as u64)
+                .upload(
+                    UploadKind::Normal,
+                    -1,
+                    "bin",
+                    &mut &data[..],
+                    data.len() as u64,
+                )
                 .await
                 .unwrap();
             out.push((id.remote, data));
@@ -114,7 +123,7 @@ fn is_status(r: &Result<Vec<u8>, ClientError>, s: Status) -> bool {
 /// Uploads, wipes the rebuilt member's path, restarts it and waits until
 /// it is ACTIVE again; returns the files and the seconds the rebuild took.
 /// While it rebuilds, every read it answers is EAGAIN or the right bytes.
-fn rebuild_scenario(g: &mut Group) -> (Vec<(String, Vec<u8>)>, Vec<usize>, f64) {
+fn rebuild_scenario(g: &mut Group) -> (Vec<Uploaded>, Vec<usize>, f64) {
     let files = upload_all(g, SOURCE, FILE_COUNT);
     let with_meta: Vec<usize> = (0..FILE_COUNT).step_by(50).collect();
     for &k in &with_meta {
@@ -176,7 +185,12 @@ fn rebuilt_from_the_peer(threads: u32) {
                 Err(e) => missing.push(format!("{k} {remote} {e}")),
             }
         }
-        assert!(missing.is_empty(), "{} missing: {:?}", missing.len(), &missing[..missing.len().min(5)]);
+        assert!(
+            missing.is_empty(),
+            "{} missing: {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
         for &k in &with_meta {
             let got = StorageClient::new(&mut c)
                 .get_metadata("group1", &files[k].0)
@@ -206,7 +220,10 @@ fn rebuilt_from_the_peer(threads: u32) {
         .map(|(remote, data)| format!("group1/{remote} {}\n", crc32fast::hash(data)))
         .collect();
     std::fs::write(&listing, lines).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/py3fdfs_download_check.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/py/py3fdfs_download_check.py"
+    );
     let out = Command::new("python3")
         .arg(script)
         .arg(&conf)
@@ -220,14 +237,16 @@ fn rebuilt_from_the_peer(threads: u32) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains(&format!("\"checked\": {}", FILE_COUNT / 10)) && stdout.contains("\"bad\": []"),
+        stdout.contains(&format!("\"checked\": {}", FILE_COUNT / 10))
+            && stdout.contains("\"bad\": []"),
         "{stdout}"
     );
     // Its binlog goes on: a change made on it alone reaches the source.
     let fresh = upload_all(&g, REBUILT, 1).remove(0);
     g.start_storage(SOURCE);
     assert!(
-        wait_until(DEADLINE, || download(&g, SOURCE, &fresh.0).ok() == Some(fresh.1.clone())),
+        wait_until(DEADLINE, || download(&g, SOURCE, &fresh.0).ok()
+            == Some(fresh.1.clone())),
         "a change on the rebuilt member never reached its peer"
     );
 }
@@ -257,7 +276,8 @@ fn a_peer_copy_that_does_not_match_its_file_id_is_not_restored() {
     wipe(&g, REBUILT);
     g.start_storage(REBUILT);
     assert!(
-        wait_until(DEADLINE, || g.status_on(0, REBUILT) == Some(storage_status::ACTIVE)),
+        wait_until(DEADLINE, || g.status_on(0, REBUILT)
+            == Some(storage_status::ACTIVE)),
         "never came back ACTIVE"
     );
     assert_eq!(download(&g, REBUILT, &files[0].0).unwrap(), files[0].1);
@@ -300,21 +320,31 @@ fn source_downloads(g: &Group) -> i64 {
 fn a_stopped_rebuild_resumes_where_its_mark_stopped() {
     let mut g = two_members(1);
     let files = upload_all(&g, SOURCE, FILE_COUNT);
-    assert!(wait_until(DEADLINE, || download(&g, REBUILT, &files[FILE_COUNT - 1].0).is_ok()));
+    assert!(wait_until(DEADLINE, || download(
+        &g,
+        REBUILT,
+        &files[FILE_COUNT - 1].0
+    )
+    .is_ok()));
     g.stop_storage(REBUILT);
     wipe(&g, REBUILT);
     let before = source_downloads(&g);
     g.start_storage(REBUILT);
     assert!(
-        wait_until(Duration::from_secs(300), || mark_records(&g, REBUILT) >= 500),
+        wait_until(Duration::from_secs(300), || mark_records(&g, REBUILT)
+            >= 500),
         "the rebuild never saved a mark"
     );
     g.stop_storage(REBUILT);
     let done_first = mark_records(&g, REBUILT);
-    assert!(done_first < FILE_COUNT as u64, "the rebuild finished before the stop");
+    assert!(
+        done_first < FILE_COUNT as u64,
+        "the rebuild finished before the stop"
+    );
     g.start_storage(REBUILT);
     assert!(
-        wait_until(Duration::from_secs(300), || g.status_on(0, REBUILT) == Some(storage_status::ACTIVE)),
+        wait_until(Duration::from_secs(300), || g.status_on(0, REBUILT)
+            == Some(storage_status::ACTIVE)),
         "never came back ACTIVE"
     );
     for (remote, data) in files.iter().step_by(7) {
@@ -331,7 +361,9 @@ fn a_stopped_rebuild_resumes_where_its_mark_stopped() {
         stable
     }));
     let served = last - before;
-    eprintln!("source served {served} downloads for {FILE_COUNT} files; first run did {done_first}");
+    eprintln!(
+        "source served {served} downloads for {FILE_COUNT} files; first run did {done_first}"
+    );
     assert!(
         served < (FILE_COUNT as i64) + 250,
         "served {served}: the rebuild started over instead of resuming"
@@ -349,24 +381,32 @@ fn a_recovering_member_is_listed_recovery_and_answers_eagain_to_all_but_active_t
     wipe(&g, REBUILT);
     g.start_storage(REBUILT);
     assert!(
-        wait_until(DEADLINE, || g.status_on(0, REBUILT) == Some(storage_status::RECOVERY)),
+        wait_until(DEADLINE, || g.status_on(0, REBUILT)
+            == Some(storage_status::RECOVERY)),
         "the tracker never listed the member RECOVERY"
     );
-    assert!(is_status(&download(&g, REBUILT, &files[0].0), Status::EAGAIN));
+    assert!(is_status(
+        &download(&g, REBUILT, &files[0].0),
+        Status::EAGAIN
+    ));
     let upload = g.block_on(async {
         let mut c = conn_to(&g, REBUILT).await;
         StorageClient::new(&mut c)
             .upload(UploadKind::Normal, -1, "bin", &mut &b"x"[..], 1)
             .await
     });
-    assert!(matches!(upload, Err(ClientError::Status(s)) if s == Status::EAGAIN), "{upload:?}");
+    assert!(
+        matches!(upload, Err(ClientError::Status(s)) if s == Status::EAGAIN),
+        "{upload:?}"
+    );
     g.block_on(async {
         let mut c = conn_to(&g, REBUILT).await;
         c.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
     });
     g.start_storage(SOURCE);
     assert!(
-        wait_until(DEADLINE, || g.status_on(0, REBUILT) == Some(storage_status::ACTIVE)),
+        wait_until(DEADLINE, || g.status_on(0, REBUILT)
+            == Some(storage_status::ACTIVE)),
         "never came back ACTIVE once its peer was"
     );
     for (remote, data) in &files {
@@ -378,7 +418,9 @@ fn a_recovering_member_is_listed_recovery_and_answers_eagain_to_all_but_active_t
 fn a_lone_member_with_a_wiped_path_starts_empty() {
     let mut g = Group::start_with(GroupOptions {
         groups: vec![("group1", 1)],
-        tweak_storage: Some(Arc::new(|c| c.store_paths = vec![c.base_path.join("store0")])),
+        tweak_storage: Some(Arc::new(|c| {
+            c.store_paths = vec![c.base_path.join("store0")]
+        })),
         ..GroupOptions::default()
     });
     assert!(g.wait_all_active(DEADLINE));
@@ -387,7 +429,8 @@ fn a_lone_member_with_a_wiped_path_starts_empty() {
     wipe(&g, 0);
     g.start_storage(0);
     assert!(
-        wait_until(DEADLINE, || g.status_on(0, 0) == Some(storage_status::ACTIVE)),
+        wait_until(DEADLINE, || g.status_on(0, 0)
+            == Some(storage_status::ACTIVE)),
         "a lone member waited for a peer that does not exist"
     );
     assert!(is_status(&download(&g, 0, &files[0].0), Status::ENOENT));
@@ -409,8 +452,12 @@ fn fetch_one_path_binlog_streams_what_the_path_holds_then_the_byte_count() {
             .unwrap();
     });
     let raw = g.block_on(async {
-        let mut s = tokio::net::TcpStream::connect(g.storage_addr(0)).await.unwrap();
-        let mut req = Header::new(StorageCmd::FetchOnePathBinlog.into(), 17).to_bytes().to_vec();
+        let mut s = tokio::net::TcpStream::connect(g.storage_addr(0))
+            .await
+            .unwrap();
+        let mut req = Header::new(StorageCmd::FetchOnePathBinlog.into(), 17)
+            .to_bytes()
+            .to_vec();
         let mut group = [0u8; 16];
         group[..6].copy_from_slice(b"group1");
         req.extend_from_slice(&group);
@@ -425,9 +472,15 @@ fn fetch_one_path_binlog_streams_what_the_path_holds_then_the_byte_count() {
         all
     });
     let header = Header::from_bytes(raw[..HEADER_LEN].try_into().unwrap());
-    assert_eq!((header.pkg_len, header.cmd, header.status), (1 << 58, 100, 0));
+    assert_eq!(
+        (header.pkg_len, header.cmd, header.status),
+        (1 << 58, 100, 0)
+    );
     let (text, trailer) = raw[HEADER_LEN..].split_at(raw.len() - HEADER_LEN - 8);
-    assert_eq!(u64::from_be_bytes(trailer.try_into().unwrap()), text.len() as u64);
+    assert_eq!(
+        u64::from_be_bytes(trailer.try_into().unwrap()),
+        text.len() as u64
+    );
     let text = String::from_utf8(text.to_vec()).unwrap();
     let mut names: Vec<&str> = text
         .lines()
@@ -451,7 +504,10 @@ fn fetch_one_path_binlog_streams_what_the_path_holds_then_the_byte_count() {
         body[..6].copy_from_slice(b"group9");
         c.call(StorageCmd::FetchOnePathBinlog.into(), &body).await
     });
-    assert!(matches!(r, Err(ClientError::Status(s)) if s == Status::EINVAL), "{r:?}");
+    assert!(
+        matches!(r, Err(ClientError::Status(s)) if s == Status::EINVAL),
+        "{r:?}"
+    );
 }
 
 /// Address of the member run as its own process (outside the range the
@@ -460,7 +516,11 @@ const PROCESS_MEMBER_IP: &str = "127.0.0.252";
 
 /// `fdfs storage -c <conf>` as a child process, output appended to `log`.
 fn spawn_storage(conf: &std::path::Path, log: &std::path::Path) -> fdfs_testkit::ProcessGuard {
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let err = out.try_clone().unwrap();
     fdfs_testkit::ProcessGuard(
         Command::new(env!("CARGO_BIN_EXE_fdfs"))
@@ -523,7 +583,10 @@ fn a_killed_rebuild_resumes_where_its_mark_stopped() {
         "the process member never turned ACTIVE"
     );
     let files = upload_all(&g, 0, FILE_COUNT);
-    assert!(wait_until(DEADLINE, || from_member(&files[FILE_COUNT - 1].0).is_ok()));
+    assert!(wait_until(DEADLINE, || from_member(
+        &files[FILE_COUNT - 1].0
+    )
+    .is_ok()));
     kill9(&mut b);
     std::fs::remove_dir_all(&store).unwrap();
     std::fs::create_dir_all(&store).unwrap();
@@ -535,10 +598,14 @@ fn a_killed_rebuild_resumes_where_its_mark_stopped() {
     );
     kill9(&mut b);
     let done_first = mark_records_in(&store);
-    assert!(done_first < FILE_COUNT as u64, "the rebuild finished before the kill");
+    assert!(
+        done_first < FILE_COUNT as u64,
+        "the rebuild finished before the kill"
+    );
     let _b = spawn_storage(&conf, &log);
     assert!(
-        wait_until(Duration::from_secs(300), || member_status() == Some(storage_status::ACTIVE)),
+        wait_until(Duration::from_secs(300), || member_status()
+            == Some(storage_status::ACTIVE)),
         "never came back ACTIVE after the kill"
     );
     for (remote, data) in files.iter().step_by(7) {

@@ -131,9 +131,18 @@ mod tests {
     #[test]
     fn only_creating_records_of_the_asked_path_are_sent_renames_as_creates() {
         let line = |l: &str| recovery_line(&parse_line(l).unwrap(), 1);
-        assert_eq!(line(&format!("7 C {NAME}\n")), Some(format!("7 C {NAME}\n")));
-        assert_eq!(line(&format!("7 c {NAME}-m\n")), Some(format!("7 c {NAME}-m\n")));
-        assert_eq!(line(&format!("7 R {NAME} {OLD}\n")), Some(format!("7 C {NAME}\n")));
+        assert_eq!(
+            line(&format!("7 C {NAME}\n")),
+            Some(format!("7 C {NAME}\n"))
+        );
+        assert_eq!(
+            line(&format!("7 c {NAME}-m\n")),
+            Some(format!("7 c {NAME}-m\n"))
+        );
+        assert_eq!(
+            line(&format!("7 R {NAME} {OLD}\n")),
+            Some(format!("7 C {NAME}\n"))
+        );
         assert_eq!(line(&format!("7 D {NAME}\n")), None);
         assert_eq!(line(&format!("7 A {NAME} 1 2\n")), None);
         let other_path = parse_line(&format!("7 C {NAME}\n")).unwrap();

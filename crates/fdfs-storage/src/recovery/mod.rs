@@ -79,7 +79,8 @@ pub fn wiped_paths(data_dir: &Path, paths: &[StorePath]) -> std::io::Result<Vec<
     for (i, p) in paths.iter().enumerate() {
         let data = p.data_dir();
         let resuming = data.join(FLAG_FILE).exists();
-        let tree_gone = !data.join("00").join("00").is_dir() && !data.join(TREE_BUILD_MARKER).exists();
+        let tree_gone =
+            !data.join("00").join("00").is_dir() && !data.join(TREE_BUILD_MARKER).exists();
         if resuming || (known.is_some_and(|n| i < n) && tree_gone) {
             wiped.push(i);
         }
@@ -174,7 +175,9 @@ async fn attempt(storage: &Arc<Storage>, paths: &[usize]) -> Result<(), String> 
     let peer = match choose_source(storage).await? {
         Source::Peer(p) => p,
         Source::None => {
-            tracing::warn!("disk recovery: no peer to rebuild from, starting with the path(s) empty");
+            tracing::warn!(
+                "disk recovery: no peer to rebuild from, starting with the path(s) empty"
+            );
             for &i in paths {
                 clear_state(&storage.paths[i].data_dir());
             }
@@ -256,7 +259,10 @@ async fn report_recovery_status(storage: &Storage) {
     .encode(&mut body);
     for t in &storage.conf.tracker_servers {
         if let Ok(mut conn) = tracker_conn(storage, &t.to_string()).await {
-            if let Err(e) = conn.call(TrackerCmd::StorageReportStatus.into(), &body).await {
+            if let Err(e) = conn
+                .call(TrackerCmd::StorageReportStatus.into(), &body)
+                .await
+            {
                 tracing::debug!(tracker = %t, error = %e, "REPORT_STATUS RECOVERY refused");
             }
             conn.quit().await;
@@ -432,10 +438,16 @@ mod tests {
             })
             .collect();
         // First start: nothing is known, nothing is recovered.
-        assert_eq!(wiped_paths(&base_data, &paths[..1]).unwrap(), Vec::<usize>::new());
+        assert_eq!(
+            wiped_paths(&base_data, &paths[..1]).unwrap(),
+            Vec::<usize>::new()
+        );
         std::fs::create_dir_all(paths[0].data_dir().join("00/00")).unwrap();
         // A second path is added: it is new, not wiped.
-        assert_eq!(wiped_paths(&base_data, &paths).unwrap(), Vec::<usize>::new());
+        assert_eq!(
+            wiped_paths(&base_data, &paths).unwrap(),
+            Vec::<usize>::new()
+        );
         std::fs::create_dir_all(paths[1].data_dir().join("00/00")).unwrap();
         std::fs::remove_dir_all(&paths[0].root).unwrap();
         assert_eq!(wiped_paths(&base_data, &paths).unwrap(), vec![0]);

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
 use fdfs_client::{ClientError, Conn, StorageClient};
 use fdfs_proto::fileid::{FileKind, RemoteName};
 use fdfs_proto::tracker_msg::GroupFileReq;
 use fdfs_proto::StorageCmd;
+use tokio::io::AsyncWriteExt;
 
 use super::{part_binlog_path, part_mark_path, CONNECT_TIMEOUT};
 use crate::binlog::parse_line;
@@ -97,7 +97,12 @@ pub async fn restore_part(
     let mark_path = part_mark_path(&data, n);
     let mut offset = read_mark(&mark_path).min(text.len());
     if offset > 0 {
-        tracing::info!(path = index, worker = n, offset, "disk recovery resumes at its mark");
+        tracing::info!(
+            path = index,
+            worker = n,
+            offset,
+            "disk recovery resumes at its mark"
+        );
     }
     let total_lines = text.iter().filter(|b| **b == b'\n').count();
     let tmp = storage.paths[index].tmp_dir().join(format!("recovery.{n}"));
@@ -143,7 +148,13 @@ pub async fn restore_part(
             save_mark(mark_path.clone(), offset, records).await?;
         }
         if records.is_multiple_of(LOG_EVERY_RECORDS) {
-            tracing::info!(path = index, worker = n, records, total = total_lines, "disk recovery progress");
+            tracing::info!(
+                path = index,
+                worker = n,
+                records,
+                total = total_lines,
+                "disk recovery progress"
+            );
         }
     }
     save_mark(mark_path, offset, records).await?;
@@ -190,14 +201,20 @@ async fn restore_one(
         }
         let size = body.len() as u64;
         let tmp = tmp.to_path_buf();
-        return place(move || {
-            std::fs::write(&tmp, &body)?;
-            Ok(tmp)
-        }, dest, timestamp)
+        return place(
+            move || {
+                std::fs::write(&tmp, &body)?;
+                Ok(tmp)
+            },
+            dest,
+            timestamp,
+        )
         .await
         .map(|_| Outcome::Restored(size));
     }
-    let mut file = tokio::fs::File::create(tmp).await.map_err(|e| e.to_string())?;
+    let mut file = tokio::fs::File::create(tmp)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut client = StorageClient::new(conn);
     let len = match client.download_start(&storage.group, &remote, 0, 0).await {
         Ok(len) => len,
@@ -215,7 +232,11 @@ async fn restore_one(
     let tmp_path = tmp.to_path_buf();
     let matches = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
         let content = std::fs::read(&tmp_path)?;
-        Ok(matches_name(&check_name, content.len() as u64, crc32fast::hash(&content)))
+        Ok(matches_name(
+            &check_name,
+            content.len() as u64,
+            crc32fast::hash(&content),
+        ))
     })
     .await
     .map_err(|e| e.to_string())?
