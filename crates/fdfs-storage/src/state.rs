@@ -79,6 +79,14 @@ pub struct TrackerParams {
     pub trust_storage_server_id: bool,
 }
 
+/// The value of `key` in the `key=value` lines of a state file.
+pub fn ini_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+}
+
 /// Identity and initial-sync state kept in `data/.data_init_flag`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataInitFlag {
@@ -104,12 +112,7 @@ impl DataInitFlag {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        let get = |key: &str| {
-            text.lines()
-                .filter_map(|l| l.split_once('='))
-                .find(|(k, _)| k.trim() == key)
-                .map(|(_, v)| v.trim().to_string())
-        };
+        let get = |key: &str| ini_value(text, key);
         Some(DataInitFlag {
             storage_join_time: get("storage_join_time")?.parse().ok()?,
             sync_old_done: get("sync_old_done")? == "1",

@@ -316,6 +316,25 @@ fn source_downloads(g: &Group) -> i64 {
         .unwrap_or(-1)
 }
 
+/// The source served each file about once since `before`: a rebuild that
+/// started over would have fetched the first `done_first` files twice.
+fn assert_served_about_once(g: &Group, before: i64, done_first: u64) {
+    let mut last = -1;
+    assert!(wait_until(DEADLINE, || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = source_downloads(g);
+        let stable = now == last && now - before >= FILE_COUNT as i64;
+        last = now;
+        stable
+    }));
+    let served = last - before;
+    eprintln!("stopped at {done_first} records; the source served {served} downloads for {FILE_COUNT} files");
+    assert!(
+        served < (FILE_COUNT as i64) + 250,
+        "served {served}: the rebuild started over instead of resuming"
+    );
+}
+
 #[test]
 fn a_stopped_rebuild_resumes_where_its_mark_stopped() {
     let mut g = two_members(1);
@@ -350,24 +369,7 @@ fn a_stopped_rebuild_resumes_where_its_mark_stopped() {
     for (remote, data) in files.iter().step_by(7) {
         assert_eq!(&download(&g, REBUILT, remote).unwrap(), data);
     }
-    // The source served each file about once: a rebuild that started over
-    // would have fetched the first `done_first` files twice.
-    let mut last = -1;
-    assert!(wait_until(DEADLINE, || {
-        std::thread::sleep(Duration::from_millis(1500));
-        let now = source_downloads(&g);
-        let stable = now == last && now - before >= FILE_COUNT as i64;
-        last = now;
-        stable
-    }));
-    let served = last - before;
-    eprintln!(
-        "source served {served} downloads for {FILE_COUNT} files; first run did {done_first}"
-    );
-    assert!(
-        served < (FILE_COUNT as i64) + 250,
-        "served {served}: the rebuild started over instead of resuming"
-    );
+    assert_served_about_once(&g, before, done_first);
 }
 
 #[test]
@@ -614,18 +616,5 @@ fn a_killed_rebuild_resumes_where_its_mark_stopped() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("disk recovery resumes at its mark"), "{text}");
     assert!(text.contains("store path rebuilt"), "{text}");
-    let mut last = -1;
-    assert!(wait_until(DEADLINE, || {
-        std::thread::sleep(Duration::from_millis(1500));
-        let now = source_downloads(&g);
-        let stable = now == last && now - before >= FILE_COUNT as i64;
-        last = now;
-        stable
-    }));
-    let served = last - before;
-    eprintln!("killed at {done_first} records; the source served {served} downloads for {FILE_COUNT} files");
-    assert!(
-        served < (FILE_COUNT as i64) + 250,
-        "served {served}: the rebuild started over instead of resuming"
-    );
+    assert_served_about_once(&g, before, done_first);
 }

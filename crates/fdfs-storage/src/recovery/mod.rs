@@ -111,12 +111,7 @@ impl Flag {
     }
 
     pub fn parse(text: &str) -> Option<Flag> {
-        let get = |key: &str| {
-            text.lines()
-                .filter_map(|l| l.split_once('='))
-                .find(|(k, _)| k.trim() == key)
-                .map(|(_, v)| v.trim().to_string())
-        };
+        let get = |key: &str| crate::state::ini_value(text, key);
         Some(Flag {
             saved_storage_status: get("saved_storage_status")?.parse().ok()?,
             fetch_binlog_done: get("fetch_binlog_done")? == "1",

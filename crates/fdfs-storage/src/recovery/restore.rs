@@ -59,11 +59,7 @@ pub fn matches_name(name: &RemoteName, size: u64, crc: u32) -> bool {
 fn read_mark(path: &Path) -> usize {
     std::fs::read_to_string(path)
         .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("binlog_offset="))
-                .and_then(|v| v.trim().parse().ok())
-        })
+        .and_then(|t| crate::state::ini_value(&t, "binlog_offset")?.parse().ok())
         .unwrap_or(0)
 }
 
