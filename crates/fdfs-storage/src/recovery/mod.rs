@@ -228,11 +228,16 @@ async fn choose_source(storage: &Storage) -> Result<Source, String> {
         // Known, with peers: trackers list us RECOVERY while we wait for
         // and then copy from an ACTIVE peer.
         report_recovery_status(storage).await;
-        let active = members
-            .iter()
-            .find(|s| !is_me(s) && s.status == storage_status::ACTIVE);
+        // The address is the tracker's text: only a real address is used
+        // (and so reaches the log).
+        let active = members.iter().find_map(|s| {
+            let ip = s.ip_addr.parse::<std::net::IpAddr>().ok()?;
+            let port = u16::try_from(s.storage_port).ok()?;
+            (!is_me(s) && s.status == storage_status::ACTIVE)
+                .then(|| std::net::SocketAddr::new(ip, port).to_string())
+        });
         return match active {
-            Some(s) => Ok(Source::Peer(format!("{}:{}", s.ip_addr, s.storage_port))),
+            Some(addr) => Ok(Source::Peer(addr)),
             None => Err("no ACTIVE peer in the group yet".into()),
         };
     }
@@ -422,7 +427,7 @@ mod tests {
     }
 
     #[test]
-    fn a_known_path_without_its_tree_is_wiped_a_new_one_is_not() {
+    fn a_store_path_added_to_a_member_is_not_recovered_a_wiped_known_one_is() {
         let dir = tempfile::tempdir().unwrap();
         let base_data = dir.path().join("data");
         std::fs::create_dir_all(&base_data).unwrap();
