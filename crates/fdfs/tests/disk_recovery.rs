@@ -264,9 +264,33 @@ fn a_wiped_store_path_is_rebuilt_from_the_peer_with_four_threads() {
 #[test]
 fn a_peer_copy_that_does_not_match_its_file_id_is_not_restored() {
     let mut g = two_members(1);
-    let files = upload_all(&g, SOURCE, 3);
-    assert!(wait_until(DEADLINE, || download(&g, REBUILT, &files[2].0).is_ok()));
+    let mut files = upload_all(&g, SOURCE, 3);
+    // Above the in-memory limit, checked through a temporary file: one
+    // intact, one corrupted below.
+    for k in 0..2 {
+        let big: Vec<u8> = (0..3 * 1024 * 1024 + k).map(|b| (b % 251) as u8).collect();
+        let id = g.block_on(async {
+            let mut c = conn_to(&g, SOURCE).await;
+            StorageClient::new(&mut c)
+                .upload(
+                    UploadKind::Normal,
+                    -1,
+                    "bin",
+                    &mut &big[..],
+                    big.len() as u64,
+                )
+                .await
+                .unwrap()
+        });
+        files.push((id.remote, big));
+    }
+    assert!(wait_until(DEADLINE, || download(&g, REBUILT, &files[4].0).is_ok()));
     g.stop_storage(REBUILT);
+    let big_bad = &files[4].0;
+    let on_disk = store_root(&g, SOURCE).join("data").join(&big_bad[4..]);
+    let mut bytes = std::fs::read(&on_disk).unwrap();
+    bytes[1_000_000] ^= 0xFF;
+    std::fs::write(&on_disk, &bytes).unwrap();
     // Same size, different bytes: only the CRC32 in its name tells.
     let bad = &files[1].0;
     let on_disk = store_root(&g, SOURCE).join("data").join(&bad[4..]);
@@ -282,6 +306,13 @@ fn a_peer_copy_that_does_not_match_its_file_id_is_not_restored() {
     );
     assert_eq!(download(&g, REBUILT, &files[0].0).unwrap(), files[0].1);
     assert_eq!(download(&g, REBUILT, &files[2].0).unwrap(), files[2].1);
+    assert_eq!(download(&g, REBUILT, &files[3].0).unwrap(), files[3].1);
+    let r = download(&g, REBUILT, big_bad);
+    assert!(
+        is_status(&r, Status::ENOENT),
+        "corrupt large copy restored: {:?}",
+        r.map(|b| b.len())
+    );
     let r = download(&g, REBUILT, bad);
     assert!(
         is_status(&r, Status::ENOENT),

@@ -20,6 +20,9 @@ use crate::state::{write_atomic, Storage};
 
 /// A worker saves its binlog offset after this many records.
 pub const MARK_EVERY_RECORDS: u64 = 100;
+/// Copies up to this size are checked in memory; larger ones go through a
+/// temporary file, so memory stays bounded whatever the file size.
+const IN_MEMORY_COPY_BYTES: u64 = 1024 * 1024;
 /// A progress line is logged after this many records.
 const LOG_EVERY_RECORDS: u64 = 1000;
 
@@ -208,14 +211,36 @@ async fn restore_one(
         .await
         .map(|_| Outcome::Restored(size));
     }
-    let mut file = tokio::fs::File::create(tmp)
-        .await
-        .map_err(|e| e.to_string())?;
     let mut client = StorageClient::new(conn);
     let len = match client.download_start(&storage.group, &remote, 0, 0).await {
         Ok(len) => len,
         Err(e) => return peer_error(e),
     };
+    let tmp = tmp.to_path_buf();
+    if len <= IN_MEMORY_COPY_BYTES {
+        // Small files (most): checked in memory, one disk hop to place.
+        let mut content = Vec::with_capacity(len as usize);
+        client
+            .download_body(&mut content, len)
+            .await
+            .map_err(|e| format!("download of {remote}: {e}"))?;
+        if !matches_name(name, len, crc32fast::hash(&content)) {
+            return Ok(Outcome::Mismatched);
+        }
+        return place(
+            move || {
+                std::fs::write(&tmp, &content)?;
+                Ok(tmp)
+            },
+            dest,
+            timestamp,
+        )
+        .await
+        .map(|_| Outcome::Restored(len));
+    }
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| e.to_string())?;
     client
         .download_body(&mut file, len)
         .await
@@ -224,27 +249,38 @@ async fn restore_one(
     // before the content is read back.
     file.flush().await.map_err(|e| e.to_string())?;
     drop(file);
-    let check_name = name.clone();
-    let tmp_path = tmp.to_path_buf();
+    let (check_name, tmp_path) = (name.clone(), tmp.clone());
     let matches = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        let content = std::fs::read(&tmp_path)?;
-        Ok(matches_name(
-            &check_name,
-            content.len() as u64,
-            crc32fast::hash(&content),
-        ))
+        let (size, crc) = crc_of_file(&tmp_path)?;
+        Ok(matches_name(&check_name, size, crc))
     })
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
     if !matches {
-        let _ = std::fs::remove_file(tmp);
+        let _ = std::fs::remove_file(&tmp);
         return Ok(Outcome::Mismatched);
     }
-    let tmp = tmp.to_path_buf();
     place(move || Ok(tmp), dest, timestamp)
         .await
         .map(|_| Outcome::Restored(len))
+}
+
+/// Size and CRC32 of a file, read in bounded chunks.
+fn crc_of_file(path: &Path) -> std::io::Result<(u64, u32)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((size, hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
 }
 
 /// Moves the file `write` prepared into `dest` with the binlog timestamp
