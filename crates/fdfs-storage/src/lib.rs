@@ -8,6 +8,7 @@ mod conn;
 pub mod disk;
 pub mod error;
 mod ops;
+pub mod recovery;
 pub mod reporter;
 mod session;
 pub mod state;
@@ -50,8 +51,21 @@ pub async fn serve(
         fdfs_util::serve::Admission::from_conf(&storage.conf.allow_hosts, "allow_hosts")
             .map_err(StorageError::Config)?;
     let tasks = TaskTracker::new();
-    sync::enable(&storage, &tasks, shutdown.clone());
-    reporter::spawn_all(&storage, &tasks, shutdown.clone());
+    if storage.is_recovering() {
+        // Like the original, the storage joins its trackers (and replicates)
+        // only once its store paths are rebuilt: until then it must not be
+        // handed to clients, and its own binlog names files it lacks.
+        let (s, t, stop) = (storage.clone(), tasks.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if recovery::run(&s, &stop).await {
+                sync::enable(&s, &t, stop.clone());
+                reporter::spawn_all(&s, &t, stop);
+            }
+        });
+    } else {
+        sync::enable(&storage, &tasks, shutdown.clone());
+        reporter::spawn_all(&storage, &tasks, shutdown.clone());
+    }
     tracing::info!(
         addr = %listener.local_addr()?,
         group = %storage.group,

@@ -79,6 +79,14 @@ pub struct TrackerParams {
     pub trust_storage_server_id: bool,
 }
 
+/// The value of `key` in the `key=value` lines of a state file.
+pub fn ini_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+}
+
 /// Identity and initial-sync state kept in `data/.data_init_flag`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataInitFlag {
@@ -104,12 +112,7 @@ impl DataInitFlag {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        let get = |key: &str| {
-            text.lines()
-                .filter_map(|l| l.split_once('='))
-                .find(|(k, _)| k.trim() == key)
-                .map(|(_, v)| v.trim().to_string())
-        };
+        let get = |key: &str| ini_value(text, key);
         Some(DataInitFlag {
             storage_join_time: get("storage_join_time")?.parse().ok()?,
             sync_old_done: get("sync_old_done")? == "1",
@@ -188,6 +191,8 @@ pub struct Storage {
     /// The tracker's id table (FETCH_STORAGE_IDS) in id mode: maps the
     /// ids in file names and group lists to addresses.
     storage_ids: RwLock<Option<Arc<StorageIds>>>,
+    /// Store paths to rebuild from a peer before serving (disk recovery).
+    pub recovery: crate::recovery::Pending,
     data_dir: PathBuf,
 }
 
@@ -228,6 +233,7 @@ impl Storage {
                 readonly: false,
             });
         }
+        let wiped = crate::recovery::wiped_paths(&data_dir, &paths)?;
         let mut unbuilt = Vec::new();
         for p in &paths {
             if !p.root.is_dir() {
@@ -315,6 +321,7 @@ impl Storage {
             sync_records_skipped: AtomicU64::new(0),
             server_id: RwLock::new(None),
             storage_ids: RwLock::new(None),
+            recovery: crate::recovery::Pending::new(wiped),
             data_dir,
             conf,
         }))
@@ -436,6 +443,11 @@ impl Storage {
     }
 
     /// Tells long disk work to stop: the server is shutting down.
+    /// True while a store path is being rebuilt: data requests get EAGAIN.
+    pub fn is_recovering(&self) -> bool {
+        self.recovery.is_active()
+    }
+
     pub fn begin_stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
     }

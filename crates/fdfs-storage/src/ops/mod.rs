@@ -4,6 +4,7 @@
 //! validation, durable writes.
 
 pub mod appender;
+pub mod binlog_fetch;
 pub mod download;
 pub mod file;
 pub mod meta;
@@ -33,6 +34,11 @@ pub async fn dispatch(s: &mut Session, header: Header) -> OpResult<Reply> {
     let Ok(cmd) = StorageCmd::try_from(header.cmd) else {
         return Err(OpError::invalid(format!("unknown command {}", header.cmd)));
     };
+    if cmd != StorageCmd::ActiveTest && s.storage.is_recovering() {
+        // A store path is being rebuilt: nothing may be read from or
+        // written to it until it is complete; the caller tries later.
+        return Err(OpError::new(Status::EAGAIN, "disk recovery in progress"));
+    }
     let counted = CountedCommand::of(cmd);
     if let Some(counted) = counted {
         s.storage.bump(|st| *counted.counters(st).0 += 1);
@@ -74,6 +80,7 @@ async fn route(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<
         StorageCmd::SyncModifyFile => sync_recv::append_or_modify(s, true).await,
         StorageCmd::SyncTruncateFile => sync_recv::truncate(s).await,
         StorageCmd::SyncRenameFile => sync_recv::rename(s).await,
+        StorageCmd::FetchOnePathBinlog => binlog_fetch::fetch_one_path_binlog(s).await,
         other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
     }
 }
