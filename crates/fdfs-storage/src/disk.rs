@@ -20,3 +20,53 @@ pub fn space(path: &Path) -> std::io::Result<SpaceMb> {
         free_mb: free / BYTES_PER_MB,
     })
 }
+
+/// How often the watcher re-reads the free space of every store path, so
+/// space freed (or filled) outside the storage reaches the trackers within
+/// seconds instead of at the next `stat_report_interval`.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Least time between two out-of-turn disk reports to one tracker: a burst
+/// of refused uploads asks for one report, not one each.
+pub const PROMPT_REPORT_MIN_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Requests for a disk report out of turn (a store path filled up or got
+/// room back). Every tracker reporter subscribes; a request wakes them all.
+#[derive(Debug)]
+pub struct DiskReportRequests(tokio::sync::watch::Sender<u64>);
+
+impl Default for DiskReportRequests {
+    fn default() -> Self {
+        DiskReportRequests(tokio::sync::watch::Sender::new(0))
+    }
+}
+
+impl DiskReportRequests {
+    pub fn request(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+/// For each store path, whether it can take another file above the reserve.
+pub fn room_flags(
+    spaces: &[SpaceMb],
+    reserved: &fdfs_config::ReservedSpace,
+    store_path_count: usize,
+) -> Vec<bool> {
+    spaces
+        .iter()
+        .map(|s| crate::store::path_has_room(reserved, *s, 0, store_path_count))
+        .collect()
+}
+
+/// Whether a new reading of the store paths must reach the trackers now:
+/// a path filled up or got room back, or a path is (or was) full and its
+/// figures moved (the tracker's own reserve rule may see room first).
+pub fn report_due(before: &[SpaceMb], after: &[SpaceMb], rooms_before: &[bool], rooms_after: &[bool]) -> bool {
+    rooms_before != rooms_after
+        || (rooms_after.iter().chain(rooms_before).any(|room| !room) && before != after)
+}
