@@ -31,23 +31,42 @@ pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2
 pub const PROMPT_REPORT_MIN_GAP: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Requests for a disk report out of turn (a store path filled up or got
-/// room back). Every tracker reporter subscribes; a request wakes them all.
+/// room back), and the figures last reported. Every tracker reporter
+/// subscribes; a request wakes them all.
 #[derive(Debug)]
-pub struct DiskReportRequests(tokio::sync::watch::Sender<u64>);
+pub struct DiskReportRequests {
+    wake: tokio::sync::watch::Sender<u64>,
+    reported: std::sync::Mutex<Vec<SpaceMb>>,
+}
 
 impl Default for DiskReportRequests {
     fn default() -> Self {
-        DiskReportRequests(tokio::sync::watch::Sender::new(0))
+        DiskReportRequests {
+            wake: tokio::sync::watch::Sender::new(0),
+            reported: std::sync::Mutex::new(Vec::new()),
+        }
     }
 }
 
 impl DiskReportRequests {
     pub fn request(&self) {
-        self.0.send_modify(|n| *n = n.wrapping_add(1));
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.0.subscribe()
+        self.wake.subscribe()
+    }
+
+    /// Records what a tracker was just told.
+    pub fn reported(&self, spaces: &[SpaceMb]) {
+        *fdfs_util::sync::lock(&self.reported) = spaces.to_vec();
+    }
+
+    /// What the trackers were last told: the watcher compares a new
+    /// reading with it, not with its own last reading, so a path filled
+    /// and freed between two readings is still reported.
+    pub fn last_reported(&self) -> Vec<SpaceMb> {
+        fdfs_util::sync::lock(&self.reported).clone()
     }
 }
 
@@ -66,7 +85,12 @@ pub fn room_flags(
 /// Whether a new reading of the store paths must reach the trackers now:
 /// a path filled up or got room back, or a path is (or was) full and its
 /// figures moved (the tracker's own reserve rule may see room first).
-pub fn report_due(before: &[SpaceMb], after: &[SpaceMb], rooms_before: &[bool], rooms_after: &[bool]) -> bool {
+pub fn report_due(
+    before: &[SpaceMb],
+    after: &[SpaceMb],
+    rooms_before: &[bool],
+    rooms_after: &[bool],
+) -> bool {
     rooms_before != rooms_after
         || (rooms_after.iter().chain(rooms_before).any(|room| !room) && before != after)
 }

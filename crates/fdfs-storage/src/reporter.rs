@@ -357,6 +357,7 @@ async fn send_disk_report(storage: &Arc<Storage>, conn: &mut Conn) -> Result<(),
     let notice = conn
         .call(TrackerCmd::StorageReportDiskUsage.into(), &body)
         .await?;
+    storage.disk_reports.reported(&spaces);
     handle_notice(storage, &notice);
     Ok(())
 }
@@ -365,35 +366,35 @@ async fn send_disk_report(storage: &Arc<Storage>, conn: &mut Conn) -> Result<(),
 /// for a disk report when one filled up or got room back, so uploads
 /// resume within seconds of space being freed, without a restart.
 async fn watch_disks_loop(storage: Arc<Storage>, shutdown: CancellationToken) {
-    let mut before: Vec<crate::disk::SpaceMb> = lock(&storage.spaces).clone();
     let rooms_of = |s: &Storage, spaces: &[crate::disk::SpaceMb]| {
-        crate::disk::room_flags(
-            spaces,
-            &s.params().reserved_storage_space,
-            s.paths.len(),
-        )
+        crate::disk::room_flags(spaces, &s.params().reserved_storage_space, s.paths.len())
     };
-    let mut rooms_before = rooms_of(&storage, &before);
+    let mut rooms_seen: Vec<bool> = Vec::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(crate::disk::WATCH_INTERVAL) => {}
         }
         let s = storage.clone();
-        let Ok(after) = tokio::task::spawn_blocking(move || s.refresh_spaces()).await else {
+        let Ok(now) = tokio::task::spawn_blocking(move || s.refresh_spaces()).await else {
             continue;
         };
-        let rooms_after = rooms_of(&storage, &after);
-        if rooms_after != rooms_before {
+        let reported = storage.disk_reports.last_reported();
+        if reported.is_empty() {
+            continue; // no tracker has had a first report yet
+        }
+        let rooms_now = rooms_of(&storage, &now);
+        if !rooms_seen.is_empty() && rooms_now != rooms_seen {
             tracing::info!(
-                has_room = ?rooms_after,
+                has_room = ?rooms_now,
                 "a store path crossed its reserve; reporting to trackers now"
             );
         }
-        if crate::disk::report_due(&before, &after, &rooms_before, &rooms_after) {
+        let rooms_reported = rooms_of(&storage, &reported);
+        if crate::disk::report_due(&reported, &now, &rooms_reported, &rooms_now) {
             storage.disk_reports.request();
         }
-        (before, rooms_before) = (after, rooms_after);
+        rooms_seen = rooms_now;
     }
 }
 

@@ -40,10 +40,12 @@ pub async fn explain(client: &Client, target: &UploadTarget) -> Vec<String> {
         ));
     }
     let groups = client.list_groups().await.unwrap_or_default();
-    for g in groups
-        .iter()
-        .filter(|g| target.group.as_deref().is_none_or(|want| want == g.group_name))
-    {
+    for g in groups.iter().filter(|g| {
+        target
+            .group
+            .as_deref()
+            .is_none_or(|want| want == g.group_name)
+    }) {
         lines.push(group_line(g));
         for s in client
             .list_storages(&g.group_name, None)
