@@ -530,7 +530,15 @@ fn py3fdfs_sees_enospc_and_recovers() {
         );
         stdout
     };
+    // Room for small files only, as the tracker sees too: the storage
+    // refuses the 6 MB upload itself, before reading it.
     disk.fill();
+    disk.free_some(5 * 1024 * 1024 / 2);
+    let refused = run("expect-full");
+    assert!(refused.contains("Error: 28"), "{refused}");
+    // Full, and the tracker knows: it refuses.
+    disk.fill();
+    assert!(tracker_answers(&cluster, 28));
     let refused = run("expect-full");
     assert!(refused.contains("Error: 28"), "{refused}");
     assert_eq!(temp_files(disk.path()), 0);
