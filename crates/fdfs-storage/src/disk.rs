@@ -94,3 +94,53 @@ pub fn report_due(
     rooms_before != rooms_after
         || (rooms_after.iter().chain(rooms_before).any(|room| !room) && before != after)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fdfs_config::ReservedSpace;
+
+    fn mb(total_mb: u64, free_mb: u64) -> SpaceMb {
+        SpaceMb { total_mb, free_mb }
+    }
+
+    #[test]
+    fn a_report_is_due_when_a_path_crosses_its_reserve_or_a_full_path_moves() {
+        let reserve = ReservedSpace::Megabytes(1);
+        let roomy = [mb(8, 8), mb(8, 6)];
+        let one_full = [mb(8, 0), mb(8, 6)];
+        let rooms = |s: &[SpaceMb]| room_flags(s, &reserve, 2);
+        assert_eq!(rooms(&roomy), [true, true]);
+        assert_eq!(rooms(&one_full), [false, true]);
+        let due = |a: &[SpaceMb], b: &[SpaceMb]| report_due(a, b, &rooms(a), &rooms(b));
+        assert!(due(&roomy, &one_full), "filled up");
+        assert!(due(&one_full, &roomy), "freed");
+        assert!(!due(&roomy, &roomy));
+        // Ordinary churn above the reserve waits for the periodic report.
+        assert!(!due(&roomy, &[mb(8, 7), mb(8, 5)]));
+        // A full path whose figures move is reported: the tracker's own
+        // rule may see room before ours does.
+        assert!(due(&one_full, &[mb(8, 0), mb(8, 5)]));
+        assert!(!due(&one_full, &one_full));
+        // A ratio reserve.
+        assert_eq!(
+            room_flags(&[mb(100, 11), mb(100, 9)], &ReservedSpace::Ratio(0.1), 2),
+            [true, false]
+        );
+    }
+
+    #[test]
+    fn requests_wake_every_subscriber_and_reports_are_remembered() {
+        let r = DiskReportRequests::default();
+        let (mut a, mut b) = (r.subscribe(), r.subscribe());
+        assert!(!a.has_changed().unwrap());
+        r.request();
+        assert!(a.has_changed().unwrap() && b.has_changed().unwrap());
+        a.borrow_and_update();
+        assert!(!a.has_changed().unwrap());
+        assert!(r.last_reported().is_empty());
+        r.reported(&[mb(8, 3)]);
+        assert_eq!(r.last_reported(), [mb(8, 3)]);
+        b.borrow_and_update();
+    }
+}

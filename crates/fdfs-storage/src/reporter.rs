@@ -522,3 +522,35 @@ fn sync_report_body(storage: &Storage) -> Vec<u8> {
     encode_sync_report(&mut body, &entries);
     body.to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fdfs_config::ReservedSpace;
+
+    /// The tracker renders the reserve as `10.00%` or `1024MB`; the
+    /// storage checks its paths against what it parses.
+    #[test]
+    fn the_reserve_from_the_tracker_parameters() {
+        let fallback = TrackerParams {
+            reserved_storage_space: ReservedSpace::Megabytes(7),
+            store_path_mode: 0,
+            response_ip_addr_size: fdfs_proto::IPV4_ADDRESS_SIZE,
+            use_storage_id: false,
+            id_in_filename: false,
+            trust_storage_server_id: false,
+        };
+        let p = parse_params("store_path=2\nreserved_storage_space=10.00%\n", &fallback);
+        assert_eq!(p.reserved_storage_space, ReservedSpace::Ratio(0.10));
+        assert_eq!(p.store_path_mode, 2);
+        let p = parse_params("reserved_storage_space=1024MB\n", &fallback);
+        assert_eq!(p.reserved_storage_space, ReservedSpace::Megabytes(1024));
+        let p = parse_params("reserved_storage_space=1G\n", &fallback);
+        assert_eq!(p.reserved_storage_space, ReservedSpace::Megabytes(1024));
+        let p = parse_params("reserved_storage_space=10%\n", &fallback);
+        assert_eq!(p.reserved_storage_space, ReservedSpace::Ratio(0.10));
+        // An unreadable value keeps what the storage had.
+        let p = parse_params("reserved_storage_space=150%\n", &fallback);
+        assert_eq!(p.reserved_storage_space, fallback.reserved_storage_space);
+    }
+}

@@ -556,3 +556,98 @@ fn py3fdfs_sees_enospc_and_recovers() {
         b"py3fdfs after a full disk\n".repeat(1000)
     );
 }
+
+/// A tracker that answers a storage's session and records the commands,
+/// until the first BEAT: the disk report must come before it, so that a
+/// tracker never sees a new storage with 0 MB free and refuses uploads.
+#[test]
+fn first_disk_report_goes_before_the_first_beat() {
+    use fdfs_proto::{Header, TrackerCmd, HEADER_LEN};
+    let dir = tempfile::tempdir().unwrap();
+    let (base, store) = (dir.path().join("base"), dir.path().join("store0"));
+    for d in [&base, &store] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cmds = runtime.block_on(async {
+        let fake_tracker = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let storage_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let conf = fdfs_config::storage::StorageConf {
+            group_name: "group1".into(),
+            group_name_configured: true,
+            bind_addr: "127.0.0.1".into(),
+            port: storage_listener.local_addr().unwrap().port(),
+            base_path: base,
+            store_path_count: 1,
+            store_paths: vec![store],
+            store_paths_readonly: vec![false],
+            subdir_count_per_path: 4,
+            tracker_servers: vec![fake_tracker
+                .local_addr()
+                .unwrap()
+                .to_string()
+                .parse()
+                .unwrap()],
+            heart_beat_interval_secs: 1,
+            stat_report_interval_secs: 60,
+            ..Default::default()
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let storage = tokio::spawn(fdfs_storage::run(storage_listener, conf, shutdown.clone()));
+        let (mut conn, _) = tokio::time::timeout(NOTICE_DEADLINE, fake_tracker.accept())
+            .await
+            .expect("the storage connects to its tracker")
+            .unwrap();
+        let mut cmds = Vec::new();
+        loop {
+            let mut raw = [0u8; HEADER_LEN];
+            tokio::time::timeout(NOTICE_DEADLINE, conn.read_exact(&mut raw))
+                .await
+                .expect("the storage goes on talking")
+                .unwrap();
+            let h = Header::from_bytes(&raw);
+            let mut body = vec![0u8; h.body_len().unwrap() as usize];
+            conn.read_exact(&mut body).await.unwrap();
+            let cmd = TrackerCmd::try_from(h.cmd).unwrap();
+            cmds.push(cmd);
+            if cmd == TrackerCmd::StorageBeat {
+                break;
+            }
+            let answer: Vec<u8> = match cmd {
+                TrackerCmd::StorageGetMyIp => b"127.0.0.1".to_vec(),
+                TrackerCmd::StorageParameterReq => {
+                    b"store_path=0\nreserved_storage_space=1MB\n".to_vec()
+                }
+                TrackerCmd::StorageJoin => {
+                    let mut b = BytesMut::new();
+                    fdfs_proto::tracker_msg::JoinResp {
+                        status: 0,
+                        src_id: String::new(),
+                    }
+                    .encode(&mut b);
+                    b.to_vec()
+                }
+                _ => Vec::new(),
+            };
+            let mut out = BytesMut::new();
+            Header::response(0, answer.len()).encode(&mut out);
+            out.put_slice(&answer);
+            conn.write_all(&out).await.unwrap();
+        }
+        shutdown.cancel();
+        drop(conn);
+        let _ = tokio::time::timeout(NOTICE_DEADLINE, storage).await;
+        cmds
+    });
+    let report = cmds
+        .iter()
+        .position(|c| *c == TrackerCmd::StorageReportDiskUsage);
+    assert!(
+        report.is_some_and(|r| r < cmds.len() - 1),
+        "REPORT_DISK_USAGE before the first BEAT: {cmds:?}"
+    );
+}
