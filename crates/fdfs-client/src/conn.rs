@@ -177,7 +177,7 @@ impl Conn {
         let header = read.await.ok()?.ok()?;
         self.in_step = false;
         (header.cmd == fdfs_proto::CMD_RESP && header.status != 0)
-            .then(|| ClientError::Status(fdfs_proto::Status(header.status)))
+            .then_some(ClientError::Status(fdfs_proto::Status(header.status)))
     }
 
     /// Reads a whole (small) response body after `recv_header`.
