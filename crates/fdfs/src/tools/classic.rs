@@ -169,7 +169,7 @@ fn upload_and_print(s: &Session, local: &str, mut opts: UploadOptions) -> ExitCo
                     opts.store_path_index = Some(t.store_path_index as i8);
                 }
                 Err(e) => {
-                    explain_no_space(s, &e, &opts).await;
+                    crate::tools::nospace::print_if_no_space(&s.client, &e, &opts, "").await;
                     return fail_on_stderr("tracker_query_storage", &e);
                 }
             }
@@ -180,27 +180,11 @@ fn upload_and_print(s: &Session, local: &str, mut opts: UploadOptions) -> ExitCo
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                explain_no_space(s, &e, &opts).await;
+                crate::tools::nospace::print_if_no_space(&s.client, &e, &opts, "").await;
                 fail_on_stderr("upload file", &e)
             }
         }
     })
-}
-
-/// On ENOSPC, says on stderr which storage and store path had no room
-/// and why, before the usual error line.
-async fn explain_no_space(s: &Session, e: &ClientError, opts: &UploadOptions) {
-    if !crate::tools::nospace::is_no_space(e) {
-        return;
-    }
-    let target = crate::tools::nospace::UploadTarget {
-        group: opts.group.clone(),
-        storage: opts.storage.clone(),
-        store_path_index: opts.store_path_index,
-    };
-    for line in crate::tools::nospace::explain(&s.client, &target).await {
-        eprintln!("{line}");
-    }
 }
 
 fn download_file(argv: &[String]) -> ExitCode {

@@ -431,16 +431,7 @@ fn upload(a: UploadArgs) -> ExitCode {
         };
         let uploaded = s.client.upload_file(&a.file, &opts).await;
         if let Err(e) = &uploaded {
-            if crate::tools::nospace::is_no_space(e) {
-                let target = crate::tools::nospace::UploadTarget {
-                    group: opts.group.clone(),
-                    storage: opts.storage.clone(),
-                    store_path_index: opts.store_path_index,
-                };
-                for line in crate::tools::nospace::explain(&s.client, &target).await {
-                    eprintln!("fdfs: {line}");
-                }
-            }
+            crate::tools::nospace::print_if_no_space(&s.client, e, &opts, "fdfs: ").await;
         }
         uploaded
     });

@@ -67,6 +67,26 @@ pub async fn explain(client: &Client, target: &UploadTarget) -> Vec<String> {
     lines
 }
 
+/// On ENOSPC, prints the explanation on stderr, each line after `prefix`.
+pub async fn print_if_no_space(
+    client: &Client,
+    e: &ClientError,
+    opts: &fdfs_client::UploadOptions,
+    prefix: &str,
+) {
+    if !is_no_space(e) {
+        return;
+    }
+    let target = UploadTarget {
+        group: opts.group.clone(),
+        storage: opts.storage.clone(),
+        store_path_index: opts.store_path_index,
+    };
+    for line in explain(client, &target).await {
+        eprintln!("{prefix}{line}");
+    }
+}
+
 fn param(text: &str, key: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.split_once('='))
