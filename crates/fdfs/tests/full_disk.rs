@@ -259,6 +259,8 @@ fn full_store_paths_refuse_cleanly_and_recover_without_restart() {
     let refusal_time = t0.elapsed();
     eprintln!("oversized upload refused in {refusal_time:?}");
     assert!(refusal_time < Duration::from_secs(8), "{refusal_time:?}");
+    assert_eq!(temp_files(store), 0, "the refused upload wrote nothing");
+    assert_eq!(stored_files(store).len(), 1, "only the first upload");
 
     let files_before = stored_files(store);
     let creates_before = binlog(&cluster).matches(" C ").count();
@@ -644,4 +646,32 @@ fn first_disk_report_goes_before_the_first_beat() {
         report.is_some_and(|r| r < cmds.len() - 1),
         "REPORT_DISK_USAGE before the first BEAT: {cmds:?}"
     );
+}
+
+/// By hand (`cargo test -p fdfs --test full_disk -- --ignored --nocapture`):
+/// the time from freeing space to the first accepted upload through the
+/// tracker, over 8 rounds whose freeing falls at different points of the
+/// storage's 2 s disk watch (a pause of k × 250 ms after the tracker has
+/// learnt the disk is full spreads them; it orders nothing).
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn recovery_time_over_watcher_phases() {
+    let disk = Tmpfs::mount();
+    let cluster = cluster_on(&[&disk], 0);
+    let c = client(&cluster);
+    let data = content(10_000, 2);
+    let mut times = Vec::new();
+    for k in 0..8u32 {
+        disk.fill();
+        assert!(
+            tracker_answers(&cluster, 28),
+            "round {k}: the tracker learns it"
+        );
+        std::thread::sleep(Duration::from_millis(250) * k);
+        disk.free_all();
+        let (took, _) = upload_until_accepted(&c, &data);
+        times.push(took);
+    }
+    eprintln!("FIGURE recovery over watcher phases: {times:?}");
+    assert!(times.iter().all(|t| *t < RECOVERY_DEADLINE));
 }
