@@ -136,7 +136,7 @@ pub async fn modify(s: &mut Session) -> OpResult<Reply> {
 /// Cuts an appender file back to `old_size` after a write that failed
 /// part way (ENOSPC, a client gone): nothing half-appended stays readable
 /// and the binlog never described it. Never grows the file.
-async fn cut_back(path: PathBuf, old_size: u64) {
+pub(super) async fn cut_back(path: PathBuf, old_size: u64) {
     let result = blocking(move || {
         let file = std::fs::OpenOptions::new().write(true).open(&path)?;
         if file.metadata()?.len() > old_size {
