@@ -27,6 +27,10 @@ pub struct Conn {
 /// against a confused peer making us allocate without bound.
 pub const MAX_SMALL_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// How long a client whose request failed to send waits for an answer
+/// the server sent before closing.
+const EARLY_ANSWER_WAIT: Duration = Duration::from_secs(1);
+
 /// Chunk size for streaming file content to and from a socket: large files
 /// go through one buffer of this size, never into memory whole.
 pub const STREAM_CHUNK_BYTES: usize = 256 * 1024;
@@ -163,6 +167,17 @@ impl Conn {
             return Err(ClientError::Status(fdfs_proto::Status(h.status)));
         }
         Ok(h)
+    }
+
+    /// After a request failed to send: the error status the server may
+    /// have answered with before it stopped reading (a storage refusing an
+    /// upload up front), if one is waiting in the socket.
+    pub async fn early_answer(&mut self) -> Option<ClientError> {
+        let read = tokio::time::timeout(EARLY_ANSWER_WAIT, read_header(&mut self.stream));
+        let header = read.await.ok()?.ok()?;
+        self.in_step = false;
+        (header.cmd == fdfs_proto::CMD_RESP && header.status != 0)
+            .then_some(ClientError::Status(fdfs_proto::Status(header.status)))
     }
 
     /// Reads a whole (small) response body after `recv_header`.

@@ -138,6 +138,24 @@ impl<'a> StorageClient<'a> {
         StorageClient { conn }
     }
 
+    /// Streams the content of a request whose head is sent.
+    async fn send_content<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        src: &mut R,
+        size: u64,
+    ) -> Result<(), ClientError> {
+        match self.conn.send_from(src, size).await {
+            Ok(()) => Ok(()),
+            // A storage that refuses a write (a full disk) answers before
+            // it has read the content and closes; its status explains the
+            // broken pipe better than the pipe does.
+            Err(sending) if sending.is_network() => {
+                Err(self.conn.early_answer().await.unwrap_or(sending))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends `head` plus `size` bytes streamed from `src`, returns the answer body.
     async fn call_streaming<R: AsyncRead + Unpin + ?Sized>(
         &mut self,
@@ -147,7 +165,7 @@ impl<'a> StorageClient<'a> {
         size: u64,
     ) -> Result<Vec<u8>, ClientError> {
         self.conn.send_head(cmd.into(), 0, head, size).await?;
-        self.conn.send_from(src, size).await?;
+        self.send_content(src, size).await?;
         let h = self.conn.recv_header().await?;
         self.conn.recv_body(h.body_len().unwrap_or(0)).await
     }
@@ -294,7 +312,7 @@ impl<'a> StorageClient<'a> {
         self.conn
             .send_head(StorageCmd::AppendFile.into(), 0, &head, size)
             .await?;
-        self.conn.send_from(src, size).await?;
+        self.send_content(src, size).await?;
         self.conn.recv_ok_discarding_body().await
     }
 
@@ -310,7 +328,7 @@ impl<'a> StorageClient<'a> {
         self.conn
             .send_head(StorageCmd::ModifyFile.into(), 0, &head, size)
             .await?;
-        self.conn.send_from(src, size).await?;
+        self.send_content(src, size).await?;
         self.conn.recv_ok_discarding_body().await
     }
 

@@ -133,6 +133,14 @@ impl<'a> TrackerClient<'a> {
         Ok(FetchTargets::decode(&body)?.servers)
     }
 
+    /// The cluster parameters a tracker hands its storages (90,
+    /// PARAMETER_REQ): `key=value` lines, `reserved_storage_space` among
+    /// them.
+    pub async fn parameters(&mut self) -> Result<String, ClientError> {
+        let body = self.call(TrackerCmd::StorageParameterReq, &[]).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// Stats of every group, sorted by name (91).
     pub async fn list_groups(&mut self) -> Result<Vec<GroupStat>, ClientError> {
         let body = self.call(TrackerCmd::ServerListAllGroups, &[]).await?;

@@ -78,7 +78,21 @@ pub async fn serve_connection(
                 } else {
                     tracing::debug!(%peer, cmd, status = e.status.0, reason = ?e.reason, "request failed");
                 }
+                if e.status == Status::ENOSPC {
+                    s.storage.disk_reports.request();
+                }
+                if s.body_left > 0 && s.body_left <= LINGER_THRESHOLD_BYTES {
+                    // A little body is cheaper to read than the connection
+                    // is to lose.
+                    if s.drain_body().await.is_err() {
+                        return;
+                    }
+                }
                 let sent = s.respond(e.status.0, &[]).await.is_ok();
+                if sent && s.body_left > 0 {
+                    linger_close(&mut s).await;
+                    return;
+                }
                 // Like the original, an EINVAL answer ends the connection:
                 // after a malformed request the framing cannot be trusted.
                 sent && e.status != Status::EINVAL && s.body_left == 0
@@ -97,6 +111,35 @@ pub async fn serve_connection(
             slot.keep();
         }
         slot.request_finished();
+    }
+}
+
+/// Unread body above which a refused request is answered at once and the
+/// connection closed instead of read to its end.
+const LINGER_THRESHOLD_BYTES: u64 = 256 * 1024;
+/// How much of a refused body a lingering close still reads, at most.
+const LINGER_DRAIN_BYTES: u64 = 8 * 1024 * 1024;
+/// How long a lingering close reads, at most.
+const LINGER_DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Closes a connection whose request was answered before its body was
+/// read (an upload refused up front or cut short): sends FIN after the
+/// answer and reads what the client is still sending for a while. Closing
+/// with unread bytes would send a reset, and a reset can destroy the answer
+/// before the client reads it; the client would see a broken pipe instead
+/// of the status.
+async fn linger_close(s: &mut Session) {
+    use tokio::io::AsyncWriteExt;
+    let _ = s.writer.shutdown().await;
+    let deadline = tokio::time::Instant::now() + LINGER_DRAIN_TIME;
+    let mut left = s.body_left.min(LINGER_DRAIN_BYTES);
+    let mut buf = vec![0u8; 64 * 1024];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        match tokio::time::timeout_at(deadline, s.reader.read(&mut buf[..want])).await {
+            Ok(Ok(n)) if n > 0 => left -= n as u64,
+            _ => return,
+        }
     }
 }
 

@@ -33,6 +33,7 @@ pub fn spawn_all(storage: &Arc<Storage>, tasks: &TaskTracker, shutdown: Cancella
     if storage.access_log.is_some() {
         tasks.spawn(flush_access_log_loop(storage.clone(), shutdown.clone()));
     }
+    tasks.spawn(watch_disks_loop(storage.clone(), shutdown.clone()));
     tasks.spawn(persist_loop(storage.clone(), shutdown));
 }
 
@@ -249,64 +250,151 @@ async fn session(
     let disk_every = Duration::from_secs(conf.stat_report_interval_secs.max(1));
     let mut sent_stats_version = 0u64;
     let mut sent_received_version = 0u64;
+    let mut disk_requests = storage.disk_reports.subscribe();
+    disk_requests.borrow_and_update();
+    let mut disk_wanted = false;
     let mut last_disk_report: Option<Instant> = None;
+    let mut next_beat = Instant::now();
     loop {
-        let version = storage.stats_version.load(Ordering::Relaxed);
-        body.clear();
-        if version != sent_stats_version {
-            let mut stats = storage.stats_snapshot();
-            stats.last_heart_beat_time = crate::state::now_secs();
-            stats.encode(&mut body);
-            sent_stats_version = version;
-        }
-        let notice = conn.call(TrackerCmd::StorageBeat.into(), &body).await?;
-        handle_notice(storage, &notice);
-        // Deletions of peers reach us only through the changelog (§4.6).
-        let changes = conn
-            .call(TrackerCmd::StorageChangelogReq.into(), &[])
-            .await?;
-        if !changes.is_empty() {
-            crate::sync::apply_changelog(storage, &String::from_utf8_lossy(&changes));
-        }
-        let received = storage.received_version.load(Ordering::Relaxed);
-        if received != sent_received_version {
-            let notice = conn
-                .call(
-                    TrackerCmd::StorageSyncReport.into(),
-                    &sync_report_body(storage),
-                )
-                .await?;
-            handle_notice(storage, &notice);
-            sent_received_version = received;
-        }
-        if last_disk_report.is_none_or(|t| t.elapsed() >= disk_every) {
-            // statvfs can wait on a slow or remote file system.
-            let s = storage.clone();
-            let spaces = tokio::task::spawn_blocking(move || s.refresh_spaces())
-                .await
-                .unwrap_or_default();
-            let usage: Vec<PathUsage> = spaces
-                .iter()
-                .map(|s| PathUsage {
-                    total_mb: s.total_mb as i64,
-                    free_mb: s.free_mb as i64,
-                })
-                .collect();
-            body.clear();
-            encode_disk_usage(&mut body, &usage);
-            let notice = conn
-                .call(TrackerCmd::StorageReportDiskUsage.into(), &body)
-                .await?;
-            handle_notice(storage, &notice);
+        // The disk report goes first, before the first beat too: a tracker
+        // must never see a new storage with 0 MB free and refuse uploads.
+        let since_report = last_disk_report.map(|t| t.elapsed());
+        let disk_due = since_report.is_none_or(|d| {
+            d >= disk_every || (disk_wanted && d >= crate::disk::PROMPT_REPORT_MIN_GAP)
+        });
+        if disk_due {
+            send_disk_report(storage, &mut conn).await?;
             last_disk_report = Some(Instant::now());
+            disk_wanted = false;
+        }
+        if Instant::now() >= next_beat {
+            beat(
+                storage,
+                &mut conn,
+                &mut sent_stats_version,
+                &mut sent_received_version,
+            )
+            .await?;
+            next_beat = Instant::now() + beat_every;
+        }
+        let reported = last_disk_report.unwrap_or_else(Instant::now);
+        let mut wake = next_beat.min(reported + disk_every);
+        if disk_wanted {
+            wake = wake.min(reported + crate::disk::PROMPT_REPORT_MIN_GAP);
         }
         tokio::select! {
             _ = shutdown.cancelled() => {
                 conn.quit().await;
                 return Ok(());
             }
-            _ = tokio::time::sleep(beat_every.min(disk_every)) => {}
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            changed = disk_requests.changed(), if !disk_wanted => {
+                match changed {
+                    Ok(()) => disk_wanted = true,
+                    // Only a storage being dropped closes the channel.
+                    Err(_) => tokio::time::sleep(beat_every).await,
+                }
+            }
         }
+    }
+}
+
+/// One BEAT (with the counters when they changed), the changelog, and a
+/// SYNC_REPORT when replication received something new.
+async fn beat(
+    storage: &Arc<Storage>,
+    conn: &mut Conn,
+    sent_stats_version: &mut u64,
+    sent_received_version: &mut u64,
+) -> Result<(), ClientError> {
+    let mut body = BytesMut::new();
+    let version = storage.stats_version.load(Ordering::Relaxed);
+    if version != *sent_stats_version {
+        let mut stats = storage.stats_snapshot();
+        stats.last_heart_beat_time = crate::state::now_secs();
+        stats.encode(&mut body);
+        *sent_stats_version = version;
+    }
+    let notice = conn.call(TrackerCmd::StorageBeat.into(), &body).await?;
+    handle_notice(storage, &notice);
+    // Deletions of peers reach us only through the changelog (§4.6).
+    let changes = conn
+        .call(TrackerCmd::StorageChangelogReq.into(), &[])
+        .await?;
+    if !changes.is_empty() {
+        crate::sync::apply_changelog(storage, &String::from_utf8_lossy(&changes));
+    }
+    let received = storage.received_version.load(Ordering::Relaxed);
+    if received != *sent_received_version {
+        let notice = conn
+            .call(
+                TrackerCmd::StorageSyncReport.into(),
+                &sync_report_body(storage),
+            )
+            .await?;
+        handle_notice(storage, &notice);
+        *sent_received_version = received;
+    }
+    Ok(())
+}
+
+/// REPORT_DISK_USAGE with a fresh reading of every store path.
+async fn send_disk_report(storage: &Arc<Storage>, conn: &mut Conn) -> Result<(), ClientError> {
+    // statvfs can wait on a slow or remote file system.
+    let s = storage.clone();
+    let spaces = tokio::task::spawn_blocking(move || s.refresh_spaces())
+        .await
+        .unwrap_or_default();
+    let usage: Vec<PathUsage> = spaces
+        .iter()
+        .map(|s| PathUsage {
+            total_mb: s.total_mb as i64,
+            free_mb: s.free_mb as i64,
+        })
+        .collect();
+    let mut body = BytesMut::new();
+    encode_disk_usage(&mut body, &usage);
+    let notice = conn
+        .call(TrackerCmd::StorageReportDiskUsage.into(), &body)
+        .await?;
+    storage.disk_reports.reported(&spaces);
+    handle_notice(storage, &notice);
+    Ok(())
+}
+
+/// Re-reads the store paths every [`crate::disk::WATCH_INTERVAL`] and asks
+/// for a disk report when one filled up or got room back, so uploads
+/// resume within seconds of space being freed, without a restart.
+async fn watch_disks_loop(storage: Arc<Storage>, shutdown: CancellationToken) {
+    let rooms_of = |s: &Storage, spaces: &[crate::disk::SpaceMb]| {
+        crate::disk::room_flags(spaces, &s.params().reserved_storage_space, s.paths.len())
+    };
+    let mut rooms_seen: Vec<bool> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(crate::disk::WATCH_INTERVAL) => {}
+        }
+        let s = storage.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || s.refresh_spaces()).await else {
+            continue;
+        };
+        let reported = storage.disk_reports.last_reported();
+        if reported.is_empty() {
+            continue; // no tracker has had a first report yet
+        }
+        let rooms_now = rooms_of(&storage, &now);
+        if !rooms_seen.is_empty() && rooms_now != rooms_seen {
+            tracing::info!(
+                has_room = ?rooms_now,
+                "a store path crossed its reserve; reporting to trackers now"
+            );
+        }
+        let rooms_reported = rooms_of(&storage, &reported);
+        if crate::disk::report_due(&reported, &now, &rooms_reported, &rooms_now) {
+            storage.disk_reports.request();
+        }
+        rooms_seen = rooms_now;
     }
 }
 
@@ -433,4 +521,36 @@ fn sync_report_body(storage: &Storage) -> Vec<u8> {
     let mut body = BytesMut::new();
     encode_sync_report(&mut body, &entries);
     body.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fdfs_config::ReservedSpace;
+
+    /// The tracker renders the reserve as `10.00%` or `1024MB`; the
+    /// storage checks its paths against what it parses.
+    #[test]
+    fn the_reserve_from_the_tracker_parameters() {
+        let fallback = TrackerParams {
+            reserved_storage_space: ReservedSpace::Megabytes(7),
+            store_path_mode: 0,
+            response_ip_addr_size: fdfs_proto::IPV4_ADDRESS_SIZE,
+            use_storage_id: false,
+            id_in_filename: false,
+            trust_storage_server_id: false,
+        };
+        let p = parse_params("store_path=2\nreserved_storage_space=10.00%\n", &fallback);
+        assert_eq!(p.reserved_storage_space, ReservedSpace::Ratio(0.10));
+        assert_eq!(p.store_path_mode, 2);
+        let p = parse_params("reserved_storage_space=1024MB\n", &fallback);
+        assert_eq!(p.reserved_storage_space, ReservedSpace::Megabytes(1024));
+        let p = parse_params("reserved_storage_space=1G\n", &fallback);
+        assert_eq!(p.reserved_storage_space, ReservedSpace::Megabytes(1024));
+        let p = parse_params("reserved_storage_space=10%\n", &fallback);
+        assert_eq!(p.reserved_storage_space, ReservedSpace::Ratio(0.10));
+        // An unreadable value keeps what the storage had.
+        let p = parse_params("reserved_storage_space=150%\n", &fallback);
+        assert_eq!(p.reserved_storage_space, fallback.reserved_storage_space);
+    }
 }

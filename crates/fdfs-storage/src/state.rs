@@ -151,6 +151,9 @@ pub struct Storage {
     pub stats_version: AtomicU64,
     pub spaces: Mutex<Vec<SpaceMb>>,
     pub round_robin_path: Mutex<usize>,
+    /// Out-of-turn disk reports the tracker reporters owe (a path filled
+    /// up or got room back).
+    pub disk_reports: crate::disk::DiskReportRequests,
     pub up_time: i64,
     /// `logs/storage_access.log` when `[access-log] enabled = true`.
     pub access_log: Option<crate::access_log::AccessLog>,
@@ -306,6 +309,7 @@ impl Storage {
             stats_version: AtomicU64::new(1),
             spaces: Mutex::new(spaces),
             round_robin_path: Mutex::new(0),
+            disk_reports: Default::default(),
             up_time: now_secs(),
             access_log,
             connections_current: std::sync::atomic::AtomicI32::new(0),

@@ -141,17 +141,12 @@ pub fn choose_path(
                 .get(i)
                 .is_some_and(|s| path_has_room(reserved, *s, incoming_mb, n))
     };
-    if let Some(i) = requested {
-        if i < n && !paths[i].readonly {
-            if usable(i) {
-                return Some(i);
-            }
-            // Load balancing may move a full path's upload elsewhere; round
-            // robin honours the client's (tracker's) choice and says ENOSPC.
-            if mode != 2 {
-                return None;
-            }
-        }
+    // The tracker's choice of path rests on a disk report up to
+    // `stat_report_interval` old: a requested path that is full now sends
+    // the upload to another, under round robin too (the original answers
+    // ENOSPC there while another path has room).
+    if let Some(i) = requested.filter(|&i| i < n && usable(i)) {
+        return Some(i);
     }
     if mode == 2 {
         return (0..n)
@@ -374,9 +369,11 @@ mod tests {
             choose_path(&paths, &spaces, &reserved, 0, None, 0, &mut rr),
             Some(1)
         );
+        // A full requested path sends the upload to the other, whatever
+        // the mode.
         assert_eq!(
             choose_path(&paths, &spaces, &reserved, 0, Some(0), 0, &mut rr),
-            None
+            Some(1)
         );
         assert_eq!(
             choose_path(&paths, &spaces, &reserved, 0, Some(0), 2, &mut rr),
@@ -393,6 +390,44 @@ mod tests {
         assert_eq!(
             choose_path(&paths, &full, &reserved, 0, None, 2, &mut rr),
             None
+        );
+        assert_eq!(
+            choose_path(&paths, &full, &reserved, 0, Some(1), 0, &mut rr),
+            None
+        );
+        // Room for small files only: a big one is refused up front.
+        assert_eq!(
+            choose_path(&paths, &spaces, &reserved, 85, None, 0, &mut rr),
+            None
+        );
+        // With room on both, round robin alternates and most-free picks
+        // the emptier path.
+        let both = [
+            SpaceMb {
+                total_mb: 100,
+                free_mb: 50,
+            },
+            SpaceMb {
+                total_mb: 100,
+                free_mb: 80,
+            },
+        ];
+        let picks: Vec<_> = (0..4)
+            .map(|_| choose_path(&paths, &both, &reserved, 0, None, 0, &mut rr))
+            .collect();
+        assert_eq!(picks.iter().filter(|p| **p == Some(0)).count(), 2);
+        assert_eq!(picks.iter().filter(|p| **p == Some(1)).count(), 2);
+        assert_ne!(picks[0], picks[1]);
+        assert_eq!(
+            choose_path(&paths, &both, &reserved, 0, None, 2, &mut rr),
+            Some(1)
+        );
+        // A read-only path is never written.
+        let mut ro = paths.clone();
+        ro[1].readonly = true;
+        assert_eq!(
+            choose_path(&ro, &both, &reserved, 0, Some(1), 2, &mut rr),
+            Some(0)
         );
     }
 

@@ -39,6 +39,11 @@ impl Client {
         .await
     }
 
+    /// The tracker's cluster parameters (see [`TrackerClient::parameters`]).
+    pub async fn tracker_parameters(&self) -> Result<String, ClientError> {
+        self.with_tracker((), |t, _| Box::pin(t.parameters())).await
+    }
+
     pub async fn list_groups(&self) -> Result<Vec<GroupStat>, ClientError> {
         self.with_tracker((), |t, _| Box::pin(t.list_groups()))
             .await

@@ -58,8 +58,16 @@ pub async fn append(s: &mut Session) -> OpResult<Reply> {
     }
     let storage = s.storage.clone();
     storage.bump(|st| st.total_append_bytes += req.length as i64);
-    let file = blocking(move || Ok(std::fs::OpenOptions::new().append(true).open(&path)?)).await?;
-    let (file, _) = body_to_file(s, file, req.length, |_| {}).await?;
+    let open_path = path.clone();
+    let file =
+        blocking(move || Ok(std::fs::OpenOptions::new().append(true).open(&open_path)?)).await?;
+    let (file, _) = match body_to_file(s, file, req.length, |_| {}).await {
+        Ok(done) => done,
+        Err(e) => {
+            cut_back(path, old_size).await;
+            return Err(e);
+        }
+    };
     let mtime = blocking(move || Ok(mtime_secs(&file.metadata()?))).await?;
     log_change(
         &storage,
@@ -94,13 +102,22 @@ pub async fn modify(s: &mut Session) -> OpResult<Reply> {
     let storage = s.storage.clone();
     storage.bump(|st| st.total_modify_bytes += req.length as i64);
     let offset = req.offset as u64;
+    let modified = path.clone();
     let file = blocking(move || {
         let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
         file.seek(SeekFrom::Start(offset))?;
         Ok(file)
     })
     .await?;
-    let (file, _) = body_to_file(s, file, req.length, |_| {}).await?;
+    let (file, _) = match body_to_file(s, file, req.length, |_| {}).await {
+        Ok(done) => done,
+        Err(e) => {
+            // Bytes written over old content stay (the original has no
+            // undo either); a modify that grew the file is cut back.
+            cut_back(modified, size).await;
+            return Err(e);
+        }
+    };
     let mtime = blocking(move || Ok(mtime_secs(&file.metadata()?))).await?;
     log_change(
         &storage,
@@ -114,6 +131,23 @@ pub async fn modify(s: &mut Session) -> OpResult<Reply> {
         st.last_source_update = mtime;
     });
     Ok(Reply::Body(Vec::new()))
+}
+
+/// Cuts an appender file back to `old_size` after a write that failed
+/// part way (ENOSPC, a client gone): nothing half-appended stays readable
+/// and the binlog never described it. Never grows the file.
+pub(super) async fn cut_back(path: PathBuf, old_size: u64) {
+    let result = blocking(move || {
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        if file.metadata()?.len() > old_size {
+            file.set_len(old_size)?;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::error!(status = e.status.0, reason = ?e.reason, "could not cut a failed append back");
+    }
 }
 
 pub async fn truncate(s: &mut Session) -> OpResult<Reply> {

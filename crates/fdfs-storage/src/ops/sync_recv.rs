@@ -190,7 +190,17 @@ pub async fn append_or_modify(s: &mut Session, modify: bool) -> OpResult<Reply> 
         Ok(file)
     })
     .await?;
-    let (file, _) = body_to_file(s, file, length, |_| {}).await?;
+    let (file, _) = match body_to_file(s, file, length, |_| {}).await {
+        Ok(done) => done,
+        Err(e) => {
+            // As for a client's append: nothing half-written stays, and the
+            // sender's retry finds the replica as it was.
+            if let Some(old_size) = size {
+                super::appender::cut_back(path, old_size).await;
+            }
+            return Err(e);
+        }
+    };
     let timestamp = req.timestamp;
     blocking(move || {
         drop(file);

@@ -169,7 +169,8 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
     let size = req.file_size;
     let chosen = blocking(move || Ok(pick_path(&disk_storage, requested, size))).await?;
     let Some(index) = chosen else {
-        s.drain_body().await?;
+        // Refused before the body is read: the connection answers at once
+        // (a small body is drained, a big one gets a lingering close).
         return Err(OpError::new(Status::ENOSPC, "no store path has room"));
     };
     storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
@@ -213,7 +214,7 @@ fn pick_path(storage: &Storage, requested: Option<usize>, size: u64) -> Option<u
     let spaces = storage.refresh_spaces();
     let incoming_mb = size / (1024 * 1024);
     let mut rr = lock(&storage.round_robin_path);
-    store::choose_path(
+    let chosen = store::choose_path(
         &storage.paths,
         &spaces,
         &params.reserved_storage_space,
@@ -221,7 +222,50 @@ fn pick_path(storage: &Storage, requested: Option<usize>, size: u64) -> Option<u
         requested,
         params.store_path_mode,
         &mut rr,
-    )
+    );
+    if chosen.is_none() {
+        log_no_room(storage, &spaces, &params.reserved_storage_space, size);
+    }
+    chosen
+}
+
+/// At most one "no room" warning per this many seconds.
+const NO_ROOM_LOG_INTERVAL_SECS: i64 = 10;
+static NO_ROOM_LOG: fdfs_util::serve::WarnLimiter =
+    fdfs_util::serve::WarnLimiter::new(NO_ROOM_LOG_INTERVAL_SECS);
+
+/// Names every store path and why it cannot take an upload: its free and
+/// total space against `reserved_storage_space` (rate-limited).
+fn log_no_room(
+    storage: &Storage,
+    spaces: &[crate::disk::SpaceMb],
+    reserved: &fdfs_config::ReservedSpace,
+    size: u64,
+) {
+    let Some(held_back) = NO_ROOM_LOG.allow(crate::state::now_secs()) else {
+        return;
+    };
+    let paths: Vec<String> = storage
+        .paths
+        .iter()
+        .zip(spaces)
+        .map(|(p, sp)| {
+            format!(
+                "{}{}: free {} MB of {} MB",
+                p.root.display(),
+                if p.readonly { " (read-only)" } else { "" },
+                sp.free_mb,
+                sp.total_mb
+            )
+        })
+        .collect();
+    tracing::warn!(
+        upload_bytes = size,
+        reserved_storage_space = %reserved.to_param_string(),
+        store_paths = %paths.join("; "),
+        refused_since_last = held_back,
+        "upload refused with ENOSPC: no store path has room above reserved_storage_space"
+    );
 }
 
 pub async fn upload_slave(s: &mut Session) -> OpResult<Reply> {
@@ -284,7 +328,6 @@ pub async fn upload_slave(s: &mut Session) -> OpResult<Reply> {
         ));
     }
     if !has_room {
-        s.drain_body().await?;
         return Err(OpError::new(Status::ENOSPC, "store path is full"));
     }
     storage.bump(|st| st.total_upload_bytes += req.file_size as i64);

@@ -168,7 +168,10 @@ fn upload_and_print(s: &Session, local: &str, mut opts: UploadOptions) -> ExitCo
                     opts.storage = Some(t.addr);
                     opts.store_path_index = Some(t.store_path_index as i8);
                 }
-                Err(e) => return fail_on_stderr("tracker_query_storage", &e),
+                Err(e) => {
+                    crate::tools::nospace::print_if_no_space(&s.client, &e, &opts, "").await;
+                    return fail_on_stderr("tracker_query_storage", &e);
+                }
             }
         }
         match s.client.upload_file(Path::new(local), &opts).await {
@@ -176,7 +179,10 @@ fn upload_and_print(s: &Session, local: &str, mut opts: UploadOptions) -> ExitCo
                 outln!("{id}");
                 ExitCode::SUCCESS
             }
-            Err(e) => fail_on_stderr("upload file", &e),
+            Err(e) => {
+                crate::tools::nospace::print_if_no_space(&s.client, &e, &opts, "").await;
+                fail_on_stderr("upload file", &e)
+            }
         }
     })
 }

@@ -28,4 +28,5 @@ pub mod format;
 pub mod localtime;
 pub mod modern;
 pub mod monitor;
+pub mod nospace;
 pub mod session;

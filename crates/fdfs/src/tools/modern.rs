@@ -429,7 +429,11 @@ fn upload(a: UploadArgs) -> ExitCode {
             storage,
             ..Default::default()
         };
-        s.client.upload_file(&a.file, &opts).await
+        let uploaded = s.client.upload_file(&a.file, &opts).await;
+        if let Err(e) = &uploaded {
+            crate::tools::nospace::print_if_no_space(&s.client, e, &opts, "fdfs: ").await;
+        }
+        uploaded
     });
     match res {
         Ok(id) => {
