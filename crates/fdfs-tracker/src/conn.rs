@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use fdfs_proto::{Status, TrackerCmd, CMD_RESP, HEADER_LEN};
 use fdfs_util::framing::{read_body, read_header, write_packet};
-use fdfs_util::serve::ConnSlot;
+use fdfs_util::serve::{ConnSlot, WarnLimiter, BAD_REQUEST_WARN_INTERVAL_SECS};
 use tokio::net::TcpStream;
 
 use crate::handler::{expect_no_body, ConnCtx, HandlerResult, OpError};
@@ -98,6 +98,10 @@ async fn before_first_join(t: &Tracker, body: &[u8]) -> bool {
     crate::relation::copy_sys_files_before_first_join(t).await
 }
 
+/// Rate limit of the warnings about bad requests, shared by all
+/// connections.
+static BAD_REQUEST_WARNINGS: WarnLimiter = WarnLimiter::new(BAD_REQUEST_WARN_INTERVAL_SECS);
+
 fn is_reset(e: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
     matches!(
@@ -149,11 +153,15 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
         };
         slot.request_started();
         let Some(len) = header.body_len() else {
-            tracing::warn!(%peer, cmd = header.cmd, "negative pkg_len, closing");
+            if let Some(held_back) = BAD_REQUEST_WARNINGS.allow_now() {
+                tracing::warn!(%peer, cmd = header.cmd, held_back, "negative pkg_len, closing");
+            }
             break;
         };
         if (HEADER_LEN as u64).saturating_add(len) > max_pkg {
-            tracing::warn!(%peer, cmd = header.cmd, len, max_pkg, "request too large, closing");
+            if let Some(held_back) = BAD_REQUEST_WARNINGS.allow_now() {
+                tracing::warn!(%peer, cmd = header.cmd, len, max_pkg, held_back, "request too large, closing");
+            }
             break;
         }
         let body = match tokio::time::timeout(timeout, read_body(&mut stream, len as usize)).await {
@@ -184,7 +192,9 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
             Ok(b) => (0u8, b),
             Err(e) => {
                 if e.status == Status::EINVAL {
-                    tracing::warn!(%peer, cmd = header.cmd, len, reason = ?e.reason, "request rejected: status 22");
+                    if let Some(held_back) = BAD_REQUEST_WARNINGS.allow_now() {
+                        tracing::warn!(%peer, cmd = header.cmd, len, reason = ?e.reason, held_back, "request rejected: status 22");
+                    }
                 } else {
                     tracing::debug!(%peer, cmd = header.cmd, status = e.status.0, reason = ?e.reason, "request rejected");
                 }
