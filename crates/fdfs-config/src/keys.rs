@@ -41,6 +41,8 @@ pub const SERVER_COMMON_KEYS: &[&str] = &[
     "log_file_keep_days",
     "log_file_delete_old_time",
     "allow_hosts",
+    // fastdfs-rs extension: see fdfs_util::cluster_secret.
+    "cluster_secret_file",
     "use_connection_pool",
     "connection_pool_max_idle_time",
     "reserved_storage_space",

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::handler::{expect_no_body, ConnCtx, HandlerResult, OpError};
 use crate::select::FetchKind;
-use crate::{admin, cluster_stat, ids, leader, query, report, Tracker};
+use crate::{admin, cluster_stat, guard, ids, leader, query, report, Tracker};
 
 /// Routes one request to its command family.
 fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResult {
@@ -27,7 +27,10 @@ fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResu
         C::StorageGetMyIp => report::get_my_ip(t, ctx, body),
         C::StorageParameterReq => admin::parameter_req(t, body),
         C::StorageChangelogReq => report::changelog_req(t, ctx, body),
-        C::StorageJoin => report::join(t, ctx, body),
+        C::StorageJoin => {
+            guard::require_cluster_proof(t, ctx, cmd)?;
+            report::join(t, ctx, body)
+        }
         C::StorageBeat => report::beat(t, ctx, body),
         C::StorageReportDiskUsage => report::disk_usage(t, ctx, body),
         C::StorageReplicaChg => report::replica_chg(ctx, body),
@@ -48,7 +51,12 @@ fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResu
             ctx.joined()?;
             Err(OpError::invalid("no trunk server in this group"))
         }
-        C::StorageReportIpChanged => report::ip_changed(t, ctx, body),
+        C::StorageReportIpChanged => {
+            guard::require_cluster_proof(t, ctx, cmd)?;
+            report::ip_changed(t, ctx, body)
+        }
+        C::ClusterChallenge => guard::cluster_challenge(t, ctx, body),
+        C::ClusterProve => guard::cluster_prove(t, ctx, body),
         C::QueryStoreWithoutGroupOne => query::store(t, body, false, false),
         C::QueryStoreWithGroupOne => query::store(t, body, true, false),
         C::QueryStoreWithoutGroupAll => query::store(t, body, false, true),
@@ -178,7 +186,12 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
         if header.cmd == fdfs_proto::CMD_QUIT {
             break;
         }
-        if header.cmd == u8::from(TrackerCmd::StorageJoin) && !before_first_join(&t, &body).await {
+        // An unproven JOIN is refused in dispatch, before it can teach
+        // anything.
+        if header.cmd == u8::from(TrackerCmd::StorageJoin)
+            && guard::require_cluster_proof(&t, &ctx, header.cmd).is_ok()
+            && !before_first_join(&t, &body).await
+        {
             if write_packet(&mut stream, CMD_RESP, Status::EAGAIN.0, &[])
                 .await
                 .is_err()
