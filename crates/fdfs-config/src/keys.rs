@@ -65,6 +65,9 @@ pub const HTTP_SHARED_KEYS: &[&str] = &[
     "http.anti_steal.token_ttl",
     "http.anti_steal.secret_key",
     "http.anti_steal.token_check_fail",
+    // Ours: HTTPS on the gateway port.
+    "http.tls.certificate",
+    "http.tls.certificate_key",
 ];
 
 /// tracker.conf (§10.3).
