@@ -12,7 +12,6 @@ use bytes::{BufMut, BytesMut};
 use fdfs_client::{ClientError, Conn, UploadOptions};
 use fdfs_proto::storage_msg::DownloadReq;
 use fdfs_proto::sync_msg::SyncFileReq;
-use fdfs_proto::tracker_msg::JoinReq;
 use fdfs_proto::{Status, StorageCmd, TrackerCmd};
 use fdfs_testkit::group::{Group, GroupOptions};
 use fdfs_testkit::wait_until;
@@ -48,28 +47,6 @@ fn status(r: Result<Vec<u8>, ClientError>) -> u8 {
     }
 }
 
-/// A JOIN as a storage of `g` on 127.0.0.1 would send it.
-fn join_body(g: &Group) -> Vec<u8> {
-    let mut b = BytesMut::new();
-    JoinReq {
-        group: "group1".into(),
-        storage_port: g.port,
-        store_path_count: 1,
-        subdir_count_per_path: 4,
-        upload_priority: 10,
-        join_time: 0,
-        up_time: 0,
-        version: "6.16".into(),
-        init_flag: false,
-        status: 0,
-        storage_id: String::new(),
-        tracker_ip: g.tracker_addr.ip().to_string(),
-        trackers: vec![g.tracker_addr.to_string()],
-    }
-    .encode(&mut b);
-    b.to_vec()
-}
-
 #[test]
 fn a_rogue_join_is_refused_without_the_secret() {
     let g = secret_group(1);
@@ -77,7 +54,10 @@ fn a_rogue_join_is_refused_without_the_secret() {
     g.block_on(async {
         let mut t = fdfs_testkit::connect(g.tracker_addr).await;
         assert_eq!(
-            status(t.call(TrackerCmd::StorageJoin.into(), &join_body(&g)).await),
+            status(
+                t.call(TrackerCmd::StorageJoin.into(), &g.join_body("group1"))
+                    .await
+            ),
             eperm,
             "JOIN without a proof"
         );
@@ -93,7 +73,10 @@ fn a_rogue_join_is_refused_without_the_secret() {
             "{err}"
         );
         assert_eq!(
-            status(t.call(TrackerCmd::StorageJoin.into(), &join_body(&g)).await),
+            status(
+                t.call(TrackerCmd::StorageJoin.into(), &g.join_body("group1"))
+                    .await
+            ),
             eperm,
             "JOIN after a wrong proof"
         );
@@ -133,7 +116,7 @@ fn a_rogue_join_is_refused_without_the_secret() {
         t.prove_cluster_secret(&secret(), Purpose::TrackerJoin)
             .await
             .unwrap();
-        t.call(TrackerCmd::StorageJoin.into(), &join_body(&g))
+        t.call(TrackerCmd::StorageJoin.into(), &g.join_body("group1"))
             .await
             .unwrap();
     });

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use fdfs_client::{Client, ClientOptions, UploadOptions};
@@ -139,15 +139,7 @@ impl Daemons {
 /// Runs `fdfs args` in the foreground, its log (stderr) going to `log`.
 fn spawn(args: &[&str], log: &Path) -> ProcessGuard {
     let log = std::fs::File::create(log).unwrap();
-    ProcessGuard(
-        Command::new(env!("CARGO_BIN_EXE_fdfs"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start fdfs"),
-    )
+    ProcessGuard::spawn(env!("CARGO_BIN_EXE_fdfs"), args, log.into())
 }
 
 /// Status of a GET over a fresh connection, None when it failed.

@@ -16,15 +16,7 @@ use fdfs_testkit::{free_port, wait_until, ProcessGuard};
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn spawn(args: &[&str]) -> ProcessGuard {
-    ProcessGuard(
-        Command::new(env!("CARGO_BIN_EXE_fdfs"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fdfs"),
-    )
+    ProcessGuard::spawn(env!("CARGO_BIN_EXE_fdfs"), args, Stdio::null())
 }
 
 /// A self-signed certificate for 127.0.0.1: (certificate, key) paths.
