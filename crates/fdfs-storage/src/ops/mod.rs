@@ -72,6 +72,7 @@ async fn route(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<
         StorageCmd::AppendFile => appender::append(s).await,
         StorageCmd::ModifyFile => appender::modify(s).await,
         StorageCmd::TruncateFile => appender::truncate(s).await,
+        StorageCmd::FetchOnePathBinlog => binlog_fetch::fetch_one_path_binlog(s).await,
         StorageCmd::ClusterChallenge => sync_recv::cluster_challenge(s).await,
         StorageCmd::ClusterProve => sync_recv::cluster_prove(s).await,
         StorageCmd::ReportServerId
@@ -101,7 +102,6 @@ async fn route_sync(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpRe
         StorageCmd::SyncModifyFile => sync_recv::append_or_modify(s, true).await,
         StorageCmd::SyncTruncateFile => sync_recv::truncate(s).await,
         StorageCmd::SyncRenameFile => sync_recv::rename(s).await,
-        StorageCmd::FetchOnePathBinlog => binlog_fetch::fetch_one_path_binlog(s).await,
         other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
     }
 }
