@@ -7,6 +7,19 @@ tag="${1:-fastdfs-rs:dev}"
 target=x86_64-unknown-linux-musl
 
 rustup target add "$target" >/dev/null 2>&1 || true
+# ring (rustls's crypto, the cluster secret's HMAC) compiles C: it needs a
+# musl C compiler. Debian's musl-tools provides musl-gcc.
+if [ -z "${CC_x86_64_unknown_linux_musl:-}" ] && ! command -v x86_64-linux-musl-gcc >/dev/null; then
+    if ! command -v musl-gcc >/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y -qq musl-tools >/dev/null ||
+                { apt-get update -qq >/dev/null && apt-get install -y -qq musl-tools >/dev/null; }
+        fi
+        command -v musl-gcc >/dev/null ||
+            { echo "build.sh: musl-gcc is missing (apt-get install musl-tools)" >&2; exit 1; }
+    fi
+    export CC_x86_64_unknown_linux_musl=musl-gcc
+fi
 cargo build --release --locked --target "$target" -p fdfs
 
 ctx=$(mktemp -d)

@@ -195,6 +195,31 @@ impl Conn {
         self.call_with_status(cmd, 0, body).await
     }
 
+    /// Proves the cluster secret to the server at the other end (a
+    /// fastdfs-rs extension): CLUSTER_CHALLENGE, then CLUSTER_PROVE with
+    /// the HMAC of its nonce. A server without a secret answers the
+    /// challenge EOPNOTSUPP: nothing to prove there.
+    pub async fn prove_cluster_secret(
+        &mut self,
+        secret: &fdfs_util::cluster_secret::ClusterSecret,
+        purpose: fdfs_util::cluster_secret::Purpose,
+    ) -> Result<(), ClientError> {
+        let nonce = match self.call(fdfs_proto::CMD_CLUSTER_CHALLENGE, &[]).await {
+            Ok(n) => n,
+            Err(ClientError::Status(s)) if s == fdfs_proto::Status::EOPNOTSUPP => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if nonce.len() != fdfs_util::cluster_secret::NONCE_BYTES {
+            return Err(ClientError::Invalid(format!(
+                "cluster challenge of {} bytes",
+                nonce.len()
+            )));
+        }
+        let proof = secret.prove(purpose, &nonce);
+        self.call(fdfs_proto::CMD_CLUSTER_PROVE, &proof).await?;
+        Ok(())
+    }
+
     /// Like `call` but with a status byte in the request header.
     pub async fn call_with_status(
         &mut self,

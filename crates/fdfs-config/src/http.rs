@@ -106,6 +106,17 @@ pub struct HttpConf {
     /// `http.anti_steal.token_check_fail`: file answered (200) on a bad
     /// token, resolved against the conf's directory; None → 400.
     pub token_check_fail: Option<PathBuf>,
+    /// `http.tls.certificate` and `http.tls.certificate_key` (ours): PEM
+    /// files, resolved against the conf's directory; the gateway then
+    /// speaks HTTPS only.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The certificate chain and private key of the gateway's HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub certificate_key: PathBuf,
 }
 
 impl Default for HttpConf {
@@ -141,6 +152,7 @@ impl Default for HttpConf {
             token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
             secret_key: String::new(),
             token_check_fail: None,
+            tls: None,
         }
     }
 }
@@ -161,6 +173,23 @@ fn relative_to_conf(ini: &IniFile, name: &str) -> PathBuf {
     ini.origin()
         .parent()
         .map_or_else(|| p.to_path_buf(), |d| d.join(p))
+}
+
+/// `http.tls.certificate` and `http.tls.certificate_key`: both or none.
+fn read_tls_files(r: &Reader<'_>, ini: &IniFile) -> Result<Option<TlsFiles>, ConfigError> {
+    let certificate = r.value("http.tls.certificate").filter(|v| !v.is_empty());
+    let key = r
+        .value("http.tls.certificate_key")
+        .filter(|v| !v.is_empty());
+    match (certificate, key) {
+        (None, None) => Ok(None),
+        (Some(c), Some(k)) => Ok(Some(TlsFiles {
+            certificate: relative_to_conf(ini, c),
+            certificate_key: relative_to_conf(ini, k),
+        })),
+        (Some(_), None) => Err(r.missing("http.tls.certificate_key")),
+        (None, Some(_)) => Err(r.missing("http.tls.certificate")),
+    }
 }
 
 impl HttpConf {
@@ -279,6 +308,7 @@ impl HttpConf {
             token_check_fail: r
                 .value("http.anti_steal.token_check_fail")
                 .map(|v| relative_to_conf(ini, v)),
+            tls: read_tls_files(&r, ini)?,
         };
         let mut warnings = keys::unknown_key_warnings(ini, is_known_key);
         warnings.append(&mut r.warnings);

@@ -41,6 +41,8 @@ pub const SERVER_COMMON_KEYS: &[&str] = &[
     "log_file_keep_days",
     "log_file_delete_old_time",
     "allow_hosts",
+    // fastdfs-rs extension: see fdfs_util::cluster_secret.
+    "cluster_secret_file",
     "use_connection_pool",
     "connection_pool_max_idle_time",
     "reserved_storage_space",
@@ -63,6 +65,9 @@ pub const HTTP_SHARED_KEYS: &[&str] = &[
     "http.anti_steal.token_ttl",
     "http.anti_steal.secret_key",
     "http.anti_steal.token_check_fail",
+    // Ours: HTTPS on the gateway port.
+    "http.tls.certificate",
+    "http.tls.certificate_key",
 ];
 
 /// tracker.conf (§10.3).

@@ -157,6 +157,29 @@ pub(crate) fn read_buffers(r: &Reader<'_>) -> Result<(u64, u64, u64), ConfigErro
     }
 }
 
+/// The secret in `cluster_secret_file` (a fastdfs-rs extension), a
+/// relative name being taken from the directory of the conf that names
+/// it; None when the key is absent or empty (the default: no secret).
+pub(crate) fn read_cluster_secret(
+    r: &Reader<'_>,
+) -> Result<Option<fdfs_util::cluster_secret::ClusterSecret>, ConfigError> {
+    let Some(item) = nonempty(r.ini.get("cluster_secret_file")) else {
+        return Ok(None);
+    };
+    let name = std::path::Path::new(&item.value);
+    let path = if name.is_absolute() {
+        name.to_path_buf()
+    } else {
+        std::path::Path::new(&item.file)
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new(""))
+            .join(name)
+    };
+    fdfs_util::cluster_secret::ClusterSecret::load(&path)
+        .map(Some)
+        .map_err(|e| invalid(item, e))
+}
+
 /// All non-empty `allow_hosts` values; `["*"]` when there are none.
 pub(crate) fn read_allow_hosts(r: &Reader<'_>) -> Vec<String> {
     let hosts: Vec<String> = r

@@ -95,6 +95,10 @@ pub struct StorageConf {
     pub tracker_servers: Vec<TrackerAddr>,
     pub log_level: String,
     pub allow_hosts: Vec<String>,
+    /// `cluster_secret_file`, loaded (fastdfs-rs extension, off when
+    /// None): storages must prove it to join a tracker and to sync to a
+    /// peer (fdfs_util::cluster_secret).
+    pub cluster_secret: Option<fdfs_util::cluster_secret::ClusterSecret>,
     /// Group and user to run as once the listeners are bound (empty: stay).
     pub run_by_group: String,
     pub run_by_user: String,
@@ -180,6 +184,7 @@ impl Default for StorageConf {
             }],
             log_level: "info".to_string(),
             allow_hosts: vec!["*".to_string()],
+            cluster_secret: None,
             run_by_group: String::new(),
             run_by_user: String::new(),
             file_distribute_path_mode: 0,
@@ -375,6 +380,7 @@ impl StorageConf {
             tracker_servers: reader::read_tracker_servers(&r)?,
             log_level: r.string("log_level", &d.log_level),
             allow_hosts: reader::read_allow_hosts(&r),
+            cluster_secret: reader::read_cluster_secret(&r)?,
             run_by_group: r.string("run_by_group", ""),
             run_by_user: r.string("run_by_user", ""),
             file_distribute_path_mode,

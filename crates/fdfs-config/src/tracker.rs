@@ -78,6 +78,10 @@ pub struct TrackerConf {
     pub log_level: String,
     /// Client allow list entries as written (`*`, CIDR, ranges).
     pub allow_hosts: Vec<String>,
+    /// `cluster_secret_file`, loaded (fastdfs-rs extension, off when
+    /// None): storages must prove it to join a tracker and to sync to a
+    /// peer (fdfs_util::cluster_secret).
+    pub cluster_secret: Option<fdfs_util::cluster_secret::ClusterSecret>,
     /// Group and user to run as once the listener is bound (empty: stay).
     pub run_by_group: String,
     pub run_by_user: String,
@@ -166,6 +170,7 @@ impl Default for TrackerConf {
             thread_stack_size_bytes: DEFAULT_THREAD_STACK_SIZE_BYTES,
             log_level: "info".to_string(),
             allow_hosts: vec!["*".to_string()],
+            cluster_secret: None,
             run_by_group: String::new(),
             run_by_user: String::new(),
             store_lookup: STORE_LOOKUP_ROUND_ROBIN,
@@ -334,6 +339,7 @@ impl TrackerConf {
             thread_stack_size_bytes: r.bytes("thread_stack_size", d.thread_stack_size_bytes)?,
             log_level: r.string("log_level", &d.log_level),
             allow_hosts: reader::read_allow_hosts(&r),
+            cluster_secret: reader::read_cluster_secret(&r)?,
             run_by_group: r.string("run_by_group", ""),
             run_by_user: r.string("run_by_user", ""),
             store_lookup,
@@ -519,6 +525,34 @@ mod tests {
 
     fn parse(text: &str) -> Result<(TrackerConf, Vec<Warning>), ConfigError> {
         TrackerConf::from_ini(&IniFile::parse_str(text, Path::new("tracker.conf"))?)
+    }
+
+    #[test]
+    fn cluster_secret_file_is_read_next_to_the_conf_and_must_be_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("tracker.conf");
+        std::fs::write(dir.path().join("secret"), "sixteen bytes or more\n").unwrap();
+        std::fs::write(dir.path().join("short"), "too short\n").unwrap();
+        let load = |key: &str| {
+            std::fs::write(&conf, format!("base_path=/x\n{key}\n")).unwrap();
+            TrackerConf::load(&conf)
+        };
+        assert_eq!(load("").unwrap().0.cluster_secret, None, "off by default");
+        let (c, warnings) = load("cluster_secret_file = secret").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            c.cluster_secret,
+            Some(
+                fdfs_util::cluster_secret::ClusterSecret::from_bytes(b"sixteen bytes or more")
+                    .unwrap()
+            )
+        );
+        let err = load("cluster_secret_file = short").unwrap_err().to_string();
+        assert!(err.contains("at least 16"), "{err}");
+        let err = load("cluster_secret_file = missing")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster_secret_file"), "{err}");
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct GatewayConf {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// HTTPS instead of HTTP (`http.tls.*`, ours).
+    pub tls: Option<fdfs_config::http::TlsFiles>,
 }
 
 impl GatewayConf {
@@ -92,6 +94,7 @@ impl GatewayConf {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
         }
     }
 
@@ -155,6 +158,7 @@ impl GatewayConf {
         self.response_mode = h.response_mode;
         self.multi_range_enabled = h.multi_range_enabled;
         self.default_content_type = h.default_content_type.clone();
+        self.tls = h.tls.clone();
         if !h.tracker_servers.is_empty() {
             self.trackers = h.tracker_servers.clone();
         }

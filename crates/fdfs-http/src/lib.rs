@@ -3,7 +3,7 @@
 //! `/<group>/Mxx/HH/HH/<name>` from the local store paths with ranges,
 //! conditional requests, mime types and the anti-steal token; files that
 //! are not here are redirected to or proxied from a storage that has them.
-//! `/healthz` answers `ok`.
+//! `/healthz` answers `ok`. With `http.tls.*` it speaks HTTPS ([`tls`]).
 //!
 //! `run(listener, conf, shutdown)` serves until `shutdown` is cancelled.
 
@@ -20,6 +20,7 @@ pub mod plan;
 mod remote;
 pub mod request;
 pub mod response;
+pub mod tls;
 pub mod token;
 
 use std::convert::Infallible;
@@ -72,6 +73,8 @@ pub(crate) struct Gateway {
     http_port: u16,
     /// Asks the trackers which storages hold a file that is not here.
     tracker_client: Option<fdfs_client::Client>,
+    /// Set: every connection is HTTPS.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Gateway {
@@ -81,7 +84,15 @@ impl Gateway {
             .iter()
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
             .collect();
+        let tls = match &conf.tls {
+            Some(files) => Some(tls::server_config(
+                &files.certificate,
+                &files.certificate_key,
+            )?),
+            None => None,
+        };
         Ok(Gateway {
+            tls,
             tracker_client: remote::tracker_client(&conf),
             data_dirs: local::DataDirs::new(conf.store_paths.len()),
             kept: open_files::OpenFiles::new(
@@ -132,6 +143,13 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    if let Some(config) = gw.tls.clone() {
+        // The fast path sends files with sendfile, which TLS rules out.
+        if let Some(tls) = tls::accept(stream, config, gw.conf.header_read_timeout).await {
+            serve_hyper(gw, tls, peer, shutdown).await;
+        }
+        return;
+    }
     fast::serve(gw, stream, peer, shutdown).await;
 }
 

@@ -5,6 +5,11 @@
 pub const CMD_RESP: u8 = 100;
 /// Close the connection; no response.
 pub const CMD_QUIT: u8 = 82;
+/// fastdfs-rs extension, on tracker and storage: the answer is a nonce the
+/// peer must prove the cluster secret against.
+pub const CMD_CLUSTER_CHALLENGE: u8 = 230;
+/// fastdfs-rs extension: the proof (HMAC of the nonce); EPERM when wrong.
+pub const CMD_CLUSTER_PROVE: u8 = 231;
 /// Ping; header-only request and response.
 pub const CMD_ACTIVE_TEST: u8 = 111;
 
@@ -90,6 +95,9 @@ command_enum! {
         // fastdfs-rs extension: the answer is the tracker's 8-byte instance
         // id, so a tracker can tell that a list entry leads to itself.
         TrackerInstanceId = 241,
+        // fastdfs-rs extensions: the cluster secret (fdfs_util::cluster_secret).
+        ClusterChallenge = 230,
+        ClusterProve = 231,
     }
 }
 
@@ -127,6 +135,9 @@ command_enum! {
         RegenerateAppenderFilename = 38,
         SyncRenameFile = 40,
         Quit = 82,
+        // fastdfs-rs extensions: the cluster secret (fdfs_util::cluster_secret).
+        ClusterChallenge = 230,
+        ClusterProve = 231,
         ActiveTest = 111,
     }
 }

@@ -19,7 +19,10 @@ pub mod sync_msg;
 pub mod tracker_msg;
 pub mod wire;
 
-pub use cmd::{StorageCmd, TrackerCmd, CMD_ACTIVE_TEST, CMD_QUIT, CMD_RESP};
+pub use cmd::{
+    StorageCmd, TrackerCmd, CMD_ACTIVE_TEST, CMD_CLUSTER_CHALLENGE, CMD_CLUSTER_PROVE, CMD_QUIT,
+    CMD_RESP,
+};
 pub use fileid::{FileId, FileNameRecord, RemoteName};
 pub use header::{Header, HEADER_LEN};
 pub use status::{ProtoError, Status};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fdfs_proto::{Header, Status, StorageCmd, HEADER_LEN};
-use fdfs_util::serve::ConnSlot;
+use fdfs_util::serve::{ConnSlot, WarnLimiter, BAD_REQUEST_WARN_INTERVAL_SECS};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -15,6 +15,11 @@ use crate::error::OpResult;
 use crate::ops;
 use crate::session::{Reply, Session};
 use crate::state::Storage;
+
+/// Rate limit of the warnings a peer can trigger with a bad request,
+/// shared by all connections.
+pub(crate) static BAD_REQUEST_WARNINGS: WarnLimiter =
+    WarnLimiter::new(BAD_REQUEST_WARN_INTERVAL_SECS);
 
 pub async fn serve_connection(
     stream: TcpStream,
@@ -48,7 +53,9 @@ pub async fn serve_connection(
         slot.request_started();
         let header = Header::from_bytes(&raw);
         let Some(body_len) = header.body_len() else {
-            tracing::warn!(%peer, pkg_len = header.pkg_len, "negative pkg_len, closing");
+            if let Some(held_back) = BAD_REQUEST_WARNINGS.allow_now() {
+                tracing::warn!(%peer, pkg_len = header.pkg_len, held_back, "negative pkg_len, closing");
+            }
             return;
         };
         s.body_left = body_len;
@@ -74,7 +81,9 @@ pub async fn serve_connection(
             }
             Err(e) => {
                 if e.status == Status::EINVAL {
-                    tracing::warn!(%peer, cmd, reason = ?e.reason, "rejected request");
+                    if let Some(held_back) = BAD_REQUEST_WARNINGS.allow_now() {
+                        tracing::warn!(%peer, cmd, reason = ?e.reason, held_back, "rejected request");
+                    }
                 } else {
                     tracing::debug!(%peer, cmd, status = e.status.0, reason = ?e.reason, "request failed");
                 }
@@ -104,7 +113,9 @@ pub async fn serve_connection(
         if s.body_left != 0 {
             // A handler that returned without consuming its body leaves the
             // stream out of sync; never read the rest as a header.
-            tracing::warn!(%peer, cmd, "request body not consumed, closing");
+            if let Some(held_back) = BAD_REQUEST_WARNINGS.allow_now() {
+                tracing::warn!(%peer, cmd, held_back, "request body not consumed, closing");
+            }
             return;
         }
         if s.sync_source.is_some() {

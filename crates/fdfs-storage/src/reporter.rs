@@ -130,6 +130,10 @@ async fn session(
         network_timeout,
     )
     .await?;
+    if let Some(secret) = &conf.cluster_secret {
+        conn.prove_cluster_secret(secret, fdfs_util::cluster_secret::Purpose::TrackerJoin)
+            .await?;
+    }
 
     let mut body = BytesMut::new();
     GetMyIpReq {

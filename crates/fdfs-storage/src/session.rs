@@ -46,6 +46,8 @@ pub struct Session {
     pub sent_len: u64,
     /// The peer storage that announced itself with REPORT_SERVER_ID.
     pub sync_source: Option<String>,
+    /// The cluster-secret exchange of this connection.
+    pub cluster: fdfs_util::cluster_secret::Challenge,
 }
 
 impl Session {
@@ -63,6 +65,7 @@ impl Session {
             log_name: String::new(),
             sent_len: 0,
             sync_source: None,
+            cluster: Default::default(),
         }
     }
 

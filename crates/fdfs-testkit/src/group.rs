@@ -269,6 +269,29 @@ impl Group {
         Client::new(opts).expect("client")
     }
 
+    /// The body of a JOIN (81) that a new storage of `group` on this
+    /// cluster's storage port would send, naming the first tracker.
+    pub fn join_body(&self, group: &str) -> Vec<u8> {
+        let mut body = bytes::BytesMut::new();
+        fdfs_proto::tracker_msg::JoinReq {
+            group: group.into(),
+            storage_port: self.port,
+            store_path_count: 1,
+            subdir_count_per_path: 4,
+            upload_priority: 10,
+            join_time: 1,
+            up_time: 1,
+            version: "6.16.1".into(),
+            init_flag: true,
+            status: 0,
+            storage_id: String::new(),
+            tracker_ip: self.tracker_addr.ip().to_string(),
+            trackers: vec![self.tracker_addr.to_string()],
+        }
+        .encode(&mut body);
+        body.to_vec()
+    }
+
     /// LIST_STORAGE (92) of `group` on tracker `t`; empty if it cannot answer.
     pub fn list_storages(&self, t: usize, group: &str) -> Vec<StorageStat> {
         let addr = self.trackers[t].addr.to_string();

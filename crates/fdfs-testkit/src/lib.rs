@@ -271,6 +271,21 @@ const PROCESS_STOP_GRACE: Duration = Duration::from_secs(20);
 pub struct ProcessGuard(pub std::process::Child);
 
 impl ProcessGuard {
+    /// Starts `exe args` with no input and no output; its stderr (the
+    /// log of a server in the foreground) goes to `stderr`.
+    pub fn spawn(exe: &str, args: &[&str], stderr: std::process::Stdio) -> ProcessGuard {
+        use std::process::Stdio;
+        ProcessGuard(
+            std::process::Command::new(exe)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {exe}: {e}")),
+        )
+    }
+
     /// Sends SIGTERM and waits for the exit (SIGKILL after
     /// [`PROCESS_STOP_GRACE`]); None when it had to be killed.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {

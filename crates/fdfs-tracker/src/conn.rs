@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use fdfs_proto::{Status, TrackerCmd, CMD_RESP, HEADER_LEN};
 use fdfs_util::framing::{read_body, read_header, write_packet};
-use fdfs_util::serve::ConnSlot;
+use fdfs_util::serve::{ConnSlot, WarnLimiter, BAD_REQUEST_WARN_INTERVAL_SECS};
 use tokio::net::TcpStream;
 
 use crate::handler::{expect_no_body, ConnCtx, HandlerResult, OpError};
 use crate::select::FetchKind;
-use crate::{admin, cluster_stat, ids, leader, query, report, Tracker};
+use crate::{admin, cluster_stat, guard, ids, leader, query, report, Tracker};
 
 /// Routes one request to its command family.
 fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResult {
@@ -27,7 +27,10 @@ fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResu
         C::StorageGetMyIp => report::get_my_ip(t, ctx, body),
         C::StorageParameterReq => admin::parameter_req(t, body),
         C::StorageChangelogReq => report::changelog_req(t, ctx, body),
-        C::StorageJoin => report::join(t, ctx, body),
+        C::StorageJoin => {
+            guard::require_cluster_proof(t, ctx, cmd)?;
+            report::join(t, ctx, body)
+        }
         C::StorageBeat => report::beat(t, ctx, body),
         C::StorageReportDiskUsage => report::disk_usage(t, ctx, body),
         C::StorageReplicaChg => report::replica_chg(ctx, body),
@@ -48,7 +51,12 @@ fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResu
             ctx.joined()?;
             Err(OpError::invalid("no trunk server in this group"))
         }
-        C::StorageReportIpChanged => report::ip_changed(t, ctx, body),
+        C::StorageReportIpChanged => {
+            guard::require_cluster_proof(t, ctx, cmd)?;
+            report::ip_changed(t, ctx, body)
+        }
+        C::ClusterChallenge => guard::cluster_challenge(t, ctx, body),
+        C::ClusterProve => guard::cluster_prove(t, ctx, body),
         C::QueryStoreWithoutGroupOne => query::store(t, body, false, false),
         C::QueryStoreWithGroupOne => query::store(t, body, true, false),
         C::QueryStoreWithoutGroupAll => query::store(t, body, false, true),
@@ -97,6 +105,10 @@ async fn before_first_join(t: &Tracker, body: &[u8]) -> bool {
     }
     crate::relation::copy_sys_files_before_first_join(t).await
 }
+
+/// Rate limit of the warnings about bad requests, shared by all
+/// connections.
+static BAD_REQUEST_WARNINGS: WarnLimiter = WarnLimiter::new(BAD_REQUEST_WARN_INTERVAL_SECS);
 
 fn is_reset(e: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
@@ -149,11 +161,15 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
         };
         slot.request_started();
         let Some(len) = header.body_len() else {
-            tracing::warn!(%peer, cmd = header.cmd, "negative pkg_len, closing");
+            if let Some(held_back) = BAD_REQUEST_WARNINGS.allow_now() {
+                tracing::warn!(%peer, cmd = header.cmd, held_back, "negative pkg_len, closing");
+            }
             break;
         };
         if (HEADER_LEN as u64).saturating_add(len) > max_pkg {
-            tracing::warn!(%peer, cmd = header.cmd, len, max_pkg, "request too large, closing");
+            if let Some(held_back) = BAD_REQUEST_WARNINGS.allow_now() {
+                tracing::warn!(%peer, cmd = header.cmd, len, max_pkg, held_back, "request too large, closing");
+            }
             break;
         }
         let body = match tokio::time::timeout(timeout, read_body(&mut stream, len as usize)).await {
@@ -170,7 +186,12 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
         if header.cmd == fdfs_proto::CMD_QUIT {
             break;
         }
-        if header.cmd == u8::from(TrackerCmd::StorageJoin) && !before_first_join(&t, &body).await {
+        // An unproven JOIN is refused in dispatch, before it can teach
+        // anything.
+        if header.cmd == u8::from(TrackerCmd::StorageJoin)
+            && guard::require_cluster_proof(&t, &ctx, header.cmd).is_ok()
+            && !before_first_join(&t, &body).await
+        {
             if write_packet(&mut stream, CMD_RESP, Status::EAGAIN.0, &[])
                 .await
                 .is_err()
@@ -184,7 +205,9 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
             Ok(b) => (0u8, b),
             Err(e) => {
                 if e.status == Status::EINVAL {
-                    tracing::warn!(%peer, cmd = header.cmd, len, reason = ?e.reason, "request rejected: status 22");
+                    if let Some(held_back) = BAD_REQUEST_WARNINGS.allow_now() {
+                        tracing::warn!(%peer, cmd = header.cmd, len, reason = ?e.reason, held_back, "request rejected: status 22");
+                    }
                 } else {
                     tracing::debug!(%peer, cmd = header.cmd, status = e.status.0, reason = ?e.reason, "request rejected");
                 }

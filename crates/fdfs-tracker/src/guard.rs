@@ -1,6 +1,8 @@
 //! Peer text checks and refusal warnings: every string a request carries
 //! (JOIN, REPORT_STATUS, REPORT_IP_CHANGED, DELETE_STORAGE) is checked here
-//! before any of it is stored, persisted or logged.
+//! before any of it is stored, persisted or logged. Also the cluster-secret
+//! exchange (CLUSTER_CHALLENGE / CLUSTER_PROVE) and the check that a JOIN
+//! or REPORT_IP_CHANGED comes from a connection that proved the secret.
 
 use fdfs_proto::tracker_msg::JoinReq;
 
@@ -62,6 +64,79 @@ pub fn join(req: &JoinReq) -> Result<(), OpError> {
     plain("storage id", &req.storage_id)?;
     plain("tracker ip", &req.tracker_ip)?;
     req.trackers.iter().try_for_each(|e| tracker_entry(e))
+}
+
+/// CLUSTER_CHALLENGE (fastdfs-rs extension): a fresh nonce for the peer to
+/// prove the cluster secret against. EOPNOTSUPP without a secret, so a
+/// storage that has one can tell it need not prove anything here.
+pub fn cluster_challenge(
+    t: &crate::Tracker,
+    ctx: &mut crate::handler::ConnCtx,
+    body: &[u8],
+) -> crate::handler::HandlerResult {
+    crate::handler::expect_no_body(body)?;
+    if t.conf.cluster_secret.is_none() {
+        return Err(OpError::new(
+            fdfs_proto::Status::EOPNOTSUPP,
+            "no cluster secret configured",
+        ));
+    }
+    let nonce = ctx
+        .cluster
+        .issue()
+        .map_err(|e| OpError::new(fdfs_proto::Status::EIO, e.to_string()))?;
+    Ok(nonce.to_vec())
+}
+
+/// CLUSTER_PROVE (fastdfs-rs extension): the peer's answer to the last
+/// challenge; EPERM when wrong or when no challenge is pending.
+pub fn cluster_prove(
+    t: &crate::Tracker,
+    ctx: &mut crate::handler::ConnCtx,
+    body: &[u8],
+) -> crate::handler::HandlerResult {
+    use fdfs_util::cluster_secret::Purpose;
+    let Some(secret) = &t.conf.cluster_secret else {
+        return Err(OpError::new(
+            fdfs_proto::Status::EOPNOTSUPP,
+            "no cluster secret configured",
+        ));
+    };
+    if ctx.cluster.answer(secret, Purpose::TrackerJoin, body) {
+        return Ok(Vec::new());
+    }
+    if let Some(held_back) = t.refusals.allow(fdfs_util::now_secs()) {
+        tracing::warn!(peer = %ctx.peer_ip, held_back, "wrong cluster secret proof: refused");
+    }
+    Err(OpError::new(
+        fdfs_proto::Status::EPERM,
+        "wrong cluster secret proof",
+    ))
+}
+
+/// EPERM unless the tracker has no cluster secret or this connection
+/// proved it: guards JOIN and REPORT_IP_CHANGED, so nobody who lacks the
+/// secret can add a storage to a group or move one.
+pub fn require_cluster_proof(
+    t: &crate::Tracker,
+    ctx: &crate::handler::ConnCtx,
+    cmd: u8,
+) -> Result<(), OpError> {
+    if t.conf.cluster_secret.is_none() || ctx.cluster.proven() {
+        return Ok(());
+    }
+    if let Some(held_back) = t.refusals.allow(fdfs_util::now_secs()) {
+        tracing::warn!(
+            peer = %ctx.peer_ip,
+            cmd,
+            held_back,
+            "storage command from a peer that did not prove the cluster secret: refused"
+        );
+    }
+    Err(OpError::new(
+        fdfs_proto::Status::EPERM,
+        "the cluster secret was not proven on this connection",
+    ))
 }
 
 #[cfg(test)]

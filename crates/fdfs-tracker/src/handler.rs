@@ -42,6 +42,8 @@ pub struct ConnCtx {
     pub pinged: bool,
     /// Data files snapshotted by GET_SYS_FILES_START (61) for 63.
     pub sys_files: Option<[Vec<u8>; 4]>,
+    /// The cluster-secret exchange of this connection.
+    pub cluster: fdfs_util::cluster_secret::Challenge,
 }
 
 fn ip_text(ip: IpAddr) -> String {
@@ -62,6 +64,7 @@ impl ConnCtx {
             leader_follower: None,
             pinged: false,
             sys_files: None,
+            cluster: Default::default(),
         }
     }
 

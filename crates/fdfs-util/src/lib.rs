@@ -6,6 +6,7 @@
 //! Depends only on fdfs-proto (sans-IO) below it; never on the config,
 //! client or daemon crates.
 
+pub mod cluster_secret;
 pub mod framing;
 pub mod fs;
 pub mod hosts;

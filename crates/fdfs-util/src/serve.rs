@@ -59,7 +59,17 @@ impl WarnLimiter {
         }
         Some(self.held_back.swap(0, Ordering::Relaxed))
     }
+
+    /// [`Self::allow`] at the current time.
+    pub fn allow_now(&self) -> Option<u64> {
+        self.allow(crate::now_secs())
+    }
 }
+
+/// Interval of the warnings a peer can trigger with a bad request (one
+/// line per second at most, with the count held back): a flood of bad
+/// requests must not fill the log.
+pub const BAD_REQUEST_WARN_INTERVAL_SECS: i64 = 1;
 
 /// The peers a listener serves (`allow_hosts`), and the count of the ones
 /// it refused.

@@ -15,15 +15,7 @@ use fdfs_testkit::{free_port, ProcessGuard};
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn fdfs(args: &[&str]) -> ProcessGuard {
-    ProcessGuard(
-        Command::new(env!("CARGO_BIN_EXE_fdfs"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fdfs"),
-    )
+    ProcessGuard::spawn(env!("CARGO_BIN_EXE_fdfs"), args, Stdio::null())
 }
 
 /// GET over a fresh connection; (status, body).

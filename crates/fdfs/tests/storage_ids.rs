@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use fdfs_client::{ClientError, Conn, UploadOptions};
 use fdfs_proto::fileid::{FileNameRecord, FileSource, FILENAME_BASE64_LENGTH, LOGIC_FILE_PATH_LEN};
 use fdfs_proto::storage_msg::DownloadReq;
-use fdfs_proto::tracker_msg::{JoinReq, ServerAddr};
+use fdfs_proto::tracker_msg::ServerAddr;
 use fdfs_proto::{FileId, StorageCmd, TrackerCmd};
 use fdfs_testkit::group::{Group, GroupOptions};
 use fdfs_testkit::wait_until;
@@ -147,23 +147,7 @@ fn storage_ids_end_to_end() {
         )
         .await
         .unwrap();
-        let mut body = BytesMut::new();
-        JoinReq {
-            group: "group1".into(),
-            storage_port: g.port,
-            store_path_count: 1,
-            subdir_count_per_path: 4,
-            upload_priority: 10,
-            join_time: 1,
-            up_time: 1,
-            version: "6.16.1".into(),
-            init_flag: true,
-            status: 0,
-            storage_id: String::new(),
-            tracker_ip: g.tracker_addr.ip().to_string(),
-            trackers: vec![g.tracker_addr.to_string()],
-        }
-        .encode(&mut body);
+        let body = g.join_body("group1");
         c.call(TrackerCmd::StorageJoin.into(), &body).await
     });
     match refused {

@@ -64,7 +64,11 @@ pub async fn download(s: &mut Session) -> OpResult<Reply> {
     .await;
     if let Err(e) = streamed {
         // The header promised `length` bytes; all we can do is close.
-        tracing::warn!(peer = %s.peer, error = %e, "download aborted mid-stream");
+        // A client that stops reading lands here; many of them must not
+        // flood the log.
+        if let Some(held_back) = crate::conn::BAD_REQUEST_WARNINGS.allow_now() {
+            tracing::warn!(peer = %s.peer, error = %e, held_back, "download aborted mid-stream");
+        }
         return Ok(Reply::Abort);
     }
     let reads = length.div_ceil(DOWNLOAD_CHUNK_BYTES as u64) as i64;

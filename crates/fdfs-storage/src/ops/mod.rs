@@ -72,6 +72,28 @@ async fn route(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<
         StorageCmd::AppendFile => appender::append(s).await,
         StorageCmd::ModifyFile => appender::modify(s).await,
         StorageCmd::TruncateFile => appender::truncate(s).await,
+        StorageCmd::FetchOnePathBinlog => binlog_fetch::fetch_one_path_binlog(s).await,
+        StorageCmd::ClusterChallenge => sync_recv::cluster_challenge(s).await,
+        StorageCmd::ClusterProve => sync_recv::cluster_prove(s).await,
+        StorageCmd::ReportServerId
+        | StorageCmd::SyncCreateFile
+        | StorageCmd::SyncUpdateFile
+        | StorageCmd::SyncDeleteFile
+        | StorageCmd::SyncAppendFile
+        | StorageCmd::SyncModifyFile
+        | StorageCmd::SyncTruncateFile
+        | StorageCmd::SyncRenameFile
+        | StorageCmd::SyncCreateLink => {
+            sync_recv::require_cluster_proof(s)?;
+            route_sync(s, cmd, header_status).await
+        }
+        other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
+    }
+}
+
+/// The commands a peer storage replicates with.
+async fn route_sync(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<Reply> {
+    match cmd {
         StorageCmd::ReportServerId => sync_recv::report_server_id(s).await,
         StorageCmd::SyncCreateFile => sync_recv::create_or_update(s, false, header_status).await,
         StorageCmd::SyncUpdateFile => sync_recv::create_or_update(s, true, header_status).await,
@@ -80,7 +102,6 @@ async fn route(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<
         StorageCmd::SyncModifyFile => sync_recv::append_or_modify(s, true).await,
         StorageCmd::SyncTruncateFile => sync_recv::truncate(s).await,
         StorageCmd::SyncRenameFile => sync_recv::rename(s).await,
-        StorageCmd::FetchOnePathBinlog => binlog_fetch::fetch_one_path_binlog(s).await,
         other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
     }
 }

@@ -2,6 +2,8 @@
 //! SYNC_* commands a peer of our group sends for each record of its binlog.
 //! Changes are applied idempotently, files get the source's timestamp as
 //! mtime, and each applied change is appended to our binlog in lower case.
+//! With a cluster secret, the peer must prove it first (CLUSTER_CHALLENGE /
+//! CLUSTER_PROVE, fastdfs-rs extensions) or every one of these is EPERM.
 
 use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
@@ -23,6 +25,53 @@ const REPLICA_APPEND: char = 'a';
 const REPLICA_MODIFY: char = 'm';
 const REPLICA_TRUNCATE: char = 't';
 const REPLICA_RENAME: char = 'r';
+
+/// CLUSTER_CHALLENGE: a fresh nonce for the peer to prove the cluster
+/// secret against; EOPNOTSUPP when we have no secret.
+pub async fn cluster_challenge(s: &mut Session) -> OpResult<Reply> {
+    if s.body_left != 0 {
+        return Err(OpError::invalid("CLUSTER_CHALLENGE with a body"));
+    }
+    if s.storage.conf.cluster_secret.is_none() {
+        return Err(OpError::new(
+            Status::EOPNOTSUPP,
+            "no cluster secret configured",
+        ));
+    }
+    let nonce = s.cluster.issue()?;
+    Ok(Reply::Body(nonce.to_vec()))
+}
+
+/// CLUSTER_PROVE: the answer to the last challenge; EPERM when wrong or
+/// when no challenge is pending.
+pub async fn cluster_prove(s: &mut Session) -> OpResult<Reply> {
+    use fdfs_util::cluster_secret::Purpose;
+    let body = read_small_body(s).await?;
+    let Some(secret) = s.storage.conf.cluster_secret.clone() else {
+        return Err(OpError::new(
+            Status::EOPNOTSUPP,
+            "no cluster secret configured",
+        ));
+    };
+    if s.cluster.answer(&secret, Purpose::StorageSync, &body) {
+        return Ok(Reply::Body(Vec::new()));
+    }
+    Err(OpError::new(Status::EPERM, "wrong cluster secret proof"))
+}
+
+/// EPERM unless we have no cluster secret or the peer proved it on this
+/// connection: guards REPORT_SERVER_ID and every SYNC_* command, so nobody
+/// who lacks the secret can push files into the group. The body is left
+/// unread; the connection closes after the answer.
+pub fn require_cluster_proof(s: &Session) -> OpResult<()> {
+    if s.storage.conf.cluster_secret.is_none() || s.cluster.proven() {
+        return Ok(());
+    }
+    Err(OpError::new(
+        Status::EPERM,
+        "sync command from a peer that did not prove the cluster secret",
+    ))
+}
 
 /// REPORT_SERVER_ID (9): the peer names itself; later records count for it.
 pub async fn report_server_id(s: &mut Session) -> OpResult<Reply> {

@@ -239,6 +239,10 @@ async fn run_session(
         Duration::from_secs(storage.conf.network_timeout_secs.clamp(5, 60)),
     )
     .await?;
+    if let Some(secret) = &storage.conf.cluster_secret {
+        conn.prove_cluster_secret(secret, fdfs_util::cluster_secret::Purpose::StorageSync)
+            .await?;
+    }
     let mut id = BytesMut::new();
     put_fixed(
         &mut id,
