@@ -250,6 +250,11 @@ impl Storage {
         }
         build_trees_in_background(unbuilt, conf.subdir_count_per_path);
 
+        // A kill between writing a state file's temp and renaming it leaves
+        // the temp behind; the state file itself is whole.
+        for dir in [data_dir.clone(), data_dir.join("sync")] {
+            fdfs_util::fs::remove_stale_temps(&dir)?;
+        }
         let flag_path = data_dir.join(".data_init_flag");
         let mut init_flag = std::fs::read_to_string(&flag_path)
             .ok()
