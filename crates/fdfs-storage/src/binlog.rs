@@ -168,6 +168,47 @@ impl Binlog {
         Ok(())
     }
 
+    /// Where the next record will start: a record appended after this call
+    /// is found by [`Binlog::has_record_since`] from here.
+    pub fn position(&self) -> (u32, u64) {
+        let cur = fdfs_util::sync::lock(&self.current);
+        (cur.index, cur.size)
+    }
+
+    /// True when a record `op filename extra` (any timestamp) was written
+    /// at or after `from`, a [`Binlog::position`]: the commit test of the
+    /// undo journal at start.
+    pub fn has_record_since(
+        &self,
+        from: (u32, u64),
+        op: char,
+        filename: &str,
+        extra: &str,
+    ) -> std::io::Result<bool> {
+        use std::io::{BufRead, Seek};
+        let last = self.current_index();
+        for index in from.0..=last {
+            let file = match std::fs::File::open(binlog_path(&self.dir, index)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut reader = std::io::BufReader::new(file);
+            if index == from.0 {
+                reader.seek(std::io::SeekFrom::Start(from.1))?;
+            }
+            for line in reader.split(b'\n') {
+                let line = line?;
+                if parse_line(&String::from_utf8_lossy(&line))
+                    .is_some_and(|r| r.op == op && r.filename == filename && r.extra == extra)
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Index of the binlog file being written.
     pub fn current_index(&self) -> u32 {
         fdfs_util::sync::lock(&self.current).index

@@ -463,7 +463,12 @@ fn modify_then_truncate_while_a_member_is_down_converges() {
     let mut g = Group::start(2);
     assert!(all_active(&g, 2));
     let remote = upload(&g, 0, b"0123456789abcdefghij", true);
-    assert!(converges(&g, &[0, 1], &remote, Some(b"0123456789abcdefghij")));
+    assert!(converges(
+        &g,
+        &[0, 1],
+        &remote,
+        Some(b"0123456789abcdefghij")
+    ));
     g.stop_storage(1);
     g.block_on(async {
         let mut c = conn(g.storage_addr(0)).await.unwrap();
