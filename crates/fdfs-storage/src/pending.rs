@@ -135,9 +135,18 @@ impl Pending {
             } else {
                 None
             };
-            if let Some((change, from, saved_at)) = parsed {
-                let committed =
-                    binlog.has_record_since(from, change.op, &change.remote, &change.extra)?;
+            if let Some(JournalHead {
+                change,
+                binlog_from,
+                saved_at,
+            }) = parsed
+            {
+                let committed = binlog.has_record_since(
+                    binlog_from,
+                    change.op,
+                    &change.remote,
+                    &change.extra,
+                )?;
                 if let (false, Some(data_file)) = (committed, locate(&change.remote)) {
                     tracing::warn!(
                         op = %change.op,
@@ -216,9 +225,18 @@ impl Entry {
     }
 }
 
-/// The change, binlog position and saved-bytes offset of a complete
-/// journal file; None for a file a kill cut short (or garbage).
-fn read_head(journal: &Path) -> std::io::Result<Option<(Change, (u32, u64), u64)>> {
+/// What a complete journal file says.
+struct JournalHead {
+    change: Change,
+    /// Binlog position when the change began: its record comes after.
+    binlog_from: (u32, u64),
+    /// Where the saved bytes start in the file.
+    saved_at: u64,
+}
+
+/// The head of a complete journal file; None for a file a kill cut short
+/// (or garbage).
+fn read_head(journal: &Path) -> std::io::Result<Option<JournalHead>> {
     let f = std::fs::File::open(journal)?;
     let len = f.metadata()?.len();
     let mut trailer = [0u8; TRAILER.len()];
@@ -237,8 +255,11 @@ fn read_head(journal: &Path) -> std::io::Result<Option<(Change, (u32, u64), u64)
     let parsed = std::str::from_utf8(&head[..eol]).ok().and_then(parse_head);
     Ok(parsed.and_then(|(change, from)| {
         let saved_at = eol as u64 + 1;
-        (saved_at + change.save_len + TRAILER.len() as u64 == len)
-            .then_some((change, from, saved_at))
+        (saved_at + change.save_len + TRAILER.len() as u64 == len).then_some(JournalHead {
+            change,
+            binlog_from: from,
+            saved_at,
+        })
     }))
 }
 
