@@ -647,9 +647,73 @@ fn storage_killed_under_load_keeps_every_acknowledged_change() {
             t.elapsed()
         );
     }
+    py3fdfs_reads_back(&s, &ledger.lock().unwrap().normal);
     eprintln!(
         "storage crash test: {rounds} rounds, {mid_write_kills} kills caught changes in flight, {:?}",
         started.elapsed()
+    );
+}
+
+/// Acknowledged uploads read back through the tracker by the independent
+/// client py3fdfs match their file ids: what survived the kills is what any
+/// FastDFS client gets.
+fn py3fdfs_reads_back(s: &Servers, normal: &[String]) {
+    /// Files read back (spread over the whole run).
+    const SAMPLE: usize = 40;
+    let step = (normal.len() / SAMPLE).max(1);
+    let ids: Vec<String> = normal
+        .iter()
+        .step_by(step)
+        .map(|r| format!("group1/{r}"))
+        .collect();
+    let conf = s.dir.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "connect_timeout = 10\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {}\n",
+            s.dir.path().display(),
+            s.tracker_addr()
+        ),
+    )
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/crash_readback.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(&conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed to run the crash test's py3fdfs read-back");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(ids.join("\n").as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "py3fdfs read-back failed (is py3fdfs installed?): {text}"
+    );
+    let mut checked = 0;
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split(' ').collect();
+        let [id, size, crc] = cols[..] else {
+            panic!("py3fdfs could not read a file back: {line}");
+        };
+        let remote = id.strip_prefix("group1/").unwrap();
+        let rec = RemoteName::parse(remote, 1).unwrap().record().unwrap();
+        assert_eq!(
+            (rec.file_size(), rec.crc32),
+            (size.parse().ok(), u32::from_str_radix(crc, 16).unwrap()),
+            "py3fdfs read {id} back different"
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked,
+        ids.len(),
+        "py3fdfs answered for every file: {text}"
     );
 }
 
