@@ -9,8 +9,8 @@
 #
 # Env: N, C, INTERVAL (s), MIN_SIZE/MAX_SIZE (bytes), FDFS (binary; built
 # with `cargo build --release -p fdfs` when unset), OUT (directory for the
-# log, the timeline CSV and the ids; default a new temp directory), PORT0
-# (first of three ports; default 42122).
+# log, the timeline CSV and the ids; default a new temp directory),
+# TRACKER_PORT, STORAGE_PORT (default: free ports).
 #
 # Prints and writes OUT/summary.txt: throughput over time (per 10 s),
 # errors inside restart windows (from the kill to the server answering
@@ -27,9 +27,9 @@ C=${C:-256}
 INTERVAL=${INTERVAL:-180}
 MIN_SIZE=${MIN_SIZE:-8192}
 MAX_SIZE=${MAX_SIZE:-131072}
-PORT0=${PORT0:-42122}
-TRACKER_PORT=$PORT0
-STORAGE_PORT=$((PORT0 + 1))
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+TRACKER_PORT=${TRACKER_PORT:-$(free_port)}
+STORAGE_PORT=${STORAGE_PORT:-$(free_port)}
 OUT=${OUT:-$(mktemp -d /tmp/fdfs-soak.XXXXXX)}
 DATA=$OUT/data
 mkdir -p "$OUT" "$DATA"
@@ -64,6 +64,10 @@ wait_ready() {
     local probe=$OUT/probe.bin
     head -c 1024 /dev/urandom >"$probe"
     for _ in $(seq 1 600); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            log "server exited: $(tail -n 1 "$OUT/server.log")"
+            return 1
+        fi
         if "$FDFS" upload --tracker "127.0.0.1:$TRACKER_PORT" "$probe" >/dev/null 2>&1; then
             return 0
         fi
