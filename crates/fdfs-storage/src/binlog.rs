@@ -73,10 +73,43 @@ fn write_index(dir: &Path, index: u32) -> std::io::Result<()> {
 fn open_append(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
     let file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)?;
-    let size = file.metadata()?.len();
+    let size = cut_torn_tail(&file)?;
     Ok((file, size))
+}
+
+/// Longest tail read back when looking for the last complete line: a line
+/// is never longer than [`BINLOG_MAX_LINE_BYTES`], so one without its
+/// newline within this many bytes is garbage as a whole.
+const TORN_TAIL_SCAN_BYTES: u64 = 64 * 1024;
+
+/// Cuts an unterminated last line (a write torn by a crash) so the next
+/// record starts on a line of its own instead of being glued to the torn
+/// one and read back as garbage. Returns the size after the cut.
+fn cut_torn_tail(file: &std::fs::File) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let size = file.metadata()?.len();
+    if size == 0 {
+        return Ok(0);
+    }
+    let start = size.saturating_sub(TORN_TAIL_SCAN_BYTES);
+    let mut tail = vec![0u8; (size - start) as usize];
+    file.read_exact_at(&mut tail, start)?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(size);
+    }
+    let keep = match tail.iter().rposition(|&b| b == b'\n') {
+        Some(i) => start + i as u64 + 1,
+        None => start,
+    };
+    tracing::warn!(
+        cut_bytes = size - keep,
+        "binlog ends with a torn line; cutting it"
+    );
+    file.set_len(keep)?;
+    Ok(keep)
 }
 
 impl Binlog {
@@ -133,6 +166,47 @@ impl Binlog {
         cur.file.write_all(line.as_bytes())?;
         cur.size += line.len() as u64;
         Ok(())
+    }
+
+    /// Where the next record will start: a record appended after this call
+    /// is found by [`Binlog::has_record_since`] from here.
+    pub fn position(&self) -> (u32, u64) {
+        let cur = fdfs_util::sync::lock(&self.current);
+        (cur.index, cur.size)
+    }
+
+    /// True when a record `op filename extra` (any timestamp) was written
+    /// at or after `from`, a [`Binlog::position`]: the commit test of the
+    /// undo journal at start.
+    pub fn has_record_since(
+        &self,
+        from: (u32, u64),
+        op: char,
+        filename: &str,
+        extra: &str,
+    ) -> std::io::Result<bool> {
+        use std::io::{BufRead, Seek};
+        let last = self.current_index();
+        for index in from.0..=last {
+            let file = match std::fs::File::open(binlog_path(&self.dir, index)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut reader = std::io::BufReader::new(file);
+            if index == from.0 {
+                reader.seek(std::io::SeekFrom::Start(from.1))?;
+            }
+            for line in reader.split(b'\n') {
+                let line = line?;
+                if parse_line(&String::from_utf8_lossy(&line))
+                    .is_some_and(|r| r.op == op && r.filename == filename && r.extra == extra)
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Index of the binlog file being written.
@@ -287,6 +361,26 @@ mod tests {
         );
         assert!(parse_line("1795624008 L  M00/00/00/real.jpg").is_none());
         assert!(parse_line("1795624008 l ").is_none());
+    }
+
+    /// A crash in the middle of a record leaves a line without its newline:
+    /// the next start cuts it, and the next record is a line of its own.
+    #[test]
+    fn a_torn_last_line_is_cut_on_open_and_never_glued_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("binlog.000");
+        let whole = format!("1700000000 C {NAME}\n");
+        std::fs::write(&path, format!("{whole}1700000001 C {}", &OTHER[..20])).unwrap();
+        let b = Binlog::open(dir.path()).unwrap();
+        b.append(1_700_000_002, op::CREATE, OTHER, "").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{whole}1700000002 C {OTHER}\n"));
+        assert!(text.lines().all(|l| parse_line(l).is_some()), "{text}");
+        drop(b);
+        // Only garbage, no newline at all: all of it goes.
+        std::fs::write(&path, "17000").unwrap();
+        Binlog::open(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
     }
 
     proptest! {

@@ -8,6 +8,7 @@ mod conn;
 pub mod disk;
 pub mod error;
 mod ops;
+pub mod pending;
 pub mod recovery;
 pub mod reporter;
 mod session;

@@ -135,6 +135,8 @@ pub struct Storage {
     pub port: u16,
     pub paths: Vec<StorePath>,
     pub binlog: Binlog,
+    /// Changes made to data files whose binlog record is not written yet.
+    pub pending: crate::pending::Pending,
     /// Our address as clients should see it: the source IP in file names
     /// and the address trackers hand out.
     self_ip: RwLock<Ipv4Addr>,
@@ -250,6 +252,11 @@ impl Storage {
         }
         build_trees_in_background(unbuilt, conf.subdir_count_per_path);
 
+        // A kill between writing a state file's temp and renaming it leaves
+        // the temp behind; the state file itself is whole.
+        for dir in [data_dir.clone(), data_dir.join("sync")] {
+            fdfs_util::fs::remove_stale_temps(&dir)?;
+        }
         let flag_path = data_dir.join(".data_init_flag");
         let mut init_flag = std::fs::read_to_string(&flag_path)
             .ok()
@@ -274,6 +281,18 @@ impl Storage {
 
         let (stats, rotation) = load_stat_file(&data_dir.join("storage_stat.dat"));
         let binlog = Binlog::open(&data_dir.join("sync"))?;
+        let pending = crate::pending::Pending::open(&data_dir)?;
+        let undone = pending.recover(&binlog, |remote| {
+            let name = fdfs_proto::fileid::RemoteName::parse(remote, paths.len()).ok()?;
+            let root = &paths.get(usize::from(name.store_path_index))?.root;
+            Some(crate::store::file_path(root, &name.relative_path()))
+        })?;
+        if undone > 0 {
+            tracing::warn!(
+                undone,
+                "took back changes a crash left without binlog records"
+            );
+        }
         let spaces = paths
             .iter()
             .map(|p| crate::disk::space(&p.root).unwrap_or_default())
@@ -299,6 +318,7 @@ impl Storage {
             port,
             paths,
             binlog,
+            pending,
             self_ip: RwLock::new(self_ip),
             self_ip_fixed: configured_ip.is_some(),
             params: RwLock::new(params),

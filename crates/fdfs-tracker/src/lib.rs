@@ -159,6 +159,11 @@ impl Tracker {
                 source: e,
             })?;
         }
+        // Temps of data files a kill interrupted before their rename.
+        fdfs_util::fs::remove_stale_temps(&data_dir).map_err(|e| TrackerError::Io {
+            path: data_dir.clone(),
+            source: e,
+        })?;
         let mut cluster =
             persist::load(&data_dir, conf.use_storage_id).map_err(|e| TrackerError::Io {
                 path: data_dir.clone(),

@@ -103,6 +103,28 @@ pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Removes the `<name>.tmp` files that [`write_atomic`] and
+/// [`replace_atomic`] leave in `dir` when the process is killed between
+/// writing and renaming them. Run at start, before anything writes there;
+/// only regular files directly in `dir` are touched. Returns how many went.
+pub fn remove_stale_temps(dir: &std::path::Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let is_temp = entry.path().extension().is_some_and(|ext| ext == "tmp");
+        if is_temp && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +154,23 @@ mod tests {
         drop(kept);
         assert!(temp.exists());
         assert_eq!(crc32_of_file(&temp).unwrap(), crc32fast::hash(b"done"));
+    }
+
+    #[test]
+    fn stale_temps_of_a_killed_writer_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("storage_stat.dat"), b"kept").unwrap();
+        std::fs::write(p.join("storage_stat.dat.tmp"), b"half").unwrap();
+        std::fs::write(p.join("binlog_index.dat.tmp"), b"").unwrap();
+        std::fs::create_dir(p.join("sync.tmp")).unwrap();
+        assert_eq!(remove_stale_temps(p).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["storage_stat.dat", "sync.tmp"]);
+        assert_eq!(remove_stale_temps(&p.join("missing")).unwrap(), 0);
     }
 }

@@ -1,6 +1,9 @@
 //! APPEND_FILE (24), MODIFY_FILE (34) and TRUNCATE_FILE (36) on appender
 //! files. No-op requests (0 bytes, same size) succeed with an empty body,
 //! where the original echoes the request (a quirk its own client rejects).
+//! Each change runs under the undo journal ([`super::journaled`]): one the
+//! client broke off mid-body, or that a kill caught before its binlog
+//! record, is taken back.
 
 use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
@@ -9,10 +12,11 @@ use fdfs_proto::storage_msg::{AppendReq, ModifyReq, TruncateReq};
 use fdfs_proto::Status;
 
 use super::{
-    blocking, body_to_file, log_change, mtime_secs, read_small_body, resolve_data, stat_existing,
+    blocking, body_to_file, journaled, mtime_secs, read_small_body, resolve_data, stat_existing,
 };
 use crate::binlog::op;
 use crate::error::{OpError, OpResult};
+use crate::pending::Change;
 use crate::session::{Reply, Session};
 
 /// Resolves an appender file: ENOENT when missing or not a data file
@@ -58,24 +62,22 @@ pub async fn append(s: &mut Session) -> OpResult<Reply> {
     }
     let storage = s.storage.clone();
     storage.bump(|st| st.total_append_bytes += req.length as i64);
-    let open_path = path.clone();
-    let file =
-        blocking(move || Ok(std::fs::OpenOptions::new().append(true).open(&open_path)?)).await?;
-    let (file, _) = match body_to_file(s, file, req.length, |_| {}).await {
-        Ok(done) => done,
-        Err(e) => {
-            cut_back(path, old_size).await;
-            return Err(e);
-        }
+    let change = Change {
+        op: op::APPEND,
+        remote: req.remote.clone(),
+        extra: format!("{old_size} {}", req.length),
+        old_len: Some(old_size),
+        save_from: old_size,
+        save_len: 0,
     };
-    let mtime = blocking(move || Ok(mtime_secs(&file.metadata()?))).await?;
-    log_change(
-        &storage,
-        mtime,
-        op::APPEND,
-        &req.remote,
-        &format!("{old_size} {}", req.length),
-    );
+    let target = path.clone();
+    let mtime = journaled(&storage, path, change, async {
+        let file =
+            blocking(move || Ok(std::fs::OpenOptions::new().append(true).open(&target)?)).await?;
+        let (file, _) = body_to_file(s, file, req.length, |_| {}).await?;
+        blocking(move || Ok(mtime_secs(&file.metadata()?))).await
+    })
+    .await?;
     storage.bump(|st| {
         st.success_append_bytes += req.length as i64;
         st.last_source_update = mtime;
@@ -102,30 +104,26 @@ pub async fn modify(s: &mut Session) -> OpResult<Reply> {
     let storage = s.storage.clone();
     storage.bump(|st| st.total_modify_bytes += req.length as i64);
     let offset = req.offset as u64;
-    let modified = path.clone();
-    let file = blocking(move || {
-        let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(file)
+    let change = Change {
+        op: op::MODIFY,
+        remote: req.remote.clone(),
+        extra: format!("{} {}", req.offset, req.length),
+        old_len: Some(size),
+        save_from: offset,
+        save_len: offset.saturating_add(req.length).min(size) - offset,
+    };
+    let target = path.clone();
+    let mtime = journaled(&storage, path, change, async {
+        let file = blocking(move || {
+            let mut file = std::fs::OpenOptions::new().write(true).open(&target)?;
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(file)
+        })
+        .await?;
+        let (file, _) = body_to_file(s, file, req.length, |_| {}).await?;
+        blocking(move || Ok(mtime_secs(&file.metadata()?))).await
     })
     .await?;
-    let (file, _) = match body_to_file(s, file, req.length, |_| {}).await {
-        Ok(done) => done,
-        Err(e) => {
-            // Bytes written over old content stay (the original has no
-            // undo either); a modify that grew the file is cut back.
-            cut_back(modified, size).await;
-            return Err(e);
-        }
-    };
-    let mtime = blocking(move || Ok(mtime_secs(&file.metadata()?))).await?;
-    log_change(
-        &storage,
-        mtime,
-        op::MODIFY,
-        &req.remote,
-        &format!("{} {}", req.offset, req.length),
-    );
     storage.bump(|st| {
         st.success_modify_bytes += req.length as i64;
         st.last_source_update = mtime;
@@ -158,21 +156,26 @@ pub async fn truncate(s: &mut Session) -> OpResult<Reply> {
     if new_size == old_size {
         return Ok(Reply::Body(Vec::new()));
     }
+    let storage = s.storage.clone();
+    let change = Change {
+        op: op::TRUNCATE,
+        remote: req.remote.clone(),
+        extra: format!("{old_size} {new_size}"),
+        old_len: Some(old_size),
+        save_from: new_size.min(old_size),
+        save_len: old_size.saturating_sub(new_size),
+    };
+    let target = path.clone();
     // Shrinking a big file frees its extents: blocking-pool work.
-    let mtime = blocking(move || {
-        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-        file.set_len(new_size)?;
-        Ok(mtime_secs(&file.metadata()?))
+    let mtime = journaled(&storage, path, change, async move {
+        blocking(move || {
+            let file = std::fs::OpenOptions::new().write(true).open(&target)?;
+            file.set_len(new_size)?;
+            Ok(mtime_secs(&file.metadata()?))
+        })
+        .await
     })
     .await?;
-    let storage = s.storage.clone();
-    log_change(
-        &storage,
-        mtime,
-        op::TRUNCATE,
-        &req.remote,
-        &format!("{old_size} {new_size}"),
-    );
     storage.bump(|st| st.last_source_update = mtime);
     Ok(Reply::Body(Vec::new()))
 }

@@ -18,7 +18,10 @@ use fdfs_proto::fileid::RemoteName;
 use fdfs_proto::stat::StorageStats;
 use fdfs_proto::{Header, Status, StorageCmd, HEADER_LEN};
 
+use std::sync::Arc;
+
 use crate::error::{OpError, OpResult};
+use crate::pending::{Change, Entry};
 use crate::session::{Reply, Session};
 use crate::state::{lock, Storage};
 
@@ -269,6 +272,55 @@ pub fn mtime_secs(meta: &std::fs::Metadata) -> i64 {
 pub fn log_change(storage: &Storage, timestamp: i64, op: char, filename: &str, extra: &str) {
     if let Err(e) = storage.binlog.append(timestamp, op, filename, extra) {
         tracing::error!(error = %e, filename, "binlog write failed");
+    }
+}
+
+/// Makes a change to `data_file` under the undo journal: `change` is
+/// recorded first, then `work` runs and returns the record's timestamp;
+/// the binlog record is the commit point. When `work` fails part-way (the
+/// client went away mid-body) or the record cannot be written, the change
+/// is taken back and the request fails.
+pub async fn journaled(
+    storage: &Arc<Storage>,
+    data_file: PathBuf,
+    change: Change,
+    work: impl std::future::Future<Output = OpResult<i64>>,
+) -> OpResult<i64> {
+    let st = storage.clone();
+    let entry = blocking(move || Ok(st.pending.begin(&st.binlog, &data_file, change)?)).await?;
+    let outcome = work.await;
+    let st = storage.clone();
+    blocking(move || match outcome {
+        Ok(timestamp) => commit_entry(&st, entry, timestamp).map(|()| timestamp),
+        Err(e) => {
+            if let Err(undo) = entry.undo() {
+                tracing::error!(error = %undo, "could not take back a failed change");
+            }
+            Err(e)
+        }
+    })
+    .await
+}
+
+/// Writes the binlog record of a journaled change, which commits it; when
+/// the record cannot be written the change is taken back (EIO). Blocking.
+pub fn commit_entry(storage: &Storage, entry: Entry, timestamp: i64) -> OpResult<()> {
+    let c = entry.change();
+    match storage.binlog.append(timestamp, c.op, &c.remote, &c.extra) {
+        Ok(()) => {
+            entry.commit();
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, filename = %c.remote, "binlog write failed; change taken back");
+            if let Err(undo) = entry.undo() {
+                tracing::error!(error = %undo, "could not take back a change");
+            }
+            Err(OpError::new(
+                Status::EIO,
+                format!("binlog write failed: {e}"),
+            ))
+        }
     }
 }
 

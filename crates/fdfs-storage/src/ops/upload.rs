@@ -17,6 +17,7 @@ use fdfs_proto::Status;
 use super::{blocking, body_to_file, log_change, random_u32, resolve_data, stat_existing};
 use crate::binlog::op;
 use crate::error::{OpError, OpResult};
+use crate::pending::{Change, Entry};
 use crate::session::{Reply, Session};
 use crate::state::{lock, Storage};
 use crate::store;
@@ -105,7 +106,8 @@ pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResu
 }
 
 /// Links a finished temp file under a fresh unique normal/appender name in
-/// `dir` and returns the remote name.
+/// `dir` and returns the remote name, its mtime and the undo-journal entry
+/// that the binlog record commits.
 fn commit_new_name(
     storage: &Storage,
     temp: &mut TempFile,
@@ -113,7 +115,7 @@ fn commit_new_name(
     dir: (u8, u8),
     ext7: &str,
     appender: bool,
-) -> OpResult<(String, i64)> {
+) -> OpResult<(String, i64, Entry)> {
     let mtime = super::mtime_secs(&std::fs::metadata(temp.path())?);
     let root = storage.paths[index].root.clone();
     for _ in 0..NAME_ATTEMPTS {
@@ -130,14 +132,31 @@ fn commit_new_name(
         };
         let remote = store::remote_name(index, dir, &record, ext7);
         let final_path = store::file_path(&root, &remote[4..]);
+        // Placed under its name, the file is not committed until its binlog
+        // record is written: a kill in between must not leave it behind.
+        let entry = storage.pending.begin(
+            &storage.binlog,
+            &final_path,
+            Change {
+                op: op::CREATE,
+                remote: remote.clone(),
+                extra: String::new(),
+                old_len: None,
+                save_from: 0,
+                save_len: 0,
+            },
+        )?;
         match link_no_clobber(temp.path(), &final_path) {
             Ok(()) => {
                 temp.disarm();
                 let _ = std::fs::remove_file(temp.path());
-                return Ok((remote, mtime));
+                return Ok((remote, mtime, entry));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => entry.discard(),
+            Err(e) => {
+                entry.discard();
+                return Err(e.into());
+            }
         }
     }
     Err(OpError::new(Status::EBUSY, "no unique file name"))
@@ -190,10 +209,13 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
         (dir, ext7)
     };
     let disk_storage = storage.clone();
-    let (remote, mtime) =
-        blocking(move || commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender))
-            .await?;
-    log_change(&storage, mtime, op::CREATE, &remote, "");
+    let (remote, mtime) = blocking(move || {
+        let (remote, mtime, entry) =
+            commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender)?;
+        super::commit_entry(&disk_storage, entry, mtime)?;
+        Ok((remote, mtime))
+    })
+    .await?;
     storage.bump(|st| {
         st.success_upload_bytes += req.file_size as i64;
         st.last_source_update = mtime;

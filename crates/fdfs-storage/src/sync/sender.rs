@@ -94,8 +94,8 @@ async fn remote_size(storage: &Storage, conn: &mut Conn, remote: &str) -> Result
 }
 
 /// Sends one record with the matching SYNC_* command. Records whose file
-/// is gone or changed since are skipped: a later record carries the
-/// result.
+/// is gone since are skipped: a later record carries the result. A range
+/// the file no longer holds sends the whole file.
 pub(super) async fn send_record(
     storage: &Storage,
     conn: &mut Conn,
@@ -157,8 +157,11 @@ pub(super) async fn send_record(
             };
             let size = file.metadata().await.map_err(ClientError::Io)?.len();
             if offset.checked_add(length).is_none_or(|end| size < end) {
-                // Truncated since; a later record carries the result.
-                return Ok(());
+                // A later truncate cut this range away. Skipping it left the
+                // peer's old bytes below the cut once the truncate came; the
+                // whole file as it is now is right whatever follows.
+                return send_file(storage, conn, StorageCmd::SyncUpdateFile, &rec.filename, ts)
+                    .await;
             }
             use tokio::io::AsyncSeekExt;
             file.seek(SeekFrom::Start(offset))
