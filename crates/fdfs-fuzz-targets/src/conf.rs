@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use fdfs_config::ini::{IniFile, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use fdfs_config::ini::{IniFile, MAX_INCLUDED_FILES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 /// Files one input may spell.
 const MAX_FILES: usize = 8;
@@ -45,6 +45,15 @@ fn escapes_dir(text: &[u8]) -> bool {
 }
 
 fn check_items(ini: &IniFile, dir: &Path, texts: &[&[u8]]) {
+    // At most MAX_INCLUDED_FILES files are read, none longer than the
+    // longest input file.
+    let most_lines = texts.iter().map(|t| t.split(|&b| b == b'\n').count()).max();
+    let items = ini.keys().count()
+        + ini.sections().iter().map(|s| ini.section_items(s).len()).sum::<usize>();
+    assert!(
+        items <= MAX_INCLUDED_FILES * most_lines.unwrap_or(0),
+        "{items} items: #include fan-out is not bounded"
+    );
     let all = ini
         .keys()
         .chain(ini.sections().into_iter().flat_map(|s| ini.section_items(s)));

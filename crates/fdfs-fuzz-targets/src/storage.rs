@@ -75,7 +75,9 @@ pub fn storage_msg(data: &[u8]) {
         8 => rt("TruncateReq", body, TruncateReq::decode, TruncateReq::encode),
         9 => {
             if let Ok(name) = decode_regenerate(body) {
-                assert_eq!(name.len(), body.len());
+                if std::str::from_utf8(body).is_ok() {
+                    assert_eq!(name.as_bytes(), body);
+                }
             }
         }
         10 => streamed_head(body, SyncFileReq::FIXED_LEN, SyncFileReq::name_len, |head, _| {
@@ -100,7 +102,7 @@ pub fn storage_msg(data: &[u8]) {
         }
         15 => {
             if let Ok(g) = fdfs_proto::tracker_msg::GroupFileReq::decode(body) {
-                assert!(g.group.len() <= fdfs_proto::GROUP_NAME_MAX_LEN);
+                assert!(g.group.chars().count() <= fdfs_proto::GROUP_NAME_MAX_LEN);
             }
         }
         _ => {

@@ -23,7 +23,7 @@ pub fn tracker_msg(data: &[u8]) {
     match sel % SELECTORS {
         0 => {
             if let Ok(g) = decode_group_only(body) {
-                assert!(g.len() <= body.len());
+                assert!(g.chars().count() <= body.len());
             }
         }
         1 => {
