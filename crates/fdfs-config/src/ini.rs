@@ -442,14 +442,22 @@ mod tests {
         let levels = MAX_INCLUDE_DEPTH - 1;
         for i in 0..levels {
             let next = format!("#include {}.conf\n", i + 1);
-            std::fs::write(dir.path().join(format!("{i}.conf")), format!("k{i}=1\n{next}{next}")).unwrap();
+            std::fs::write(
+                dir.path().join(format!("{i}.conf")),
+                format!("k{i}=1\n{next}{next}"),
+            )
+            .unwrap();
         }
         std::fs::write(dir.path().join(format!("{levels}.conf")), "leaf=1\n").unwrap();
         let err = IniFile::load(&dir.path().join("0.conf")).unwrap_err();
         assert!(err.to_string().contains("more than 256 files"), "{err}");
 
         // A wide but small tree still loads.
-        std::fs::write(dir.path().join("wide.conf"), "#include 15.conf\n".repeat(200)).unwrap();
+        std::fs::write(
+            dir.path().join("wide.conf"),
+            "#include 15.conf\n".repeat(200),
+        )
+        .unwrap();
         let ini = IniFile::load(&dir.path().join("wide.conf")).unwrap();
         assert_eq!(ini.get_all("leaf").len(), 200);
     }

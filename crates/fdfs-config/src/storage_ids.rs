@@ -330,7 +330,12 @@ mod tests {
     /// that no longer parses.
     #[test]
     fn hosts_with_brackets_are_refused() {
-        for line in ["1 g1 [[a]", "1 g1 [a[b]:23000", "1 g1 a]b", "1 g1 [10.0.0.1,[b]"] {
+        for line in [
+            "1 g1 [[a]",
+            "1 g1 [a[b]:23000",
+            "1 g1 a]b",
+            "1 g1 [10.0.0.1,[b]",
+        ] {
             assert!(parse(line).is_err(), "{line}");
         }
         assert!(parse("1 g1 [a]").is_ok());

@@ -26,8 +26,14 @@ pub fn binlog_line(data: &[u8]) {
     } else {
         format!("{} {} {}", rec.op, rec.filename, rec.extra)
     };
-    assert_eq!(rest, written, "accepted line differs from what the writer writes");
-    assert_eq!(parse_line(&format!("{} {written}\n", rec.timestamp)), Some(rec.clone()));
+    assert_eq!(
+        rest, written,
+        "accepted line differs from what the writer writes"
+    );
+    assert_eq!(
+        parse_line(&format!("{} {written}\n", rec.timestamp)),
+        Some(rec.clone())
+    );
     crate::names::assert_name_reparses(&rec.filename, ANY_STORE_PATH);
     if matches!(rec.op.to_ascii_uppercase(), 'L' | 'R') {
         crate::names::assert_name_reparses(&rec.extra, ANY_STORE_PATH);

@@ -18,7 +18,13 @@ pub fn conf_include(data: &[u8]) {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let names: Vec<String> = (0..texts.len())
-        .map(|i| if i == 0 { "main.conf".to_string() } else { format!("{i}.conf") })
+        .map(|i| {
+            if i == 0 {
+                "main.conf".to_string()
+            } else {
+                format!("{i}.conf")
+            }
+        })
         .collect();
     for (name, text) in names.iter().zip(&texts) {
         std::fs::write(dir.path().join(name), text).expect("write conf");
@@ -49,29 +55,47 @@ fn check_items(ini: &IniFile, dir: &Path, texts: &[&[u8]]) {
     // longest input file.
     let most_lines = texts.iter().map(|t| t.split(|&b| b == b'\n').count()).max();
     let items = ini.keys().count()
-        + ini.sections().iter().map(|s| ini.section_items(s).len()).sum::<usize>();
+        + ini
+            .sections()
+            .iter()
+            .map(|s| ini.section_items(s).len())
+            .sum::<usize>();
     assert!(
         items <= MAX_INCLUDED_FILES * most_lines.unwrap_or(0),
         "{items} items: #include fan-out is not bounded"
     );
-    let all = ini
-        .keys()
-        .chain(ini.sections().into_iter().flat_map(|s| ini.section_items(s)));
+    let all = ini.keys().chain(
+        ini.sections()
+            .into_iter()
+            .flat_map(|s| ini.section_items(s)),
+    );
     for item in all {
-        assert!(!item.key.is_empty() && item.key.len() <= MAX_KEY_BYTES, "{item:?}");
+        assert!(
+            !item.key.is_empty() && item.key.len() <= MAX_KEY_BYTES,
+            "{item:?}"
+        );
         assert!(item.value.len() <= MAX_VALUE_BYTES, "{item:?}");
         assert_eq!(item.key.trim(), item.key, "untrimmed key {item:?}");
         assert_eq!(item.value.trim(), item.value, "untrimmed value {item:?}");
         assert!(!item.key.contains('\n') && !item.value.contains('\n'));
         let file = Path::new(&item.file);
-        assert_eq!(file.parent(), Some(dir), "item from outside the dir: {item:?}");
+        assert_eq!(
+            file.parent(),
+            Some(dir),
+            "item from outside the dir: {item:?}"
+        );
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let index = if name == "main.conf" {
             0
         } else {
-            name.trim_end_matches(".conf").parse::<usize>().expect("our file name")
+            name.trim_end_matches(".conf")
+                .parse::<usize>()
+                .expect("our file name")
         };
         let lines = texts[index].split(|&b| b == b'\n').count();
-        assert!((1..=lines).contains(&item.line), "line out of the file: {item:?}");
+        assert!(
+            (1..=lines).contains(&item.line),
+            "line out of the file: {item:?}"
+        );
     }
 }

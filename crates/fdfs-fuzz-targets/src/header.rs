@@ -11,9 +11,16 @@ pub fn packet_header(data: &[u8]) {
         return;
     };
     assert_eq!(buf.len(), data.len() - HEADER_LEN, "consumed != 10 bytes");
-    assert_eq!(&h.to_bytes()[..], &data[..HEADER_LEN], "encode(decode) != input");
+    assert_eq!(
+        &h.to_bytes()[..],
+        &data[..HEADER_LEN],
+        "encode(decode) != input"
+    );
     assert_eq!(h.body_len().is_some(), h.pkg_len >= 0);
-    crate::assert_round_trip("header", &h, |h, b| h.encode(b), |b| {
-        Header::decode(&mut BytesMut::from(b)).ok_or("short")
-    });
+    crate::assert_round_trip(
+        "header",
+        &h,
+        |h, b| h.encode(b),
+        |b| Header::decode(&mut BytesMut::from(b)).ok_or("short"),
+    );
 }

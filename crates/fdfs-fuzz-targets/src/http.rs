@@ -47,7 +47,10 @@ pub fn http_request(data: &[u8]) {
     for size in [0, 1, size, u64::MAX] {
         match parse_range(range, size) {
             RangeSpec::Single { start, end } => {
-                assert!(start <= end && end < size, "{range:?} on {size}: {start}-{end}");
+                assert!(
+                    start <= end && end < size,
+                    "{range:?} on {size}: {start}-{end}"
+                );
             }
             RangeSpec::Ignore | RangeSpec::Multi | RangeSpec::Unsatisfiable => {}
         }

@@ -30,7 +30,10 @@ pub fn file_id(data: &[u8]) {
         assert_eq!(fileid::classify_name(text), Some(fileid::NameClass::Data));
     }
     let escaped = fileid::escape_for_log(text);
-    assert!(escaped.bytes().all(|b| b.is_ascii_graphic()), "escape leaves {escaped:?}");
+    assert!(
+        escaped.bytes().all(|b| b.is_ascii_graphic()),
+        "escape leaves {escaped:?}"
+    );
 }
 
 fn assert_name_reparses_if_ok(remote: &str, store_paths: usize) {

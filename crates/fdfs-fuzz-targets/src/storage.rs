@@ -24,24 +24,31 @@ pub fn storage_msg(data: &[u8]) {
             let body_len = (head.len() + extra.len()) as u64;
             if let Ok(u) = UploadReq::decode_head(head, body_len) {
                 assert_eq!(u.file_size, extra.len() as u64);
-                assert_round_trip(
-                    "UploadReq",
-                    &u,
-                    UploadReq::encode_head,
-                    |b| UploadReq::decode_head(b, b.len() as u64 + u.file_size),
-                );
+                assert_round_trip("UploadReq", &u, UploadReq::encode_head, |b| {
+                    UploadReq::decode_head(b, b.len() as u64 + u.file_size)
+                });
             }
         }
-        1 => streamed_head(body, UploadSlaveReq::FIXED_LEN, UploadSlaveReq::name_len, |head, body_len| {
-            let u = UploadSlaveReq::decode_head(head, body_len)?;
-            assert!(u.master.len() < MAX_FILENAME_LEN);
-            assert_round_trip("UploadSlaveReq", &u, UploadSlaveReq::encode_head, |b| {
-                UploadSlaveReq::decode_head(b, b.len() as u64 + u.file_size)
-            });
-            Ok(())
-        }),
+        1 => streamed_head(
+            body,
+            UploadSlaveReq::FIXED_LEN,
+            UploadSlaveReq::name_len,
+            |head, body_len| {
+                let u = UploadSlaveReq::decode_head(head, body_len)?;
+                assert!(u.master.len() < MAX_FILENAME_LEN);
+                assert_round_trip("UploadSlaveReq", &u, UploadSlaveReq::encode_head, |b| {
+                    UploadSlaveReq::decode_head(b, b.len() as u64 + u.file_size)
+                });
+                Ok(())
+            },
+        ),
         2 => rt("FileIdResp", body, FileIdResp::decode, FileIdResp::encode),
-        3 => rt("DownloadReq", body, DownloadReq::decode, DownloadReq::encode),
+        3 => rt(
+            "DownloadReq",
+            body,
+            DownloadReq::decode,
+            DownloadReq::encode,
+        ),
         4 => {
             if let Ok(m) = SetMetaReq::decode(body) {
                 assert!(m.meta.len() <= body.len());
@@ -54,25 +61,45 @@ pub fn storage_msg(data: &[u8]) {
         5 => {
             if let Ok(f) = FileInfoResp::decode(body) {
                 let width = body.len() - 24;
-                assert_round_trip("FileInfoResp", &f, |f, b| f.encode(b, width), FileInfoResp::decode);
+                assert_round_trip(
+                    "FileInfoResp",
+                    &f,
+                    |f, b| f.encode(b, width),
+                    FileInfoResp::decode,
+                );
             }
         }
-        6 => streamed_head(body, AppendReq::FIXED_LEN, AppendReq::name_len, |head, body_len| {
-            let a = AppendReq::decode_head(head, body_len)?;
-            assert_round_trip("AppendReq", &a, AppendReq::encode_head, |b| {
-                AppendReq::decode_head(b, b.len() as u64 + a.length)
-            });
-            Ok(())
-        }),
-        7 => streamed_head(body, ModifyReq::FIXED_LEN, ModifyReq::name_len, |head, body_len| {
-            let m = ModifyReq::decode_head(head, body_len)?;
-            assert!(m.offset >= 0);
-            assert_round_trip("ModifyReq", &m, ModifyReq::encode_head, |b| {
-                ModifyReq::decode_head(b, b.len() as u64 + m.length)
-            });
-            Ok(())
-        }),
-        8 => rt("TruncateReq", body, TruncateReq::decode, TruncateReq::encode),
+        6 => streamed_head(
+            body,
+            AppendReq::FIXED_LEN,
+            AppendReq::name_len,
+            |head, body_len| {
+                let a = AppendReq::decode_head(head, body_len)?;
+                assert_round_trip("AppendReq", &a, AppendReq::encode_head, |b| {
+                    AppendReq::decode_head(b, b.len() as u64 + a.length)
+                });
+                Ok(())
+            },
+        ),
+        7 => streamed_head(
+            body,
+            ModifyReq::FIXED_LEN,
+            ModifyReq::name_len,
+            |head, body_len| {
+                let m = ModifyReq::decode_head(head, body_len)?;
+                assert!(m.offset >= 0);
+                assert_round_trip("ModifyReq", &m, ModifyReq::encode_head, |b| {
+                    ModifyReq::decode_head(b, b.len() as u64 + m.length)
+                });
+                Ok(())
+            },
+        ),
+        8 => rt(
+            "TruncateReq",
+            body,
+            TruncateReq::decode,
+            TruncateReq::encode,
+        ),
         9 => {
             if let Ok(name) = decode_regenerate(body) {
                 if std::str::from_utf8(body).is_ok() {
@@ -80,18 +107,48 @@ pub fn storage_msg(data: &[u8]) {
                 }
             }
         }
-        10 => streamed_head(body, SyncFileReq::FIXED_LEN, SyncFileReq::name_len, |head, _| {
-            let s = SyncFileReq::decode_head(head)?;
-            assert_round_trip("SyncFileReq", &s, SyncFileReq::encode_head, SyncFileReq::decode_head);
-            Ok(())
-        }),
-        11 => streamed_head(body, SyncRangeReq::FIXED_LEN, SyncRangeReq::name_len, |head, _| {
-            let s = SyncRangeReq::decode_head(head)?;
-            assert_round_trip("SyncRangeReq", &s, SyncRangeReq::encode_head, SyncRangeReq::decode_head);
-            Ok(())
-        }),
-        12 => rt("SyncDeleteReq", body, SyncDeleteReq::decode, SyncDeleteReq::encode),
-        13 => rt("SyncPairReq", body, SyncPairReq::decode, SyncPairReq::encode),
+        10 => streamed_head(
+            body,
+            SyncFileReq::FIXED_LEN,
+            SyncFileReq::name_len,
+            |head, _| {
+                let s = SyncFileReq::decode_head(head)?;
+                assert_round_trip(
+                    "SyncFileReq",
+                    &s,
+                    SyncFileReq::encode_head,
+                    SyncFileReq::decode_head,
+                );
+                Ok(())
+            },
+        ),
+        11 => streamed_head(
+            body,
+            SyncRangeReq::FIXED_LEN,
+            SyncRangeReq::name_len,
+            |head, _| {
+                let s = SyncRangeReq::decode_head(head)?;
+                assert_round_trip(
+                    "SyncRangeReq",
+                    &s,
+                    SyncRangeReq::encode_head,
+                    SyncRangeReq::decode_head,
+                );
+                Ok(())
+            },
+        ),
+        12 => rt(
+            "SyncDeleteReq",
+            body,
+            SyncDeleteReq::decode,
+            SyncDeleteReq::encode,
+        ),
+        13 => rt(
+            "SyncPairReq",
+            body,
+            SyncPairReq::decode,
+            SyncPairReq::encode,
+        ),
         14 => {
             let pairs = metadata::unpack(body);
             for p in &pairs {

@@ -15,7 +15,11 @@ pub fn storage_ids(data: &[u8]) {
         let line = e.to_line();
         let again = StorageIds::parse_str(&line, Path::new("line"))
             .unwrap_or_else(|err| panic!("{line:?} of {e:?} does not parse: {err}"));
-        assert_eq!(again.entries, vec![e.clone()], "{line:?} parses to another entry");
+        assert_eq!(
+            again.entries,
+            vec![e.clone()],
+            "{line:?} parses to another entry"
+        );
         assert!(!e.hosts.is_empty() && e.hosts.len() <= 2);
     }
     let printed: Vec<String> = ids.entries.iter().map(|e| e.to_line()).collect();

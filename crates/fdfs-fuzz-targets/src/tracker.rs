@@ -29,25 +29,50 @@ pub fn tracker_msg(data: &[u8]) {
         1 => {
             if let Ok(t) = StoreTarget::decode(body) {
                 let width = ip_width_of(body.len(), 16 + 8 + 1, 1);
-                assert_round_trip("StoreTarget", &t, |t, b| t.encode(b, width), StoreTarget::decode);
+                assert_round_trip(
+                    "StoreTarget",
+                    &t,
+                    |t, b| t.encode(b, width),
+                    StoreTarget::decode,
+                );
             }
         }
         2 => {
             if let Ok(t) = StoreTargets::decode(body) {
                 assert!(t.servers.len() <= MAX_SERVERS_EACH_GROUP);
                 let width = ip_width_of(body.len(), 17, t.servers.len());
-                assert_round_trip("StoreTargets", &t, |t, b| t.encode(b, width), StoreTargets::decode);
+                assert_round_trip(
+                    "StoreTargets",
+                    &t,
+                    |t, b| t.encode(b, width),
+                    StoreTargets::decode,
+                );
             }
         }
-        3 => rt("GroupFileReq", body, GroupFileReq::decode, GroupFileReq::encode),
+        3 => rt(
+            "GroupFileReq",
+            body,
+            GroupFileReq::decode,
+            GroupFileReq::encode,
+        ),
         4 => {
             if let Ok(t) = FetchTargets::decode(body) {
                 assert!(t.servers.len() <= MAX_SERVERS_EACH_GROUP);
                 let width = ip_width_of(body.len(), 16, t.servers.len());
-                assert_round_trip("FetchTargets", &t, |t, b| t.encode(b, width), FetchTargets::decode);
+                assert_round_trip(
+                    "FetchTargets",
+                    &t,
+                    |t, b| t.encode(b, width),
+                    FetchTargets::decode,
+                );
             }
         }
-        5 => rt("GroupStorageReq", body, GroupStorageReq::decode, GroupStorageReq::encode),
+        5 => rt(
+            "GroupStorageReq",
+            body,
+            GroupStorageReq::decode,
+            GroupStorageReq::encode,
+        ),
         6 => {
             if let Ok(j) = JoinReq::decode(body) {
                 assert!(j.trackers.len() <= fdfs_proto::MAX_TRACKERS);
@@ -78,21 +103,56 @@ pub fn tracker_msg(data: &[u8]) {
                 assert_eq!(&buf[..], body, "disk usage: encode(decode) != input");
             }
         }
-        10 => rt("ChangeNotice", body, ChangeNotice::decode, ChangeNotice::encode),
+        10 => rt(
+            "ChangeNotice",
+            body,
+            ChangeNotice::decode,
+            ChangeNotice::encode,
+        ),
         11 => rt("GetMyIpReq", body, GetMyIpReq::decode, GetMyIpReq::encode),
-        12 => rt("StorageIdsReq", body, StorageIdsReq::decode, StorageIdsReq::encode),
+        12 => rt(
+            "StorageIdsReq",
+            body,
+            StorageIdsReq::decode,
+            StorageIdsReq::encode,
+        ),
         13 => {
             if let Ok(r) = StorageIdsResp::decode(body) {
                 assert!(r.lines.iter().all(|l| !l.contains('\n') && !l.is_empty()));
-                assert_round_trip("StorageIdsResp", &r, StorageIdsResp::encode, StorageIdsResp::decode);
+                assert_round_trip(
+                    "StorageIdsResp",
+                    &r,
+                    StorageIdsResp::encode,
+                    StorageIdsResp::decode,
+                );
             }
         }
         14 => rt("SyncSource", body, SyncSource::decode, SyncSource::encode),
         15 => rt_list("sync report", body, decode_sync_report, encode_sync_report),
-        16 => rt_list("sync progress", body, decode_sync_progress, encode_sync_progress),
-        17 => rt("TrackerStatus", body, TrackerStatus::decode, TrackerStatus::encode),
-        18 => rt("JoinLeaderReq", body, JoinLeaderReq::decode, JoinLeaderReq::encode),
-        19 => rt("PingLeaderReq", body, PingLeaderReq::decode, PingLeaderReq::encode),
+        16 => rt_list(
+            "sync progress",
+            body,
+            decode_sync_progress,
+            encode_sync_progress,
+        ),
+        17 => rt(
+            "TrackerStatus",
+            body,
+            TrackerStatus::decode,
+            TrackerStatus::encode,
+        ),
+        18 => rt(
+            "JoinLeaderReq",
+            body,
+            JoinLeaderReq::decode,
+            JoinLeaderReq::encode,
+        ),
+        19 => rt(
+            "PingLeaderReq",
+            body,
+            PingLeaderReq::decode,
+            PingLeaderReq::encode,
+        ),
         20 => rt_list(
             "group trunks",
             body,
@@ -102,7 +162,10 @@ pub fn tracker_msg(data: &[u8]) {
         21 => {
             if let Ok(addr) = leader_msg::decode_leader_addr(body) {
                 let text = addr.to_string();
-                assert_eq!(leader_msg::decode_leader_addr(text.as_bytes()).ok(), Some(addr));
+                assert_eq!(
+                    leader_msg::decode_leader_addr(text.as_bytes()).ok(),
+                    Some(addr)
+                );
             }
         }
         22 => {
@@ -174,7 +237,11 @@ fn built_servers(data: &[u8], fetch: bool) {
     };
     let n = usize::from(*count) % MAX_SERVERS_EACH_GROUP + 1;
     let wide = flags & 1 != 0;
-    let width = if wide { IP_ADDRESS_SIZE } else { IPV4_ADDRESS_SIZE };
+    let width = if wide {
+        IP_ADDRESS_SIZE
+    } else {
+        IPV4_ADDRESS_SIZE
+    };
     let servers: Vec<ServerAddr> = (0..n)
         .map(|i| {
             let b = rest.get(i).copied().unwrap_or(i as u8);
@@ -194,7 +261,11 @@ fn built_servers(data: &[u8], fetch: bool) {
         let t = FetchTargets { group, servers };
         let mut buf = BytesMut::new();
         t.encode(&mut buf, width);
-        assert_eq!(FetchTargets::decode(&buf).ok().as_ref(), Some(&t), "width {width}");
+        assert_eq!(
+            FetchTargets::decode(&buf).ok().as_ref(),
+            Some(&t),
+            "width {width}"
+        );
     } else {
         let t = tm::StoreTargets {
             group,
@@ -203,6 +274,10 @@ fn built_servers(data: &[u8], fetch: bool) {
         };
         let mut buf = BytesMut::new();
         t.encode(&mut buf, width);
-        assert_eq!(StoreTargets::decode(&buf).ok().as_ref(), Some(&t), "width {width}");
+        assert_eq!(
+            StoreTargets::decode(&buf).ok().as_ref(),
+            Some(&t),
+            "width {width}"
+        );
     }
 }

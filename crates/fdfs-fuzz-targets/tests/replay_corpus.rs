@@ -40,7 +40,10 @@ fn replay(kind: &str, require_inputs: bool) {
             }
         }
     }
-    assert!(failures.is_empty(), "inputs that fail their target: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "inputs that fail their target: {failures:#?}"
+    );
 }
 
 #[test]
@@ -57,8 +60,12 @@ fn saved_crashes_stay_fixed() {
 fn every_target_has_a_cargo_fuzz_entry() {
     for (name, _) in TARGETS {
         let entry = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
-        let text = std::fs::read_to_string(&entry)
-            .unwrap_or_else(|e| panic!("{}: {e}", entry.display()));
-        assert!(text.contains(&format!("fdfs_fuzz_targets::{name}(")), "{}", entry.display());
+        let text =
+            std::fs::read_to_string(&entry).unwrap_or_else(|e| panic!("{}: {e}", entry.display()));
+        assert!(
+            text.contains(&format!("fdfs_fuzz_targets::{name}(")),
+            "{}",
+            entry.display()
+        );
     }
 }
