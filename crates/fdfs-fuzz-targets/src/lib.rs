@@ -63,6 +63,20 @@ pub(crate) fn assert_round_trip<T, E>(
     }
 }
 
+/// Decode, then check that encoding the value decodes to it again.
+pub(crate) fn rt<T, E: std::fmt::Debug>(
+    what: &str,
+    body: &[u8],
+    decode: fn(&[u8]) -> Result<T, E>,
+    encode: fn(&T, &mut bytes::BytesMut),
+) where
+    T: PartialEq + std::fmt::Debug,
+{
+    if let Ok(v) = decode(body) {
+        assert_round_trip(what, &v, encode, decode);
+    }
+}
+
 /// Splits fuzz input into a selector byte and the rest.
 pub(crate) fn split_selector(data: &[u8]) -> Option<(u8, &[u8])> {
     data.split_first().map(|(s, rest)| (*s, rest))

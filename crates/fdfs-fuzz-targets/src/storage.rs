@@ -4,12 +4,11 @@
 //! head is what the server reads before streaming: `FIXED_LEN` bytes, then
 //! the `name_len` it announces; the body length comes from the input.
 
-use bytes::BytesMut;
 use fdfs_proto::storage_msg::*;
 use fdfs_proto::sync_msg::*;
 use fdfs_proto::{metadata, status::ProtoError};
 
-use crate::assert_round_trip;
+use crate::{assert_round_trip, rt};
 
 const SELECTORS: u8 = 17;
 
@@ -170,19 +169,6 @@ pub fn storage_msg(data: &[u8]) {
                 assert_eq!(op.flag(), flag);
             }
         }
-    }
-}
-
-fn rt<T, E: std::fmt::Debug>(
-    what: &str,
-    body: &[u8],
-    decode: fn(&[u8]) -> Result<T, E>,
-    encode: fn(&T, &mut BytesMut),
-) where
-    T: PartialEq + std::fmt::Debug,
-{
-    if let Ok(v) = decode(body) {
-        assert_round_trip(what, &v, encode, decode);
     }
 }
 

@@ -11,7 +11,7 @@ use fdfs_proto::stat::{GroupStat, StorageStat};
 use fdfs_proto::tracker_msg::{self as tm, *};
 use fdfs_proto::{IPV4_ADDRESS_SIZE, IP_ADDRESS_SIZE, MAX_SERVERS_EACH_GROUP};
 
-use crate::assert_round_trip;
+use crate::{assert_round_trip, rt};
 
 /// Number of selector values in use; the selector byte is taken modulo it.
 const SELECTORS: u8 = 27;
@@ -190,20 +190,6 @@ pub fn tracker_msg(data: &[u8]) {
         }
         25 => built_servers(body, false),
         _ => built_servers(body, true),
-    }
-}
-
-/// Decode, then check that encoding the value decodes to it again.
-fn rt<T, E: std::fmt::Debug>(
-    what: &str,
-    body: &[u8],
-    decode: fn(&[u8]) -> Result<T, E>,
-    encode: fn(&T, &mut BytesMut),
-) where
-    T: PartialEq + std::fmt::Debug,
-{
-    if let Ok(v) = decode(body) {
-        assert_round_trip(what, &v, encode, decode);
     }
 }
 
