@@ -189,13 +189,13 @@ impl IniFile {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
             };
-            let key = truncate(k.trim(), MAX_KEY_BYTES);
+            let key = truncate(k.trim(), MAX_KEY_BYTES).trim_end();
             if key.is_empty() {
                 continue;
             }
             let item = IniItem {
                 key: key.to_string(),
-                value: truncate(v.trim(), MAX_VALUE_BYTES).to_string(),
+                value: truncate(v.trim(), MAX_VALUE_BYTES).trim_end().to_string(),
                 file: file.clone(),
                 line: line_no,
             };
@@ -460,6 +460,19 @@ mod tests {
         .unwrap();
         let ini = IniFile::load(&dir.path().join("wide.conf")).unwrap();
         assert_eq!(ini.get_all("leaf").len(), 200);
+    }
+
+    /// Fuzz finding (fuzz/regressions/conf_include/key_cut_before_whitespace):
+    /// cutting a long key or value at its byte limit could leave
+    /// whitespace at its end.
+    #[test]
+    fn cut_keys_and_values_are_trimmed_again() {
+        let key = format!("{}{}x", "k".repeat(MAX_KEY_BYTES - 2), " ".repeat(5));
+        let value = format!("{}{}y", "v".repeat(MAX_VALUE_BYTES - 1), "\t".repeat(3));
+        let ini = parse(&format!("{key} = {value}\n"));
+        let item = ini.keys().next().unwrap();
+        assert_eq!(item.key, "k".repeat(MAX_KEY_BYTES - 2));
+        assert_eq!(item.value, "v".repeat(MAX_VALUE_BYTES - 1));
     }
 
     #[test]
