@@ -16,6 +16,10 @@ pub const MAX_VALUE_BYTES: usize = 255;
 /// Nesting limit for `#include`; a backstop behind the cycle check so that a
 /// chain of distinct files cannot recurse without bound.
 pub const MAX_INCLUDE_DEPTH: usize = 16;
+/// Most files one configuration may read, the main file included: without
+/// it 16 levels of a file including the next twice read 2^16 files
+/// (the depth limit bounds nesting, not fan-out).
+pub const MAX_INCLUDED_FILES: usize = 256;
 
 /// One `key = value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,8 @@ pub struct IniFile {
     origin: PathBuf,
     global: Vec<IniItem>,
     sections: Vec<IniSection>,
+    /// Files read so far, for [`MAX_INCLUDED_FILES`].
+    files_read: usize,
 }
 
 impl IniFile {
@@ -64,6 +70,7 @@ impl IniFile {
             ..IniFile::default()
         };
         let mut stack = vec![identity(origin)];
+        ini.files_read = 1;
         ini.parse_text(text, origin, &mut stack)?;
         Ok(ini)
     }
@@ -137,6 +144,7 @@ impl IniFile {
         // Conf files in the wild are sometimes not UTF-8 (GBK comments);
         // values we care about are ASCII, so a lossy read is enough.
         let text = String::from_utf8_lossy(&bytes);
+        self.files_read += 1;
         stack.push(identity(path));
         let result = self.parse_text(&text, path, stack);
         stack.pop();
@@ -181,13 +189,13 @@ impl IniFile {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
             };
-            let key = truncate(k.trim(), MAX_KEY_BYTES);
+            let key = truncate(k.trim(), MAX_KEY_BYTES).trim_end();
             if key.is_empty() {
                 continue;
             }
             let item = IniItem {
                 key: key.to_string(),
-                value: truncate(v.trim(), MAX_VALUE_BYTES).to_string(),
+                value: truncate(v.trim(), MAX_VALUE_BYTES).trim_end().to_string(),
                 file: file.clone(),
                 line: line_no,
             };
@@ -232,6 +240,11 @@ impl IniFile {
             return Err(ConfigError::Other(format!(
                 "{file}:{line_no}: #include cycle: {}",
                 chain.join(" -> ")
+            )));
+        }
+        if self.files_read >= MAX_INCLUDED_FILES {
+            return Err(ConfigError::Other(format!(
+                "{file}:{line_no}: more than {MAX_INCLUDED_FILES} files read through #include"
             )));
         }
         if stack.len() >= MAX_INCLUDE_DEPTH {
@@ -418,6 +431,48 @@ mod tests {
         std::fs::write(dir.path().join("self.conf"), "#include self.conf\n").unwrap();
         let err = IniFile::load(&dir.path().join("self.conf")).unwrap_err();
         assert!(err.to_string().contains("cycle"));
+    }
+
+    /// Fuzz finding (fuzz/regressions/conf_include/fanout): each level
+    /// including the next twice stays within the depth limit yet reads
+    /// 2^depth files.
+    #[test]
+    fn include_fan_out_is_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let levels = MAX_INCLUDE_DEPTH - 1;
+        for i in 0..levels {
+            let next = format!("#include {}.conf\n", i + 1);
+            std::fs::write(
+                dir.path().join(format!("{i}.conf")),
+                format!("k{i}=1\n{next}{next}"),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join(format!("{levels}.conf")), "leaf=1\n").unwrap();
+        let err = IniFile::load(&dir.path().join("0.conf")).unwrap_err();
+        assert!(err.to_string().contains("more than 256 files"), "{err}");
+
+        // A wide but small tree still loads.
+        std::fs::write(
+            dir.path().join("wide.conf"),
+            "#include 15.conf\n".repeat(200),
+        )
+        .unwrap();
+        let ini = IniFile::load(&dir.path().join("wide.conf")).unwrap();
+        assert_eq!(ini.get_all("leaf").len(), 200);
+    }
+
+    /// Fuzz finding (fuzz/regressions/conf_include/key_cut_before_whitespace):
+    /// cutting a long key or value at its byte limit could leave
+    /// whitespace at its end.
+    #[test]
+    fn cut_keys_and_values_are_trimmed_again() {
+        let key = format!("{}{}x", "k".repeat(MAX_KEY_BYTES - 2), " ".repeat(5));
+        let value = format!("{}{}y", "v".repeat(MAX_VALUE_BYTES - 1), "\t".repeat(3));
+        let ini = parse(&format!("{key} = {value}\n"));
+        let item = ini.keys().next().unwrap();
+        assert_eq!(item.key, "k".repeat(MAX_KEY_BYTES - 2));
+        assert_eq!(item.value, "v".repeat(MAX_VALUE_BYTES - 1));
     }
 
     #[test]

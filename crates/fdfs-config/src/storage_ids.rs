@@ -325,6 +325,22 @@ mod tests {
         assert!(ids.is_empty());
     }
 
+    /// Fuzz finding (fuzz/regressions/storage_ids/nested_bracket_host):
+    /// `[[a]` was accepted as host `[a`, which `to_line` writes as a line
+    /// that no longer parses.
+    #[test]
+    fn hosts_with_brackets_are_refused() {
+        for line in [
+            "1 g1 [[a]",
+            "1 g1 [a[b]:23000",
+            "1 g1 a]b",
+            "1 g1 [10.0.0.1,[b]",
+        ] {
+            assert!(parse(line).is_err(), "{line}");
+        }
+        assert!(parse("1 g1 [a]").is_ok());
+    }
+
     #[test]
     fn wire_lines_parse_back() {
         let text = "100001 group1 192.168.0.196\n100002 group1 122.244.141.46,10.0.0.5 rw=readonly\n100003 group2 [2409:8a20::1,fe80::1] RW=Write\n100004 group2 storage.local rw=none\n";

@@ -282,7 +282,9 @@ pub(crate) fn split_hosts_port(s: &str) -> Result<(Vec<String>, Option<&str>), V
     }
     if hosts
         .iter()
-        .any(|h| h.is_empty() || h.contains(char::is_whitespace))
+        // A bracket inside a host (`[[a]`) would not survive being
+        // written back out: no host name or address has one.
+        .any(|h| h.is_empty() || h.contains(|c: char| c.is_whitespace() || c == '[' || c == ']'))
     {
         return err(format!("invalid host in `{s}`"));
     }

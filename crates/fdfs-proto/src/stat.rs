@@ -255,9 +255,14 @@ impl StorageStat {
     /// Decodes a whole LIST_STORAGE answer, picking the layout by length
     /// (487 first, then 517) as the C client does.
     pub fn decode_list(body: &[u8]) -> Result<Vec<Self>, ProtoError> {
-        let ip_width = if body.len().is_multiple_of(Self::WIRE_LEN_V4) {
+        // 517 IPv4 records take the bytes of 487 IPv6 ones: a layout
+        // counts only with at most MAX_SERVERS_EACH_GROUP records.
+        let fits = |len: usize| {
+            body.len().is_multiple_of(len) && body.len() / len <= crate::MAX_SERVERS_EACH_GROUP
+        };
+        let ip_width = if fits(Self::WIRE_LEN_V4) {
             crate::IPV4_ADDRESS_SIZE
-        } else if body.len().is_multiple_of(Self::WIRE_LEN_V6) {
+        } else if fits(Self::WIRE_LEN_V6) {
             IP_ADDRESS_SIZE
         } else {
             return Err(ProtoError::BadLength(body.len()));
@@ -405,5 +410,22 @@ mod tests {
             let _ = StorageStat::decode_list(&data);
             let _ = GroupStat::decode_list(&data);
         }
+    }
+
+    /// Same length ambiguity as the query answers (fuzz finding in
+    /// tracker_msg): 487 IPv6 records are 517 IPv4 ones by length.
+    #[test]
+    fn storage_list_layout_is_not_ambiguous() {
+        let stat = StorageStat {
+            ip_addr: "fd00::1".into(),
+            ..StorageStat::default()
+        };
+        let mut one = BytesMut::new();
+        stat.encode(&mut one, IP_ADDRESS_SIZE);
+        let many = one.repeat(StorageStat::WIRE_LEN_V4);
+        // More records than a group holds is refused, never misread.
+        assert!(StorageStat::decode_list(&many).is_err());
+        let list = StorageStat::decode_list(&one.repeat(3)).unwrap();
+        assert_eq!(list, vec![stat; 3]);
     }
 }

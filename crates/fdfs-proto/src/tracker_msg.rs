@@ -57,6 +57,22 @@ fn get_addr(r: &mut Reader<'_>, ip_width: usize) -> Result<ServerAddr, ProtoErro
     Ok(ServerAddr { ip, port })
 }
 
+/// IP width and server count of a server-list answer of `body_len` bytes
+/// with `fixed` bytes around the list. Both widths can fit one length
+/// (23 IPv6 entries take the bytes of 53 IPv4 ones), so a layout counts
+/// only with 1..=32 servers, the most a group has: that leaves one.
+fn server_list_layout(body_len: usize, fixed: usize) -> Result<(usize, usize), ProtoError> {
+    RESPONSE_IP_SIZES
+        .into_iter()
+        .find_map(|w| {
+            let entry = w - 1 + 8;
+            let list = body_len.checked_sub(fixed).filter(|l| *l > 0)?;
+            let n = list / entry;
+            (list.is_multiple_of(entry) && n <= crate::MAX_SERVERS_EACH_GROUP).then_some((w, n))
+        })
+        .ok_or(ProtoError::BadLength(body_len))
+}
+
 /// Answer to QUERY_STORE_*_ONE (101/104): where to upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreTarget {
@@ -104,12 +120,7 @@ impl StoreTargets {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self, ProtoError> {
-        let fixed = GROUP_NAME_MAX_LEN + 1;
-        let ip_width = RESPONSE_IP_SIZES
-            .into_iter()
-            .find(|w| body.len() > fixed && (body.len() - fixed).is_multiple_of(w - 1 + 8))
-            .ok_or(ProtoError::BadLength(body.len()))?;
-        let n = (body.len() - fixed) / (ip_width - 1 + 8);
+        let (ip_width, n) = server_list_layout(body.len(), GROUP_NAME_MAX_LEN + 1)?;
         let mut r = Reader::new(body);
         let group = r.fixed_str(GROUP_NAME_MAX_LEN)?;
         let servers = (0..n)
@@ -166,14 +177,7 @@ impl FetchTargets {
     }
 
     pub fn decode(body: &[u8]) -> Result<Self, ProtoError> {
-        let ip_width = RESPONSE_IP_SIZES
-            .into_iter()
-            .find(|w| {
-                body.len() > GROUP_NAME_MAX_LEN
-                    && (body.len() - GROUP_NAME_MAX_LEN).is_multiple_of(w - 1 + 8)
-            })
-            .ok_or(ProtoError::BadLength(body.len()))?;
-        let n = (body.len() - GROUP_NAME_MAX_LEN) / (ip_width - 1 + 8);
+        let (ip_width, n) = server_list_layout(body.len(), GROUP_NAME_MAX_LEN)?;
         let mut r = Reader::new(body);
         let group = r.fixed_str(GROUP_NAME_MAX_LEN)?;
         let servers = (0..n)
@@ -845,5 +849,33 @@ mod tests {
             encode_sync_progress(&mut buf, std::slice::from_ref(&line));
             prop_assert_eq!(decode_sync_progress(&buf).unwrap(), vec![line]);
         }
+    }
+
+    /// Fuzz finding (fuzz/regressions/tracker_msg/ipv6_23_*): 23 IPv6
+    /// entries take as many bytes as 53 IPv4 ones, and the reader took the
+    /// IPv4 layout first.
+    #[test]
+    fn ipv6_server_lists_are_not_read_as_ipv4() {
+        let servers: Vec<ServerAddr> = (0..23)
+            .map(|i| ServerAddr {
+                ip: format!("fd00::{i:x}"),
+                port: 23000 + i,
+            })
+            .collect();
+        let store = StoreTargets {
+            group: "group1".into(),
+            servers: servers.clone(),
+            store_path_index: 1,
+        };
+        let mut b = BytesMut::new();
+        store.encode(&mut b, IP_ADDRESS_SIZE);
+        assert_eq!(StoreTargets::decode(&b).unwrap(), store);
+        let fetch = FetchTargets {
+            group: "group1".into(),
+            servers,
+        };
+        let mut b = BytesMut::new();
+        fetch.encode(&mut b, IP_ADDRESS_SIZE);
+        assert_eq!(FetchTargets::decode(&b).unwrap(), fetch);
     }
 }

@@ -261,6 +261,9 @@ pub fn parse_line(line: &str) -> Option<Record> {
     };
     let rest = cols.next()?;
     let (filename, extra) = match rest.split_once(' ') {
+        // The writer never ends a record with a space: such a line is
+        // not one it wrote.
+        Some((_, "")) => return None,
         Some((f, e)) => (f, e),
         None => (rest, ""),
     };
@@ -307,6 +310,9 @@ mod tests {
             "1700000001 D x".to_string(),
             format!("1700000000 C {}", &NAME[..30]),
             format!("1700000000 C {NAME} trailing"),
+            // Fuzz finding (fuzz/regressions/binlog_line/trailing_space).
+            format!("1700000000 C {NAME} "),
+            format!("1700000000 D {NAME} \n"),
             format!("1700000000 C {NAME}\r"),
             format!("1700000000 X {NAME}"),
             format!("1700000000 CC {NAME}"),
