@@ -261,6 +261,26 @@ pub async fn connect(addr: SocketAddr) -> fdfs_client::Conn {
     }
 }
 
+/// The JOIN of a new storage of group1 on port 23000 with one store path
+/// of 256 subdirectories, joined and up since second 1, naming no trackers.
+pub fn join_req() -> fdfs_proto::tracker_msg::JoinReq {
+    fdfs_proto::tracker_msg::JoinReq {
+        group: "group1".into(),
+        storage_port: 23000,
+        store_path_count: 1,
+        subdir_count_per_path: 256,
+        upload_priority: 10,
+        join_time: 1,
+        up_time: 1,
+        version: fdfs_proto::FDFS_VERSION.into(),
+        init_flag: true,
+        status: -1,
+        storage_id: String::new(),
+        tracker_ip: String::new(),
+        trackers: Vec::new(),
+    }
+}
+
 /// How long a spawned server gets to exit after SIGTERM before SIGKILL.
 const PROCESS_STOP_GRACE: Duration = Duration::from_secs(20);
 
