@@ -41,16 +41,8 @@ impl Conn {
         connect_timeout: Duration,
         network_timeout: Duration,
     ) -> Result<Conn, ClientError> {
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::Timeout)??;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
-            stream,
-            addr: addr.to_string(),
-            network_timeout,
-            in_step: true,
-        })
+        let connecting = TcpStream::connect(addr);
+        Self::established(connecting, addr, connect_timeout, network_timeout).await
     }
 
     /// Like `connect`, but the socket is bound to `local_ip` first, so the
@@ -75,7 +67,18 @@ impl Conn {
             tokio::net::TcpSocket::new_v6()?
         };
         socket.bind(std::net::SocketAddr::new(local_ip, 0))?;
-        let stream = tokio::time::timeout(connect_timeout, socket.connect(target))
+        let connecting = socket.connect(target);
+        Self::established(connecting, addr, connect_timeout, network_timeout).await
+    }
+
+    /// Waits up to `connect_timeout` for `connecting` to `addr` to finish.
+    async fn established(
+        connecting: impl std::future::Future<Output = std::io::Result<TcpStream>>,
+        addr: &str,
+        connect_timeout: Duration,
+        network_timeout: Duration,
+    ) -> Result<Conn, ClientError> {
+        let stream = tokio::time::timeout(connect_timeout, connecting)
             .await
             .map_err(|_| ClientError::Timeout)??;
         stream.set_nodelay(true)?;
@@ -264,16 +267,14 @@ impl Conn {
         src: &mut R,
         len: u64,
     ) -> Result<(), ClientError> {
-        let mut buf = copy_buffer(len);
-        let mut left = len;
-        while left > 0 {
-            let want = chunk_len(&buf, left);
-            let n = match src.read(&mut buf[..want]).await {
+        let mut copy = CopyBuffer::new(len);
+        while let Some(chunk) = copy.next_chunk() {
+            let n = match src.read(chunk).await {
                 Ok(0) => {
                     self.in_step = false;
                     return Err(ClientError::Io(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
-                        format!("source ended with {left} of {len} bytes unsent"),
+                        format!("source ended with {} of {len} bytes unsent", copy.left),
                     )));
                 }
                 Ok(n) => n,
@@ -282,11 +283,11 @@ impl Conn {
                     return Err(ClientError::Io(e));
                 }
             };
-            if let Err(e) = self.send_raw(&buf[..n]).await {
+            if let Err(e) = self.send_raw(&chunk[..n]).await {
                 self.in_step = false;
                 return Err(e);
             }
-            left -= n as u64;
+            copy.consumed(n);
         }
         Ok(())
     }
@@ -298,12 +299,10 @@ impl Conn {
         dst: &mut W,
         len: u64,
     ) -> Result<(), ClientError> {
-        let mut buf = copy_buffer(len);
-        let mut left = len;
-        while left > 0 {
-            let want = chunk_len(&buf, left);
+        let mut copy = CopyBuffer::new(len);
+        while let Some(chunk) = copy.next_chunk() {
             let t = self.network_timeout;
-            let n = match tokio::time::timeout(t, self.stream.read(&mut buf[..want])).await {
+            let n = match tokio::time::timeout(t, self.stream.read(chunk)).await {
                 Err(_) => {
                     self.in_step = false;
                     return Err(ClientError::Timeout);
@@ -316,16 +315,16 @@ impl Conn {
                     self.in_step = false;
                     return Err(ClientError::Io(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
-                        format!("peer closed with {left} of {len} bytes unreceived"),
+                        format!("peer closed with {} of {len} bytes unreceived", copy.left),
                     )));
                 }
                 Ok(Ok(n)) => n,
             };
-            if let Err(e) = dst.write_all(&buf[..n]).await {
+            if let Err(e) = dst.write_all(&chunk[..n]).await {
                 self.in_step = false;
                 return Err(ClientError::Io(e));
             }
-            left -= n as u64;
+            copy.consumed(n);
         }
         Ok(())
     }
@@ -348,12 +347,36 @@ impl Conn {
     }
 }
 
-/// A copy buffer for a `len`-byte stream: at most [`STREAM_CHUNK_BYTES`].
-fn copy_buffer(len: u64) -> Vec<u8> {
-    vec![0u8; STREAM_CHUNK_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))]
+/// One buffer of at most [`STREAM_CHUNK_BYTES`] through which a `len`-byte
+/// stream is copied piece by piece.
+struct CopyBuffer {
+    buf: Vec<u8>,
+    /// Bytes still to copy.
+    left: u64,
 }
 
-/// The next piece of a stream with `left` bytes to go that fits `buf`.
-fn chunk_len(buf: &[u8], left: u64) -> usize {
-    buf.len().min(usize::try_from(left).unwrap_or(usize::MAX))
+impl CopyBuffer {
+    fn new(len: u64) -> Self {
+        CopyBuffer {
+            buf: vec![0u8; STREAM_CHUNK_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))],
+            left: len,
+        }
+    }
+
+    /// Room for the next piece; None once all `len` bytes are copied.
+    fn next_chunk(&mut self) -> Option<&mut [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        let want = self
+            .buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        Some(&mut self.buf[..want])
+    }
+
+    /// Records that `n` bytes of the last piece were copied.
+    fn consumed(&mut self, n: usize) {
+        self.left -= n as u64;
+    }
 }

@@ -220,21 +220,8 @@ impl HttpConf {
             _ => String::new(),
         };
 
-        let store_path_count: usize = r.int("store_path_count", 1)?;
-        if !(1..=256).contains(&store_path_count) {
-            if let Some(item) = r.item("store_path_count") {
-                return Err(invalid(item, "store_path_count must be 1..=256"));
-            }
-        }
-        let mut store_paths = Vec::with_capacity(store_path_count);
-        for i in 0..store_path_count {
-            let key = format!("store_path{i}");
-            match r.value(&key) {
-                Some(v) => store_paths.push(PathBuf::from(reader::strip_trailing_slash(v))),
-                None if i == 0 => store_paths.push(base_path.clone()),
-                None => return Err(r.missing(&key)),
-            }
-        }
+        let store_paths = reader::read_store_paths(&r, &base_path)?;
+        let store_path_count = store_paths.len();
 
         let response_mode = match r.item("response_mode") {
             None => ResponseMode::Proxy,

@@ -32,14 +32,6 @@ pub const SERVER_COMMON_KEYS: &[&str] = &[
     "use_io_uring",
     "use_send_zc",
     "log_level",
-    "sync_log_buff_interval",
-    "log_file_rotate_everyday",
-    "log_file_rotate_time",
-    "log_file_compress_old",
-    "log_file_compress_days_before",
-    "log_file_rotate_on_size",
-    "log_file_keep_days",
-    "log_file_delete_old_time",
     "allow_hosts",
     // fastdfs-rs extension: see fdfs_util::cluster_secret.
     "cluster_secret_file",
@@ -178,10 +170,9 @@ pub const CLIENT_KEYS: &[&str] = &[
     "http.tracker_server_port",
 ];
 
-/// Keys valid inside `[access-log]` and `[error-log]`.
-pub const LOG_SECTION_KEYS: &[&str] = &[
-    "enabled",
-    "time_precision",
+/// Log file settings: global keys of both daemons (for the error log), and
+/// keys of the `[access-log]` and `[error-log]` sections.
+pub const LOG_FILE_KEYS: &[&str] = &[
     "sync_log_buff_interval",
     "log_file_rotate_everyday",
     "log_file_rotate_time",
@@ -191,6 +182,14 @@ pub const LOG_SECTION_KEYS: &[&str] = &[
     "log_file_keep_days",
     "log_file_delete_old_time",
 ];
+
+/// Keys valid inside `[access-log]` and `[error-log]` besides [`LOG_FILE_KEYS`].
+pub const LOG_SECTION_KEYS: &[&str] = &["enabled", "time_precision"];
+
+/// Whether `key` is a global key both daemon confs may contain.
+pub fn is_server_common_key(key: &str) -> bool {
+    SERVER_COMMON_KEYS.contains(&key) || LOG_FILE_KEYS.contains(&key)
+}
 
 /// Sections whose keys we check; keys in any other section are left alone.
 pub const CHECKED_SECTIONS: &[&str] = &["access-log", "error-log"];
@@ -216,7 +215,10 @@ pub(crate) fn unknown_key_warnings(ini: &IniFile, is_known: impl Fn(&str) -> boo
         out.extend(
             ini.section_items(section)
                 .iter()
-                .filter(|i| !LOG_SECTION_KEYS.contains(&i.key.as_str()))
+                .filter(|i| {
+                    let key = i.key.as_str();
+                    !LOG_SECTION_KEYS.contains(&key) && !LOG_FILE_KEYS.contains(&key)
+                })
                 .map(Warning::unknown_key),
         );
     }

@@ -196,6 +196,48 @@ pub(crate) fn read_allow_hosts(r: &Reader<'_>) -> Vec<String> {
     }
 }
 
+/// A group name value: 1-16 letters or digits.
+pub(crate) fn group_name(item: &IniItem) -> Result<String, ConfigError> {
+    if !crate::values::is_valid_group_name(&item.value) {
+        return Err(invalid(
+            item,
+            format!(
+                "invalid group name `{}` (1-16 letters or digits)",
+                item.value
+            ),
+        ));
+    }
+    Ok(item.value.clone())
+}
+
+/// `store_path0..N-1` for `store_path_count` N (1..=256, default 1);
+/// `store_path0` defaults to `base_path`, the others are required.
+pub(crate) fn read_store_paths(
+    r: &Reader<'_>,
+    base_path: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>, ConfigError> {
+    use crate::storage::MAX_STORE_PATHS;
+    let store_path_count: usize = r.int("store_path_count", 1)?;
+    if !(1..=MAX_STORE_PATHS).contains(&store_path_count) {
+        if let Some(item) = r.item("store_path_count") {
+            return Err(invalid(
+                item,
+                format!("store_path_count must be 1..={MAX_STORE_PATHS}"),
+            ));
+        }
+    }
+    let mut store_paths = Vec::with_capacity(store_path_count);
+    for i in 0..store_path_count {
+        let key = format!("store_path{i}");
+        match r.value(&key) {
+            Some(v) => store_paths.push(strip_trailing_slash(v).into()),
+            None if i == 0 => store_paths.push(base_path.to_path_buf()),
+            None => return Err(r.missing(&key)),
+        }
+    }
+    Ok(store_paths)
+}
+
 /// Required `base_path`: present and non-empty.
 pub(crate) fn read_base_path(r: &Reader<'_>) -> Result<std::path::PathBuf, ConfigError> {
     r.value("base_path")

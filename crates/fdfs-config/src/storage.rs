@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::ini::IniFile;
-use crate::keys::{self, HTTP_SHARED_KEYS, SERVER_COMMON_KEYS, STORAGE_KEYS};
+use crate::keys::{self, HTTP_SHARED_KEYS, STORAGE_KEYS};
 use crate::reader::{self, invalid, item_bool, Reader};
-use crate::values::{is_valid_group_name, parse_reserved_space, ReservedSpace, TrackerAddr};
-use crate::{ConfigError, Warning};
+use crate::values::{parse_reserved_space, ReservedSpace, TrackerAddr};
+use crate::{ConfigError, NetConf, Warning};
 
 /// Environment variable that overrides `advertise_addr` (the classic
 /// container convention: the start script substituted it into the confs).
@@ -59,12 +59,8 @@ pub struct StorageConf {
     pub stat_report_interval_secs: u64,
     /// Root of `data/` (binlogs, marks) and `logs/`; required in a file.
     pub base_path: PathBuf,
-    pub max_connections: u32,
-    pub accept_threads: u32,
-    pub work_threads: u32,
-    pub buff_size_bytes: u64,
-    pub min_buff_size_bytes: u64,
-    pub max_buff_size_bytes: u64,
+    /// Connection cap, thread counts, buffer sizes.
+    pub net: NetConf,
     pub disk_rw_separated: bool,
     /// Per store path.
     pub disk_reader_threads: u32,
@@ -157,12 +153,7 @@ impl Default for StorageConf {
             heart_beat_interval_secs: DEFAULT_HEART_BEAT_INTERVAL_SECS,
             stat_report_interval_secs: DEFAULT_STAT_REPORT_INTERVAL_SECS,
             base_path: PathBuf::from("/var/fdfs"),
-            max_connections: reader::SF_DEFAULT_MAX_CONNECTIONS,
-            accept_threads: reader::SF_DEFAULT_ACCEPT_THREADS,
-            work_threads: reader::SF_DEFAULT_WORK_THREADS,
-            buff_size_bytes: reader::SF_DEFAULT_BUFF_SIZE_BYTES,
-            min_buff_size_bytes: reader::SF_DEFAULT_BUFF_SIZE_BYTES,
-            max_buff_size_bytes: reader::SF_DEFAULT_BUFF_SIZE_BYTES,
+            net: NetConf::default(),
             disk_rw_separated: true,
             disk_reader_threads: 1,
             disk_writer_threads: 1,
@@ -214,7 +205,7 @@ impl Default for StorageConf {
 
 /// Whether `key` is one storage.conf may contain (global section).
 pub fn is_known_key(key: &str) -> bool {
-    SERVER_COMMON_KEYS.contains(&key)
+    keys::is_server_common_key(key)
         || STORAGE_KEYS.contains(&key)
         || HTTP_SHARED_KEYS.contains(&key)
         || keys::is_store_path_key(key)
@@ -234,23 +225,13 @@ impl StorageConf {
         let d = StorageConf::default();
 
         let (group_name, group_name_configured) = match r.item("group_name") {
-            Some(item) if !item.value.is_empty() => {
-                if !is_valid_group_name(&item.value) {
-                    return Err(invalid(
-                        item,
-                        format!(
-                            "invalid group name `{}` (1-16 letters or digits)",
-                            item.value
-                        ),
-                    ));
-                }
-                (item.value.clone(), true)
-            }
+            Some(item) if !item.value.is_empty() => (reader::group_name(item)?, true),
             _ => (d.group_name.clone(), false),
         };
 
         let base_path = reader::read_base_path(&r)?;
-        let (buff, min_buff, max_buff) = reader::read_buffers(&r)?;
+        let net = NetConf::read(&r)?;
+        let buff = net.buff_size_bytes;
         if buff < MIN_STORAGE_BUFF_SIZE_BYTES {
             if let Some(item) = r.item("buff_size") {
                 return Err(invalid(
@@ -271,26 +252,11 @@ impl StorageConf {
             }
         }
 
-        let store_path_count: usize = r.int("store_path_count", d.store_path_count)?;
-        if !(1..=MAX_STORE_PATHS).contains(&store_path_count) {
-            if let Some(item) = r.item("store_path_count") {
-                return Err(invalid(
-                    item,
-                    format!("store_path_count must be 1..={MAX_STORE_PATHS}"),
-                ));
-            }
-        }
-        let mut store_paths = Vec::with_capacity(store_path_count);
-        let mut store_paths_readonly = Vec::with_capacity(store_path_count);
-        for i in 0..store_path_count {
-            let key = format!("store_path{i}");
-            match r.value(&key) {
-                Some(v) => store_paths.push(PathBuf::from(reader::strip_trailing_slash(v))),
-                None if i == 0 => store_paths.push(base_path.clone()),
-                None => return Err(r.missing(&key)),
-            }
-            store_paths_readonly.push(r.boolean(&format!("store_path{i}_readonly"), false));
-        }
+        let store_paths = reader::read_store_paths(&r, &base_path)?;
+        let store_path_count = store_paths.len();
+        let store_paths_readonly = (0..store_path_count)
+            .map(|i| r.boolean(&format!("store_path{i}_readonly"), false))
+            .collect();
 
         let subdir_count_per_path: u32 = r.int("subdir_count_per_path", d.subdir_count_per_path)?;
         if !(1..=MAX_SUBDIR_COUNT_PER_PATH).contains(&subdir_count_per_path) {
@@ -356,12 +322,7 @@ impl StorageConf {
             stat_report_interval_secs: r
                 .positive("stat_report_interval", d.stat_report_interval_secs)?,
             base_path,
-            max_connections: r.positive("max_connections", d.max_connections)?,
-            accept_threads: r.positive("accept_threads", d.accept_threads)?,
-            work_threads: r.positive("work_threads", d.work_threads)?,
-            buff_size_bytes: buff,
-            min_buff_size_bytes: min_buff,
-            max_buff_size_bytes: max_buff,
+            net,
             disk_rw_separated: r.boolean("disk_rw_separated", d.disk_rw_separated),
             disk_reader_threads: r.int("disk_reader_threads", d.disk_reader_threads)?,
             disk_writer_threads: r.int("disk_writer_threads", d.disk_writer_threads)?,
@@ -434,7 +395,7 @@ impl StorageConf {
 
     /// Maximum package size after the libserverframe buffer rule (§10.2).
     pub fn max_pkg_size_bytes(&self) -> u64 {
-        self.buff_size_bytes.max(self.max_buff_size_bytes)
+        self.net.max_pkg_size_bytes()
     }
 }
 
@@ -554,7 +515,7 @@ mod tests {
         ))
         .unwrap();
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(c.buff_size_bytes, 512 * 1024);
+        assert_eq!(c.net.buff_size_bytes, 512 * 1024);
         assert_eq!(c.thread_stack_size_bytes, 1 << 20);
         assert_eq!(c.fsync_after_written_bytes, 64 * 1024);
         assert_eq!(c.sync_start_time, (1, 30));

@@ -5,12 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::ini::IniFile;
-use crate::keys::{self, HTTP_SHARED_KEYS, SERVER_COMMON_KEYS, TRACKER_KEYS};
+use crate::keys::{self, HTTP_SHARED_KEYS, TRACKER_KEYS};
 use crate::reader::{self, invalid, Reader};
-use crate::values::{
-    is_valid_group_name, parse_reserved_space, ReservedSpace, DEFAULT_TRACKER_PORT,
-};
-use crate::{ConfigError, Warning};
+use crate::values::{parse_reserved_space, ReservedSpace, DEFAULT_TRACKER_PORT};
+use crate::{ConfigError, NetConf, Warning};
 use fdfs_util::HostList;
 
 /// `store_lookup`: rotate over groups.
@@ -66,14 +64,8 @@ pub struct TrackerConf {
     pub base_path: PathBuf,
     pub connect_timeout_secs: u64,
     pub network_timeout_secs: u64,
-    pub max_connections: u32,
-    pub accept_threads: u32,
-    pub work_threads: u32,
-    /// Maximum package size (see [`TrackerConf::max_pkg_size_bytes`]).
-    pub buff_size_bytes: u64,
-    /// Network buffer bounds; equal to `buff_size_bytes` unless both keys are set.
-    pub min_buff_size_bytes: u64,
-    pub max_buff_size_bytes: u64,
+    /// Connection cap, thread counts, buffer sizes.
+    pub net: NetConf,
     pub thread_stack_size_bytes: u64,
     pub log_level: String,
     /// Client allow list entries as written (`*`, CIDR, ranges).
@@ -161,12 +153,7 @@ impl Default for TrackerConf {
             base_path: PathBuf::from("/var/fdfs"),
             connect_timeout_secs: reader::DEFAULT_CONNECT_TIMEOUT_SECS,
             network_timeout_secs: DEFAULT_NETWORK_TIMEOUT_SECS,
-            max_connections: reader::SF_DEFAULT_MAX_CONNECTIONS,
-            accept_threads: reader::SF_DEFAULT_ACCEPT_THREADS,
-            work_threads: reader::SF_DEFAULT_WORK_THREADS,
-            buff_size_bytes: reader::SF_DEFAULT_BUFF_SIZE_BYTES,
-            min_buff_size_bytes: reader::SF_DEFAULT_BUFF_SIZE_BYTES,
-            max_buff_size_bytes: reader::SF_DEFAULT_BUFF_SIZE_BYTES,
+            net: NetConf::default(),
             thread_stack_size_bytes: DEFAULT_THREAD_STACK_SIZE_BYTES,
             log_level: "info".to_string(),
             allow_hosts: vec!["*".to_string()],
@@ -217,7 +204,7 @@ impl Default for TrackerConf {
 
 /// Whether `key` is one tracker.conf may contain.
 pub fn is_known_key(key: &str) -> bool {
-    SERVER_COMMON_KEYS.contains(&key)
+    keys::is_server_common_key(key)
         || TRACKER_KEYS.contains(&key)
         || HTTP_SHARED_KEYS.contains(&key)
 }
@@ -233,7 +220,7 @@ impl TrackerConf {
     pub fn from_ini(ini: &IniFile) -> Result<(Self, Vec<Warning>), ConfigError> {
         let mut r = Reader::new(ini);
         let d = TrackerConf::default();
-        let (buff, min_buff, max_buff) = reader::read_buffers(&r)?;
+        let net = NetConf::read(&r)?;
 
         let store_lookup: u8 = r.int("store_lookup", d.store_lookup)?;
         let mut store_group = String::new();
@@ -243,16 +230,7 @@ impl TrackerConf {
                 let Some(item) = r.item("store_group") else {
                     return Err(r.missing("store_group"));
                 };
-                if !is_valid_group_name(&item.value) {
-                    return Err(invalid(
-                        item,
-                        format!(
-                            "invalid group name `{}` (1-16 letters or digits)",
-                            item.value
-                        ),
-                    ));
-                }
-                store_group = item.value.clone();
+                store_group = reader::group_name(item)?;
             }
             other => {
                 let item = r
@@ -330,12 +308,7 @@ impl TrackerConf {
             base_path: reader::read_base_path(&r)?,
             connect_timeout_secs: r.positive("connect_timeout", d.connect_timeout_secs)?,
             network_timeout_secs: r.positive("network_timeout", d.network_timeout_secs)?,
-            max_connections: r.positive("max_connections", d.max_connections)?,
-            accept_threads: r.positive("accept_threads", d.accept_threads)?,
-            work_threads: r.positive("work_threads", d.work_threads)?,
-            buff_size_bytes: buff,
-            min_buff_size_bytes: min_buff,
-            max_buff_size_bytes: max_buff,
+            net,
             thread_stack_size_bytes: r.bytes("thread_stack_size", d.thread_stack_size_bytes)?,
             log_level: r.string("log_level", &d.log_level),
             allow_hosts: reader::read_allow_hosts(&r),
@@ -410,12 +383,9 @@ impl TrackerConf {
         Ok((conf, warnings))
     }
 
-    /// Maximum package size after the libserverframe rule (§10.2): a
-    /// `max_buff_size` above `buff_size` raises the package size to it, and
-    /// one below is raised to the package size, so the effective value (and
-    /// the effective max buffer) is the larger of the two.
+    /// Maximum package size after the libserverframe rule (§10.2).
     pub fn max_pkg_size_bytes(&self) -> u64 {
-        self.buff_size_bytes.max(self.max_buff_size_bytes)
+        self.net.max_pkg_size_bytes()
     }
 
     /// Where storage_ids.conf lives: `storage_ids_filename` resolved against
@@ -565,8 +535,8 @@ mod tests {
         assert_eq!(conf.http_server_port, 8080);
         assert!(!conf.disabled);
         // The classic sample's 8KB/128KB buffers with a 256KB package size.
-        assert_eq!(conf.min_buff_size_bytes, 8 * 1024);
-        assert_eq!(conf.max_buff_size_bytes, 128 * 1024);
+        assert_eq!(conf.net.min_buff_size_bytes, 8 * 1024);
+        assert_eq!(conf.net.max_buff_size_bytes, 128 * 1024);
         assert_eq!(conf.max_pkg_size_bytes(), 256 * 1024);
     }
 
@@ -630,13 +600,13 @@ mod tests {
     fn buffer_rule() {
         let (c, _) = parse("base_path=/x\nmin_buff_size=8KB\nmax_buff_size=128KB\n").unwrap();
         assert_eq!(
-            (c.buff_size_bytes, c.max_pkg_size_bytes()),
+            (c.net.buff_size_bytes, c.max_pkg_size_bytes()),
             (256 * 1024, 256 * 1024)
         );
         // Only one of the pair: both follow buff_size.
         let (c, _) = parse("base_path=/x\nbuff_size=64KB\nmax_buff_size=1MB\n").unwrap();
         assert_eq!(
-            (c.min_buff_size_bytes, c.max_buff_size_bytes),
+            (c.net.min_buff_size_bytes, c.net.max_buff_size_bytes),
             (64 * 1024, 64 * 1024)
         );
         assert_eq!(c.max_pkg_size_bytes(), 64 * 1024);

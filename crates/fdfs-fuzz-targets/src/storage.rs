@@ -6,6 +6,7 @@
 
 use fdfs_proto::storage_msg::*;
 use fdfs_proto::sync_msg::*;
+use fdfs_proto::wire::NamedHead;
 use fdfs_proto::{metadata, status::ProtoError};
 
 use crate::{assert_round_trip, rt};

@@ -129,13 +129,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.pre.is_empty() {
-            let n = this.pre.len().min(buf.remaining());
-            buf.put_slice(&this.pre.split_to(n));
+        let Rewind { pre, inner } = self.get_mut();
+        if !pre.is_empty() {
+            let n = pre.len().min(buf.remaining());
+            buf.put_slice(&pre.split_to(n));
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        Pin::new(inner).poll_read(cx, buf)
     }
 }
 

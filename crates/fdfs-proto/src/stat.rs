@@ -24,6 +24,9 @@ macro_rules! storage_stats {
         impl StorageStats {
             pub const WIRE_LEN: usize = 348;
 
+            /// Counter names in wire order.
+            pub const COUNTER_NAMES: &'static [&'static str] = &[$(stringify!($field),)*];
+
             /// Counter names and values in wire order (for monitors and persistence).
             pub fn counters(&self) -> Vec<(&'static str, i64)> {
                 vec![$((stringify!($field), self.$field),)*]

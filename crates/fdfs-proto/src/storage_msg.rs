@@ -11,7 +11,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::status::ProtoError;
 use crate::tracker_msg::put_group;
-use crate::wire::{put_fixed, wire_len, Reader};
+use crate::wire::{put_fixed, wire_len, NamedHead, Reader};
 use crate::{FILE_EXT_NAME_MAX_LEN, FILE_PREFIX_MAX_LEN, GROUP_NAME_MAX_LEN};
 
 /// Longest remote name accepted by append/modify/truncate/slave requests.
@@ -71,9 +71,20 @@ pub struct UploadSlaveReq {
     pub ext: String,
 }
 
-impl UploadSlaveReq {
-    pub const FIXED_LEN: usize = 38;
+impl NamedHead for UploadSlaveReq {
+    const FIXED_LEN: usize = 38;
 
+    /// Master name length: must be > 10 and < 128.
+    fn check_name_len(declared: i64) -> Result<usize, ProtoError> {
+        let len = wire_len(declared)?;
+        if len <= 10 || len >= MAX_FILENAME_LEN {
+            return Err(ProtoError::invalid(format!("master filename length {len}")));
+        }
+        Ok(len)
+    }
+}
+
+impl UploadSlaveReq {
     pub fn encode_head(&self, buf: &mut BytesMut) {
         buf.put_u64(self.master.len() as u64);
         buf.put_u64(self.file_size);
@@ -82,18 +93,9 @@ impl UploadSlaveReq {
         buf.put_slice(self.master.as_bytes());
     }
 
-    /// Master name length: must be > 10 and < 128.
-    pub fn name_len(fixed: &[u8]) -> Result<usize, ProtoError> {
-        let len = wire_len(Reader::new(fixed).i64()?)?;
-        if len <= 10 || len >= MAX_FILENAME_LEN {
-            return Err(ProtoError::invalid(format!("master filename length {len}")));
-        }
-        Ok(len)
-    }
-
     pub fn decode_head(head: &[u8], body_len: u64) -> Result<Self, ProtoError> {
         let mut r = Reader::new(head);
-        let name_len = wire_len(r.i64()?)?;
+        let name_len = Self::read_name_len(&mut r)?;
         let declared = r.i64()?;
         let prefix = r.fixed_str(FILE_PREFIX_MAX_LEN)?;
         let ext = r.fixed_str(FILE_EXT_NAME_MAX_LEN)?;
@@ -109,30 +111,9 @@ impl UploadSlaveReq {
     }
 }
 
-/// Answer to uploads and REGENERATE_APPENDER_FILENAME: group + remote name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileIdResp {
-    pub group: String,
-    pub remote: String,
-}
-
-impl FileIdResp {
-    pub fn encode(&self, buf: &mut BytesMut) {
-        put_group(buf, &self.group);
-        buf.put_slice(self.remote.as_bytes());
-    }
-
-    pub fn decode(body: &[u8]) -> Result<Self, ProtoError> {
-        if body.len() <= GROUP_NAME_MAX_LEN {
-            return Err(ProtoError::BadLength(body.len()));
-        }
-        let mut r = Reader::new(body);
-        Ok(FileIdResp {
-            group: r.fixed_str(GROUP_NAME_MAX_LEN)?,
-            remote: r.rest_str(),
-        })
-    }
-}
+/// Answer to uploads and REGENERATE_APPENDER_FILENAME: group + remote name,
+/// laid out as the requests that name a file.
+pub type FileIdResp = crate::tracker_msg::GroupFileReq;
 
 /// DOWNLOAD_FILE (14).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,22 +233,24 @@ pub struct AppendReq {
     pub length: u64,
 }
 
-impl AppendReq {
-    pub const FIXED_LEN: usize = 16;
+impl NamedHead for AppendReq {
+    const FIXED_LEN: usize = 16;
 
+    fn check_name_len(declared: i64) -> Result<usize, ProtoError> {
+        appender_name_len(declared)
+    }
+}
+
+impl AppendReq {
     pub fn encode_head(&self, buf: &mut BytesMut) {
         buf.put_u64(self.remote.len() as u64);
         buf.put_u64(self.length);
         buf.put_slice(self.remote.as_bytes());
     }
 
-    pub fn name_len(fixed: &[u8]) -> Result<usize, ProtoError> {
-        appender_name_len(Reader::new(fixed).i64()?)
-    }
-
     pub fn decode_head(head: &[u8], body_len: u64) -> Result<Self, ProtoError> {
         let mut r = Reader::new(head);
-        let name_len = appender_name_len(r.i64()?)?;
+        let name_len = Self::read_name_len(&mut r)?;
         let declared = r.i64()?;
         let remote = String::from_utf8_lossy(r.bytes(name_len)?).into_owned();
         r.expect_end()?;
@@ -295,9 +278,15 @@ pub struct ModifyReq {
     pub length: u64,
 }
 
-impl ModifyReq {
-    pub const FIXED_LEN: usize = 24;
+impl NamedHead for ModifyReq {
+    const FIXED_LEN: usize = 24;
 
+    fn check_name_len(declared: i64) -> Result<usize, ProtoError> {
+        appender_name_len(declared)
+    }
+}
+
+impl ModifyReq {
     pub fn encode_head(&self, buf: &mut BytesMut) {
         buf.put_u64(self.remote.len() as u64);
         buf.put_i64(self.offset);
@@ -305,13 +294,9 @@ impl ModifyReq {
         buf.put_slice(self.remote.as_bytes());
     }
 
-    pub fn name_len(fixed: &[u8]) -> Result<usize, ProtoError> {
-        appender_name_len(Reader::new(fixed).i64()?)
-    }
-
     pub fn decode_head(head: &[u8], body_len: u64) -> Result<Self, ProtoError> {
         let mut r = Reader::new(head);
-        let name_len = appender_name_len(r.i64()?)?;
+        let name_len = Self::read_name_len(&mut r)?;
         let offset = r.i64()?;
         let declared = r.i64()?;
         let remote = String::from_utf8_lossy(r.bytes(name_len)?).into_owned();

@@ -15,7 +15,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::status::ProtoError;
 use crate::tracker_msg::put_group;
-use crate::wire::{wire_len, Reader};
+use crate::wire::{wire_len, NamedHead, Reader};
 use crate::GROUP_NAME_MAX_LEN;
 
 /// Longest file name a sync request may carry.
@@ -33,6 +33,22 @@ fn name(r: &mut Reader<'_>, n: usize) -> Result<String, ProtoError> {
     Ok(String::from_utf8_lossy(r.bytes(n)?).into_owned())
 }
 
+/// Writes what most sync requests end with: timestamp, group, file name.
+fn put_stamped_name(buf: &mut BytesMut, timestamp: i32, group: &str, remote: &str) {
+    buf.put_i32(timestamp);
+    put_group(buf, group);
+    buf.put_slice(remote.as_bytes());
+}
+
+/// Reads timestamp, group and an `n`-byte file name; nothing may follow.
+fn read_stamped_name(r: &mut Reader<'_>, n: usize) -> Result<(i32, String, String), ProtoError> {
+    let timestamp = r.i32()?;
+    let group = r.fixed_str(GROUP_NAME_MAX_LEN)?;
+    let remote = name(r, n)?;
+    r.expect_end()?;
+    Ok((timestamp, group, remote))
+}
+
 /// Head of SYNC_CREATE_FILE (16) / SYNC_UPDATE_FILE (18). With header status
 /// 0 `file_size` content bytes follow; otherwise none (metadata-only).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,29 +59,26 @@ pub struct SyncFileReq {
     pub group: String,
 }
 
-impl SyncFileReq {
-    pub const FIXED_LEN: usize = 36;
+impl NamedHead for SyncFileReq {
+    const FIXED_LEN: usize = 36;
 
+    fn check_name_len(declared: i64) -> Result<usize, ProtoError> {
+        name_len(declared)
+    }
+}
+
+impl SyncFileReq {
     pub fn encode_head(&self, buf: &mut BytesMut) {
         buf.put_u64(self.remote.len() as u64);
         buf.put_u64(self.file_size);
-        buf.put_i32(self.timestamp);
-        put_group(buf, &self.group);
-        buf.put_slice(self.remote.as_bytes());
-    }
-
-    pub fn name_len(fixed: &[u8]) -> Result<usize, ProtoError> {
-        name_len(Reader::new(fixed).i64()?)
+        put_stamped_name(buf, self.timestamp, &self.group, &self.remote);
     }
 
     pub fn decode_head(head: &[u8]) -> Result<Self, ProtoError> {
         let mut r = Reader::new(head);
-        let n = name_len(r.i64()?)?;
+        let n = Self::read_name_len(&mut r)?;
         let size = r.i64()?;
-        let timestamp = r.i32()?;
-        let group = r.fixed_str(GROUP_NAME_MAX_LEN)?;
-        let remote = name(&mut r, n)?;
-        r.expect_end()?;
+        let (timestamp, group, remote) = read_stamped_name(&mut r, n)?;
         Ok(SyncFileReq {
             remote,
             file_size: wire_len(size)? as u64,
@@ -86,31 +99,28 @@ pub struct SyncRangeReq {
     pub group: String,
 }
 
-impl SyncRangeReq {
-    pub const FIXED_LEN: usize = 44;
+impl NamedHead for SyncRangeReq {
+    const FIXED_LEN: usize = 44;
 
+    fn check_name_len(declared: i64) -> Result<usize, ProtoError> {
+        name_len(declared)
+    }
+}
+
+impl SyncRangeReq {
     pub fn encode_head(&self, buf: &mut BytesMut) {
         buf.put_u64(self.remote.len() as u64);
         buf.put_u64(self.a);
         buf.put_u64(self.b);
-        buf.put_i32(self.timestamp);
-        put_group(buf, &self.group);
-        buf.put_slice(self.remote.as_bytes());
-    }
-
-    pub fn name_len(fixed: &[u8]) -> Result<usize, ProtoError> {
-        name_len(Reader::new(fixed).i64()?)
+        put_stamped_name(buf, self.timestamp, &self.group, &self.remote);
     }
 
     pub fn decode_head(head: &[u8]) -> Result<Self, ProtoError> {
         let mut r = Reader::new(head);
-        let n = name_len(r.i64()?)?;
+        let n = Self::read_name_len(&mut r)?;
         let a = wire_len(r.i64()?)? as u64;
         let b = wire_len(r.i64()?)? as u64;
-        let timestamp = r.i32()?;
-        let group = r.fixed_str(GROUP_NAME_MAX_LEN)?;
-        let remote = name(&mut r, n)?;
-        r.expect_end()?;
+        let (timestamp, group, remote) = read_stamped_name(&mut r, n)?;
         Ok(SyncRangeReq {
             remote,
             a,
@@ -131,9 +141,7 @@ pub struct SyncDeleteReq {
 
 impl SyncDeleteReq {
     pub fn encode(&self, buf: &mut BytesMut) {
-        buf.put_i32(self.timestamp);
-        put_group(buf, &self.group);
-        buf.put_slice(self.remote.as_bytes());
+        put_stamped_name(buf, self.timestamp, &self.group, &self.remote);
     }
 
     pub fn decode(body: &[u8]) -> Result<Self, ProtoError> {

@@ -89,3 +89,25 @@ impl<'a> Reader<'a> {
 pub fn wire_len(value: i64) -> Result<usize, ProtoError> {
     usize::try_from(value).map_err(|_| ProtoError::invalid(format!("negative length {value}")))
 }
+
+/// A request head whose fixed fields start with the int64 length of a name
+/// that follows them. A server reads `FIXED_LEN` bytes, asks `name_len` how
+/// many name bytes follow, reads those too, and then decodes the whole head.
+pub trait NamedHead {
+    /// Bytes of the fixed fields.
+    const FIXED_LEN: usize;
+
+    /// The declared name length as usize, or an error where this request may
+    /// not carry a name that long (or short).
+    fn check_name_len(declared: i64) -> Result<usize, ProtoError>;
+
+    /// The name length the fixed fields declare.
+    fn name_len(fixed: &[u8]) -> Result<usize, ProtoError> {
+        Self::read_name_len(&mut Reader::new(fixed))
+    }
+
+    /// Reads the declared name length at the cursor and checks it.
+    fn read_name_len(r: &mut Reader<'_>) -> Result<usize, ProtoError> {
+        Self::check_name_len(r.i64()?)
+    }
+}

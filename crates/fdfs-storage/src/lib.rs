@@ -72,7 +72,7 @@ pub async fn serve(
         group = %storage.group,
         "storage server listening"
     );
-    let max_connections = storage.conf.max_connections as usize;
+    let max_connections = storage.conf.net.max_connections as usize;
     fdfs_util::serve::accept_until_shutdown(
         listener,
         max_connections,

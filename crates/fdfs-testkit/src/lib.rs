@@ -261,6 +261,26 @@ pub async fn connect(addr: SocketAddr) -> fdfs_client::Conn {
     }
 }
 
+/// The JOIN of a new storage of group1 on port 23000 with one store path
+/// of 256 subdirectories, joined and up since second 1, naming no trackers.
+pub fn join_req() -> fdfs_proto::tracker_msg::JoinReq {
+    fdfs_proto::tracker_msg::JoinReq {
+        group: "group1".into(),
+        storage_port: 23000,
+        store_path_count: 1,
+        subdir_count_per_path: 256,
+        upload_priority: 10,
+        join_time: 1,
+        up_time: 1,
+        version: fdfs_proto::FDFS_VERSION.into(),
+        init_flag: true,
+        status: -1,
+        storage_id: String::new(),
+        tracker_ip: String::new(),
+        trackers: Vec::new(),
+    }
+}
+
 /// How long a spawned server gets to exit after SIGTERM before SIGKILL.
 const PROCESS_STOP_GRACE: Duration = Duration::from_secs(20);
 
@@ -312,6 +332,36 @@ impl ProcessGuard {
 impl Drop for ProcessGuard {
     fn drop(&mut self) {
         self.terminate();
+    }
+}
+
+/// A daemon a test started detached (`fdfs_storaged <conf> start`), known
+/// only by its pid file: when the guard drops, pass or panic, the process
+/// the file names then is stopped (SIGTERM, SIGKILL after
+/// [`PROCESS_STOP_GRACE`]), so a failed test leaves no daemon running. The
+/// file is read at drop, so a restart in between is followed; a missing
+/// file or a pid <= 0 stops nothing.
+pub struct PidFileGuard(pub PathBuf);
+
+impl PidFileGuard {
+    /// The pid the file names now, if it names one.
+    fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.0).ok()?.trim().parse().ok()
+    }
+}
+
+impl Drop for PidFileGuard {
+    fn drop(&mut self) {
+        use fdfs_util::sys::send_signal;
+        let Some(pid) = self.pid() else {
+            return;
+        };
+        if !send_signal(pid, libc::SIGTERM) {
+            return;
+        }
+        if !wait_until(PROCESS_STOP_GRACE, || !send_signal(pid, 0)) {
+            send_signal(pid, libc::SIGKILL);
+        }
     }
 }
 
@@ -445,5 +495,31 @@ impl Drop for StorageNode {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn pid_file_guard_stops_the_process_the_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("d.pid");
+        let mut child = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::fs::write(&pid_file, format!("{pid}\n")).unwrap();
+        // A detached daemon is reaped by someone else; here a thread does it.
+        let reaper = std::thread::spawn(move || child.wait().unwrap());
+        drop(PidFileGuard(pid_file));
+        if !wait_until(Duration::from_secs(30), || reaper.is_finished()) {
+            fdfs_util::sys::send_signal(pid, libc::SIGKILL);
+            panic!("the guard left pid {pid} running");
+        }
+        assert_eq!(reaper.join().unwrap().signal(), Some(libc::SIGTERM));
     }
 }

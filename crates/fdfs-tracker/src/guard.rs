@@ -147,23 +147,13 @@ mod tests {
 
     fn join_req() -> JoinReq {
         JoinReq {
-            group: "group1".into(),
-            storage_port: 23000,
-            store_path_count: 1,
-            subdir_count_per_path: 256,
-            upload_priority: 10,
-            join_time: 1,
-            up_time: 1,
-            version: "6.16.1".into(),
-            init_flag: true,
-            status: -1,
-            storage_id: String::new(),
             tracker_ip: "10.0.0.1".into(),
             trackers: vec![
                 "10.0.0.1:22122".into(),
                 "tracker-2.example,10.0.0.2:22122".into(),
                 "[::1]:22122".into(),
             ],
+            ..fdfs_testkit::join_req()
         }
     }
 

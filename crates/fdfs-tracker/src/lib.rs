@@ -347,7 +347,7 @@ pub async fn serve(
     tasks.spawn(relation::run(tracker.clone(), workers.clone()));
     tasks.spawn(relation::watch_list(tracker.clone(), workers.clone()));
     let conns = TaskTracker::new();
-    let max_connections = tracker.conf.max_connections as usize;
+    let max_connections = tracker.conf.net.max_connections as usize;
     fdfs_util::serve::accept_until_shutdown(
         listener,
         max_connections,

@@ -47,46 +47,41 @@ pub fn render_groups(c: &Cluster) -> String {
     out
 }
 
-/// Counters persisted per storage, in file order (modify/truncate counters
-/// are not persisted by the C tracker).
-const PERSISTED_COUNTERS: [&str; 36] = [
-    "total_upload_count",
-    "success_upload_count",
-    "total_append_count",
-    "success_append_count",
-    "total_set_meta_count",
-    "success_set_meta_count",
-    "total_delete_count",
-    "success_delete_count",
-    "total_download_count",
-    "success_download_count",
-    "total_get_meta_count",
-    "success_get_meta_count",
-    "total_create_link_count",
-    "success_create_link_count",
-    "total_delete_link_count",
-    "success_delete_link_count",
-    "total_upload_bytes",
-    "success_upload_bytes",
-    "total_append_bytes",
-    "success_append_bytes",
-    "total_download_bytes",
-    "success_download_bytes",
-    "total_sync_in_bytes",
-    "success_sync_in_bytes",
-    "total_sync_out_bytes",
-    "success_sync_out_bytes",
-    "total_file_open_count",
-    "success_file_open_count",
-    "total_file_read_count",
-    "success_file_read_count",
-    "total_file_write_count",
-    "success_file_write_count",
-    "last_source_update",
-    "last_sync_update",
-    "last_synced_timestamp",
-    "last_heart_beat_time",
-];
+/// Counters persisted per storage, in file order: the wire order without the
+/// modify and truncate counters, which the C tracker does not persist.
+const PERSISTED_COUNTERS: [&str; 36] = persisted_counters();
+
+const fn persisted_counters() -> [&'static str; 36] {
+    let names = fdfs_proto::stat::StorageStats::COUNTER_NAMES;
+    let mut out = [""; 36];
+    let (mut i, mut n) = (0, 0);
+    while i < names.len() {
+        if !contains(names[i], "modify") && !contains(names[i], "truncate") {
+            out[n] = names[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == out.len(), "every persisted counter has a slot");
+    out
+}
+
+/// `str::contains` for const contexts.
+const fn contains(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let mut start = 0;
+    while start + n.len() <= h.len() {
+        let mut k = 0;
+        while k < n.len() && h[start + k] == n[k] {
+            k += 1;
+        }
+        if k == n.len() {
+            return true;
+        }
+        start += 1;
+    }
+    false
+}
 
 fn formatted_ip(ip: &str) -> String {
     if ip.contains(':') {

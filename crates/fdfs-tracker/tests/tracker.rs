@@ -140,19 +140,11 @@ fn join_body_with_id(tracker: SocketAddr, storage_id: &str) -> Vec<u8> {
 fn join_req(tracker: SocketAddr) -> JoinReq {
     let now = fdfs_tracker::now_secs();
     JoinReq {
-        group: "group1".into(),
-        storage_port: 23000,
-        store_path_count: 1,
-        subdir_count_per_path: 256,
-        upload_priority: 10,
         join_time: now,
         up_time: now,
-        version: "6.16.1".into(),
-        init_flag: true,
-        status: -1,
-        storage_id: String::new(),
         tracker_ip: "127.0.0.1".into(),
         trackers: vec![tracker.to_string()],
+        ..fdfs_testkit::join_req()
     }
 }
 

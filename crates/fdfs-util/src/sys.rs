@@ -1,31 +1,30 @@
-//! The system calls std has no wrapper for, in one place, each with its
-//! safety argument: process limits, file-system space, opening a file
-//! strictly beneath a directory, user and group ids, signals. (Zero-copy
+//! The system calls std has no wrapper for, in one place: process limits,
+//! file-system space, opening a file strictly beneath a directory, user and
+//! group ids, signals. Most go through rustix's safe wrappers; what rustix
+//! cannot do process-wide (setgroups/setuid) or at all (the passwd and group
+//! databases) stays on libc, each call with its safety argument. (Zero-copy
 //! sends are in `zerocopy`, local time in `localtime`.)
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-/// `(soft, hard)` limit on open descriptors.
-#[allow(unsafe_code)]
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::process::{Pid, Resource, Rlimit, Signal};
+
+/// `(soft, hard)` limit on open descriptors (unlimited: `u64::MAX`, as
+/// RLIM_INFINITY reads).
 pub fn nofile_limits() -> Option<(u64, u64)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return None;
-    }
-    Some((lim.rlim_cur, lim.rlim_max))
+    let lim = rustix::process::getrlimit(Resource::Nofile);
+    Some((
+        lim.current.unwrap_or(u64::MAX),
+        lim.maximum.unwrap_or(u64::MAX),
+    ))
 }
 
 /// Raises the soft limit on open descriptors to the hard limit, as servers
 /// commonly do: with the usual soft limit of 1024 a busy storage runs out
 /// of descriptors (connections, sync peers, the gateway's kept files) long
 /// before the hard limit, which is the administrator's real ceiling.
-#[allow(unsafe_code)]
 pub fn raise_nofile_limit() {
     let Some((soft, hard)) = nofile_limits() else {
         return;
@@ -33,31 +32,19 @@ pub fn raise_nofile_limit() {
     if soft >= hard {
         return;
     }
-    let wanted = libc::rlimit {
-        rlim_cur: hard,
-        rlim_max: hard,
+    let hard = (hard != u64::MAX).then_some(hard);
+    let wanted = Rlimit {
+        current: hard,
+        maximum: hard,
     };
-    // SAFETY: setrlimit reads one rlimit we own.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } != 0 {
+    if rustix::process::setrlimit(Resource::Nofile, wanted).is_err() {
         tracing::debug!("cannot raise the open file limit");
     }
 }
 
 /// Bytes of a file system: `(total, available to unprivileged users)`.
-#[allow(unsafe_code)]
 pub fn fs_space_bytes(path: &Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: c_path is a valid NUL-terminated string and st points to
-    // writable memory of the right type; statvfs only writes into it.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so the struct is initialised.
-    let st = unsafe { st.assume_init() };
+    let st = rustix::fs::statvfs(path)?;
     let frsize = st.f_frsize;
     Ok((
         st.f_blocks.saturating_mul(frsize),
@@ -69,58 +56,43 @@ pub fn fs_space_bytes(path: &Path) -> std::io::Result<(u64, u64)> {
 /// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS): a file
 /// strictly below `dir`, whatever `name` or the links on the way say.
 /// ENOSYS on kernels before 5.6.
-#[allow(unsafe_code)]
 pub fn openat2_beneath(dir: &std::fs::File, name: &CStr) -> std::io::Result<std::fs::File> {
-    /// `struct open_how` (linux/openat2.h); libc's is non-exhaustive.
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: `dir` is an open descriptor, `name` a NUL-terminated string
-    // and `how` a valid open_how of the size passed; all outlive the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(|_| std::io::Error::other("openat2: bad descriptor"))?;
-    // SAFETY: openat2 returned a new descriptor that nothing else owns.
-    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    let fd = rustix::fs::openat2(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    Ok(std::fs::File::from(fd))
 }
 
-/// Sends `signal` to `pid`; 0 checks that the process exists.
-#[allow(unsafe_code)]
+/// Sends `signal` to process `pid`; 0 checks that the process exists.
+/// Refuses (false) a pid <= 0: kill(2) reads -1 as "every process we may
+/// signal" and 0 as "our own process group", which a damaged pid file must
+/// never turn into. Also false for a signal number that is not a named one.
 pub fn send_signal(pid: i32, signal: i32) -> bool {
-    // SAFETY: kill(2) takes plain integers and has no memory effects.
-    unsafe { libc::kill(pid, signal) == 0 }
+    if pid <= 0 {
+        return false;
+    }
+    let Some(pid) = Pid::from_raw(pid) else {
+        return false;
+    };
+    if signal == 0 {
+        return rustix::process::test_kill_process(pid).is_ok();
+    }
+    Signal::from_named_raw(signal)
+        .is_some_and(|signal| rustix::process::kill_process(pid, signal).is_ok())
 }
 
 /// Real user id of this process.
-#[allow(unsafe_code)]
 pub fn uid() -> u32 {
-    // SAFETY: getuid has no arguments and cannot fail.
-    unsafe { libc::getuid() }
+    rustix::process::getuid().as_raw()
 }
 
 /// Real group id of this process.
-#[allow(unsafe_code)]
 pub fn gid() -> u32 {
-    // SAFETY: getgid has no arguments and cannot fail.
-    unsafe { libc::getgid() }
+    rustix::process::getgid().as_raw()
 }
 
 /// Drops to `uid` and `gid` for good (real, effective, saved; no
@@ -189,4 +161,81 @@ pub fn lookup_group(group: &str) -> Option<u32> {
         )
     };
     (rc == 0 && !found.is_null()).then_some(gr.gr_gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nofile_limits_are_ordered_and_raising_reaches_the_hard_limit() {
+        let (soft, hard) = nofile_limits().unwrap();
+        assert!(soft <= hard && soft > 0, "({soft}, {hard})");
+        raise_nofile_limit();
+        assert_eq!(nofile_limits().unwrap(), (hard, hard));
+    }
+
+    #[test]
+    fn fs_space_of_a_temp_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let (total, avail) = fs_space_bytes(dir.path()).unwrap();
+        assert!(total > 0 && avail <= total, "({total}, {avail})");
+        let missing = dir.path().join("missing");
+        assert_eq!(
+            fs_space_bytes(&missing).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn openat2_opens_only_beneath_the_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("f", dir.path().join("sub/link")).unwrap();
+        let sub = std::fs::File::open(dir.path().join("sub")).unwrap();
+        let read = |name: &CStr| -> std::io::Result<String> {
+            std::io::read_to_string(openat2_beneath(&sub, name)?)
+        };
+        match read(c"f") {
+            // Kernels before 5.6 have no openat2; nothing more to check.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return,
+            r => assert_eq!(r.unwrap(), "x"),
+        }
+        for escape in [c"../sub/f", c"link", c"/etc/passwd"] {
+            assert!(read(escape).is_err(), "{escape:?} opened");
+        }
+    }
+
+    #[test]
+    fn signals_reach_only_a_positive_pid() {
+        // Signal 0 delivers nothing, so the refusals are safe to check.
+        assert!(!send_signal(-1, 0), "-1 would mean every process");
+        assert!(!send_signal(0, 0), "0 would mean our process group");
+        assert!(send_signal(std::process::id() as i32, 0));
+        let mut child = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert!(send_signal(pid, libc::SIGTERM));
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGTERM)
+        );
+        assert!(!send_signal(pid, 0), "reaped child still answers");
+    }
+
+    #[test]
+    fn ids_match_the_owner_of_a_new_file() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.uid(), uid());
+        // A new file takes the effective gid unless the dir is setgid.
+        assert!(meta.gid() == gid() || dir.path().metadata().unwrap().mode() & 0o2000 != 0);
+    }
 }

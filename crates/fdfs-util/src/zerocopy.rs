@@ -1,11 +1,10 @@
 //! Zero-copy sends shared by the storage (DOWNLOAD_FILE) and the HTTP
 //! gateway: a response head written with MSG_MORE so it leaves in the same
 //! segment as the start of the body, then the body with sendfile(2), each
-//! wait for the peer bounded by a stall timeout. Its `unsafe` is kept to the
-//! two system calls.
+//! wait for the peer bounded by a stall timeout. The two system calls go
+//! through rustix.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -59,8 +58,9 @@ pub async fn sendfile_all(
     len: u64,
     stall: Duration,
 ) -> io::Result<()> {
-    let mut off =
-        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // sendfile(2) takes a signed offset: larger ones are EINVAL here already.
+    i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut off = offset;
     let mut left = len;
     while left > 0 {
         let want = left.min(SENDFILE_CHUNK_BYTES as u64) as usize;
@@ -81,39 +81,16 @@ pub async fn sendfile_all(
     Ok(())
 }
 
-#[allow(unsafe_code)]
 fn send_more(stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
-    // SAFETY: the descriptor is open (we hold its owner) and `data` is a
-    // valid slice for the duration of the call.
-    let n = unsafe {
-        libc::send(
-            stream.as_raw_fd(),
-            data.as_ptr().cast(),
-            data.len(),
-            libc::MSG_MORE | libc::MSG_NOSIGNAL,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    let flags = rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL;
+    Ok(rustix::net::send(stream, data, flags)?)
 }
 
-#[allow(unsafe_code)]
 fn sendfile(
     stream: &TcpStream,
     file: &std::fs::File,
-    offset: &mut i64,
+    offset: &mut u64,
     count: usize,
 ) -> io::Result<usize> {
-    // SAFETY: both descriptors are open for the duration of the call (we
-    // hold references to their owners) and `offset` points to a valid i64
-    // that sendfile updates in place.
-    let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), offset, count) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    Ok(rustix::fs::sendfile(stream, file, Some(offset), count)?)
 }

@@ -191,12 +191,16 @@ pub fn server(args: ServerArgs) -> ExitCode {
             .ok()
             .filter(|v| !v.is_empty())
     });
+    let net = fdfs_config::NetConf {
+        max_connections: SERVER_MAX_CONNECTIONS,
+        ..fdfs_config::NetConf::default()
+    };
     let mut tracker_conf = TrackerConf {
         bind_addr: args.bind.clone(),
         port: args.tracker_port,
         base_path: args.base_path.join("tracker"),
         reserved_storage_space: reserved,
-        max_connections: SERVER_MAX_CONNECTIONS,
+        net: net.clone(),
         ..TrackerConf::default()
     };
     let tracker_host = if args.bind == "0.0.0.0" || args.bind.is_empty() {
@@ -217,7 +221,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
     let storage_conf = StorageConf {
         group_name: args.group.clone(),
         group_name_configured: true,
-        max_connections: SERVER_MAX_CONNECTIONS,
+        net,
         bind_addr: args.bind.clone(),
         port: args.storage_port,
         base_path: storage_base.clone(),
@@ -433,8 +437,8 @@ impl RoleConf {
     /// `work_threads` and `thread_stack_size`.
     fn thread_settings(&self) -> (u32, u64) {
         match self {
-            RoleConf::Tracker(c) => (c.work_threads, c.thread_stack_size_bytes),
-            RoleConf::Storage(c) => (c.work_threads, c.thread_stack_size_bytes),
+            RoleConf::Tracker(c) => (c.net.work_threads, c.thread_stack_size_bytes),
+            RoleConf::Storage(c) => (c.net.work_threads, c.thread_stack_size_bytes),
         }
     }
 }

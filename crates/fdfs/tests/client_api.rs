@@ -804,8 +804,8 @@ fn a_full_server_reclaims_idle_connections() {
     /// "At once" on a loaded 2-CPU machine, far below the idle timeout.
     const SERVED_WITHIN: Duration = Duration::from_secs(5);
     let cluster = Cluster::start_with(fdfs_testkit::ClusterOptions {
-        tweak_tracker: Box::new(|c| c.max_connections = SLOTS),
-        tweak_storage: Box::new(|c| c.max_connections = SLOTS),
+        tweak_tracker: Box::new(|c| c.net.max_connections = SLOTS),
+        tweak_storage: Box::new(|c| c.net.max_connections = SLOTS),
         ..Default::default()
     });
     for (port, addr) in [

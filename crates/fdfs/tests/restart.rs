@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use fdfs_client::{Conn, StorageClient, UploadKind};
 use fdfs_proto::storage_msg::UploadReq;
 use fdfs_proto::{StorageCmd, TrackerCmd};
-use fdfs_testkit::{free_port, rt, ProcessGuard};
+use fdfs_testkit::{free_port, rt, PidFileGuard, ProcessGuard};
 
 /// Generous: a fresh server first lays out its data directories, which
 /// takes tens of seconds on a disk that other tests keep busy.
@@ -181,12 +181,10 @@ fn classic_storaged_start_stop_restart() {
     std::fs::create_dir_all(dir.path().join("storage")).unwrap();
     let (tracker_conf, storage_conf) = write_confs(dir.path(), tp, sp, "", "");
     let storage_base = dir.path().join("storage");
-    // Run the binary under its classic names.
-    let bin_dir = dir.path().join("bin");
-    std::fs::create_dir_all(&bin_dir).unwrap();
-    for name in ["fdfs_trackerd", "fdfs_storaged"] {
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fdfs"), bin_dir.join(name)).unwrap();
-    }
+    let bin_dir = classic_bin_dir(dir.path());
+    // Declared after `dir`, so they drop (and stop the daemons) before it.
+    let _tracker = PidFileGuard(dir.path().join("tracker/data/fdfs_trackerd.pid"));
+    let _storage = PidFileGuard(storage_base.join("data/fdfs_storaged.pid"));
     let run = |name: &str, conf: &Path, action: &str| {
         let out = Command::new(bin_dir.join(name))
             .arg(conf)
@@ -216,6 +214,45 @@ fn classic_storaged_start_stop_restart() {
     wait_ready(tp);
     run("fdfs_storaged", &storage_conf, "stop");
     run("fdfs_trackerd", &tracker_conf, "stop");
+}
+
+/// `dir/bin` holding the binary under its classic daemon names.
+fn classic_bin_dir(dir: &Path) -> std::path::PathBuf {
+    let bin_dir = dir.join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    for name in ["fdfs_trackerd", "fdfs_storaged"] {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fdfs"), bin_dir.join(name)).unwrap();
+    }
+    bin_dir
+}
+
+/// A pid file holding -1 or 0 names no process: kill(2) would read them as
+/// "every process we may signal" and "our own process group". `stop` fails
+/// cleanly instead and signals nothing.
+#[test]
+fn classic_stop_with_a_bogus_pid_file_signals_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage_data = dir.path().join("storage/data");
+    std::fs::create_dir_all(&storage_data).unwrap();
+    let (_, storage_conf) = write_confs(dir.path(), free_port(), free_port(), "", "");
+    let bin_dir = classic_bin_dir(dir.path());
+    let mut bystander = ProcessGuard(Command::new("sleep").arg("600").spawn().unwrap());
+    let pid_file = storage_data.join("fdfs_storaged.pid");
+    for bogus in ["-1", "0"] {
+        std::fs::write(&pid_file, format!("{bogus}\n")).unwrap();
+        let out = Command::new(bin_dir.join("fdfs_storaged"))
+            .arg(&storage_conf)
+            .arg("stop")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "pid {bogus}: {out:?}");
+        assert!(stderr.contains("not running"), "pid {bogus}: {stderr}");
+        assert!(
+            bystander.0.try_wait().unwrap().is_none(),
+            "pid {bogus}: a bystander process was signalled"
+        );
+    }
 }
 
 /// Files under `<store>/data/HH/HH/` (the names clients can ask for).

@@ -70,20 +70,30 @@ fn group_file(group: &str, remote: &str) -> Vec<u8> {
 
 /// A connection to the cluster's storage, and HELLO uploaded through it.
 async fn hello_uploaded(cluster: &Cluster) -> (Conn, FileIdResp) {
+    uploaded(cluster, StorageCmd::UploadFile, HELLO, "txt").await
+}
+
+/// A connection to the cluster's storage, and `data` uploaded through it.
+async fn uploaded(
+    cluster: &Cluster,
+    cmd: StorageCmd,
+    data: &[u8],
+    ext: &str,
+) -> (Conn, FileIdResp) {
     let mut s = connect(cluster.storage_addr).await;
-    let up = upload(&mut s, StorageCmd::UploadFile, HELLO, "txt")
-        .await
-        .unwrap();
+    let up = upload(&mut s, cmd, data, ext).await.unwrap();
     (s, up)
 }
 
+/// A command whose body names a file of group1 (delete, metadata, info...).
+async fn file_cmd(conn: &mut Conn, cmd: StorageCmd, remote: &str) -> Result<Vec<u8>, ClientError> {
+    conn.call(cmd.into(), &group_file("group1", remote)).await
+}
+
 async fn get_meta(conn: &mut Conn, remote: &str) -> Vec<u8> {
-    conn.call(
-        StorageCmd::GetMetadata.into(),
-        &group_file("group1", remote),
-    )
-    .await
-    .unwrap()
+    file_cmd(conn, StorageCmd::GetMetadata, remote)
+        .await
+        .unwrap()
 }
 
 async fn download(
@@ -92,6 +102,15 @@ async fn download(
     offset: i64,
     length: i64,
 ) -> Result<Vec<u8>, ClientError> {
+    conn.call(
+        StorageCmd::DownloadFile.into(),
+        &download_req(remote, offset, length),
+    )
+    .await
+}
+
+/// The body of a DOWNLOAD_FILE of group1's `remote`.
+fn download_req(remote: &str, offset: i64, length: i64) -> Vec<u8> {
     let mut b = BytesMut::new();
     DownloadReq {
         offset,
@@ -100,7 +119,7 @@ async fn download(
         remote: remote.into(),
     }
     .encode(&mut b);
-    conn.call(StorageCmd::DownloadFile.into(), &b).await
+    b.to_vec()
 }
 
 #[test]
@@ -193,11 +212,7 @@ fn upload_download_info_delete_roundtrip() {
         );
 
         // QUERY_FILE_INFO: 40 bytes, CRC from the name, 16-byte IP field.
-        let info = s
-            .call(
-                StorageCmd::QueryFileInfo.into(),
-                &group_file("group1", &up.remote),
-            )
+        let info = file_cmd(&mut s, StorageCmd::QueryFileInfo, &up.remote)
             .await
             .unwrap();
         assert_eq!(info.len(), 40);
@@ -209,32 +224,17 @@ fn upload_download_info_delete_roundtrip() {
         assert_eq!(info.create_timestamp, i64::from(rec.timestamp));
 
         // Delete, then everything about the file is ENOENT (connection kept).
-        s.call(
-            StorageCmd::DeleteFile.into(),
-            &group_file("group1", &up.remote),
-        )
-        .await
-        .unwrap();
+        file_cmd(&mut s, StorageCmd::DeleteFile, &up.remote)
+            .await
+            .unwrap();
         assert!(!on_disk.exists());
         assert_eq!(
-            status_of(
-                s.call(
-                    StorageCmd::DeleteFile.into(),
-                    &group_file("group1", &up.remote)
-                )
-                .await
-            ),
+            status_of(file_cmd(&mut s, StorageCmd::DeleteFile, &up.remote).await),
             2
         );
         assert_eq!(status_of(download(&mut s, &up.remote, 0, 0).await), 2);
         assert_eq!(
-            status_of(
-                s.call(
-                    StorageCmd::QueryFileInfo.into(),
-                    &group_file("group1", &up.remote)
-                )
-                .await
-            ),
+            status_of(file_cmd(&mut s, StorageCmd::QueryFileInfo, &up.remote).await),
             2
         );
         let binlog =
@@ -266,13 +266,7 @@ fn metadata_overwrite_merge_delete() {
         };
         // Unknown metadata → ENOENT before any is set.
         assert_eq!(
-            status_of(
-                s.call(
-                    StorageCmd::GetMetadata.into(),
-                    &group_file("group1", &up.remote)
-                )
-                .await
-            ),
+            status_of(file_cmd(&mut s, StorageCmd::GetMetadata, &up.remote).await),
             2
         );
         s.call(
@@ -308,13 +302,7 @@ fn metadata_overwrite_merge_delete() {
             .unwrap();
         assert!(!meta_file.exists());
         assert_eq!(
-            status_of(
-                s.call(
-                    StorageCmd::GetMetadata.into(),
-                    &group_file("group1", &up.remote)
-                )
-                .await
-            ),
+            status_of(file_cmd(&mut s, StorageCmd::GetMetadata, &up.remote).await),
             2
         );
         let binlog =
@@ -342,12 +330,9 @@ fn metadata_overwrite_merge_delete() {
         s.call(StorageCmd::SetMetadata.into(), &set(b'O', b"k\x02v"))
             .await
             .unwrap();
-        s.call(
-            StorageCmd::DeleteFile.into(),
-            &group_file("group1", &up.remote),
-        )
-        .await
-        .unwrap();
+        file_cmd(&mut s, StorageCmd::DeleteFile, &up.remote)
+            .await
+            .unwrap();
         assert!(!meta_file.exists());
     });
 }
@@ -415,12 +400,9 @@ fn appender_append_modify_truncate_regenerate() {
 
         // Info of an appender computes the CRC of its content.
         let info = FileInfoResp::decode(
-            &s.call(
-                StorageCmd::QueryFileInfo.into(),
-                &group_file("group1", &up.remote),
-            )
-            .await
-            .unwrap(),
+            &file_cmd(&mut s, StorageCmd::QueryFileInfo, &up.remote)
+                .await
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -538,12 +520,9 @@ fn slave_files() {
             b"slave data!\n"
         );
         let info = FileInfoResp::decode(
-            &s.call(
-                StorageCmd::QueryFileInfo.into(),
-                &group_file("group1", &slave.remote),
-            )
-            .await
-            .unwrap(),
+            &file_cmd(&mut s, StorageCmd::QueryFileInfo, &slave.remote)
+                .await
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -640,32 +619,12 @@ fn malformed_requests_get_the_original_statuses() {
             ), // crashes the original
             (
                 StorageCmd::DownloadFile.into(),
-                {
-                    let mut b = BytesMut::new();
-                    DownloadReq {
-                        offset: 14,
-                        length: 0,
-                        group: "group1".into(),
-                        remote: up.remote.clone(),
-                    }
-                    .encode(&mut b);
-                    b.to_vec()
-                },
+                download_req(&up.remote, 14, 0),
                 22,
             ),
             (
                 StorageCmd::DownloadFile.into(),
-                {
-                    let mut b = BytesMut::new();
-                    DownloadReq {
-                        offset: -1,
-                        length: 0,
-                        group: "group1".into(),
-                        remote: up.remote.clone(),
-                    }
-                    .encode(&mut b);
-                    b.to_vec()
-                },
+                download_req(&up.remote, -1, 0),
                 22,
             ),
             (StorageCmd::DownloadFile.into(), vec![0u8; 32], 22),
@@ -847,12 +806,9 @@ fn access_log_in_original_format() {
     let remote = rt().block_on(async {
         let (mut s, up) = hello_uploaded(&cluster).await;
         download(&mut s, &up.remote, 0, 0).await.unwrap();
-        s.call(
-            StorageCmd::DeleteFile.into(),
-            &group_file("group1", &up.remote),
-        )
-        .await
-        .unwrap();
+        file_cmd(&mut s, StorageCmd::DeleteFile, &up.remote)
+            .await
+            .unwrap();
         assert_eq!(status_of(download(&mut s, &up.remote, 0, 0).await), 2);
         s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
         up.remote
@@ -1027,12 +983,9 @@ fn metadata_files_are_not_data_files() {
         );
         s.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await.unwrap();
         assert_eq!(
-            s.call(
-                StorageCmd::GetMetadata.into(),
-                &group_file("group1", &up.remote)
-            )
-            .await
-            .unwrap(),
+            file_cmd(&mut s, StorageCmd::GetMetadata, &up.remote)
+                .await
+                .unwrap(),
             b"k\x02v"
         );
     });
@@ -1044,10 +997,7 @@ fn only_a_whole_appender_name_is_an_appender() {
     // characters (and so its appender flag) but are not appenders.
     let cluster = Cluster::start();
     rt().block_on(async {
-        let mut s = connect(cluster.storage_addr).await;
-        let app = upload(&mut s, StorageCmd::UploadAppenderFile, b"0123", "log")
-            .await
-            .unwrap();
+        let (mut s, app) = uploaded(&cluster, StorageCmd::UploadAppenderFile, b"0123", "log").await;
         s.call(
             StorageCmd::SetMetadata.into(),
             &set_meta(&app.remote, b'O', b"k\x02v"),
@@ -1256,10 +1206,7 @@ fn regenerate_of_a_multibyte_name_is_einval() {
     // and panic. The file exists, so only the name check can refuse it.
     let cluster = Cluster::start();
     rt().block_on(async {
-        let mut s = connect(cluster.storage_addr).await;
-        let app = upload(&mut s, StorageCmd::UploadAppenderFile, b"0123", "log")
-            .await
-            .unwrap();
+        let (_s, app) = uploaded(&cluster, StorageCmd::UploadAppenderFile, b"0123", "log").await;
         let (dir, name) = app.remote.split_at(10);
         let odd = format!("{dir}{}\u{e9}\u{e9}\u{e9}\u{e9}", &name[..27]);
         let odd_path = disk_path(&cluster, &app.remote).with_file_name(&odd[10..]);
@@ -1286,16 +1233,8 @@ fn overlong_names_answer_einval() {
     let cluster = Cluster::start();
     rt().block_on(async {
         let long = format!("M00/00/00/{}", "x".repeat(5_000));
-        let mut dl = BytesMut::new();
-        DownloadReq {
-            offset: 0,
-            length: 0,
-            group: "group1".into(),
-            remote: long.clone(),
-        }
-        .encode(&mut dl);
         for (cmd, body) in [
-            (StorageCmd::DownloadFile, dl.to_vec()),
+            (StorageCmd::DownloadFile, download_req(&long, 0, 0)),
             (StorageCmd::DeleteFile, group_file("group1", &long)),
             (StorageCmd::GetMetadata, group_file("group1", &long)),
             (StorageCmd::QueryFileInfo, group_file("group1", &long)),

@@ -9,6 +9,7 @@ use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 
 use fdfs_proto::storage_msg::{AppendReq, ModifyReq, TruncateReq};
+use fdfs_proto::wire::NamedHead;
 use fdfs_proto::Status;
 
 use super::{

@@ -159,7 +159,7 @@ impl CountedCommand {
 /// (everything but uploads, append and modify). Like the original, the whole
 /// request including its header must be smaller than `buff_size`.
 pub async fn read_small_body(s: &mut Session) -> OpResult<Vec<u8>> {
-    let limit = s.storage.conf.buff_size_bytes.max(64 * 1024);
+    let limit = s.storage.conf.net.buff_size_bytes.max(64 * 1024);
     if s.body_left + HEADER_LEN as u64 >= limit {
         return Err(OpError::invalid(format!(
             "request of {} bytes exceeds the {limit}-byte buffer",

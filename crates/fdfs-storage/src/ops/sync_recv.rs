@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use fdfs_proto::sync_msg::{SyncDeleteReq, SyncFileReq, SyncPairReq, SyncRangeReq};
+use fdfs_proto::wire::NamedHead;
 use fdfs_proto::Status;
 
 use super::{blocking, body_to_file, check_group, log_change, meta_path, read_small_body, resolve};

@@ -12,6 +12,7 @@ use fdfs_proto::fileid::{
     slave_remote_name, FileNameRecord,
 };
 use fdfs_proto::storage_msg::{FileIdResp, UploadReq, UploadSlaveReq};
+use fdfs_proto::wire::NamedHead;
 use fdfs_proto::Status;
 
 use super::{blocking, body_to_file, log_change, random_u32, resolve_data, stat_existing};

@@ -503,19 +503,8 @@ fn connected(id: &str) -> OpError {
 pub(crate) fn join_info(ip: &str) -> JoinInfo {
     JoinInfo {
         req: JoinReq {
-            group: "group1".into(),
-            storage_port: 23000,
-            store_path_count: 1,
-            subdir_count_per_path: 256,
-            upload_priority: 10,
-            join_time: 1,
             up_time: 2,
-            version: "6.16.1".into(),
-            init_flag: true,
-            status: -1,
-            storage_id: String::new(),
-            tracker_ip: String::new(),
-            trackers: Vec::new(),
+            ..fdfs_testkit::join_req()
         },
         id: ip.into(),
         ip: ip.into(),
