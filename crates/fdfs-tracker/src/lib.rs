@@ -24,6 +24,7 @@ mod relation;
 mod report;
 mod select;
 mod state;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
