@@ -16,6 +16,7 @@ mod io;
 mod local;
 pub mod mime;
 mod open_files;
+pub mod pages;
 pub mod plan;
 mod remote;
 pub mod request;
@@ -75,6 +76,8 @@ pub(crate) struct Gateway {
     tracker_client: Option<fdfs_client::Client>,
     /// Set: every connection is HTTPS.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Pages of the hosting process (`fdfs server`'s status page).
+    pages: Option<pages::PageSource>,
 }
 
 impl Gateway {
@@ -102,6 +105,7 @@ impl Gateway {
             conf,
             roots,
             http_port,
+            pages: None,
         })
     }
 }
@@ -113,8 +117,21 @@ pub async fn run(
     conf: Arc<GatewayConf>,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
+    run_with_pages(listener, conf, None, shutdown).await
+}
+
+/// Like [`run`], with `pages` answering the paths it owns before any is
+/// taken for a file path.
+pub async fn run_with_pages(
+    listener: TcpListener,
+    conf: Arc<GatewayConf>,
+    pages: Option<pages::PageSource>,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError> {
     let local = listener.local_addr()?;
-    let gw = Arc::new(Gateway::new(conf, local.port())?);
+    let mut gw = Gateway::new(conf, local.port())?;
+    gw.pages = pages;
+    let gw = Arc::new(gw);
     let tasks = TaskTracker::new();
     tracing::info!(addr = %local, group = %gw.conf.group, "http gateway listening");
     fdfs_util::serve::accept_until_shutdown(
@@ -276,6 +293,9 @@ impl Gateway {
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, header::HeaderValue::from(3u64));
             return Ok(Front::Answer(r));
+        }
+        if let Some(page) = self.pages.as_ref().and_then(|source| source(path)) {
+            return Ok(Front::Answer(pages::respond(page, head)));
         }
         let conf = &self.conf;
         let file = parse_path(

@@ -267,14 +267,25 @@ pub fn server(args: ServerArgs) -> ExitCode {
             base_path = %args.base_path.display(),
             "fdfs server starting"
         );
-        let tracker = spawn_tracker_thread(tracker_listener, tracker_conf, shutdown.clone())
+        // Opened here, not in its thread: the gateway serves its status page.
+        let tracker_state =
+            fdfs_tracker::Tracker::open(tracker_conf).map_err(|e| format!("tracker: {e}"))?;
+        let pages = status_pages(tracker_state.clone());
+        let tracker = spawn_tracker_thread(tracker_listener, tracker_state, shutdown.clone())
             .map_err(|e| format!("tracker: cannot start its thread: {e}"))?;
         let tracker = tokio::task::spawn_blocking(move || {
             tracker
                 .join()
                 .unwrap_or_else(|_| Err("tracker: its thread panicked".to_string()))
         });
-        let http = spawn_gateway(&args.bind, args.http_port, gateway_conf, &shutdown).await?;
+        let http = spawn_gateway(
+            &args.bind,
+            args.http_port,
+            gateway_conf,
+            Some(pages),
+            &shutdown,
+        )
+        .await?;
         let storage = tokio::spawn(fdfs_storage::run(
             storage_listener,
             storage_conf,
@@ -302,7 +313,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
 /// long checksum) must not stall the cluster's routing along with it.
 fn spawn_tracker_thread(
     listener: TcpListener,
-    conf: TrackerConf,
+    tracker: std::sync::Arc<fdfs_tracker::Tracker>,
     shutdown: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<Result<(), String>>> {
     let listener = listener.into_std()?;
@@ -315,11 +326,21 @@ fn spawn_tracker_thread(
                 .map_err(|e| format!("tracker: cannot start runtime: {e}"))?;
             rt.block_on(async move {
                 let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-                fdfs_tracker::run(listener, conf, shutdown)
+                fdfs_tracker::serve(listener, tracker, shutdown)
                     .await
                     .map_err(|e| format!("tracker: {e}"))
             })
         })
+}
+
+/// The tracker's status page (`/`, `/status.json`) as gateway pages.
+fn status_pages(tracker: std::sync::Arc<fdfs_tracker::Tracker>) -> fdfs_http::pages::PageSource {
+    std::sync::Arc::new(move |path: &str| {
+        fdfs_tracker::status::route(&tracker, path).map(|r| fdfs_http::pages::Page {
+            content_type: r.content_type,
+            body: r.body.into(),
+        })
+    })
 }
 
 /// The HTTP gateway of a storage started from `storage_conf_path`: the
@@ -351,15 +372,17 @@ async fn spawn_gateway(
     addr: &str,
     port: u16,
     conf: fdfs_http::GatewayConf,
+    pages: Option<fdfs_http::pages::PageSource>,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<Result<(), fdfs_http::HttpError>>>, String> {
     if port == 0 {
         return Ok(None);
     }
     let listener = bind(addr, port).await.map_err(|e| format!("http: {e}"))?;
-    Ok(Some(tokio::spawn(fdfs_http::run(
+    Ok(Some(tokio::spawn(fdfs_http::run_with_pages(
         listener,
         std::sync::Arc::new(conf),
+        pages,
         shutdown.clone(),
     ))))
 }
@@ -482,8 +505,14 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                     .await
                     .map_err(|e| e.to_string())?;
                 let gateway_conf = storage_gateway_conf(&args.conf, &c)?;
-                let http = spawn_gateway(&c.bind_addr, c.http_server_port, gateway_conf, &shutdown)
-                    .await?;
+                let http = spawn_gateway(
+                    &c.bind_addr,
+                    c.http_server_port,
+                    gateway_conf,
+                    None,
+                    &shutdown,
+                )
+                .await?;
                 let mut dirs = vec![c.base_path.as_path()];
                 dirs.extend(c.store_paths.iter().map(PathBuf::as_path));
                 run_as(&c.run_by_group, &c.run_by_user, &dirs)?;
