@@ -345,14 +345,20 @@ fn fdfs_server_gateway_serves_the_status_page() {
 
     // The embedded storage reports its counters every 30 s: wait for them
     // through the protocol, which is cheaper than a browser run.
-    let uploads = || -> i64 {
-        rt.block_on(client.list_storages("group1", None))
-            .unwrap_or_default()
-            .iter()
-            .map(|s| s.stats.success_upload_count)
-            .sum()
+    let counted = || -> (i64, i64) {
+        let list = rt
+            .block_on(client.list_storages("group1", None))
+            .unwrap_or_default();
+        (
+            list.iter().map(|s| s.stats.success_upload_count).sum(),
+            list.iter().map(|s| s.stats.success_download_count).sum(),
+        )
     };
-    assert!(wait_until(DEADLINE, || uploads() >= 4), "uploads never counted");
+    assert!(
+        wait_until(DEADLINE, || counted() == (4, 4)),
+        "uploads and downloads never counted: {:?}",
+        counted()
+    );
     let profile = tempfile::tempdir().unwrap();
     let (dom, page) = page_matching_monitor(&url, &conf, profile.path());
     assert_eq!(total(&page, |s| &s.uploads), 4, "{page:#?}");
