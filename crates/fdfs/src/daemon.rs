@@ -322,6 +322,23 @@ fn spawn_tracker_thread(
         })
 }
 
+/// The tracker's HTTP listener (`http.server_port`, 0: off), bound on
+/// `bind_addr`. A port that cannot be bound is logged and left out: the
+/// original ignores this key since v5, so a tracker.conf carried over from
+/// it must not keep the tracker from starting.
+async fn bind_tracker_http(c: &TrackerConf) -> Option<TcpListener> {
+    if c.http_server_port == 0 {
+        return None;
+    }
+    match bind(&c.bind_addr, c.http_server_port).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(port = c.http_server_port, error = %e, "tracker http (metrics) port not served");
+            None
+        }
+    }
+}
+
 /// The HTTP gateway of a storage started from `storage_conf_path`: the
 /// storage's own settings, refined by a `mod_fastdfs.conf` in the same
 /// directory when there is one (as nginx reads /etc/fdfs/mod_fastdfs.conf).
@@ -471,11 +488,28 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 let listener = bind(&c.bind_addr, c.port)
                     .await
                     .map_err(|e| e.to_string())?;
+                let http = bind_tracker_http(&c).await;
                 run_as(&c.run_by_group, &c.run_by_user, &[c.base_path.as_path()])?;
                 write_pid(&pid_path)?;
-                fdfs_tracker::run(listener, c, shutdown)
+                if c.disabled {
+                    return Err(fdfs_tracker::TrackerError::Disabled.to_string());
+                }
+                let tracker = fdfs_tracker::Tracker::open(c).map_err(|e| e.to_string())?;
+                let http = http.map(|l| {
+                    tokio::spawn(fdfs_tracker::http::run(
+                        l,
+                        tracker.clone(),
+                        shutdown.clone(),
+                    ))
+                });
+                let res = fdfs_tracker::serve(listener, tracker, shutdown.clone())
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string());
+                shutdown.cancel();
+                if let Some(h) = http {
+                    let _ = h.await;
+                }
+                res
             }
             RoleConf::Storage(c) => {
                 let listener = bind(&c.bind_addr, c.port)
