@@ -267,21 +267,36 @@ pub fn server(args: ServerArgs) -> ExitCode {
             base_path = %args.base_path.display(),
             "fdfs server starting"
         );
-        let tracker = spawn_tracker_thread(tracker_listener, tracker_conf, shutdown.clone())
+        // One /metrics on the gateway port for all three.
+        let server_shutdown = shutdown.clone();
+        let hub = fdfs_util::metrics::Hub::new();
+        let tracker_state =
+            fdfs_tracker::Tracker::open(tracker_conf).map_err(|e| format!("tracker: {e}"))?;
+        hub.add(std::sync::Arc::new(fdfs_tracker::metrics::TrackerMetrics(
+            tracker_state.clone(),
+        )));
+        let pages = fdfs_http::Pages {
+            hub: hub.clone(),
+            routes: Some(std::sync::Arc::new(fdfs_tracker::http::TrackerPages {
+                tracker: tracker_state.clone(),
+                hub: hub.clone(),
+            })),
+        };
+        let tracker = spawn_tracker_thread(tracker_listener, tracker_state, shutdown.clone())
             .map_err(|e| format!("tracker: cannot start its thread: {e}"))?;
         let tracker = tokio::task::spawn_blocking(move || {
             tracker
                 .join()
                 .unwrap_or_else(|_| Err("tracker: its thread panicked".to_string()))
         });
-        let http = spawn_gateway(&args.bind, args.http_port, gateway_conf, &shutdown).await?;
-        let storage = tokio::spawn(fdfs_storage::run(
-            storage_listener,
-            storage_conf,
-            shutdown.clone(),
-        ));
+        let http =
+            spawn_gateway(&args.bind, args.http_port, gateway_conf, pages, &shutdown).await?;
+        let storage = open_storage(&storage_listener, storage_conf, &hub).await;
+        let storage = tokio::spawn(async move {
+            fdfs_storage::serve(storage_listener, storage?, shutdown.clone()).await
+        });
         let (t, s) = tokio::join!(tracker, storage);
-        shutdown.cancel();
+        server_shutdown.cancel();
         join_gateway(http).await?;
         t.map_err(|e| e.to_string())??;
         s.map_err(|e| e.to_string())?
@@ -302,7 +317,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
 /// long checksum) must not stall the cluster's routing along with it.
 fn spawn_tracker_thread(
     listener: TcpListener,
-    conf: TrackerConf,
+    tracker: std::sync::Arc<fdfs_tracker::Tracker>,
     shutdown: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<Result<(), String>>> {
     let listener = listener.into_std()?;
@@ -315,7 +330,7 @@ fn spawn_tracker_thread(
                 .map_err(|e| format!("tracker: cannot start runtime: {e}"))?;
             rt.block_on(async move {
                 let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-                fdfs_tracker::run(listener, conf, shutdown)
+                fdfs_tracker::serve(listener, tracker, shutdown)
                     .await
                     .map_err(|e| format!("tracker: {e}"))
             })
@@ -368,17 +383,34 @@ async fn spawn_gateway(
     addr: &str,
     port: u16,
     conf: fdfs_http::GatewayConf,
+    pages: fdfs_http::Pages,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<Result<(), fdfs_http::HttpError>>>, String> {
     if port == 0 {
         return Ok(None);
     }
     let listener = bind(addr, port).await.map_err(|e| format!("http: {e}"))?;
-    Ok(Some(tokio::spawn(fdfs_http::run(
+    Ok(Some(tokio::spawn(fdfs_http::run_with_pages(
         listener,
         std::sync::Arc::new(conf),
+        pages,
         shutdown.clone(),
     ))))
+}
+
+/// Opens the storage that will serve on `listener` and adds its series to
+/// `hub`.
+async fn open_storage(
+    listener: &TcpListener,
+    conf: StorageConf,
+    hub: &fdfs_util::metrics::Hub,
+) -> Result<std::sync::Arc<fdfs_storage::Storage>, fdfs_storage::StorageError> {
+    let port = listener.local_addr()?.port();
+    let storage = fdfs_storage::Storage::open(conf, port).await?;
+    hub.add(std::sync::Arc::new(fdfs_storage::metrics::StorageMetrics(
+        storage.clone(),
+    )));
+    Ok(storage)
 }
 
 async fn join_gateway(
@@ -516,15 +548,26 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                     .await
                     .map_err(|e| e.to_string())?;
                 let gateway_conf = storage_gateway_conf(&args.conf, &c)?;
-                let http = spawn_gateway(&c.bind_addr, c.http_server_port, gateway_conf, &shutdown)
-                    .await?;
+                let pages = fdfs_http::Pages::default();
+                let hub = pages.hub.clone();
+                let http = spawn_gateway(
+                    &c.bind_addr,
+                    c.http_server_port,
+                    gateway_conf,
+                    pages,
+                    &shutdown,
+                )
+                .await?;
                 let mut dirs = vec![c.base_path.as_path()];
                 dirs.extend(c.store_paths.iter().map(PathBuf::as_path));
                 run_as(&c.run_by_group, &c.run_by_user, &dirs)?;
                 write_pid(&pid_path)?;
-                let res = fdfs_storage::run(listener, c, shutdown.clone())
-                    .await
-                    .map_err(|e| e.to_string());
+                let res = match open_storage(&listener, c, &hub).await {
+                    Ok(storage) => fdfs_storage::serve(listener, storage, shutdown.clone())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
                 shutdown.cancel();
                 join_gateway(http).await?;
                 res
