@@ -162,6 +162,9 @@ fn rows(t: &Tracker) -> Vec<GroupRow> {
         .collect()
 }
 
+/// One storage series' value.
+type StorageValue<'a> = dyn Fn(&StorageRow) -> i64 + 'a;
+
 /// `fastdfs_group_*{group}` and `fastdfs_storage_*{group,storage_id,ip,status}`.
 fn groups_and_storages(t: &Tracker, out: &mut Exposition<'_>) -> fmt::Result {
     let groups = rows(t);
@@ -240,14 +243,14 @@ fn groups_and_storages(t: &Tracker, out: &mut Exposition<'_>) -> fmt::Result {
         })
         .collect();
     let now = now_secs();
-    let sfam = |f: &dyn Fn(&StorageRow) -> i64| -> Vec<(&Labels<'_>, i64)> {
+    let sfam = |f: &StorageValue<'_>| -> Vec<(&Labels<'_>, i64)> {
         slabels
             .iter()
             .zip(&storages)
             .map(|(l, (_, s))| (&l[..], f(s)))
             .collect()
     };
-    let upstream: [(&str, &str, &dyn Fn(&StorageRow) -> i64); 25] = [
+    let upstream: [(&str, &str, &StorageValue<'_>); 25] = [
         ("total_mb", "Disk total space in MB", &|s| s.total_mb),
         ("free_mb", "Disk free space in MB", &|s| s.free_mb),
         ("reserved_mb", "Disk reserved space in MB", &|s| {

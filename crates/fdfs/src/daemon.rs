@@ -348,7 +348,7 @@ async fn bind_tracker_http(c: &TrackerConf) -> Option<TcpListener> {
     match bind(&c.bind_addr, c.http_server_port).await {
         Ok(l) => Some(l),
         Err(e) => {
-            tracing::error!(port = c.http_server_port, error = %e, "tracker http (metrics) port not served");
+            tracing::warn!(port = c.http_server_port, error = %e, "tracker http (metrics) port not served");
             None
         }
     }

@@ -234,6 +234,34 @@ fn assert_no_counter_went_back(before: &Page, after: &Page, what: &str) {
     }
 }
 
+/// Metric names the shipped Grafana dashboard queries.
+fn dashboard_metric_names() -> std::collections::BTreeSet<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/grafana/fastdfs-dashboard.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in text
+        .match_indices("fastdfs_")
+        .chain(text.match_indices("fdfs_"))
+    {
+        let preceded_by_word = text[..i]
+            .bytes()
+            .next_back()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if preceded_by_word {
+            continue;
+        }
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        names.insert(name);
+    }
+    names
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -624,6 +652,15 @@ fn tracker_and_storages_serve_upstream_names_and_counters_that_follow_traffic() 
         1.0
     );
     assert_no_counter_went_back(&h0, &h1, "gateway");
+
+    // Every series the dashboard (deploy/grafana) queries is served.
+    let pages: Vec<&Page> = [&t1, &h1].into_iter().chain(s1.values()).collect();
+    for name in dashboard_metric_names() {
+        let served = pages
+            .iter()
+            .any(|p| p.samples.iter().any(|(n, _, _)| *n == name) || p.types.contains_key(&name));
+        assert!(served, "the dashboard queries {name}, which no page serves");
+    }
 
     // `fdfs health -c` checks the metrics pages of the confs that set one.
     let d = c.dir.path();
