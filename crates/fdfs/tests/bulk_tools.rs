@@ -91,7 +91,10 @@ impl Env {
 
     /// py3fdfs's view of a manifest (`mode`: present | gone).
     fn py_check(&self, manifest: &str, mode: &str) -> Check {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/bulk_manifest_check.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/py/bulk_manifest_check.py"
+        );
         let out = Command::new("python3")
             .arg(script)
             .arg(&self.conf)
@@ -176,7 +179,10 @@ fn make_tree(root: &Path, files: usize) -> BTreeMap<String, Vec<u8>> {
 fn summary_counts(summary: &str) -> String {
     // "upload: 50 uploaded, 0 skipped, 0 failed, 123 bytes, 0.12 s" without
     // the elapsed time.
-    summary.rsplit_once(", ").map_or(summary, |(head, _)| head).to_string()
+    summary
+        .rsplit_once(", ")
+        .map_or(summary, |(head, _)| head)
+        .to_string()
 }
 
 fn assert_all_present(env: &Env, manifest: &str, tree: &BTreeMap<String, Vec<u8>>) -> Check {
@@ -215,10 +221,7 @@ fn tree_uploads_into_csv_and_json_manifests_and_round_trips() {
     let total: usize = tree.values().map(Vec::len).sum();
 
     for manifest in ["m.csv", "m.json"] {
-        let out = env.fdfs(
-            "upload",
-            &["-r", "-j", "8", "--manifest", manifest, "tree"],
-        );
+        let out = env.fdfs("upload", &["-r", "-j", "8", "--manifest", manifest, "tree"]);
         assert_eq!(out.code, 0, "{out:?}");
         assert_eq!(out.stdout, "", "the manifest is the record");
         assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
@@ -247,10 +250,7 @@ fn tree_uploads_into_csv_and_json_manifests_and_round_trips() {
     // Our client restores both manifests byte for byte (it also checks
     // size and CRC32 against each file id).
     for (manifest, dir) in [("m.csv", "out-csv"), ("m.json", "out-json")] {
-        let out = env.fdfs(
-            "download",
-            &["--manifest", manifest, "-d", dir, "-j", "8"],
-        );
+        let out = env.fdfs("download", &["--manifest", manifest, "-d", dir, "-j", "8"]);
         assert_eq!(out.code, 0, "{out:?}");
         assert_eq!(
             summary_counts(out.summary()),
@@ -299,9 +299,7 @@ fn tree_uploads_into_csv_and_json_manifests_and_round_trips() {
     // And downloading them fails per row, leaving no partial files.
     let out = env.fdfs("download", &["--manifest", "m.json", "-d", "after-delete"]);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(walk(&env.path("after-delete"))
-        .iter()
-        .all(|p| p.is_dir()));
+    assert!(walk(&env.path("after-delete")).iter().all(|p| p.is_dir()));
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -347,7 +345,10 @@ fn interrupted_upload_resumes_from_its_manifest() {
     assert_eq!(out.code, 0, "{out:?}");
     let first = env.py_check("half.csv", "present").rows.len();
     assert!(first > 0 && first < tree.len(), "{first}");
-    let out = env.fdfs("upload", &["-r", "-j", "8", "--manifest", "half.csv", "tree"]);
+    let out = env.fdfs(
+        "upload",
+        &["-r", "-j", "8", "--manifest", "half.csv", "tree"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.summary().starts_with(&format!(
@@ -392,8 +393,10 @@ fn interrupted_upload_resumes_from_its_manifest() {
     let out = env.fdfs("upload", &rerun);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.summary()
-            .starts_with(&format!("upload: {} uploaded, 10 skipped, 0 failed,", paths.len() - 10)),
+        out.summary().starts_with(&format!(
+            "upload: {} uploaded, 10 skipped, 0 failed,",
+            paths.len() - 10
+        )),
         "{out:?}"
     );
     assert_all_present(&env, "kill.json", &tree);
@@ -416,8 +419,10 @@ fn interrupted_upload_resumes_from_its_manifest() {
     let out = env.fdfs("upload", &rerun);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.summary()
-            .starts_with(&format!("upload: 2 uploaded, {} skipped, 0 failed,", paths.len() - 2)),
+        out.summary().starts_with(&format!(
+            "upload: 2 uploaded, {} skipped, 0 failed,",
+            paths.len() - 2
+        )),
         "{out:?}"
     );
     let out = env.fdfs("download", &["--manifest", "kill.json", "-d", "restored"]);
@@ -426,7 +431,10 @@ fn interrupted_upload_resumes_from_its_manifest() {
         std::fs::read(env.path("restored").join(grown)).unwrap(),
         b"grown content"
     );
-    assert_eq!(std::fs::read(env.path("restored").join(same_size)).unwrap(), data);
+    assert_eq!(
+        std::fs::read(env.path("restored").join(same_size)).unwrap(),
+        data
+    );
 }
 
 #[test]
@@ -465,7 +473,8 @@ fn failures_are_reported_per_file_with_a_nonzero_exit() {
         "{out:?}"
     );
     assert!(
-        out.summary().starts_with("upload: 1 uploaded, 0 skipped, 3 failed,"),
+        out.summary()
+            .starts_with("upload: 1 uploaded, 0 skipped, 3 failed,"),
         "{out:?}"
     );
     assert_eq!(env.py_check("m.csv", "present").ok, 1);
@@ -477,10 +486,17 @@ fn failures_are_reported_per_file_with_a_nonzero_exit() {
     assert!(out
         .stderr
         .starts_with("fdfs: tree/a/deep: Is a directory (use -r to upload what it holds)\n"));
-    let listed: Vec<&str> = out.stdout.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    let listed: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
     let mut sorted = listed.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, good, "without a manifest: PATH<TAB>FILE_ID per file");
+    assert_eq!(
+        sorted, good,
+        "without a manifest: PATH<TAB>FILE_ID per file"
+    );
 
     // A server error per file: the tracker knows no such group.
     let out = env.fdfs("upload", &["-g", "nogroup", good[0], good[1]]);
@@ -491,7 +507,8 @@ fn failures_are_reported_per_file_with_a_nonzero_exit() {
         assert!(out.stderr.lines().any(|l| l == line), "{line} in {out:?}");
     }
     assert!(
-        out.summary().starts_with("upload: 0 uploaded, 0 skipped, 2 failed,"),
+        out.summary()
+            .starts_with("upload: 0 uploaded, 0 skipped, 2 failed,"),
         "{out:?}"
     );
 
@@ -502,7 +519,11 @@ fn failures_are_reported_per_file_with_a_nonzero_exit() {
     let out = env.fdfs("download", &["--manifest", "m.csv", "-d", "down"]);
     assert_ne!(out.code, 0, "{out:?}");
     assert_eq!(out.stderr.lines().count(), 2, "{out:?}");
-    assert!(out.stderr.starts_with(&format!("fdfs: {} (group1/", good[0])), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with(&format!("fdfs: {} (group1/", good[0])),
+        "{out:?}"
+    );
     assert!(!env.path("down").join(good[0]).exists());
     drop(cluster_dir);
 

@@ -241,10 +241,7 @@ impl AsyncWrite for Verifying {
         Pin::new(&mut self.file).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.file).poll_shutdown(cx)
     }
 }
@@ -353,7 +350,9 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, failures: &mut Vec<Failure>) {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             walk(&path, files, failures);
         } else if kind.is_symlink() {
@@ -382,7 +381,12 @@ fn collect(paths: &[PathBuf], recursive: bool, failures: &mut Vec<Failure>) -> V
         let candidates = if arg.symlink_metadata().is_err() && is_pattern(&text) {
             let matches = expand_pattern(&text);
             if matches.is_empty() {
-                failures.push(Failure::new(&text, None, ENOENT, "no file matches this pattern"));
+                failures.push(Failure::new(
+                    &text,
+                    None,
+                    ENOENT,
+                    "no file matches this pattern",
+                ));
             }
             matches
         } else {
@@ -440,11 +444,8 @@ fn file_url(s: &Session, storage_ip: &str, id: &FileId) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let token = fdfs_http::token::make_token(
-            &id.to_string(),
-            &s.conf.http_anti_steal_secret_key,
-            now,
-        );
+        let token =
+            fdfs_http::token::make_token(&id.to_string(), &s.conf.http_anti_steal_secret_key, now);
         url.push_str(&format!("?token={token}&ts={now}"));
     }
     url
@@ -460,7 +461,11 @@ struct Pending {
 /// Opens a manifest for appending, or says why not (one line, exit code).
 fn open_manifest(path: &Path, format: Format) -> Result<manifest::Writer, ExitCode> {
     manifest::Writer::open(path, format).map_err(|e| {
-        eprintln!("fdfs: {}: {}", path.display(), describe(&ClientError::Io(e)));
+        eprintln!(
+            "fdfs: {}: {}",
+            path.display(),
+            describe(&ClientError::Io(e))
+        );
         exit_code(i32::from(EIO))
     })
 }
@@ -487,7 +492,11 @@ pub fn upload(s: &Session, job: UploadJob) -> ExitCode {
             let rows = match manifest::read(path, format) {
                 Ok((rows, _torn)) => rows,
                 Err(e) => {
-                    eprintln!("fdfs: {}: {}", path.display(), describe(&ClientError::Io(e)));
+                    eprintln!(
+                        "fdfs: {}: {}",
+                        path.display(),
+                        describe(&ClientError::Io(e))
+                    );
                     return exit_code(i32::from(EIO));
                 }
             };
@@ -503,9 +512,14 @@ pub fn upload(s: &Session, job: UploadJob) -> ExitCode {
     let done: std::collections::HashMap<&str, &Row> =
         done.iter().map(|r| (r.path.as_str(), r)).collect();
 
+    // `upload -r --manifest m.csv .` must not upload its own manifest.
+    let manifest_file = job.manifest.as_ref().and_then(|m| m.canonicalize().ok());
     let mut pending = Vec::new();
     let mut skipped = 0usize;
     for path in files {
+        if manifest_file.is_some() && path.canonicalize().ok() == manifest_file {
+            continue;
+        }
         let Some(text) = path.to_str().map(str::to_string) else {
             failures.push(Failure::new(
                 &path.to_string_lossy(),
@@ -546,39 +560,44 @@ pub fn upload(s: &Session, job: UploadJob) -> ExitCode {
     let writer_cell = RefCell::new(writer.take());
     let quiet_stdout = job.manifest.is_some();
 
-    s.rt.block_on(for_each_concurrent(&pending, job.jobs, async |p: &Pending| {
-        match upload_one(s, &job, p, &pb).await {
-            Ok((id, ip)) => {
-                let crc32 = decode_remote_name(&id.remote).map_or(0, |i| i.crc32);
-                let row = Row {
-                    path: p.text.clone(),
-                    file_id: id.to_string(),
-                    url: file_url(s, &ip, &id),
-                    size: p.size,
-                    mtime_ns: p.mtime_ns,
-                    crc32,
-                };
-                if let Some(w) = writer_cell.borrow_mut().as_mut() {
-                    if let Err(e) = w.append(&row) {
-                        // The file is stored but unrecorded: say which id.
-                        failed.borrow_mut().push(
-                            io_failure(&p.text, Some(&row.file_id), &e)
-                                .with_reason_prefix("stored, but the manifest write failed"),
-                        );
-                        return;
+    s.rt.block_on(for_each_concurrent(
+        &pending,
+        job.jobs,
+        async |p: &Pending| {
+            match upload_one(s, &job, p, &pb).await {
+                Ok((id, ip)) => {
+                    let crc32 = decode_remote_name(&id.remote).map_or(0, |i| i.crc32);
+                    let row = Row {
+                        path: p.text.clone(),
+                        file_id: id.to_string(),
+                        url: file_url(s, &ip, &id),
+                        size: p.size,
+                        mtime_ns: p.mtime_ns,
+                        crc32,
+                    };
+                    if let Some(w) = writer_cell.borrow_mut().as_mut() {
+                        if let Err(e) = w.append(&row) {
+                            // The file is stored but unrecorded: say which id.
+                            failed.borrow_mut().push(
+                                io_failure(&p.text, Some(&row.file_id), &e)
+                                    .with_reason_prefix("stored, but the manifest write failed"),
+                            );
+                            return;
+                        }
                     }
+                    if !quiet_stdout {
+                        pb.suspend(|| outln!("{}\t{}", row.path, row.file_id));
+                    }
+                    uploaded.set(uploaded.get() + 1);
+                    pb.set_message(format!("{}/{} files", uploaded.get(), pending.len()));
+                    bytes.set(bytes.get() + p.size);
                 }
-                if !quiet_stdout {
-                    pb.suspend(|| outln!("{}\t{}", row.path, row.file_id));
-                }
-                uploaded.set(uploaded.get() + 1);
-                bytes.set(bytes.get() + p.size);
+                Err(e) => failed
+                    .borrow_mut()
+                    .push(Failure::from_client(&p.text, None, &e)),
             }
-            Err(e) => failed
-                .borrow_mut()
-                .push(Failure::from_client(&p.text, None, &e)),
-        }
-    }));
+        },
+    ));
     pb.finish_and_clear();
 
     failures.extend(failed.into_inner());
@@ -641,21 +660,26 @@ async fn upload_one(
 fn load_rows(path: &Path, format: Option<&str>) -> Result<Vec<Row>, ExitCode> {
     let format = pick_format(format, path)?;
     if !path.exists() {
-        eprintln!("fdfs: {}: {}", path.display(), errno_text(i32::from(ENOENT)));
+        eprintln!(
+            "fdfs: {}: {}",
+            path.display(),
+            errno_text(i32::from(ENOENT))
+        );
         return Err(exit_code(i32::from(ENOENT)));
     }
     match manifest::read(path, format) {
         Ok((rows, torn)) => {
             if torn > 0 {
-                eprintln!(
-                    "fdfs: {}: {torn} malformed row(s) skipped",
-                    path.display()
-                );
+                eprintln!("fdfs: {}: {torn} malformed row(s) skipped", path.display());
             }
             Ok(rows)
         }
         Err(e) => {
-            eprintln!("fdfs: {}: {}", path.display(), describe(&ClientError::Io(e)));
+            eprintln!(
+                "fdfs: {}: {}",
+                path.display(),
+                describe(&ClientError::Io(e))
+            );
             Err(exit_code(i32::from(EIO)))
         }
     }
@@ -701,15 +725,18 @@ pub fn download(
     let downloaded = Cell::new(0usize);
     let bytes = Cell::new(0u64);
     let failed = RefCell::new(Vec::new());
-    s.rt.block_on(for_each_concurrent(&rows, jobs, async |row: &Row| {
-        match download_one(s, row, dir, &pb).await {
+    s.rt.block_on(for_each_concurrent(
+        &rows,
+        jobs,
+        async |row: &Row| match download_one(s, row, dir, &pb).await {
             Ok(n) => {
                 downloaded.set(downloaded.get() + 1);
+                pb.set_message(format!("{}/{} files", downloaded.get(), rows.len()));
                 bytes.set(bytes.get() + n);
             }
             Err(f) => failed.borrow_mut().push(f),
-        }
-    }));
+        },
+    ));
     pb.finish_and_clear();
     let mut failures = failed.into_inner();
     let summary = format!(
@@ -731,7 +758,8 @@ async fn download_one(
     dir: Option<&Path>,
     pb: &ProgressBar,
 ) -> Result<u64, Failure> {
-    let fail = |errno: u8, reason: String| Failure::new(&row.path, Some(&row.file_id), errno, reason);
+    let fail =
+        |errno: u8, reason: String| Failure::new(&row.path, Some(&row.file_id), errno, reason);
     let client_fail = |e: &ClientError| Failure::from_client(&row.path, Some(&row.file_id), e);
     let io_fail = |e: &std::io::Error| io_failure(&row.path, Some(&row.file_id), e);
 
@@ -822,9 +850,11 @@ pub fn delete(s: &Session, manifest_path: &Path, format: Option<&str>, jobs: usi
         pb.inc(1);
         match res {
             Ok(()) => deleted.set(deleted.get() + 1),
-            Err(e) => failed
-                .borrow_mut()
-                .push(Failure::from_client(&row.path, Some(&row.file_id), &e)),
+            Err(e) => {
+                failed
+                    .borrow_mut()
+                    .push(Failure::from_client(&row.path, Some(&row.file_id), &e))
+            }
         }
     }));
     pb.finish_and_clear();
@@ -867,22 +897,28 @@ mod tests {
             .iter()
             .map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf())
             .collect();
-        assert_eq!(
-            got,
-            ["x/a.txt", "x/b.txt", "y/a.txt"].map(PathBuf::from)
-        );
+        assert_eq!(got, ["x/a.txt", "x/b.txt", "y/a.txt"].map(PathBuf::from));
         assert!(expand_pattern(&format!("{}/z*/q", dir.path().display())).is_empty());
     }
 
     #[test]
     fn download_targets_stay_under_the_directory() {
         let d = Path::new("/out");
-        assert_eq!(target_path("a/b.txt", Some(d)).unwrap(), Path::new("/out/a/b.txt"));
-        assert_eq!(target_path("/abs/c.txt", Some(d)).unwrap(), Path::new("/out/abs/c.txt"));
+        assert_eq!(
+            target_path("a/b.txt", Some(d)).unwrap(),
+            Path::new("/out/a/b.txt")
+        );
+        assert_eq!(
+            target_path("/abs/c.txt", Some(d)).unwrap(),
+            Path::new("/out/abs/c.txt")
+        );
         assert_eq!(target_path("./x", Some(d)).unwrap(), Path::new("/out/x"));
         assert!(target_path("../up.txt", Some(d)).is_err());
         assert!(target_path("/", Some(d)).is_err());
-        assert_eq!(target_path("../up.txt", None).unwrap(), Path::new("../up.txt"));
+        assert_eq!(
+            target_path("../up.txt", None).unwrap(),
+            Path::new("../up.txt")
+        );
     }
 
     #[test]

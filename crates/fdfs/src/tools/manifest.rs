@@ -24,7 +24,11 @@ impl Format {
             Some(f) if f.eq_ignore_ascii_case("json") => Ok(Format::Json),
             Some(f) => Err(format!("unknown manifest format {f:?}, want csv or json")),
             None => Ok(
-                match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase) {
+                match path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                {
                     Some(e) if e == "json" => Format::Json,
                     _ => Format::Csv,
                 },
@@ -457,7 +461,9 @@ impl Json<'_> {
                                     return None;
                                 }
                                 let low = self.hex4()?;
-                                code = 0x10000 + ((code - 0xD800) << 10) + (low.checked_sub(0xDC00)?);
+                                code = 0x10000
+                                    + ((code - 0xD800) << 10)
+                                    + (low.checked_sub(0xDC00)?);
                             }
                             char::from_u32(code)?
                         }
@@ -543,7 +549,8 @@ mod tests {
             .append(&row(1, "a"))
             .unwrap();
         let mut f = OpenOptions::new().append(true).open(&csv).unwrap();
-        f.write_all(b"b,group1/M00/00/00/x.txt,http://h/x,1").unwrap();
+        f.write_all(b"b,group1/M00/00/00/x.txt,http://h/x,1")
+            .unwrap();
         drop(f);
         assert_eq!(read(&csv, Format::Csv).unwrap(), (vec![row(1, "a")], 0));
         // The next writer finishes the torn line; the reader skips it.
@@ -562,7 +569,10 @@ mod tests {
             .append(&row(1, "a"))
             .unwrap();
         let text = std::fs::read_to_string(&json).unwrap();
-        let torn = format!("{},\n{{\"path\":\"b\",\"fi", text.trim_end().trim_end_matches(']'));
+        let torn = format!(
+            "{},\n{{\"path\":\"b\",\"fi",
+            text.trim_end().trim_end_matches(']')
+        );
         std::fs::write(&json, torn).unwrap();
         assert_eq!(read(&json, Format::Json).unwrap(), (vec![row(1, "a")], 1));
         Writer::open(&json, Format::Json)
@@ -580,7 +590,10 @@ mod tests {
         let p = Path::new("x.JSON");
         assert_eq!(Format::pick(None, p), Ok(Format::Json));
         assert_eq!(Format::pick(None, Path::new("x.txt")), Ok(Format::Csv));
-        assert_eq!(Format::pick(Some("json"), Path::new("x.csv")), Ok(Format::Json));
+        assert_eq!(
+            Format::pick(Some("json"), Path::new("x.csv")),
+            Ok(Format::Json)
+        );
         assert!(Format::pick(Some("xml"), p).is_err());
     }
 
