@@ -512,7 +512,31 @@ fn failures_are_reported_per_file_with_a_nonzero_exit() {
         "{out:?}"
     );
 
-    // A storage that stopped: every row of a download fails with the
+    // Bytes that no longer match the file id: the stored copy of the
+    // manifest's file is altered on disk (same size); our download says
+    // so, exits EIO and leaves nothing behind.
+    let check = env.py_check("m.csv", "present");
+    let id = &check.rows[0].1;
+    let remote = id.strip_prefix("group1/M00/").unwrap();
+    let stored = env.cluster.as_ref().unwrap().store_paths[0]
+        .join("data")
+        .join(remote);
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[0] ^= 0x55;
+    std::fs::write(&stored, &bytes).unwrap();
+    let out = env.fdfs("download", &["--manifest", "m.csv", "-d", "tampered"]);
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "fdfs: {} ({id}): verification failed: got ",
+            good[0]
+        )),
+        "{out:?}"
+    );
+    assert!(!env.path("tampered").join(good[0]).exists());
+    assert!(walk(&env.path("tampered")).iter().all(|p| p.is_dir()));
+
+    // A cluster that stopped: every row of a download fails with the
     // connect error, nothing is written.
     let manifest = env.path("m.csv");
     let cluster_dir = env.cluster.take().unwrap().stop();
