@@ -557,3 +557,28 @@ fn failures_are_reported_per_file_with_a_nonzero_exit() {
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
 }
+
+/// A manifest written by hand (no size, mtime or CRC32 known) naming an
+/// appender file that grew after upload: download checks it against the
+/// storage's own size and CRC32, since the name no longer tells them.
+#[test]
+fn hand_written_manifest_with_an_appender_file_downloads() {
+    let env = Env::start();
+    std::fs::write(env.path("part1.log"), b"first line\n").unwrap();
+    let out = env.fdfs("upload", &["--appender", "part1.log"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = out.stdout.trim_end().to_string();
+    let out = env.fdfs("append", &[&id, "part1.log"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    std::fs::write(
+        env.path("hand.json"),
+        format!("[{{\"path\": \"logs/app.log\", \"file_id\": \"{id}\", \"size\": 0}}]"),
+    )
+    .unwrap();
+    let out = env.fdfs("download", &["--manifest", "hand.json", "-d", "got"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read(env.path("got/logs/app.log")).unwrap(),
+        b"first line\nfirst line\n"
+    );
+}

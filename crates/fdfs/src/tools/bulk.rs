@@ -750,8 +750,8 @@ pub fn download(
 }
 
 /// Downloads one row to `<target>.fdfs-part`, checks size and CRC32
-/// against the file id (the manifest's figures for names that do not
-/// carry them), then renames it into place.
+/// against the file id (the storage's figures for names that do not carry
+/// them), then renames it into place.
 async fn download_one(
     s: &Session,
     row: &Row,
@@ -767,7 +767,16 @@ async fn download_one(
     let id = FileId::parse(&row.file_id).map_err(|_| fail(EINVAL, "invalid file id".into()))?;
     let (want_size, want_crc) = match decode_remote_name(&id.remote) {
         Ok(info) if info.file_type == FileKind::Normal => (info.file_size as u64, info.crc32),
-        Ok(_) => (row.size, row.crc32),
+        // Appender and slave names do not carry the final size and CRC32:
+        // the storage knows them.
+        Ok(_) => {
+            let info = s
+                .client
+                .query_file_info(&id, 0)
+                .await
+                .map_err(|e| client_fail(&e))?;
+            (info.file_size.max(0) as u64, info.crc32)
+        }
         Err(e) => return Err(client_fail(&e)),
     };
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
