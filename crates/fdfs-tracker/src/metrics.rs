@@ -14,6 +14,7 @@ use fdfs_proto::TrackerCmd;
 use fdfs_util::metrics::{CommandStats, Exposition, Labels, Source};
 
 use crate::admin::reserved_mb;
+use crate::state::StorageRec;
 use crate::{now_secs, Tracker};
 
 /// What the tracker counts for its metrics alone.
@@ -120,6 +121,22 @@ struct StorageRow {
     /// Newest file another member of the group received from a client
     /// (the upstream exporter's yardstick of replication delay).
     max_other_source_update: i64,
+    /// (peer id, seconds this storage lags behind that peer's own
+    /// changes; −1: nothing received yet), as `fdfs monitor sync` tells it.
+    lag_behind: Vec<(String, i64)>,
+}
+
+/// How far `dest` lags behind the changes `peer` received from clients.
+fn lag_secs(peer: &StorageRec, dest: &StorageRec) -> i64 {
+    let newest = peer.stats.last_source_update;
+    let received = peer.synced_by.get(&dest.id).copied().unwrap_or(0);
+    if newest <= 0 {
+        0
+    } else if received <= 0 {
+        -1
+    } else {
+        (newest - received).max(0)
+    }
 }
 
 fn rows(t: &Tracker) -> Vec<GroupRow> {
@@ -145,6 +162,11 @@ fn rows(t: &Tracker) -> Vec<GroupRow> {
                         .max()
                         .unwrap_or(0)
                         .max(0),
+                    lag_behind: visible
+                        .iter()
+                        .filter(|p| p.id != s.id)
+                        .map(|p| (p.id.clone(), lag_secs(p, s)))
+                        .collect(),
                 })
                 .collect();
             GroupRow {
@@ -330,6 +352,27 @@ fn groups_and_storages(t: &Tracker, out: &mut Exposition<'_>) -> fmt::Result {
     for (suffix, help, f) in upstream {
         out.gauges(&format!("fastdfs_storage_{suffix}"), help, sfam(f))?;
     }
+    // Ours: replication lag of each storage behind each peer.
+    let lags: Vec<([(&str, &str); 3], i64)> = storages
+        .iter()
+        .flat_map(|(g, s)| {
+            s.lag_behind.iter().map(move |(peer, lag)| {
+                (
+                    [
+                        ("group", *g),
+                        ("storage_id", s.id.as_str()),
+                        ("peer", peer.as_str()),
+                    ],
+                    *lag,
+                )
+            })
+        })
+        .collect();
+    out.gauges(
+        "fdfs_tracker_replication_lag_seconds",
+        "Seconds a storage lags behind the changes a peer received from clients (-1: nothing received yet)",
+        lags.iter().map(|(l, v)| (&l[..], *v)),
+    )?;
     // Ours: the storages keep no file count, so it is reckoned from the
     // counters they report.
     out.gauges(

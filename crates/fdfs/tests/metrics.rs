@@ -556,6 +556,22 @@ fn tracker_and_storages_serve_upstream_names_and_counters_that_follow_traffic() 
         ) + uploads
     );
     assert_no_counter_went_back(&t0, &t1, "tracker");
+    // Each storage has caught up with the other once replication is done.
+    let mut lag = Vec::new();
+    assert!(
+        wait_until(DEADLINE, || {
+            lag = scrape(&c.tracker_http)
+                .matching(
+                    "fdfs_tracker_replication_lag_seconds",
+                    &[("group", "group1")],
+                )
+                .map(|(l, v)| (l["storage_id"].clone(), l["peer"].clone(), v))
+                .collect();
+            lag.len() == 2 && lag.iter().all(|(_, _, v)| *v == 0.0)
+        }),
+        "replication lag never reached 0: {lag:?}"
+    );
+    assert_ne!(lag[0].0, lag[0].1);
 
     // The same numbers as `fdfs monitor` prints (nothing moves now).
     let monitor = monitor_counts(&c.client_conf);
