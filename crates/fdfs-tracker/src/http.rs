@@ -118,11 +118,7 @@ pub async fn serve_routes(
 fn respond<B>(routes: &dyn Routes, req: &Request<B>) -> Response<Full<Bytes>> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
-        let mut r = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method Not Allowed\n",
-            false,
-        );
+        let mut r = method_not_allowed();
         r.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
@@ -146,13 +142,9 @@ fn respond<B>(routes: &dyn Routes, req: &Request<B>) -> Response<Full<Bytes>> {
     r
 }
 
-fn plain(status: StatusCode, text: &'static str, head: bool) -> Response<Full<Bytes>> {
-    let mut r = Response::new(if head {
-        Full::new(Bytes::new())
-    } else {
-        Full::new(Bytes::from_static(text.as_bytes()))
-    });
-    *r.status_mut() = status;
+fn method_not_allowed() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(b"Method Not Allowed\n")));
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -354,8 +354,10 @@ fn start_cluster() -> Cluster {
         &d.join("tracker.conf"),
         &format!(
             "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n\
-             http.server_port = {thp}\n",
-            d.join("tracker").display()
+             http.server_port = {thp}\nallow_hosts = 127.0.0.1, {}, {}\n",
+            d.join("tracker").display(),
+            STORAGE_IPS[0],
+            STORAGE_IPS[1]
         ),
     );
     let mut procs = vec![fdfs(&[
@@ -677,6 +679,24 @@ fn tracker_and_storages_serve_upstream_names_and_counters_that_follow_traffic() 
             .any(|p| p.samples.iter().any(|(n, _, _)| *n == name) || p.types.contains_key(&name));
         assert!(served, "the dashboard queries {name}, which no page serves");
     }
+
+    // A connection from an address allow_hosts does not list is counted.
+    let refused = |p: &Page| p.one("fdfs_tracker_connections_refused_total", &[]);
+    let before = refused(&t1);
+    rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = sock
+            .connect(format!("127.0.0.1:{}", c.tracker_port).parse().unwrap())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1];
+        // The tracker closes it at once.
+        use tokio::io::AsyncReadExt;
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "{n:?}");
+    });
+    assert_eq!(refused(&scrape(&c.tracker_http)), before + 1.0);
 
     // `fdfs health -c` checks the metrics pages of the confs that set one.
     let d = c.dir.path();
