@@ -3,7 +3,9 @@
 //! `/<group>/Mxx/HH/HH/<name>` from the local store paths with ranges,
 //! conditional requests, mime types and the anti-steal token; files that
 //! are not here are redirected to or proxied from a storage that has them.
-//! `/healthz` answers `ok`. With `http.tls.*` it speaks HTTPS ([`tls`]).
+//! `/healthz` answers `ok`, `/metrics` the Prometheus series of the
+//! process ([`Pages`], [`metrics`]). With `http.tls.*` it speaks HTTPS
+//! ([`tls`]).
 //!
 //! `run(listener, conf, shutdown)` serves until `shutdown` is cancelled.
 
@@ -14,9 +16,9 @@ mod fast;
 pub mod httpdate;
 mod io;
 mod local;
+pub mod metrics;
 pub mod mime;
 mod open_files;
-pub mod pages;
 pub mod plan;
 mod remote;
 pub mod request;
@@ -76,12 +78,31 @@ pub(crate) struct Gateway {
     tracker_client: Option<fdfs_client::Client>,
     /// Set: every connection is HTTPS.
     tls: Option<Arc<rustls::ServerConfig>>,
-    /// Pages of the hosting process (`fdfs server`'s status page).
-    pages: Option<pages::PageSource>,
+    /// /metrics and any other pages besides the files.
+    pages: Pages,
+    counters: Arc<metrics::GatewayCounters>,
+}
+
+/// What the gateway serves besides files: `/metrics` renders `hub` (which
+/// the gateway adds its own series to), and `routes` answers other pages
+/// (in `fdfs server`, the tracker's) before a path is read as a file.
+#[derive(Clone)]
+pub struct Pages {
+    pub hub: Arc<fdfs_util::metrics::Hub>,
+    pub routes: Option<Arc<dyn fdfs_util::metrics::Routes>>,
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        Pages {
+            hub: fdfs_util::metrics::Hub::new(),
+            routes: None,
+        }
+    }
 }
 
 impl Gateway {
-    fn new(conf: Arc<GatewayConf>, http_port: u16) -> Result<Gateway, HttpError> {
+    fn new(conf: Arc<GatewayConf>, http_port: u16, pages: Pages) -> Result<Gateway, HttpError> {
         let roots = conf
             .store_paths
             .iter()
@@ -94,7 +115,14 @@ impl Gateway {
             )?),
             None => None,
         };
+        let counters = Arc::new(metrics::GatewayCounters::new());
+        pages.hub.add(Arc::new(metrics::GatewayMetrics {
+            counters: counters.clone(),
+            group: conf.group.clone(),
+        }));
         Ok(Gateway {
+            pages,
+            counters,
             tls,
             tracker_client: remote::tracker_client(&conf),
             data_dirs: local::DataDirs::new(conf.store_paths.len()),
@@ -105,7 +133,6 @@ impl Gateway {
             conf,
             roots,
             http_port,
-            pages: None,
         })
     }
 }
@@ -117,21 +144,18 @@ pub async fn run(
     conf: Arc<GatewayConf>,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    run_with_pages(listener, conf, None, shutdown).await
+    run_with_pages(listener, conf, Pages::default(), shutdown).await
 }
 
-/// Like [`run`], with `pages` answering the paths it owns before any is
-/// taken for a file path.
+/// [`run`] with the process's metrics hub and extra pages.
 pub async fn run_with_pages(
     listener: TcpListener,
     conf: Arc<GatewayConf>,
-    pages: Option<pages::PageSource>,
+    pages: Pages,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
     let local = listener.local_addr()?;
-    let mut gw = Gateway::new(conf, local.port())?;
-    gw.pages = pages;
-    let gw = Arc::new(gw);
+    let gw = Arc::new(Gateway::new(conf, local.port(), pages)?);
     let tasks = TaskTracker::new();
     tracing::info!(addr = %local, group = %gw.conf.group, "http gateway listening");
     fdfs_util::serve::accept_until_shutdown(
@@ -259,6 +283,12 @@ impl FileTarget {
 
 impl Gateway {
     async fn handle(&self, req: Request<Incoming>) -> Resp {
+        let resp = self.handle_uncounted(req).await;
+        self.counters.statuses.count(resp.status().as_u16());
+        resp
+    }
+
+    async fn handle_uncounted(&self, req: Request<Incoming>) -> Resp {
         let head = req.method() == Method::HEAD;
         match self.route(&req, head).await {
             Ok(r) => r,
@@ -293,9 +323,6 @@ impl Gateway {
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, header::HeaderValue::from(3u64));
             return Ok(Front::Answer(r));
-        }
-        if let Some(page) = self.pages.as_ref().and_then(|source| source(path)) {
-            return Ok(Front::Answer(pages::respond(page, head)));
         }
         let conf = &self.conf;
         let file = parse_path(
@@ -381,11 +408,23 @@ impl Gateway {
         )
     }
 
+    /// /metrics, or a page of the extra routes. The fast path never sees
+    /// these: their paths are no file paths, so it hands them to hyper.
+    fn page(&self, path: &str, query: Option<&str>) -> Option<fdfs_util::metrics::Answer> {
+        if path == fdfs_util::metrics::METRICS_PATH {
+            return Some(fdfs_util::metrics::Answer::metrics(&self.pages.hub));
+        }
+        self.pages.routes.as_ref()?.answer(path, query)
+    }
+
     async fn route(&self, req: &Request<Incoming>, head: bool) -> Result<Resp, Reject> {
         if req.method() != Method::GET && !head {
             return Ok(response::method_not_allowed());
         }
         let uri = req.uri();
+        if let Some(page) = self.page(uri.path(), uri.query()) {
+            return Ok(response::page(page, head));
+        }
         let h = req.headers();
         let t = match self.front(uri.path(), uri.query(), h, head)? {
             Front::Answer(r) => return Ok(r),
@@ -407,9 +446,11 @@ impl Gateway {
                     }
                     _ => GatewayBody::empty(),
                 };
+                self.counters.hit();
                 return Ok(self.local_response(&t, &f, body));
             }
         }
+        self.counters.miss();
         let (file, query, cond) = (&t.file, &t.query, &t.cond);
         let download_name = t.download_name();
         if query.has("redirect") {

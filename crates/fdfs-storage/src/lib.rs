@@ -7,6 +7,7 @@ pub mod binlog;
 mod conn;
 pub mod disk;
 pub mod error;
+pub mod metrics;
 mod ops;
 pub mod pending;
 pub mod recovery;
@@ -50,7 +51,8 @@ pub async fn serve(
 ) -> Result<(), StorageError> {
     let admission =
         fdfs_util::serve::Admission::from_conf(&storage.conf.allow_hosts, "allow_hosts")
-            .map_err(StorageError::Config)?;
+            .map_err(StorageError::Config)?
+            .counting_refusals_in(storage.counters.refused.clone());
     let tasks = TaskTracker::new();
     if storage.is_recovering() {
         // Like the original, the storage joins its trackers (and replicates)
@@ -83,6 +85,10 @@ pub async fn serve(
         |stream, peer, slot| {
             let storage = storage.clone();
             storage.count_connection(1);
+            storage
+                .counters
+                .accepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             async move {
                 conn::serve_connection(stream, peer, storage.clone(), slot).await;
                 storage.count_connection(-1);

@@ -78,7 +78,7 @@ pub struct Admission {
     hosts: HostList,
     /// The conf key that holds the list, named in the log line.
     key: &'static str,
-    refused: AtomicU64,
+    refused: Arc<AtomicU64>,
     warnings: WarnLimiter,
 }
 
@@ -87,7 +87,7 @@ impl Admission {
         Admission {
             hosts,
             key,
-            refused: AtomicU64::new(0),
+            refused: Arc::new(AtomicU64::new(0)),
             warnings: WarnLimiter::new(REFUSED_LOG_INTERVAL_SECS),
         }
     }
@@ -109,6 +109,12 @@ impl Admission {
     /// Everyone is served.
     pub fn everyone() -> Self {
         Admission::new(HostList::any(), "allow_hosts")
+    }
+
+    /// Counts refusals in `counter` (a daemon's metrics) instead.
+    pub fn counting_refusals_in(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.refused = counter;
+        self
     }
 
     /// Connections refused so far.

@@ -267,10 +267,21 @@ pub fn server(args: ServerArgs) -> ExitCode {
             base_path = %args.base_path.display(),
             "fdfs server starting"
         );
-        // Opened here, not in its thread: the gateway serves its status page.
+        // One /metrics on the gateway port for all three.
+        let server_shutdown = shutdown.clone();
+        let hub = fdfs_util::metrics::Hub::new();
         let tracker_state =
             fdfs_tracker::Tracker::open(tracker_conf).map_err(|e| format!("tracker: {e}"))?;
-        let pages = status_pages(tracker_state.clone());
+        hub.add(std::sync::Arc::new(fdfs_tracker::metrics::TrackerMetrics(
+            tracker_state.clone(),
+        )));
+        let pages = fdfs_http::Pages {
+            hub: hub.clone(),
+            routes: Some(std::sync::Arc::new(fdfs_tracker::http::TrackerPages {
+                tracker: tracker_state.clone(),
+                hub: hub.clone(),
+            })),
+        };
         let tracker = spawn_tracker_thread(tracker_listener, tracker_state, shutdown.clone())
             .map_err(|e| format!("tracker: cannot start its thread: {e}"))?;
         let tracker = tokio::task::spawn_blocking(move || {
@@ -278,21 +289,14 @@ pub fn server(args: ServerArgs) -> ExitCode {
                 .join()
                 .unwrap_or_else(|_| Err("tracker: its thread panicked".to_string()))
         });
-        let http = spawn_gateway(
-            &args.bind,
-            args.http_port,
-            gateway_conf,
-            Some(pages),
-            &shutdown,
-        )
-        .await?;
-        let storage = tokio::spawn(fdfs_storage::run(
-            storage_listener,
-            storage_conf,
-            shutdown.clone(),
-        ));
+        let http =
+            spawn_gateway(&args.bind, args.http_port, gateway_conf, pages, &shutdown).await?;
+        let storage = open_storage(&storage_listener, storage_conf, &hub).await;
+        let storage = tokio::spawn(async move {
+            fdfs_storage::serve(storage_listener, storage?, shutdown.clone()).await
+        });
         let (t, s) = tokio::join!(tracker, storage);
-        shutdown.cancel();
+        server_shutdown.cancel();
         join_gateway(http).await?;
         t.map_err(|e| e.to_string())??;
         s.map_err(|e| e.to_string())?
@@ -333,14 +337,21 @@ fn spawn_tracker_thread(
         })
 }
 
-/// The tracker's status page (`/`, `/status.json`) as gateway pages.
-fn status_pages(tracker: std::sync::Arc<fdfs_tracker::Tracker>) -> fdfs_http::pages::PageSource {
-    std::sync::Arc::new(move |path: &str| {
-        fdfs_tracker::status::route(&tracker, path).map(|r| fdfs_http::pages::Page {
-            content_type: r.content_type,
-            body: r.body.into(),
-        })
-    })
+/// The tracker's HTTP listener (`http.server_port`, 0: off), bound on
+/// `bind_addr`. A port that cannot be bound is logged and left out: the
+/// original ignores this key since v5, so a tracker.conf carried over from
+/// it must not keep the tracker from starting.
+async fn bind_tracker_http(c: &TrackerConf) -> Option<TcpListener> {
+    if c.http_server_port == 0 {
+        return None;
+    }
+    match bind(&c.bind_addr, c.http_server_port).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(port = c.http_server_port, error = %e, "tracker http (metrics) port not served");
+            None
+        }
+    }
 }
 
 /// The HTTP gateway of a storage started from `storage_conf_path`: the
@@ -372,7 +383,7 @@ async fn spawn_gateway(
     addr: &str,
     port: u16,
     conf: fdfs_http::GatewayConf,
-    pages: Option<fdfs_http::pages::PageSource>,
+    pages: fdfs_http::Pages,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<Result<(), fdfs_http::HttpError>>>, String> {
     if port == 0 {
@@ -385,6 +396,21 @@ async fn spawn_gateway(
         pages,
         shutdown.clone(),
     ))))
+}
+
+/// Opens the storage that will serve on `listener` and adds its series to
+/// `hub`.
+async fn open_storage(
+    listener: &TcpListener,
+    conf: StorageConf,
+    hub: &fdfs_util::metrics::Hub,
+) -> Result<std::sync::Arc<fdfs_storage::Storage>, fdfs_storage::StorageError> {
+    let port = listener.local_addr()?.port();
+    let storage = fdfs_storage::Storage::open(conf, port).await?;
+    hub.add(std::sync::Arc::new(fdfs_storage::metrics::StorageMetrics(
+        storage.clone(),
+    )));
+    Ok(storage)
 }
 
 async fn join_gateway(
@@ -494,22 +520,41 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 let listener = bind(&c.bind_addr, c.port)
                     .await
                     .map_err(|e| e.to_string())?;
+                let http = bind_tracker_http(&c).await;
                 run_as(&c.run_by_group, &c.run_by_user, &[c.base_path.as_path()])?;
                 write_pid(&pid_path)?;
-                fdfs_tracker::run(listener, c, shutdown)
+                if c.disabled {
+                    return Err(fdfs_tracker::TrackerError::Disabled.to_string());
+                }
+                let tracker = fdfs_tracker::Tracker::open(c).map_err(|e| e.to_string())?;
+                let http = http.map(|l| {
+                    tokio::spawn(fdfs_tracker::http::run(
+                        l,
+                        tracker.clone(),
+                        shutdown.clone(),
+                    ))
+                });
+                let res = fdfs_tracker::serve(listener, tracker, shutdown.clone())
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string());
+                shutdown.cancel();
+                if let Some(h) = http {
+                    let _ = h.await;
+                }
+                res
             }
             RoleConf::Storage(c) => {
                 let listener = bind(&c.bind_addr, c.port)
                     .await
                     .map_err(|e| e.to_string())?;
                 let gateway_conf = storage_gateway_conf(&args.conf, &c)?;
+                let pages = fdfs_http::Pages::default();
+                let hub = pages.hub.clone();
                 let http = spawn_gateway(
                     &c.bind_addr,
                     c.http_server_port,
                     gateway_conf,
-                    None,
+                    pages,
                     &shutdown,
                 )
                 .await?;
@@ -517,9 +562,12 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 dirs.extend(c.store_paths.iter().map(PathBuf::as_path));
                 run_as(&c.run_by_group, &c.run_by_user, &dirs)?;
                 write_pid(&pid_path)?;
-                let res = fdfs_storage::run(listener, c, shutdown.clone())
-                    .await
-                    .map_err(|e| e.to_string());
+                let res = match open_storage(&listener, c, &hub).await {
+                    Ok(storage) => fdfs_storage::serve(listener, storage, shutdown.clone())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
                 shutdown.cancel();
                 join_gateway(http).await?;
                 res

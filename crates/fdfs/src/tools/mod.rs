@@ -22,10 +22,12 @@ macro_rules! outln {
     }};
 }
 
+pub mod bulk;
 pub mod classic;
 pub mod cluster_stat;
 pub mod format;
 pub mod localtime;
+pub mod manifest;
 pub mod modern;
 pub mod monitor;
 pub mod nospace;

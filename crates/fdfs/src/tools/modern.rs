@@ -41,12 +41,13 @@ enum Command {
     Tracker(daemon::RoleArgs),
     /// Run a storage server from a classic storage.conf.
     Storage(daemon::RoleArgs),
-    /// Upload a local file; prints the new file id.
+    /// Upload a local file (prints the new file id), or many: several
+    /// paths, glob patterns, directories with -r, a --manifest.
     Upload(UploadArgs),
-    /// Download a file (whole, or a byte range).
+    /// Download a file (whole, or a byte range), or every file of a manifest.
     Download(DownloadArgs),
-    /// Delete a file.
-    Delete(FileArgs),
+    /// Delete a file, or every file of a manifest.
+    Delete(DeleteArgs),
     /// Show what is known about a file (same text as fdfs_file_info).
     Info(InfoArgs),
     /// Read or change a file's metadata.
@@ -112,12 +113,41 @@ struct ClusterArgs {
     trackers: Vec<String>,
 }
 
+/// Options of the bulk forms (many files, a manifest).
+#[derive(Args, Debug, Clone)]
+struct BulkArgs {
+    /// Files to handle at once [default: 4].
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Manifest of uploaded files (path, file id, URL, size, mtime, CRC32):
+    /// upload appends to it and skips files it already lists unchanged;
+    /// download and delete work from it.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Manifest format [default: json for a .json file, else csv].
+    #[arg(long, value_name = "csv|json", requires = "manifest")]
+    format: Option<String>,
+}
+
+impl BulkArgs {
+    fn jobs(&self) -> usize {
+        self.jobs
+            .map_or(crate::tools::bulk::DEFAULT_JOBS, usize::from)
+    }
+}
+
 #[derive(Args, Debug)]
 struct UploadArgs {
     #[command(flatten)]
     cluster: ClusterArgs,
-    /// Local file to upload.
-    file: PathBuf,
+    /// Local files, directories (with -r) or quoted glob patterns.
+    #[arg(required = true, value_name = "PATH")]
+    files: Vec<PathBuf>,
+    /// Upload what directories hold, recursively.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+    #[command(flatten)]
+    bulk: BulkArgs,
     /// Upload into this group.
     #[arg(short, long)]
     group: Option<String>,
@@ -142,12 +172,20 @@ struct UploadArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["file_id", "manifest"])))]
 struct DownloadArgs {
     #[command(flatten)]
     cluster: ClusterArgs,
-    file_id: String,
+    #[arg(conflicts_with = "manifest")]
+    file_id: Option<String>,
+    #[command(flatten)]
+    bulk: BulkArgs,
+    /// With --manifest: download under this directory instead of to each
+    /// row's own path.
+    #[arg(short = 'd', long = "dir", value_name = "DIR", requires = "manifest")]
+    dir: Option<PathBuf>,
     /// Output file, `-` for stdout [default: the id's last path component].
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "manifest")]
     output: Option<PathBuf>,
     /// First byte to download.
     #[arg(long, default_value_t = 0)]
@@ -155,6 +193,17 @@ struct DownloadArgs {
     /// Number of bytes (0: to the end).
     #[arg(long, default_value_t = 0)]
     length: u64,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["file_id", "manifest"])))]
+struct DeleteArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[arg(conflicts_with = "manifest")]
+    file_id: Option<String>,
+    #[command(flatten)]
+    bulk: BulkArgs,
 }
 
 #[derive(Args, Debug)]
@@ -260,7 +309,7 @@ pub fn main() -> ExitCode {
         }
         Command::Upload(a) => upload(a),
         Command::Download(a) => download(a),
-        Command::Delete(a) => with_file(&a, async |s, id| s.client.delete_file(&id).await),
+        Command::Delete(a) => delete(a),
         Command::Regenerate(a) => with_file(&a, async |s, id| {
             let new_id = s.client.regenerate_appender_name(&id).await?;
             outln!("{new_id}");
@@ -402,7 +451,52 @@ fn parse_server_addr(text: &str) -> Result<fdfs_proto::tracker_msg::ServerAddr, 
     })
 }
 
+/// Whether an upload takes the bulk path: anything but one existing (or
+/// missing, non-pattern) file with no bulk option keeps the single-file
+/// form and its output.
+fn is_bulk_upload(a: &UploadArgs) -> bool {
+    let [only] = a.files.as_slice() else {
+        return true;
+    };
+    a.recursive
+        || a.bulk.jobs.is_some()
+        || a.bulk.manifest.is_some()
+        || only.is_dir()
+        || (only.symlink_metadata().is_err() && only.to_string_lossy().contains(['*', '?', '[']))
+}
+
+fn bulk_upload(a: UploadArgs) -> ExitCode {
+    if a.appender || a.master.is_some() {
+        eprintln!("fdfs: --appender and --master upload one file at a time");
+        return ExitCode::from(22);
+    }
+    let storage = match a.storage.as_deref().map(parse_server_addr).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail("--storage", &e),
+    };
+    let s = match session(&a.cluster) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let job = crate::tools::bulk::UploadJob {
+        jobs: a.bulk.jobs(),
+        paths: a.files,
+        recursive: a.recursive,
+        manifest: a.bulk.manifest,
+        format: a.bulk.format,
+        group: a.group,
+        ext: a.ext,
+        metadata: a.meta.iter().flat_map(|p| split_metadata(p)).collect(),
+        storage,
+    };
+    crate::tools::bulk::upload(&s, job)
+}
+
 fn upload(a: UploadArgs) -> ExitCode {
+    if is_bulk_upload(&a) {
+        return bulk_upload(a);
+    }
+    let file = a.files[0].clone();
     let s = match session(&a.cluster) {
         Ok(s) => s,
         Err(c) => return c,
@@ -413,7 +507,7 @@ fn upload(a: UploadArgs) -> ExitCode {
             let master = FileId::parse(master)?;
             return s
                 .client
-                .upload_slave_file(&master, prefix, a.ext.as_deref(), &a.file, &meta)
+                .upload_slave_file(&master, prefix, a.ext.as_deref(), &file, &meta)
                 .await;
         }
         let storage = a.storage.as_deref().map(parse_server_addr).transpose()?;
@@ -429,7 +523,7 @@ fn upload(a: UploadArgs) -> ExitCode {
             storage,
             ..Default::default()
         };
-        let uploaded = s.client.upload_file(&a.file, &opts).await;
+        let uploaded = s.client.upload_file(&file, &opts).await;
         if let Err(e) = &uploaded {
             crate::tools::nospace::print_if_no_space(&s.client, e, &opts, "fdfs: ").await;
         }
@@ -440,19 +534,48 @@ fn upload(a: UploadArgs) -> ExitCode {
             outln!("{id}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&a.file.display().to_string(), &e),
+        Err(e) => fail(&file.display().to_string(), &e),
     }
 }
 
-fn download(a: DownloadArgs) -> ExitCode {
+fn delete(a: DeleteArgs) -> ExitCode {
+    if let Some(manifest) = &a.bulk.manifest {
+        let s = match session(&a.cluster) {
+            Ok(s) => s,
+            Err(c) => return c,
+        };
+        return crate::tools::bulk::delete(&s, manifest, a.bulk.format.as_deref(), a.bulk.jobs());
+    }
     let fa = FileArgs {
         cluster: a.cluster,
-        file_id: a.file_id.clone(),
+        file_id: a.file_id.unwrap_or_default(),
+    };
+    with_file(&fa, async |s, id| s.client.delete_file(&id).await)
+}
+
+fn download(a: DownloadArgs) -> ExitCode {
+    if let Some(manifest) = &a.bulk.manifest {
+        let s = match session(&a.cluster) {
+            Ok(s) => s,
+            Err(c) => return c,
+        };
+        return crate::tools::bulk::download(
+            &s,
+            manifest,
+            a.bulk.format.as_deref(),
+            a.dir.as_deref(),
+            a.bulk.jobs(),
+        );
+    }
+    let file_id = a.file_id.clone().unwrap_or_default();
+    let fa = FileArgs {
+        cluster: a.cluster,
+        file_id: file_id.clone(),
     };
     let output = a
         .output
         .clone()
-        .unwrap_or_else(|| PathBuf::from(a.file_id.rsplit('/').next().unwrap_or(&a.file_id)));
+        .unwrap_or_else(|| PathBuf::from(file_id.rsplit('/').next().unwrap_or(&file_id)));
     with_file(&fa, async |s, id| {
         if output.as_os_str() == "-" {
             let mut out = BlockingStdout(std::io::stdout());
