@@ -238,25 +238,26 @@ fn our_traffic(client: &Client, rt: &tokio::runtime::Runtime, n: usize) -> Vec<S
     })
 }
 
-/// Uploads and downloads `n` files with py3fdfs; returns their ids.
+/// Uploads and reads back `n` files with py3fdfs; returns their ids.
 fn py3fdfs_traffic(conf: &Path, n: usize) -> Vec<String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/py3fdfs_traffic.py");
     let out = Command::new("python3")
         .arg(script)
         .arg(conf)
         .arg(n.to_string())
+        .arg("3000")
         .output()
         .expect("python3 must be installed to run the status page test");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        out.status.success(),
+        out.status.success() && !stdout.contains("BAD "),
         "py3fdfs script failed (is py3fdfs installed? `python3 -m pip install py3fdfs`)\nstdout: {stdout}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let list = &stdout[stdout.find('[').expect("ids") + 1..stdout.find(']').expect("ids")];
-    list.split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .filter(|s| !s.is_empty())
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ID "))
+        .map(str::to_string)
         .collect()
 }
 
@@ -376,4 +377,140 @@ fn fdfs_server_gateway_serves_the_status_page() {
     assert!(json.contains("\"name\":\"group1\""), "{json}");
     assert!(json.contains(&format!("\"leader\":\"{tracker}\"")), "{json}");
     assert!(server.terminate().is_some_and(|s| s.success()));
+}
+
+/// Uploads and downloads counted by the trackers' view of `group`.
+fn counted(client: &Client, rt: &tokio::runtime::Runtime, group: &str) -> (i64, i64) {
+    let list = rt
+        .block_on(client.list_storages(group, None))
+        .unwrap_or_default();
+    (
+        list.iter().map(|s| s.stats.success_upload_count).sum(),
+        list.iter().map(|s| s.stats.success_download_count).sum(),
+    )
+}
+
+fn client_of(tracker_port: u16) -> Client {
+    Client::new(fdfs_client::ClientOptions {
+        trackers: vec![fdfs_config::TrackerAddr {
+            hosts: vec!["127.0.0.1".into()],
+            port: tracker_port,
+        }],
+        ..fdfs_client::ClientOptions::default()
+    })
+    .unwrap()
+}
+
+/// `fdfs <role> -c <conf>` with its log in `<conf>.log`.
+fn spawn_role(role: &str, conf: &Path) -> ProcessGuard {
+    let log = std::fs::File::create(conf.with_extension("log")).unwrap();
+    ProcessGuard::spawn(
+        env!("CARGO_BIN_EXE_fdfs"),
+        &[role, "-c", conf.to_str().unwrap()],
+        Stdio::from(log),
+    )
+}
+
+#[test]
+fn tracker_http_port_serves_the_status_page_of_two_storages() {
+    require_chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let (tracker_port, http_port, storage_port) = (free_port(), free_port(), free_port());
+    let tracker = format!("127.0.0.1:{tracker_port}");
+    let tracker_dir = dir.path().join("tracker");
+    std::fs::create_dir_all(&tracker_dir).unwrap();
+    let tracker_conf = dir.path().join("tracker.conf");
+    std::fs::write(
+        &tracker_conf,
+        format!(
+            "bind_addr = 127.0.0.1\nport = {tracker_port}\nbase_path = {}\n\
+             http.server_port = {http_port}\nreserved_storage_space = 1MB\n\
+             check_active_interval = 5\nlog_level = warn\n",
+            tracker_dir.display()
+        ),
+    )
+    .unwrap();
+    let _tracker = spawn_role("tracker", &tracker_conf);
+
+    // Two storages of group1 on their own loopback addresses, one port.
+    let storage_ips = ["127.0.0.3", "127.0.0.4"];
+    let _storages: Vec<ProcessGuard> = storage_ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let base = dir.path().join(format!("storage{i}"));
+            std::fs::create_dir_all(&base).unwrap();
+            let conf = dir.path().join(format!("storage{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "group_name = group1\nbind_addr = {ip}\nport = {storage_port}\n\
+                     base_path = {b}\nstore_path0 = {b}\ntracker_server = {tracker}\n\
+                     heart_beat_interval = 1\nstat_report_interval = 1\n\
+                     sync_interval = 0\nhttp.server_port = 0\nlog_level = warn\n",
+                    b = base.display()
+                ),
+            )
+            .unwrap();
+            spawn_role("storage", &conf)
+        })
+        .collect();
+
+    let client = client_of(tracker_port);
+    let rt = fdfs_testkit::rt();
+    let all_active = || {
+        rt.block_on(client.list_storages("group1", None))
+            .is_ok_and(|l| {
+                l.len() == 2
+                    && l.iter()
+                        .all(|s| s.status == fdfs_proto::stat::storage_status::ACTIVE)
+            })
+    };
+    assert!(
+        wait_until(DEADLINE, all_active),
+        "two ACTIVE storages never listed; tracker log: {}",
+        std::fs::read_to_string(tracker_conf.with_extension("log")).unwrap_or_default()
+    );
+
+    let conf = write_client_conf(dir.path(), &tracker);
+    let ours = our_traffic(&client, &rt, 3);
+    let theirs = py3fdfs_traffic(&conf, 2);
+    assert_eq!((ours.len(), theirs.len()), (3, 2));
+    assert!(
+        wait_until(DEADLINE, || counted(&client, &rt, "group1") == (5, 5)),
+        "uploads and downloads never counted: {:?}",
+        counted(&client, &rt, "group1")
+    );
+
+    let url = format!("http://127.0.0.1:{http_port}/");
+    let profile = tempfile::tempdir().unwrap();
+    let (dom, page) = page_matching_monitor(&url, &conf, profile.path());
+    let group = &page["group1"];
+    let mut hosts: Vec<&str> = group.storages.iter().map(|s| s.host.as_str()).collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        storage_ips
+            .iter()
+            .map(|ip| format!("{ip}:{storage_port}"))
+            .collect::<Vec<_>>()
+    );
+    assert!(group.storages.iter().all(|s| s.status == "ACTIVE"));
+    assert_eq!(total(&page, |s| &s.uploads), 5, "{page:#?}");
+    assert_eq!(total(&page, |s| &s.downloads), 5, "{page:#?}");
+    assert!(
+        dom.contains(&format!("id=\"tracker-leader\">{tracker} (this tracker)<")),
+        "the leader is this tracker"
+    );
+    assert!(dom.contains("id=\"storage-active\">2 / 2<"), "summary counts both");
+    // One free-space bar per store path, and a replication lag cell per storage.
+    assert_eq!(dom.matches("class=\"path\"").count(), 2);
+    assert_eq!(dom.matches("<td class=\"lag").count(), 2);
+
+    // The JSON the page polls names the same storages.
+    let json = get(&format!("{url}status.json"));
+    for ip in storage_ips {
+        assert!(json.contains(&format!("\"ip\":\"{ip}\"")), "{json}");
+    }
+    assert!(json.contains("\"upload_count\":5"), "{json}");
 }
