@@ -30,6 +30,20 @@ trap cleanup EXIT
     --storage-port "$STORAGE_PORT" --http-port "$GATEWAY_PORT" --log-level warn 2>"$work/server.log" &
 pids+=($!)
 
+# Waits until N storages show ACTIVE on the page's JSON.
+wait_active() {
+    for _ in $(seq 1 180); do
+        active=$(curl -sf "http://127.0.0.1:${GATEWAY_PORT}/status.json" | grep -o '"ACTIVE"' | wc -l || true)
+        [ "$active" -ge "$1" ] && return 0
+        sleep 1
+    done
+    echo "fewer than $1 storages ACTIVE" >&2
+    return 1
+}
+# The group takes the embedded storage's shape first; the second storage
+# may have more store paths, not fewer.
+wait_active 1
+
 mkdir -p "$work/storage2/p0" "$work/storage2/p1"
 cat > "$work/storage2.conf" <<CONF
 group_name = group1
@@ -47,13 +61,7 @@ log_level = warn
 CONF
 "$FDFS" storage -c "$work/storage2.conf" 2>"$work/storage2.log" &
 pids+=($!)
-
-# Both storages ACTIVE before the traffic starts.
-for _ in $(seq 1 120); do
-    active=$(curl -sf "http://127.0.0.1:${GATEWAY_PORT}/status.json" | grep -o '"ACTIVE"' | wc -l || true)
-    [ "$active" -ge 2 ] && break
-    sleep 1
-done
+wait_active 2
 
 # Uploads first, then a read-mostly mix, while the browser watches.
 (
@@ -64,7 +72,6 @@ done
 ) &
 pids+=($!)
 
-head -5 "$work"/server.log >&2 || true
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
     --user-data-dir="$work/chromium" --window-size=1280,900 \
     --timeout="$CAPTURE_MS" --screenshot="$OUT" "$PAGE_URL"
