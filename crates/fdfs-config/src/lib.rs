@@ -12,6 +12,7 @@ pub mod client;
 pub mod http;
 pub mod ini;
 pub mod keys;
+pub mod log;
 pub mod net;
 mod reader;
 pub mod storage;
@@ -21,6 +22,7 @@ pub mod values;
 
 pub use client::ClientConf;
 pub use http::HttpConf;
+pub use log::{LogConf, LogFormat, LogRotation};
 pub use ini::{IniFile, IniItem, IniSection};
 pub use net::NetConf;
 pub use storage::StorageConf;

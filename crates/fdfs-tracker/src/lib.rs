@@ -330,12 +330,22 @@ pub async fn serve(
     tracker: Arc<Tracker>,
     shutdown: CancellationToken,
 ) -> Result<(), TrackerError> {
-    if let Err(e) = tracker.save_now().and_then(|_| tracker.save_status_file()) {
-        tracing::warn!(error = %e, "cannot write tracker data files");
-    }
     let admission =
         fdfs_util::serve::Admission::from_conf(&tracker.conf.allow_hosts, "allow_hosts")
             .map_err(TrackerError::Config)?;
+    serve_admitting(listener, tracker, Arc::new(admission), shutdown).await
+}
+
+/// Like [`serve`] with an allow list the caller keeps (to reload it).
+pub async fn serve_admitting(
+    listener: TcpListener,
+    tracker: Arc<Tracker>,
+    admission: Arc<fdfs_util::serve::Admission>,
+    shutdown: CancellationToken,
+) -> Result<(), TrackerError> {
+    if let Err(e) = tracker.save_now().and_then(|_| tracker.save_status_file()) {
+        tracing::warn!(error = %e, "cannot write tracker data files");
+    }
     tracing::info!(addr = ?listener.local_addr().ok(), "tracker listening");
     if let Ok(addr) = listener.local_addr() {
         let _ = tracker.listen_addr.set(addr);

@@ -175,7 +175,10 @@ fn container(args: ContainerArgs) -> Result<ExitCode, String> {
                     )?
                 }
             };
-            Ok(daemon::role(Role::Tracker, RoleArgs { conf }))
+            Ok(daemon::role(Role::Tracker, RoleArgs {
+                    conf,
+                    log_stdout: true,
+                }))
         }
         "storage" => {
             let conf = match mounted("storage.conf") {
@@ -195,7 +198,10 @@ fn container(args: ContainerArgs) -> Result<ExitCode, String> {
                     )?
                 }
             };
-            Ok(daemon::role(Role::Storage, RoleArgs { conf }))
+            Ok(daemon::role(Role::Storage, RoleArgs {
+                    conf,
+                    log_stdout: true,
+                }))
         }
         "monitor" => {
             let conf = client_conf(&base)?;
