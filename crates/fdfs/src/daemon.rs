@@ -361,15 +361,19 @@ fn spawn_tracker_thread(
 /// The HTTP gateway of a storage started from `storage_conf_path`: the
 /// storage's own settings, refined by a `mod_fastdfs.conf` in the same
 /// directory when there is one (as nginx reads /etc/fdfs/mod_fastdfs.conf).
+/// The `mod_fastdfs.conf` beside a storage.conf, if there is one.
+pub(crate) fn gateway_conf_path(storage_conf_path: &Path) -> Option<PathBuf> {
+    storage_conf_path
+        .parent()
+        .map(|d| d.join("mod_fastdfs.conf"))
+        .filter(|p| p.is_file())
+}
+
 pub(crate) fn storage_gateway_conf(
     storage_conf_path: &Path,
     c: &StorageConf,
 ) -> Result<fdfs_http::GatewayConf, String> {
-    let mod_conf = storage_conf_path
-        .parent()
-        .map(|d| d.join("mod_fastdfs.conf"))
-        .filter(|p| p.is_file());
-    let http = match &mod_conf {
+    let http = match &gateway_conf_path(storage_conf_path) {
         None => None,
         Some(p) => {
             let (h, warnings) = fdfs_config::HttpConf::load(p).map_err(|e| e.to_string())?;
@@ -502,13 +506,14 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
     let result: Result<(), String> = rt.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let applied = fdfs_config::IniFile::load(&args.conf).map_err(|e| e.to_string())?;
-        let live = |admission, storage, gateway| {
+        let applied = crate::reload::Applied::load(&args.conf)?;
+        let live = |admission, tracker, storage, gateway| {
             Arc::new(crate::reload::Live {
                 role,
                 conf_path: args.conf.clone(),
                 applied: std::sync::Mutex::new(applied),
                 admission,
+                tracker,
                 storage,
                 gateway,
             })
@@ -523,6 +528,7 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 let tracker = fdfs_tracker::Tracker::open(c).map_err(|e| e.to_string())?;
                 tokio::spawn(crate::reload::handle_signals(live(
                     admission.clone(),
+                    Some(tracker.clone()),
                     None,
                     None,
                 )));
@@ -553,6 +559,7 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 }
                 tokio::spawn(crate::reload::handle_signals(live(
                     admission.clone(),
+                    None,
                     Some(storage.clone()),
                     Some(gateway),
                 )));

@@ -13,12 +13,25 @@ use fdfs_util::serve::Admission;
 use crate::daemon::{load_role_conf, storage_gateway_conf, Role, RoleConf};
 
 /// Keys (global, or `[section] key`) a SIGHUP applies to a tracker.
-const TRACKER_LIVE_KEYS: &[&str] = &["log_level", "log_format", "allow_hosts"];
-/// Keys a SIGHUP applies to a storage and its HTTP gateway.
+const TRACKER_LIVE_KEYS: &[&str] = &[
+    "log_level",
+    "log_format",
+    "allow_hosts",
+    "reserved_storage_space",
+];
+/// Keys a SIGHUP applies to a storage.
 const STORAGE_LIVE_KEYS: &[&str] = &[
     "log_level",
     "log_format",
     "allow_hosts",
+    "reserved_storage_space",
+];
+/// Keys of the mod_fastdfs.conf beside storage.conf (and the files it
+/// includes) a SIGHUP applies to the HTTP gateway; the mime table file is
+/// read again too.
+const GATEWAY_LIVE_KEYS: &[&str] = &[
+    "anti_steal_bypass_header_name",
+    "anti_steal_bypass_header_value",
     "http.anti_steal.check_token",
     "http.anti_steal.token_ttl",
     "http.anti_steal.secret_key",
@@ -40,6 +53,8 @@ const ROTATION_KEYS: &[&str] = &[
     "access_log_rotate_time",
     "rotate_access_log_size",
 ];
+/// How keys of the gateway's conf are named in the restart line.
+const GATEWAY_CONF_PREFIX: &str = "mod_fastdfs.conf: ";
 /// Sections whose rotation keys are live.
 const LOG_SECTIONS: &[&str] = &["error-log", "access-log"];
 
@@ -47,9 +62,11 @@ const LOG_SECTIONS: &[&str] = &["error-log", "access-log"];
 pub struct Live {
     pub role: Role,
     pub conf_path: PathBuf,
-    /// The conf as last applied, to name the keys that changed.
-    pub applied: Mutex<IniFile>,
+    /// The conf (and the gateway's mod_fastdfs.conf) as last applied, to
+    /// name the keys that changed.
+    pub applied: Mutex<Applied>,
     pub admission: Arc<Admission>,
+    pub tracker: Option<Arc<fdfs_tracker::Tracker>>,
     pub storage: Option<Arc<fdfs_storage::Storage>>,
     pub gateway: Option<Arc<fdfs_http::LiveConf>>,
 }
@@ -84,6 +101,9 @@ pub fn changed_keys(old: &IniFile, new: &IniFile) -> Vec<String> {
 }
 
 fn is_live(role: Role, key: &str) -> bool {
+    if let Some(key) = key.strip_prefix(GATEWAY_CONF_PREFIX) {
+        return GATEWAY_LIVE_KEYS.contains(&key);
+    }
     let (section, name) = match key.strip_prefix('[').and_then(|k| k.split_once("] ")) {
         Some((s, n)) => (Some(s), n),
         None => (None, key),
@@ -114,16 +134,16 @@ impl Live {
     }
 
     fn prepare(&self) -> Result<Next, String> {
-        let ini = IniFile::load(&self.conf_path).map_err(|e| e.to_string())?;
-        let log = LogConf::from_ini(&ini).map_err(|e| e.to_string())?;
+        let ini = Applied::load(&self.conf_path)?;
+        let log = LogConf::from_ini(&ini.conf).map_err(|e| e.to_string())?;
         let conf = load_role_conf(self.role, &self.conf_path)?;
         let gateway = match (&conf, &self.gateway) {
             (RoleConf::Storage(c), Some(_)) => Some(storage_gateway_conf(&self.conf_path, c)?),
             _ => None,
         };
-        let allow_hosts = match &conf {
-            RoleConf::Tracker(c) => c.allow_hosts.clone(),
-            RoleConf::Storage(c) => c.allow_hosts.clone(),
+        let (allow_hosts, reserved) = match &conf {
+            RoleConf::Tracker(c) => (c.allow_hosts.clone(), c.reserved_storage_space),
+            RoleConf::Storage(c) => (c.allow_hosts.clone(), c.reserved_storage_space),
         };
         // Checked here so that a bad entry changes nothing at all.
         fdfs_util::hosts::HostList::load(&allow_hosts).map_err(|e| e.0)?;
@@ -131,11 +151,13 @@ impl Live {
             ini,
             log,
             allow_hosts,
+            reserved,
             gateway,
         })
     }
 
     fn apply(&self, next: Next, path: &str) {
+        let changed = fdfs_util::sync::lock(&self.applied).changed_keys(&next.ini);
         if let Err(e) = crate::logging::set_level(&next.log.level) {
             tracing::warn!("log_level not applied: {e}");
         }
@@ -147,16 +169,25 @@ impl Live {
         if let Err(e) = self.admission.reload(&next.allow_hosts) {
             tracing::error!("allow_hosts not reloaded: {e}");
         }
+        if let Some(t) = &self.tracker {
+            t.set_reserved_storage_space(next.reserved);
+        }
+        let reserved_changed = changed.iter().any(|k| k == "reserved_storage_space");
+        if let (Some(s), true) = (&self.storage, reserved_changed) {
+            // A storage works with its tracker's value, fetched when it
+            // joins: the conf's new one holds until the next join.
+            let mut params = s.params();
+            params.reserved_storage_space = next.reserved;
+            s.set_params(params);
+        }
         if let (Some(live), Some(conf)) = (&self.gateway, &next.gateway) {
             live.reload(conf);
         }
-        let mut applied = fdfs_util::sync::lock(&self.applied);
-        let restart: Vec<String> = changed_keys(&applied, &next.ini)
+        let restart: Vec<String> = changed
             .into_iter()
             .filter(|k| !is_live(self.role, k))
             .collect();
-        *applied = next.ini;
-        drop(applied);
+        *fdfs_util::sync::lock(&self.applied) = next.ini;
         if !restart.is_empty() {
             tracing::warn!(
                 "changed keys that need a restart to take effect: {}",
@@ -170,10 +201,44 @@ impl Live {
     }
 }
 
+/// A daemon's conf files as loaded.
+pub struct Applied {
+    conf: IniFile,
+    /// `mod_fastdfs.conf` beside a storage.conf, when there is one.
+    gateway: Option<IniFile>,
+}
+
+impl Applied {
+    pub fn load(conf_path: &std::path::Path) -> Result<Applied, String> {
+        let conf = IniFile::load(conf_path).map_err(|e| e.to_string())?;
+        let gateway = match crate::daemon::gateway_conf_path(conf_path) {
+            Some(p) => Some(IniFile::load(&p).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(Applied { conf, gateway })
+    }
+
+    fn changed_keys(&self, next: &Applied) -> Vec<String> {
+        let mut out = changed_keys(&self.conf, &next.conf);
+        let empty = IniFile::default();
+        let (old, new) = (
+            self.gateway.as_ref().unwrap_or(&empty),
+            next.gateway.as_ref().unwrap_or(&empty),
+        );
+        out.extend(
+            changed_keys(old, new)
+                .into_iter()
+                .map(|k| format!("{GATEWAY_CONF_PREFIX}{k}")),
+        );
+        out
+    }
+}
+
 struct Next {
-    ini: IniFile,
+    ini: Applied,
     log: LogConf,
     allow_hosts: Vec<String>,
+    reserved: fdfs_config::ReservedSpace,
     gateway: Option<fdfs_http::GatewayConf>,
 }
 
@@ -230,7 +295,9 @@ mod tests {
         assert!(!is_live(Role::Tracker, "[access-log] enabled"));
         assert!(!is_live(Role::Tracker, "port"));
         assert!(!is_live(Role::Tracker, "http.anti_steal.secret_key"));
-        assert!(is_live(Role::Storage, "http.anti_steal.secret_key"));
+        assert!(!is_live(Role::Storage, "http.anti_steal.secret_key"));
         assert!(!is_live(Role::Storage, "store_path0"));
+        assert!(is_live(Role::Storage, "mod_fastdfs.conf: http.anti_steal.secret_key"));
+        assert!(!is_live(Role::Storage, "mod_fastdfs.conf: response_mode"));
     }
 }

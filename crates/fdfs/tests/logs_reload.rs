@@ -308,3 +308,193 @@ fn sighup_keeps_old_settings_on_a_broken_conf_and_names_restart_keys() {
     assert!(line.starts_with("{\"time\":\"") && line.contains("\"level\":\"WARNING\""), "{line}");
     assert!(t.answers_us());
 }
+
+/// GET over a fresh connection: (status, head, body).
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(DEADLINE))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status"))?;
+    Ok((status, head, out[split + 4..].to_vec()))
+}
+
+fn client(tracker_port: u16) -> fdfs_client::Client {
+    fdfs_client::Client::new(fdfs_client::ClientOptions {
+        trackers: vec![fdfs_config::TrackerAddr {
+            hosts: vec!["127.0.0.1".into()],
+            port: tracker_port,
+        }],
+        connect_timeout: Duration::from_secs(5),
+        network_timeout: Duration::from_secs(10),
+        ..fdfs_client::ClientOptions::default()
+    })
+    .unwrap()
+}
+
+fn try_upload(tracker_port: u16, data: &[u8]) -> Result<String, fdfs_client::ClientError> {
+    let opts = fdfs_client::UploadOptions {
+        ext: Some("txt".into()),
+        ..Default::default()
+    };
+    rt().block_on(client(tracker_port).upload_buffer(data, &opts))
+        .map(|id| id.to_string())
+}
+
+fn signal(p: &ProcessGuard, sig: i32) {
+    assert!(fdfs_util::sys::send_signal(p.0.id() as i32, sig));
+}
+
+fn spawn(args: &[&str]) -> ProcessGuard {
+    ProcessGuard(
+        Command::new(env!("CARGO_BIN_EXE_fdfs"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fdfs"),
+    )
+}
+
+/// Sends SIGHUP to `p` and waits for one more `marker` in `log`.
+fn reload(p: &ProcessGuard, log: &Path, marker: &str) {
+    let count = || {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches(marker)
+            .count()
+    };
+    let before = count();
+    signal(p, libc::SIGHUP);
+    wait_for(marker, || count() > before);
+}
+
+/// A storage from storage.conf with mod_fastdfs.conf beside it: its log,
+/// its access log rotated by size, and a SIGHUP that turns on the token
+/// check and changes the mime table; a tracker SIGHUP that changes
+/// reserved_storage_space changes where uploads may go.
+#[test]
+fn storage_logs_access_rotation_and_live_gateway_and_reserved_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (tp, sp, hp) = (free_port(), free_port(), free_port());
+    for sub in ["tracker", "storage", "conf"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let conf = d.join("conf");
+    let tracker_conf = |reserved: &str| {
+        format!(
+            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nlog_level = info\n\
+             reserved_storage_space = {reserved}\n",
+            d.join("tracker").display()
+        )
+    };
+    std::fs::write(conf.join("tracker.conf"), tracker_conf("1%")).unwrap();
+    std::fs::write(
+        conf.join("storage.conf"),
+        format!(
+            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {b}\nstore_path0 = {b}\n\
+             subdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\n\
+             stat_report_interval = 1\nhttp.server_port = {hp}\nlog_level = info\n\
+             [access-log]\nenabled = true\nlog_file_rotate_on_size = 400\n",
+            b = d.join("storage").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("mod_fastdfs.conf"),
+        format!(
+            "base_path = {b}\ngroup_name = group1\nurl_have_group_name = true\nstore_path0 = {b}\n\
+             tracker_server = 127.0.0.1:{tp}\nstorage_server_port = {sp}\n#include http.conf\n",
+            b = d.join("storage").display()
+        ),
+    )
+    .unwrap();
+    let http_conf = |token: bool, mime: &str| {
+        std::fs::write(
+            conf.join("http.conf"),
+            format!(
+                "http.anti_steal.check_token = {token}\nhttp.anti_steal.token_ttl = 900\n\
+                 http.anti_steal.secret_key = S3cret\nhttp.mime_types_filename = mime.types\n\
+                 http.default_content_type = application/x-test\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(conf.join("mime.types"), format!("{mime} txt\n")).unwrap();
+    };
+    http_conf(false, "text/x-mine");
+    let conf_path = |n: &str| conf.join(n).to_str().unwrap().to_string();
+    let tracker = spawn(&["tracker", "-c", &conf_path("tracker.conf")]);
+    let storage = spawn(&["storage", "-c", &conf_path("storage.conf")]);
+    let tracker_log = d.join("tracker/logs/trackerd.log");
+    let storage_logs = d.join("storage/logs");
+    let storage_log = storage_logs.join("storaged.log");
+    wait_for("the gateway", || {
+        http_get(hp, "/healthz").is_ok_and(|(s, _, _)| s == 200)
+    });
+    wait_for("the storage's listening line", || {
+        std::fs::read_to_string(&storage_log)
+            .unwrap_or_default()
+            .contains("storage server listening")
+    });
+
+    // Uploads until the access log (about 100 bytes a line) passes 400.
+    let mut ids = Vec::new();
+    wait_for("an access log rotation", || {
+        if let Ok(id) = try_upload(tp, b"logged") {
+            ids.push(id);
+        }
+        !rotated_copies(&storage_logs, "storage_access.log").is_empty()
+    });
+    let copies = rotated_copies(&storage_logs, "storage_access.log");
+    let old = std::fs::read_to_string(storage_logs.join(&copies[0])).unwrap();
+    assert!(old.contains(" upload "), "{old}");
+    wait_for("the fresh access log's header", || {
+        std::fs::read_to_string(storage_logs.join("storage_access.log"))
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with("client_ip action filename status time_used_ms req_len resp_len"))
+    });
+
+    let id = ids[0].clone();
+    let (status, head, body) = http_get(hp, &format!("/{id}")).unwrap();
+    assert_eq!((status, body.as_slice()), (200, b"logged".as_slice()));
+    assert!(head.contains("content-type: text/x-mine"), "{head}");
+
+    // SIGHUP: tokens required, new mime table.
+    http_conf(true, "text/x-other");
+    reload(&storage, &storage_log, "configuration reloaded");
+    assert_eq!(http_get(hp, &format!("/{id}")).unwrap().0, 400, "no token");
+    let out = Command::new(env!("CARGO_BIN_EXE_fdfs"))
+        .args(["token", &id, "-c", &conf_path("mod_fastdfs.conf")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let signed = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let (status, head, _) = http_get(hp, &signed).unwrap();
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/x-other"), "{head}");
+
+    // Tracker SIGHUP: reserving all the space leaves no room for uploads.
+    std::fs::write(conf.join("tracker.conf"), tracker_conf("100000000G")).unwrap();
+    reload(&tracker, &tracker_log, "configuration reloaded");
+    let err = try_upload(tp, b"no room").unwrap_err();
+    assert!(err.to_string().contains("28") || err.to_string().to_lowercase().contains("space"), "{err}");
+    std::fs::write(conf.join("tracker.conf"), tracker_conf("1%")).unwrap();
+    reload(&tracker, &tracker_log, "configuration reloaded");
+    try_upload(tp, b"room again").unwrap();
+}
