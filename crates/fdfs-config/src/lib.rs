@@ -22,8 +22,8 @@ pub mod values;
 
 pub use client::ClientConf;
 pub use http::HttpConf;
-pub use log::{LogConf, LogFormat, LogRotation};
 pub use ini::{IniFile, IniItem, IniSection};
+pub use log::{LogConf, LogFormat, LogRotation};
 pub use net::NetConf;
 pub use storage::StorageConf;
 pub use storage_ids::{StorageIdEntry, StorageIds};

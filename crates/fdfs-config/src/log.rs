@@ -241,10 +241,7 @@ mod tests {
         // Unknown levels log at info, as the original's.
         assert_eq!(tracing_level("loud"), None);
         assert_eq!(parse("log_level=loud\n").unwrap().level, "loud");
-        assert_eq!(
-            parse("log_format=JSON\n").unwrap().format,
-            LogFormat::Json
-        );
+        assert_eq!(parse("log_format=JSON\n").unwrap().format, LogFormat::Json);
         assert!(parse("log_format=xml\n").is_err());
         assert!(parse("log_file_rotate_time=25:00\n").is_err());
     }

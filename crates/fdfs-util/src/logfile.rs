@@ -506,7 +506,10 @@ mod tests {
         log.write_line(b"one\n".to_vec());
         log.write_line(b"two\n".to_vec());
         log.flush();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "header\none\ntwo\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "header\none\ntwo\n"
+        );
     }
 
     #[test]

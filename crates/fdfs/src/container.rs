@@ -175,10 +175,13 @@ fn container(args: ContainerArgs) -> Result<ExitCode, String> {
                     )?
                 }
             };
-            Ok(daemon::role(Role::Tracker, RoleArgs {
+            Ok(daemon::role(
+                Role::Tracker,
+                RoleArgs {
                     conf,
                     log_stdout: true,
-                }))
+                },
+            ))
         }
         "storage" => {
             let conf = match mounted("storage.conf") {
@@ -198,10 +201,13 @@ fn container(args: ContainerArgs) -> Result<ExitCode, String> {
                     )?
                 }
             };
-            Ok(daemon::role(Role::Storage, RoleArgs {
+            Ok(daemon::role(
+                Role::Storage,
+                RoleArgs {
                     conf,
                     log_stdout: true,
-                }))
+                },
+            ))
         }
         "monitor" => {
             let conf = client_conf(&base)?;

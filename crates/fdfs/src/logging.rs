@@ -304,7 +304,10 @@ mod tests {
     fn fields() -> Fields {
         Fields {
             message: "connection refused\nforged".to_string(),
-            others: vec![("peer", "10.0.0.1".to_string(), false), ("held_back", "3".to_string(), true)],
+            others: vec![
+                ("peer", "10.0.0.1".to_string(), false),
+                ("held_back", "3".to_string(), true),
+            ],
         }
     }
 

@@ -297,7 +297,10 @@ mod tests {
         assert!(!is_live(Role::Tracker, "http.anti_steal.secret_key"));
         assert!(!is_live(Role::Storage, "http.anti_steal.secret_key"));
         assert!(!is_live(Role::Storage, "store_path0"));
-        assert!(is_live(Role::Storage, "mod_fastdfs.conf: http.anti_steal.secret_key"));
+        assert!(is_live(
+            Role::Storage,
+            "mod_fastdfs.conf: http.anti_steal.secret_key"
+        ));
         assert!(!is_live(Role::Storage, "mod_fastdfs.conf: response_mode"));
     }
 }

@@ -72,7 +72,11 @@ impl Tracker {
     }
 
     fn rewrite_conf(&self, extra: &str) {
-        std::fs::write(self.conf_path(), conf_text(self.dir.path(), self.port, extra)).unwrap();
+        std::fs::write(
+            self.conf_path(),
+            conf_text(self.dir.path(), self.port, extra),
+        )
+        .unwrap();
     }
 
     fn signal(&self, sig: i32) {
@@ -164,15 +168,12 @@ fn original_format(line: &str) -> bool {
     b.len() > 22
         && b[0] == b'['
         && b[20] == b']'
-        && b[1..20]
-            .iter()
-            .enumerate()
-            .all(|(i, c)| match i {
-                4 | 7 => *c == b'-',
-                10 => *c == b' ',
-                13 | 16 => *c == b':',
-                _ => c.is_ascii_digit(),
-            })
+        && b[1..20].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
         && line[21..].contains(" - ")
 }
 
@@ -207,7 +208,10 @@ fn log_file_level_filter_live_level_and_size_rotation() {
         t.log().contains("WARNING - connection refused")
     });
     let text = t.log();
-    assert!(!text.contains(" INFO - "), "info lines at log_level=warn:\n{text}");
+    assert!(
+        !text.contains(" INFO - "),
+        "info lines at log_level=warn:\n{text}"
+    );
     for line in text.lines() {
         assert!(original_format(line), "not the original's format: {line:?}");
     }
@@ -228,7 +232,11 @@ fn log_file_level_filter_live_level_and_size_rotation() {
     let copies = rotated_copies(&logs, "trackerd.log");
     let first = std::fs::read_to_string(logs.join(&copies[0])).unwrap();
     assert!(first.contains("WARNING - connection refused"), "{first}");
-    assert!(first.len() >= 600, "rotated below the size: {}", first.len());
+    assert!(
+        first.len() >= 600,
+        "rotated below the size: {}",
+        first.len()
+    );
     // The fresh file keeps receiving lines.
     t.reload_until("configuration reloaded");
     wait_for("lines in the fresh file", || {
@@ -240,7 +248,9 @@ fn log_file_level_filter_live_level_and_size_rotation() {
 #[test]
 fn sigusr1_after_a_move_gives_a_new_file() {
     let t = Tracker::start("log_level = info\n");
-    wait_for("the listening line", || t.log().contains("tracker listening"));
+    wait_for("the listening line", || {
+        t.log().contains("tracker listening")
+    });
     let moved = t.log_dir().join("trackerd.log.moved");
     std::fs::rename(t.log_path(), &moved).unwrap();
     t.signal(libc::SIGUSR1);
@@ -261,12 +271,18 @@ fn sigusr1_after_a_move_gives_a_new_file() {
 #[test]
 fn sighup_swaps_allow_hosts_for_our_client_and_py3fdfs() {
     let t = Tracker::start("log_level = info\nallow_hosts = 127.0.0.1\n");
-    assert!(t.answers_us(), "our client refused by allow_hosts = 127.0.0.1");
+    assert!(
+        t.answers_us(),
+        "our client refused by allow_hosts = 127.0.0.1"
+    );
     assert_eq!(t.py3fdfs_says(), "ok");
 
     t.rewrite_conf("log_level = info\nallow_hosts = 127.0.0.2\n");
     t.reload_until("configuration reloaded");
-    assert!(!t.answers_us(), "our client still served after allow_hosts = 127.0.0.2");
+    assert!(
+        !t.answers_us(),
+        "our client still served after allow_hosts = 127.0.0.2"
+    );
     let py = t.py3fdfs_says();
     assert!(py.starts_with("refused"), "py3fdfs: {py}");
     assert!(t.log().contains("connection refused"));
@@ -305,7 +321,10 @@ fn sighup_keeps_old_settings_on_a_broken_conf_and_names_restart_keys() {
         line.ends_with("need a restart to take effect: check_active_interval, store_lookup\"}"),
         "{line}"
     );
-    assert!(line.starts_with("{\"time\":\"") && line.contains("\"level\":\"WARNING\""), "{line}");
+    assert!(
+        line.starts_with("{\"time\":\"") && line.contains("\"level\":\"WARNING\""),
+        "{line}"
+    );
     assert!(t.answers_us());
 }
 
@@ -314,7 +333,10 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(DEADLINE))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )?;
     let mut out = Vec::new();
     s.read_to_end(&mut out)?;
     let split = out
@@ -467,7 +489,9 @@ fn storage_logs_access_rotation_and_live_gateway_and_reserved_space() {
             .unwrap_or_default()
             .lines()
             .next()
-            .is_some_and(|l| l.ends_with("client_ip action filename status time_used_ms req_len resp_len"))
+            .is_some_and(|l| {
+                l.ends_with("client_ip action filename status time_used_ms req_len resp_len")
+            })
     });
 
     let id = ids[0].clone();
@@ -493,7 +517,10 @@ fn storage_logs_access_rotation_and_live_gateway_and_reserved_space() {
     std::fs::write(conf.join("tracker.conf"), tracker_conf("100000000G")).unwrap();
     reload(&tracker, &tracker_log, "configuration reloaded");
     let err = try_upload(tp, b"no room").unwrap_err();
-    assert!(err.to_string().contains("28") || err.to_string().to_lowercase().contains("space"), "{err}");
+    assert!(
+        err.to_string().contains("28") || err.to_string().to_lowercase().contains("space"),
+        "{err}"
+    );
     std::fs::write(conf.join("tracker.conf"), tracker_conf("1%")).unwrap();
     reload(&tracker, &tracker_log, "configuration reloaded");
     try_upload(tp, b"room again").unwrap();
