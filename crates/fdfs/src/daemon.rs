@@ -589,14 +589,18 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
 }
 
 /// `run_by_group` / `run_by_user`, once the listeners are bound: the
-/// daemon's directories are created for that user when missing, then the
-/// process drops to it for good.
+/// daemon's directories (base path first) are created for that user when
+/// missing, its `logs/` is handed over, then the process drops to it for
+/// good.
 fn run_as(group: &str, user: &str, dirs: &[&Path]) -> Result<(), String> {
     let Some(run_by) = crate::privileges::RunBy::resolve(group, user)? else {
         return Ok(());
     };
     for dir in dirs {
         run_by.prepare_dir(dir)?;
+    }
+    if let Some(base) = dirs.first() {
+        run_by.hand_over_logs(&base.join("logs"));
     }
     run_by.apply()?;
     tracing::info!(
