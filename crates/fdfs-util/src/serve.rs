@@ -346,6 +346,18 @@ mod tests {
     use crate::sync::lock;
 
     #[test]
+    fn a_reloaded_allow_list_applies_and_a_bad_one_keeps_the_old() {
+        let peer = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 1);
+        let a = Admission::from_conf(&["127.0.0.1".to_string()], "allow_hosts").unwrap();
+        assert!(a.admit(peer("127.0.0.1")) && !a.admit(peer("127.0.0.2")));
+        a.reload(&["127.0.0.2".to_string()]).unwrap();
+        assert!(!a.admit(peer("127.0.0.1")) && a.admit(peer("127.0.0.2")));
+        assert!(a.reload(&["10.0.0.0/99".to_string()]).is_err());
+        assert!(a.admit(peer("127.0.0.2")));
+        assert_eq!(a.refused(), 2);
+    }
+
+    #[test]
     fn reclaim_picks_never_served_then_oldest_idle_and_spares_busy_and_kept() {
         let epoch = Instant::now() - Duration::from_secs(100);
         let slots: Slots = Arc::default();

@@ -422,6 +422,15 @@ fn pid_file(role: Role, base_path: &Path) -> PathBuf {
 }
 
 /// Loads the conf of `role`, printing warnings; returns (base_path, log level).
+/// A conf warning: to the log once it is open (a reload), else to stderr.
+fn conf_warning(name: &str, w: &fdfs_config::Warning) {
+    if crate::logging::active() {
+        tracing::warn!("{w}");
+    } else {
+        eprintln!("{name}: warning: {w}");
+    }
+}
+
 pub(crate) fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String> {
     let name = role.classic_name();
     match role {
@@ -429,7 +438,7 @@ pub(crate) fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String
             let (mut conf, warnings) =
                 TrackerConf::load(path).map_err(|e| format!("{name}: {e}"))?;
             for w in warnings {
-                eprintln!("{name}: warning: {w}");
+                conf_warning(name, &w);
             }
             if conf.use_storage_id {
                 // Relative to the tracker.conf directory, as the original.
@@ -445,7 +454,7 @@ pub(crate) fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String
             let (mut conf, warnings) =
                 StorageConf::load(path).map_err(|e| format!("{name}: {e}"))?;
             for w in warnings {
-                eprintln!("{name}: warning: {w}");
+                conf_warning(name, &w);
             }
             if conf.disabled {
                 return Err(format!("{name}: disabled=true in {}", path.display()));

@@ -113,6 +113,11 @@ pub fn init(level: &str, format: LogFormat, dest: Destination) -> Result<(), Str
     Ok(())
 }
 
+/// Whether [`init`] installed the log.
+pub fn active() -> bool {
+    HANDLES.get().is_some()
+}
+
 /// Applies a new `log_level` (SIGHUP). Err names why it was not applied.
 pub fn set_level(level: &str) -> Result<(), String> {
     let Some(h) = HANDLES.get() else {
@@ -314,7 +319,7 @@ mod tests {
     #[test]
     fn text_lines_look_like_the_original() {
         let line = text_line(0, Level::WARN, &fields());
-        let (stamp, rest) = line.split_at(21);
+        let (stamp, rest) = line.split_at(22);
         assert!(stamp.starts_with('[') && stamp.ends_with("] "), "{line}");
         assert_eq!(
             rest,
