@@ -495,6 +495,15 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The log opens before run_by_user applies: what it creates is handed
+    // over to that user afterwards.
+    let logs_dir = conf.base_path().join("logs");
+    let mut created_for_log: Vec<PathBuf> = logs_dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    created_for_log.reverse();
     let log = match init_role_logging(role, &conf, &args) {
         Ok(l) => l,
         Err(e) => {
@@ -532,7 +541,13 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 let listener = bind(&c.bind_addr, c.port)
                     .await
                     .map_err(|e| e.to_string())?;
-                run_as(&c.run_by_group, &c.run_by_user, &[c.base_path.as_path()])?;
+                run_as(
+                    &c.run_by_group,
+                    &c.run_by_user,
+                    &[c.base_path.as_path()],
+                    &created_for_log,
+                    &logs_dir,
+                )?;
                 let admission = Arc::new(Admission::from_conf(&c.allow_hosts, "allow_hosts")?);
                 let tracker = fdfs_tracker::Tracker::open(c).map_err(|e| e.to_string())?;
                 tokio::spawn(crate::reload::handle_signals(live(
@@ -557,7 +572,13 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                         .await?;
                 let mut dirs = vec![c.base_path.as_path()];
                 dirs.extend(c.store_paths.iter().map(PathBuf::as_path));
-                run_as(&c.run_by_group, &c.run_by_user, &dirs)?;
+                run_as(
+                    &c.run_by_group,
+                    &c.run_by_user,
+                    &dirs,
+                    &created_for_log,
+                    &logs_dir,
+                )?;
                 let admission = Arc::new(Admission::from_conf(&c.allow_hosts, "allow_hosts")?);
                 let port = listener.local_addr().map_err(|e| e.to_string())?.port();
                 let storage = fdfs_storage::Storage::open(c, port)
@@ -598,19 +619,23 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
 }
 
 /// `run_by_group` / `run_by_user`, once the listeners are bound: the
-/// daemon's directories (base path first) are created for that user when
-/// missing, its `logs/` is handed over, then the process drops to it for
-/// good.
-fn run_as(group: &str, user: &str, dirs: &[&Path]) -> Result<(), String> {
+/// daemon's directories are created for that user when missing, the
+/// directories the log created (`created_for_log`) and the files in
+/// `logs_dir` are handed over, then the process drops to it for good.
+fn run_as(
+    group: &str,
+    user: &str,
+    dirs: &[&Path],
+    created_for_log: &[PathBuf],
+    logs_dir: &Path,
+) -> Result<(), String> {
     let Some(run_by) = crate::privileges::RunBy::resolve(group, user)? else {
         return Ok(());
     };
     for dir in dirs {
         run_by.prepare_dir(dir)?;
     }
-    if let Some(base) = dirs.first() {
-        run_by.hand_over_logs(&base.join("logs"));
-    }
+    run_by.hand_over_logs(created_for_log, logs_dir);
     run_by.apply()?;
     tracing::info!(
         uid = run_by.uid,

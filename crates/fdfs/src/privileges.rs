@@ -57,16 +57,17 @@ impl RunBy {
         Ok(())
     }
 
-    /// Hands `logs_dir` and the files in it to the run-by user: the log
-    /// was opened before the drop, and rotating or reopening it later
-    /// creates files there. A failure is logged, not fatal.
-    pub fn hand_over_logs(&self, logs_dir: &Path) {
+    /// Hands the directories the log created and the files in `logs_dir`
+    /// to the run-by user: the log was opened before the drop, and rotating
+    /// or reopening it later creates files there. A failure is logged, not
+    /// fatal.
+    pub fn hand_over_logs(&self, created: &[std::path::PathBuf], logs_dir: &Path) {
         let files = std::fs::read_dir(logs_dir)
             .into_iter()
             .flatten()
             .flatten()
             .map(|e| e.path());
-        for p in std::iter::once(logs_dir.to_path_buf()).chain(files) {
+        for p in created.iter().cloned().chain(files) {
             if let Err(e) = std::os::unix::fs::chown(&p, Some(self.uid), Some(self.gid)) {
                 tracing::warn!("chown {}: {e}; log rotation may fail", p.display());
             }
