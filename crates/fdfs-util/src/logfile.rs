@@ -62,7 +62,7 @@ enum Msg {
 
 struct Shared {
     tx: SyncSender<Msg>,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
 }
 
 /// A handle on a log writer thread; clones share it. The thread ends once
@@ -91,14 +91,13 @@ impl LogFile {
     /// created) before this returns, so an unwritable path is an error here.
     pub fn open(sink: Sink) -> std::io::Result<LogFile> {
         let mut writer = Writer::new(sink)?;
+        let dropped = Arc::new(AtomicU64::new(0));
+        writer.dropped = dropped.clone();
         let (tx, rx) = mpsc::sync_channel(QUEUE_LINES);
         std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run(rx))?;
-        let shared = Arc::new(Shared {
-            tx,
-            dropped: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared { tx, dropped });
         crate::sync::lock(&OPEN_LOGS).push(Arc::downgrade(&shared));
         Ok(LogFile { shared })
     }
@@ -163,6 +162,10 @@ struct Writer {
     out: Out,
     /// A write error is reported once, not per line.
     failing: bool,
+    /// Lines callers dropped because the queue was full, and how many of
+    /// them were reported already.
+    dropped: Arc<AtomicU64>,
+    reported_dropped: u64,
 }
 
 impl Writer {
@@ -193,6 +196,8 @@ impl Writer {
         Ok(Writer {
             out,
             failing: false,
+            dropped: Arc::default(),
+            reported_dropped: 0,
         })
     }
 
@@ -205,6 +210,7 @@ impl Writer {
                         self.handle(msg);
                     }
                     self.flush();
+                    self.report_dropped();
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -213,6 +219,21 @@ impl Writer {
                 }
             }
             self.rotate_if_daily_due();
+        }
+    }
+
+    /// Says in the daemon's log (never blocking: through `tracing`) how
+    /// many lines were lost since the last report.
+    fn report_dropped(&mut self) {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > self.reported_dropped {
+            let lines = dropped - self.reported_dropped;
+            self.reported_dropped = dropped;
+            let path = match &self.out {
+                Out::File { path, .. } => path.display().to_string(),
+                Out::Stream(_) => "-".to_string(),
+            };
+            tracing::warn!(lines, log = %path, "log lines dropped: the log writer fell behind");
         }
     }
 
@@ -578,6 +599,38 @@ mod tests {
         delete_expired(&path, 2);
         assert!(!old.exists());
         assert!(young.exists() && unrelated.exists());
+    }
+
+    #[test]
+    fn a_due_daily_rotation_moves_a_written_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let mut w = Writer::new(Sink::File {
+            path: path.clone(),
+            rotation: Rotation {
+                daily_at: Some((0, 0)),
+                ..Rotation::default()
+            },
+            header: None,
+        })
+        .unwrap();
+        let past = |w: &mut Writer| {
+            if let Out::File { next_daily, .. } = &mut w.out {
+                *next_daily = Some(crate::now_secs() - 1);
+            }
+        };
+        past(&mut w);
+        w.rotate_if_daily_due();
+        assert!(rotated(dir.path()).is_empty(), "an empty file was rotated");
+        w.write(b"line\n");
+        past(&mut w);
+        w.rotate_if_daily_due();
+        assert_eq!(rotated(dir.path()).len(), 1);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        let Out::File { next_daily, .. } = &w.out else {
+            unreachable!()
+        };
+        assert!(next_daily.unwrap() > crate::now_secs());
     }
 
     #[test]
