@@ -5,9 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fdfs_config::storage::StorageConf;
 use fdfs_config::tracker::TrackerConf;
@@ -358,9 +357,6 @@ fn spawn_tracker_thread(
         })
 }
 
-/// The HTTP gateway of a storage started from `storage_conf_path`: the
-/// storage's own settings, refined by a `mod_fastdfs.conf` in the same
-/// directory when there is one (as nginx reads /etc/fdfs/mod_fastdfs.conf).
 /// The `mod_fastdfs.conf` beside a storage.conf, if there is one.
 pub(crate) fn gateway_conf_path(storage_conf_path: &Path) -> Option<PathBuf> {
     storage_conf_path
@@ -369,6 +365,9 @@ pub(crate) fn gateway_conf_path(storage_conf_path: &Path) -> Option<PathBuf> {
         .filter(|p| p.is_file())
 }
 
+/// The HTTP gateway of a storage started from `storage_conf_path`: the
+/// storage's own settings, refined by a `mod_fastdfs.conf` in the same
+/// directory when there is one (as nginx reads /etc/fdfs/mod_fastdfs.conf).
 pub(crate) fn storage_gateway_conf(
     storage_conf_path: &Path,
     c: &StorageConf,
@@ -421,7 +420,6 @@ fn pid_file(role: Role, base_path: &Path) -> PathBuf {
         .join(format!("{}.pid", role.classic_name()))
 }
 
-/// Loads the conf of `role`, printing warnings; returns (base_path, log level).
 /// A conf warning: to the log once it is open (a reload), else to stderr.
 fn conf_warning(name: &str, w: &fdfs_config::Warning) {
     if crate::logging::active() {
@@ -431,6 +429,7 @@ fn conf_warning(name: &str, w: &fdfs_config::Warning) {
     }
 }
 
+/// Loads and checks the conf of `role`, reporting its warnings.
 pub(crate) fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String> {
     let name = role.classic_name();
     match role {
