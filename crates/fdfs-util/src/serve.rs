@@ -104,9 +104,13 @@ impl Admission {
     /// Replaces the allow list with a conf key's new entries (SIGHUP);
     /// on Err the old list stays.
     pub fn reload(&self, entries: &[String]) -> Result<(), String> {
-        let hosts = load_hosts(entries, self.key)?;
-        *crate::sync::write(&self.hosts) = Arc::new(hosts);
+        self.replace(load_hosts(entries, self.key)?);
         Ok(())
+    }
+
+    /// Replaces the allow list with one loaded already.
+    pub fn replace(&self, hosts: HostList) {
+        *crate::sync::write(&self.hosts) = Arc::new(hosts);
     }
 
     /// Everyone is served.

@@ -145,8 +145,13 @@ impl Live {
             RoleConf::Tracker(c) => (c.allow_hosts.clone(), c.reserved_storage_space),
             RoleConf::Storage(c) => (c.allow_hosts.clone(), c.reserved_storage_space),
         };
-        // Checked here so that a bad entry changes nothing at all.
-        fdfs_util::hosts::HostList::load(&allow_hosts).map_err(|e| e.0)?;
+        // Loaded here so that a bad entry changes nothing at all; names
+        // that do not resolve are skipped with a warning, as at start.
+        let (allow_hosts, warnings) =
+            fdfs_util::hosts::HostList::load(&allow_hosts).map_err(|e| e.0)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
         Ok(Next {
             ini,
             log,
@@ -166,9 +171,7 @@ impl Live {
         if let Some(log) = self.storage.as_ref().and_then(|s| s.access_log.as_ref()) {
             log.set_rotation(crate::logging::rotation(&next.log.access));
         }
-        if let Err(e) = self.admission.reload(&next.allow_hosts) {
-            tracing::error!("allow_hosts not reloaded: {e}");
-        }
+        self.admission.replace(next.allow_hosts);
         if let Some(t) = &self.tracker {
             t.set_reserved_storage_space(next.reserved);
         }
@@ -237,7 +240,7 @@ impl Applied {
 struct Next {
     ini: Applied,
     log: LogConf,
-    allow_hosts: Vec<String>,
+    allow_hosts: fdfs_util::hosts::HostList,
     reserved: fdfs_config::ReservedSpace,
     gateway: Option<fdfs_http::GatewayConf>,
 }
