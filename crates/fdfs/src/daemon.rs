@@ -62,6 +62,9 @@ pub struct ServerArgs {
     /// Log level: error, warn, info, debug.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Log line format on stdout: text (the original's lines) or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 /// `fdfs tracker -c FILE` / `fdfs storage -c FILE`.
@@ -106,8 +109,12 @@ impl Role {
 }
 
 /// `fdfs server` logs to stdout, as a container's main process should.
-fn init_logging(level: &str) {
-    let format = fdfs_config::LogFormat::Text;
+fn init_logging(level: &str, format: &str) {
+    let format = if format == "json" {
+        fdfs_config::LogFormat::Json
+    } else {
+        fdfs_config::LogFormat::Text
+    };
     let _ = crate::logging::init(level, format, crate::logging::Destination::Stdout);
 }
 
@@ -209,7 +216,7 @@ async fn bind(addr: &str, port: u16) -> std::io::Result<TcpListener> {
 }
 
 pub fn server(args: ServerArgs) -> ExitCode {
-    init_logging(&args.log_level);
+    init_logging(&args.log_level, &args.log_format);
     let reserved = match fdfs_config::values::parse_reserved_space(&args.reserved_space) {
         Ok(r) => r,
         Err(e) => {

@@ -525,3 +525,57 @@ fn storage_logs_access_rotation_and_live_gateway_and_reserved_space() {
     reload(&tracker, &tracker_log, "configuration reloaded");
     try_upload(tp, b"room again").unwrap();
 }
+
+/// `fdfs server` logs to stdout (a container's main process), here as
+/// JSON lines, and writes no log file.
+#[test]
+fn fdfs_server_logs_json_lines_to_stdout() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, sp) = (free_port(), free_port());
+    let mut server = ProcessGuard(
+        Command::new(env!("CARGO_BIN_EXE_fdfs"))
+            .args(["server", "--base-path"])
+            .arg(dir.path())
+            .args(["--tracker-port", &tp.to_string()])
+            .args(["--storage-port", &sp.to_string()])
+            .args(["--http-port", "0", "--log-format", "json"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fdfs server"),
+    );
+    let stdout = server.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let end = Instant::now() + DEADLINE;
+    let line = loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("no log line on stdout");
+        if line.contains("fdfs server starting") {
+            break line;
+        }
+    };
+    assert!(
+        line.starts_with("{\"time\":\"") && line.ends_with('}'),
+        "{line}"
+    );
+    assert!(line.contains("\"level\":\"INFO\""), "{line}");
+    assert!(
+        line.contains(&format!("\"tracker\":\"127.0.0.1:{tp}\"")),
+        "{line}"
+    );
+    assert!(!dir.path().join("tracker/logs/trackerd.log").exists());
+    server.terminate().expect("server did not stop");
+}
