@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. The interop tests drive our servers with
-# the independent PyPI client py3fdfs, so it is installed first when missing;
-# those tests fail (never skip) if it still cannot be imported.
+# the independent PyPI client py3fdfs, and the metrics test parses /metrics
+# with prometheus-client's OpenMetrics parser, so both are installed first
+# when missing; those tests fail (never skip) if they still cannot be imported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! python3 -c 'import fdfs_client' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check py3fdfs==2.2.0
+fi
+if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check prometheus-client==0.26.0
 fi
 
 log=$(mktemp)

@@ -109,7 +109,10 @@ fn try_fast(gw: &Gateway, buf: &[u8], out: &mut Vec<u8>) -> Step {
         _ => return Step::Fallback,
     };
     out.clear();
-    write_head(out, &gw.local_response(&t, &f, GatewayBody::empty()));
+    let resp = gw.local_response(&t, &f, GatewayBody::empty());
+    gw.counters.hit();
+    gw.counters.statuses.count(resp.status().as_u16());
+    write_head(out, &resp);
     let (offset, len) = f.plan.window(f.facts.size);
     if head || len == 0 {
         return Step::Send {

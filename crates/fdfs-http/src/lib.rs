@@ -3,7 +3,9 @@
 //! `/<group>/Mxx/HH/HH/<name>` from the local store paths with ranges,
 //! conditional requests, mime types and the anti-steal token; files that
 //! are not here are redirected to or proxied from a storage that has them.
-//! `/healthz` answers `ok`. With `http.tls.*` it speaks HTTPS ([`tls`]).
+//! `/healthz` answers `ok`, `/metrics` the Prometheus series of the
+//! process ([`Pages`], [`metrics`]). With `http.tls.*` it speaks HTTPS
+//! ([`tls`]).
 //!
 //! `run(listener, conf, shutdown)` serves until `shutdown` is cancelled.
 
@@ -14,6 +16,7 @@ mod fast;
 pub mod httpdate;
 mod io;
 mod local;
+pub mod metrics;
 pub mod mime;
 mod open_files;
 pub mod plan;
@@ -76,6 +79,27 @@ pub(crate) struct Gateway {
     tracker_client: Option<fdfs_client::Client>,
     /// Set: every connection is HTTPS.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// /metrics and any other pages besides the files.
+    pages: Pages,
+    counters: Arc<metrics::GatewayCounters>,
+}
+
+/// What the gateway serves besides files: `/metrics` renders `hub` (which
+/// the gateway adds its own series to), and `routes` answers other pages
+/// (in `fdfs server`, the tracker's) before a path is read as a file.
+#[derive(Clone)]
+pub struct Pages {
+    pub hub: Arc<fdfs_util::metrics::Hub>,
+    pub routes: Option<Arc<dyn fdfs_util::metrics::Routes>>,
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        Pages {
+            hub: fdfs_util::metrics::Hub::new(),
+            routes: None,
+        }
+    }
 }
 
 /// The gateway settings of a running gateway, swappable whole: a request
@@ -112,7 +136,7 @@ impl Gateway {
         self.conf.get()
     }
 
-    fn new(live: Arc<LiveConf>, http_port: u16) -> Result<Gateway, HttpError> {
+    fn new(live: Arc<LiveConf>, http_port: u16, pages: Pages) -> Result<Gateway, HttpError> {
         let conf = live.get();
         let roots = conf
             .store_paths
@@ -126,7 +150,14 @@ impl Gateway {
             )?),
             None => None,
         };
+        let counters = Arc::new(metrics::GatewayCounters::new());
+        pages.hub.add(Arc::new(metrics::GatewayMetrics {
+            counters: counters.clone(),
+            group: conf.group.clone(),
+        }));
         Ok(Gateway {
+            pages,
+            counters,
             tls,
             tracker_client: remote::tracker_client(&conf),
             data_dirs: local::DataDirs::new(conf.store_paths.len()),
@@ -148,17 +179,19 @@ pub async fn run(
     conf: Arc<GatewayConf>,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    run_live(listener, LiveConf::new(conf), shutdown).await
+    run_live(listener, LiveConf::new(conf), Pages::default(), shutdown).await
 }
 
-/// [`run`] with settings the caller can reload while it serves.
+/// [`run`] with settings the caller can reload while it serves, and the
+/// process's metrics hub and extra pages.
 pub async fn run_live(
     listener: TcpListener,
     conf: Arc<LiveConf>,
+    pages: Pages,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
     let local = listener.local_addr()?;
-    let gw = Arc::new(Gateway::new(conf, local.port())?);
+    let gw = Arc::new(Gateway::new(conf, local.port(), pages)?);
     let tasks = TaskTracker::new();
     tracing::info!(addr = %local, group = %gw.conf().group, "http gateway listening");
     fdfs_util::serve::accept_until_shutdown(
@@ -286,6 +319,12 @@ impl FileTarget {
 
 impl Gateway {
     async fn handle(&self, req: Request<Incoming>) -> Resp {
+        let resp = self.handle_uncounted(req).await;
+        self.counters.statuses.count(resp.status().as_u16());
+        resp
+    }
+
+    async fn handle_uncounted(&self, req: Request<Incoming>) -> Resp {
         let head = req.method() == Method::HEAD;
         match self.route(&req, head).await {
             Ok(r) => r,
@@ -405,11 +444,23 @@ impl Gateway {
         )
     }
 
+    /// /metrics, or a page of the extra routes. The fast path never sees
+    /// these: their paths are no file paths, so it hands them to hyper.
+    fn page(&self, path: &str, query: Option<&str>) -> Option<fdfs_util::metrics::Answer> {
+        if path == fdfs_util::metrics::METRICS_PATH {
+            return Some(fdfs_util::metrics::Answer::metrics(&self.pages.hub));
+        }
+        self.pages.routes.as_ref()?.answer(path, query)
+    }
+
     async fn route(&self, req: &Request<Incoming>, head: bool) -> Result<Resp, Reject> {
         if req.method() != Method::GET && !head {
             return Ok(response::method_not_allowed());
         }
         let uri = req.uri();
+        if let Some(page) = self.page(uri.path(), uri.query()) {
+            return Ok(response::page(page, head));
+        }
         let h = req.headers();
         let t = match self.front(uri.path(), uri.query(), h, head)? {
             Front::Answer(r) => return Ok(r),
@@ -431,9 +482,11 @@ impl Gateway {
                     }
                     _ => GatewayBody::empty(),
                 };
+                self.counters.hit();
                 return Ok(self.local_response(&t, &f, body));
             }
         }
+        self.counters.miss();
         let (file, query, cond) = (&t.file, &t.query, &t.cond);
         let download_name = t.download_name();
         if query.has("redirect") {

@@ -35,6 +35,24 @@ pub fn status_page(status: StatusCode, head: bool) -> Resp {
     r
 }
 
+/// A page of the gateway's extra routes (/metrics, ...).
+pub fn page(a: fdfs_util::metrics::Answer, head: bool) -> Resp {
+    let len = a.body.len();
+    let mut r = Response::new(if head {
+        GatewayBody::empty()
+    } else {
+        GatewayBody::full(a.body)
+    });
+    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
 pub fn reject(e: &Reject, head: bool) -> Resp {
     status_page(e.status, head)
 }

@@ -33,6 +33,20 @@ macro_rules! command_enum {
         impl From<$name> for u8 {
             fn from(cmd: $name) -> u8 { cmd as u8 }
         }
+
+        impl $name {
+            /// The variant's name, as metrics label requests with it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => stringify!($variant),)*
+                }
+            }
+
+            /// The name of a command code, when it is one of ours.
+            pub fn name_of(code: u8) -> Option<&'static str> {
+                $name::try_from(code).ok().map($name::name)
+            }
+        }
     };
 }
 

@@ -68,6 +68,10 @@ pub async fn serve_connection(
         s.log_name.clear();
         s.sent_len = 0;
         let result = ops::dispatch(&mut s, header).await;
+        s.storage
+            .counters
+            .commands
+            .observe(cmd, result.is_ok(), t0.elapsed());
         if let (Some(log), Ok(command)) = (&s.storage.access_log, StorageCmd::try_from(cmd)) {
             log_access(log, &s, command, &result, started, t0.elapsed(), body_len);
         }

@@ -7,6 +7,7 @@ pub mod binlog;
 mod conn;
 pub mod disk;
 pub mod error;
+pub mod metrics;
 mod ops;
 pub mod pending;
 pub mod recovery;
@@ -61,6 +62,7 @@ pub async fn serve_admitting(
     admission: Arc<fdfs_util::serve::Admission>,
     shutdown: CancellationToken,
 ) -> Result<(), StorageError> {
+    let _ = storage.counters.admission.set(admission.clone());
     let tasks = TaskTracker::new();
     if storage.is_recovering() {
         // Like the original, the storage joins its trackers (and replicates)
@@ -93,6 +95,10 @@ pub async fn serve_admitting(
         |stream, peer, slot| {
             let storage = storage.clone();
             storage.count_connection(1);
+            storage
+                .counters
+                .accepted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             async move {
                 conn::serve_connection(stream, peer, storage.clone(), slot).await;
                 storage.count_connection(-1);

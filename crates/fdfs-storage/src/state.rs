@@ -163,6 +163,8 @@ pub struct Storage {
     /// connection counters of the statistics).
     pub connections_current: std::sync::atomic::AtomicI32,
     pub connections_max: std::sync::atomic::AtomicI32,
+    /// What only /metrics reports.
+    pub counters: crate::metrics::StorageCounters,
     /// Newest source timestamp received by replication, per peer id
     /// (reported to trackers with SYNC_REPORT).
     pub received_from: Mutex<std::collections::BTreeMap<String, i32>>,
@@ -334,6 +336,7 @@ impl Storage {
             access_log,
             connections_current: std::sync::atomic::AtomicI32::new(0),
             connections_max: std::sync::atomic::AtomicI32::new(0),
+            counters: crate::metrics::StorageCounters::default(),
             received_from: Mutex::new(std::collections::BTreeMap::new()),
             received_version: AtomicU64::new(0),
             peers: Mutex::new(crate::sync::Peers::default()),

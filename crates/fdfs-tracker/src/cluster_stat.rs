@@ -31,6 +31,22 @@ pub fn trackers(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
             "only the leader lists the trackers",
         ));
     }
+    let mut all = tracker_entries(t, &rel, || ctx.local_addr_text());
+    drop(rel);
+    all.retain(|e| filter.admits(e.is_leader, e.is_active));
+    let mut buf = BytesMut::new();
+    encode_tracker_stats(&mut buf, &all);
+    Ok(buf.to_vec())
+}
+
+/// The trackers as the leader lists them: every tracker of our list, with
+/// ourselves first when the list does not name us yet (`own_host` names
+/// us then, when we do not know our own address).
+pub(crate) fn tracker_entries(
+    t: &Tracker,
+    rel: &crate::Relation,
+    own_host: impl FnOnce() -> String,
+) -> Vec<TrackerStatEntry> {
     let now = now_secs();
     let myself = |host: String| TrackerStatEntry {
         host,
@@ -43,9 +59,7 @@ pub fn trackers(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
     };
     let mut all = Vec::with_capacity(rel.listed.len() + 1);
     if !rel.listed.iter().any(|p| p.is_self) {
-        let me = rel
-            .self_addr
-            .map_or_else(|| ctx.local_addr_text(), |a| a.to_string());
+        let me = rel.self_addr.map_or_else(own_host, |a| a.to_string());
         all.push(myself(me));
     }
     for p in &rel.listed {
@@ -66,11 +80,7 @@ pub fn trackers(t: &Tracker, ctx: &ConnCtx, body: &[u8]) -> HandlerResult {
             last_heartbeat_time: f.last_heartbeat_time,
         });
     }
-    drop(rel);
-    all.retain(|e| filter.admits(e.is_leader, e.is_active));
-    let mut buf = BytesMut::new();
-    encode_tracker_stats(&mut buf, &all);
-    Ok(buf.to_vec())
+    all
 }
 
 /// STORAGE_CLUSTER_STAT (97): the storages of every group, groups in name

@@ -135,6 +135,9 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
     };
     let _ = stream.set_nodelay(true);
     t.count_connection(1);
+    t.counters
+        .accepted
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _counted = Counted(&t);
     let mut ctx = ConnCtx::new(peer, local);
     ctx.conn_id = t.next_conn_gen();
@@ -201,7 +204,12 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
             slot.request_finished();
             continue;
         }
-        let (status, answer) = match dispatch(&t, &mut ctx, header.cmd, &body) {
+        let started = std::time::Instant::now();
+        let handled = dispatch(&t, &mut ctx, header.cmd, &body);
+        t.counters
+            .commands
+            .observe(header.cmd, handled.is_ok(), started.elapsed());
+        let (status, answer) = match handled {
             Ok(b) => (0u8, b),
             Err(e) => {
                 if e.status == Status::EINVAL {

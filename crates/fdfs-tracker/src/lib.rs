@@ -16,8 +16,10 @@ mod cluster_stat;
 mod conn;
 mod guard;
 mod handler;
+pub mod http;
 mod ids;
 pub mod leader;
+pub mod metrics;
 mod persist;
 mod query;
 mod relation;
@@ -132,6 +134,8 @@ pub struct Tracker {
     /// Open connections now, and the most seen at once (cmd 96, 65).
     conns_current: AtomicI32,
     conns_max: AtomicI32,
+    /// What only /metrics reports.
+    pub(crate) counters: metrics::TrackerCounters,
 }
 
 impl Tracker {
@@ -219,6 +223,7 @@ impl Tracker {
             instance_id: random_instance_id(),
             conns_current: AtomicI32::new(0),
             conns_max: AtomicI32::new(0),
+            counters: metrics::TrackerCounters::default(),
         }))
     }
 
@@ -361,6 +366,7 @@ pub async fn serve_admitting(
     if let Err(e) = tracker.save_now().and_then(|_| tracker.save_status_file()) {
         tracing::warn!(error = %e, "cannot write tracker data files");
     }
+    let _ = tracker.counters.admission.set(admission.clone());
     tracing::info!(addr = ?listener.local_addr().ok(), "tracker listening");
     if let Ok(addr) = listener.local_addr() {
         let _ = tracker.listen_addr.set(addr);

@@ -12,6 +12,7 @@ pub mod fs;
 pub mod hosts;
 pub mod localtime;
 pub mod logfile;
+pub mod metrics;
 pub mod net;
 pub mod op_error;
 pub mod serve;

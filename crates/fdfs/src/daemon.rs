@@ -308,7 +308,22 @@ pub fn server(args: ServerArgs) -> ExitCode {
             base_path = %args.base_path.display(),
             "fdfs server starting"
         );
-        let tracker = spawn_tracker_thread(tracker_listener, tracker_conf, shutdown.clone())
+        // One /metrics on the gateway port for all three.
+        let server_shutdown = shutdown.clone();
+        let hub = fdfs_util::metrics::Hub::new();
+        let tracker_state =
+            fdfs_tracker::Tracker::open(tracker_conf).map_err(|e| format!("tracker: {e}"))?;
+        hub.add(std::sync::Arc::new(fdfs_tracker::metrics::TrackerMetrics(
+            tracker_state.clone(),
+        )));
+        let pages = fdfs_http::Pages {
+            hub: hub.clone(),
+            routes: Some(std::sync::Arc::new(fdfs_tracker::http::TrackerPages {
+                tracker: tracker_state.clone(),
+                hub: hub.clone(),
+            })),
+        };
+        let tracker = spawn_tracker_thread(tracker_listener, tracker_state, shutdown.clone())
             .map_err(|e| format!("tracker: cannot start its thread: {e}"))?;
         let tracker = tokio::task::spawn_blocking(move || {
             tracker
@@ -316,14 +331,14 @@ pub fn server(args: ServerArgs) -> ExitCode {
                 .unwrap_or_else(|_| Err("tracker: its thread panicked".to_string()))
         });
         let gateway_conf = fdfs_http::LiveConf::new(Arc::new(gateway_conf));
-        let http = spawn_gateway(&args.bind, args.http_port, gateway_conf, &shutdown).await?;
-        let storage = tokio::spawn(fdfs_storage::run(
-            storage_listener,
-            storage_conf,
-            shutdown.clone(),
-        ));
+        let http =
+            spawn_gateway(&args.bind, args.http_port, gateway_conf, pages, &shutdown).await?;
+        let storage = open_storage(&storage_listener, storage_conf, &hub).await;
+        let storage = tokio::spawn(async move {
+            fdfs_storage::serve(storage_listener, storage?, shutdown.clone()).await
+        });
         let (t, s) = tokio::join!(tracker, storage);
-        shutdown.cancel();
+        server_shutdown.cancel();
         join_gateway(http).await?;
         t.map_err(|e| e.to_string())??;
         s.map_err(|e| e.to_string())?
@@ -344,7 +359,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
 /// long checksum) must not stall the cluster's routing along with it.
 fn spawn_tracker_thread(
     listener: TcpListener,
-    conf: TrackerConf,
+    tracker: std::sync::Arc<fdfs_tracker::Tracker>,
     shutdown: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<Result<(), String>>> {
     let listener = listener.into_std()?;
@@ -357,11 +372,28 @@ fn spawn_tracker_thread(
                 .map_err(|e| format!("tracker: cannot start runtime: {e}"))?;
             rt.block_on(async move {
                 let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-                fdfs_tracker::run(listener, conf, shutdown)
+                fdfs_tracker::serve(listener, tracker, shutdown)
                     .await
                     .map_err(|e| format!("tracker: {e}"))
             })
         })
+}
+
+/// The tracker's HTTP listener (`http.server_port`, 0: off), bound on
+/// `bind_addr`. A port that cannot be bound is logged and left out: the
+/// original ignores this key since v5, so a tracker.conf carried over from
+/// it must not keep the tracker from starting.
+async fn bind_tracker_http(c: &TrackerConf) -> Option<TcpListener> {
+    if c.http_server_port == 0 {
+        return None;
+    }
+    match bind(&c.bind_addr, c.http_server_port).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(port = c.http_server_port, error = %e, "tracker http (metrics) port not served");
+            None
+        }
+    }
 }
 
 /// The `mod_fastdfs.conf` beside a storage.conf, if there is one.
@@ -397,6 +429,7 @@ async fn spawn_gateway(
     addr: &str,
     port: u16,
     conf: Arc<fdfs_http::LiveConf>,
+    pages: fdfs_http::Pages,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<Result<(), fdfs_http::HttpError>>>, String> {
     if port == 0 {
@@ -406,8 +439,24 @@ async fn spawn_gateway(
     Ok(Some(tokio::spawn(fdfs_http::run_live(
         listener,
         conf,
+        pages,
         shutdown.clone(),
     ))))
+}
+
+/// Opens the storage that will serve on `listener` and adds its series to
+/// `hub`.
+async fn open_storage(
+    listener: &TcpListener,
+    conf: StorageConf,
+    hub: &fdfs_util::metrics::Hub,
+) -> Result<std::sync::Arc<fdfs_storage::Storage>, fdfs_storage::StorageError> {
+    let port = listener.local_addr()?.port();
+    let storage = fdfs_storage::Storage::open(conf, port).await?;
+    hub.add(std::sync::Arc::new(fdfs_storage::metrics::StorageMetrics(
+        storage.clone(),
+    )));
+    Ok(storage)
 }
 
 async fn join_gateway(
@@ -547,6 +596,7 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                 let listener = bind(&c.bind_addr, c.port)
                     .await
                     .map_err(|e| e.to_string())?;
+                let http = bind_tracker_http(&c).await;
                 run_as(
                     &c.run_by_group,
                     &c.run_by_user,
@@ -563,9 +613,22 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                     None,
                 )));
                 write_pid(&pid_path)?;
-                fdfs_tracker::serve_admitting(listener, tracker, admission, shutdown)
-                    .await
-                    .map_err(|e| e.to_string())
+                let http = http.map(|l| {
+                    tokio::spawn(fdfs_tracker::http::run(
+                        l,
+                        tracker.clone(),
+                        shutdown.clone(),
+                    ))
+                });
+                let res =
+                    fdfs_tracker::serve_admitting(listener, tracker, admission, shutdown.clone())
+                        .await
+                        .map_err(|e| e.to_string());
+                shutdown.cancel();
+                if let Some(h) = http {
+                    let _ = h.await;
+                }
+                res
             }
             RoleConf::Storage(c) => {
                 let listener = bind(&c.bind_addr, c.port)
@@ -573,9 +636,16 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                     .map_err(|e| e.to_string())?;
                 let gateway_conf = storage_gateway_conf(&args.conf, &c)?;
                 let gateway = fdfs_http::LiveConf::new(Arc::new(gateway_conf));
-                let http =
-                    spawn_gateway(&c.bind_addr, c.http_server_port, gateway.clone(), &shutdown)
-                        .await?;
+                let pages = fdfs_http::Pages::default();
+                let hub = pages.hub.clone();
+                let http = spawn_gateway(
+                    &c.bind_addr,
+                    c.http_server_port,
+                    gateway.clone(),
+                    pages,
+                    &shutdown,
+                )
+                .await?;
                 let mut dirs = vec![c.base_path.as_path()];
                 dirs.extend(c.store_paths.iter().map(PathBuf::as_path));
                 run_as(
@@ -586,8 +656,7 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                     &logs_dir,
                 )?;
                 let admission = Arc::new(Admission::from_conf(&c.allow_hosts, "allow_hosts")?);
-                let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-                let storage = fdfs_storage::Storage::open(c, port)
+                let storage = open_storage(&listener, c, &hub)
                     .await
                     .map_err(|e| e.to_string())?;
                 if let Some(access) = &storage.access_log {

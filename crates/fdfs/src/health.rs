@@ -3,6 +3,9 @@
 //! tracker port answers ACTIVE_TEST. A storage.conf: the storage port
 //! answers, and every tracker of the conf that answers lists the storage
 //! ACTIVE (at least one must answer). A client.conf: every tracker answers.
+//! A tracker.conf or storage.conf that sets `http.server_port` (non-zero)
+//! also has its /metrics page fetched: it must answer 200 with a complete
+//! OpenMetrics page.
 //!
 //! The kind of conf is told by its keys: `group_name` makes a storage.conf,
 //! `tracker_server` without it a client.conf, neither a tracker.conf.
@@ -79,6 +82,57 @@ async fn active_test(addr: &str) -> Result<(), String> {
     res.map_err(|e| describe(&e))?;
     conn.quit().await;
     Ok(())
+}
+
+/// Largest /metrics page read (a big cluster's page is some hundred KB).
+const MAX_METRICS_PAGE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// GET /metrics on `addr` must answer 200 with a page ending in `# EOF`.
+async fn metrics_page(addr: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: fdfs-health\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut page = Vec::new();
+        stream
+            .take(MAX_METRICS_PAGE_BYTES)
+            .read_to_end(&mut page)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(page)
+    };
+    let page = tokio::time::timeout(PROBE_TIMEOUT, fetch)
+        .await
+        .map_err(|_| "no answer in time".to_string())??;
+    let text = String::from_utf8_lossy(&page);
+    let status = text.lines().next().unwrap_or("");
+    if !status.starts_with("HTTP/1.") || status.split(' ').nth(1) != Some("200") {
+        // Peer text: {:?} escapes it.
+        let status: String = status.chars().take(80).collect();
+        return Err(format!("answered {status:?}"));
+    }
+    if !text.trim_end().ends_with("# EOF") {
+        return Err("the page is cut short (no # EOF)".into());
+    }
+    Ok(())
+}
+
+/// The /metrics check of a conf that sets `http.server_port`.
+async fn metrics_check(ini: &IniFile, bind_addr: &str, port: u16) -> Option<Check> {
+    let set = ini.get("http.server_port").is_some();
+    if !set || port == 0 {
+        return None;
+    }
+    let target = local_target(bind_addr, port);
+    Some(Check {
+        outcome: metrics_page(&target).await,
+        what: format!("metrics http://{target}/metrics"),
+    })
 }
 
 fn tracker_targets(trackers: &[TrackerAddr]) -> Vec<String> {
@@ -204,14 +258,18 @@ async fn run_checks(path: &Path) -> Result<Vec<Check>, String> {
         Role::Tracker => {
             let (conf, _) = TrackerConf::load(path).map_err(|e| e.to_string())?;
             let me = local_target(&conf.bind_addr, conf.port);
-            vec![Check {
+            let mut checks = vec![Check {
                 outcome: active_test(&me).await,
                 what: format!("tracker {me}"),
-            }]
+            }];
+            checks.extend(metrics_check(&ini, &conf.bind_addr, conf.http_server_port).await);
+            checks
         }
         Role::Storage => {
             let (conf, _) = StorageConf::load(path).map_err(|e| e.to_string())?;
-            check_storage(&conf).await
+            let mut checks = check_storage(&conf).await;
+            checks.extend(metrics_check(&ini, &conf.bind_addr, conf.http_server_port).await);
+            checks
         }
         Role::Client => {
             let (conf, _) = ClientConf::load(path).map_err(|e| e.to_string())?;

@@ -1,0 +1,100 @@
+//! The tracker's HTTP listener as a library (`http::run` on a listener
+//! bound to 127.0.0.1:0): /metrics, 404 for other paths, 405 for other
+//! methods, and a request counted per command between two scrapes.
+
+use std::time::Duration;
+
+use fdfs_config::TrackerConf;
+use fdfs_proto::CMD_ACTIVE_TEST;
+use fdfs_util::framing::{read_header, write_packet};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Sends `request` and reads to the end: (status code, whole response).
+async fn http(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut out))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let code = text.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, text)
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+}
+
+#[tokio::test]
+async fn metrics_page_and_route_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = fdfs_tracker::Tracker::open(TrackerConf {
+        base_path: dir.path().to_path_buf(),
+        ..TrackerConf::default()
+    })
+    .unwrap();
+    let stop = CancellationToken::new();
+    let proto = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proto_addr = proto.local_addr().unwrap();
+    let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web_addr = web.local_addr().unwrap();
+    let serving = tokio::spawn(fdfs_tracker::serve(proto, tracker.clone(), stop.clone()));
+    let web_task = tokio::spawn(fdfs_tracker::http::run(web, tracker, stop.clone()));
+
+    let (code, page) = http(web_addr, &get("/metrics")).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("content-type: application/openmetrics-text"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "fastdfs_tracker_is_leader{{host=\"{proto_addr}\"}} 1\n"
+        )),
+        "{page}"
+    );
+    assert!(page.ends_with("# EOF\n"), "{page}");
+    assert!(!page.contains("fdfs_tracker_requests_total{command=\"ActiveTest\"}"));
+
+    let mut s = TcpStream::connect(proto_addr).await.unwrap();
+    write_packet(&mut s, CMD_ACTIVE_TEST, 0, &[]).await.unwrap();
+    assert_eq!(read_header(&mut s).await.unwrap().status, 0);
+    let (_, page) = http(web_addr, &get("/metrics")).await;
+    assert!(
+        page.contains("fdfs_tracker_requests_total{command=\"ActiveTest\"} 1\n"),
+        "{page}"
+    );
+
+    assert_eq!(http(web_addr, &get("/nope")).await.0, 404);
+    let (code, text) = http(
+        web_addr,
+        "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(code, 405);
+    assert!(text.contains("allow: GET, HEAD"), "{text}");
+    let (code, text) = http(
+        web_addr,
+        "HEAD /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(text.ends_with("\r\n\r\n"), "HEAD has no body: {text}");
+
+    stop.cancel();
+    tokio::time::timeout(DEADLINE, web_task)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(DEADLINE, serving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
