@@ -15,7 +15,8 @@
 #   target/release/fdfs), TOOLS (directory with fdfs_upload_file; default:
 #   links to $FDFS), FILES (directory of files to upload; default: made once
 #   under /tmp/fdfs-xargs-files-N and reused, so rounds upload the same set),
-#   SERVER_PIDS ("pid pid ..."; adds the servers' CPU per upload).
+#   SERVER_PIDS ("pid pid ..."; adds the servers' CPU per upload), JSON=1
+#   (one JSON object instead of text, as bench/compare.sh collects them).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 n=${N:-2000}
@@ -105,23 +106,36 @@ errors=$((n - ok))
 children_cpu
 cpu2=$REPLY
 t2=$(now)
-for ((i = 0; i < runs; i++)); do "$tool" "$work/client.conf" "$one" >/dev/null; done
+seq_errors=0
+for ((i = 0; i < runs; i++)); do
+  "$tool" "$work/client.conf" "$one" >/dev/null 2>>"$work/errors.txt" || seq_errors=$((seq_errors + 1))
+done
 t3=$(now)
 children_cpu
 cpu3=$REPLY
 
 awk -v n="$n" -v ok="$ok" -v err="$errors" -v p="$p" -v t0="$t0" -v t1="$t1" \
   -v c0="$cpu0" -v c1="$cpu1" -v s0="$srv0" -v s1="$srv1" -v srv="${SERVER_PIDS:-}" \
-  -v runs="$runs" -v t2="$t2" -v t3="$t3" -v c2="$cpu2" -v c3="$cpu3" -v tool="$tool" 'BEGIN {
-  secs = t1 - t0
+  -v runs="$runs" -v t2="$t2" -v t3="$t3" -v c2="$cpu2" -v c3="$cpu3" -v tool="$tool" \
+  -v json="${JSON:-0}" -v seqerr="$seq_errors" 'BEGIN {
+  secs = t1 - t0; fps = ok / secs; client = (c1 - c0) * 1000 / n
+  server = (s1 - s0) / (ok > 0 ? ok : 1)
+  wall1 = (t3 - t2) * 1000 / runs; cpu1run = (c3 - c2) * 1000 / runs
+  if (json == 1) {
+    printf "{\"mode\":\"xargs\",\"tool\":\"%s\",\"files\":%d,\"errors\":%d,\"parallel\":%d,", tool, ok, err, p
+    printf "\"seconds\":%.3f,\"ops_per_sec\":%.1f,\"client_cpu_ms_per_run\":%.3f,", secs, fps, client
+    if (srv != "") printf "\"server_cpu_us_per_op\":%.1f,", server
+    printf "\"one_run_wall_ms\":%.3f,\"one_run_cpu_ms\":%.3f,\"one_run_errors\":%d}\n", wall1, cpu1run, seqerr
+    exit
+  }
   printf "tool: %s\n", tool
-  printf "xargs -P %d -n 1: %d files (%d errors) in %.2f s = %.1f files/s\n", p, ok, err, secs, ok / secs
-  printf "  client CPU per run under load: %.3f ms\n", (c1 - c0) * 1000 / n
-  if (srv != "") printf "  server CPU per upload: %.1f us\n", (s1 - s0) / (ok > 0 ? ok : 1)
-  printf "one at a time, %d runs of a 64 KB upload: %.3f ms wall, %.3f ms CPU per run\n",
-    runs, (t3 - t2) * 1000 / runs, (c3 - c2) * 1000 / runs
+  printf "xargs -P %d -n 1: %d files (%d errors) in %.2f s = %.1f files/s\n", p, ok, err, secs, fps
+  printf "  client CPU per run under load: %.3f ms\n", client
+  if (srv != "") printf "  server CPU per upload: %.1f us\n", server
+  printf "one at a time, %d runs of a 64 KB upload: %.3f ms wall, %.3f ms CPU per run (%d errors)\n",
+    runs, wall1, cpu1run, seqerr
 }'
-if [ "$errors" -gt 0 ]; then
+if [ "$errors" -gt 0 ] || [ "$seq_errors" -gt 0 ]; then
   head -3 "$work/errors.txt" >&2
   exit 1
 fi
