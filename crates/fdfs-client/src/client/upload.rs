@@ -81,7 +81,20 @@ impl Client {
         if opts.ext.is_none() {
             opts.ext = Some(ext_from_local_name(&path.to_string_lossy()));
         }
-        self.upload_reader(&mut file, size, &opts).await
+        let LocalFile::Inline(local) = &file else {
+            return self.upload_reader(&mut file, size, &opts).await;
+        };
+        // A file at hand: sendfile(2) instead of reading it through a buffer.
+        let (addr, index) = self.upload_target(&opts).await?;
+        let ext = opts.ext.as_deref().unwrap_or("");
+        self.with_storage(&addr, async |s| {
+            let id = s
+                .upload_local_file(opts.kind, index, ext, local, size)
+                .await?;
+            attach_metadata(s, &id, &opts.metadata).await?;
+            Ok(id)
+        })
+        .await
     }
 
     /// Uploads a slave file of `master` (tracker 103 with the master name).
