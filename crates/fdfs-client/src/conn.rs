@@ -292,6 +292,36 @@ impl Conn {
         Ok(())
     }
 
+    /// Sends a request header announcing `head.len() + len` body bytes and
+    /// `head` (with MSG_MORE, so they leave with the start of the content),
+    /// then `len` bytes of `file` from its start with sendfile(2): no
+    /// user-space buffer, no read, no copy, as the C client sends a file.
+    pub async fn send_head_and_file(
+        &mut self,
+        cmd: u8,
+        head: &[u8],
+        file: &std::fs::File,
+        len: u64,
+    ) -> Result<(), ClientError> {
+        let total = (head.len() as u64)
+            .checked_add(len)
+            .and_then(|n| i64::try_from(n).ok())
+            .ok_or_else(|| ClientError::Invalid(format!("body too large: {len}")))?;
+        let h = Header {
+            pkg_len: total,
+            cmd,
+            status: 0,
+        };
+        let mut buf = BytesMut::with_capacity(HEADER_LEN + head.len());
+        h.encode(&mut buf);
+        buf.extend_from_slice(head);
+        let stall = self.network_timeout;
+        let fut = fdfs_util::zerocopy::write_all(&self.stream, &buf, len > 0, stall);
+        Self::io(&mut self.in_step, stall, fut).await?;
+        let fut = fdfs_util::zerocopy::sendfile_all(&self.stream, file, 0, len, stall);
+        Self::io(&mut self.in_step, stall, fut).await
+    }
+
     /// Copies exactly `len` response body bytes from the peer into `dst`
     /// through one fixed-size buffer.
     pub async fn recv_into<W: AsyncWrite + Unpin + ?Sized>(

@@ -10,6 +10,7 @@ pub mod client;
 pub mod conn;
 pub mod error;
 pub mod fileinfo;
+pub mod localfile;
 pub mod pool;
 pub mod storage;
 pub mod tracker;

@@ -170,6 +170,35 @@ impl<'a> StorageClient<'a> {
         self.conn.recv_body(h.body_len().unwrap_or(0)).await
     }
 
+    /// Uploads the first `size` bytes of a local file, sent with
+    /// sendfile(2) (see [`Conn::send_head_and_file`]); otherwise as
+    /// [`StorageClient::upload`].
+    pub async fn upload_local_file(
+        &mut self,
+        kind: UploadKind,
+        store_path_index: i8,
+        ext: &str,
+        file: &std::fs::File,
+        size: u64,
+    ) -> Result<FileId, ClientError> {
+        let head = upload_head(store_path_index, size, ext);
+        match self
+            .conn
+            .send_head_and_file(kind.cmd().into(), &head, file, size)
+            .await
+        {
+            Ok(()) => {}
+            // As in `send_content`: a refusal explains a broken pipe.
+            Err(sending) if sending.is_network() => {
+                return Err(self.conn.early_answer().await.unwrap_or(sending))
+            }
+            Err(e) => return Err(e),
+        }
+        let h = self.conn.recv_header().await?;
+        let body = self.conn.recv_body(h.body_len().unwrap_or(0)).await?;
+        file_id_from(&body)
+    }
+
     /// Uploads `size` bytes from `src`; `store_path_index` -1 lets the
     /// storage choose. `ext` is the extension without dot (may be empty).
     pub async fn upload<R: AsyncRead + Unpin + ?Sized>(

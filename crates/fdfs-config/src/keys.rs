@@ -32,6 +32,8 @@ pub const SERVER_COMMON_KEYS: &[&str] = &[
     "use_io_uring",
     "use_send_zc",
     "log_level",
+    // fastdfs-rs extension: `text` (the original's lines) or `json`.
+    "log_format",
     "allow_hosts",
     // fastdfs-rs extension: see fdfs_util::cluster_secret.
     "cluster_secret_file",

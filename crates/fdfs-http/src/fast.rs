@@ -177,14 +177,14 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
-    let idle = gw.conf.idle_timeout;
+    let idle = gw.conf().idle_timeout;
     let mut buf = BytesMut::with_capacity(READ_BUF_BYTES);
     let mut out = Vec::with_capacity(512);
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        let head_deadline = Instant::now() + gw.conf.header_read_timeout;
+        let head_deadline = Instant::now() + gw.conf().header_read_timeout;
         let (consumed, rest) = loop {
             if !buf.is_empty() {
                 match try_fast(&gw, &buf, &mut out) {

@@ -64,7 +64,8 @@ pub(crate) const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 
 /// Shared state of a running gateway.
 pub(crate) struct Gateway {
-    conf: Arc<GatewayConf>,
+    /// Replaced on SIGHUP through [`LiveConf`].
+    conf: Arc<LiveConf>,
     /// Canonical store roots, resolved at start (store paths may be
     /// symlinks themselves).
     roots: Vec<PathBuf>,
@@ -101,8 +102,42 @@ impl Default for Pages {
     }
 }
 
+/// The gateway settings of a running gateway, swappable whole: a request
+/// reads one consistent version, a reload (SIGHUP) installs the next.
+#[derive(Debug)]
+pub struct LiveConf {
+    current: std::sync::RwLock<Arc<GatewayConf>>,
+}
+
+impl LiveConf {
+    pub fn new(conf: Arc<GatewayConf>) -> Arc<LiveConf> {
+        Arc::new(LiveConf {
+            current: std::sync::RwLock::new(conf),
+        })
+    }
+
+    pub fn get(&self) -> Arc<GatewayConf> {
+        fdfs_util::sync::read(&self.current).clone()
+    }
+
+    /// Takes what can change without a restart from `new` (the anti-steal
+    /// token settings and the mime types); the rest stays as started.
+    pub fn reload(&self, new: &GatewayConf) {
+        let mut next = (*self.get()).clone();
+        next.token = new.token.clone();
+        next.mime = new.mime.clone();
+        next.default_content_type = new.default_content_type.clone();
+        *fdfs_util::sync::write(&self.current) = Arc::new(next);
+    }
+}
+
 impl Gateway {
-    fn new(conf: Arc<GatewayConf>, http_port: u16, pages: Pages) -> Result<Gateway, HttpError> {
+    fn conf(&self) -> Arc<GatewayConf> {
+        self.conf.get()
+    }
+
+    fn new(live: Arc<LiveConf>, http_port: u16, pages: Pages) -> Result<Gateway, HttpError> {
+        let conf = live.get();
         let roots = conf
             .store_paths
             .iter()
@@ -130,7 +165,7 @@ impl Gateway {
                 conf.store_paths.len(),
                 open_files::OpenFiles::default_capacity(),
             ),
-            conf,
+            conf: live,
             roots,
             http_port,
         })
@@ -144,23 +179,24 @@ pub async fn run(
     conf: Arc<GatewayConf>,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    run_with_pages(listener, conf, Pages::default(), shutdown).await
+    run_live(listener, LiveConf::new(conf), Pages::default(), shutdown).await
 }
 
-/// [`run`] with the process's metrics hub and extra pages.
-pub async fn run_with_pages(
+/// [`run`] with settings the caller can reload while it serves, and the
+/// process's metrics hub and extra pages.
+pub async fn run_live(
     listener: TcpListener,
-    conf: Arc<GatewayConf>,
+    conf: Arc<LiveConf>,
     pages: Pages,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
     let local = listener.local_addr()?;
     let gw = Arc::new(Gateway::new(conf, local.port(), pages)?);
     let tasks = TaskTracker::new();
-    tracing::info!(addr = %local, group = %gw.conf.group, "http gateway listening");
+    tracing::info!(addr = %local, group = %gw.conf().group, "http gateway listening");
     fdfs_util::serve::accept_until_shutdown(
         listener,
-        gw.conf.max_connections,
+        gw.conf().max_connections,
         // Public downloads are the gateway's purpose: the storage's
         // allow_hosts does not cover it.
         &fdfs_util::serve::Admission::everyone(),
@@ -186,7 +222,7 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     if let Some(config) = gw.tls.clone() {
         // The fast path sends files with sendfile, which TLS rules out.
-        if let Some(tls) = tls::accept(stream, config, gw.conf.header_read_timeout).await {
+        if let Some(tls) = tls::accept(stream, config, gw.conf().header_read_timeout).await {
             serve_hyper(gw, tls, peer, shutdown).await;
         }
         return;
@@ -204,8 +240,8 @@ pub(crate) async fn serve_hyper<T>(
 ) where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io::IdleTimeout::new(stream, gw.conf.idle_timeout));
-    let header_timeout = gw.conf.header_read_timeout;
+    let io = TokioIo::new(io::IdleTimeout::new(stream, gw.conf().idle_timeout));
+    let header_timeout = gw.conf().header_read_timeout;
     let svc = service_fn(move |req| {
         let gw = gw.clone();
         async move { Ok::<_, Infallible>(gw.handle(req).await) }
@@ -324,7 +360,7 @@ impl Gateway {
                 .insert(header::CONTENT_LENGTH, header::HeaderValue::from(3u64));
             return Ok(Front::Answer(r));
         }
-        let conf = &self.conf;
+        let conf = &self.conf();
         let file = parse_path(
             path,
             &conf.group,
@@ -380,13 +416,13 @@ impl Gateway {
         want_body: bool,
     ) -> Result<Option<local::Found>, Reject> {
         local::open(
-            &self.conf.store_paths,
+            &self.conf().store_paths,
             &self.roots,
             &self.data_dirs,
             &self.kept,
             &t.file,
             &t.cond,
-            self.conf.multi_range_enabled,
+            self.conf().multi_range_enabled,
             want_body,
         )
     }
@@ -399,7 +435,7 @@ impl Gateway {
         body: GatewayBody,
     ) -> Resp {
         response::file(
-            &self.conf,
+            &self.conf(),
             &t.file.name.name,
             t.download_name(),
             &f.facts,
@@ -459,7 +495,7 @@ impl Gateway {
                 file.group, file.remote
             )));
         }
-        match self.conf.response_mode {
+        match self.conf().response_mode {
             ResponseMode::Redirect => self.redirect(file, uri, h.get(header::RANGE)).await,
             ResponseMode::Proxy => self.proxy(file, cond, download_name, head).await,
         }

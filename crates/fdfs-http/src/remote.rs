@@ -59,11 +59,11 @@ pub(crate) fn tracker_client(conf: &GatewayConf) -> Option<Client> {
 
 impl Gateway {
     fn is_self_ip(&self, ip: &IpAddr) -> bool {
-        self.conf.self_ips.contains(ip)
+        self.conf().self_ips.contains(ip)
     }
 
     fn is_self(&self, addr: &ServerAddr) -> bool {
-        addr.port == self.conf.storage_port
+        addr.port == self.conf().storage_port
             && addr
                 .ip
                 .parse::<IpAddr>()
@@ -181,8 +181,8 @@ impl Gateway {
     ) -> Result<Option<Resp>, Reject> {
         let mut conn = match Conn::connect(
             &addr.to_string(),
-            self.conf.connect_timeout,
-            self.conf.network_timeout,
+            self.conf().connect_timeout,
+            self.conf().network_timeout,
         )
         .await
         {
@@ -221,11 +221,11 @@ impl Gateway {
             size,
             last_modified,
         };
-        let plan = decide(&facts, cond, self.conf.multi_range_enabled);
+        let plan = decide(&facts, cond, self.conf().multi_range_enabled);
         let (offset, len) = plan.window(size);
         let respond = |body| {
             response::file(
-                &self.conf,
+                &self.conf(),
                 &req.name.name,
                 download_name,
                 &facts,

@@ -7,13 +7,13 @@
 //!
 //! The timestamp is local time at the start of the request; `time used` is
 //! in ms, or in us with `time_precision = us` (whose fraction, like the
-//! original's, is printed with at least 3 digits). Lines are buffered and
-//! flushed every second, as the original's logger does.
+//! original's, is printed with at least 3 digits). Lines go to a writer
+//! thread ([`LogFile`]), which rotates the file as `[access-log]` says.
 
-use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
+
+use fdfs_util::logfile::{LogFile, Rotation, Sink};
 
 use fdfs_proto::StorageCmd;
 
@@ -23,7 +23,7 @@ pub const ACCESS_LOG_FILE: &str = "storage_access.log";
 const MAX_LOGGED_NAME_CHARS: usize = 131;
 
 pub struct AccessLog {
-    out: Mutex<BufWriter<std::fs::File>>,
+    out: LogFile,
     micros: bool,
 }
 
@@ -60,48 +60,36 @@ pub struct Entry<'a> {
 }
 
 impl AccessLog {
-    /// Opens the log for appending; a new or empty file starts with the
-    /// column header line.
+    /// Opens the log for appending, not rotated until [`Self::set_rotation`];
+    /// a new or empty file starts with the column header line.
     pub fn open(logs_dir: &Path, precision: &str) -> std::io::Result<AccessLog> {
-        std::fs::create_dir_all(logs_dir)?;
         let micros = matches!(precision, "us" | "microsecond");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(logs_dir.join(ACCESS_LOG_FILE))?;
-        let empty = file.metadata()?.len() == 0;
-        let log = AccessLog {
-            out: Mutex::new(BufWriter::with_capacity(64 * 1024, file)),
-            micros,
-        };
-        if empty {
+        let header: fdfs_util::logfile::HeaderFn = Box::new(move || {
             let unit = if micros { "us" } else { "ms" };
-            let line = format!(
+            format!(
                 "{} client_ip action filename status time_used_{unit} req_len resp_len\n",
-                log.stamp(SystemTime::now())
-            );
-            log.write(&line);
-        }
-        Ok(log)
+                stamp(micros, SystemTime::now())
+            )
+        });
+        let out = LogFile::open(Sink::File {
+            path: logs_dir.join(ACCESS_LOG_FILE),
+            rotation: Rotation::default(),
+            header: Some(header),
+        })?;
+        Ok(AccessLog { out, micros })
+    }
+
+    /// Applies the `[access-log]` rotation settings.
+    pub fn set_rotation(&self, rotation: Rotation) {
+        self.out.set_rotation(rotation);
     }
 
     fn stamp(&self, at: SystemTime) -> String {
-        let since = at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let date = fdfs_util::localtime::format_datetime(since.as_secs() as i64);
-        if self.micros {
-            format!("[{date}.{:03}]", since.subsec_micros())
-        } else {
-            format!("[{date}.{:03}]", since.subsec_millis())
-        }
+        stamp(self.micros, at)
     }
 
-    fn write(&self, line: &str) {
-        let mut out = fdfs_util::sync::lock(&self.out);
-        if let Err(e) = out.write_all(line.as_bytes()) {
-            tracing::warn!(error = %e, "access log write failed");
-        }
+    fn write(&self, line: String) {
+        self.out.write_line(line.into_bytes());
     }
 
     pub fn record(&self, e: &Entry<'_>) {
@@ -129,14 +117,24 @@ impl AccessLog {
             e.req_len,
             e.resp_len
         );
-        self.write(&line);
+        self.write(line);
     }
 
+    /// Waits until the lines recorded so far are in the file. Blocking.
     pub fn flush(&self) {
-        let mut out = fdfs_util::sync::lock(&self.out);
-        if let Err(e) = out.flush() {
-            tracing::warn!(error = %e, "access log flush failed");
-        }
+        self.out.flush();
+    }
+}
+
+fn stamp(micros: bool, at: SystemTime) -> String {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let date = fdfs_util::localtime::format_datetime(since.as_secs() as i64);
+    if micros {
+        format!("[{date}.{:03}]", since.subsec_micros())
+    } else {
+        format!("[{date}.{:03}]", since.subsec_millis())
     }
 }
 

@@ -51,8 +51,18 @@ pub async fn serve(
 ) -> Result<(), StorageError> {
     let admission =
         fdfs_util::serve::Admission::from_conf(&storage.conf.allow_hosts, "allow_hosts")
-            .map_err(StorageError::Config)?
-            .counting_refusals_in(storage.counters.refused.clone());
+            .map_err(StorageError::Config)?;
+    serve_admitting(listener, storage, Arc::new(admission), shutdown).await
+}
+
+/// Like [`serve`] with an allow list the caller keeps (to reload it).
+pub async fn serve_admitting(
+    listener: TcpListener,
+    storage: Arc<Storage>,
+    admission: Arc<fdfs_util::serve::Admission>,
+    shutdown: CancellationToken,
+) -> Result<(), StorageError> {
+    let _ = storage.counters.admission.set(admission.clone());
     let tasks = TaskTracker::new();
     if storage.is_recovering() {
         // Like the original, the storage joins its trackers (and replicates)

@@ -20,8 +20,8 @@ const BYTES_PER_MB: u64 = 1024 * 1024;
 #[derive(Debug, Default)]
 pub struct StorageCounters {
     pub(crate) commands: CommandStats,
-    /// Connections allow_hosts refused (the accept loop counts them here).
-    pub(crate) refused: Arc<AtomicU64>,
+    /// The allow list of the protocol port, which counts what it refused.
+    pub(crate) admission: std::sync::OnceLock<Arc<fdfs_util::serve::Admission>>,
     pub(crate) accepted: AtomicU64,
 }
 
@@ -140,7 +140,7 @@ impl Source for StorageMetrics {
         out.counters(
             "fdfs_storage_connections_refused",
             "Connections refused by allow_hosts since start",
-            [(g, s.counters.refused.load(Ordering::Relaxed))],
+            [(g, s.counters.admission.get().map_or(0, |a| a.refused()))],
         )?;
         out.gauges(
             "fdfs_storage_start_time_seconds",

@@ -20,8 +20,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::state::{lock, Storage, TrackerParams};
 
-/// How often buffered access-log lines reach the file.
-const ACCESS_LOG_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// First reconnect delay; later ones wait `heart_beat_interval`.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
 
@@ -30,24 +28,8 @@ pub fn spawn_all(storage: &Arc<Storage>, tasks: &TaskTracker, shutdown: Cancella
         let addr = tracker.to_string();
         tasks.spawn(report_loop(storage.clone(), addr, shutdown.clone()));
     }
-    if storage.access_log.is_some() {
-        tasks.spawn(flush_access_log_loop(storage.clone(), shutdown.clone()));
-    }
     tasks.spawn(watch_disks_loop(storage.clone(), shutdown.clone()));
     tasks.spawn(persist_loop(storage.clone(), shutdown));
-}
-
-/// Flushes the access log every second, like the original's logger.
-async fn flush_access_log_loop(storage: Arc<Storage>, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(ACCESS_LOG_FLUSH_INTERVAL) => {}
-        }
-        if let Some(log) = &storage.access_log {
-            log.flush();
-        }
-    }
 }
 
 /// Writes storage_stat.dat and the binlog to disk every

@@ -17,7 +17,9 @@ fn b(v: bool) -> u8 {
 /// PARAMETER_REQ (75): the 26 `key=value` lines of §2.13.
 pub fn parameter_req(t: &Tracker, body: &[u8]) -> HandlerResult {
     expect_no_body(body)?;
-    Ok(parameter_text(&t.conf).into_bytes())
+    let mut conf = t.conf.clone();
+    conf.reserved_storage_space = t.params().reserved;
+    Ok(parameter_text(&conf).into_bytes())
 }
 
 /// The PARAMETER_REQ text for a configuration.
@@ -71,7 +73,7 @@ pub fn parameter_text(c: &fdfs_config::TrackerConf) -> String {
 
 pub(crate) fn reserved_mb(t: &Tracker, total_mb: i64) -> i64 {
     let total = u64::try_from(total_mb).unwrap_or(0);
-    i64::try_from(t.conf.reserved_storage_space.reserved_mb(total)).unwrap_or(i64::MAX)
+    i64::try_from(t.params().reserved.reserved_mb(total)).unwrap_or(i64::MAX)
 }
 
 fn group_stat(t: &Tracker, g: &Group) -> GroupStat {

@@ -135,7 +135,7 @@ pub fn volumes(t: &Tracker, body: &[u8]) -> HandlerResult {
         groups: Vec::new(),
     };
     for g in c.groups.values() {
-        let disk = group_has_room(g, &t.params.reserved);
+        let disk = group_has_room(g, &t.params().reserved);
         // No trunk files here, so never trunk space.
         let trunk = false;
         if !filter.admits(use_trunk_file, disk, trunk) {

@@ -102,7 +102,8 @@ pub struct Tracker {
     pub(crate) conf: TrackerConf,
     /// storage_ids.conf, loaded when `use_storage_id` is on.
     pub(crate) storage_ids: Option<StorageIds>,
-    pub(crate) params: SelectParams,
+    /// Swapped whole when a reload changes reserved_storage_space.
+    params: std::sync::RwLock<Arc<SelectParams>>,
     /// The cluster; a std mutex, never held across an await.
     state: Mutex<Cluster>,
     /// `<base_path>/data`.
@@ -143,6 +144,20 @@ impl Tracker {
     /// and, with `use_storage_id`, storage_ids.conf from
     /// `storage_ids_filename` (the daemon resolves it against the
     /// tracker.conf directory, see [`TrackerConf::storage_ids_path`]).
+    /// The selection rules' settings now in force.
+    pub(crate) fn params(&self) -> Arc<SelectParams> {
+        fdfs_util::sync::read(&self.params).clone()
+    }
+
+    /// Applies a reloaded `reserved_storage_space` to store selection,
+    /// the statistics and the parameters storages fetch.
+    pub fn set_reserved_storage_space(&self, reserved: fdfs_config::ReservedSpace) {
+        let mut params = fdfs_util::sync::write(&self.params);
+        let mut next = (**params).clone();
+        next.reserved = reserved;
+        *params = Arc::new(next);
+    }
+
     pub fn open(mut conf: TrackerConf) -> Result<Arc<Tracker>, TrackerError> {
         let storage_ids = if conf.use_storage_id {
             let ids = StorageIds::load(std::path::Path::new(&conf.storage_ids_filename))?;
@@ -190,7 +205,7 @@ impl Tracker {
             cluster.apply_storage_ids(ids);
         }
         Ok(Arc::new(Tracker {
-            params: SelectParams::from_conf(&conf),
+            params: std::sync::RwLock::new(Arc::new(SelectParams::from_conf(&conf))),
             conf,
             storage_ids,
             state: Mutex::new(cluster),
@@ -336,13 +351,23 @@ pub async fn serve(
     tracker: Arc<Tracker>,
     shutdown: CancellationToken,
 ) -> Result<(), TrackerError> {
+    let admission =
+        fdfs_util::serve::Admission::from_conf(&tracker.conf.allow_hosts, "allow_hosts")
+            .map_err(TrackerError::Config)?;
+    serve_admitting(listener, tracker, Arc::new(admission), shutdown).await
+}
+
+/// Like [`serve`] with an allow list the caller keeps (to reload it).
+pub async fn serve_admitting(
+    listener: TcpListener,
+    tracker: Arc<Tracker>,
+    admission: Arc<fdfs_util::serve::Admission>,
+    shutdown: CancellationToken,
+) -> Result<(), TrackerError> {
     if let Err(e) = tracker.save_now().and_then(|_| tracker.save_status_file()) {
         tracing::warn!(error = %e, "cannot write tracker data files");
     }
-    let admission =
-        fdfs_util::serve::Admission::from_conf(&tracker.conf.allow_hosts, "allow_hosts")
-            .map_err(TrackerError::Config)?
-            .counting_refusals_in(tracker.counters.refused.clone());
+    let _ = tracker.counters.admission.set(admission.clone());
     tracing::info!(addr = ?listener.local_addr().ok(), "tracker listening");
     if let Ok(addr) = listener.local_addr() {
         let _ = tracker.listen_addr.set(addr);

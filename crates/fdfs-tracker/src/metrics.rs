@@ -21,8 +21,8 @@ use crate::{now_secs, Tracker};
 #[derive(Debug, Default)]
 pub struct TrackerCounters {
     pub(crate) commands: CommandStats,
-    /// Connections allow_hosts refused (the accept loop counts them here).
-    pub(crate) refused: Arc<AtomicU64>,
+    /// The allow list of the protocol port, which counts what it refused.
+    pub(crate) admission: std::sync::OnceLock<Arc<fdfs_util::serve::Admission>>,
     pub(crate) accepted: AtomicU64,
 }
 
@@ -416,7 +416,7 @@ fn own(t: &Tracker, out: &mut Exposition<'_>) -> fmt::Result {
     out.counter(
         "fdfs_tracker_connections_refused",
         "Connections refused by allow_hosts since start",
-        t.counters.refused.load(Ordering::Relaxed),
+        t.counters.admission.get().map_or(0, |a| a.refused()),
     )?;
     out.gauge(
         "fdfs_tracker_is_leader",

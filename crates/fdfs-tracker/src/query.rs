@@ -42,7 +42,7 @@ pub fn store(t: &Tracker, body: &[u8], with_group: bool, all: bool) -> HandlerRe
     } else {
         return Err(bad_length(body));
     };
-    let choice = select::select_store(&mut t.lock(), &t.params, group.as_deref(), all)?;
+    let choice = select::select_store(&mut t.lock(), &t.params(), group.as_deref(), all)?;
     let mut buf = BytesMut::new();
     if all {
         StoreTargets {
@@ -78,7 +78,7 @@ pub fn fetch(t: &Tracker, body: &[u8], kind: FetchKind) -> HandlerResult {
     let targets = {
         let mut c = t.lock();
         let g = c.groups.get_mut(&group).ok_or_else(|| no_group(&group))?;
-        let out = select::select_fetch(g, kind, &facts, &t.params, now)?;
+        let out = select::select_fetch(g, kind, &facts, &t.params(), now)?;
         (g.name.clone(), out)
     };
     let mut buf = BytesMut::new();

@@ -11,6 +11,7 @@ pub mod framing;
 pub mod fs;
 pub mod hosts;
 pub mod localtime;
+pub mod logfile;
 pub mod metrics;
 pub mod net;
 pub mod op_error;

@@ -75,19 +75,21 @@ pub const BAD_REQUEST_WARN_INTERVAL_SECS: i64 = 1;
 /// it refused.
 #[derive(Debug)]
 pub struct Admission {
-    hosts: HostList,
+    /// Swapped whole on SIGHUP; readers clone the Arc and never wait on a
+    /// reload's name resolution.
+    hosts: std::sync::RwLock<Arc<HostList>>,
     /// The conf key that holds the list, named in the log line.
     key: &'static str,
-    refused: Arc<AtomicU64>,
+    refused: AtomicU64,
     warnings: WarnLimiter,
 }
 
 impl Admission {
     pub fn new(hosts: HostList, key: &'static str) -> Self {
         Admission {
-            hosts,
+            hosts: std::sync::RwLock::new(Arc::new(hosts)),
             key,
-            refused: Arc::new(AtomicU64::new(0)),
+            refused: AtomicU64::new(0),
             warnings: WarnLimiter::new(REFUSED_LOG_INTERVAL_SECS),
         }
     }
@@ -96,25 +98,24 @@ impl Admission {
     /// resolved now; names that do not resolve are logged and skipped, as
     /// the original does. Err: an entry that cannot be read.
     pub fn from_conf(entries: &[String], key: &'static str) -> Result<Self, String> {
-        let (hosts, warnings) = HostList::load(entries).map_err(|e| e.0)?;
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
-        if !hosts.allows_any() {
-            tracing::info!(key, entries = ?entries, "connections only from the listed hosts");
-        }
-        Ok(Admission::new(hosts, key))
+        Ok(Admission::new(load_hosts(entries, key)?, key))
+    }
+
+    /// Replaces the allow list with a conf key's new entries (SIGHUP);
+    /// on Err the old list stays.
+    pub fn reload(&self, entries: &[String]) -> Result<(), String> {
+        self.replace(load_hosts(entries, self.key)?);
+        Ok(())
+    }
+
+    /// Replaces the allow list with one loaded already.
+    pub fn replace(&self, hosts: HostList) {
+        *crate::sync::write(&self.hosts) = Arc::new(hosts);
     }
 
     /// Everyone is served.
     pub fn everyone() -> Self {
         Admission::new(HostList::any(), "allow_hosts")
-    }
-
-    /// Counts refusals in `counter` (a daemon's metrics) instead.
-    pub fn counting_refusals_in(mut self, counter: Arc<AtomicU64>) -> Self {
-        self.refused = counter;
-        self
     }
 
     /// Connections refused so far.
@@ -126,7 +127,8 @@ impl Admission {
     /// most once per [`REFUSED_LOG_INTERVAL_SECS`] with the number of
     /// refusals not logged since the last line.
     pub fn admit(&self, peer: SocketAddr) -> bool {
-        if self.hosts.allows(peer.ip()) {
+        let hosts = crate::sync::read(&self.hosts).clone();
+        if hosts.allows(peer.ip()) {
             return true;
         }
         self.refused.fetch_add(1, Ordering::Relaxed);
@@ -141,6 +143,19 @@ impl Admission {
         }
         false
     }
+}
+
+/// The allow list of `entries`, names resolved now (those that do not
+/// resolve are logged and skipped, as the original does).
+fn load_hosts(entries: &[String], key: &'static str) -> Result<HostList, String> {
+    let (hosts, warnings) = HostList::load(entries).map_err(|e| e.0)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if !hosts.allows_any() {
+        tracing::info!(key, entries = ?entries, "connections only from the listed hosts");
+    }
+    Ok(hosts)
 }
 
 /// What the accept loop does when all `max_connections` slots are taken.
@@ -333,6 +348,18 @@ pub async fn drain(tasks: &TaskTracker, grace: Duration) -> bool {
 mod tests {
     use super::*;
     use crate::sync::lock;
+
+    #[test]
+    fn a_reloaded_allow_list_applies_and_a_bad_one_keeps_the_old() {
+        let peer = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 1);
+        let a = Admission::from_conf(&["127.0.0.1".to_string()], "allow_hosts").unwrap();
+        assert!(a.admit(peer("127.0.0.1")) && !a.admit(peer("127.0.0.2")));
+        a.reload(&["127.0.0.2".to_string()]).unwrap();
+        assert!(!a.admit(peer("127.0.0.1")) && a.admit(peer("127.0.0.2")));
+        assert!(a.reload(&["10.0.0.0/99".to_string()]).is_err());
+        assert!(a.admit(peer("127.0.0.2")));
+        assert_eq!(a.refused(), 2);
+    }
 
     #[test]
     fn reclaim_picks_never_served_then_oldest_idle_and_spares_busy_and_kept() {

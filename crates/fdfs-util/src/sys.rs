@@ -1,6 +1,6 @@
 //! The system calls std has no wrapper for, in one place: process limits,
 //! file-system space, opening a file strictly beneath a directory, user and
-//! group ids, signals. Most go through rustix's safe wrappers; what rustix
+//! group ids, signals, clock ticks. Most go through rustix's safe wrappers; what rustix
 //! cannot do process-wide (setgroups/setuid) or at all (the passwd and group
 //! databases) stays on libc, each call with its safety argument. (Zero-copy
 //! sends are in `zerocopy`, local time in `localtime`.)
@@ -10,6 +10,11 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::process::{Pid, Resource, Rlimit, Signal};
+
+/// Clock ticks per second of the CPU times in `/proc/PID/stat`.
+pub fn clock_ticks_per_sec() -> u64 {
+    rustix::param::clock_ticks_per_second()
+}
 
 /// `(soft, hard)` limit on open descriptors (unlimited: `u64::MAX`, as
 /// RLIM_INFINITY reads).

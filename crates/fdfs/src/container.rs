@@ -5,7 +5,8 @@
 //! the FastDFS images people use: confs mounted at /etc/fdfs/*.conf are used
 //! as they are; otherwise one is generated from TRACKER_SERVER (comma
 //! separated), GROUP_NAME, PORT, FASTDFS_IPADDR (the address the storage
-//! advertises) and FASTDFS_BASE_PATH (default /var/fdfs).
+//! advertises), FASTDFS_BASE_PATH (default /var/fdfs) and LOG_FORMAT (text
+//! or json; logs go to stdout).
 //!
 //! `fdfs health` checks what the running container serves (written to
 //! `<base path>/.fdfs-health` at start) and exits 0 only if all answer.
@@ -71,6 +72,13 @@ fn base_path() -> PathBuf {
 fn mounted(name: &str) -> Option<PathBuf> {
     let p = Path::new(CONF_DIR).join(name);
     p.is_file().then_some(p)
+}
+
+/// `log_format = ...` for a generated conf when LOG_FORMAT is set.
+fn log_format_line() -> String {
+    env("LOG_FORMAT")
+        .map(|f| format!("log_format = {f}\n"))
+        .unwrap_or_default()
 }
 
 fn port_env(default: u16) -> u16 {
@@ -151,6 +159,9 @@ fn container(args: ContainerArgs) -> Result<ExitCode, String> {
             if let Some(ip) = env("FASTDFS_IPADDR") {
                 argv.extend(["--advertise".into(), ip]);
             }
+            if let Some(format) = env("LOG_FORMAT") {
+                argv.extend(["--log-format".into(), format]);
+            }
             #[derive(Parser)]
             struct Wrap {
                 #[command(flatten)]
@@ -169,13 +180,20 @@ fn container(args: ContainerArgs) -> Result<ExitCode, String> {
                         &base,
                         "tracker.conf",
                         &format!(
-                            "port = {port}\nbase_path = {b}\nreserved_storage_space = 1%\nhttp.server_port = 8080\n",
-                            b = base.display()
+                            "port = {port}\nbase_path = {b}\nreserved_storage_space = 1%\nhttp.server_port = 8080\n{log}",
+                            b = base.display(),
+                            log = log_format_line()
                         ),
                     )?
                 }
             };
-            Ok(daemon::role(Role::Tracker, RoleArgs { conf }))
+            Ok(daemon::role(
+                Role::Tracker,
+                RoleArgs {
+                    conf,
+                    log_stdout: true,
+                },
+            ))
         }
         "storage" => {
             let conf = match mounted("storage.conf") {
@@ -188,14 +206,21 @@ fn container(args: ContainerArgs) -> Result<ExitCode, String> {
                         &base,
                         "storage.conf",
                         &format!(
-                            "group_name = {group}\nport = {port}\nbase_path = {b}\nstore_path0 = {b}\n{trackers}http.server_port = {DEFAULT_HTTP_PORT}\nheart_beat_interval = 10\nstat_report_interval = 30\n",
+                            "group_name = {group}\nport = {port}\nbase_path = {b}\nstore_path0 = {b}\n{trackers}http.server_port = {DEFAULT_HTTP_PORT}\nheart_beat_interval = 10\nstat_report_interval = 30\n{log}",
                             b = base.display(),
+                            log = log_format_line(),
                             trackers = tracker_lines()
                         ),
                     )?
                 }
             };
-            Ok(daemon::role(Role::Storage, RoleArgs { conf }))
+            Ok(daemon::role(
+                Role::Storage,
+                RoleArgs {
+                    conf,
+                    log_stdout: true,
+                },
+            ))
         }
         "monitor" => {
             let conf = client_conf(&base)?;

@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fdfs_config::storage::StorageConf;
 use fdfs_config::tracker::TrackerConf;
+use fdfs_config::LogConf;
+use fdfs_util::serve::Admission;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -59,6 +62,9 @@ pub struct ServerArgs {
     /// Log level: error, warn, info, debug.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Log line format on stdout: text (the original's lines) or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 /// `fdfs tracker -c FILE` / `fdfs storage -c FILE`.
@@ -67,6 +73,9 @@ pub struct RoleArgs {
     /// Classic FastDFS conf file (tracker.conf / storage.conf).
     #[arg(short = 'c', long = "conf")]
     pub conf: PathBuf,
+    /// Log to stdout instead of base_path/logs (containers).
+    #[arg(long)]
+    pub log_stdout: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +92,14 @@ impl Role {
         }
     }
 
+    /// The error log's name below `base_path/logs`.
+    fn log_file_name(self) -> &'static str {
+        match self {
+            Role::Tracker => "trackerd.log",
+            Role::Storage => "storaged.log",
+        }
+    }
+
     fn subcommand(self) -> &'static str {
         match self {
             Role::Tracker => "tracker",
@@ -91,13 +108,37 @@ impl Role {
     }
 }
 
-fn init_logging(level: &str) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+/// `fdfs server` logs to stdout, as a container's main process should.
+fn init_logging(level: &str, format: &str) {
+    let format = if format == "json" {
+        fdfs_config::LogFormat::Json
+    } else {
+        fdfs_config::LogFormat::Text
+    };
+    let _ = crate::logging::init(level, format, crate::logging::Destination::Stdout);
+}
+
+/// The log of a daemon started from `conf_path`: base_path/logs/<role>d.log
+/// (also on stderr when that is a terminal), or stdout with --log-stdout.
+fn init_role_logging(role: Role, conf: &RoleConf, args: &RoleArgs) -> Result<LogConf, String> {
+    use std::io::IsTerminal;
+    let ini = fdfs_config::IniFile::load(&args.conf).map_err(|e| e.to_string())?;
+    let log = LogConf::from_ini(&ini).map_err(|e| format!("{}: {e}", role.classic_name()))?;
+    let dest = if args.log_stdout {
+        crate::logging::Destination::Stdout
+    } else {
+        crate::logging::Destination::File {
+            path: conf.base_path().join("logs").join(role.log_file_name()),
+            rotation: log.error,
+            mirror_stderr: std::io::stderr().is_terminal(),
+        }
+    };
+    crate::logging::init(&log.level, log.format, dest)
+        .map_err(|e| format!("{}: {e}", role.classic_name()))?;
+    if fdfs_config::log::tracing_level(&log.level).is_none() {
+        tracing::warn!("unknown log_level {:?}, logging at info", log.level);
+    }
+    Ok(log)
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -175,7 +216,7 @@ async fn bind(addr: &str, port: u16) -> std::io::Result<TcpListener> {
 }
 
 pub fn server(args: ServerArgs) -> ExitCode {
-    init_logging(&args.log_level);
+    init_logging(&args.log_level, &args.log_format);
     let reserved = match fdfs_config::values::parse_reserved_space(&args.reserved_space) {
         Ok(r) => r,
         Err(e) => {
@@ -289,6 +330,7 @@ pub fn server(args: ServerArgs) -> ExitCode {
                 .join()
                 .unwrap_or_else(|_| Err("tracker: its thread panicked".to_string()))
         });
+        let gateway_conf = fdfs_http::LiveConf::new(Arc::new(gateway_conf));
         let http = match spawn_gateway(&args.bind, args.http_port, gateway_conf, pages, &shutdown)
             .await
         {
@@ -364,18 +406,22 @@ async fn bind_tracker_http(c: &TrackerConf) -> Option<TcpListener> {
     }
 }
 
+/// The `mod_fastdfs.conf` beside a storage.conf, if there is one.
+pub(crate) fn gateway_conf_path(storage_conf_path: &Path) -> Option<PathBuf> {
+    storage_conf_path
+        .parent()
+        .map(|d| d.join("mod_fastdfs.conf"))
+        .filter(|p| p.is_file())
+}
+
 /// The HTTP gateway of a storage started from `storage_conf_path`: the
 /// storage's own settings, refined by a `mod_fastdfs.conf` in the same
 /// directory when there is one (as nginx reads /etc/fdfs/mod_fastdfs.conf).
-fn storage_gateway_conf(
+pub(crate) fn storage_gateway_conf(
     storage_conf_path: &Path,
     c: &StorageConf,
 ) -> Result<fdfs_http::GatewayConf, String> {
-    let mod_conf = storage_conf_path
-        .parent()
-        .map(|d| d.join("mod_fastdfs.conf"))
-        .filter(|p| p.is_file());
-    let http = match &mod_conf {
+    let http = match &gateway_conf_path(storage_conf_path) {
         None => None,
         Some(p) => {
             let (h, warnings) = fdfs_config::HttpConf::load(p).map_err(|e| e.to_string())?;
@@ -392,7 +438,7 @@ fn storage_gateway_conf(
 async fn spawn_gateway(
     addr: &str,
     port: u16,
-    conf: fdfs_http::GatewayConf,
+    conf: Arc<fdfs_http::LiveConf>,
     pages: fdfs_http::Pages,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<Result<(), fdfs_http::HttpError>>>, String> {
@@ -400,9 +446,9 @@ async fn spawn_gateway(
         return Ok(None);
     }
     let listener = bind(addr, port).await.map_err(|e| format!("http: {e}"))?;
-    Ok(Some(tokio::spawn(fdfs_http::run_with_pages(
+    Ok(Some(tokio::spawn(fdfs_http::run_live(
         listener,
-        std::sync::Arc::new(conf),
+        conf,
         pages,
         shutdown.clone(),
     ))))
@@ -440,15 +486,24 @@ fn pid_file(role: Role, base_path: &Path) -> PathBuf {
         .join(format!("{}.pid", role.classic_name()))
 }
 
-/// Loads the conf of `role`, printing warnings; returns (base_path, log level).
-fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String> {
+/// A conf warning: to the log once it is open (a reload), else to stderr.
+fn conf_warning(name: &str, w: &fdfs_config::Warning) {
+    if crate::logging::active() {
+        tracing::warn!("{w}");
+    } else {
+        eprintln!("{name}: warning: {w}");
+    }
+}
+
+/// Loads and checks the conf of `role`, reporting its warnings.
+pub(crate) fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String> {
     let name = role.classic_name();
     match role {
         Role::Tracker => {
             let (mut conf, warnings) =
                 TrackerConf::load(path).map_err(|e| format!("{name}: {e}"))?;
             for w in warnings {
-                eprintln!("{name}: warning: {w}");
+                conf_warning(name, &w);
             }
             if conf.use_storage_id {
                 // Relative to the tracker.conf directory, as the original.
@@ -464,7 +519,7 @@ fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String> {
             let (mut conf, warnings) =
                 StorageConf::load(path).map_err(|e| format!("{name}: {e}"))?;
             for w in warnings {
-                eprintln!("{name}: warning: {w}");
+                conf_warning(name, &w);
             }
             if conf.disabled {
                 return Err(format!("{name}: disabled=true in {}", path.display()));
@@ -475,7 +530,7 @@ fn load_role_conf(role: Role, path: &Path) -> Result<RoleConf, String> {
     }
 }
 
-enum RoleConf {
+pub(crate) enum RoleConf {
     Tracker(TrackerConf),
     Storage(StorageConf),
 }
@@ -485,12 +540,6 @@ impl RoleConf {
         match self {
             RoleConf::Tracker(c) => &c.base_path,
             RoleConf::Storage(c) => &c.base_path,
-        }
-    }
-    fn log_level(&self) -> &str {
-        match self {
-            RoleConf::Tracker(c) => &c.log_level,
-            RoleConf::Storage(c) => &c.log_level,
         }
     }
     /// `work_threads` and `thread_stack_size`.
@@ -511,7 +560,22 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(conf.log_level());
+    // The log opens before run_by_user applies: what it creates is handed
+    // over to that user afterwards.
+    let logs_dir = conf.base_path().join("logs");
+    let mut created_for_log: Vec<PathBuf> = logs_dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    created_for_log.reverse();
+    let log = match init_role_logging(role, &conf, &args) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let pid_path = pid_file(role, conf.base_path());
     let (work_threads, stack_bytes) = conf.thread_settings();
     let rt = match daemon_runtime(work_threads, stack_bytes) {
@@ -525,18 +589,40 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
     let result: Result<(), String> = rt.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let applied = crate::reload::Applied::load(&args.conf)?;
+        let live = |admission, tracker, storage, gateway| {
+            Arc::new(crate::reload::Live {
+                role,
+                conf_path: args.conf.clone(),
+                applied: std::sync::Mutex::new(applied),
+                admission,
+                tracker,
+                storage,
+                gateway,
+            })
+        };
         match conf {
             RoleConf::Tracker(c) => {
                 let listener = bind(&c.bind_addr, c.port)
                     .await
                     .map_err(|e| e.to_string())?;
                 let http = bind_tracker_http(&c).await;
-                run_as(&c.run_by_group, &c.run_by_user, &[c.base_path.as_path()])?;
-                write_pid(&pid_path)?;
-                if c.disabled {
-                    return Err(fdfs_tracker::TrackerError::Disabled.to_string());
-                }
+                run_as(
+                    &c.run_by_group,
+                    &c.run_by_user,
+                    &[c.base_path.as_path()],
+                    &created_for_log,
+                    &logs_dir,
+                )?;
+                let admission = Arc::new(Admission::from_conf(&c.allow_hosts, "allow_hosts")?);
                 let tracker = fdfs_tracker::Tracker::open(c).map_err(|e| e.to_string())?;
+                tokio::spawn(crate::reload::handle_signals(live(
+                    admission.clone(),
+                    Some(tracker.clone()),
+                    None,
+                    None,
+                )));
+                write_pid(&pid_path)?;
                 let http = http.map(|l| {
                     tokio::spawn(fdfs_tracker::http::run(
                         l,
@@ -544,9 +630,10 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                         shutdown.clone(),
                     ))
                 });
-                let res = fdfs_tracker::serve(listener, tracker, shutdown.clone())
-                    .await
-                    .map_err(|e| e.to_string());
+                let res =
+                    fdfs_tracker::serve_admitting(listener, tracker, admission, shutdown.clone())
+                        .await
+                        .map_err(|e| e.to_string());
                 shutdown.cancel();
                 if let Some(h) = http {
                     let _ = h.await;
@@ -558,26 +645,44 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
                     .await
                     .map_err(|e| e.to_string())?;
                 let gateway_conf = storage_gateway_conf(&args.conf, &c)?;
+                let gateway = fdfs_http::LiveConf::new(Arc::new(gateway_conf));
                 let pages = fdfs_http::Pages::default();
                 let hub = pages.hub.clone();
                 let http = spawn_gateway(
                     &c.bind_addr,
                     c.http_server_port,
-                    gateway_conf,
+                    gateway.clone(),
                     pages,
                     &shutdown,
                 )
                 .await?;
                 let mut dirs = vec![c.base_path.as_path()];
                 dirs.extend(c.store_paths.iter().map(PathBuf::as_path));
-                run_as(&c.run_by_group, &c.run_by_user, &dirs)?;
+                run_as(
+                    &c.run_by_group,
+                    &c.run_by_user,
+                    &dirs,
+                    &created_for_log,
+                    &logs_dir,
+                )?;
+                let admission = Arc::new(Admission::from_conf(&c.allow_hosts, "allow_hosts")?);
+                let storage = open_storage(&listener, c, &hub)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Some(access) = &storage.access_log {
+                    access.set_rotation(crate::logging::rotation(&log.access));
+                }
+                tokio::spawn(crate::reload::handle_signals(live(
+                    admission.clone(),
+                    None,
+                    Some(storage.clone()),
+                    Some(gateway),
+                )));
                 write_pid(&pid_path)?;
-                let res = match open_storage(&listener, c, &hub).await {
-                    Ok(storage) => fdfs_storage::serve(listener, storage, shutdown.clone())
+                let res =
+                    fdfs_storage::serve_admitting(listener, storage, admission, shutdown.clone())
                         .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
+                        .map_err(|e| e.to_string());
                 shutdown.cancel();
                 join_gateway(http).await?;
                 res
@@ -585,6 +690,10 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
         }
     });
     let _ = std::fs::remove_file(&pid_path);
+    if let Err(e) = &result {
+        tracing::error!("{e}");
+    }
+    crate::logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -595,15 +704,23 @@ pub fn role(role: Role, args: RoleArgs) -> ExitCode {
 }
 
 /// `run_by_group` / `run_by_user`, once the listeners are bound: the
-/// daemon's directories are created for that user when missing, then the
-/// process drops to it for good.
-fn run_as(group: &str, user: &str, dirs: &[&Path]) -> Result<(), String> {
+/// daemon's directories are created for that user when missing, the
+/// directories the log created (`created_for_log`) and the files in
+/// `logs_dir` are handed over, then the process drops to it for good.
+fn run_as(
+    group: &str,
+    user: &str,
+    dirs: &[&Path],
+    created_for_log: &[PathBuf],
+    logs_dir: &Path,
+) -> Result<(), String> {
     let Some(run_by) = crate::privileges::RunBy::resolve(group, user)? else {
         return Ok(());
     };
     for dir in dirs {
         run_by.prepare_dir(dir)?;
     }
+    run_by.hand_over_logs(created_for_log, logs_dir);
     run_by.apply()?;
     tracing::info!(
         uid = run_by.uid,
@@ -710,10 +827,7 @@ fn start_detached(role: Role, conf_path: &str, pid_path: &Path, log_dir: &Path) 
         eprintln!("{name}: {}: {e}", log_dir.display());
         return ExitCode::FAILURE;
     }
-    let log_name = match role {
-        Role::Tracker => "trackerd.log",
-        Role::Storage => "storaged.log",
-    };
+    let log_name = role.log_file_name();
     let log = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -6,7 +6,9 @@ mod bench;
 mod container;
 mod daemon;
 mod health;
+mod logging;
 mod privileges;
+mod reload;
 mod tools;
 
 use std::path::Path;

@@ -57,6 +57,23 @@ impl RunBy {
         Ok(())
     }
 
+    /// Hands the directories the log created and the files in `logs_dir`
+    /// to the run-by user: the log was opened before the drop, and rotating
+    /// or reopening it later creates files there. A failure is logged, not
+    /// fatal.
+    pub fn hand_over_logs(&self, created: &[std::path::PathBuf], logs_dir: &Path) {
+        let files = std::fs::read_dir(logs_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path());
+        for p in created.iter().cloned().chain(files) {
+            if let Err(e) = std::os::unix::fs::chown(&p, Some(self.uid), Some(self.gid)) {
+                tracing::warn!("chown {}: {e}; log rotation may fail", p.display());
+            }
+        }
+    }
+
     /// Drops to the user and group for good. Only root can; anyone else
     /// may only "drop" to who they already are.
     pub fn apply(&self) -> Result<(), String> {

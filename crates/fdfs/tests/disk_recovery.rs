@@ -644,7 +644,8 @@ fn a_killed_rebuild_resumes_where_its_mark_stopped() {
     for (remote, data) in files.iter().step_by(7) {
         assert_eq!(&from_member(remote).unwrap(), data);
     }
-    let text = std::fs::read_to_string(&log).unwrap();
+    // The daemon's own log, not its stderr.
+    let text = std::fs::read_to_string(base.join("logs/storaged.log")).unwrap();
     assert!(text.contains("disk recovery resumes at its mark"), "{text}");
     let summary = text
         .lines()

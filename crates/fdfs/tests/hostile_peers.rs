@@ -21,9 +21,9 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// (allocator caches, lazily built tables), KiB.
 const RSS_TOLERANCE_KIB: u64 = 8 * 1024;
 
-/// Where each daemon's log goes, in the test directory.
-const TRACKER_LOG: &str = "tracker.log";
-const STORAGE_LOG: &str = "storage.log";
+/// Each daemon's log file (below its base_path), in the test directory.
+const TRACKER_LOG: &str = "tracker/logs/trackerd.log";
+const STORAGE_LOG: &str = "storage/logs/storaged.log";
 
 /// A tracker and a storage (with its HTTP gateway) run as processes.
 struct Daemons {
@@ -69,11 +69,11 @@ impl Daemons {
         .unwrap();
         let tracker = spawn(
             &["tracker", "-c", tracker_conf.to_str().unwrap()],
-            &d.join(TRACKER_LOG),
+            &d.join("tracker.stderr"),
         );
         let storage = spawn(
             &["storage", "-c", storage_conf.to_str().unwrap()],
-            &d.join(STORAGE_LOG),
+            &d.join("storage.stderr"),
         );
         let daemons = Daemons {
             tracker,
@@ -136,7 +136,7 @@ impl Daemons {
     }
 }
 
-/// Runs `fdfs args` in the foreground, its log (stderr) going to `log`.
+/// Runs `fdfs args` in the foreground, its stderr going to `log`.
 fn spawn(args: &[&str], log: &Path) -> ProcessGuard {
     let log = std::fs::File::create(log).unwrap();
     ProcessGuard::spawn(env!("CARGO_BIN_EXE_fdfs"), args, log.into())

@@ -479,6 +479,10 @@ fn daemons_drop_to_run_by_user() {
     assert_eq!(stored.len(), 1, "{stored:?}");
     for path in [
         tracker_base.join("data/storage_groups_new.dat"),
+        // Opened before the drop; rotation and SIGUSR1 need them.
+        tracker_base.join("logs"),
+        tracker_base.join("logs/trackerd.log"),
+        storage_base.join("logs/storaged.log"),
         storage_base.clone(),
         storage_base.join("data/.data_init_flag"),
         storage_base.join("data/00/00"),

@@ -209,6 +209,38 @@ fn utc_formatting_helper() {
     assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
 }
 
+/// A classic tool run is one process on one thread (#14.1): uploading and
+/// downloading start no thread (no tokio blocking pool for the local file),
+/// checked by tracing the clone system calls with strace.
+#[test]
+fn classic_upload_and_download_start_no_thread() {
+    let env = Env::start();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let local = env.write("big.bin", &data);
+    let traced = |tool: &str, args: &[&str]| -> (Out, String) {
+        let trace = env.path(&format!("{tool}.strace"));
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-e", "trace=clone,clone3,fork,vfork", "-o"])
+            .arg(&trace)
+            .arg(env.bin.join(tool))
+            .arg(&env.conf)
+            .args(args);
+        let out = env.run(cmd);
+        let calls = std::fs::read_to_string(&trace).unwrap_or_else(|e| {
+            panic!("strace is needed for this test (apt-get install strace): {e}; {out:?}")
+        });
+        (out, calls)
+    };
+    let (out, calls) = traced("fdfs_upload_file", &[local.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(calls, "", "fdfs_upload_file started a thread or process");
+    let id = out.stdout.trim_end().to_string();
+    let (out, calls) = traced("fdfs_download_file", &[&id, "big.down"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(calls, "", "fdfs_download_file started a thread or process");
+    assert_eq!(std::fs::read(env.path("big.down")).unwrap(), data);
+}
+
 #[test]
 fn upload_download_file_info_delete() {
     let env = Env::start();

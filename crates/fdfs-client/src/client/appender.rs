@@ -29,7 +29,7 @@ impl Client {
     }
 
     pub async fn append_file(&self, id: &FileId, path: &Path) -> Result<(), ClientError> {
-        let (mut file, size) = open_for_upload(path).await?;
+        let (mut file, size) = open_for_upload(path, self.opts.inline_file_io).await?;
         self.append_reader(id, &mut file, size).await
     }
 
@@ -63,7 +63,7 @@ impl Client {
         offset: u64,
         path: &Path,
     ) -> Result<(), ClientError> {
-        let (mut file, size) = open_for_upload(path).await?;
+        let (mut file, size) = open_for_upload(path, self.opts.inline_file_io).await?;
         self.modify_reader(id, offset, &mut file, size).await
     }
 

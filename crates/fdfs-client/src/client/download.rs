@@ -7,6 +7,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{Client, Route};
 use crate::error::ClientError;
+use crate::localfile::{self, LocalFile};
 
 impl Client {
     /// Streams `[offset, offset+length)` (length 0: to the end) into `dst`.
@@ -48,7 +49,8 @@ impl Client {
             let len = s
                 .download_start(&id.group, &id.remote, offset, length)
                 .await?;
-            let mut file = match tokio::fs::File::create(path).await {
+            let inline = self.opts.inline_file_io;
+            let mut file = match LocalFile::create(path, inline).await {
                 Ok(f) => f,
                 Err(e) => {
                     // The announced body is still on the wire.
@@ -64,7 +66,7 @@ impl Client {
             .await;
             if let Err(e) = res {
                 drop(file);
-                let _ = tokio::fs::remove_file(path).await;
+                let _ = localfile::remove(path, inline).await;
                 return Err(e);
             }
             Ok(len)

@@ -53,6 +53,11 @@ pub struct ClientOptions {
     pub use_connection_pool: bool,
     /// Idle pooled connections older than this are closed.
     pub pool_max_idle: Duration,
+    /// Read and write local files (`upload_file`, `download_to_file`, ...)
+    /// with plain system calls on the calling task instead of tokio's
+    /// blocking pool: for single-threaded command-line tools, where the
+    /// pool's thread costs more than the I/O (see [`crate::localfile`]).
+    pub inline_file_io: bool,
 }
 
 impl Default for ClientOptions {
@@ -63,6 +68,7 @@ impl Default for ClientOptions {
             network_timeout: DEFAULT_NETWORK_TIMEOUT,
             use_connection_pool: false,
             pool_max_idle: DEFAULT_POOL_MAX_IDLE,
+            inline_file_io: false,
         }
     }
 }
@@ -75,6 +81,7 @@ impl ClientOptions {
             network_timeout: Duration::from_secs(conf.network_timeout_secs),
             use_connection_pool: conf.use_connection_pool,
             pool_max_idle: Duration::from_secs(conf.connection_pool_max_idle_time_secs),
+            inline_file_io: false,
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::io::AsyncRead;
 
 use super::{Client, Route};
 use crate::error::ClientError;
+use crate::localfile::LocalFile;
 use crate::storage::{StorageClient, UploadKind};
 
 /// Options for uploads.
@@ -75,12 +76,25 @@ impl Client {
         path: &Path,
         opts: &UploadOptions,
     ) -> Result<FileId, ClientError> {
-        let (mut file, size) = open_for_upload(path).await?;
+        let (mut file, size) = open_for_upload(path, self.opts.inline_file_io).await?;
         let mut opts = opts.clone();
         if opts.ext.is_none() {
             opts.ext = Some(ext_from_local_name(&path.to_string_lossy()));
         }
-        self.upload_reader(&mut file, size, &opts).await
+        let LocalFile::Inline(local) = &file else {
+            return self.upload_reader(&mut file, size, &opts).await;
+        };
+        // A file at hand: sendfile(2) instead of reading it through a buffer.
+        let (addr, index) = self.upload_target(&opts).await?;
+        let ext = opts.ext.as_deref().unwrap_or("");
+        self.with_storage(&addr, async |s| {
+            let id = s
+                .upload_local_file(opts.kind, index, ext, local, size)
+                .await?;
+            attach_metadata(s, &id, &opts.metadata).await?;
+            Ok(id)
+        })
+        .await
     }
 
     /// Uploads a slave file of `master` (tracker 103 with the master name).
@@ -126,7 +140,7 @@ impl Client {
         path: &Path,
         metadata: &[MetaPair],
     ) -> Result<FileId, ClientError> {
-        let (mut file, size) = open_for_upload(path).await?;
+        let (mut file, size) = open_for_upload(path, self.opts.inline_file_io).await?;
         let ext = match ext {
             Some(e) => e.to_string(),
             None => ext_from_local_name(&path.to_string_lossy()),
@@ -157,8 +171,11 @@ async fn attach_metadata(
 }
 
 /// Opens a regular local file for streaming and returns its size.
-pub(super) async fn open_for_upload(path: &Path) -> Result<(tokio::fs::File, u64), ClientError> {
-    let file = tokio::fs::File::open(path).await?;
+pub(super) async fn open_for_upload(
+    path: &Path,
+    inline: bool,
+) -> Result<(LocalFile, u64), ClientError> {
+    let file = LocalFile::open(path, inline).await?;
     let meta = file.metadata().await?;
     if !meta.is_file() {
         return Err(ClientError::Io(std::io::Error::from_raw_os_error(

@@ -13,10 +13,12 @@
 //! Markdown report with an SVG chart (see `bench/README.md`).
 //!
 //! Modules, one job each: `payload` (what uploads send), `stats` (samples to
-//! summary and timeline), `runner` (workers of one phase), `protocol`
+//! summary and timeline), `runner` (workers of one phase), `cpu` (the
+//! servers' CPU time for `--server-pid`), `protocol`
 //! (upload and download over the binary protocol), `http` (the keep-alive
 //! GET client), `seed` (the report scenario) and `svg` (its chart).
 
+mod cpu;
 mod http;
 mod payload;
 mod protocol;
@@ -92,6 +94,12 @@ pub struct BenchArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Server processes (tracker, storage, nginx...) whose CPU time
+    /// (utime + stime, all threads) is read before and after each phase, to
+    /// report server CPU per operation. Several pids: `--server-pid 1 2` or
+    /// `--server-pid 1,2`.
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "PID")]
+    pub server_pid: Vec<i32>,
 }
 
 pub fn run(args: BenchArgs) -> std::process::ExitCode {

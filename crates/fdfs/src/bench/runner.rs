@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use fdfs_client::Conn;
 
+use super::cpu::cpu_us;
 use super::http::{http_get, HttpConn};
 use super::payload::{Payload, Rng};
 use super::protocol::{download_one, upload_one};
@@ -67,6 +68,12 @@ pub(super) async fn run_phase(
     if concurrency == 0 {
         return Err("--concurrency must be >= 1".into());
     }
+    let pids = &shared.args.server_pid;
+    let cpu_before = if pids.is_empty() {
+        None
+    } else {
+        Some(cpu_us(pids)?)
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -188,7 +195,11 @@ pub(super) async fn run_phase(
         return Err(e);
     }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(summarize(op.name(), concurrency, seconds, &samples))
+    let mut report = summarize(op.name(), concurrency, seconds, &samples);
+    if let Some(before) = cpu_before {
+        report.server_cpu_us = Some(cpu_us(pids)?.saturating_sub(before));
+    }
+    Ok(report)
 }
 
 /// One request of the phase; returns (was a write, bytes moved).

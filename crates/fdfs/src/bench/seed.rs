@@ -160,12 +160,17 @@ fn seed_markdown(i: &SeedInfo<'_>) -> String {
             ""
         }
     );
+    let with_cpu = !i.args.server_pid.is_empty();
     s.push_str(
-        "| phase | files | errors | seconds | files/s | MB/s | p50 ms | p95 ms | p99 ms | max ms |\n",
+        "| phase | files | errors | seconds | files/s | MB/s | p50 ms | p95 ms | p99 ms | max ms |",
     );
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str(if with_cpu {
+        " server CPU µs/op |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    } else {
+        "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    });
     for p in i.phases {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "| {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} |",
             p.mode,
@@ -179,6 +184,15 @@ fn seed_markdown(i: &SeedInfo<'_>) -> String {
             p.p99_ms,
             p.max_ms
         );
+        if with_cpu {
+            let _ = write!(
+                s,
+                " {} |",
+                p.server_cpu_us_per_op()
+                    .map_or_else(|| "-".to_string(), |v| format!("{v:.1}"))
+            );
+        }
+        s.push('\n');
     }
     let _ = writeln!(s, "\n![throughput and latency]({})\n", i.svg_name);
     s.push_str("## Per-second timeline\n\n");
@@ -243,6 +257,7 @@ mod tests {
             timeline: None,
             out: "x".into(),
             quiet: true,
+            server_pid: Vec::new(),
         };
         let md = seed_markdown(&SeedInfo {
             stamp: "s",
@@ -251,9 +266,31 @@ mod tests {
             args: &args,
             dist: "uniform",
             svg_name: "seed-s.svg",
-            phases: &[r, d],
+            phases: &[r.clone(), d.clone()],
         });
         assert!(md.contains("| upload | 3000 | 0 | 3.00 | 1000 |"));
         assert!(md.contains("![throughput and latency](seed-s.svg)"));
+        assert!(!md.contains("server CPU"));
+        // With --server-pid: a column, "-" where a phase has no figure.
+        let args = BenchArgs {
+            server_pid: vec![1],
+            ..args
+        };
+        let r = Report {
+            server_cpu_us: Some(1_500_000),
+            ..r
+        };
+        let md = seed_markdown(&SeedInfo {
+            stamp: "s",
+            machine: "m",
+            cmdline: "fdfs bench seed --server-pid 1",
+            args: &args,
+            dist: "uniform",
+            svg_name: "seed-s.svg",
+            phases: &[r, d],
+        });
+        assert!(md.contains("| max ms | server CPU µs/op |\n|---|"));
+        assert!(md.contains(" 500.0 |\n| download |"));
+        assert!(md.contains(" - |\n"));
     }
 }

@@ -41,6 +41,8 @@ pub(super) struct Report {
     pub(super) p99_ms: f64,
     pub(super) max_ms: f64,
     pub(super) timeline: Vec<Second>,
+    /// CPU time the `--server-pid` processes spent during the phase.
+    pub(super) server_cpu_us: Option<u64>,
 }
 
 impl Report {
@@ -52,9 +54,22 @@ impl Report {
         self.bytes as f64 / (1024.0 * 1024.0) / self.seconds.max(1e-9)
     }
 
+    /// Server CPU per successful operation, in microseconds.
+    pub(super) fn server_cpu_us_per_op(&self) -> Option<f64> {
+        self.server_cpu_us
+            .map(|us| us as f64 / (self.ops.max(1) as f64))
+    }
+
     pub(super) fn json(&self) -> String {
+        let server = match (self.server_cpu_us, self.server_cpu_us_per_op()) {
+            (Some(total), Some(per_op)) => format!(
+                ",\"server_cpu_ms\":{:.1},\"server_cpu_us_per_op\":{per_op:.1}",
+                total as f64 / 1000.0
+            ),
+            _ => String::new(),
+        };
         format!(
-            "{{\"mode\":\"{}\",\"ops\":{},\"reads\":{},\"writes\":{},\"errors\":{},\"bytes\":{},\"seconds\":{:.3},\"ops_per_sec\":{:.1},\"mb_per_sec\":{:.2},\"p50_ms\":{:.2},\"p95_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"concurrency\":{}}}",
+            "{{\"mode\":\"{}\",\"ops\":{},\"reads\":{},\"writes\":{},\"errors\":{},\"bytes\":{},\"seconds\":{:.3},\"ops_per_sec\":{:.1},\"mb_per_sec\":{:.2},\"p50_ms\":{:.2},\"p95_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"concurrency\":{}{server}}}",
             self.mode,
             self.ops,
             self.reads,
@@ -91,6 +106,13 @@ impl Report {
             "  latency ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
             self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms
         );
+        if let (Some(total), Some(per_op)) = (self.server_cpu_us, self.server_cpu_us_per_op()) {
+            let _ = write!(
+                s,
+                "\n  server CPU: {:.1} ms, {per_op:.1} µs/op",
+                total as f64 / 1000.0
+            );
+        }
         s
     }
 
@@ -149,6 +171,7 @@ pub(super) fn summarize(
         p99_ms: percentile_ms(&lat, 0.99),
         max_ms: percentile_ms(&lat, 1.0),
         timeline: timeline(samples),
+        server_cpu_us: None,
     }
 }
 
@@ -229,5 +252,15 @@ mod tests {
         assert!(r
             .timeline_csv()
             .starts_with("second,ops,errors,mb,p50_ms,p99_ms\n0,2,0,"));
+        assert!(!r.json().contains("server_cpu") && !r.text().contains("server CPU"));
+        // 4.5 ms of server CPU over 3 operations.
+        let r = Report {
+            server_cpu_us: Some(4500),
+            ..r
+        };
+        assert!(r
+            .json()
+            .ends_with(",\"server_cpu_ms\":4.5,\"server_cpu_us_per_op\":1500.0}"));
+        assert!(r.text().ends_with("\n  server CPU: 4.5 ms, 1500.0 µs/op"));
     }
 }

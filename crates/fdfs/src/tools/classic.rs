@@ -77,10 +77,16 @@ fn run_tool(
         Ok(s) => s,
         Err(code) => return code,
     };
-    match session.tracker_get_connection() {
+    let code = match session.tracker_get_connection() {
         Ok(()) => work(&session),
         Err(code) => code,
-    }
+    };
+    // The process ends right after: an orderly teardown (deregistering
+    // and closing each socket, dropping the runtime) only adds system
+    // calls to every run; the kernel closes the sockets at exit, as it
+    // does for the C tools.
+    std::mem::forget(session);
+    code
 }
 
 /// The C tools' failure line `<what> fail, error no: N, error info: …`,

@@ -73,6 +73,9 @@ impl Session {
     pub fn from_conf(conf: ClientConf) -> Result<Session, ExitCode> {
         let mut opts = ClientOptions::from_conf(&conf);
         opts.use_connection_pool = true;
+        // One short-lived thread: a blocking-pool thread per file read
+        // would cost more than the read.
+        opts.inline_file_io = true;
         let client = Client::new(opts).map_err(|e| {
             log_error(&e.to_string());
             exit_code(22)

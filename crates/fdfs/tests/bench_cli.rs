@@ -1,0 +1,136 @@
+//! `fdfs bench` against a spawned `fdfs server`: with `--server-pid` every
+//! phase reports the server's CPU per operation, in text and in JSON, and a
+//! pid that names no process stops the bench with a one-line message.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use fdfs_testkit::{free_port, wait_until, ProcessGuard};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+/// Enough work for the server to be charged many clock ticks (10 ms each).
+const UPLOADS: &str = "1500";
+
+fn fdfs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fdfs"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fdfs")
+}
+
+/// `fdfs server` (no HTTP) on free ports in `base`, once it takes uploads.
+fn start_server(base: &Path, probe: &Path) -> (ProcessGuard, String) {
+    let (tp, sp) = (free_port().to_string(), free_port().to_string());
+    let server = ProcessGuard::spawn(
+        env!("CARGO_BIN_EXE_fdfs"),
+        &[
+            "server",
+            "--base-path",
+            base.to_str().unwrap(),
+            "--tracker-port",
+            &tp,
+            "--storage-port",
+            &sp,
+            "--http-port",
+            "0",
+            "--log-level",
+            "warn",
+        ],
+        Stdio::null(),
+    );
+    let tracker = format!("127.0.0.1:{tp}");
+    let up = wait_until(DEADLINE, || {
+        fdfs(&["upload", "--tracker", &tracker, probe.to_str().unwrap()])
+            .status
+            .success()
+    });
+    assert!(up, "fdfs server did not take an upload in time");
+    (server, tracker)
+}
+
+/// The value of `"key":<number>` in a one-line JSON object.
+fn json_number(json: &str, key: &str) -> Option<f64> {
+    let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let end = json[at..].find([',', '}'])? + at;
+    json[at..end].parse().ok()
+}
+
+#[test]
+fn server_pid_reports_server_cpu_per_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.txt");
+    std::fs::write(&probe, b"probe\n").unwrap();
+    let (server, tracker) = start_server(&dir.path().join("data"), &probe);
+    let pid = server.0.id().to_string();
+    let ids = dir.path().join("ids.txt");
+    let ids_arg = ids.to_str().unwrap();
+    let common = ["--tracker", &tracker, "--concurrency", "8", "--quiet"];
+
+    let out = fdfs(
+        &[
+            &["bench", "upload", "--count", UPLOADS, "--size", "65536"][..],
+            &common,
+            &["--ids", ids_arg, "--json", "--server-pid", &pid],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(json_number(&json, "ops"), Some(1500.0), "{json}");
+    let per_op = json_number(&json, "server_cpu_us_per_op").expect(&json);
+    let total_ms = json_number(&json, "server_cpu_ms").expect(&json);
+    assert!(per_op > 0.0 && total_ms > 0.0, "{json}");
+    // Total and per-operation figures agree.
+    assert!((per_op * 1500.0 / 1000.0 - total_ms).abs() <= 0.1 + total_ms * 0.01);
+
+    // Text output; the pid list also takes the comma form.
+    let pids = format!("{pid},{pid}");
+    let out = fdfs(
+        &[
+            &["bench", "download", "--ids", ids_arg, "--verify"][..],
+            &common,
+            &["--server-pid", &pids],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("server CPU: "))
+        .unwrap_or_else(|| panic!("no server CPU line in {text}"));
+    let per_op: f64 = line
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.strip_suffix(" µs/op"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable: {line}"));
+    assert!(per_op > 0.0, "{line}");
+
+    // Without the option, no such figure.
+    let out = fdfs(&[&["bench", "upload", "--count", "20", "--json"][..], &common].concat());
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("server_cpu"));
+}
+
+#[test]
+fn server_pid_of_no_process_fails_with_one_line() {
+    // Above the kernel's pid_max (at most 2^22): names no process.
+    let out = fdfs(&[
+        "bench",
+        "upload",
+        "--tracker",
+        "127.0.0.1:1",
+        "--count",
+        "1",
+        "--quiet",
+        "--server-pid",
+        "2147483647",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("fdfs bench: --server-pid 2147483647: /proc/2147483647/stat: "));
+}
