@@ -439,9 +439,7 @@ mod tests {
         g.storages.insert(s.id.clone(), s);
         c.groups.insert(name.into(), g);
         let json = render(&c, &TrackerView::default(), 1, |_| 0);
-        assert!(json.contains(
-            "\"name\":\"g\\u003cscript\\u003e\\\"\\u0026\\\\\\u0001\\u2028\""
-        ));
+        assert!(json.contains("\"name\":\"g\\u003cscript\\u003e\\\"\\u0026\\\\\\u0001\\u2028\""));
         assert!(json.contains("\"id\":\"\\u003cimg src=x onerror=alert(1)\\u003e\""));
         assert!(json.contains("\"version\":\"v\\n1\""));
         assert!(!json.contains('<') && !json.contains('>') && !json.contains('&'));

@@ -375,7 +375,10 @@ fn fdfs_server_gateway_serves_the_status_page() {
     // The JSON and the page agree with each other.
     let json = get(&json_url);
     assert!(json.contains("\"name\":\"group1\""), "{json}");
-    assert!(json.contains(&format!("\"leader\":\"{tracker}\"")), "{json}");
+    assert!(
+        json.contains(&format!("\"leader\":\"{tracker}\"")),
+        "{json}"
+    );
     assert!(server.terminate().is_some_and(|s| s.success()));
 }
 
@@ -502,7 +505,10 @@ fn tracker_http_port_serves_the_status_page_of_two_storages() {
         dom.contains(&format!("id=\"tracker-leader\">{tracker} (this tracker)<")),
         "the leader is this tracker"
     );
-    assert!(dom.contains("id=\"storage-active\">2 / 2<"), "summary counts both");
+    assert!(
+        dom.contains("id=\"storage-active\">2 / 2<"),
+        "summary counts both"
+    );
     // One free-space bar per store path, and a replication lag cell per storage.
     assert_eq!(dom.matches("class=\"path\"").count(), 2);
     assert_eq!(dom.matches("<td class=\"lag").count(), 2);
