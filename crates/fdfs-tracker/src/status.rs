@@ -82,10 +82,17 @@ pub(crate) struct TrackerView {
 
 impl TrackerView {
     fn of(rel: &Relation, listen: Option<std::net::SocketAddr>) -> TrackerView {
+        let self_addr = rel.self_addr.or(listen);
+        let is_leader = rel.is_leader();
+        // A lone tracker leads before any storage has told it the address
+        // its peers know it by: then it is the address it listens on.
+        let leader = rel
+            .leader_addr()
+            .or(if is_leader { self_addr } else { None });
         TrackerView {
-            self_addr: rel.self_addr.or(listen).map(|a| a.to_string()),
-            leader: rel.leader_addr().map(|a| a.to_string()),
-            is_leader: rel.is_leader(),
+            self_addr: self_addr.map(|a| a.to_string()),
+            leader: leader.map(|a| a.to_string()),
+            is_leader,
             peers: rel
                 .listed
                 .iter()
