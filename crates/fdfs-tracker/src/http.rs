@@ -53,8 +53,8 @@ impl Routes for TrackerPages {
     fn answer(&self, path: &str, _query: Option<&str>) -> Option<Answer> {
         match path {
             METRICS_PATH => Some(Answer::metrics(&self.hub)),
-            // Extension point: more pages (the status page, its JSON).
-            _ => None,
+            _ => crate::status::route(&self.tracker, path)
+                .map(|r| Answer::ok(r.content_type, r.body)),
         }
     }
 }

@@ -26,6 +26,7 @@ mod relation;
 mod report;
 mod select;
 mod state;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -72,6 +72,21 @@ async fn metrics_page_and_route_table() {
     );
 
     assert_eq!(http(web_addr, &get("/nope")).await.0, 404);
+    // The status page and the JSON it polls (issue #13.3).
+    let (code, page) = http(web_addr, &get("/")).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("content-type: text/html; charset=utf-8"),
+        "{page}"
+    );
+    assert!(page.contains("<!DOCTYPE html>"), "{page}");
+    let (code, json) = http(web_addr, &get("/status.json")).await;
+    assert_eq!(code, 200, "{json}");
+    assert!(json.contains("content-type: application/json"), "{json}");
+    assert!(
+        json.contains(&format!("\"leader\":\"{proto_addr}\",\"is_leader\":true")),
+        "{json}"
+    );
     let (code, text) = http(
         web_addr,
         "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

@@ -332,7 +332,16 @@ pub fn server(args: ServerArgs) -> ExitCode {
         });
         let gateway_conf = fdfs_http::LiveConf::new(Arc::new(gateway_conf));
         let http =
-            spawn_gateway(&args.bind, args.http_port, gateway_conf, pages, &shutdown).await?;
+            match spawn_gateway(&args.bind, args.http_port, gateway_conf, pages, &shutdown).await {
+                Ok(h) => h,
+                Err(e) => {
+                    // The tracker thread runs already: stop it, or the process
+                    // waits on it forever.
+                    server_shutdown.cancel();
+                    let _ = tracker.await;
+                    return Err(e);
+                }
+            };
         let storage = open_storage(&storage_listener, storage_conf, &hub).await;
         let storage = tokio::spawn(async move {
             fdfs_storage::serve(storage_listener, storage?, shutdown.clone()).await
