@@ -282,6 +282,18 @@ impl SlotHeader {
     pub fn is_free(&self) -> bool {
         self.file_type == SLOT_TYPE_FREE
     }
+
+    /// The reader's check (§11.5): the slot at the name's location holds
+    /// this name's file when its type is `F` or `L` and every other header
+    /// byte equals what the name implies. False (ENOENT to the client) for
+    /// a free slot, a damaged type or any field that differs.
+    pub fn matches_name(on_disk: &[u8; SLOT_HEADER_LEN], name: &RemoteName) -> bool {
+        let file_type = on_disk[0];
+        if file_type != SLOT_TYPE_REGULAR && file_type != SLOT_TYPE_LINK {
+            return false;
+        }
+        Self::expected_for(name, file_type).is_some_and(|h| h.encode() == *on_disk)
+    }
 }
 
 /// One free slot line of `storage_trunk.dat`.
@@ -499,6 +511,28 @@ mod tests {
         assert_eq!(SlotHeader::decode(&golden), h);
         assert!(!h.is_free());
         assert!(SlotHeader::decode(&[0u8; SLOT_HEADER_LEN]).is_free());
+    }
+
+    #[test]
+    fn reader_check_compares_every_header_byte() {
+        let parsed = RemoteName::parse(GOLDEN_REMOTE, 1).unwrap();
+        let good = SlotHeader::expected_for(&parsed, SLOT_TYPE_REGULAR)
+            .unwrap()
+            .encode();
+        assert!(SlotHeader::matches_name(&good, &parsed));
+        let mut link = good;
+        link[0] = SLOT_TYPE_LINK;
+        assert!(SlotHeader::matches_name(&link, &parsed));
+        for i in 0..SLOT_HEADER_LEN {
+            let mut bad = good;
+            bad[i] ^= 0x01;
+            assert!(!SlotHeader::matches_name(&bad, &parsed), "byte {i}");
+        }
+        let mut free = good;
+        free[0] = SLOT_TYPE_FREE;
+        assert!(!SlotHeader::matches_name(&free, &parsed));
+        let normal = RemoteName::parse("M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt", 1).unwrap();
+        assert!(!SlotHeader::matches_name(&good, &normal));
     }
 
     #[test]
