@@ -121,9 +121,15 @@ impl TrunkLocation {
     /// The remote name of a file stored in this slot. `record` must carry
     /// the trunk flag (see [`trunk_size_field`]); `ext7` is the 7-character
     /// extension part.
-    pub fn remote_name(&self, record: &FileNameRecord, ext7: &str) -> Result<RemoteName, ProtoError> {
+    pub fn remote_name(
+        &self,
+        record: &FileNameRecord,
+        ext7: &str,
+    ) -> Result<RemoteName, ProtoError> {
         if ext7.len() != EXT7_LEN || !record.is_trunk() {
-            return Err(ProtoError::invalid("trunk name needs the trunk flag and a 7-byte ext"));
+            return Err(ProtoError::invalid(
+                "trunk name needs the trunk flag and a 7-byte ext",
+            ));
         }
         let name = format!("{}{}{}", record.encode(), self.encode_info(), ext7);
         let remote = RemoteName {
@@ -159,7 +165,10 @@ impl TrunkLocation {
     /// Reads a FDFSTrunkInfoBuff; EINVAL unless exactly 15 bytes.
     pub fn from_info_buff(b: &[u8]) -> Result<Self, ProtoError> {
         let b: &[u8; TRUNK_INFO_BUFF_LEN] = b.try_into().map_err(|_| {
-            ProtoError::invalid(format!("trunk info is {} bytes, expect {TRUNK_INFO_BUFF_LEN}", b.len()))
+            ProtoError::invalid(format!(
+                "trunk info is {} bytes, expect {TRUNK_INFO_BUFF_LEN}",
+                b.len()
+            ))
         })?;
         let word = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         Ok(TrunkLocation {
@@ -356,9 +365,10 @@ impl TrunkDataFile {
             let n = i + 2;
             let cols: Vec<&str> = line.split(' ').collect();
             let (timestamp, nums) = match cols.as_slice() {
-                [ts, "A", rest @ ..] if rest.len() == 6 => {
-                    (ts.parse::<i64>().map_err(|_| bad(n, "bad timestamp"))?, rest)
-                }
+                [ts, "A", rest @ ..] if rest.len() == 6 => (
+                    ts.parse::<i64>().map_err(|_| bad(n, "bad timestamp"))?,
+                    rest,
+                ),
                 rest if rest.len() == 6 => (0, rest),
                 _ => return Err(bad(n, "expect 8 or 6 space-separated fields")),
             };
@@ -428,6 +438,15 @@ mod tests {
     }
 
     #[test]
+    fn file_id_with_a_trunk_name() {
+        let id = crate::FileId::parse(&format!("group1/{GOLDEN_REMOTE}")).unwrap();
+        assert_eq!(id.group, "group1");
+        let name = RemoteName::parse(&id.remote, 1).unwrap();
+        assert_eq!(name.trunk_location(), Some(golden_location()));
+        assert_eq!(name.relative_path(), &GOLDEN_REMOTE[4..]);
+    }
+
+    #[test]
     fn golden_size_field_from_rand() {
         // §6.8's trunk variant: R = 0x802BCDEF plus bit 59 in the high word.
         assert_eq!(trunk_size_field(14, 0x002B_CDEF), 0x882B_CDEF_0000_000E);
@@ -468,8 +487,14 @@ mod tests {
     #[test]
     fn trunk_file_paths() {
         assert_eq!(trunk_file_relative_path(0, 0, 1), "data/00/00/000001");
-        assert_eq!(trunk_file_relative_path(0xFF, 0x10, 123_456), "data/FF/10/123456");
-        assert_eq!(trunk_file_relative_path(1, 2, 1_234_567), "data/01/02/1234567");
+        assert_eq!(
+            trunk_file_relative_path(0xFF, 0x10, 123_456),
+            "data/FF/10/123456"
+        );
+        assert_eq!(
+            trunk_file_relative_path(1, 2, 1_234_567),
+            "data/01/02/1234567"
+        );
         assert_eq!(trunk_file_name(42), "000042");
     }
 
@@ -542,10 +567,7 @@ mod tests {
         loc.sub_path_high = 2;
         loc.sub_path_low = 3;
         let b = loc.to_info_buff();
-        assert_eq!(
-            b,
-            [1, 2, 3, 0, 0, 0, 1, 0, 0, 4, 0, 0, 0, 1, 0]
-        );
+        assert_eq!(b, [1, 2, 3, 0, 0, 0, 1, 0, 0, 4, 0, 0, 0, 1, 0]);
         assert_eq!(TrunkLocation::from_info_buff(&b).unwrap(), loc);
         assert!(TrunkLocation::from_info_buff(&b[..14]).is_err());
     }
@@ -574,7 +596,10 @@ mod tests {
             f.print(),
             "4096\n1700000000 A 0 0 0 1 1024 256\n0 A 0 1 2 3 4096 512\n"
         );
-        assert_eq!(TrunkDataFile::parse("0\n").unwrap(), TrunkDataFile::default());
+        assert_eq!(
+            TrunkDataFile::parse("0\n").unwrap(),
+            TrunkDataFile::default()
+        );
     }
 
     #[test]
