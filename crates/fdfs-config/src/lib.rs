@@ -18,6 +18,7 @@ mod reader;
 pub mod storage;
 pub mod storage_ids;
 pub mod tracker;
+pub mod trunk;
 pub mod values;
 
 pub use client::ClientConf;
@@ -28,6 +29,7 @@ pub use net::NetConf;
 pub use storage::StorageConf;
 pub use storage_ids::{StorageIdEntry, StorageIds};
 pub use tracker::TrackerConf;
+pub use trunk::TrunkParams;
 pub use values::{
     is_valid_group_name, parse_bool, parse_byte_size, parse_int, parse_reserved_space,
     parse_time_of_day, ReservedSpace, TrackerAddr, ValueError,

@@ -1,7 +1,8 @@
 //! Target `file_id`: file IDs (`group/remote`) and remote names. An
 //! accepted name re-parses to itself from its canonical spelling, its
-//! relative path stays three plain components under `data/`, and a
-//! file-name record survives encode then decode.
+//! relative path stays three plain components under `data/`, a file-name
+//! record survives encode then decode, and a trunk name's location survives
+//! rebuilding the name from it.
 
 use std::path::{Component, Path};
 
@@ -57,6 +58,27 @@ pub(crate) fn assert_name_reparses(remote: &str, store_paths: usize) {
         "{remote:?} is not a spelling of {canonical:?}"
     );
     assert_inside_data_dir(&name.relative_path());
+    if let Some(loc) = name.trunk_location() {
+        assert_trunk_name_rebuilds(&name, loc);
+    }
+}
+
+/// A trunk name rebuilt from its record, location and ext7 carries the
+/// same location, and its trunk file stays `data/HH/HH/NNNNNN`.
+fn assert_trunk_name_rebuilds(name: &RemoteName, loc: fdfs_proto::TrunkLocation) {
+    let rec = name.record().expect("a trunk name has a record");
+    let ext7 = &name.name[name.name.len() - fileid::EXT7_LEN..];
+    let rebuilt = loc
+        .remote_name(&rec, ext7)
+        .expect("a parsed trunk name rebuilds");
+    assert_eq!(
+        rebuilt.trunk_location(),
+        Some(loc),
+        "trunk location changed"
+    );
+    let path = loc.trunk_file_relative_path();
+    let under_data = path.strip_prefix("data/").expect("trunk path under data/");
+    assert_inside_data_dir(under_data);
 }
 
 /// A relative path joined under `data/` names a file inside it: exactly

@@ -440,6 +440,12 @@ impl RemoteName {
         FileNameRecord::decode(b64)
     }
 
+    /// Where the file lives inside a trunk file, for a 60-character name
+    /// with the trunk flag (§6.7); None for every other name.
+    pub fn trunk_location(&self) -> Option<crate::trunk::TrunkLocation> {
+        crate::trunk::TrunkLocation::from_remote(self)
+    }
+
     /// Total length of the remote name, as `IS_SLAVE_FILE` measures it.
     pub fn remote_len(&self) -> usize {
         LOGIC_FILE_PATH_LEN + self.name.len()

@@ -1,6 +1,7 @@
 //! Sans-IO FastDFS wire format (FastDFS 6.16 compatible): the 10-byte header,
 //! command codes, errno statuses, every client-facing request and response,
-//! the storage <-> tracker reporting messages, and the file-ID codec.
+//! the storage <-> tracker reporting messages, the file-ID codec and the
+//! trunk storage formats.
 //!
 //! Nothing in this crate performs I/O: encoders append to a `BytesMut`,
 //! decoders read a complete body slice and never panic on peer bytes.
@@ -17,6 +18,7 @@ pub mod status;
 pub mod storage_msg;
 pub mod sync_msg;
 pub mod tracker_msg;
+pub mod trunk;
 pub mod wire;
 
 pub use cmd::{
@@ -26,6 +28,7 @@ pub use cmd::{
 pub use fileid::{FileId, FileNameRecord, RemoteName};
 pub use header::{Header, HEADER_LEN};
 pub use status::{ProtoError, Status};
+pub use trunk::{SlotHeader, TrunkLocation};
 
 /// Version string both daemons report (JOIN, LIST_STORAGE): clients and
 /// monitoring tools compare it with the C release they know.

@@ -87,7 +87,9 @@ pub fn parse_params(text: &str, fallback: &TrackerParams) -> TrackerParams {
                     _ => fdfs_proto::IPV4_ADDRESS_SIZE,
                 }
             }
-            _ => {}
+            key => {
+                p.trunk.apply(key, v);
+            }
         }
     }
     // The key is only meaningful with storage ids (§2.13).
@@ -525,6 +527,7 @@ mod tests {
             use_storage_id: false,
             id_in_filename: false,
             trust_storage_server_id: false,
+            trunk: fdfs_config::TrunkParams::default(),
         };
         let p = parse_params("store_path=2\nreserved_storage_space=10.00%\n", &fallback);
         assert_eq!(p.reserved_storage_space, ReservedSpace::Ratio(0.10));
@@ -538,5 +541,52 @@ mod tests {
         // An unreadable value keeps what the storage had.
         let p = parse_params("reserved_storage_space=150%\n", &fallback);
         assert_eq!(p.reserved_storage_space, fallback.reserved_storage_space);
+    }
+
+    /// The trunk lines of the original's answer (§2.13) land in the typed
+    /// trunk settings.
+    #[test]
+    fn trunk_settings_from_the_tracker_parameters() {
+        let fallback = TrackerParams {
+            reserved_storage_space: ReservedSpace::Megabytes(7),
+            store_path_mode: 0,
+            response_ip_addr_size: fdfs_proto::IPV4_ADDRESS_SIZE,
+            use_storage_id: false,
+            id_in_filename: false,
+            trust_storage_server_id: false,
+            trunk: fdfs_config::TrunkParams::default(),
+        };
+        let text = "use_storage_id=0\nreserved_storage_space=20.00%\nuse_trunk_file=1\n\
+                    slot_min_size=512\nslot_max_size=1048576\ntrunk_alloc_alignment_size=256\n\
+                    trunk_file_size=67108864\ntrunk_create_file_advance=1\n\
+                    trunk_create_file_time_base=02:30\ntrunk_create_file_interval=3600\n\
+                    trunk_create_file_space_threshold=21474836480\n\
+                    trunk_init_check_occupying=1\ntrunk_init_reload_from_binlog=1\n\
+                    trunk_free_space_merge=1\ndelete_unused_trunk_files=1\n\
+                    trunk_compress_binlog_min_interval=60\ntrunk_compress_binlog_interval=86400\n\
+                    trunk_compress_binlog_time_base=03:15\ntrunk_binlog_max_backups=7\n\
+                    store_slave_file_use_link=1\n";
+        let t = parse_params(text, &fallback).trunk;
+        let want = fdfs_config::TrunkParams {
+            use_trunk_file: true,
+            slot_min_size_bytes: 512,
+            slot_max_size_bytes: 1_048_576,
+            trunk_alloc_alignment_size_bytes: 256,
+            trunk_file_size_bytes: 67_108_864,
+            trunk_create_file_advance: true,
+            trunk_create_file_time_base: (2, 30),
+            trunk_create_file_interval_secs: 3600,
+            trunk_create_file_space_threshold_bytes: 21_474_836_480,
+            trunk_init_check_occupying: true,
+            trunk_init_reload_from_binlog: true,
+            trunk_free_space_merge: true,
+            delete_unused_trunk_files: true,
+            trunk_compress_binlog_min_interval_secs: 60,
+            trunk_compress_binlog_interval_secs: 86_400,
+            trunk_compress_binlog_time_base: (3, 15),
+            trunk_binlog_max_backups: 7,
+            store_slave_file_use_link: true,
+        };
+        assert_eq!(t, want);
     }
 }

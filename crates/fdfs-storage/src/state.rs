@@ -77,6 +77,8 @@ pub struct TrackerParams {
     /// The tracker accepts the id we report in JOIN, so a configured
     /// `server_id` may name us.
     pub trust_storage_server_id: bool,
+    /// Trunk storage settings (§2.13); learnt, not acted upon yet.
+    pub trunk: fdfs_config::TrunkParams,
 }
 
 /// The value of `key` in the `key=value` lines of a state file.
@@ -314,6 +316,7 @@ impl Storage {
             use_storage_id: false,
             id_in_filename: false,
             trust_storage_server_id: true,
+            trunk: fdfs_config::TrunkParams::default(),
         };
         Ok(Arc::new(Storage {
             group: conf.group_name.clone(),

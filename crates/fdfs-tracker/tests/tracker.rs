@@ -1570,3 +1570,65 @@ async fn volumn_stat_reports_a_full_group_unavailable() {
     assert!(volumn_stats(&mut c, [4, 0, 0, 1]).await.groups.is_empty());
     t.stop().await;
 }
+
+/// PARAMETER_REQ (75) of a trunk-enabled tracker.conf carries every trunk
+/// key as the original prints it (§2.13): caps applied, times as HH:MM,
+/// booleans as 0/1, sizes in bytes. The text also reads back into the
+/// storage's typed settings.
+#[tokio::test]
+async fn parameter_answer_carries_the_trunk_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "base_path = {}\nnetwork_timeout = 10\nuse_trunk_file = true\nslot_min_size = 256\n\
+         slot_max_size = 4MB\ntrunk_file_size = 4MB\ntrunk_alloc_alignment_size = 512\n\
+         trunk_create_file_advance = true\ntrunk_create_file_time_base = 02:30\n\
+         trunk_create_file_interval = 3600\ntrunk_create_file_space_threshold = 20G\n\
+         trunk_init_check_occupying = true\ntrunk_init_reload_from_binlog = true\n\
+         trunk_free_space_merge = true\ndelete_unused_trunk_files = true\n\
+         trunk_compress_binlog_min_interval = 60\ntrunk_compress_binlog_interval = 86400\n\
+         trunk_compress_binlog_time_base = 03:15\ntrunk_binlog_max_backups = 7\n\
+         store_slave_file_use_link = true\n",
+        dir.path().display()
+    );
+    let ini = fdfs_config::IniFile::parse_str(&text, Path::new("tracker.conf")).unwrap();
+    let (conf, _warnings) = TrackerConf::from_ini(&ini).unwrap();
+    let expected = conf.trunk_params();
+    let t = start_with(conf).await;
+    let mut s = TcpStream::connect(t.addr).await.unwrap();
+    let (status, body) = call(&mut s, 75, &[]).await;
+    assert_eq!(status, 0);
+    let answer = String::from_utf8(body).unwrap();
+    let lines: Vec<&str> = answer.lines().collect();
+    assert_eq!(lines.len(), 26, "{answer}");
+    assert_eq!(
+        &lines[8..],
+        &[
+            "use_trunk_file=1",
+            // Raised to the alignment.
+            "slot_min_size=512",
+            // Capped at trunk_file_size / 2.
+            "slot_max_size=2097152",
+            "trunk_alloc_alignment_size=512",
+            "trunk_file_size=4194304",
+            "trunk_create_file_advance=1",
+            "trunk_create_file_time_base=02:30",
+            "trunk_create_file_interval=3600",
+            "trunk_create_file_space_threshold=21474836480",
+            "trunk_init_check_occupying=1",
+            "trunk_init_reload_from_binlog=1",
+            "trunk_free_space_merge=1",
+            "delete_unused_trunk_files=1",
+            "trunk_compress_binlog_min_interval=60",
+            "trunk_compress_binlog_interval=86400",
+            "trunk_compress_binlog_time_base=03:15",
+            "trunk_binlog_max_backups=7",
+            "store_slave_file_use_link=1",
+        ]
+    );
+    assert!(answer.len() < 1024);
+    let learnt = fdfs_config::TrunkParams::default().with_parameter_text(&answer);
+    assert_eq!(learnt, expected);
+    assert!(learnt.use_trunk_file);
+    drop(s);
+    t.stop().await;
+}
