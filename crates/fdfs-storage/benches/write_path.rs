@@ -235,7 +235,10 @@ fn bench_base() -> PathBuf {
 fn describe_fs(base: &Path) {
     let st = rustix::fs::statfs(base).expect("statfs of the bench dir");
     let f_type = st.f_type as i64;
-    println!("write_path: trees under {} (statfs f_type {f_type:#x})", base.display());
+    println!(
+        "write_path: trees under {} (statfs f_type {f_type:#x})",
+        base.display()
+    );
     if f_type == TMPFS_MAGIC {
         println!("write_path: WARNING: tmpfs, not a disk; set WRITE_BENCH_DIR to a disk path");
     }
