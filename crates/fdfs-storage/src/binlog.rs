@@ -184,19 +184,22 @@ impl Binlog {
                 size,
             };
         }
+        // Where this line starts: the file's length, not our count, so a
+        // cut-back never takes anything but this line, whoever else wrote.
+        let start = cur.file.metadata().map_or(cur.size, |m| m.len());
         if let Err(e) = cur.file.write_all(line.as_bytes()) {
             // A part-written line (a full disk) must not stay as the start
             // of the next record.
-            let _ = cur.file.set_len(cur.size);
+            let _ = cur.file.set_len(start);
             return Err(Placing::Binlog(e));
         }
         if let Err(e) = place() {
-            if let Err(cut) = cur.file.set_len(cur.size) {
+            if let Err(cut) = cur.file.set_len(start) {
                 tracing::error!(error = %cut, filename, "could not cut back the record of a file not placed");
             }
             return Err(Placing::Place(e));
         }
-        cur.size += line.len() as u64;
+        cur.size = start + line.len() as u64;
         Ok(())
     }
 
@@ -471,6 +474,31 @@ mod tests {
             Ok(())
         });
         assert!(matches!(refused, Err(Placing::Binlog(_))) && !ran);
+    }
+
+    /// Lines another writer appended (a test, an operator) are neither cut
+    /// off with a failed record nor left past the written position.
+    #[test]
+    fn lines_appended_by_another_writer_stay_and_are_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("binlog.000");
+        let b = Binlog::open(dir.path()).unwrap();
+        b.append(1, op::CREATE, NAME, "").unwrap();
+        let other = format!("2 D {NAME}\n");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(other.as_bytes()).unwrap();
+        let taken = b.append_placing(3, op::CREATE, OTHER, "", || {
+            Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+        });
+        assert!(taken.is_err());
+        let kept = format!("1 C {NAME}\n{other}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), kept);
+        b.append(4, op::CREATE, OTHER, "").unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(b.position(), (0, len));
     }
 
     proptest! {
