@@ -4,7 +4,7 @@
 //! its slot must lie within the 32-bit offset range, and reading the input
 //! as a whole binlog must consume only whole lines and account for each.
 
-use fdfs_proto::trunk_binlog::{parse_lines, TrunkRecord, MAX_LINE_BYTES};
+use fdfs_proto::trunk_binlog::{parse_lines, slot_end, TrunkRecord, MAX_LINE_BYTES};
 
 pub fn trunk_binlog_line(data: &[u8]) {
     if let Some(rec) = std::str::from_utf8(data).ok().and_then(TrunkRecord::parse) {
@@ -17,7 +17,10 @@ pub fn trunk_binlog_line(data: &[u8]) {
         );
         assert!(written.len() <= MAX_LINE_BYTES, "{written:?}");
         assert_eq!(TrunkRecord::parse(&written), Some(rec));
-        assert!(rec.slot.size > 0 && rec.slot.end() <= 1 << 31, "{rec:?}");
+        assert!(
+            rec.slot.size > 0 && slot_end(&rec.slot) <= 1 << 31,
+            "{rec:?}"
+        );
     }
     let (records, refused, consumed) = parse_lines(data);
     assert!(consumed <= data.len());

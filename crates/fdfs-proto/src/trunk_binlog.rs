@@ -1,7 +1,7 @@
 //! Trunk binlog lines (`data/trunk/binlog`, PROTOCOL.md §11.5), sans IO:
 //! one line per change of a group's free trunk space, also what
-//! TRUNK_SYNC_BINLOG (30) pushes and what `storage_trunk.dat` lists after
-//! its first line.
+//! TRUNK_SYNC_BINLOG (30) pushes. Slots are [`TrunkLocation`]s of
+//! [`crate::trunk`], which also reads `storage_trunk.dat`.
 //!
 //! ```text
 //! <timestamp> <A|D> <store_path_index> <sub_path_high> <sub_path_low> <trunk_id> <offset> <size>\n
@@ -14,6 +14,8 @@
 //! line is refused whole instead of freeing or taking a wrong slot.
 
 use std::fmt::Write as _;
+
+use crate::trunk::TrunkLocation;
 
 /// Most store paths a storage has (`store_path_count`, two hex digits).
 pub const STORE_PATH_INDEX_LIMIT: u32 = 256;
@@ -48,34 +50,9 @@ impl TrunkOp {
     }
 }
 
-/// Where a slot is: trunk file `data/<sub_path_high>/<sub_path_low>/<trunk_id>`
-/// (hex directories, six-digit id) of store path `store_path_index`, and the
-/// byte range inside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TrunkSlot {
-    pub store_path_index: u8,
-    pub sub_path_high: u8,
-    pub sub_path_low: u8,
-    pub trunk_id: u32,
-    pub offset: u32,
-    /// Bytes of the slot, its 24-byte header included; never 0.
-    pub size: u32,
-}
-
-impl TrunkSlot {
-    /// The trunk file's path under the store path's `data/`, as the
-    /// original names it.
-    pub fn trunk_file_path(&self) -> String {
-        format!(
-            "{:02X}/{:02X}/{:06}",
-            self.sub_path_high, self.sub_path_low, self.trunk_id
-        )
-    }
-
-    /// First byte after the slot.
-    pub fn end(&self) -> u64 {
-        u64::from(self.offset) + u64::from(self.size)
-    }
+/// First byte after a slot.
+pub fn slot_end(slot: &TrunkLocation) -> u64 {
+    u64::from(slot.offset) + u64::from(slot.size)
 }
 
 /// One trunk binlog record.
@@ -83,7 +60,8 @@ impl TrunkSlot {
 pub struct TrunkRecord {
     pub timestamp: i64,
     pub op: TrunkOp,
-    pub slot: TrunkSlot,
+    /// The slot; its size (header included) is never 0.
+    pub slot: TrunkLocation,
 }
 
 /// A plain decimal number below `limit`: digits only, no sign, no leading
@@ -113,7 +91,7 @@ impl TrunkRecord {
             s.store_path_index,
             s.sub_path_high,
             s.sub_path_low,
-            s.trunk_id,
+            s.trunk_file_id,
             s.offset,
             s.size
         );
@@ -130,15 +108,15 @@ impl TrunkRecord {
         let [ts, op, path, high, low, id, offset, size] = cols[..] else {
             return None;
         };
-        let slot = TrunkSlot {
+        let slot = TrunkLocation {
             store_path_index: number(path, u64::from(STORE_PATH_INDEX_LIMIT))? as u8,
             sub_path_high: number(high, u64::from(SUBDIR_LIMIT))? as u8,
             sub_path_low: number(low, u64::from(SUBDIR_LIMIT))? as u8,
-            trunk_id: number(id, INT32_LIMIT)? as u32,
+            trunk_file_id: number(id, INT32_LIMIT)? as u32,
             offset: number(offset, INT32_LIMIT)? as u32,
             size: number(size, INT32_LIMIT)? as u32,
         };
-        if slot.size == 0 || slot.end() > INT32_LIMIT {
+        if slot.size == 0 || slot_end(&slot) > INT32_LIMIT {
             return None;
         }
         Some(TrunkRecord {
@@ -186,23 +164,23 @@ mod tests {
             TrunkRecord {
                 timestamp: 1_700_000_000,
                 op: TrunkOp::AddSpace,
-                slot: TrunkSlot {
+                slot: TrunkLocation {
                     store_path_index: 0,
                     sub_path_high: 0,
                     sub_path_low: 0,
-                    trunk_id: 1,
+                    trunk_file_id: 1,
                     offset: 0,
                     size: 1_048_576,
                 },
             }
         );
         assert_eq!(r.to_line(), add);
-        assert_eq!(r.slot.trunk_file_path(), "00/00/000001");
+        assert_eq!(r.slot.trunk_file_relative_path(), "data/00/00/000001");
         let del = "1700000001 D 1 255 10 2 4096 512";
         let d = TrunkRecord::parse(del).unwrap();
         assert_eq!(d.op, TrunkOp::DelSpace);
-        assert_eq!(d.slot.trunk_file_path(), "FF/0A/000002");
-        assert_eq!(d.slot.end(), 4608);
+        assert_eq!(d.slot.trunk_file_relative_path(), "data/FF/0A/000002");
+        assert_eq!(slot_end(&d.slot), 4608);
         assert_eq!(d.to_line(), format!("{del}\n"));
     }
 
@@ -240,11 +218,11 @@ mod tests {
         let widest = TrunkRecord {
             timestamp: i64::MAX,
             op: TrunkOp::DelSpace,
-            slot: TrunkSlot {
+            slot: TrunkLocation {
                 store_path_index: 255,
                 sub_path_high: 255,
                 sub_path_low: 255,
-                trunk_id: i32::MAX as u32,
+                trunk_file_id: i32::MAX as u32,
                 offset: 0,
                 size: i32::MAX as u32,
             },
