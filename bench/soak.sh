@@ -16,10 +16,10 @@
 # errors inside restart windows (from the kill to the server answering
 # again, plus 2 s) and outside them (target 0), RSS and open fds of the
 # server at the start and at the end (and before each restart), and the
-# read-back result (lost or corrupt files, target 0). `fdfs bench` counts a
-# failed request towards N and reconnects at once, so the refused connects
-# of a restart window count as errors there and fewer than N files are
-# acknowledged.
+# read-back result (lost or corrupt files, target 0). The upload runs with
+# `fdfs bench --retry-failed`: a request refused in a restart window counts
+# as an error there and is tried again 100 ms later on a new connection, so
+# N files are acknowledged in the end.
 set -euo pipefail
 
 N=${N:-1000000}
@@ -105,7 +105,7 @@ sample start-idle
 T0=$(date +%s)
 "$FDFS" bench upload --tracker "127.0.0.1:$TRACKER_PORT" --count "$N" --concurrency "$C" \
     --min-size "$MIN_SIZE" --max-size "$MAX_SIZE" --ids "$OUT/ids.txt" \
-    --timeline "$OUT/timeline.csv" --quiet >"$OUT/bench-upload.txt" 2>&1 &
+    --timeline "$OUT/timeline.csv" --retry-failed --quiet >"$OUT/bench-upload.txt" 2>&1 &
 BENCH=$!
 sleep 5
 sample start-under-load

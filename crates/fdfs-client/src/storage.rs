@@ -386,6 +386,18 @@ impl<'a> StorageClient<'a> {
     pub async fn active_test(&mut self) -> Result<(), ClientError> {
         self.conn.call(CMD_ACTIVE_TEST, &[]).await.map(drop)
     }
+
+    /// How far the storage's disk recovery is (RECOVERY_PROGRESS, 242, a
+    /// fastdfs-rs extension; a C storage answers EINVAL and closes).
+    pub async fn recovery_progress(
+        &mut self,
+    ) -> Result<fdfs_proto::storage_msg::RecoveryProgress, ClientError> {
+        let body = self
+            .conn
+            .call(fdfs_proto::StorageCmd::RecoveryProgress.into(), &[])
+            .await?;
+        Ok(fdfs_proto::storage_msg::RecoveryProgress::decode(&body)?)
+    }
 }
 
 #[cfg(test)]

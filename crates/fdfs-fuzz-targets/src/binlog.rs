@@ -2,8 +2,8 @@
 //! (`fdfs_storage::binlog::parse_line`). An accepted line must be exactly
 //! what the writer produces for its record (apart from leading zeros of
 //! the timestamp, which the original's reader also accepts), and its names
-//! must re-parse to themselves. The trunk binlog has no parser yet (no
-//! trunk support), so it has no target.
+//! must re-parse to themselves. The trunk binlog has its own target,
+//! `trunk_binlog_line`.
 
 use fdfs_storage::binlog::parse_line;
 

@@ -12,6 +12,7 @@ mod names;
 mod storage;
 mod storage_ids;
 mod tracker;
+mod trunk_binlog;
 
 pub use binlog::binlog_line;
 pub use conf::conf_include;
@@ -21,6 +22,7 @@ pub use names::file_id;
 pub use storage::storage_msg;
 pub use storage_ids::storage_ids;
 pub use tracker::tracker_msg;
+pub use trunk_binlog::trunk_binlog_line;
 
 /// A fuzz target: panics on an invariant failure, returns otherwise.
 pub type Target = fn(&[u8]);
@@ -36,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("conf_include", conf_include),
     ("storage_ids", storage_ids),
     ("http_request", http_request),
+    ("trunk_binlog_line", trunk_binlog_line),
 ];
 
 /// Asserts `decode(encode(x)) == x`. Decoders read text fields lossily

@@ -59,6 +59,13 @@ pub fn storage_msg(data: &[u8]) {
             }
         }
         5 => {
+            // The fixed-size answers: RECOVERY_PROGRESS re-encodes to its
+            // exact bytes (every count it accepts is a non-negative int64).
+            if let Ok(p) = RecoveryProgress::decode(body) {
+                let mut again = bytes::BytesMut::new();
+                p.encode(&mut again);
+                assert_eq!(&again[..], body, "RecoveryProgress re-encodes differently");
+            }
             if let Ok(f) = FileInfoResp::decode(body) {
                 let width = body.len() - 24;
                 assert_round_trip(

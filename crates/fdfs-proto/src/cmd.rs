@@ -152,6 +152,9 @@ command_enum! {
         // fastdfs-rs extensions: the cluster secret (fdfs_util::cluster_secret).
         ClusterChallenge = 230,
         ClusterProve = 231,
+        // fastdfs-rs extension: disk recovery progress for `fdfs monitor
+        // sync` (storage_msg::RecoveryProgress), answered while recovering.
+        RecoveryProgress = 242,
         ActiveTest = 111,
     }
 }

@@ -19,6 +19,7 @@ pub mod storage_msg;
 pub mod sync_msg;
 pub mod tracker_msg;
 pub mod trunk;
+pub mod trunk_binlog;
 pub mod wire;
 
 pub use cmd::{

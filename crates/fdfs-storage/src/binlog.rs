@@ -135,17 +135,37 @@ impl Binlog {
         filename: &str,
         extra: &str,
     ) -> std::io::Result<()> {
+        self.append_placing(timestamp, op, filename, extra, || Ok(()))
+            .map_err(Placing::into_io)
+    }
+
+    /// Appends one record, then runs `place` (which links the record's new
+    /// file under its name) before any other record is written. The record
+    /// reaches the kernel first, so a kill leaves a record without its file
+    /// (which readers skip), never a file without its record. When `place`
+    /// fails the record is cut off again: no record ever names a file that
+    /// `place` did not put there (its name was taken by another file).
+    /// Readers see a record only once its file is placed: they read up to
+    /// [`Binlog::position`], which moves after `place`. Blocking.
+    pub fn append_placing(
+        &self,
+        timestamp: i64,
+        op: char,
+        filename: &str,
+        extra: &str,
+        place: impl FnOnce() -> std::io::Result<()>,
+    ) -> Result<(), Placing> {
         // Callers pass validated names; this keeps one record per line even
         // if one did not.
         let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic());
         if !token(filename) || !(extra.is_empty() || extra.split(' ').all(token)) {
-            return Err(std::io::Error::new(
+            return Err(Placing::Binlog(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!(
                     "refusing binlog record for {}",
                     fdfs_proto::fileid::escape_for_log(filename)
                 ),
-            ));
+            )));
         }
         let line = if extra.is_empty() {
             format!("{timestamp} {op} {filename}\n")
@@ -155,21 +175,38 @@ impl Binlog {
         let mut cur = fdfs_util::sync::lock(&self.current);
         if cur.size + line.len() as u64 > BINLOG_MAX_BYTES {
             let next = cur.index + 1;
-            let (file, size) = open_append(&binlog_path(&self.dir, next))?;
-            write_index(&self.dir, next)?;
+            let (file, size) =
+                open_append(&binlog_path(&self.dir, next)).map_err(Placing::Binlog)?;
+            write_index(&self.dir, next).map_err(Placing::Binlog)?;
             *cur = Current {
                 index: next,
                 file,
                 size,
             };
         }
-        cur.file.write_all(line.as_bytes())?;
-        cur.size += line.len() as u64;
+        // Where this line starts: the file's length, not our count, so a
+        // cut-back never takes anything but this line, whoever else wrote.
+        let start = cur.file.metadata().map_or(cur.size, |m| m.len());
+        if let Err(e) = cur.file.write_all(line.as_bytes()) {
+            // A part-written line (a full disk) must not stay as the start
+            // of the next record.
+            let _ = cur.file.set_len(start);
+            return Err(Placing::Binlog(e));
+        }
+        if let Err(e) = place() {
+            if let Err(cut) = cur.file.set_len(start) {
+                tracing::error!(error = %cut, filename, "could not cut back the record of a file not placed");
+            }
+            return Err(Placing::Place(e));
+        }
+        cur.size = start + line.len() as u64;
         Ok(())
     }
 
     /// Where the next record will start: a record appended after this call
-    /// is found by [`Binlog::has_record_since`] from here.
+    /// is found by [`Binlog::has_record_since`] from here. Everything before
+    /// it is whole and its file placed: readers of the binlog being written
+    /// stop here.
     pub fn position(&self) -> (u32, u64) {
         let cur = fdfs_util::sync::lock(&self.current);
         (cur.index, cur.size)
@@ -224,6 +261,23 @@ impl Binlog {
     pub fn current_path(&self) -> PathBuf {
         let cur = fdfs_util::sync::lock(&self.current);
         binlog_path(&self.dir, cur.index)
+    }
+}
+
+/// Why [`Binlog::append_placing`] failed.
+#[derive(Debug)]
+pub enum Placing {
+    /// The record could not be written; `place` did not run.
+    Binlog(std::io::Error),
+    /// `place` failed; its record was cut off again.
+    Place(std::io::Error),
+}
+
+impl Placing {
+    fn into_io(self) -> std::io::Error {
+        match self {
+            Placing::Binlog(e) | Placing::Place(e) => e,
+        }
     }
 }
 
@@ -387,6 +441,64 @@ mod tests {
         std::fs::write(&path, "17000").unwrap();
         Binlog::open(dir.path()).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"");
+    }
+
+    /// A record whose file could not be placed (its name was taken) is cut
+    /// off again; readers bounded by the position never see it, and the
+    /// next record starts where it did.
+    #[test]
+    fn a_record_whose_file_is_not_placed_is_cut_off_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Binlog::open(dir.path()).unwrap();
+        b.append_placing(1, op::CREATE, NAME, "", || Ok(()))
+            .unwrap();
+        let after_one = b.position();
+        let mut seen_during = None;
+        let taken = b.append_placing(2, op::CREATE, OTHER, "", || {
+            // The record is with the kernel before the file is linked.
+            seen_during = Some(std::fs::read_to_string(dir.path().join("binlog.000")).unwrap());
+            Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+        });
+        assert!(
+            matches!(taken, Err(Placing::Place(e)) if e.kind() == std::io::ErrorKind::AlreadyExists)
+        );
+        assert!(seen_during.unwrap().ends_with(&format!("2 C {OTHER}\n")));
+        assert_eq!(b.position(), after_one);
+        b.append(3, op::DELETE, NAME, "").unwrap();
+        let text = std::fs::read_to_string(dir.path().join("binlog.000")).unwrap();
+        assert_eq!(text, format!("1 C {NAME}\n3 D {NAME}\n"));
+        // A record refused before writing never runs `place`.
+        let mut ran = false;
+        let refused = b.append_placing(4, op::CREATE, "two words", "", || {
+            ran = true;
+            Ok(())
+        });
+        assert!(matches!(refused, Err(Placing::Binlog(_))) && !ran);
+    }
+
+    /// Lines another writer appended (a test, an operator) are neither cut
+    /// off with a failed record nor left past the written position.
+    #[test]
+    fn lines_appended_by_another_writer_stay_and_are_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("binlog.000");
+        let b = Binlog::open(dir.path()).unwrap();
+        b.append(1, op::CREATE, NAME, "").unwrap();
+        let other = format!("2 D {NAME}\n");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(other.as_bytes()).unwrap();
+        let taken = b.append_placing(3, op::CREATE, OTHER, "", || {
+            Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+        });
+        assert!(taken.is_err());
+        let kept = format!("1 C {NAME}\n{other}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), kept);
+        b.append(4, op::CREATE, OTHER, "").unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(b.position(), (0, len));
     }
 
     proptest! {

@@ -1,6 +1,7 @@
 //! The undo journal (`data/pending/`): changes that reach a data file
-//! before their binlog record (uploads placed under their name, appends,
-//! modifies and truncates of appender files). The binlog record is the
+//! before their binlog record (appends, modifies and truncates of appender
+//! files; new uploads write their record first instead, see
+//! [`crate::binlog::Binlog::append_placing`]). The binlog record is the
 //! commit point: a change whose record was written stays, one without it
 //! is taken back, so a kill never leaves a file that differs from what the
 //! binlog (and so every replica) says, and a client never sees a change

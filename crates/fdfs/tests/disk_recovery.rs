@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use fdfs_client::{ClientError, Conn, StorageClient, UploadKind};
 use fdfs_proto::metadata::{MetaOp, MetaPair};
 use fdfs_proto::stat::storage_status;
+use fdfs_proto::storage_msg::{recovery_phase, RecoveryProgress};
 use fdfs_proto::{Header, Status, StorageCmd, HEADER_LEN};
 use fdfs_testkit::group::{Group, GroupOptions};
 use fdfs_testkit::wait_until;
@@ -141,6 +142,28 @@ fn rebuild_scenario(g: &mut Group) -> (Vec<Uploaded>, Vec<usize>, f64) {
     g.start_storage(REBUILT);
     let probe = &files[FILE_COUNT - 1];
     let mut saw_eagain = false;
+    // Progress is visible while the files are restored: from the storage
+    // itself, and (asked at once, in the first half) in `fdfs monitor sync`.
+    // Polled without pause: a rebuild of this size takes about a second.
+    let mut mid_rebuild: Option<RecoveryProgress> = None;
+    let mut monitor_report = String::new();
+    let polling_until = Instant::now() + Duration::from_secs(300);
+    while mid_rebuild.is_none() && Instant::now() < polling_until {
+        match recovery_progress(g, REBUILT) {
+            Ok(p) if p.phase == recovery_phase::RESTORING && p.records_done > 0 => {
+                if p.records_done < p.records_total / 2 {
+                    monitor_report = monitor_sync(g);
+                }
+                mid_rebuild = Some(p);
+            }
+            Ok(p) if p.phase == recovery_phase::DONE => break,
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    let monitor_line = monitor_report
+        .lines()
+        .find(|l| l.starts_with("    disk recovery: store path 0: "))
+        .map(str::to_string);
     let done = wait_until(Duration::from_secs(300), || {
         let r = download(g, REBUILT, &probe.0);
         saw_eagain |= is_status(&r, Status::EAGAIN);
@@ -161,7 +184,59 @@ fn rebuild_scenario(g: &mut Group) -> (Vec<Uploaded>, Vec<usize>, f64) {
     assert!(done, "the wiped member never came back ACTIVE");
     let secs = started.elapsed().as_secs_f64();
     eprintln!("saw EAGAIN while rebuilding: {saw_eagain}");
+    let mid = mid_rebuild.expect("progress seen mid-rebuild");
+    // Every file, its metadata, and the last upload are records to restore.
+    let records = (FILE_COUNT + with_meta.len() + 1) as u64;
+    assert_eq!(mid.records_total, records, "{mid:?}");
+    assert!(mid.files_restored <= mid.records_done, "{mid:?}");
+    let line = monitor_line.unwrap_or_else(|| {
+        panic!("`fdfs monitor sync` showed the rebuild's progress:\n{monitor_report}")
+    });
+    assert!(
+        line.contains(&format!(" of {records} records (")) && line.contains(" files/s, "),
+        "{line}"
+    );
+    eprintln!("mid-rebuild: {mid:?}\n{line}");
+    // Once done, the storage still tells the totals of its last rebuild.
+    let last = recovery_progress(g, REBUILT).expect("RECOVERY_PROGRESS after the rebuild");
+    assert_eq!(last.phase, recovery_phase::DONE, "{last:?}");
+    assert_eq!(
+        (last.records_done, last.records_total, last.files_restored),
+        (records, records, records),
+        "{last:?}"
+    );
+    let restore_secs = (last.elapsed_ms as f64 / 1000.0).max(1e-3);
+    println!(
+        "disk recovery, storage's own figures: {} files, {:.1} MB restored in {restore_secs:.2} s: {:.0} files/s, {:.2} MB/s",
+        last.files_restored,
+        last.bytes_restored as f64 / 1e6,
+        last.files_restored as f64 / restore_secs,
+        last.bytes_restored as f64 / 1e6 / restore_secs
+    );
     (files, with_meta, secs)
+}
+
+fn recovery_progress(g: &Group, i: usize) -> Result<RecoveryProgress, ClientError> {
+    g.block_on(async {
+        let mut c = fdfs_testkit::try_connect(g.storage_addr(i)).await?;
+        StorageClient::new(&mut c).recovery_progress().await
+    })
+}
+
+/// `fdfs monitor --tracker T sync group1`, as a user runs it.
+fn monitor_sync(g: &Group) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_fdfs"))
+        .args([
+            "monitor",
+            "--tracker",
+            &g.tracker_addr.to_string(),
+            "sync",
+            "group1",
+        ])
+        .output()
+        .expect("run fdfs monitor");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 fn rebuilt_from_the_peer(threads: u32) {

@@ -43,7 +43,7 @@ pub fn recovery_line(rec: &Record, path_index: u8) -> Option<String> {
 
 /// Reads up to [`STREAM_CHUNK_BYTES`] of recovery lines from `reader`;
 /// an empty chunk means the file is done.
-fn next_chunk(reader: &mut std::io::BufReader<std::fs::File>, path_index: u8) -> Vec<u8> {
+fn next_chunk(reader: &mut impl BufRead, path_index: u8) -> Vec<u8> {
     let mut out = Vec::new();
     let mut line = String::new();
     while out.len() < STREAM_CHUNK_BYTES {
@@ -81,8 +81,18 @@ pub async fn fetch_one_path_binlog(s: &mut Session) -> OpResult<Reply> {
     }
     let current = s.storage.binlog.current_path();
     let dir = current.parent().map(PathBuf::from).unwrap_or_default();
-    let files: Vec<PathBuf> = (0..=s.storage.binlog.current_index())
-        .map(|i| dir.join(format!("binlog.{i:03}")))
+    // The binlog being written is read up to its written position: past
+    // it a record's file may not be linked yet.
+    let (written_index, written_len) = s.storage.binlog.position();
+    let files: Vec<(PathBuf, u64)> = (0..=written_index)
+        .map(|i| {
+            let limit = if i == written_index {
+                written_len
+            } else {
+                u64::MAX
+            };
+            (dir.join(format!("binlog.{i:03}")), limit)
+        })
         .collect();
     let header = Header {
         pkg_len: STREAM_UNTIL_CLOSE_LEN,
@@ -93,11 +103,11 @@ pub async fn fetch_one_path_binlog(s: &mut Session) -> OpResult<Reply> {
         return Ok(Reply::Abort);
     }
     let mut text_bytes: u64 = 0;
-    for path in files {
+    for (path, limit) in files {
         let Ok(file) = std::fs::File::open(&path) else {
             continue;
         };
-        let mut reader = Some(std::io::BufReader::new(file));
+        let mut reader = Some(std::io::BufReader::new(std::io::Read::take(file, limit)));
         loop {
             let Some(mut r) = reader.take() else { break };
             let (r, chunk) = blocking(move || {

@@ -37,7 +37,8 @@ pub async fn dispatch(s: &mut Session, header: Header) -> OpResult<Reply> {
     let Ok(cmd) = StorageCmd::try_from(header.cmd) else {
         return Err(OpError::invalid(format!("unknown command {}", header.cmd)));
     };
-    if cmd != StorageCmd::ActiveTest && s.storage.is_recovering() {
+    let answered_while_recovering = [StorageCmd::ActiveTest, StorageCmd::RecoveryProgress];
+    if !answered_while_recovering.contains(&cmd) && s.storage.is_recovering() {
         // A store path is being rebuilt: nothing may be read from or
         // written to it until it is complete; the caller tries later.
         return Err(OpError::new(Status::EAGAIN, "disk recovery in progress"));
@@ -78,6 +79,14 @@ async fn route(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<
         StorageCmd::FetchOnePathBinlog => binlog_fetch::fetch_one_path_binlog(s).await,
         StorageCmd::ClusterChallenge => sync_recv::cluster_challenge(s).await,
         StorageCmd::ClusterProve => sync_recv::cluster_prove(s).await,
+        StorageCmd::RecoveryProgress => {
+            if s.body_left != 0 {
+                return Err(OpError::invalid("RECOVERY_PROGRESS with a body"));
+            }
+            let mut body = bytes::BytesMut::new();
+            s.storage.recovery.progress.snapshot().encode(&mut body);
+            Ok(Reply::Body(body.to_vec()))
+        }
         StorageCmd::ReportServerId
         | StorageCmd::SyncCreateFile
         | StorageCmd::SyncUpdateFile

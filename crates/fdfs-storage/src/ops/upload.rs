@@ -3,7 +3,10 @@
 //! Content streams through a fixed buffer into a temp file under the store
 //! path's `data/.tmp`; only when it is complete is it linked under its final
 //! name, so a crash or a dropped connection never leaves a partial file
-//! under a file ID.
+//! under a file ID. The CREATE record is written before the link, under
+//! the binlog lock: a kill in between leaves a record without its file
+//! (skipped by readers), never a file without its record, at no more cost
+//! than the record itself.
 
 use std::path::Path;
 
@@ -15,10 +18,9 @@ use fdfs_proto::storage_msg::{FileIdResp, UploadReq, UploadSlaveReq};
 use fdfs_proto::wire::NamedHead;
 use fdfs_proto::Status;
 
-use super::{blocking, body_to_file, log_change, random_u32, resolve_data, stat_existing};
-use crate::binlog::op;
+use super::{blocking, body_to_file, random_u32, resolve_data, stat_existing};
+use crate::binlog::{op, Placing};
 use crate::error::{OpError, OpResult};
-use crate::pending::{Change, Entry};
 use crate::session::{Reply, Session};
 use crate::state::{lock, Storage};
 use crate::store;
@@ -107,8 +109,7 @@ pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResu
 }
 
 /// Links a finished temp file under a fresh unique normal/appender name in
-/// `dir` and returns the remote name, its mtime and the undo-journal entry
-/// that the binlog record commits.
+/// `dir`, with its binlog record, and returns the remote name and mtime.
 fn commit_new_name(
     storage: &Storage,
     temp: &mut TempFile,
@@ -116,7 +117,7 @@ fn commit_new_name(
     dir: (u8, u8),
     ext7: &str,
     appender: bool,
-) -> OpResult<(String, i64, Entry)> {
+) -> OpResult<(String, i64)> {
     let mtime = super::mtime_secs(&std::fs::metadata(temp.path())?);
     let root = storage.paths[index].root.clone();
     for _ in 0..NAME_ATTEMPTS {
@@ -133,34 +134,50 @@ fn commit_new_name(
         };
         let remote = store::remote_name(index, dir, &record, ext7);
         let final_path = store::file_path(&root, &remote[4..]);
-        // Placed under its name, the file is not committed until its binlog
-        // record is written: a kill in between must not leave it behind.
-        let entry = storage.pending.begin(
-            &storage.binlog,
-            &final_path,
-            Change {
-                op: op::CREATE,
-                remote: remote.clone(),
-                extra: String::new(),
-                old_len: None,
-                save_from: 0,
-                save_len: 0,
-            },
-        )?;
-        match link_no_clobber(temp.path(), &final_path) {
-            Ok(()) => {
-                temp.disarm();
-                let _ = std::fs::remove_file(temp.path());
-                return Ok((remote, mtime, entry));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => entry.discard(),
-            Err(e) => {
-                entry.discard();
-                return Err(e.into());
-            }
+        match place_with_record(storage, temp, &final_path, &remote, mtime) {
+            Ok(()) => return Ok((remote, mtime)),
+            Err(Placing::Place(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(placing_error(e, &remote)),
         }
     }
     Err(OpError::new(Status::EBUSY, "no unique file name"))
+}
+
+/// Writes the CREATE record of `remote`, then links the temp file at
+/// `final_path` (see [`crate::binlog::Binlog::append_placing`]): a kill
+/// in between leaves a record whose file is missing, which the sync
+/// sender and disk recovery skip, and never a file without its record.
+/// A name already taken cuts the record off again.
+fn place_with_record(
+    storage: &Storage,
+    temp: &mut TempFile,
+    final_path: &Path,
+    remote: &str,
+    mtime: i64,
+) -> Result<(), Placing> {
+    storage
+        .binlog
+        .append_placing(mtime, op::CREATE, remote, "", || {
+            link_no_clobber(temp.path(), final_path)
+        })?;
+    temp.disarm();
+    let _ = std::fs::remove_file(temp.path());
+    Ok(())
+}
+
+/// The answer to a failed [`place_with_record`]: EEXIST for a name taken,
+/// EIO for a binlog that cannot be written.
+fn placing_error(e: Placing, remote: &str) -> OpError {
+    match e {
+        Placing::Place(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            OpError::new(Status::EEXIST, format!("{remote} exists"))
+        }
+        Placing::Place(e) => e.into(),
+        Placing::Binlog(e) => {
+            tracing::error!(error = %e, filename = remote, "binlog write failed; upload refused");
+            OpError::new(Status::EIO, format!("binlog write failed: {e}"))
+        }
+    }
 }
 
 /// Puts `from` at `to` unless `to` exists (hard link, then the caller
@@ -210,13 +227,9 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
         (dir, ext7)
     };
     let disk_storage = storage.clone();
-    let (remote, mtime) = blocking(move || {
-        let (remote, mtime, entry) =
-            commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender)?;
-        super::commit_entry(&disk_storage, entry, mtime)?;
-        Ok((remote, mtime))
-    })
-    .await?;
+    let (remote, mtime) =
+        blocking(move || commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender))
+            .await?;
     storage.bump(|st| {
         st.success_upload_bytes += req.file_size as i64;
         st.last_source_update = mtime;
@@ -358,18 +371,9 @@ pub async fn upload_slave(s: &mut Session) -> OpResult<Reply> {
     let (disk_storage, logged) = (storage.clone(), slave_remote.clone());
     let mtime = blocking(move || {
         let mut temp = temp;
-        match link_no_clobber(temp.path(), &slave_path) {
-            Ok(()) => {
-                temp.disarm();
-                let _ = std::fs::remove_file(temp.path());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(OpError::new(Status::EEXIST, format!("{logged} exists")));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let mtime = super::mtime_secs(&std::fs::metadata(&slave_path)?);
-        log_change(&disk_storage, mtime, op::CREATE, &logged, "");
+        let mtime = super::mtime_secs(&std::fs::metadata(temp.path())?);
+        place_with_record(&disk_storage, &mut temp, &slave_path, &logged, mtime)
+            .map_err(|e| placing_error(e, &logged))?;
         Ok(mtime)
     })
     .await?;

@@ -9,13 +9,14 @@
 mod restore;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use fdfs_client::{ClientError, Conn, TrackerClient};
 use fdfs_proto::stat::{storage_status, StorageBrief};
+use fdfs_proto::storage_msg::{recovery_phase, RecoveryProgress};
 use fdfs_proto::{StorageCmd, TrackerCmd, GROUP_NAME_MAX_LEN};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
@@ -32,11 +33,112 @@ pub const FLAG_FILE: &str = ".recovery.flag";
 const RETRY_DELAY: Duration = Duration::from_secs(2);
 /// Connect timeout towards trackers and the peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A progress line is logged this often while files are restored.
+const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Store paths still to rebuild; while any is, the storage is recovering.
 pub struct Pending {
     paths: Mutex<Vec<usize>>,
     active: AtomicBool,
+    /// Figures of the rebuild under way (or the last one).
+    pub progress: Progress,
+}
+
+/// Live figures of a rebuild, shared by its workers, the progress log and
+/// RECOVERY_PROGRESS (`fdfs monitor sync`).
+#[derive(Default)]
+pub struct Progress {
+    phase: AtomicU8,
+    path: AtomicU8,
+    records_done: AtomicU64,
+    records_total: AtomicU64,
+    files_restored: AtomicU64,
+    bytes_restored: AtomicU64,
+    /// When the restore of the current path began.
+    started: Mutex<Option<Instant>>,
+    /// Length of the last finished restore (milliseconds).
+    finished_ms: AtomicU64,
+}
+
+impl Progress {
+    /// A new path's rebuild begins: its list of files is fetched first.
+    fn begin_path(&self, index: usize) {
+        self.phase
+            .store(recovery_phase::FETCHING_BINLOG, Ordering::Relaxed);
+        self.path.store(index as u8, Ordering::Relaxed);
+        for c in [
+            &self.records_done,
+            &self.records_total,
+            &self.files_restored,
+            &self.bytes_restored,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        *fdfs_util::sync::lock(&self.started) = None;
+    }
+
+    /// The files are being restored: `done` of `total` records were dealt
+    /// with by an earlier, killed run.
+    fn begin_restore(&self, done: u64, total: u64) {
+        self.records_done.store(done, Ordering::Relaxed);
+        self.records_total.store(total, Ordering::Relaxed);
+        *fdfs_util::sync::lock(&self.started) = Some(Instant::now());
+        self.phase
+            .store(recovery_phase::RESTORING, Ordering::Relaxed);
+    }
+
+    /// One record dealt with; `restored` bytes when its file was copied.
+    pub(crate) fn record_done(&self, restored: Option<u64>) {
+        if let Some(bytes) = restored {
+            self.files_restored.fetch_add(1, Ordering::Relaxed);
+            self.bytes_restored.fetch_add(bytes, Ordering::Relaxed);
+        }
+        self.records_done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn finish(&self) {
+        let ms = self.elapsed().as_millis() as u64;
+        self.finished_ms.store(ms, Ordering::Relaxed);
+        self.phase.store(recovery_phase::DONE, Ordering::Relaxed);
+    }
+
+    fn elapsed(&self) -> Duration {
+        fdfs_util::sync::lock(&self.started).map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    pub fn snapshot(&self) -> RecoveryProgress {
+        let phase = self.phase.load(Ordering::Relaxed);
+        let elapsed_ms = if phase == recovery_phase::DONE {
+            self.finished_ms.load(Ordering::Relaxed)
+        } else {
+            self.elapsed().as_millis() as u64
+        };
+        RecoveryProgress {
+            phase,
+            store_path_index: self.path.load(Ordering::Relaxed),
+            records_done: self.records_done.load(Ordering::Relaxed),
+            records_total: self.records_total.load(Ordering::Relaxed),
+            files_restored: self.files_restored.load(Ordering::Relaxed),
+            bytes_restored: self.bytes_restored.load(Ordering::Relaxed),
+            elapsed_ms,
+        }
+    }
+
+    /// One log line: done and total, files, bytes and rates so far.
+    fn log(&self) {
+        let p = self.snapshot();
+        let secs = (p.elapsed_ms as f64 / 1000.0).max(1e-3);
+        tracing::info!(
+            path = p.store_path_index,
+            records_done = p.records_done,
+            records_total = p.records_total,
+            files_restored = p.files_restored,
+            bytes_restored = p.bytes_restored,
+            files_per_sec = format!("{:.0}", p.files_restored as f64 / secs),
+            mb_per_sec = format!("{:.2}", p.bytes_restored as f64 / secs / 1e6),
+            "disk recovery progress"
+        );
+    }
 }
 
 impl Pending {
@@ -44,6 +146,7 @@ impl Pending {
         Pending {
             active: AtomicBool::new(!paths.is_empty()),
             paths: Mutex::new(paths),
+            progress: Progress::default(),
         }
     }
 
@@ -297,6 +400,8 @@ async fn recover_path(storage: &Arc<Storage>, index: usize, peer: &str) -> Resul
             recovery_threads: storage.conf.disk_recovery_threads.max(1) as usize,
         });
     let io = |e: std::io::Error| format!("{}: {e}", data.display());
+    let progress = &storage.recovery.progress;
+    progress.begin_path(index);
     if !flag.fetch_binlog_done {
         write_atomic(&flag_path, flag.to_text().as_bytes()).map_err(io)?;
         let text = fetch_binlog(storage, index as u8, peer).await?;
@@ -310,6 +415,15 @@ async fn recover_path(storage: &Arc<Storage>, index: usize, peer: &str) -> Resul
             "disk recovery: binlog fetched"
         );
     }
+    let (done, total) = records_done_and_total(&data, flag.recovery_threads);
+    progress.begin_restore(done, total);
+    tracing::info!(
+        path = index,
+        records_done = done,
+        records_total = total,
+        "disk recovery: restoring files (progress every {} s)",
+        PROGRESS_LOG_INTERVAL.as_secs()
+    );
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for n in 0..flag.recovery_threads {
@@ -318,7 +432,18 @@ async fn recover_path(storage: &Arc<Storage>, index: usize, peer: &str) -> Resul
     }
     let mut total = restore::Tally::default();
     let mut failed = None;
-    while let Some(joined) = workers.join_next().await {
+    let mut log_tick = tokio::time::interval(PROGRESS_LOG_INTERVAL);
+    log_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    log_tick.tick().await;
+    loop {
+        let joined = tokio::select! {
+            joined = workers.join_next() => joined,
+            _ = log_tick.tick() => {
+                progress.log();
+                continue;
+            }
+        };
+        let Some(joined) = joined else { break };
         match joined {
             Ok(Ok(t)) => total.add(&t),
             Ok(Err(e)) => failed = Some(e),
@@ -328,6 +453,7 @@ async fn recover_path(storage: &Arc<Storage>, index: usize, peer: &str) -> Resul
     if let Some(e) = failed {
         return Err(e);
     }
+    progress.finish();
     let secs = started.elapsed().as_secs_f64().max(1e-3);
     tracing::info!(
         path = index,
@@ -343,6 +469,20 @@ async fn recover_path(storage: &Arc<Storage>, index: usize, peer: &str) -> Resul
     );
     clear_state(&data);
     Ok(())
+}
+
+/// Records of a path's parts that earlier runs dealt with (before each
+/// part's mark), and all of them.
+fn records_done_and_total(data: &Path, threads: usize) -> (u64, u64) {
+    let lines = |b: &[u8]| b.iter().filter(|c| **c == b'\n').count() as u64;
+    let (mut done, mut total) = (0, 0);
+    for n in 0..threads.max(1) {
+        let text = std::fs::read(part_binlog_path(data, n)).unwrap_or_default();
+        let mark = restore::read_mark(&part_mark_path(data, n)).min(text.len());
+        done += lines(&text[..mark]);
+        total += lines(&text);
+    }
+    (done, total)
 }
 
 /// FETCH_ONE_PATH_BINLOG (26) from the peer: the text lines, checked

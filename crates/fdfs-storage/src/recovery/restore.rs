@@ -23,8 +23,6 @@ pub const MARK_EVERY_RECORDS: u64 = 100;
 /// Copies up to this size are checked in memory; larger ones go through a
 /// temporary file, so memory stays bounded whatever the file size.
 const IN_MEMORY_COPY_BYTES: u64 = 1024 * 1024;
-/// A progress line is logged after this many records.
-const LOG_EVERY_RECORDS: u64 = 1000;
 
 /// What a worker did in this run.
 #[derive(Debug, Default, Clone)]
@@ -59,7 +57,7 @@ pub fn matches_name(name: &RemoteName, size: u64, crc: u32) -> bool {
     record.file_size() == Some(size) && record.crc32 == crc
 }
 
-fn read_mark(path: &Path) -> usize {
+pub(super) fn read_mark(path: &Path) -> usize {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| crate::state::ini_value(&t, "binlog_offset")?.parse().ok())
@@ -92,6 +90,7 @@ pub async fn restore_part(
     peer: &str,
 ) -> Result<Tally, String> {
     let data = storage.paths[index].data_dir();
+    let progress = &storage.recovery.progress;
     let text = std::fs::read(part_binlog_path(&data, n)).map_err(|e| e.to_string())?;
     let mark_path = part_mark_path(&data, n);
     let mut offset = read_mark(&mark_path).min(text.len());
@@ -103,7 +102,6 @@ pub async fn restore_part(
             "disk recovery resumes at its mark"
         );
     }
-    let total_lines = text.iter().filter(|b| **b == b'\n').count();
     let tmp = storage.paths[index].tmp_dir().join(format!("recovery.{n}"));
     let timeout = Duration::from_secs(storage.conf.network_timeout_secs.max(1));
     let mut conn: Option<Conn> = None;
@@ -133,27 +131,25 @@ pub async fn restore_part(
                 Outcome::Restored(bytes) => {
                     tally.restored += 1;
                     tally.bytes += bytes;
+                    progress.record_done(Some(bytes));
                 }
-                Outcome::Gone => tally.gone += 1,
+                Outcome::Gone => {
+                    tally.gone += 1;
+                    progress.record_done(None);
+                }
                 Outcome::Mismatched => {
                     tracing::error!(file = %name, %peer, "disk recovery: the peer's copy does not match its file ID, not restored");
                     tally.mismatched += 1;
+                    progress.record_done(None);
                 }
             }
+        } else {
+            progress.record_done(None);
         }
         offset = end;
         records += 1;
         if records.is_multiple_of(MARK_EVERY_RECORDS) {
             save_mark(mark_path.clone(), offset, records).await?;
-        }
-        if records.is_multiple_of(LOG_EVERY_RECORDS) {
-            tracing::info!(
-                path = index,
-                worker = n,
-                records,
-                total = total_lines,
-                "disk recovery progress"
-            );
         }
     }
     save_mark(mark_path, offset, records).await?;

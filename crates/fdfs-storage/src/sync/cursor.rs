@@ -96,9 +96,18 @@ impl Cursor {
     }
 
     /// Up to `max` lines from the read position; empty at the end for now.
-    fn read_lines(&mut self, current_write_index: u32, max: usize) -> std::io::Result<Vec<Line>> {
+    /// `written` is [`crate::binlog::Binlog::position`]: the binlog being
+    /// written is read up to there only, past it a record's file may not be
+    /// in place yet.
+    fn read_lines(&mut self, written: (u32, u64), max: usize) -> std::io::Result<Vec<Line>> {
+        let current_write_index = written.0;
         let mut out = Vec::new();
         while out.len() < max {
+            if self.index == written.0 && self.offset >= written.1 {
+                // What follows may be cut off again: never keep it buffered.
+                self.reader = None;
+                break;
+            }
             if self.reader.is_none() {
                 match self.open() {
                     Ok(()) => {}
@@ -140,10 +149,10 @@ impl Cursor {
 /// [`Cursor::read_lines`] on the blocking pool.
 pub(super) async fn read_batch(
     mut cursor: Cursor,
-    current_write_index: u32,
+    written: (u32, u64),
 ) -> Result<(Cursor, Vec<Line>), ClientError> {
     tokio::task::spawn_blocking(move || {
-        let lines = cursor.read_lines(current_write_index, LINES_PER_READ);
+        let lines = cursor.read_lines(written, LINES_PER_READ);
         lines.map(|l| (cursor, l))
     })
     .await
@@ -178,7 +187,7 @@ mod tests {
             offset: 0,
             reader: None,
         };
-        let lines = cursor.read_lines(1, 100).unwrap();
+        let lines = cursor.read_lines((1, u64::MAX), 100).unwrap();
         let seen: Vec<(bool, bool, u32, u64)> = lines
             .iter()
             .map(|l| (l.record().is_some(), l.whole, l.index, l.next_offset))
@@ -199,15 +208,42 @@ mod tests {
         assert!(lines[3].text.len() <= MAX_BINLOG_LINE_BYTES);
         // The unfinished line of the binlog being written waits for its end.
         assert_eq!((cursor.index, cursor.offset), (1, g));
-        assert!(cursor.read_lines(1, 100).unwrap().is_empty());
+        assert!(cursor.read_lines((1, u64::MAX), 100).unwrap().is_empty());
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(dir.path().join("binlog.001"))
             .unwrap();
         std::io::Write::write_all(&mut f, b"ite\n").unwrap();
-        let rest = cursor.read_lines(1, 100).unwrap();
+        let rest = cursor.read_lines((1, u64::MAX), 100).unwrap();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].text, "1700000003 C M00/00/00/still-being-write\n");
         assert!(rest[0].whole);
+    }
+
+    /// A record past the binlog's written position (its file not linked
+    /// yet, or about to be cut off again) is not read until the position
+    /// moves past it, and nothing of it stays buffered.
+    #[test]
+    fn the_binlog_being_written_is_read_up_to_its_written_position_only() {
+        const ONE: &str = "1700000000 C M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt\n";
+        const CUT: &str = "1700000001 C M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8124.txt\n";
+        const TWO: &str = "1700000002 C M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8125.txt\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("binlog.000");
+        std::fs::write(&path, format!("{ONE}{CUT}")).unwrap();
+        let mut cursor = Cursor::at(dir.path().to_path_buf(), 0, 0);
+        let one = ONE.len() as u64;
+        let lines = cursor.read_lines((0, one), 100).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].text, ONE);
+        assert!(cursor.read_lines((0, one), 100).unwrap().is_empty());
+        // The placing failed: the record is cut off and another takes its
+        // place.
+        std::fs::write(&path, format!("{ONE}{TWO}")).unwrap();
+        let end = (ONE.len() + TWO.len()) as u64;
+        let lines = cursor.read_lines((0, end), 100).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].text, TWO);
+        assert_eq!((cursor.index, cursor.offset), (0, end));
     }
 }

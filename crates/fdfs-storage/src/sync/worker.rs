@@ -269,9 +269,9 @@ async fn run_session(
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let current = storage.binlog.current_index();
+        let written = storage.binlog.position();
         let lines;
-        (cursor, lines) = read_batch(cursor, current).await?;
+        (cursor, lines) = read_batch(cursor, written).await?;
         if lines.is_empty() {
             // Caught up with our binlog.
             mark.binlog_index = cursor.index;

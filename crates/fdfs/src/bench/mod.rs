@@ -100,6 +100,13 @@ pub struct BenchArgs {
     /// `--server-pid 1,2`.
     #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "PID")]
     pub server_pid: Vec<i32>,
+    /// With --count: a failed request is retried (on a new connection,
+    /// after a short pause) instead of counting towards the count, which
+    /// then is the number of successful requests. Failures still show in
+    /// the error count and the timeline (bench/soak.sh restarts the server
+    /// under load and wants N acknowledged uploads).
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 pub fn run(args: BenchArgs) -> std::process::ExitCode {

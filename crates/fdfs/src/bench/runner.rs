@@ -16,6 +16,11 @@ use super::protocol::{download_one, upload_one};
 use super::stats::{summarize, Report, Sample};
 use super::BenchArgs;
 
+/// Pause before a failed request is tried again (`--retry-failed`): a
+/// server being restarted refuses connections at once, and 256 workers
+/// retrying without pause would only spin.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// The request a phase repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
@@ -88,6 +93,7 @@ pub(super) async fn run_phase(
             failed.clone(),
             stop.clone(),
         );
+        let retry_failed = shared.args.retry_failed && matches!(limit, Limit::Count(_));
         workers.push(tokio::spawn(async move {
             let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (w as u64 + 1).wrapping_mul(0x9E37_79B9));
             let mut conns = Conns::default();
@@ -108,36 +114,40 @@ pub(super) async fn run_phase(
                         next.fetch_add(1, Ordering::Relaxed)
                     }
                 };
-                let t0 = Instant::now();
-                let (write, r) = one_request(&shared, op, i, &mut rng, &mut conns).await;
-                let end = started.elapsed();
-                let err = match r {
-                    Ok(bytes) => {
-                        samples.push(Sample {
-                            end_ms: end.as_millis().min(u128::from(u32::MAX)) as u32,
-                            lat_us: t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32,
-                            bytes: bytes.min(u64::from(u32::MAX)) as u32,
-                            write,
-                            err: false,
-                        });
-                        false
-                    }
-                    Err(e) => {
-                        if failed.fetch_add(1, Ordering::Relaxed) < 5 {
-                            eprintln!("\nfdfs bench: {e}");
+                loop {
+                    let t0 = Instant::now();
+                    let (write, r) = one_request(&shared, op, i, &mut rng, &mut conns).await;
+                    let end = started.elapsed();
+                    let end_ms = end.as_millis().min(u128::from(u32::MAX)) as u32;
+                    match r {
+                        Ok(bytes) => {
+                            samples.push(Sample {
+                                end_ms,
+                                lat_us: t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32,
+                                bytes: bytes.min(u64::from(u32::MAX)) as u32,
+                                write,
+                                err: false,
+                            });
+                            break;
                         }
-                        conns = Conns::default();
-                        true
+                        Err(e) => {
+                            if failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                                eprintln!("\nfdfs bench: {e}");
+                            }
+                            conns = Conns::default();
+                            samples.push(Sample {
+                                end_ms,
+                                lat_us: 0,
+                                bytes: 0,
+                                write,
+                                err: true,
+                            });
+                            if !retry_failed {
+                                break;
+                            }
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
                     }
-                };
-                if err {
-                    samples.push(Sample {
-                        end_ms: end.as_millis().min(u128::from(u32::MAX)) as u32,
-                        lat_us: 0,
-                        bytes: 0,
-                        write,
-                        err: true,
-                    });
                 }
                 done.fetch_add(1, Ordering::Relaxed);
             }

@@ -258,6 +258,7 @@ mod tests {
             out: "x".into(),
             quiet: true,
             server_pid: Vec::new(),
+            retry_failed: false,
         };
         let md = seed_markdown(&SeedInfo {
             stamp: "s",

@@ -1,10 +1,15 @@
 //! `fdfs_monitor sync [group]`, our addition (the C tool answers "Invalid
-//! command"): replication as the tracker sees it, per group and peer.
+//! command"): replication as the tracker sees it, per group and peer, and
+//! the progress of a disk recovery, asked of the recovering storage itself
+//! (it has not joined its trackers yet, so they have no figures of it).
 
 use std::fmt::Write as _;
 
-use fdfs_client::TrackerClient;
+use std::time::Duration;
+
+use fdfs_client::{Conn, StorageClient, TrackerClient};
 use fdfs_proto::stat::{storage_status, StorageStat};
+use fdfs_proto::storage_msg::{recovery_phase, RecoveryProgress};
 use fdfs_proto::tracker_msg::SyncProgress;
 
 use super::formatted_ip;
@@ -31,9 +36,68 @@ pub(super) async fn list_sync(
             .list_storages(&g.group_name, None)
             .await
             .map_err(|e| e.errno())?;
-        out.push_str(&format_sync(&g.group_name, &storages, &progress, now));
+        let mut recoveries = Vec::new();
+        for s in storages
+            .iter()
+            .filter(|s| s.status == storage_status::RECOVERY)
+        {
+            recoveries.push((s.id.clone(), ask_recovery_progress(s).await));
+        }
+        out.push_str(&format_sync(
+            &g.group_name,
+            &storages,
+            &progress,
+            &recoveries,
+            now,
+        ));
     }
     Ok(out)
+}
+
+/// Connect and answer timeout towards a recovering storage.
+const RECOVERY_ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// RECOVERY_PROGRESS of a storage the tracker lists RECOVERY; the error
+/// text when it cannot tell (down, or a C storage).
+async fn ask_recovery_progress(s: &StorageStat) -> Result<RecoveryProgress, String> {
+    let ip: std::net::IpAddr = s.ip_addr.parse().map_err(|_| "no address".to_string())?;
+    let port = u16::try_from(s.storage_port).map_err(|_| "no port".to_string())?;
+    let addr = std::net::SocketAddr::new(ip, port).to_string();
+    let mut conn = Conn::connect(&addr, RECOVERY_ASK_TIMEOUT, RECOVERY_ASK_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = StorageClient::new(&mut conn).recovery_progress().await;
+    conn.quit().await;
+    answer.map_err(|e| e.to_string())
+}
+
+/// One line on a disk recovery: done of total, files, bytes and rates.
+fn recovery_text(p: &RecoveryProgress) -> String {
+    let path = p.store_path_index;
+    match p.phase {
+        recovery_phase::FETCHING_BINLOG => {
+            format!("store path {path}: fetching the list of files from a peer")
+        }
+        recovery_phase::RESTORING | recovery_phase::DONE => {
+            let secs = (p.elapsed_ms as f64 / 1000.0).max(1e-3);
+            let percent = if p.records_total == 0 {
+                100.0
+            } else {
+                p.records_done as f64 * 100.0 / p.records_total as f64
+            };
+            format!(
+                "store path {path}: {} of {} records ({percent:.1}%), {} files, {:.1} MB restored in {:.0} s, {:.0} files/s, {:.2} MB/s",
+                p.records_done,
+                p.records_total,
+                p.files_restored,
+                p.bytes_restored as f64 / 1e6,
+                secs,
+                p.files_restored as f64 / secs,
+                p.bytes_restored as f64 / secs / 1e6
+            )
+        }
+        _ => format!("store path {path}: waiting for an ACTIVE peer"),
+    }
 }
 
 /// The `sync` report of one group: for each storage its status, last
@@ -44,6 +108,7 @@ pub fn format_sync(
     group: &str,
     storages: &[StorageStat],
     progress: &[SyncProgress],
+    recoveries: &[(String, Result<RecoveryProgress, String>)],
     now: i64,
 ) -> String {
     let mut out = String::new();
@@ -69,6 +134,13 @@ pub fn format_sync(
             s.storage_port,
             storage_status::caption(s.status)
         );
+        if let Some((_, recovery)) = recoveries.iter().find(|(id, _)| *id == s.id) {
+            let text = match recovery {
+                Ok(p) => recovery_text(p),
+                Err(e) => format!("progress unknown ({e})"),
+            };
+            let _ = writeln!(out, "    disk recovery: {text}");
+        }
         let full_sync = progress.iter().find_map(|p| match p {
             SyncProgress::FullSyncSource {
                 group: g,
@@ -185,7 +257,7 @@ mod tests {
                 until_timestamp: 950,
             },
         ];
-        let text = format_sync("group1", &[a, b, c], &progress, 2000);
+        let text = format_sync("group1", &[a, b, c], &progress, &[], 2000);
         assert!(text.starts_with("group group1: 3 storage(s)\n  127.0.0.3:23000  ACTIVE  last heartbeat 10 s ago\n    sync source: none (first member of the group)\n"), "{text}");
         // 127.0.0.4 has 127.0.0.3's changes up to 970 of 1000.
         assert!(text.contains("  127.0.0.4:23000  OFFLINE  "), "{text}");
@@ -198,6 +270,38 @@ mod tests {
         assert!(
             text.contains("    from 127.0.0.4: nothing received yet (peer's newest change "),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_recovering_storage_shows_its_progress_or_why_not() {
+        let (_, mut s) = captured();
+        s.status = storage_status::RECOVERY;
+        let p = RecoveryProgress {
+            phase: recovery_phase::RESTORING,
+            store_path_index: 0,
+            records_done: 500,
+            records_total: 2000,
+            files_restored: 480,
+            bytes_restored: 4_000_000,
+            elapsed_ms: 2000,
+        };
+        let text = format_sync("group1", &[s.clone()], &[], &[(s.id.clone(), Ok(p))], 2000);
+        assert!(text.contains("  RECOVERY  "), "{text}");
+        assert!(
+            text.contains("    disk recovery: store path 0: 500 of 2000 records (25.0%), 480 files, 4.0 MB restored in 2 s, 240 files/s, 2.00 MB/s\n"),
+            "{text}"
+        );
+        let down = format_sync(
+            "group1",
+            &[s.clone()],
+            &[],
+            &[(s.id.clone(), Err("connection refused".into()))],
+            2000,
+        );
+        assert!(
+            down.contains("    disk recovery: progress unknown (connection refused)\n"),
+            "{down}"
         );
     }
 }
