@@ -3,6 +3,7 @@
 //! tests (sync or async) drive them like any external client would.
 
 pub mod group;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -241,6 +242,25 @@ pub fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
+}
+
+/// A client of the tracker at 127.0.0.1:`tracker_port`, with the
+/// single-threaded runtime to drive it on.
+pub fn tracker_client(
+    tracker_port: u16,
+    network_timeout: Duration,
+) -> (tokio::runtime::Runtime, fdfs_client::Client) {
+    let client = fdfs_client::Client::new(fdfs_client::ClientOptions {
+        trackers: vec![TrackerAddr {
+            hosts: vec!["127.0.0.1".into()],
+            port: tracker_port,
+        }],
+        connect_timeout: Duration::from_secs(2),
+        network_timeout,
+        ..fdfs_client::ClientOptions::default()
+    })
+    .expect("client options");
+    (rt(), client)
 }
 
 /// Connect timeout of [`connect`].

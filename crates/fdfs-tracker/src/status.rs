@@ -13,6 +13,7 @@
 use std::fmt::Write as _;
 
 use fdfs_proto::stat::storage_status;
+use fdfs_util::json::push_json_string;
 
 use crate::state::{Cluster, StorageRec};
 use crate::{now_secs, Relation, Tracker};
@@ -305,29 +306,6 @@ impl Json {
     fn null(&mut self) {
         self.out.push_str("null");
     }
-}
-
-/// Appends `s` as a JSON string. Besides what JSON requires, `<`, `>`,
-/// `&` and the two JavaScript line separators are escaped, so the text
-/// stays inert even if someone pastes it into HTML or a script.
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20
-                || matches!(c, '<' | '>' | '&' | '\u{7f}' | '\u{2028}' | '\u{2029}') =>
-            {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

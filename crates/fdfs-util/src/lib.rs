@@ -10,6 +10,7 @@ pub mod cluster_secret;
 pub mod framing;
 pub mod fs;
 pub mod hosts;
+pub mod json;
 pub mod localtime;
 pub mod logfile;
 pub mod metrics;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use fdfs_config::{LogFormat, LogRotation};
+use fdfs_util::json::push_json_string;
 use fdfs_util::logfile::{LogFile, Rotation, Sink};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -257,24 +258,6 @@ fn text_line(now: i64, level: Level, f: &Fields) -> String {
     }
     out.push('\n');
     out
-}
-
-fn push_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 fn json_line(now: i64, level: Level, f: &Fields) -> String {

@@ -2,15 +2,14 @@
 //! `fdfs storage -c storage.conf` (http.server_port, with a
 //! mod_fastdfs.conf beside it), plus `fdfs token` URLs accepted by it.
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fdfs_client::{Client, ClientOptions, UploadKind, UploadOptions};
-use fdfs_config::TrackerAddr;
+use fdfs_client::{Client, UploadKind, UploadOptions};
 use fdfs_proto::FileId;
-use fdfs_testkit::{free_port, ProcessGuard};
+use fdfs_testkit::http::http_get_then_eof;
+use fdfs_testkit::{free_port, tracker_client, ProcessGuard};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -30,23 +29,8 @@ fn http_get_keep_alive(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)>
 }
 
 fn get_with(port: u16, path: &str, extra_headers: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(DEADLINE))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\n{extra_headers}\r\n")?;
-    s.shutdown(std::net::Shutdown::Write)?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&out[..split]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status"))?;
-    Ok((status, out[split + 4..].to_vec()))
+    let reply = http_get_then_eof(("127.0.0.1", port), path, extra_headers)?;
+    Ok((reply.status, reply.body))
 }
 
 /// Uploads through the tracker, retrying until the storage is ready.
@@ -56,21 +40,7 @@ fn upload(tracker_port: u16, data: &[u8]) -> String {
 }
 
 fn client(tracker_port: u16) -> (tokio::runtime::Runtime, Client) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = Client::new(ClientOptions {
-        trackers: vec![TrackerAddr {
-            hosts: vec!["127.0.0.1".into()],
-            port: tracker_port,
-        }],
-        connect_timeout: Duration::from_secs(2),
-        network_timeout: Duration::from_secs(5),
-        ..ClientOptions::default()
-    })
-    .unwrap();
-    (rt, client)
+    tracker_client(tracker_port, Duration::from_secs(5))
 }
 
 fn upload_with(

@@ -330,26 +330,8 @@ fn sighup_keeps_old_settings_on_a_broken_conf_and_names_restart_keys() {
 
 /// GET over a fresh connection: (status, head, body).
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(DEADLINE))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status"))?;
-    Ok((status, head, out[split + 4..].to_vec()))
+    let reply = fdfs_testkit::http::http_get(("127.0.0.1", port), path)?;
+    Ok((reply.status, reply.head.to_ascii_lowercase(), reply.body))
 }
 
 fn client(tracker_port: u16) -> fdfs_client::Client {

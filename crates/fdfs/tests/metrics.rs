@@ -7,16 +7,14 @@
 //! prometheus-client or py3fdfs is missing.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fdfs_client::{Client, ClientOptions, UploadOptions};
-use fdfs_config::TrackerAddr;
+use fdfs_client::{Client, UploadOptions};
 use fdfs_proto::fileid::RemoteName;
 use fdfs_proto::FileId;
-use fdfs_testkit::{free_port, wait_until, ProcessGuard};
+use fdfs_testkit::{free_port, tracker_client, wait_until, ProcessGuard};
 
 /// Generous: a loaded 2-CPU machine, heartbeats and stat reports every 1 s.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -77,33 +75,9 @@ fn fdfs(args: &[&str]) -> ProcessGuard {
 
 /// GET over a fresh connection: (status, content type, body).
 fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(DEADLINE))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&out[..split]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status"))?;
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type:")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    Ok((status, content_type, out[split + 4..].to_vec()))
+    let reply = fdfs_testkit::http::http_get(addr, path)?;
+    let content_type = reply.header("content-type").unwrap_or_default();
+    Ok((reply.status, content_type, reply.body))
 }
 
 /// One parsed /metrics page.
@@ -267,21 +241,7 @@ fn write(path: &Path, text: &str) {
 }
 
 fn client(tracker_port: u16) -> (tokio::runtime::Runtime, Client) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = Client::new(ClientOptions {
-        trackers: vec![TrackerAddr {
-            hosts: vec!["127.0.0.1".into()],
-            port: tracker_port,
-        }],
-        connect_timeout: Duration::from_secs(2),
-        network_timeout: Duration::from_secs(10),
-        ..ClientOptions::default()
-    })
-    .unwrap();
-    (rt, client)
+    tracker_client(tracker_port, Duration::from_secs(10))
 }
 
 /// Uploads `data`, retrying while the cluster is still coming up.
