@@ -39,6 +39,7 @@ use crate::fileid::{
     TRUNK_NAME_LEN,
 };
 use crate::status::ProtoError;
+use crate::trunk_binlog::{TrunkOp, TrunkRecord};
 use crate::{base64, fileid::pjw_hash};
 
 /// Size of the header in front of every slot's content.
@@ -313,6 +314,17 @@ pub struct FreeSlot {
     pub location: TrunkLocation,
 }
 
+impl FreeSlot {
+    /// The trunk binlog `A` record this line of `storage_trunk.dat` is.
+    pub fn as_record(&self) -> TrunkRecord {
+        TrunkRecord {
+            timestamp: self.timestamp,
+            op: TrunkOp::AddSpace,
+            slot: self.location,
+        }
+    }
+}
+
 /// `storage_trunk.dat`: a snapshot of the free pool at a trunk binlog offset.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrunkDataFile {
@@ -323,23 +335,12 @@ pub struct TrunkDataFile {
 }
 
 impl TrunkDataFile {
-    /// The file as the original writes it: every line in the 8-column form.
+    /// The file as the original writes it: every line in the 8-column
+    /// form of a trunk binlog `A` record.
     pub fn print(&self) -> String {
-        use std::fmt::Write;
         let mut out = format!("{}\n", self.binlog_size);
         for s in &self.free {
-            let l = &s.location;
-            let _ = writeln!(
-                out,
-                "{} A {} {} {} {} {} {}",
-                s.timestamp,
-                l.store_path_index,
-                l.sub_path_high,
-                l.sub_path_low,
-                l.trunk_file_id,
-                l.offset,
-                l.size
-            );
+            out.push_str(&s.as_record().to_line());
         }
         out
     }
@@ -364,27 +365,32 @@ impl TrunkDataFile {
         for (i, line) in lines.enumerate() {
             let n = i + 2;
             let cols: Vec<&str> = line.split(' ').collect();
-            let (timestamp, nums) = match cols.as_slice() {
-                [ts, "A", rest @ ..] if rest.len() == 6 => (
-                    ts.parse::<i64>().map_err(|_| bad(n, "bad timestamp"))?,
-                    rest,
-                ),
-                rest if rest.len() == 6 => (0, rest),
+            let slot = match cols.as_slice() {
+                [_, "A", rest @ ..] if rest.len() == 6 => {
+                    let record = TrunkRecord::parse(line).ok_or_else(|| bad(n, "bad field"))?;
+                    FreeSlot {
+                        timestamp: record.timestamp,
+                        location: record.slot,
+                    }
+                }
+                nums if nums.len() == 6 => {
+                    let byte = |s: &str| s.parse::<u8>().map_err(|_| bad(n, "bad path field"));
+                    let word = |s: &str| s.parse::<u32>().map_err(|_| bad(n, "bad trunk field"));
+                    FreeSlot {
+                        timestamp: 0,
+                        location: TrunkLocation {
+                            store_path_index: byte(nums[0])?,
+                            sub_path_high: byte(nums[1])?,
+                            sub_path_low: byte(nums[2])?,
+                            trunk_file_id: word(nums[3])?,
+                            offset: word(nums[4])?,
+                            size: word(nums[5])?,
+                        },
+                    }
+                }
                 _ => return Err(bad(n, "expect 8 or 6 space-separated fields")),
             };
-            let byte = |s: &str| s.parse::<u8>().map_err(|_| bad(n, "bad path field"));
-            let word = |s: &str| s.parse::<u32>().map_err(|_| bad(n, "bad trunk field"));
-            free.push(FreeSlot {
-                timestamp,
-                location: TrunkLocation {
-                    store_path_index: byte(nums[0])?,
-                    sub_path_high: byte(nums[1])?,
-                    sub_path_low: byte(nums[2])?,
-                    trunk_file_id: word(nums[3])?,
-                    offset: word(nums[4])?,
-                    size: word(nums[5])?,
-                },
-            });
+            free.push(slot);
         }
         Ok(TrunkDataFile { binlog_size, free })
     }
@@ -662,7 +668,12 @@ mod tests {
         #[test]
         fn trunk_data_file_roundtrip(
             size in any::<u64>(),
-            slots in proptest::collection::vec((0i64..=i64::MAX, any::<[u8; 3]>(), any::<[u32; 3]>()), 0..20),
+            // Slots as the original can hold them: 32-bit signed columns, a
+            // slot of at least one byte that ends within the offset range.
+            slots in proptest::collection::vec(
+                (0i64..=i64::MAX, any::<[u8; 3]>(), (0u32..1 << 31, 0u32..1 << 30, 1u32..1 << 30).prop_map(|(a, b, c)| [a, b, c])),
+                0..20,
+            ),
         ) {
             let f = TrunkDataFile {
                 binlog_size: size,
