@@ -36,7 +36,8 @@ async fn call_kept(
 ) -> Result<Vec<u8>, ClientError> {
     let named = |e: ClientError| {
         let hint = if e.closed_without_answer() {
-            " (closed without answering: the server stopped, or refuses this host)"
+            " (closed without answering: the server stopped, refuses this host, \
+             or has all its max_connections slots taken)"
         } else {
             ""
         };
