@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces docs/status-page.png: a tracker and two storages of group1
 # (two store paths each) on loopback, upload and download traffic from
-# `fdfs bench`, and the status page on the tracker's HTTP port
+# `fdfs upload` / `fdfs download`, and the status page on the tracker's HTTP port
 # (`http.server_port`) captured by headless chromium while the traffic
 # runs: scripts/cdp_screenshot.py lets the page poll for CAPTURE_SECS real
 # seconds first, so the rate chart has points (`chromium --screenshot`

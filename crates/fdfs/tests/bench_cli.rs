@@ -1,7 +1,11 @@
 //! `fdfs bench` against a spawned `fdfs server`: with `--server-pid` every
 //! phase reports the server's CPU per operation, in text and in JSON, and a
-//! pid that names no process stops the bench with a one-line message.
+//! pid that names no process stops the bench with a one-line message; a
+//! kept connection the server closed while it idled is replaced, not
+//! counted as a failed request; a failure names the server it met.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -133,4 +137,110 @@ fn server_pid_of_no_process_fails_with_one_line() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("fdfs bench: --server-pid 2147483647: /proc/2147483647/stat: "));
+}
+
+/// A tracker in front of `tracker` that answers one request per connection
+/// and then closes it, as a server does to an idle client whose slot it
+/// gives to a new one at `max_connections`. Returns its address.
+fn one_answer_per_connection(tracker: &str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let tracker = tracker.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            let tracker = tracker.clone();
+            std::thread::spawn(move || {
+                let _ = relay_one(&mut client, &tracker);
+            });
+        }
+    });
+    addr
+}
+
+/// Header (8-byte length, command, status) and body, read whole.
+fn read_packet(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut packet = vec![0u8; 10];
+    s.read_exact(&mut packet)?;
+    let len = u64::from_be_bytes(packet[..8].try_into().unwrap());
+    packet.resize(10 + usize::try_from(len).unwrap(), 0);
+    s.read_exact(&mut packet[10..])?;
+    Ok(packet)
+}
+
+fn relay_one(client: &mut TcpStream, tracker: &str) -> std::io::Result<()> {
+    let request = read_packet(client)?;
+    let mut upstream = TcpStream::connect(tracker)?;
+    upstream.write_all(&request)?;
+    let answer = read_packet(&mut upstream)?;
+    client.write_all(&answer)
+    // Both connections close here.
+}
+
+#[test]
+fn kept_connection_closed_by_the_server_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.txt");
+    std::fs::write(&probe, b"probe\n").unwrap();
+    let (_server, tracker) = start_server(&dir.path().join("data"), &probe);
+    let closing = one_answer_per_connection(&tracker);
+    let ids = dir.path().join("ids.txt");
+    let ids_arg = ids.to_str().unwrap();
+    // One worker: every request after the first finds its kept tracker
+    // connection closed by the server.
+    let common = [
+        "--tracker",
+        closing.as_str(),
+        "--concurrency",
+        "1",
+        "--quiet",
+    ];
+
+    let out = fdfs(
+        &[
+            &["bench", "upload", "--count", "20", "--size", "4096"][..],
+            &common,
+            &["--ids", ids_arg, "--json"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(json_number(&json, "ops"), Some(20.0), "{json}");
+    assert_eq!(json_number(&json, "errors"), Some(0.0), "{json}");
+
+    let out = fdfs(
+        &[
+            &["bench", "download", "--ids", ids_arg, "--verify", "--json"][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(json_number(&json, "ops"), Some(20.0), "{json}");
+    assert_eq!(json_number(&json, "errors"), Some(0.0), "{json}");
+}
+
+#[test]
+fn unreachable_tracker_is_named_in_the_error() {
+    // Nothing listens on a port just freed.
+    let tracker = format!("127.0.0.1:{}", free_port());
+    let out = fdfs(&[
+        "bench",
+        "upload",
+        "--tracker",
+        &tracker,
+        "--count",
+        "1",
+        "--quiet",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("fdfs bench: tracker {tracker}: network error: "))
+            && first.contains("refused"),
+        "{err}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Upload and download over the FastDFS binary protocol on a worker's kept
-//! connections (the tracker only when no storage is named), and the check of
-//! downloaded content against the CRC32 and size its file id records.
+//! connections (the tracker only when no storage is named; a connection the
+//! server closed meanwhile is replaced), and the check of downloaded content
+//! against the CRC32 and size its file id records.
 
 use std::time::Duration;
 
@@ -17,30 +18,45 @@ async fn connect(addr: &str) -> Result<Conn, ClientError> {
     Conn::connect(addr, Duration::from_secs(10), Duration::from_secs(60)).await
 }
 
-async fn storage_conn(
-    storage: &mut Option<(String, Conn)>,
-    addr: String,
-) -> Result<&mut Conn, ClientError> {
-    if storage.as_ref().is_none_or(|(a, _)| *a != addr) {
-        *storage = Some((addr.clone(), connect(&addr).await?));
+/// One request on the worker's kept connection to `addr` (a `role`), opened
+/// when there is none or it leads elsewhere. The server may have closed a
+/// kept connection while it idled (its slot reclaimed for a new client at
+/// `max_connections`, or a restart): that is checked before reuse, as the
+/// client library's pool does, and a reused connection that still closes
+/// without answering gets the request again on a fresh one, once (the
+/// server closes only connections it is not reading a request from).
+/// Errors name the server, so a run against the wrong or a stopped server
+/// says which one in its one line.
+async fn call_kept(
+    kept: &mut Option<(String, Conn)>,
+    role: &str,
+    addr: &str,
+    cmd: u8,
+    body: &[u8],
+) -> Result<Vec<u8>, ClientError> {
+    let named = |e: ClientError| {
+        let hint = if e.closed_without_answer() {
+            " (closed without answering: the server stopped, refuses this host, \
+             or has all its max_connections slots taken)"
+        } else {
+            ""
+        };
+        ClientError::Invalid(format!("{role} {addr}: {e}{hint}"))
+    };
+    if let Some((kept_addr, conn)) = kept.as_mut() {
+        if kept_addr == addr && conn.idle_looks_healthy() {
+            match conn.call(cmd, body).await {
+                Err(e) if e.closed_without_answer() => {}
+                Err(e) => return Err(named(e)),
+                Ok(answer) => return Ok(answer),
+            }
+        }
     }
-    match storage {
-        Some((_, c)) => Ok(c),
-        None => Err(ClientError::Invalid("no storage connection".into())),
-    }
-}
-
-async fn tracker_conn<'a>(
-    args: &BenchArgs,
-    tracker: &'a mut Option<Conn>,
-) -> Result<&'a mut Conn, ClientError> {
-    if tracker.is_none() {
-        *tracker = Some(connect(&args.tracker).await?);
-    }
-    match tracker {
-        Some(c) => Ok(c),
-        None => Err(ClientError::Invalid("no tracker connection".into())),
-    }
+    *kept = None;
+    let mut conn = connect(addr).await.map_err(named)?;
+    let answer = conn.call(cmd, body).await.map_err(named)?;
+    *kept = Some((addr.to_string(), conn));
+    Ok(answer)
 }
 
 pub(super) async fn upload_one(
@@ -52,15 +68,18 @@ pub(super) async fn upload_one(
     let (addr, index) = match &args.storage {
         Some(a) => (a.clone(), -1i8),
         None => {
-            let t = tracker_conn(args, &mut conns.tracker).await?;
-            let target = StoreTarget::decode(
-                &t.call(TrackerCmd::QueryStoreWithoutGroupOne.into(), &[])
-                    .await?,
-            )?;
+            let answer = call_kept(
+                &mut conns.tracker,
+                "tracker",
+                &args.tracker,
+                TrackerCmd::QueryStoreWithoutGroupOne.into(),
+                &[],
+            )
+            .await?;
+            let target = StoreTarget::decode(&answer)?;
             (target.addr.to_string(), target.store_path_index as i8)
         }
     };
-    let conn = storage_conn(&mut conns.storage, addr).await?;
     let mut head = BytesMut::with_capacity(UploadReq::FIXED_LEN + data.len());
     UploadReq {
         store_path_index: index,
@@ -69,7 +88,15 @@ pub(super) async fn upload_one(
     }
     .encode_head(&mut head);
     head.put_slice(data);
-    let resp = FileIdResp::decode(&conn.call(StorageCmd::UploadFile.into(), &head).await?)?;
+    let answer = call_kept(
+        &mut conns.storage,
+        "storage",
+        &addr,
+        StorageCmd::UploadFile.into(),
+        &head,
+    )
+    .await?;
+    let resp = FileIdResp::decode(&answer)?;
     Ok(format!("{}/{}", resp.group, resp.remote))
 }
 
@@ -100,15 +127,21 @@ pub(super) async fn download_one(
     let addr = match &args.storage {
         Some(a) => a.clone(),
         None => {
-            let t = tracker_conn(args, &mut conns.tracker).await?;
             let mut b = BytesMut::new();
             GroupFileReq {
                 group: id.group.clone(),
                 remote: id.remote.clone(),
             }
             .encode(&mut b);
-            let targets =
-                FetchTargets::decode(&t.call(TrackerCmd::QueryFetchOne.into(), &b).await?)?;
+            let answer = call_kept(
+                &mut conns.tracker,
+                "tracker",
+                &args.tracker,
+                TrackerCmd::QueryFetchOne.into(),
+                &b,
+            )
+            .await?;
+            let targets = FetchTargets::decode(&answer)?;
             targets
                 .servers
                 .first()
@@ -116,7 +149,6 @@ pub(super) async fn download_one(
                 .ok_or_else(|| ClientError::Invalid("tracker named no storage".into()))?
         }
     };
-    let conn = storage_conn(&mut conns.storage, addr).await?;
     let mut b = BytesMut::new();
     DownloadReq {
         offset: 0,
@@ -125,7 +157,14 @@ pub(super) async fn download_one(
         remote: id.remote,
     }
     .encode(&mut b);
-    let data = conn.call(StorageCmd::DownloadFile.into(), &b).await?;
+    let data = call_kept(
+        &mut conns.storage,
+        "storage",
+        &addr,
+        StorageCmd::DownloadFile.into(),
+        &b,
+    )
+    .await?;
     if args.verify {
         check_content(file_id, fdfs_proto::crc32(&data), data.len() as u64)
             .map_err(ClientError::Invalid)?;

@@ -59,7 +59,7 @@ pub(super) struct Shared {
 /// Per-worker connections, kept across requests.
 #[derive(Default)]
 pub(super) struct Conns {
-    pub(super) tracker: Option<Conn>,
+    pub(super) tracker: Option<(String, Conn)>,
     pub(super) storage: Option<(String, Conn)>,
     pub(super) http: Option<HttpConn>,
 }
@@ -84,6 +84,7 @@ pub(super) async fn run_phase(
     let failed = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
+    let progress_line = !shared.args.quiet && std::io::stderr().is_terminal();
     let mut workers = Vec::with_capacity(concurrency);
     for w in 0..concurrency {
         let (shared, next, done, failed, stop) = (
@@ -132,7 +133,9 @@ pub(super) async fn run_phase(
                         }
                         Err(e) => {
                             if failed.fetch_add(1, Ordering::Relaxed) < 5 {
-                                eprintln!("\nfdfs bench: {e}");
+                                // Off the progress line, when there is one.
+                                let sep = if progress_line { "\n" } else { "" };
+                                eprintln!("{sep}fdfs bench: {e}");
                             }
                             conns = Conns::default();
                             samples.push(Sample {
