@@ -561,11 +561,15 @@ fn verify_round(s: &Servers, rt: &tokio::runtime::Runtime, ledger: &Mutex<Ledger
         }
         for (remote, a) in l.appenders.iter_mut() {
             let mut seen = Vec::new();
-            for c in conns.iter_mut() {
+            for (i, c) in conns.iter_mut().enumerate() {
                 seen.push(match download(c, remote).await {
                     Ok(bytes) => bytes,
-                    // A 0-byte file cannot be read (EINVAL, as the original).
-                    Err(fdfs_client::ClientError::Status(fdfs_proto::Status::EINVAL)) => Vec::new(),
+                    // A 0-byte file cannot be read (EINVAL, as the original),
+                    // and an EINVAL answer ends the connection.
+                    Err(fdfs_client::ClientError::Status(fdfs_proto::Status::EINVAL)) => {
+                        *c = fdfs_testkit::connect(s.storage_addr(i)).await;
+                        Vec::new()
+                    }
                     Err(e) => panic!("round {round}: appender {remote} (member {}): {e}", a.member),
                 });
             }
