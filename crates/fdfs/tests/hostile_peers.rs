@@ -17,9 +17,13 @@ use fdfs_testkit::{free_port, wait_until, ProcessGuard};
 
 /// Deadline for anything a loaded 2-CPU machine must get done.
 const DEADLINE: Duration = Duration::from_secs(60);
-/// Resident memory a server may keep above its baseline after a flood
-/// (allocator caches, lazily built tables), KiB.
-const RSS_TOLERANCE_KIB: u64 = 8 * 1024;
+/// Resident memory a server may keep above its baseline after the first
+/// flood, KiB: the allocator keeps the peak of the connections that were
+/// open at once, and on a loaded machine more are open at once.
+const FIRST_FLOOD_RSS_TOLERANCE_KIB: u64 = 24 * 1024;
+/// Growth a repeated flood may add to what the first one left, KiB: a
+/// leak of 1 KiB per connection (10 MiB per flood) exceeds it.
+const REPEAT_FLOOD_RSS_TOLERANCE_KIB: u64 = 8 * 1024;
 
 /// Each daemon's log file (below its base_path), in the test directory.
 const TRACKER_LOG: &str = "tracker/logs/trackerd.log";
@@ -192,14 +196,18 @@ fn usage(pids: &[u32]) -> Vec<(usize, u64)> {
 }
 
 /// Polls until every pid is back to its baseline fd count and within
-/// [`RSS_TOLERANCE_KIB`] of its baseline RSS; the last reading on failure.
-fn back_to_baseline(pids: &[u32], baseline: &[(usize, u64)]) -> Result<(), Vec<(usize, u64)>> {
+/// `rss_tolerance_kib` of its baseline RSS; the last reading on failure.
+fn back_to_baseline(
+    pids: &[u32],
+    baseline: &[(usize, u64)],
+    rss_tolerance_kib: u64,
+) -> Result<(), Vec<(usize, u64)>> {
     let mut last = Vec::new();
     let ok = wait_until(DEADLINE, || {
         last = usage(pids);
         last.iter()
             .zip(baseline)
-            .all(|(now, base)| now.0 <= base.0 && now.1 <= base.1 + RSS_TOLERANCE_KIB)
+            .all(|(now, base)| now.0 <= base.0 && now.1 <= base.1 + rss_tolerance_kib)
     });
     if ok {
         Ok(())
@@ -275,20 +283,37 @@ fn ten_thousand_dropped_connections_leave_fds_and_rss_at_baseline() {
     );
     let baseline = usage(&pids);
     // Two floods: a leak shows as growth that the second one doubles.
+    let mut after_first_flood: Option<Vec<(usize, u64)>> = None;
     for round in 1..=2 {
         for port in d.ports() {
             rt.block_on(open_and_drop(port, CONNECTIONS_PER_PORT, CONCURRENCY));
         }
         d.assert_alive();
         let right_after = usage(&pids);
-        if let Err(last) = back_to_baseline(&pids, &baseline) {
-            panic!("after flood {round}: (fds, RSS KiB) {last:?}, baseline {baseline:?}");
+        // fds go back to the baseline after every flood; memory may keep
+        // the first flood's peak, but a repeat must not add to it.
+        let (reference, tolerance) = match &after_first_flood {
+            None => (baseline.clone(), FIRST_FLOOD_RSS_TOLERANCE_KIB),
+            Some(first) => (
+                baseline
+                    .iter()
+                    .zip(first)
+                    .map(|(base, first)| (base.0, first.1))
+                    .collect(),
+                REPEAT_FLOOD_RSS_TOLERANCE_KIB,
+            ),
+        };
+        if let Err(last) = back_to_baseline(&pids, &reference, tolerance) {
+            panic!(
+                "after flood {round}: (fds, RSS KiB) {last:?}, baseline {baseline:?}, after flood 1 {after_first_flood:?}"
+            );
         }
+        let settled = usage(&pids);
         // The figures, for reports (--nocapture): tracker then storage.
         eprintln!(
-            "flood {round}: (fds, RSS KiB) baseline {baseline:?}, right after {right_after:?}, settled {:?}",
-            usage(&pids)
+            "flood {round}: (fds, RSS KiB) baseline {baseline:?}, right after {right_after:?}, settled {settled:?}"
         );
+        after_first_flood.get_or_insert(settled);
     }
     // And they still serve.
     let (rt, client) = d.client();
@@ -389,7 +414,7 @@ fn a_huge_pkg_len_is_refused_before_any_allocation() {
         }
     }
     d.assert_alive();
-    if let Err(last) = back_to_baseline(&pids, &baseline) {
+    if let Err(last) = back_to_baseline(&pids, &baseline, REPEAT_FLOOD_RSS_TOLERANCE_KIB) {
         panic!("after the huge headers: (fds, RSS KiB) {last:?}, baseline {baseline:?}");
     }
 }
