@@ -39,6 +39,8 @@ pub(super) struct Report {
     pub(super) p50_ms: f64,
     pub(super) p95_ms: f64,
     pub(super) p99_ms: f64,
+    /// The tail the latency target is about (one upload in a thousand).
+    pub(super) p999_ms: f64,
     pub(super) max_ms: f64,
     pub(super) timeline: Vec<Second>,
     /// CPU time the `--server-pid` processes spent during the phase.
@@ -69,7 +71,7 @@ impl Report {
             _ => String::new(),
         };
         format!(
-            "{{\"mode\":\"{}\",\"ops\":{},\"reads\":{},\"writes\":{},\"errors\":{},\"bytes\":{},\"seconds\":{:.3},\"ops_per_sec\":{:.1},\"mb_per_sec\":{:.2},\"p50_ms\":{:.2},\"p95_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"concurrency\":{}{server}}}",
+            "{{\"mode\":\"{}\",\"ops\":{},\"reads\":{},\"writes\":{},\"errors\":{},\"bytes\":{},\"seconds\":{:.3},\"ops_per_sec\":{:.1},\"mb_per_sec\":{:.2},\"p50_ms\":{:.2},\"p95_ms\":{:.2},\"p99_ms\":{:.2},\"p999_ms\":{:.2},\"max_ms\":{:.2},\"concurrency\":{}{server}}}",
             self.mode,
             self.ops,
             self.reads,
@@ -82,6 +84,7 @@ impl Report {
             self.p50_ms,
             self.p95_ms,
             self.p99_ms,
+            self.p999_ms,
             self.max_ms,
             self.concurrency
         )
@@ -103,8 +106,8 @@ impl Report {
         );
         let _ = write!(
             s,
-            "  latency ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
-            self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms
+            "  latency ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            self.p50_ms, self.p95_ms, self.p99_ms, self.p999_ms, self.max_ms
         );
         if let (Some(total), Some(per_op)) = (self.server_cpu_us, self.server_cpu_us_per_op()) {
             let _ = write!(
@@ -169,6 +172,7 @@ pub(super) fn summarize(
         p50_ms: percentile_ms(&lat, 0.50),
         p95_ms: percentile_ms(&lat, 0.95),
         p99_ms: percentile_ms(&lat, 0.99),
+        p999_ms: percentile_ms(&lat, 0.999),
         max_ms: percentile_ms(&lat, 1.0),
         timeline: timeline(samples),
         server_cpu_us: None,
