@@ -516,11 +516,9 @@ mod tests {
     use super::*;
     use fdfs_config::ReservedSpace;
 
-    /// The tracker renders the reserve as `10.00%` or `1024MB`; the
-    /// storage checks its paths against what it parses.
-    #[test]
-    fn the_reserve_from_the_tracker_parameters() {
-        let fallback = TrackerParams {
+    /// What a storage holds before the tracker's answer.
+    fn fallback_params() -> TrackerParams {
+        TrackerParams {
             reserved_storage_space: ReservedSpace::Megabytes(7),
             store_path_mode: 0,
             response_ip_addr_size: fdfs_proto::IPV4_ADDRESS_SIZE,
@@ -528,7 +526,14 @@ mod tests {
             id_in_filename: false,
             trust_storage_server_id: false,
             trunk: fdfs_config::TrunkParams::default(),
-        };
+        }
+    }
+
+    /// The tracker renders the reserve as `10.00%` or `1024MB`; the
+    /// storage checks its paths against what it parses.
+    #[test]
+    fn the_reserve_from_the_tracker_parameters() {
+        let fallback = fallback_params();
         let p = parse_params("store_path=2\nreserved_storage_space=10.00%\n", &fallback);
         assert_eq!(p.reserved_storage_space, ReservedSpace::Ratio(0.10));
         assert_eq!(p.store_path_mode, 2);
@@ -547,15 +552,7 @@ mod tests {
     /// trunk settings.
     #[test]
     fn trunk_settings_from_the_tracker_parameters() {
-        let fallback = TrackerParams {
-            reserved_storage_space: ReservedSpace::Megabytes(7),
-            store_path_mode: 0,
-            response_ip_addr_size: fdfs_proto::IPV4_ADDRESS_SIZE,
-            use_storage_id: false,
-            id_in_filename: false,
-            trust_storage_server_id: false,
-            trunk: fdfs_config::TrunkParams::default(),
-        };
+        let fallback = fallback_params();
         let text = "use_storage_id=0\nreserved_storage_space=20.00%\nuse_trunk_file=1\n\
                     slot_min_size=512\nslot_max_size=1048576\ntrunk_alloc_alignment_size=256\n\
                     trunk_file_size=67108864\ntrunk_create_file_advance=1\n\

@@ -2,6 +2,7 @@
 //! ephemeral ports and temp directories, on a runtime of their own, so
 //! tests (sync or async) drive them like any external client would.
 
+pub mod gateway;
 pub mod group;
 pub mod http;
 

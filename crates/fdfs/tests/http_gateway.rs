@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use fdfs_client::{Client, UploadKind, UploadOptions};
 use fdfs_proto::FileId;
+use fdfs_testkit::gateway::GatewayConfs;
 use fdfs_testkit::http::http_get_then_eof;
 use fdfs_testkit::{free_port, tracker_client, ProcessGuard};
 
@@ -151,37 +152,9 @@ fn write(path: &Path, text: &str) {
 
 #[test]
 fn fdfs_storage_conf_serves_http_with_mod_fastdfs_conf_and_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (tp, sp, hp) = (free_port(), free_port(), free_port());
-    for sub in ["tracker", "storage", "conf"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
-    let conf = d.join("conf");
-    write(
-        &conf.join("tracker.conf"),
-        &format!(
-            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n",
-            d.join("tracker").display()
-        ),
-    );
-    write(
-        &conf.join("storage.conf"),
-        &format!(
-            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {b}\nstore_path0 = {b}\n\
-             subdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\n\
-             stat_report_interval = 1\nhttp.server_port = {hp}\n",
-            b = d.join("storage").display()
-        ),
-    );
-    write(
-        &conf.join("mod_fastdfs.conf"),
-        &format!(
-            "base_path = {b}\ngroup_name = group1\nurl_have_group_name = true\nstore_path0 = {b}\n\
-             tracker_server = 127.0.0.1:{tp}\nstorage_server_port = {sp}\n#include http.conf\n",
-            b = d.join("storage").display()
-        ),
-    );
+    let confs = GatewayConfs::write("reserved_storage_space = 1%\n", "");
+    let (tp, hp) = (confs.tracker_port, confs.http_port);
+    let conf = confs.conf_dir();
     write(
         &conf.join("http.conf"),
         "http.anti_steal.check_token = true\nhttp.anti_steal.token_ttl = 900\n\

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use fdfs_client::{Client, ClientOptions, UploadOptions};
 use fdfs_config::TrackerAddr;
-use fdfs_testkit::{free_port, wait_until, ProcessGuard};
+use fdfs_testkit::gateway::GatewayConfs;
+use fdfs_testkit::{wait_until, ProcessGuard};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -62,41 +63,10 @@ fn curl(cert: &Path, url: &str, extra: &[&str]) -> (u16, Vec<u8>) {
 
 #[test]
 fn the_gateway_serves_https_with_ranges_and_refuses_plain_http() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (tp, sp, hp) = (free_port(), free_port(), free_port());
-    for sub in ["tracker", "storage", "conf"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
-    let conf = d.join("conf");
+    let confs = GatewayConfs::write("reserved_storage_space = 1%\n", "");
+    let (tp, hp) = (confs.tracker_port, confs.http_port);
+    let conf = confs.conf_dir();
     let (cert, _key) = self_signed(&conf);
-    std::fs::write(
-        conf.join("tracker.conf"),
-        format!(
-            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n",
-            d.join("tracker").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.join("storage.conf"),
-        format!(
-            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {b}\nstore_path0 = {b}\n\
-             subdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\n\
-             stat_report_interval = 1\nhttp.server_port = {hp}\n",
-            b = d.join("storage").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.join("mod_fastdfs.conf"),
-        format!(
-            "base_path = {b}\ngroup_name = group1\nurl_have_group_name = true\nstore_path0 = {b}\n\
-             tracker_server = 127.0.0.1:{tp}\nstorage_server_port = {sp}\n#include http.conf\n",
-            b = d.join("storage").display()
-        ),
-    )
-    .unwrap();
     // Relative names: taken from the conf's directory.
     std::fs::write(
         conf.join("http.conf"),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use fdfs_client::Conn;
 use fdfs_proto::TrackerCmd;
+use fdfs_testkit::gateway::GatewayConfs;
 use fdfs_testkit::{free_port, rt, ProcessGuard};
 
 /// Generous: the machine is shared and loaded.
@@ -392,41 +393,15 @@ fn reload(p: &ProcessGuard, log: &Path, marker: &str) {
 /// reserved_storage_space changes where uploads may go.
 #[test]
 fn storage_logs_access_rotation_and_live_gateway_and_reserved_space() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (tp, sp, hp) = (free_port(), free_port(), free_port());
-    for sub in ["tracker", "storage", "conf"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
-    let conf = d.join("conf");
-    let tracker_conf = |reserved: &str| {
-        format!(
-            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nlog_level = info\n\
-             reserved_storage_space = {reserved}\n",
-            d.join("tracker").display()
-        )
-    };
-    std::fs::write(conf.join("tracker.conf"), tracker_conf("1%")).unwrap();
-    std::fs::write(
-        conf.join("storage.conf"),
-        format!(
-            "group_name = group1\nbind_addr = 127.0.0.1\nport = {sp}\nbase_path = {b}\nstore_path0 = {b}\n\
-             subdir_count_per_path = 2\ntracker_server = 127.0.0.1:{tp}\nheart_beat_interval = 1\n\
-             stat_report_interval = 1\nhttp.server_port = {hp}\nlog_level = info\n\
-             [access-log]\nenabled = true\nlog_file_rotate_on_size = 400\n",
-            b = d.join("storage").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.join("mod_fastdfs.conf"),
-        format!(
-            "base_path = {b}\ngroup_name = group1\nurl_have_group_name = true\nstore_path0 = {b}\n\
-             tracker_server = 127.0.0.1:{tp}\nstorage_server_port = {sp}\n#include http.conf\n",
-            b = d.join("storage").display()
-        ),
-    )
-    .unwrap();
+    let tracker_extra =
+        |reserved: &str| format!("log_level = info\nreserved_storage_space = {reserved}\n");
+    let confs = GatewayConfs::write(
+        &tracker_extra("1%"),
+        "log_level = info\n[access-log]\nenabled = true\nlog_file_rotate_on_size = 400\n",
+    );
+    let d = confs.dir();
+    let (tp, hp) = (confs.tracker_port, confs.http_port);
+    let conf = confs.conf_dir();
     let http_conf = |token: bool, mime: &str| {
         std::fs::write(
             conf.join("http.conf"),
@@ -496,14 +471,14 @@ fn storage_logs_access_rotation_and_live_gateway_and_reserved_space() {
     assert!(head.contains("content-type: text/x-other"), "{head}");
 
     // Tracker SIGHUP: reserving all the space leaves no room for uploads.
-    std::fs::write(conf.join("tracker.conf"), tracker_conf("100000000G")).unwrap();
+    confs.write_tracker_conf(&tracker_extra("100000000G"));
     reload(&tracker, &tracker_log, "configuration reloaded");
     let err = try_upload(tp, b"no room").unwrap_err();
     assert!(
         err.to_string().contains("28") || err.to_string().to_lowercase().contains("space"),
         "{err}"
     );
-    std::fs::write(conf.join("tracker.conf"), tracker_conf("1%")).unwrap();
+    confs.write_tracker_conf(&tracker_extra("1%"));
     reload(&tracker, &tracker_log, "configuration reloaded");
     try_upload(tp, b"room again").unwrap();
 }
