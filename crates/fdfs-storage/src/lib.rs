@@ -16,6 +16,7 @@ mod session;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod trunk;
 
 use std::sync::Arc;
 use std::time::Duration;
