@@ -16,12 +16,7 @@ use crate::{admin, cluster_stat, guard, ids, leader, query, report, trunk, Track
 
 /// The commands whose answer waits for another server or for the disk;
 /// None for every other command.
-async fn dispatch_async(
-    t: &Tracker,
-    ctx: &ConnCtx,
-    cmd: u8,
-    body: &[u8],
-) -> Option<HandlerResult> {
+async fn dispatch_async(t: &Tracker, ctx: &ConnCtx, cmd: u8, body: &[u8]) -> Option<HandlerResult> {
     match TrackerCmd::try_from(cmd).ok()? {
         TrackerCmd::StorageReportTrunkFid => Some(trunk::report_trunk_fid(t, ctx, body).await),
         TrackerCmd::ServerSetTrunkServer => Some(trunk::set_trunk_server(t, body).await),
@@ -63,9 +58,9 @@ fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResu
         C::StorageFetchTrunkFid => report::fetch_trunk_fid(t, ctx, body),
         C::StorageReportTrunkFree => trunk::report_trunk_free(t, ctx, body),
         // Answered by `dispatch_async` (they wait for the network or disk).
-        C::StorageReportTrunkFid | C::ServerSetTrunkServer => {
-            Err(OpError::invalid(format!("command {cmd} is not synchronous")))
-        }
+        C::StorageReportTrunkFid | C::ServerSetTrunkServer => Err(OpError::invalid(format!(
+            "command {cmd} is not synchronous"
+        ))),
         C::StorageReportIpChanged => {
             guard::require_cluster_proof(t, ctx, cmd)?;
             report::ip_changed(t, ctx, body)

@@ -355,8 +355,7 @@ pub fn load(data_dir: &Path, use_storage_id: bool) -> std::io::Result<Cluster> {
             s.changelog_offset = s.changelog_offset.min(len);
         }
         g.recompute_space();
-        if g
-            .trunk_server
+        if g.trunk_server
             .as_deref()
             .is_some_and(|id| !g.storages.contains_key(id))
         {

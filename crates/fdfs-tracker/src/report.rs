@@ -183,7 +183,11 @@ fn change_notice(t: &Tracker, ctx: &mut ConnCtx, c: &Cluster, group: &str) -> Ve
         // Like the original's per-storage counter, which starts at 0 on a
         // new connection: the first answer names the trunk server once one
         // was ever appointed.
-        let seen_trunk = if first { 0 } else { ctx.seen_trunk.unwrap_or(0) };
+        let seen_trunk = if first {
+            0
+        } else {
+            ctx.seen_trunk.unwrap_or(0)
+        };
         if t.conf.use_trunk_file && seen_trunk != g.trunk_change_count {
             notice.trunk_server = Some(trunk_brief(g));
         }

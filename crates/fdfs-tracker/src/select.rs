@@ -78,7 +78,10 @@ pub fn group_has_room(g: &Group, reserved: &ReservedSpace) -> bool {
 
 /// Room counting the group's free trunk space too (with `use_trunk_file`).
 pub fn group_has_room_with_trunk(g: &Group, reserved: &ReservedSpace) -> bool {
-    reserved.group_has_room(mb(g.free_mb.saturating_add(g.trunk_free_mb)), mb(g.total_mb))
+    reserved.group_has_room(
+        mb(g.free_mb.saturating_add(g.trunk_free_mb)),
+        mb(g.total_mb),
+    )
 }
 
 /// Upload target for 101/104/106/107. `group` is the named group of

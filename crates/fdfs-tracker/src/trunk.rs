@@ -40,7 +40,11 @@ pub const CHANGE_LOG_FILE: &str = "trunk_server_change.log";
 pub fn silence_limit_secs(conf: &fdfs_config::TrackerConf, trunk: &StorageRec, now: i64) -> i64 {
     let interval = i64::try_from(conf.check_active_interval_secs.max(1)).unwrap_or(i64::MAX);
     let times = if now - trunk.up_time <= interval.saturating_mul(10) {
-        let t = if conf.trunk_init_check_occupying { 5 } else { 3 };
+        let t = if conf.trunk_init_check_occupying {
+            5
+        } else {
+            3
+        };
         if conf.trunk_init_reload_from_binlog {
             t * 2
         } else {
@@ -75,7 +79,8 @@ pub fn needs_appointment(
             now - s.stats.last_heart_beat_time > silence_limit_secs(conf, s, now)
         }
         Some(s) => {
-            let interval = i64::try_from(conf.check_active_interval_secs.max(1)).unwrap_or(i64::MAX);
+            let interval =
+                i64::try_from(conf.check_active_interval_secs.max(1)).unwrap_or(i64::MAX);
             now - s.stats.last_heart_beat_time.max(started) > interval
         }
     };
@@ -228,9 +233,10 @@ pub async fn appoint(
                 ));
             }
         }
-        let last = g.trunk_server.clone().or_else(|| {
-            Some(g.last_trunk_server.clone()).filter(|l| !l.is_empty())
-        });
+        let last = g
+            .trunk_server
+            .clone()
+            .or_else(|| Some(g.last_trunk_server.clone()).filter(|l| !l.is_empty()));
         let line = format!(
             "[{}] {}  {}  =>  {}\n",
             fdfs_util::localtime::format_datetime(now_secs()),
@@ -279,7 +285,8 @@ async fn check_groups(t: &Tracker) {
                 let replacing = needs_appointment(&t.conf, g, now, t.start_time)?;
                 let cands = candidates(g, t.conf.store_server, replacing.as_deref());
                 // Nobody to replace and nobody to appoint: nothing to do.
-                (replacing.is_some() || !cands.is_empty()).then(|| (g.name.clone(), replacing, cands))
+                (replacing.is_some() || !cands.is_empty())
+                    .then(|| (g.name.clone(), replacing, cands))
             })
             .collect()
     };
@@ -509,16 +516,25 @@ mod tests {
             check_active_interval_secs: 10,
             ..TrackerConf::default()
         };
-        let mut g = group(&[member("a", st::ACTIVE, 995, 0), member("b", st::ACTIVE, 995, 0)]);
+        let mut g = group(&[
+            member("a", st::ACTIVE, 995, 0),
+            member("b", st::ACTIVE, 995, 0),
+        ]);
         assert_eq!(needs_appointment(&conf, &g, 1000, 0), Some(None));
         g.set_trunk_server(Some("a"));
         assert_eq!(needs_appointment(&conf, &g, 1000, 0), None);
         // Silent for longer than 2 intervals.
-        assert_eq!(needs_appointment(&conf, &g, 1016, 0), Some(Some("a".into())));
+        assert_eq!(
+            needs_appointment(&conf, &g, 1016, 0),
+            Some(Some("a".into()))
+        );
         // Its connection closed: one interval without a heartbeat.
         g.set_status("a", st::OFFLINE);
         assert_eq!(needs_appointment(&conf, &g, 1004, 0), None);
-        assert_eq!(needs_appointment(&conf, &g, 1006, 0), Some(Some("a".into())));
+        assert_eq!(
+            needs_appointment(&conf, &g, 1006, 0),
+            Some(Some("a".into()))
+        );
         // ... counted from our own start when we just started.
         assert_eq!(needs_appointment(&conf, &g, 1006, 1000), None);
         // Deleted: at once.
