@@ -137,20 +137,20 @@ pub(crate) fn ping_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> Handle
 }
 
 /// A follower takes the trunk servers from its leader's PING_LEADER answer
-/// (an empty answer: nothing changed). An id this tracker does not know as
-/// a member leaves the group without one until the next change. Returns
-/// true when something changed.
+/// (an empty answer: nothing changed). An id is kept even before that
+/// storage has JOINed us: the leader sends the list again only after the
+/// next change. Returns true when something changed.
 pub(crate) fn apply_group_trunks(t: &Tracker, entries: &[GroupTrunk]) -> bool {
     let mut changed = false;
     let mut c = t.lock();
     for e in entries {
-        let Some(g) = c.groups.get(&e.group) else {
+        if !c.groups.contains_key(&e.group) {
             continue;
-        };
-        let id = Some(e.trunk_server_id.as_str())
-            .filter(|id| !id.is_empty() && g.storages.contains_key(*id));
-        if id.is_none() && !e.trunk_server_id.is_empty() {
-            tracing::warn!(group = %e.group, id = %e.trunk_server_id, "the leader's trunk server is not a storage we know");
+        }
+        let id = Some(e.trunk_server_id.as_str()).filter(|id| !id.is_empty());
+        if id.is_some_and(|id| !crate::guard::is_plain(id)) {
+            tracing::warn!(group = %e.group, id = ?e.trunk_server_id, "the leader names a trunk server id that is not plain text");
+            continue;
         }
         if c.set_trunk_server(&e.group, id).is_some() {
             tracing::info!(group = %e.group, id = %e.trunk_server_id, "trunk server learnt from the leader");

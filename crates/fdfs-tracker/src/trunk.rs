@@ -565,6 +565,104 @@ mod tests {
         assert!(pick_largest(&[]).is_none());
     }
 
+    /// A tracker alone (so the leader) with group1 = a, b (ACTIVE, ports
+    /// that answer nothing) and c (ACTIVE, read-only), d (OFFLINE).
+    fn lone_tracker(use_trunk_file: bool) -> (tempfile::TempDir, Arc<Tracker>) {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tracker::open(TrackerConf {
+            base_path: dir.path().to_path_buf(),
+            use_trunk_file,
+            ..TrackerConf::default()
+        })
+        .unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut g = Group::new("group1");
+        g.storage_port = closed;
+        for (id, status) in [
+            ("a", st::ACTIVE),
+            ("b", st::ACTIVE),
+            ("c", st::ACTIVE),
+            ("d", st::OFFLINE),
+        ] {
+            let mut s = member(id, status, now_secs(), 0);
+            s.ip = "127.0.0.1".into();
+            s.storage_port = closed;
+            g.storages.insert(id.into(), s);
+        }
+        g.storages.get_mut("c").unwrap().rw_mode = crate::state::RW_READ;
+        t.lock().groups.insert("group1".into(), g);
+        (dir, t)
+    }
+
+    fn body(group: &str, id: &str) -> Vec<u8> {
+        let mut b = bytes::BytesMut::new();
+        GroupStorageReq {
+            group: group.into(),
+            storage_id: Some(id.to_string()).filter(|i| !i.is_empty()),
+        }
+        .encode(&mut b);
+        b.to_vec()
+    }
+
+    async fn set(t: &Tracker, group: &str, id: &str) -> Result<Vec<u8>, Status> {
+        set_trunk_server(t, &body(group, id))
+            .await
+            .map_err(|e| e.status)
+    }
+
+    #[tokio::test]
+    async fn set_trunk_server_rules() {
+        let (_off_dir, off) = lone_tracker(false);
+        assert_eq!(set(&off, "group1", "").await, Err(Status::EOPNOTSUPP));
+        assert_eq!(set(&off, "nogroup", "").await, Err(Status::ENOENT));
+
+        let (dir, t) = lone_tracker(true);
+        assert_eq!(set(&t, "nogroup", "").await, Err(Status::ENOENT));
+        assert_eq!(set(&t, "group1", "zz").await, Err(Status::ENOENT));
+        assert_eq!(set(&t, "group1", "d").await, Err(Status::ENONET));
+        assert_eq!(set(&t, "group1", "c").await, Err(Status::EACCES));
+        assert_eq!(
+            set_trunk_server(&t, b"short").await.map_err(|e| e.status),
+            Err(Status::EINVAL)
+        );
+        // Empty id, none yet: the candidates answer no size, the first wins.
+        assert_eq!(set(&t, "group1", "").await, Ok(b"a\0".to_vec()));
+        assert_eq!(set(&t, "group1", "").await, Ok(b"a\0".to_vec()));
+        assert_eq!(set(&t, "group1", "a").await, Err(Status::EALREADY));
+        assert_eq!(set(&t, "group1", "b").await, Err(Status::EEXIST));
+        // Not ACTIVE any more: another may be set.
+        t.lock()
+            .groups
+            .get_mut("group1")
+            .unwrap()
+            .set_status("a", st::OFFLINE);
+        assert_eq!(set(&t, "group1", "b").await, Ok(b"b\0".to_vec()));
+        let g = t.lock().groups["group1"].clone();
+        assert_eq!(
+            (g.trunk_server.as_deref(), g.last_trunk_server.as_str()),
+            (Some("b"), "b")
+        );
+        let saved =
+            std::fs::read_to_string(dir.path().join("data/storage_groups_new.dat")).unwrap();
+        assert!(
+            saved.contains("\ttrunk_server=b\n\tlast_trunk_server=b\n"),
+            "{saved}"
+        );
+        let log = std::fs::read_to_string(dir.path().join("logs").join(CHANGE_LOG_FILE)).unwrap();
+        let lines: Vec<&str> = log.lines().map(|l| l.split_once("] ").unwrap().1).collect();
+        assert_eq!(
+            lines,
+            [
+                "group1  -  =>  127.0.0.1",
+                "group1  127.0.0.1  =>  127.0.0.1"
+            ]
+        );
+    }
+
     #[test]
     fn set_trunk_server_keeps_the_last_one() {
         let mut g = group(&[member("a", st::ACTIVE, 0, 0)]);
