@@ -406,3 +406,22 @@ fn leader_and_follower_agree_on_the_trunk_server() {
             .is_ok_and(|t| t.contains(&format!("\ttrunk_server={next}\n")))
     }));
 }
+
+#[test]
+fn the_trunk_server_survives_a_tracker_restart() {
+    let mut g = trunk_cluster(1, 3, 5);
+    assert!(g.wait_all_active(DEADLINE));
+    let trunk = wait_trunk(&g, 0, None);
+    let log_path = g.tracker_base(0).join("logs/trunk_server_change.log");
+    let log_before = std::fs::read_to_string(&log_path).unwrap();
+    g.stop_tracker(0);
+    g.start_tracker(0);
+    assert!(g.wait_all_active(DEADLINE));
+    // Loaded from storage_groups_new.dat and kept once it beats again.
+    assert_eq!(trunk_on(&g, 0).as_deref(), Some(trunk.as_str()));
+    // Not a synchronisation: past the 5 s a loaded trunk server gets to
+    // come back, it must still be the same one.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(trunk_on(&g, 0).as_deref(), Some(trunk.as_str()));
+    assert_eq!(std::fs::read_to_string(&log_path).unwrap(), log_before);
+}
