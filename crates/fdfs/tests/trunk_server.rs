@@ -425,3 +425,33 @@ fn the_trunk_server_survives_a_tracker_restart() {
     assert_eq!(trunk_on(&g, 0).as_deref(), Some(trunk.as_str()));
     assert_eq!(std::fs::read_to_string(&log_path).unwrap(), log_before);
 }
+
+#[test]
+fn storage_ids_name_the_trunk_server() {
+    let g = Group::start_with(GroupOptions {
+        groups: vec![("group1", 2)],
+        storage_ids: vec![100001, 100002],
+        tweak_tracker: Some(Arc::new(|c| c.use_trunk_file = true)),
+        ..GroupOptions::default()
+    });
+    assert!(g.wait_all_active(DEADLINE));
+    let trunk = wait_trunk(&g, 0, None);
+    assert!(trunk == "100001" || trunk == "100002", "{trunk}");
+    let ip = g
+        .list_storages(0, "group1")
+        .into_iter()
+        .find(|s| s.id == trunk)
+        .unwrap()
+        .ip_addr;
+    let out = monitor(&g, &["list"]);
+    assert!(
+        out.contains(&format!("current trunk server = {trunk} ({ip})\n")),
+        "{out}"
+    );
+    let log =
+        std::fs::read_to_string(g.tracker_base(0).join("logs/trunk_server_change.log")).unwrap();
+    assert!(
+        log.ends_with(&format!(" group1  -  =>  {trunk}/{ip}\n")),
+        "{log}"
+    );
+}
