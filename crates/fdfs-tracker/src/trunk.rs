@@ -277,13 +277,14 @@ fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
 /// One round of the leader's check over every group.
 async fn check_groups(t: &Tracker) {
     let now = now_secs();
+    let store_server = t.params().store_server;
     let due: Vec<(String, Option<String>, Vec<Candidate>)> = {
         let c = t.lock();
         c.groups
             .values()
             .filter_map(|g| {
                 let replacing = needs_appointment(&t.conf, g, now, t.start_time)?;
-                let cands = candidates(g, t.conf.store_server, replacing.as_deref());
+                let cands = candidates(g, store_server, replacing.as_deref());
                 // Nobody to replace and nobody to appoint: nothing to do.
                 (replacing.is_some() || !cands.is_empty())
                     .then(|| (g.name.clone(), replacing, cands))
@@ -345,7 +346,7 @@ pub(crate) async fn set_trunk_server(t: &Tracker, body: &[u8]) -> HandlerResult 
         (
             g.trunk_server.clone(),
             active,
-            candidates(g, t.conf.store_server, None),
+            candidates(g, t.params().store_server, None),
         )
     };
     let chosen = match (&req.storage_id, &current) {
