@@ -271,6 +271,18 @@ fn trunk_reports_come_from_the_trunk_server_only() {
             .await
             .unwrap();
         assert_eq!((gs.current_trunk_file_id, gs.trunk_free_mb), (7, 1234));
+        // 98: the reported space; trunk room is free disk plus trunk space.
+        let v = TrackerClient::new(&mut tc)
+            .storage_volumn_stat(&VolumnStatFilter {
+                filter_by: 2,
+                is_trunk_available: 1,
+                ..VolumnStatFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(v.groups.len(), 1);
+        assert_eq!(v.groups[0].trunk_free_mb, 1234);
+        assert!(v.groups[0].is_trunk_available);
         tc.quit().await;
         c.quit().await;
     });
