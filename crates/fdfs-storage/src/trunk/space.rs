@@ -1,1 +1,1310 @@
 //! The trunk server's allocator on disk: `data/trunk/binlog`, `storage_trunk.dat`, trunk file creation, unconfirmed allocations.
+//!
+//! Files under `<base_path>/data/`:
+//! - `trunk/binlog`: the original's trunk binlog (§11.5), one
+//!   [`TrunkRecord`] line per change, appended with one `write(2)` per
+//!   change under `O_APPEND`. The line goes out before the change is applied
+//!   in memory or answered, so a crash never loses an allocation that was
+//!   handed out (up to the page cache: lines are not fsynced, as in the
+//!   original; a power cut can lose the last ones).
+//! - `storage_trunk.dat`: snapshot of the free pool at a binlog size
+//!   (the original's format); loaded when that size is within the binlog,
+//!   then the binlog is replayed from there.
+//! - `trunk/unconfirmed` (ours): allocations handed out and not yet
+//!   confirmed, `D` line when handed out, `A` line when settled; so a
+//!   restarted trunk server can free the ones whose member never confirmed.
+//! - `trunk/quarantine` (ours): the quarantined free slots, rewritten whole
+//!   on each change, so quarantine survives a restart.
+//!
+//! An allocation is written as the original's `trunk_split` does: a `D` line
+//! for the whole free slot, then an `A` line for the rest that stays free.
+//! A merge on free is written as `D` lines for the absorbed neighbours and
+//! an `A` line for the merged slot, so replay needs no merge logic and a
+//! member (or the original) replaying the lines gets the same pool.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fdfs_config::TrunkParams;
+use fdfs_proto::trunk::{
+    random_sub_dirs, slot_size_for, trunk_file_relative_path, FreeSlot, SlotHeader, TrunkDataFile,
+    TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_LINK, SLOT_TYPE_REGULAR, TRUNK_DATA_FILE_NAME,
+};
+use fdfs_proto::trunk_binlog::{parse_lines, slot_end, TrunkOp, TrunkRecord};
+use fdfs_proto::Status;
+
+use super::pool::{Pool, PoolError};
+
+/// Directory of the trunk binlog and our side files, under `<base>/data`.
+const TRUNK_DIR: &str = "trunk";
+const BINLOG_NAME: &str = "binlog";
+const UNCONFIRMED_NAME: &str = "unconfirmed";
+const QUARANTINE_NAME: &str = "quarantine";
+
+/// The answer to an allocation request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alloc {
+    Slot(TrunkLocation),
+    /// No free slot of the store path is big enough: create a trunk file
+    /// (new id agreed with the trackers) with [`TrunkSpace::add_trunk_file`].
+    NeedTrunkFile,
+}
+
+/// A header chain on disk that disagrees with the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainMismatch {
+    /// Trunk file and offset of the header; size as the header says (0
+    /// when unreadable).
+    pub at: TrunkLocation,
+    pub reason: String,
+}
+
+/// What [`TrunkSpace::scrub_local`] found on this storage's disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScrubReport {
+    /// Trunk files walked.
+    pub trunk_files: usize,
+    /// Trunk files the binlog knows but this disk does not have (a member
+    /// creates its copy at the first write into it), as whole-file slots.
+    pub missing_files: Vec<TrunkLocation>,
+    /// Slot headers read.
+    pub headers_read: u64,
+    /// `(free slot of the pool, file header found inside it)`: the binlog
+    /// says free but a file lives there.
+    pub free_with_header: Vec<(TrunkLocation, TrunkLocation)>,
+    /// Allocated space whose header chain does not match the pool.
+    pub chain_mismatches: Vec<ChainMismatch>,
+    /// Quarantined slots that hold no file header on this disk.
+    pub quarantine_clean: Vec<TrunkLocation>,
+}
+
+impl ScrubReport {
+    /// True when the disk agrees with the binlog.
+    pub fn is_clean(&self) -> bool {
+        self.free_with_header.is_empty() && self.chain_mismatches.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    binlog: File,
+    binlog_len: u64,
+    /// Pushed bytes after the last whole line (member side), already in
+    /// the binlog file, applied once their line is complete.
+    pending: Vec<u8>,
+    max_trunk_file_id: u32,
+    /// Handed-out slots not confirmed yet, with when they count from.
+    unconfirmed: BTreeMap<TrunkLocation, Instant>,
+    unconfirmed_file: File,
+}
+
+/// The trunk allocator of one storage: pool, binlog and side files. All
+/// methods block (callers use `spawn_blocking`).
+#[derive(Debug)]
+pub struct TrunkSpace {
+    data_dir: PathBuf,
+    store_paths: Vec<PathBuf>,
+    subdir_count_per_path: u32,
+    params: TrunkParams,
+    inner: Mutex<Inner>,
+}
+
+fn errno(status: Status, what: impl std::fmt::Display) -> io::Error {
+    tracing::warn!(status = status.0, "trunk space: {what}");
+    io::Error::from_raw_os_error(i32::from(status.0))
+}
+
+fn pool_err(e: PoolError) -> io::Error {
+    let status = match e {
+        PoolError::AlreadyFree { .. } => Status::EALREADY,
+        PoolError::NotFree(_) | PoolError::NotQuarantined(_) => Status::ENOENT,
+        PoolError::Invalid(_) | PoolError::DirMismatch { .. } => Status::EINVAL,
+    };
+    errno(status, e)
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn record(op: TrunkOp, slot: TrunkLocation) -> TrunkRecord {
+    TrunkRecord {
+        timestamp: now_secs(),
+        op,
+        slot,
+    }
+}
+
+fn lines(records: &[TrunkRecord]) -> String {
+    records.iter().map(TrunkRecord::to_line).collect()
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+}
+
+/// Writes `bytes` to `path` through a synced temp file and a rename.
+fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)
+}
+
+fn read_all(f: &mut File) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Applies replayed records to a pool; returns how many did not apply.
+fn apply_records(pool: &mut Pool, max_id: &mut u32, records: &[TrunkRecord]) -> usize {
+    let mut failed = 0;
+    for r in records {
+        *max_id = (*max_id).max(r.slot.trunk_file_id);
+        let res = match r.op {
+            TrunkOp::AddSpace => pool.add(&r.slot, false),
+            TrunkOp::DelSpace => pool.take(&r.slot),
+        };
+        if let Err(e) = res {
+            failed += 1;
+            tracing::warn!(error = %e, line = %r.to_line().trim_end(), "trunk binlog line does not apply");
+        }
+    }
+    failed
+}
+
+impl TrunkSpace {
+    /// Loads storage_trunk.dat (if its binlog size matches) then replays data/trunk/binlog past it.
+    pub fn open(
+        base_path: &Path,
+        store_paths: &[PathBuf],
+        subdir_count_per_path: u32,
+        params: &TrunkParams,
+    ) -> io::Result<TrunkSpace> {
+        let data_dir = base_path.join("data");
+        let trunk_dir = data_dir.join(TRUNK_DIR);
+        fs::create_dir_all(&trunk_dir)?;
+        let slot_min = u32::try_from(params.slot_min_size_bytes).unwrap_or(u32::MAX);
+        let mut pool = Pool::new(slot_min);
+        let mut max_id = 0u32;
+
+        let mut binlog = open_append(&trunk_dir.join(BINLOG_NAME))?;
+        let text = read_all(&mut binlog)?;
+        let snapshot = match fs::read_to_string(data_dir.join(TRUNK_DATA_FILE_NAME)) {
+            Ok(s) => TrunkDataFile::parse(&s)
+                .map_err(|e| tracing::warn!(error = %e, "ignoring {TRUNK_DATA_FILE_NAME}"))
+                .ok(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let mut start = 0usize;
+        if let Some(snap) = snapshot {
+            let at = usize::try_from(snap.binlog_size).unwrap_or(usize::MAX);
+            // The snapshot must end on a line boundary of this very binlog.
+            if at <= text.len() && (at == 0 || text[at - 1] == b'\n') {
+                for s in &snap.free {
+                    max_id = max_id.max(s.location.trunk_file_id);
+                    if let Err(e) = pool.add(&s.location, false) {
+                        tracing::warn!(error = %e, "{TRUNK_DATA_FILE_NAME} slot does not apply");
+                    }
+                }
+                start = at;
+            } else {
+                tracing::warn!(
+                    snapshot = snap.binlog_size,
+                    binlog = text.len(),
+                    "{TRUNK_DATA_FILE_NAME} does not match the trunk binlog, replaying it whole"
+                );
+            }
+        }
+        let (records, refused, consumed) = parse_lines(&text[start..]);
+        if refused > 0 {
+            tracing::warn!(refused, "trunk binlog lines refused at replay");
+        }
+        apply_records(&mut pool, &mut max_id, &records);
+        let whole = (start + consumed) as u64;
+        if whole < text.len() as u64 {
+            tracing::warn!(
+                cut = text.len() as u64 - whole,
+                "trunk binlog ends in a torn line, cutting it off"
+            );
+            binlog.set_len(whole)?;
+        }
+
+        // A wholly free trunk file deleted as unused leaves no free slot
+        // and no file: forget it so a scrub does not report it missing.
+        for (p, id, high, low) in pool.files() {
+            if pool.slots_of(p, id).is_empty() {
+                if let Some(sp) = store_paths.get(usize::from(p)) {
+                    if !sp.join(trunk_file_relative_path(high, low, id)).exists() {
+                        pool.forget_file(p, id);
+                    }
+                }
+            }
+        }
+
+        // Quarantine survives restarts.
+        let qpath = trunk_dir.join(QUARANTINE_NAME);
+        match fs::read(&qpath) {
+            Ok(q) => {
+                for r in parse_lines(&q).0 {
+                    pool.quarantine_overlapping(&r.slot);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+
+        // Unconfirmed allocations: D handed out, A settled. The ones left
+        // count from now: their member may still be writing.
+        let upath = trunk_dir.join(UNCONFIRMED_NAME);
+        let mut outstanding: BTreeMap<TrunkLocation, Instant> = BTreeMap::new();
+        match fs::read(&upath) {
+            Ok(u) => {
+                let opened = Instant::now();
+                for r in parse_lines(&u).0 {
+                    match r.op {
+                        TrunkOp::DelSpace => {
+                            outstanding.insert(r.slot, opened);
+                        }
+                        TrunkOp::AddSpace => {
+                            outstanding.remove(&r.slot);
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        // One the binlog calls free was settled some other way (a reset).
+        outstanding.retain(|s, _| pool.overlapping(s).is_none());
+        let keep: Vec<TrunkRecord> = outstanding
+            .keys()
+            .map(|s| record(TrunkOp::DelSpace, *s))
+            .collect();
+        replace_file(&upath, lines(&keep).as_bytes())?;
+        let unconfirmed_file = open_append(&upath)?;
+        let binlog_len = binlog.metadata()?.len();
+
+        Ok(TrunkSpace {
+            data_dir,
+            store_paths: store_paths.to_vec(),
+            subdir_count_per_path,
+            params: params.clone(),
+            inner: Mutex::new(Inner {
+                pool,
+                binlog,
+                binlog_len,
+                pending: Vec::new(),
+                max_trunk_file_id: max_id,
+                unconfirmed: outstanding,
+                unconfirmed_file,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock left the pool as the last applied
+        // line made it: still consistent with the binlog.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn trunk_dir(&self) -> PathBuf {
+        self.data_dir.join(TRUNK_DIR)
+    }
+
+    fn store_path(&self, index: u8) -> io::Result<&Path> {
+        self.store_paths
+            .get(usize::from(index))
+            .map(PathBuf::as_path)
+            .ok_or_else(|| {
+                errno(
+                    Status::EINVAL,
+                    format!("store path index {index} out of range"),
+                )
+            })
+    }
+
+    fn trunk_file_size(&self) -> u64 {
+        self.params.trunk_file_size_bytes
+    }
+
+    /// Appends lines to the binlog in one write.
+    fn write_binlog(inner: &mut Inner, records: &[TrunkRecord]) -> io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let text = lines(records);
+        inner.binlog.write_all(text.as_bytes())?;
+        inner.binlog_len += text.len() as u64;
+        Ok(())
+    }
+
+    fn note_unconfirmed(inner: &mut Inner, op: TrunkOp, slot: TrunkLocation) -> io::Result<()> {
+        let line = record(op, slot).to_line();
+        inner.unconfirmed_file.write_all(line.as_bytes())?;
+        match op {
+            TrunkOp::DelSpace => {
+                inner.unconfirmed.insert(slot, Instant::now());
+            }
+            TrunkOp::AddSpace => {
+                inner.unconfirmed.remove(&slot);
+                if inner.unconfirmed.is_empty() {
+                    // Nothing outstanding: start the side file over.
+                    inner.unconfirmed_file.set_len(0)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn save_quarantine(&self, inner: &Inner) -> io::Result<()> {
+        let q: Vec<TrunkRecord> = inner
+            .pool
+            .quarantined()
+            .into_iter()
+            .map(|s| record(TrunkOp::AddSpace, s))
+            .collect();
+        let path = self.trunk_dir().join(QUARANTINE_NAME);
+        if q.is_empty() {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            replace_file(&path, lines(&q).as_bytes())
+        }
+    }
+
+    /// Best fit among non-quarantined free slots of that store path; splits; writes a `D` line before returning;
+    /// remembers the slot as unconfirmed (in memory + data/trunk/unconfirmed side file, ours only).
+    pub fn alloc(&self, store_path_index: u8, file_size: u32) -> io::Result<Alloc> {
+        self.store_path(store_path_index)?;
+        let p = &self.params;
+        let need = slot_size_for(
+            u64::from(file_size),
+            p.slot_min_size_bytes,
+            p.trunk_alloc_alignment_size_bytes,
+        );
+        if SLOT_HEADER_LEN as u64 + u64::from(file_size) > p.slot_max_size_bytes
+            || need > self.trunk_file_size()
+        {
+            return Err(errno(
+                Status::EINVAL,
+                format!("file of {file_size} bytes does not go into a trunk"),
+            ));
+        }
+        let need = need as u32;
+        let mut inner = self.lock();
+        let Some(plan) = inner.pool.plan_alloc(store_path_index, need) else {
+            return Ok(Alloc::NeedTrunkFile);
+        };
+        let mut recs = vec![record(TrunkOp::DelSpace, plan.whole)];
+        if let Some(r) = plan.remainder {
+            recs.push(record(TrunkOp::AddSpace, r));
+        }
+        Self::write_binlog(&mut inner, &recs)?;
+        inner.pool.apply_alloc(&plan).map_err(pool_err)?;
+        Self::note_unconfirmed(&mut inner, TrunkOp::DelSpace, plan.taken)?;
+        Ok(Alloc::Slot(plan.taken))
+    }
+
+    /// Creates <store>/data/HH/HH/NNNNNN of trunk_file_size (set_len, sparse; never overwrite an existing file:
+    /// O_EXCL, EEXIST is an error) and adds its whole space as one free slot (`A` line).
+    ///
+    /// The directories come from the id as the original's hashed mode
+    /// does ([`random_sub_dirs`]); the name carries them, so any choice reads back.
+    pub fn add_trunk_file(
+        &self,
+        store_path_index: u8,
+        trunk_file_id: u32,
+    ) -> io::Result<TrunkLocation> {
+        let store = self.store_path(store_path_index)?.to_path_buf();
+        let size = u32::try_from(self.trunk_file_size())
+            .ok()
+            .filter(|s| *s > 0 && u64::from(*s) < 1 << 31)
+            .ok_or_else(|| errno(Status::EINVAL, "trunk_file_size out of range"))?;
+        let (high, low) = random_sub_dirs(trunk_file_id, self.subdir_count_per_path);
+        let slot = TrunkLocation {
+            store_path_index,
+            sub_path_high: high,
+            sub_path_low: low,
+            trunk_file_id,
+            offset: 0,
+            size,
+        };
+        let mut inner = self.lock();
+        if inner.pool.knows_file(store_path_index, trunk_file_id) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "trunk file {trunk_file_id} of store path {store_path_index} is in the binlog"
+                ),
+            ));
+        }
+        let path = store.join(slot.trunk_file_relative_path());
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        f.set_len(u64::from(size))?;
+        f.sync_all()?;
+        Self::write_binlog(&mut inner, &[record(TrunkOp::AddSpace, slot)])?;
+        inner.pool.add(&slot, false).map_err(pool_err)?;
+        inner.max_trunk_file_id = inner.max_trunk_file_id.max(trunk_file_id);
+        Ok(slot)
+    }
+
+    /// ok: forget unconfirmed. !ok: slot back to the pool (`A` line).
+    /// A slot that is not outstanding is ENOENT either way: after a stale
+    /// one was freed (and maybe handed out again) a late confirm must fail.
+    pub fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()> {
+        let mut inner = self.lock();
+        if !inner.unconfirmed.contains_key(slot) {
+            return Err(errno(
+                Status::ENOENT,
+                format!("confirm of {slot:?}: not an outstanding allocation"),
+            ));
+        }
+        if !ok {
+            self.free_locked(&mut inner, slot)?;
+        }
+        Self::note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)
+    }
+
+    /// A deleted file's slot back to the pool (`A` line), merging free neighbours when trunk_free_space_merge,
+    /// deleting a wholly free trunk file when delete_unused_trunk_files. Freeing a slot that is already free: EALREADY-like error, no line.
+    pub fn free(&self, slot: &TrunkLocation) -> io::Result<()> {
+        self.store_path(slot.store_path_index)?;
+        let mut inner = self.lock();
+        self.free_locked(&mut inner, slot)?;
+        if inner.unconfirmed.contains_key(slot) {
+            Self::note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)?;
+        }
+        Ok(())
+    }
+
+    fn free_locked(&self, inner: &mut Inner, slot: &TrunkLocation) -> io::Result<()> {
+        if !inner
+            .pool
+            .knows_file(slot.store_path_index, slot.trunk_file_id)
+        {
+            return Err(errno(
+                Status::ENOENT,
+                format!("free of {slot:?}: unknown trunk file"),
+            ));
+        }
+        let merge = self.params.trunk_free_space_merge;
+        let plan = inner.pool.plan_free(slot, merge).map_err(pool_err)?;
+        let m = plan.merged;
+        let unused = merge
+            && self.params.delete_unused_trunk_files
+            && m.offset == 0
+            && u64::from(m.size) == self.trunk_file_size();
+        let mut recs: Vec<TrunkRecord> = plan
+            .absorbed
+            .iter()
+            .map(|a| record(TrunkOp::DelSpace, *a))
+            .collect();
+        if !unused {
+            recs.push(record(TrunkOp::AddSpace, m));
+        }
+        Self::write_binlog(inner, &recs)?;
+        if unused {
+            for a in &plan.absorbed {
+                inner.pool.take(a).map_err(pool_err)?;
+            }
+            inner.pool.forget_file(m.store_path_index, m.trunk_file_id);
+            let path = self
+                .store_path(m.store_path_index)?
+                .join(m.trunk_file_relative_path());
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    tracing::warn!(error = %e, path = %path.display(), "unused trunk file not deleted");
+                }
+                _ => tracing::info!(path = %path.display(), "deleted unused trunk file"),
+            }
+        } else {
+            inner.pool.apply_free(&plan).map_err(pool_err)?;
+        }
+        Ok(())
+    }
+
+    pub fn binlog_size(&self) -> u64 {
+        self.lock().binlog_len
+    }
+
+    /// Usable (non-quarantined) free space, bytes.
+    pub fn free_bytes(&self) -> u64 {
+        self.lock().pool.free_bytes()
+    }
+
+    /// Quarantined free space, bytes.
+    pub fn quarantined_bytes(&self) -> u64 {
+        self.lock().pool.quarantined_bytes()
+    }
+
+    /// Highest trunk file id seen in the binlog (or created here).
+    pub fn max_trunk_file_id(&self) -> u32 {
+        self.lock().max_trunk_file_id
+    }
+
+    /// Every free slot with its quarantine flag, in position order.
+    pub fn free_slots(&self) -> Vec<(TrunkLocation, bool)> {
+        self.lock().pool.slots()
+    }
+
+    /// Outstanding (unconfirmed) allocations.
+    pub fn unconfirmed(&self) -> Vec<TrunkLocation> {
+        self.lock().unconfirmed.keys().copied().collect()
+    }
+
+    /// Taking over from another trunk server: all free space known now becomes quarantined (never allocated)
+    /// until `release_quarantine` is called for a slot a scrub proved free on every member.
+    pub fn quarantine_all(&self) {
+        let mut inner = self.lock();
+        inner.pool.quarantine_all();
+        if let Err(e) = self.save_quarantine(&inner) {
+            // Kept in memory; lost only if this process also restarts.
+            tracing::warn!(error = %e, "trunk quarantine not saved");
+        }
+    }
+
+    pub fn quarantined(&self) -> Vec<TrunkLocation> {
+        self.lock().pool.quarantined()
+    }
+
+    pub fn release_quarantine(&self, slot: &TrunkLocation) -> io::Result<()> {
+        let mut inner = self.lock();
+        inner.pool.release_quarantine(slot).map_err(pool_err)?;
+        self.save_quarantine(&inner)
+    }
+
+    /// Member side: append lines pushed by the trunk server (cmd 30) verbatim and apply them.
+    /// A chunk may end inside a line: the part is kept and applied when
+    /// the next chunk completes it.
+    pub fn apply_pushed(&self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut inner = self.lock();
+        inner.binlog.write_all(bytes)?;
+        inner.binlog_len += bytes.len() as u64;
+        inner.pending.extend_from_slice(bytes);
+        let (records, refused, consumed) = parse_lines(&inner.pending);
+        if refused > 0 {
+            tracing::warn!(refused, "pushed trunk binlog lines refused");
+        }
+        let inner = &mut *inner;
+        apply_records(&mut inner.pool, &mut inner.max_trunk_file_id, &records);
+        inner.pending.drain(..consumed);
+        Ok(())
+    }
+
+    /// Member side (cmd 33 / before a full push): empty the binlog and pool.
+    /// Also drops the snapshot, quarantine and unconfirmed list that
+    /// described the old binlog; the highest trunk id seen is kept.
+    pub fn reset(&self) -> io::Result<()> {
+        let mut inner = self.lock();
+        match fs::remove_file(self.data_dir.join(TRUNK_DATA_FILE_NAME)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        inner.binlog.set_len(0)?;
+        inner.binlog_len = 0;
+        inner.pending.clear();
+        inner.pool.clear();
+        inner.unconfirmed.clear();
+        inner.unconfirmed_file.set_len(0)?;
+        self.save_quarantine(&inner)
+    }
+
+    /// For the pusher to read from a mark offset.
+    pub fn binlog_path(&self) -> PathBuf {
+        self.trunk_dir().join(BINLOG_NAME)
+    }
+
+    /// `<base>/data/storage_trunk.dat`.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.data_dir.join(TRUNK_DATA_FILE_NAME)
+    }
+
+    /// storage_trunk.dat (binlog size + A lines), through a temp file and a rename.
+    pub fn save_snapshot(&self) -> io::Result<()> {
+        let inner = self.lock();
+        let ts = now_secs();
+        let snap = TrunkDataFile {
+            binlog_size: inner.binlog_len - inner.pending.len() as u64,
+            free: inner
+                .pool
+                .slots()
+                .into_iter()
+                .map(|(location, _)| FreeSlot {
+                    timestamp: ts,
+                    location,
+                })
+                .collect(),
+        };
+        replace_file(&self.snapshot_path(), snap.print().as_bytes())
+    }
+
+    /// Unconfirmed allocations older than `older_than` (from the side file at start, or in memory): freed.
+    pub fn free_stale_unconfirmed(&self, older_than: Duration) -> io::Result<usize> {
+        let mut inner = self.lock();
+        let stale: Vec<TrunkLocation> = inner
+            .unconfirmed
+            .iter()
+            .filter(|(_, at)| at.elapsed() >= older_than)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in &stale {
+            tracing::warn!(slot = ?s, "freeing a trunk allocation never confirmed");
+            match self.free_locked(&mut inner, s) {
+                Ok(()) => {}
+                // Freed by a delete already: just settle it.
+                Err(e) if e.raw_os_error() == Some(i32::from(Status::EALREADY.0)) => {}
+                Err(e) => return Err(e),
+            }
+            Self::note_unconfirmed(&mut inner, TrunkOp::AddSpace, *s)?;
+        }
+        Ok(stale.len())
+    }
+
+    /// Walks every known trunk file's slot headers on this disk and
+    /// compares them with the pool: free slots holding a file header,
+    /// allocated space whose header chain does not add up, quarantined
+    /// slots proven free here. Headers are followed by their alloc size,
+    /// free ones too (a deleted file's header keeps it); a header of size
+    /// 0 ends a free slot's walk (never-written space). Allocations made
+    /// while the walk runs can show as mismatches; outstanding
+    /// (unconfirmed) slots are skipped.
+    pub fn scrub_local(&self) -> io::Result<ScrubReport> {
+        let (files, unconfirmed) = {
+            let inner = self.lock();
+            let files: Vec<(TrunkLocation, Vec<(TrunkLocation, bool)>)> = inner
+                .pool
+                .files()
+                .into_iter()
+                .map(|(p, id, high, low)| {
+                    let whole = TrunkLocation {
+                        store_path_index: p,
+                        sub_path_high: high,
+                        sub_path_low: low,
+                        trunk_file_id: id,
+                        offset: 0,
+                        size: u32::try_from(self.trunk_file_size()).unwrap_or(u32::MAX),
+                    };
+                    (whole, inner.pool.slots_of(p, id))
+                })
+                .collect();
+            let unconfirmed: BTreeMap<(u8, u32, u32), u32> = inner
+                .unconfirmed
+                .keys()
+                .map(|s| ((s.store_path_index, s.trunk_file_id, s.offset), s.size))
+                .collect();
+            (files, unconfirmed)
+        };
+        let mut report = ScrubReport::default();
+        for (whole, free) in files {
+            let path = self
+                .store_path(whole.store_path_index)?
+                .join(whole.trunk_file_relative_path());
+            let f = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    report.missing_files.push(whole);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            report.trunk_files += 1;
+            let len = f.metadata()?.len().min(1 << 31);
+            scrub_file(&f, whole, len, &free, &unconfirmed, &mut report)?;
+        }
+        Ok(report)
+    }
+}
+
+/// Reads the header at `offset`; None past the end of the file.
+fn read_header(f: &File, offset: u64, len: u64) -> io::Result<Option<SlotHeader>> {
+    if offset + SLOT_HEADER_LEN as u64 > len {
+        return Ok(None);
+    }
+    let mut b = [0u8; SLOT_HEADER_LEN];
+    f.read_exact_at(&mut b, offset)?;
+    Ok(Some(SlotHeader::decode(&b)))
+}
+
+fn holds_file(h: &SlotHeader) -> bool {
+    h.file_type == SLOT_TYPE_REGULAR || h.file_type == SLOT_TYPE_LINK
+}
+
+fn scrub_file(
+    f: &File,
+    whole: TrunkLocation,
+    len: u64,
+    free: &[(TrunkLocation, bool)],
+    unconfirmed: &BTreeMap<(u8, u32, u32), u32>,
+    report: &mut ScrubReport,
+) -> io::Result<()> {
+    let at = |offset: u64, size: u32| TrunkLocation {
+        offset: offset as u32,
+        size,
+        ..whole
+    };
+    let mut p = 0u64;
+    let mut next_free = 0usize;
+    while p < len {
+        if let Some((fs, quarantined)) = free
+            .get(next_free)
+            .filter(|(s, _)| u64::from(s.offset) == p)
+        {
+            // A free slot: no file header may be reachable inside it.
+            let end = slot_end(fs);
+            let mut q = p;
+            let mut clean = true;
+            while let Some(h) = read_header(f, q, len.min(end))? {
+                report.headers_read += 1;
+                if holds_file(&h) {
+                    clean = false;
+                    report.free_with_header.push((*fs, at(q, h.alloc_size)));
+                }
+                if h.alloc_size == 0 || q + u64::from(h.alloc_size) > end {
+                    break;
+                }
+                q += u64::from(h.alloc_size);
+            }
+            if *quarantined && clean {
+                report.quarantine_clean.push(*fs);
+            }
+            p = end;
+            next_free += 1;
+            continue;
+        }
+        // Allocated space up to the next free slot: a chain of file headers.
+        let region_end = free
+            .get(next_free)
+            .map_or(len, |(s, _)| u64::from(s.offset).min(len));
+        if region_end < p {
+            // Free slots overlapping each other cannot come from the pool.
+            break;
+        }
+        let mut q = p;
+        while q < region_end {
+            let key = (whole.store_path_index, whole.trunk_file_id, q as u32);
+            if let Some(size) = unconfirmed.get(&key) {
+                q += u64::from(*size);
+                continue;
+            }
+            let Some(h) = read_header(f, q, region_end)? else {
+                report.chain_mismatches.push(ChainMismatch {
+                    at: at(q, 0),
+                    reason: format!(
+                        "{} bytes left before the next free slot, no room for a header",
+                        region_end - q
+                    ),
+                });
+                break;
+            };
+            report.headers_read += 1;
+            let step = u64::from(h.alloc_size);
+            let reason = if !holds_file(&h) && h.file_type != 0 {
+                Some(format!("bad file type {:#04x}", h.file_type))
+            } else if step < SLOT_HEADER_LEN as u64 {
+                Some(format!("alloc size {step} smaller than a header"))
+            } else if q + step > region_end {
+                Some(format!(
+                    "alloc size {step} runs past the allocated space ending at {region_end}"
+                ))
+            } else if !holds_file(&h) {
+                Some("free header where the binlog says allocated".to_string())
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                report.chain_mismatches.push(ChainMismatch {
+                    at: at(q, h.alloc_size),
+                    reason,
+                });
+                if step < SLOT_HEADER_LEN as u64 || q + step > region_end {
+                    break;
+                }
+            }
+            q += step;
+        }
+        p = region_end;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fdfs_proto::trunk::SLOT_TYPE_FREE;
+
+    const FILE: u64 = 64 * 1024;
+
+    fn params(merge: bool, delete_unused: bool) -> TrunkParams {
+        TrunkParams {
+            use_trunk_file: true,
+            slot_min_size_bytes: 256,
+            slot_max_size_bytes: 16 * 1024,
+            trunk_alloc_alignment_size_bytes: 0,
+            trunk_file_size_bytes: FILE,
+            trunk_free_space_merge: merge,
+            delete_unused_trunk_files: delete_unused,
+            ..TrunkParams::default()
+        }
+    }
+
+    struct Env {
+        dir: tempfile::TempDir,
+        params: TrunkParams,
+    }
+
+    impl Env {
+        fn new(params: TrunkParams) -> Env {
+            let dir = tempfile::tempdir().unwrap();
+            fs::create_dir_all(dir.path().join("store0")).unwrap();
+            fs::create_dir_all(dir.path().join("store1")).unwrap();
+            Env { dir, params }
+        }
+        fn stores(&self) -> Vec<PathBuf> {
+            vec![
+                self.dir.path().join("store0"),
+                self.dir.path().join("store1"),
+            ]
+        }
+        fn open(&self) -> TrunkSpace {
+            TrunkSpace::open(
+                &self.dir.path().join("base"),
+                &self.stores(),
+                256,
+                &self.params,
+            )
+            .unwrap()
+        }
+        fn binlog(&self) -> Vec<u8> {
+            fs::read(self.dir.path().join("base/data/trunk/binlog")).unwrap()
+        }
+    }
+
+    fn slot(a: Alloc) -> TrunkLocation {
+        match a {
+            Alloc::Slot(s) => s,
+            Alloc::NeedTrunkFile => panic!("no slot"),
+        }
+    }
+
+    fn os_err(e: &io::Error) -> Option<Status> {
+        e.raw_os_error().map(|c| Status(c as u8))
+    }
+
+    /// Everything a restart must reproduce.
+    fn state(s: &TrunkSpace) -> (Vec<(TrunkLocation, bool)>, u64, u32, Vec<TrunkLocation>) {
+        (
+            s.free_slots(),
+            s.binlog_size(),
+            s.max_trunk_file_id(),
+            s.unconfirmed(),
+        )
+    }
+
+    #[test]
+    fn alloc_confirm_and_restart_equal_state() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        assert_eq!(s.alloc(0, 1000).unwrap(), Alloc::NeedTrunkFile);
+        let t = s.add_trunk_file(0, 7).unwrap();
+        assert_eq!((t.offset, u64::from(t.size)), (0, FILE));
+        let path = env.stores()[0].join(t.trunk_file_relative_path());
+        assert_eq!(fs::metadata(&path).unwrap().len(), FILE);
+        let a = slot(s.alloc(0, 1000).unwrap());
+        assert_eq!((a.offset, a.size), (0, 1024));
+        assert_eq!(a.trunk_file_id, 7);
+        let text = String::from_utf8(env.binlog()).unwrap();
+        let ops: Vec<String> = text
+            .lines()
+            .map(|l| l.split_once(' ').unwrap().1.to_string())
+            .collect();
+        let (h, l) = (t.sub_path_high, t.sub_path_low);
+        assert_eq!(
+            ops,
+            vec![
+                format!("A 0 {h} {l} 7 0 65536"),
+                format!("D 0 {h} {l} 7 0 65536"),
+                format!("A 0 {h} {l} 7 1024 64512"),
+            ]
+        );
+        assert_eq!(s.unconfirmed(), vec![a]);
+        s.confirm(&a, true).unwrap();
+        assert!(s.unconfirmed().is_empty());
+        assert_eq!(
+            os_err(&s.confirm(&a, true).unwrap_err()),
+            Some(Status::ENOENT)
+        );
+        let b = slot(s.alloc(0, 10).unwrap());
+        assert_eq!((b.offset, b.size), (1024, 256));
+        s.confirm(&b, false).unwrap();
+        assert_eq!(s.free_bytes(), FILE - 1024);
+        // A store path index beyond the configured ones, an oversized file.
+        assert_eq!(os_err(&s.alloc(2, 10).unwrap_err()), Some(Status::EINVAL));
+        assert_eq!(
+            os_err(&s.alloc(0, 16 * 1024).unwrap_err()),
+            Some(Status::EINVAL)
+        );
+        let before = state(&s);
+        drop(s);
+        assert_eq!(state(&env.open()), before);
+    }
+
+    #[test]
+    fn existing_trunk_files_are_never_overwritten() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        s.add_trunk_file(0, 1).unwrap();
+        let e = s.add_trunk_file(0, 1).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        // A file on disk the binlog does not know (another server made it).
+        let (h, l) = random_sub_dirs(2, 256);
+        let p = env.stores()[1].join(trunk_file_relative_path(h, l, 2));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, b"data").unwrap();
+        let size = s.binlog_size();
+        assert_eq!(
+            s.add_trunk_file(1, 2).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"data");
+        assert_eq!(s.binlog_size(), size);
+        assert_eq!(s.max_trunk_file_id(), 1);
+    }
+
+    #[test]
+    fn double_free_writes_no_line() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        s.add_trunk_file(0, 1).unwrap();
+        let a = slot(s.alloc(0, 1000).unwrap());
+        s.confirm(&a, true).unwrap();
+        s.free(&a).unwrap();
+        let size = s.binlog_size();
+        assert_eq!(os_err(&s.free(&a).unwrap_err()), Some(Status::EALREADY));
+        let unknown = TrunkLocation {
+            trunk_file_id: 9,
+            ..a
+        };
+        assert_eq!(os_err(&s.free(&unknown).unwrap_err()), Some(Status::ENOENT));
+        assert_eq!(s.binlog_size(), size);
+        assert_eq!(env.binlog().len() as u64, size);
+    }
+
+    #[test]
+    fn merge_and_delete_unused_trunk_file() {
+        let env = Env::new(params(true, true));
+        let s = env.open();
+        let t = s.add_trunk_file(0, 3).unwrap();
+        let a = slot(s.alloc(0, 1000).unwrap());
+        let b = slot(s.alloc(0, 2000).unwrap());
+        s.confirm(&a, true).unwrap();
+        s.confirm(&b, true).unwrap();
+        s.free(&a).unwrap();
+        assert_eq!(s.free_slots().len(), 2);
+        s.free(&b).unwrap();
+        assert!(s.free_slots().is_empty());
+        assert!(!env.stores()[0].join(t.trunk_file_relative_path()).exists());
+        drop(s);
+        let s = env.open();
+        assert!(s.free_slots().is_empty());
+        assert_eq!(s.max_trunk_file_id(), 3);
+        assert!(s.scrub_local().unwrap().missing_files.is_empty());
+        // Merge without deletion keeps one whole slot.
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        let t = s.add_trunk_file(0, 3).unwrap();
+        let a = slot(s.alloc(0, 1000).unwrap());
+        let b = slot(s.alloc(0, 2000).unwrap());
+        s.free(&b).unwrap();
+        s.free(&a).unwrap();
+        assert_eq!(s.free_slots(), vec![(t, false)]);
+        drop(s);
+        assert_eq!(env.open().free_slots(), vec![(t, false)]);
+    }
+
+    #[test]
+    fn snapshot_round_trip_and_replay_past_it() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        s.add_trunk_file(0, 1).unwrap();
+        s.add_trunk_file(1, 2).unwrap();
+        let a = slot(s.alloc(0, 1000).unwrap());
+        slot(s.alloc(1, 3000).unwrap());
+        s.save_snapshot().unwrap();
+        let snap_at = s.binlog_size() as usize;
+        s.free(&a).unwrap();
+        slot(s.alloc(1, 500).unwrap());
+        let before = state(&s);
+        drop(s);
+        // Garble the binlog before the snapshot point: only what follows
+        // the snapshot is replayed.
+        let mut bin = env.binlog();
+        for b in &mut bin[..snap_at - 1] {
+            if *b != b'\n' {
+                *b = b'x';
+            }
+        }
+        fs::write(env.dir.path().join("base/data/trunk/binlog"), &bin).unwrap();
+        assert_eq!(state(&env.open()), before);
+        // A snapshot beyond the binlog is ignored: whole replay.
+        let env2 = Env::new(params(true, false));
+        let s = env2.open();
+        s.add_trunk_file(0, 1).unwrap();
+        let before = state(&s);
+        fs::write(s.snapshot_path(), "999999\n").unwrap();
+        drop(s);
+        assert_eq!(state(&env2.open()), before);
+    }
+
+    #[test]
+    fn torn_last_line_is_cut_off() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        s.add_trunk_file(0, 1).unwrap();
+        slot(s.alloc(0, 100).unwrap());
+        let before = state(&s);
+        drop(s);
+        let path = env.dir.path().join("base/data/trunk/binlog");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"1700000000 D 0 0 0 1 4").unwrap();
+        drop(f);
+        let s = env.open();
+        assert_eq!(state(&s), before);
+        assert_eq!(fs::metadata(&path).unwrap().len(), before.1);
+    }
+
+    #[test]
+    fn quarantine_is_never_allocated_and_survives_restart() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        s.add_trunk_file(0, 1).unwrap();
+        let a = slot(s.alloc(0, 1000).unwrap());
+        s.confirm(&a, true).unwrap();
+        s.quarantine_all();
+        assert_eq!(s.free_bytes(), 0);
+        assert_eq!(s.quarantined_bytes(), FILE - 1024);
+        assert_eq!(s.alloc(0, 10).unwrap(), Alloc::NeedTrunkFile);
+        s.add_trunk_file(0, 2).unwrap();
+        for _ in 0..20 {
+            let b = slot(s.alloc(0, 2000).unwrap());
+            assert_eq!(b.trunk_file_id, 2);
+        }
+        drop(s);
+        let s = env.open();
+        let q = s.quarantined();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].trunk_file_id, 1);
+        // Freed space is usable: that file was really stored there.
+        s.free(&a).unwrap();
+        assert_eq!(slot(s.alloc(0, 1000).unwrap()), a);
+        s.release_quarantine(&q[0]).unwrap();
+        assert!(s.quarantined().is_empty());
+        drop(s);
+        let s = env.open();
+        assert!(s.quarantined().is_empty());
+        assert_eq!(s.quarantined_bytes(), 0);
+        // File 2 has 65536 - 20 * 2024 bytes left; the released slot is bigger.
+        assert_eq!(s.free_bytes(), u64::from(q[0].size) + 65536 - 20 * 2024);
+    }
+
+    #[test]
+    fn stale_unconfirmed_freed_only_after_the_timeout() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        s.add_trunk_file(0, 1).unwrap();
+        let a = slot(s.alloc(0, 1000).unwrap());
+        let b = slot(s.alloc(0, 1000).unwrap());
+        s.confirm(&b, true).unwrap();
+        drop(s);
+        let s = env.open();
+        assert_eq!(s.unconfirmed(), vec![a]);
+        assert_eq!(
+            s.free_stale_unconfirmed(Duration::from_secs(3600)).unwrap(),
+            0
+        );
+        assert_eq!(s.free_stale_unconfirmed(Duration::ZERO).unwrap(), 1);
+        assert!(s.unconfirmed().is_empty());
+        assert_eq!(s.free_bytes(), FILE - 1024);
+        // A late confirm of the freed slot fails: the member must not keep it.
+        assert_eq!(
+            os_err(&s.confirm(&a, true).unwrap_err()),
+            Some(Status::ENOENT)
+        );
+        drop(s);
+        assert!(env.open().unconfirmed().is_empty());
+    }
+
+    #[test]
+    fn apply_pushed_equals_server_state() {
+        let server_env = Env::new(params(true, false));
+        let server = server_env.open();
+        let member_env = Env::new(params(true, false));
+        let member = member_env.open();
+        server.add_trunk_file(0, 1).unwrap();
+        server.add_trunk_file(1, 2).unwrap();
+        let mut held = Vec::new();
+        for i in 0..30u32 {
+            let a = slot(server.alloc((i % 2) as u8, 100 + i * 37).unwrap());
+            server.confirm(&a, true).unwrap();
+            held.push(a);
+        }
+        for a in held.iter().step_by(3) {
+            server.free(a).unwrap();
+        }
+        let bytes = server_env.binlog();
+        // Chunks that split lines anywhere.
+        for chunk in bytes.chunks(7) {
+            member.apply_pushed(chunk).unwrap();
+        }
+        assert_eq!(member.free_slots(), server.free_slots());
+        assert_eq!(member.binlog_size(), server.binlog_size());
+        assert_eq!(member.max_trunk_file_id(), 2);
+        assert_eq!(member_env.binlog(), bytes);
+        member.reset().unwrap();
+        assert!(member.free_slots().is_empty());
+        assert_eq!(member.binlog_size(), 0);
+        member.apply_pushed(&bytes).unwrap();
+        assert_eq!(member.free_slots(), server.free_slots());
+        drop(member);
+        assert_eq!(member_env.open().free_slots(), server.free_slots());
+    }
+
+    /// A trunk binlog and snapshot as the C original writes them: 8-column
+    /// lines, an allocation as `D` of the whole free slot then `A` of the
+    /// rest; the snapshot in the pre-5.01 six-column form.
+    #[test]
+    fn reads_the_originals_files() {
+        let env = Env::new(params(true, false));
+        let data = env.dir.path().join("base/data");
+        fs::create_dir_all(data.join("trunk")).unwrap();
+        let binlog = "1700000000 A 0 0 0 1 0 65536\n\
+                      1700000001 D 0 0 0 1 0 65536\n\
+                      1700000001 A 0 0 0 1 1024 64512\n\
+                      1700000002 A 1 3 4 5 0 65536\n";
+        fs::write(data.join("trunk/binlog"), binlog).unwrap();
+        let s = env.open();
+        let loc = |p, h, l, id, offset, size| TrunkLocation {
+            store_path_index: p,
+            sub_path_high: h,
+            sub_path_low: l,
+            trunk_file_id: id,
+            offset,
+            size,
+        };
+        assert_eq!(
+            s.free_slots(),
+            vec![
+                (loc(0, 0, 0, 1, 1024, 64512), false),
+                (loc(1, 3, 4, 5, 0, 65536), false)
+            ]
+        );
+        assert_eq!(s.max_trunk_file_id(), 5);
+        drop(s);
+        // The snapshot covers the first three lines; its slot is the old form.
+        let at = binlog.lines().take(3).map(|l| l.len() + 1).sum::<usize>();
+        fs::write(
+            data.join(TRUNK_DATA_FILE_NAME),
+            format!("{at}\n0 0 0 1 1024 64512\n"),
+        )
+        .unwrap();
+        fs::write(
+            data.join("trunk/binlog"),
+            binlog.replace("1700000000 A", "1700000000 X"),
+        )
+        .unwrap();
+        let s = env.open();
+        assert_eq!(s.free_slots().len(), 2);
+        assert_eq!(s.free_bytes(), 64512 + 65536);
+    }
+
+    fn write_header(store: &Path, at: &TrunkLocation, file_type: u8) {
+        let h = SlotHeader {
+            file_type,
+            alloc_size: at.size,
+            file_size: at.size - SLOT_HEADER_LEN as u32,
+            crc32: 1,
+            mtime: 2,
+            ext7: *b"0000txt",
+        };
+        let f = OpenOptions::new()
+            .write(true)
+            .open(store.join(at.trunk_file_relative_path()))
+            .unwrap();
+        f.write_all_at(&h.encode(), u64::from(at.offset)).unwrap();
+    }
+
+    #[test]
+    fn scrub_compares_headers_with_the_pool() {
+        let env = Env::new(params(false, false));
+        let store = env.stores()[0].clone();
+        let s = env.open();
+        let t = s.add_trunk_file(0, 1).unwrap();
+        let a = slot(s.alloc(0, 1000).unwrap());
+        let b = slot(s.alloc(0, 2000).unwrap());
+        // Unconfirmed slots are skipped: their writer may be busy.
+        assert!(s.scrub_local().unwrap().is_clean());
+        write_header(&store, &a, SLOT_TYPE_REGULAR);
+        write_header(&store, &b, SLOT_TYPE_LINK);
+        s.confirm(&a, true).unwrap();
+        s.confirm(&b, true).unwrap();
+        let r = s.scrub_local().unwrap();
+        assert!(r.is_clean(), "{r:?}");
+        assert_eq!(r.trunk_files, 1);
+        // A file header inside free space (a slot some other server handed out).
+        let rogue = TrunkLocation {
+            offset: b.offset + b.size,
+            size: 512,
+            ..t
+        };
+        write_header(&store, &rogue, SLOT_TYPE_REGULAR);
+        let r = s.scrub_local().unwrap();
+        assert_eq!(r.free_with_header.len(), 1);
+        assert_eq!(r.free_with_header[0].1, rogue);
+        write_header(&store, &rogue, SLOT_TYPE_FREE);
+        // An allocated slot whose header says free (a lost delete).
+        write_header(&store, &a, SLOT_TYPE_FREE);
+        let r = s.scrub_local().unwrap();
+        assert!(r.free_with_header.is_empty());
+        assert_eq!(r.chain_mismatches.len(), 1);
+        assert_eq!(r.chain_mismatches[0].at, a);
+        // Quarantined slots proven free here.
+        s.quarantine_all();
+        let r = s.scrub_local().unwrap();
+        assert_eq!(r.quarantine_clean, s.quarantined());
+        write_header(&store, &rogue, SLOT_TYPE_REGULAR);
+        assert!(s.scrub_local().unwrap().quarantine_clean.is_empty());
+        // A trunk file this disk lacks.
+        s.add_trunk_file(1, 2).unwrap();
+        let (h, l) = random_sub_dirs(2, 256);
+        fs::remove_file(env.stores()[1].join(trunk_file_relative_path(h, l, 2))).unwrap();
+        assert_eq!(s.scrub_local().unwrap().missing_files.len(), 1);
+    }
+}
