@@ -224,6 +224,14 @@ impl Pool {
             .or_insert((slot.sub_path_high, slot.sub_path_low));
     }
 
+    /// Records the trunk file of `slot` as known (its space may be all
+    /// allocated), refusing other directories than the ones seen first.
+    pub fn remember_file(&mut self, slot: &TrunkLocation) -> Result<(), PoolError> {
+        self.validate(slot)?;
+        self.note_file(slot);
+        Ok(())
+    }
+
     /// The free slot starting at or before `k` in the same trunk file.
     fn at_or_before(&self, k: PosKey) -> Option<(PosKey, Free)> {
         self.by_pos

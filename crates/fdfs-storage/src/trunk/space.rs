@@ -102,7 +102,13 @@ struct Inner {
     /// Handed-out slots not confirmed yet, with when they count from.
     unconfirmed: BTreeMap<TrunkLocation, Instant>,
     unconfirmed_file: File,
+    /// Lines in the unconfirmed side file, to know when to compact it.
+    unconfirmed_lines: usize,
 }
+
+/// The unconfirmed side file is rewritten when it holds this many lines
+/// more than twice the outstanding allocations.
+const UNCONFIRMED_COMPACT_SLACK_LINES: usize = 4096;
 
 /// The trunk allocator of one storage: pool, binlog and side files. All
 /// methods block (callers use `spawn_blocking`).
@@ -189,6 +195,95 @@ fn apply_records(pool: &mut Pool, max_id: &mut u32, records: &[TrunkRecord]) -> 
     failed
 }
 
+type SlotKey = (u8, u32, u32);
+
+fn slot_key(s: &TrunkLocation) -> SlotKey {
+    (s.store_path_index, s.trunk_file_id, s.offset)
+}
+
+/// Takes `slot` out of the staged slot that holds it, keeping the parts
+/// around it. False when no staged slot holds it whole.
+fn carve(staged: &mut BTreeMap<SlotKey, TrunkLocation>, slot: &TrunkLocation) -> bool {
+    let k = slot_key(slot);
+    let Some((&hk, &h)) = staged.range((k.0, k.1, 0)..=k).next_back() else {
+        return false;
+    };
+    let end = slot_end(slot);
+    if slot_end(&h) < end {
+        return false;
+    }
+    staged.remove(&hk);
+    if slot.offset > h.offset {
+        staged.insert(
+            hk,
+            TrunkLocation {
+                size: slot.offset - h.offset,
+                ..h
+            },
+        );
+    }
+    if slot_end(&h) > end {
+        // Both ends are below 2^31 (the record parser's bound).
+        let rest = TrunkLocation {
+            offset: end as u32,
+            size: (slot_end(&h) - end) as u32,
+            ..h
+        };
+        staged.insert(slot_key(&rest), rest);
+    }
+    true
+}
+
+/// Replays a binlog at open the way the original's restore does: keyed by
+/// where a slot starts, an `A` listing it and a `D` unlisting it, then
+/// loads what is listed into the pool. Versions before 5 wrote an
+/// allocation as `A` of the rest before `D` of the whole slot, which a
+/// byte-range replay would refuse; keyed, it lands as it did there. A `D`
+/// of part of a listed slot is cut out of it.
+fn replay_keyed(
+    pool: &mut Pool,
+    max_id: &mut u32,
+    base: &[TrunkLocation],
+    records: &[TrunkRecord],
+) {
+    let mut staged: BTreeMap<SlotKey, TrunkLocation> = BTreeMap::new();
+    let mut skipped = 0usize;
+    for s in base {
+        *max_id = (*max_id).max(s.trunk_file_id);
+        staged.insert(slot_key(s), *s);
+    }
+    for r in records {
+        *max_id = (*max_id).max(r.slot.trunk_file_id);
+        let k = slot_key(&r.slot);
+        match r.op {
+            TrunkOp::AddSpace => {
+                staged.insert(k, r.slot);
+            }
+            TrunkOp::DelSpace => {
+                if staged.get(&k) == Some(&r.slot) {
+                    staged.remove(&k);
+                } else if !carve(&mut staged, &r.slot) {
+                    skipped += 1;
+                    tracing::warn!(line = %r.to_line().trim_end(), "trunk binlog D line names no free slot");
+                }
+            }
+        }
+        // Trunk files whose space is all allocated are still known.
+        if let Err(e) = pool.remember_file(&r.slot) {
+            tracing::warn!(error = %e, "trunk binlog line disagrees on a trunk file's directories");
+        }
+    }
+    for s in staged.values() {
+        if let Err(e) = pool.add(s, false) {
+            skipped += 1;
+            tracing::warn!(error = %e, "trunk free slot overlaps another, left out");
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(skipped, "trunk binlog replay skipped lines or slots");
+    }
+}
+
 impl TrunkSpace {
     /// Loads storage_trunk.dat (if its binlog size matches) then replays data/trunk/binlog past it.
     pub fn open(
@@ -214,16 +309,12 @@ impl TrunkSpace {
             Err(e) => return Err(e),
         };
         let mut start = 0usize;
+        let mut base: Vec<TrunkLocation> = Vec::new();
         if let Some(snap) = snapshot {
             let at = usize::try_from(snap.binlog_size).unwrap_or(usize::MAX);
             // The snapshot must end on a line boundary of this very binlog.
             if at <= text.len() && (at == 0 || text[at - 1] == b'\n') {
-                for s in &snap.free {
-                    max_id = max_id.max(s.location.trunk_file_id);
-                    if let Err(e) = pool.add(&s.location, false) {
-                        tracing::warn!(error = %e, "{TRUNK_DATA_FILE_NAME} slot does not apply");
-                    }
-                }
+                base = snap.free.iter().map(|s| s.location).collect();
                 start = at;
             } else {
                 tracing::warn!(
@@ -237,7 +328,7 @@ impl TrunkSpace {
         if refused > 0 {
             tracing::warn!(refused, "trunk binlog lines refused at replay");
         }
-        apply_records(&mut pool, &mut max_id, &records);
+        replay_keyed(&mut pool, &mut max_id, &base, &records);
         let whole = (start + consumed) as u64;
         if whole < text.len() as u64 {
             tracing::warn!(
@@ -313,6 +404,7 @@ impl TrunkSpace {
                 binlog_len,
                 pending: Vec::new(),
                 max_trunk_file_id: max_id,
+                unconfirmed_lines: outstanding.len(),
                 unconfirmed: outstanding,
                 unconfirmed_file,
             }),
@@ -350,26 +442,53 @@ impl TrunkSpace {
         if records.is_empty() {
             return Ok(());
         }
+        if !inner.pending.is_empty() {
+            // A member turned trunk server with half a pushed line at the
+            // end: drop it so our first line does not glue onto it.
+            inner.binlog_len -= inner.pending.len() as u64;
+            inner.binlog.set_len(inner.binlog_len)?;
+            inner.pending.clear();
+        }
         let text = lines(records);
         inner.binlog.write_all(text.as_bytes())?;
         inner.binlog_len += text.len() as u64;
         Ok(())
     }
 
-    fn note_unconfirmed(inner: &mut Inner, op: TrunkOp, slot: TrunkLocation) -> io::Result<()> {
+    fn note_unconfirmed(
+        &self,
+        inner: &mut Inner,
+        op: TrunkOp,
+        slot: TrunkLocation,
+    ) -> io::Result<()> {
         let line = record(op, slot).to_line();
         inner.unconfirmed_file.write_all(line.as_bytes())?;
+        inner.unconfirmed_lines += 1;
         match op {
             TrunkOp::DelSpace => {
                 inner.unconfirmed.insert(slot, Instant::now());
             }
             TrunkOp::AddSpace => {
                 inner.unconfirmed.remove(&slot);
-                if inner.unconfirmed.is_empty() {
-                    // Nothing outstanding: start the side file over.
-                    inner.unconfirmed_file.set_len(0)?;
-                }
             }
+        }
+        if inner.unconfirmed.is_empty() {
+            // Nothing outstanding: start the side file over.
+            inner.unconfirmed_file.set_len(0)?;
+            inner.unconfirmed_lines = 0;
+        } else if inner.unconfirmed_lines
+            > 2 * inner.unconfirmed.len() + UNCONFIRMED_COMPACT_SLACK_LINES
+        {
+            // Always some upload in flight: keep only the outstanding lines.
+            let keep: Vec<TrunkRecord> = inner
+                .unconfirmed
+                .keys()
+                .map(|s| record(TrunkOp::DelSpace, *s))
+                .collect();
+            let path = self.trunk_dir().join(UNCONFIRMED_NAME);
+            replace_file(&path, lines(&keep).as_bytes())?;
+            inner.unconfirmed_file = open_append(&path)?;
+            inner.unconfirmed_lines = keep.len();
         }
         Ok(())
     }
@@ -421,7 +540,7 @@ impl TrunkSpace {
         }
         Self::write_binlog(&mut inner, &recs)?;
         inner.pool.apply_alloc(&plan).map_err(pool_err)?;
-        Self::note_unconfirmed(&mut inner, TrunkOp::DelSpace, plan.taken)?;
+        self.note_unconfirmed(&mut inner, TrunkOp::DelSpace, plan.taken)?;
         Ok(Alloc::Slot(plan.taken))
     }
 
@@ -488,7 +607,7 @@ impl TrunkSpace {
         if !ok {
             self.free_locked(&mut inner, slot)?;
         }
-        Self::note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)
+        self.note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)
     }
 
     /// A deleted file's slot back to the pool (`A` line), merging free neighbours when trunk_free_space_merge,
@@ -498,7 +617,7 @@ impl TrunkSpace {
         let mut inner = self.lock();
         self.free_locked(&mut inner, slot)?;
         if inner.unconfirmed.contains_key(slot) {
-            Self::note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)?;
+            self.note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)?;
         }
         Ok(())
     }
@@ -684,7 +803,7 @@ impl TrunkSpace {
                 Err(e) if e.raw_os_error() == Some(i32::from(Status::EALREADY.0)) => {}
                 Err(e) => return Err(e),
             }
-            Self::note_unconfirmed(&mut inner, TrunkOp::AddSpace, *s)?;
+            self.note_unconfirmed(&mut inner, TrunkOp::AddSpace, *s)?;
         }
         Ok(stale.len())
     }
@@ -1306,5 +1425,80 @@ mod tests {
         let (h, l) = random_sub_dirs(2, 256);
         fs::remove_file(env.stores()[1].join(trunk_file_relative_path(h, l, 2))).unwrap();
         assert_eq!(s.scrub_local().unwrap().missing_files.len(), 1);
+    }
+    #[test]
+    fn space_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<TrunkSpace>();
+    }
+
+    /// The original's allocation line orders: 5.x/6.x write `D` whole, `A`
+    /// rest, `A` taken (held until confirmed), `D` taken at confirm; older
+    /// versions wrote `A` rest before `D` whole. Both replay to the rest.
+    #[test]
+    fn replays_the_originals_allocation_orders() {
+        for binlog in [
+            "1 A 0 0 0 1 0 65536\n2 D 0 0 0 1 0 65536\n2 A 0 0 0 1 1024 64512\n2 A 0 0 0 1 0 1024\n3 D 0 0 0 1 0 1024\n",
+            "1 A 0 0 0 1 0 65536\n2 A 0 0 0 1 1024 64512\n2 D 0 0 0 1 0 65536\n2 A 0 0 0 1 0 1024\n3 D 0 0 0 1 0 1024\n",
+        ] {
+            let env = Env::new(params(true, false));
+            let data = env.dir.path().join("base/data/trunk");
+            fs::create_dir_all(&data).unwrap();
+            fs::write(data.join("binlog"), binlog).unwrap();
+            let s = env.open();
+            let rest = TrunkLocation {
+                store_path_index: 0,
+                sub_path_high: 0,
+                sub_path_low: 0,
+                trunk_file_id: 1,
+                offset: 1024,
+                size: 64512,
+            };
+            assert_eq!(s.free_slots(), vec![(rest, false)], "{binlog}");
+            // A D line naming part of a free slot is cut out of it.
+            drop(s);
+            let mut f = OpenOptions::new().append(true).open(data.join("binlog")).unwrap();
+            f.write_all(b"4 D 0 0 0 1 2048 1024\n").unwrap();
+            drop(f);
+            assert_eq!(env.open().free_bytes(), 64512 - 1024);
+        }
+    }
+
+    #[test]
+    fn member_turned_server_drops_a_half_pushed_line() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        let (h, l) = random_sub_dirs(1, 256);
+        let line = format!("1 A 0 {h} {l} 1 0 65536\n");
+        s.apply_pushed(line.as_bytes()).unwrap();
+        s.apply_pushed(b"2 D 0 0").unwrap();
+        let p = env.stores()[0].join(trunk_file_relative_path(h, l, 1));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        File::create(&p).unwrap().set_len(FILE).unwrap();
+        let a = slot(s.alloc(0, 100).unwrap());
+        let before = state(&s);
+        let bin = env.binlog();
+        let (_, refused, consumed) = parse_lines(&bin);
+        assert_eq!((refused, consumed), (0, bin.len()));
+        drop(s);
+        assert_eq!(state(&env.open()), before);
+        assert_eq!(a.offset, 0);
+    }
+
+    #[test]
+    fn unconfirmed_side_file_stays_small() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        s.add_trunk_file(0, 1).unwrap();
+        let held = slot(s.alloc(0, 100).unwrap());
+        for _ in 0..(UNCONFIRMED_COMPACT_SLACK_LINES + 100) {
+            let a = slot(s.alloc(0, 100).unwrap());
+            s.confirm(&a, false).unwrap();
+        }
+        let path = env.dir.path().join("base/data/trunk/unconfirmed");
+        let lines = fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines <= UNCONFIRMED_COMPACT_SLACK_LINES + 4, "{lines}");
+        drop(s);
+        assert_eq!(env.open().unconfirmed(), vec![held]);
     }
 }
