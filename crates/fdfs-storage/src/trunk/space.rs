@@ -316,6 +316,11 @@ impl TrunkSpace {
             if at <= text.len() && (at == 0 || text[at - 1] == b'\n') {
                 base = snap.free.iter().map(|s| s.location).collect();
                 start = at;
+                // The snapshot lists free slots only: the highest trunk id
+                // (a file wholly allocated or deleted) is in the lines before.
+                for r in parse_lines(&text[..at]).0 {
+                    max_id = max_id.max(r.slot.trunk_file_id);
+                }
             } else {
                 tracing::warn!(
                     snapshot = snap.binlog_size,
@@ -1500,5 +1505,99 @@ mod tests {
         assert!(lines <= UNCONFIRMED_COMPACT_SLACK_LINES + 4, "{lines}");
         drop(s);
         assert_eq!(env.open().unconfirmed(), vec![held]);
+    }
+    #[derive(Debug, Clone)]
+    enum SpaceOp {
+        Alloc(u8, u32),
+        Confirm(usize, bool),
+        Free(usize),
+        Snapshot,
+        Reopen,
+        Quarantine,
+        Stale,
+    }
+
+    fn space_op() -> impl proptest::strategy::Strategy<Value = SpaceOp> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => (0u8..2, 0u32..12_000).prop_map(|(p, n)| SpaceOp::Alloc(p, n)),
+            4 => (any::<usize>(), any::<bool>()).prop_map(|(i, ok)| SpaceOp::Confirm(i, ok)),
+            4 => any::<usize>().prop_map(SpaceOp::Free),
+            1 => Just(SpaceOp::Snapshot),
+            1 => Just(SpaceOp::Reopen),
+            1 => Just(SpaceOp::Quarantine),
+            1 => Just(SpaceOp::Stale),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Random traffic: slots handed out never overlap one held, a
+        /// restart reproduces the state, and a member fed the binlog has
+        /// the server's pool.
+        #[test]
+        fn restart_and_members_agree(ops in proptest::collection::vec(space_op(), 1..80), merge in proptest::prelude::any::<bool>(), unused in proptest::prelude::any::<bool>()) {
+            let env = Env::new(params(merge, unused));
+            let mut s = env.open();
+            let mut next_id = 1u32;
+            let mut unconfirmed: Vec<TrunkLocation> = Vec::new();
+            let mut held: Vec<TrunkLocation> = Vec::new();
+            for op in ops {
+                match op {
+                    SpaceOp::Alloc(p, n) => {
+                        let a = match s.alloc(p, n).unwrap() {
+                            Alloc::Slot(a) => a,
+                            Alloc::NeedTrunkFile => {
+                                next_id = next_id.max(s.max_trunk_file_id() + 1);
+                                s.add_trunk_file(p, next_id).unwrap();
+                                next_id += 1;
+                                slot(s.alloc(p, n).unwrap())
+                            }
+                        };
+                        for h in held.iter().chain(&unconfirmed) {
+                            let apart = h.store_path_index != a.store_path_index
+                                || h.trunk_file_id != a.trunk_file_id
+                                || slot_end(h) <= u64::from(a.offset)
+                                || slot_end(&a) <= u64::from(h.offset);
+                            proptest::prop_assert!(apart, "{:?} overlaps {:?}", a, h);
+                        }
+                        unconfirmed.push(a);
+                    }
+                    SpaceOp::Confirm(i, ok) if !unconfirmed.is_empty() => {
+                        let a = unconfirmed.swap_remove(i % unconfirmed.len());
+                        s.confirm(&a, ok).unwrap();
+                        if ok {
+                            held.push(a);
+                        }
+                    }
+                    SpaceOp::Free(i) if !held.is_empty() => {
+                        let a = held.swap_remove(i % held.len());
+                        s.free(&a).unwrap();
+                    }
+                    SpaceOp::Snapshot => s.save_snapshot().unwrap(),
+                    SpaceOp::Reopen => {
+                        let before = (s.free_slots(), s.binlog_size(), s.max_trunk_file_id());
+                        let mut outstanding = s.unconfirmed();
+                        drop(s);
+                        s = env.open();
+                        proptest::prop_assert_eq!(before, (s.free_slots(), s.binlog_size(), s.max_trunk_file_id()));
+                        outstanding.sort();
+                        proptest::prop_assert_eq!(outstanding, s.unconfirmed());
+                    }
+                    SpaceOp::Quarantine => s.quarantine_all(),
+                    SpaceOp::Stale => {
+                        let n = s.free_stale_unconfirmed(Duration::ZERO).unwrap();
+                        proptest::prop_assert_eq!(n, unconfirmed.len());
+                        unconfirmed.clear();
+                    }
+                    SpaceOp::Confirm(..) | SpaceOp::Free(_) => {}
+                }
+            }
+            let member_env = Env::new(params(merge, unused));
+            let member = member_env.open();
+            member.apply_pushed(&env.binlog()).unwrap();
+            let plain: Vec<(TrunkLocation, bool)> = s.free_slots().into_iter().map(|(l, _)| (l, false)).collect();
+            proptest::prop_assert_eq!(member.free_slots(), plain);
+        }
     }
 }
