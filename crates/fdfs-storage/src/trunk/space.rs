@@ -599,6 +599,9 @@ impl TrunkSpace {
     }
 
     /// ok: forget unconfirmed. !ok: slot back to the pool (`A` line).
+    /// A member answering EEXIST (the slot holds another file on its disk,
+    /// design rule 4) is `ok = true`, as the original does: that space is
+    /// in use and must not go back to the pool.
     /// A slot that is not outstanding is ENOENT either way: after a stale
     /// one was freed (and maybe handed out again) a late confirm must fail.
     pub fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()> {
@@ -813,6 +816,31 @@ impl TrunkSpace {
         Ok(stale.len())
     }
 
+    /// The files stored inside `slot` on this disk (headers reachable from
+    /// its start, see [`TrunkSpace::scrub_local`]): empty means the range is
+    /// proven free here, what a member answers for a quarantined slot of
+    /// the trunk server. A trunk file this disk lacks holds nothing.
+    pub fn scrub_range(&self, slot: &TrunkLocation) -> io::Result<Vec<TrunkLocation>> {
+        let path = self
+            .store_path(slot.store_path_index)?
+            .join(slot.trunk_file_relative_path());
+        let f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata()?.len();
+        let (found, _) = files_in_range(&f, u64::from(slot.offset), slot_end(slot), len)?;
+        Ok(found
+            .into_iter()
+            .map(|(offset, size)| TrunkLocation {
+                offset: offset as u32,
+                size,
+                ..*slot
+            })
+            .collect())
+    }
+
     /// Walks every known trunk file's slot headers on this disk and
     /// compares them with the pool: free slots holding a file header,
     /// allocated space whose header chain does not add up, quarantined
@@ -882,6 +910,28 @@ fn holds_file(h: &SlotHeader) -> bool {
     h.file_type == SLOT_TYPE_REGULAR || h.file_type == SLOT_TYPE_LINK
 }
 
+/// The file headers (`F`/`L`) reachable by following alloc sizes from
+/// `start` within `[start, end)` of a trunk file of `len` bytes, as
+/// `(offset, alloc size)`, and how many headers were read. Free headers
+/// are followed too: a cleared slot keeps its size. A header of size 0
+/// ends the walk (space never written).
+fn files_in_range(f: &File, start: u64, end: u64, len: u64) -> io::Result<(Vec<(u64, u32)>, u64)> {
+    let mut found = Vec::new();
+    let mut read = 0u64;
+    let mut q = start;
+    while let Some(h) = read_header(f, q, len.min(end))? {
+        read += 1;
+        if holds_file(&h) {
+            found.push((q, h.alloc_size));
+        }
+        if h.alloc_size == 0 || q + u64::from(h.alloc_size) > end {
+            break;
+        }
+        q += u64::from(h.alloc_size);
+    }
+    Ok((found, read))
+}
+
 fn scrub_file(
     f: &File,
     whole: TrunkLocation,
@@ -904,18 +954,11 @@ fn scrub_file(
         {
             // A free slot: no file header may be reachable inside it.
             let end = slot_end(fs);
-            let mut q = p;
-            let mut clean = true;
-            while let Some(h) = read_header(f, q, len.min(end))? {
-                report.headers_read += 1;
-                if holds_file(&h) {
-                    clean = false;
-                    report.free_with_header.push((*fs, at(q, h.alloc_size)));
-                }
-                if h.alloc_size == 0 || q + u64::from(h.alloc_size) > end {
-                    break;
-                }
-                q += u64::from(h.alloc_size);
+            let (found, read) = files_in_range(f, p, end, len)?;
+            report.headers_read += read;
+            let clean = found.is_empty();
+            for (offset, size) in found {
+                report.free_with_header.push((*fs, at(offset, size)));
             }
             if *quarantined && clean {
                 report.quarantine_clean.push(*fs);
@@ -1423,8 +1466,10 @@ mod tests {
         s.quarantine_all();
         let r = s.scrub_local().unwrap();
         assert_eq!(r.quarantine_clean, s.quarantined());
+        assert!(s.scrub_range(&s.quarantined()[0]).unwrap().is_empty());
         write_header(&store, &rogue, SLOT_TYPE_REGULAR);
         assert!(s.scrub_local().unwrap().quarantine_clean.is_empty());
+        assert_eq!(s.scrub_range(&s.quarantined()[0]).unwrap(), vec![rogue]);
         // A trunk file this disk lacks.
         s.add_trunk_file(1, 2).unwrap();
         let (h, l) = random_sub_dirs(2, 256);
