@@ -45,6 +45,9 @@ const TRUNK_DIR: &str = "trunk";
 const BINLOG_NAME: &str = "binlog";
 const UNCONFIRMED_NAME: &str = "unconfirmed";
 const QUARANTINE_NAME: &str = "quarantine";
+/// `<binlog size> <highest trunk id>` at the last snapshot (ours): the
+/// snapshot lists free slots only, not the ids of full or deleted files.
+const SNAPSHOT_MAX_ID_NAME: &str = "snapshot_max_id";
 
 /// The answer to an allocation request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +198,13 @@ fn apply_records(pool: &mut Pool, max_id: &mut u32, records: &[TrunkRecord]) -> 
     failed
 }
 
+/// The highest trunk id saved with the snapshot of `binlog_size`.
+fn saved_max_id(trunk_dir: &Path, binlog_size: u64) -> Option<u32> {
+    let text = fs::read_to_string(trunk_dir.join(SNAPSHOT_MAX_ID_NAME)).ok()?;
+    let (size, id) = text.trim_end().split_once(' ')?;
+    (size.parse::<u64>().ok()? == binlog_size).then(|| id.parse().ok())?
+}
+
 type SlotKey = (u8, u32, u32);
 
 fn slot_key(s: &TrunkLocation) -> SlotKey {
@@ -318,8 +328,13 @@ impl TrunkSpace {
                 start = at;
                 // The snapshot lists free slots only: the highest trunk id
                 // (a file wholly allocated or deleted) is in the lines before.
-                for r in parse_lines(&text[..at]).0 {
-                    max_id = max_id.max(r.slot.trunk_file_id);
+                match saved_max_id(&trunk_dir, snap.binlog_size) {
+                    Some(id) => max_id = max_id.max(id),
+                    None => {
+                        for r in parse_lines(&text[..at]).0 {
+                            max_id = max_id.max(r.slot.trunk_file_id);
+                        }
+                    }
                 }
             } else {
                 tracing::warn!(
@@ -752,9 +767,14 @@ impl TrunkSpace {
     /// described the old binlog; the highest trunk id seen is kept.
     pub fn reset(&self) -> io::Result<()> {
         let mut inner = self.lock();
-        match fs::remove_file(self.data_dir.join(TRUNK_DATA_FILE_NAME)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        for path in [
+            self.snapshot_path(),
+            self.trunk_dir().join(SNAPSHOT_MAX_ID_NAME),
+        ] {
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         inner.binlog.set_len(0)?;
         inner.binlog_len = 0;
@@ -791,6 +811,12 @@ impl TrunkSpace {
                 })
                 .collect(),
         };
+        // The highest trunk id first: a snapshot found without its
+        // matching id line falls back to reading the lines before it.
+        replace_file(
+            &self.trunk_dir().join(SNAPSHOT_MAX_ID_NAME),
+            format!("{} {}\n", snap.binlog_size, inner.max_trunk_file_id).as_bytes(),
+        )?;
         replace_file(&self.snapshot_path(), snap.print().as_bytes())
     }
 
@@ -1249,6 +1275,26 @@ mod tests {
         fs::write(s.snapshot_path(), "999999\n").unwrap();
         drop(s);
         assert_eq!(state(&env2.open()), before);
+    }
+
+    #[test]
+    fn highest_trunk_id_survives_a_snapshot_without_its_file() {
+        let env = Env::new(params(true, true));
+        let s = env.open();
+        s.add_trunk_file(0, 5).unwrap();
+        let a = slot(s.alloc(0, 100).unwrap());
+        s.confirm(&a, false).unwrap();
+        assert!(s.free_slots().is_empty());
+        s.save_snapshot().unwrap();
+        drop(s);
+        // Lines before the snapshot unreadable: the id comes from its side file.
+        let bin: Vec<u8> = env
+            .binlog()
+            .iter()
+            .map(|b| if *b == b'\n' { b'\n' } else { b'x' })
+            .collect();
+        fs::write(env.dir.path().join("base/data/trunk/binlog"), &bin).unwrap();
+        assert_eq!(env.open().max_trunk_file_id(), 5);
     }
 
     #[test]
