@@ -36,7 +36,7 @@ type PosKey = (u8, u32, u32);
 type SizeKey = (u8, u32, u32, u32);
 
 /// Offsets and sizes are 32-bit signed in the original's records.
-const OFFSET_LIMIT: u64 = 1 << 31;
+const OFFSET_LIMIT_BYTES: u64 = 1 << 31;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Free {
@@ -207,7 +207,7 @@ impl Pool {
     }
 
     fn validate(&self, slot: &TrunkLocation) -> Result<(), PoolError> {
-        if slot.size == 0 || slot_end(slot) > OFFSET_LIMIT {
+        if slot.size == 0 || slot_end(slot) > OFFSET_LIMIT_BYTES {
             return Err(PoolError::Invalid(*slot));
         }
         match self.files.get(&(slot.store_path_index, slot.trunk_file_id)) {
@@ -387,7 +387,7 @@ impl Pool {
             }
         }
         let end = slot_end(slot);
-        if end < OFFSET_LIMIT {
+        if end < OFFSET_LIMIT_BYTES {
             let rk = (k.0, k.1, end as u32);
             if let Some(rf) = self.by_pos.get(&rk).filter(|f| !f.quarantined) {
                 plan.merged.size += rf.size;
