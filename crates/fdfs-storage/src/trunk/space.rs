@@ -320,6 +320,8 @@ impl TrunkSpace {
         let mut binlog = open_append(&trunk_dir.join(BINLOG_NAME))?;
         let text = read_all(&mut binlog)?;
         let snapshot = match fs::read_to_string(data_dir.join(TRUNK_DATA_FILE_NAME)) {
+            // `trunk_init_reload_from_binlog`: the whole binlog decides.
+            Ok(_) if params.trunk_init_reload_from_binlog => None,
             Ok(s) => TrunkDataFile::parse(&s)
                 .map_err(|e| tracing::warn!(error = %e, "ignoring {TRUNK_DATA_FILE_NAME}"))
                 .ok(),
@@ -388,6 +390,40 @@ impl TrunkSpace {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
+        }
+        if params.trunk_init_check_occupying {
+            // The original leaves a free slot holding a file out of its
+            // pool; ours quarantines it (kept, never handed out, and
+            // released by a scrub once the file is gone).
+            let mut occupied = 0usize;
+            for (slot, quarantined) in pool.slots() {
+                if quarantined {
+                    continue;
+                }
+                let Some(store) = store_paths.get(usize::from(slot.store_path_index)) else {
+                    continue;
+                };
+                let Ok(f) = File::open(store.join(slot.trunk_file_relative_path())) else {
+                    continue;
+                };
+                let len = f.metadata()?.len();
+                if !files_in_range(&f, u64::from(slot.offset), slot_end(&slot), len)?
+                    .0
+                    .is_empty()
+                {
+                    pool.quarantine_overlapping(&slot);
+                    occupied += 1;
+                }
+            }
+            if occupied > 0 {
+                tracing::warn!(occupied, "free trunk slots hold files, quarantined");
+                let q: Vec<TrunkRecord> = pool
+                    .quarantined()
+                    .into_iter()
+                    .map(|s| record(TrunkOp::AddSpace, s))
+                    .collect();
+                replace_file(&qpath, lines(&q).as_bytes())?;
+            }
         }
 
         // Unconfirmed allocations: D handed out, A settled. The ones left
@@ -1315,6 +1351,54 @@ mod tests {
             .collect();
         fs::write(env.dir.path().join("base/data/trunk/binlog"), &bin).unwrap();
         assert_eq!(env.open().max_trunk_file_id(), 5);
+    }
+
+    #[test]
+    fn init_check_occupying_quarantines_free_slots_holding_files() {
+        let mut p = params(false, false);
+        let env = Env::new(p.clone());
+        let s = env.open();
+        let t = s.add_trunk_file(0, 1).unwrap();
+        let a = slot(s.alloc(0, 100).unwrap());
+        s.confirm(&a, false).unwrap();
+        drop(s);
+        // A file the binlog does not know about sits in the free slot at 0.
+        write_header(&env.stores()[0], &a, SLOT_TYPE_REGULAR);
+        p.trunk_init_check_occupying = true;
+        let env2 = Env {
+            dir: env.dir,
+            params: p,
+        };
+        let s = env2.open();
+        assert_eq!(s.quarantined(), vec![a]);
+        assert_eq!(s.free_bytes(), u64::from(t.size - a.size));
+        drop(s);
+        // Kept across restarts, also without the check.
+        let env3 = Env {
+            dir: env2.dir,
+            params: params(false, false),
+        };
+        assert_eq!(env3.open().quarantined(), vec![a]);
+    }
+
+    #[test]
+    fn init_reload_from_binlog_ignores_the_snapshot() {
+        let mut p = params(true, false);
+        let env = Env::new(p.clone());
+        let s = env.open();
+        s.add_trunk_file(0, 1).unwrap();
+        s.save_snapshot().unwrap();
+        let before = state(&s);
+        // A snapshot that disagrees with the binlog it claims to cover.
+        fs::write(s.snapshot_path(), format!("{}\n", before.1)).unwrap();
+        drop(s);
+        assert!(env.open().free_slots().is_empty());
+        p.trunk_init_reload_from_binlog = true;
+        let env2 = Env {
+            dir: env.dir,
+            params: p,
+        };
+        assert_eq!(state(&env2.open()), before);
     }
 
     #[test]
