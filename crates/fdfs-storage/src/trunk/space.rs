@@ -1402,6 +1402,75 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_callers_never_share_a_slot() {
+        let env = Env::new(params(true, false));
+        let s = env.open();
+        let next_id = std::sync::atomic::AtomicU32::new(1);
+        let held: Vec<TrunkLocation> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4u32)
+                .map(|w| {
+                    let (s, next_id) = (&s, &next_id);
+                    scope.spawn(move || {
+                        let mut mine = Vec::new();
+                        for i in 0..300u32 {
+                            let n = 50 + (w * 7919 + i * 104_729) % 8000;
+                            let a = loop {
+                                match s.alloc((i % 2) as u8, n).unwrap() {
+                                    Alloc::Slot(a) => break a,
+                                    Alloc::NeedTrunkFile => {
+                                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                                        // Another thread may have made room meanwhile.
+                                        s.add_trunk_file((i % 2) as u8, id).unwrap();
+                                    }
+                                }
+                            };
+                            s.confirm(&a, i % 5 != 0).unwrap();
+                            if i % 5 != 0 {
+                                mine.push(a);
+                            }
+                            if i % 3 == 0 {
+                                if let Some(f) = mine.pop() {
+                                    s.free(&f).unwrap();
+                                }
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let free = s.free_slots();
+        let mut spans: Vec<(u8, u32, u64, u64)> = held
+            .iter()
+            .chain(free.iter().map(|(f, _)| f))
+            .map(|l| {
+                (
+                    l.store_path_index,
+                    l.trunk_file_id,
+                    u64::from(l.offset),
+                    slot_end(l),
+                )
+            })
+            .collect();
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            if (w[0].0, w[0].1) == (w[1].0, w[1].1) {
+                assert!(w[0].3 <= w[1].2, "{w:?}");
+            }
+        }
+        // Held plus free covers every trunk file exactly.
+        let total: u64 = spans.iter().map(|s| s.3 - s.2).sum();
+        assert_eq!(total, u64::from(next_id.load(Ordering::Relaxed) - 1) * FILE);
+        let before = state(&s);
+        drop(s);
+        assert_eq!(state(&env.open()), before);
+    }
+
+    #[test]
     fn torn_last_line_is_cut_off() {
         let env = Env::new(params(true, false));
         let s = env.open();
