@@ -28,6 +28,7 @@
 //! allocation or free, and a restart reads it from the last snapshot.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -51,9 +52,10 @@ const TRUNK_DIR: &str = "trunk";
 const BINLOG_NAME: &str = "binlog";
 const UNCONFIRMED_NAME: &str = "unconfirmed";
 const QUARANTINE_NAME: &str = "quarantine";
-/// `<binlog size> <highest trunk id>` at the last snapshot (ours): the
-/// snapshot lists free slots only, not the ids of full or deleted files.
-const SNAPSHOT_MAX_ID_NAME: &str = "snapshot_max_id";
+/// Beside the last snapshot (ours), which lists free slots only:
+/// `<binlog size> <highest trunk id>`, then one `<store path> <high> <low>
+/// <id>` line per known trunk file, so full and deleted files stay known.
+const SNAPSHOT_FILES_NAME: &str = "snapshot_files";
 
 /// The answer to an allocation request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,11 +208,33 @@ fn apply_records(pool: &mut Pool, max_id: &mut u32, records: &[TrunkRecord]) -> 
     failed
 }
 
-/// The highest trunk id saved with the snapshot of `binlog_size`.
-fn saved_max_id(trunk_dir: &Path, binlog_size: u64) -> Option<u32> {
-    let text = fs::read_to_string(trunk_dir.join(SNAPSHOT_MAX_ID_NAME)).ok()?;
-    let (size, id) = text.trim_end().split_once(' ')?;
-    (size.parse::<u64>().ok()? == binlog_size).then(|| id.parse().ok())?
+/// The highest trunk id and the known trunk files (as whole-file
+/// locations of size 1) saved with the snapshot of `binlog_size`; None
+/// when missing, damaged or of another snapshot.
+fn saved_files(trunk_dir: &Path, binlog_size: u64) -> Option<(u32, Vec<TrunkLocation>)> {
+    let text = fs::read_to_string(trunk_dir.join(SNAPSHOT_FILES_NAME)).ok()?;
+    let mut lines = text.lines();
+    let (size, id) = lines.next()?.split_once(' ')?;
+    if size.parse::<u64>().ok()? != binlog_size {
+        return None;
+    }
+    let max_id = id.parse().ok()?;
+    let mut files = Vec::new();
+    for line in lines {
+        let cols: Vec<&str> = line.split(' ').collect();
+        let [p, h, l, id] = cols[..] else {
+            return None;
+        };
+        files.push(TrunkLocation {
+            store_path_index: p.parse().ok()?,
+            sub_path_high: h.parse().ok()?,
+            sub_path_low: l.parse().ok()?,
+            trunk_file_id: id.parse().ok()?,
+            offset: 0,
+            size: 1,
+        });
+    }
+    Some((max_id, files))
 }
 
 type SlotKey = (u8, u32, u32);
@@ -337,13 +361,21 @@ impl TrunkSpace {
                 base = snap.free.iter().map(|s| s.location).collect();
                 start = at;
                 // The snapshot lists free slots only: the highest trunk id
-                // (a file wholly allocated or deleted) is in the lines before.
-                match saved_max_id(&trunk_dir, snap.binlog_size) {
-                    Some(id) => max_id = max_id.max(id),
-                    None => {
-                        for r in parse_lines(&text[..at]).0 {
-                            max_id = max_id.max(r.slot.trunk_file_id);
-                        }
+                // and the trunk files wholly allocated are beside it, or
+                // else in the lines before it.
+                let known = saved_files(&trunk_dir, snap.binlog_size).unwrap_or_else(|| {
+                    let before = parse_lines(&text[..at]).0;
+                    let id = before
+                        .iter()
+                        .map(|r| r.slot.trunk_file_id)
+                        .max()
+                        .unwrap_or(0);
+                    (id, before.into_iter().map(|r| r.slot).collect())
+                });
+                max_id = max_id.max(known.0);
+                for f in &known.1 {
+                    if let Err(e) = pool.remember_file(f) {
+                        tracing::warn!(error = %e, "trunk file seen under two directory pairs");
                     }
                 }
             } else {
@@ -701,14 +733,22 @@ impl TrunkSpace {
     }
 
     fn free_locked(&self, inner: &mut Inner, slot: &TrunkLocation) -> io::Result<()> {
-        if !inner
-            .pool
-            .knows_file(slot.store_path_index, slot.trunk_file_id)
-        {
-            return Err(errno(
-                Status::ENOENT,
-                format!("free of {slot:?}: unknown trunk file"),
-            ));
+        // A trunk file this pool never saw (made by a former trunk server
+        // past what reached our binlog) is accepted: the freed slot held
+        // the deleted file, the rest of that file stays allocated here.
+        if slot_end(slot) > self.trunk_file_size() {
+            // A file made under a bigger trunk_file_size may still hold it.
+            let on_disk = self
+                .store_path(slot.store_path_index)?
+                .join(slot.trunk_file_relative_path())
+                .metadata()
+                .map_or(0, |m| m.len());
+            if slot_end(slot) > on_disk {
+                return Err(errno(
+                    Status::EINVAL,
+                    format!("free of {slot:?}: past the trunk file's end"),
+                ));
+            }
         }
         let merge = self.params.trunk_free_space_merge;
         let plan = inner.pool.plan_free(slot, merge).map_err(pool_err)?;
@@ -824,7 +864,7 @@ impl TrunkSpace {
         let mut inner = self.lock();
         for path in [
             self.snapshot_path(),
-            self.trunk_dir().join(SNAPSHOT_MAX_ID_NAME),
+            self.trunk_dir().join(SNAPSHOT_FILES_NAME),
         ] {
             match fs::remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -868,9 +908,13 @@ impl TrunkSpace {
         };
         // The highest trunk id first: a snapshot found without its
         // matching id line falls back to reading the lines before it.
+        let mut files = format!("{} {}\n", snap.binlog_size, inner.max_trunk_file_id);
+        for (p, id, h, l) in inner.pool.files() {
+            let _ = writeln!(files, "{p} {h} {l} {id}");
+        }
         replace_file(
-            &self.trunk_dir().join(SNAPSHOT_MAX_ID_NAME),
-            format!("{} {}\n", snap.binlog_size, inner.max_trunk_file_id).as_bytes(),
+            &self.trunk_dir().join(SNAPSHOT_FILES_NAME),
+            files.as_bytes(),
         )?;
         replace_file(&self.snapshot_path(), snap.print().as_bytes())
     }
@@ -1258,11 +1302,15 @@ mod tests {
         s.free(&a).unwrap();
         let size = s.binlog_size();
         assert_eq!(os_err(&s.free(&a).unwrap_err()), Some(Status::EALREADY));
-        let unknown = TrunkLocation {
-            trunk_file_id: 9,
+        let past_end = TrunkLocation {
+            offset: FILE as u32 - 100,
+            size: 200,
             ..a
         };
-        assert_eq!(os_err(&s.free(&unknown).unwrap_err()), Some(Status::ENOENT));
+        assert_eq!(
+            os_err(&s.free(&past_end).unwrap_err()),
+            Some(Status::EINVAL)
+        );
         assert_eq!(s.binlog_size(), size);
         assert_eq!(env.binlog().len() as u64, size);
     }
@@ -1468,6 +1516,46 @@ mod tests {
         let before = state(&s);
         drop(s);
         assert_eq!(state(&env.open()), before);
+    }
+
+    #[test]
+    fn a_full_trunk_file_stays_known_across_a_snapshot() {
+        let env = Env::new(params(false, false));
+        let s = env.open();
+        s.add_trunk_file(0, 4).unwrap();
+        let mut rest = None;
+        while let Alloc::Slot(a) = s.alloc(0, 1000).unwrap() {
+            s.confirm(&a, true).unwrap();
+            rest = Some(a);
+        }
+        let rest = rest.unwrap();
+        assert!(s.free_slots().is_empty());
+        s.save_snapshot().unwrap();
+        drop(s);
+        for side_file in [true, false] {
+            if !side_file {
+                fs::remove_file(
+                    env.dir
+                        .path()
+                        .join("base/data/trunk")
+                        .join(SNAPSHOT_FILES_NAME),
+                )
+                .unwrap();
+            }
+            let s = env.open();
+            assert_eq!(
+                s.scrub_local().unwrap().trunk_files,
+                1,
+                "side file {side_file}"
+            );
+            assert_eq!(s.max_trunk_file_id(), 4);
+            // Its slots can be freed after the restart.
+            s.free(&rest).unwrap();
+            assert_eq!(s.free_slots(), vec![(rest, false)]);
+            s.save_snapshot().unwrap();
+            s.alloc(0, 1000).unwrap();
+            drop(s);
+        }
     }
 
     #[test]
