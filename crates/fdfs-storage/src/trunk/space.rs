@@ -16,6 +16,13 @@
 //!   restarted trunk server can free the ones whose member never confirmed.
 //! - `trunk/quarantine` (ours): the quarantined free slots, rewritten whole
 //!   on each change, so quarantine survives a restart.
+//! - `trunk/snapshot_files` (ours): written with each snapshot, the highest
+//!   trunk id and every known trunk file, which the snapshot's free list
+//!   cannot tell (a full or deleted file).
+//!
+//! Unlike the original's allocator, a slot handed out is out of the pool
+//! in the binlog at once (the original lists it free until the confirm),
+//! so a restart or a new trunk server never hands it out again.
 //!
 //! An allocation is written as the original's `trunk_split` does: a `D` line
 //! for the whole free slot, then an `A` line for the rest that stays free.
