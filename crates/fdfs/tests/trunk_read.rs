@@ -381,3 +381,116 @@ fn trunk_names_replicate_into_the_same_slots_of_a_new_member() {
     );
     assert!(download_from(&g, new, &files[0].remote).unwrap() == files[0].content);
 }
+
+/// `store_slave_file_use_link` (issue #15 point 7, PROTOCOL.md §3.2): a
+/// slave's content goes under a fresh normal name and the slave name is a
+/// symlink to it, also for a trunk-backed master; both replicate (the link
+/// with SYNC_CREATE_LINK) and a delete takes link and target.
+#[test]
+fn slaves_are_symlinks_with_store_slave_file_use_link() {
+    let mut g = Group::start_with(GroupOptions {
+        groups: vec![("group1", 1)],
+        tweak_tracker: Some(Arc::new(|c| c.store_slave_file_use_link = true)),
+        tweak_storage: Some(Arc::new(|c| c.subdir_count_per_path = 2)),
+        ..GroupOptions::default()
+    });
+    assert!(g.wait_all_active(DEADLINE), "group never turned ACTIVE");
+    let store = g.store_path(0);
+    let ip: std::net::Ipv4Addr = g.storage_ip(0).parse().unwrap();
+    let mut b = TrunkDirBuilder::new(&store, 0, TRUNK_FILE_BYTES).source(ip.octets());
+    let trunk_master = b.add((1, 0, 5), b"trunk master", "jpg", TS);
+
+    let (plain_master, slaves) = g.block_on(async {
+        let mut c = fdfs_testkit::connect(g.storage_addr(0)).await;
+        let mut sc = StorageClient::new(&mut c);
+        let master = sc
+            .upload(
+                fdfs_client::UploadKind::Normal,
+                -1,
+                "jpg",
+                &mut &b"plain master"[..],
+                12,
+            )
+            .await
+            .unwrap();
+        let mut slaves = Vec::new();
+        for (m, body) in [
+            (&master.remote, &b"plain slave"[..]),
+            (&trunk_master.remote, &b"trunk slave"[..]),
+        ] {
+            let id = sc
+                .upload_slave(m, "_150x150", "jpg", &mut &body[..], body.len() as u64)
+                .await
+                .unwrap();
+            slaves.push((id.remote, body.to_vec()));
+        }
+        (master, slaves)
+    });
+    let binlog = std::fs::read_to_string(store.join("data/sync/binlog.000")).unwrap();
+    for (slave, content) in &slaves {
+        let link = store.join("data").join(&slave[4..]);
+        let meta = std::fs::symlink_metadata(&link).unwrap();
+        assert!(meta.file_type().is_symlink(), "{slave} is not a link");
+        let target = std::fs::read_link(&link).unwrap();
+        assert!(
+            target.is_absolute() && target.starts_with(store.join("data")),
+            "{target:?}"
+        );
+        let real = format!(
+            "M00/{}",
+            target.strip_prefix(store.join("data")).unwrap().display()
+        );
+        assert_eq!(real.len(), 44, "the content has a normal name: {real}");
+        assert!(binlog.contains(&format!(" C {real}\n")), "{binlog}");
+        assert!(binlog.contains(&format!(" L {slave} {real}\n")), "{binlog}");
+        assert!(download_from(&g, 0, slave).unwrap() == *content);
+        let info = g.block_on(async {
+            let mut c = fdfs_testkit::connect(g.storage_addr(0)).await;
+            StorageClient::new(&mut c)
+                .query_file_info("group1", slave, 0)
+                .await
+                .unwrap()
+        });
+        assert_eq!(info.file_size, content.len() as i64);
+        assert_eq!(info.crc32, crc32fast::hash(content));
+    }
+
+    // A new member: the real files arrive as creates, the links as links.
+    let new = g.add_storage();
+    assert!(
+        g.wait_all_active(DEADLINE),
+        "the new member never turned ACTIVE"
+    );
+    for (slave, content) in &slaves {
+        assert!(
+            wait_until(|| download_from(&g, new, slave).is_ok_and(|d| d == *content)),
+            "{slave} never reached the new member"
+        );
+        let link = g.store_path(new).join("data").join(&slave[4..]);
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    let theirs = std::fs::read_to_string(g.store_path(new).join("data/sync/binlog.000")).unwrap();
+    assert!(
+        theirs.contains(&format!(" l {} M00/", slaves[0].0)),
+        "{theirs}"
+    );
+
+    // Deleting a linked slave takes its target too, here and there.
+    let (slave, _) = &slaves[0];
+    g.block_on(async {
+        let mut c = fdfs_testkit::connect(g.storage_addr(0)).await;
+        StorageClient::new(&mut c)
+            .delete("group1", slave)
+            .await
+            .unwrap();
+    });
+    assert!(std::fs::symlink_metadata(store.join("data").join(&slave[4..])).is_err());
+    assert!(
+        wait_until(|| download_from(&g, new, slave).is_err_and(|e| e.errno() == ENOENT)),
+        "the delete never reached the new member"
+    );
+    assert!(download_from(&g, new, &plain_master.remote).unwrap() == b"plain master");
+}

@@ -28,6 +28,7 @@ const REPLICA_APPEND: char = 'a';
 const REPLICA_MODIFY: char = 'm';
 const REPLICA_TRUNCATE: char = 't';
 const REPLICA_RENAME: char = 'r';
+const REPLICA_LINK: char = 'l';
 
 /// CLUSTER_CHALLENGE: a fresh nonce for the peer to prove the cluster
 /// secret against; EOPNOTSUPP when we have no secret.
@@ -428,5 +429,48 @@ pub async fn rename(s: &mut Session) -> OpResult<Reply> {
         &req.dest,
         &req.src,
     );
+    Ok(Reply::Body(Vec::new()))
+}
+
+/// SYNC_CREATE_LINK (19): a slave stored as a link (`store_slave_file_use_link`):
+/// `dest` becomes a symlink to the absolute path of `src` here. An existing
+/// `dest` is answered 0 as the original does (nothing recorded again); a
+/// missing `src` is ENOENT. Binlog `l <dest> <src>`, the names the
+/// original leaves out (§5.1).
+pub async fn create_link(s: &mut Session) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let req = SyncPairReq::decode(&body)?;
+    let storage = s.storage.clone();
+    check_group(&storage, &req.group)?;
+    let dest = resolve_data_file(&storage, &req.dest)?;
+    let src = resolve_data_file(&storage, &req.src)?;
+    credit(s, req.timestamp);
+    let (dest_name, src_name) = (req.dest.clone(), req.src.clone());
+    let created = blocking(move || {
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            return Ok(false);
+        }
+        if std::fs::metadata(&src).is_err() {
+            return Err(OpError::not_found(format!("{src_name} not found")));
+        }
+        match crate::store::place_in_tree(&dest, || std::os::unix::fs::symlink(&src, &dest)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => {
+                tracing::warn!(dest = %dest_name, error = %e, "SYNC_CREATE_LINK failed");
+                Err(e.into())
+            }
+        }
+    })
+    .await?;
+    if created {
+        log_change(
+            &storage,
+            i64::from(req.timestamp),
+            REPLICA_LINK,
+            &req.dest,
+            &req.src,
+        );
+    }
     Ok(Reply::Body(Vec::new()))
 }

@@ -131,7 +131,15 @@ pub async fn restore_part(
             }
             let c = conn.as_mut().expect("connected above");
             let timestamp = parse_line(&line).map(|r| r.timestamp).unwrap_or(0);
-            match restore_one(storage, c, &name, timestamp, &tmp).await? {
+            let relinked = match parse_line(&line) {
+                Some(r) if matches!(r.op, 'L' | 'l') => relink(storage, &name, &r.extra).await,
+                _ => None,
+            };
+            let outcome = match relinked {
+                Some(outcome) => outcome,
+                None => restore_one(storage, c, &name, timestamp, &tmp).await?,
+            };
+            match outcome {
                 Outcome::Restored(bytes) => {
                     tally.restored += 1;
                     tally.bytes += bytes;
@@ -161,6 +169,35 @@ pub async fn restore_part(
         c.quit().await;
     }
     Ok(tally)
+}
+
+/// A slave stored as a link (`L <link> <target>`): when its target is
+/// already restored here, the link is made again instead of a copy being
+/// downloaded. None: not possible (the target is restored by another
+/// worker later, or lies elsewhere), download the content instead.
+async fn relink(storage: &Storage, link: &RemoteName, target: &str) -> Option<Outcome> {
+    let target = RemoteName::parse(target, storage.paths.len()).ok()?;
+    let root_of = |n: &RemoteName| {
+        storage
+            .paths
+            .get(usize::from(n.store_path_index))
+            .map(|p| p.root.clone())
+    };
+    let target_path = crate::store::file_path(&root_of(&target)?, &target.relative_path());
+    let link_path = crate::store::file_path(&root_of(link)?, &link.relative_path());
+    tokio::task::spawn_blocking(move || {
+        std::fs::metadata(&target_path).ok()?;
+        match crate::store::place_in_tree(&link_path, || {
+            std::os::unix::fs::symlink(&target_path, &link_path)
+        }) {
+            Ok(()) => Some(Outcome::Restored(0)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Some(Outcome::Restored(0)),
+            Err(_) => None,
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Fetches one file (or a `-m` file's metadata) from the peer into place.

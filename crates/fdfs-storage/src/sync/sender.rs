@@ -317,6 +317,29 @@ pub(super) async fn send_record(
                 other => other,
             }
         }
+        'L' | 'l' => {
+            // The link as it is now: gone since, a later delete follows.
+            let Some(p) = local_path(storage, &rec.filename) else {
+                return Ok(());
+            };
+            if tokio::fs::symlink_metadata(p).await.is_err() {
+                return Ok(());
+            }
+            let mut b = BytesMut::new();
+            SyncPairReq {
+                dest: rec.filename.clone(),
+                src: rec.extra.clone(),
+                timestamp: ts as i32,
+                group: storage.group.clone(),
+            }
+            .encode(&mut b);
+            conn.send(StorageCmd::SyncCreateLink.into(), 0, &b).await?;
+            match conn.recv_ok_discarding_body().await {
+                // As the original: a target the peer lacks is not retried.
+                Err(e) if status_of(&e) == Some(Status::ENOENT) => Ok(()),
+                other => other,
+            }
+        }
         _ => Ok(()),
     }
 }
