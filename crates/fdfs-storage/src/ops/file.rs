@@ -17,6 +17,8 @@ use crate::binlog::op;
 use crate::error::{OpError, OpResult};
 use crate::session::{Reply, Session};
 use crate::state::{now_secs, Storage};
+use crate::trunk::slot;
+use fdfs_proto::trunk::TrunkLocation;
 
 /// QUERY_FILE_INFO flag: do not compute CRC32 for appender and slave files.
 const INFO_FLAG_NO_CRC: u8 = 1;
@@ -32,6 +34,9 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
     let (name, path) = resolve_data(&storage, &req.remote)?;
+    if TrunkLocation::from_remote(&name).is_some() {
+        return delete_trunk(storage, name, path, req.remote).await;
+    }
     // Unlinking a big file frees all its extents: blocking-pool work.
     blocking(move || {
         let link_meta = match std::fs::symlink_metadata(&path) {
@@ -68,6 +73,61 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     .await
 }
 
+/// DELETE_FILE of a trunk name: the slot must hold the named file
+/// (ENOENT otherwise), it is cleared and its space goes back to the trunk
+/// server; the `-m` file beside the trunk file goes as for any name.
+async fn delete_trunk(
+    storage: Arc<Storage>,
+    name: fdfs_proto::fileid::RemoteName,
+    path: PathBuf,
+    remote: String,
+) -> OpResult<Reply> {
+    blocking(move || {
+        let root = slot::store_root(&storage, &name)?;
+        let loc = slot::delete_slot(&root, &name)?;
+        let now = now_secs();
+        log_change(&storage, now, op::DELETE, &remote, "");
+        if std::fs::remove_file(meta_path(&path)).is_ok() {
+            log_change(&storage, now, op::DELETE, &format!("{remote}-m"), "");
+        }
+        slot::give_back_slot(&storage, loc);
+        Ok(Reply::Body(Vec::new()))
+    })
+    .await
+}
+
+/// QUERY_FILE_INFO of a trunk name: size and mtime from the slot header,
+/// the CRC32 from the name (§3.7).
+async fn query_trunk_info(
+    storage: &Arc<Storage>,
+    name: fdfs_proto::fileid::RemoteName,
+    remote: String,
+) -> OpResult<Reply> {
+    let disk_storage = storage.clone();
+    let header = blocking(move || {
+        let root = slot::store_root(&disk_storage, &name)?;
+        let slot = slot::open_slot(&root, &name)?;
+        if remote.len() < INFO_MIN_NAME_LEN {
+            return Err(OpError::invalid("filename too short"));
+        }
+        Ok((slot.header, name))
+    })
+    .await;
+    let (header, name) = header?;
+    let record = name
+        .record()
+        .ok_or_else(|| OpError::invalid("filename carries no file record"))?;
+    let resp = FileInfoResp {
+        file_size: i64::from(header.file_size),
+        create_timestamp: i64::from(header.mtime),
+        crc32: record.crc32,
+        source_ip: storage.source_ip_of(&record),
+    };
+    let mut out = bytes::BytesMut::new();
+    resp.encode(&mut out, storage.params().response_ip_addr_size);
+    Ok(Reply::Body(out.to_vec()))
+}
+
 pub async fn query_info(s: &mut Session, flags: u8) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = GroupFileReq::decode(&body)?;
@@ -78,6 +138,9 @@ pub async fn query_info(s: &mut Session, flags: u8) -> OpResult<Reply> {
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
     let (name, path) = resolve_data(&storage, &req.remote)?;
+    if TrunkLocation::from_remote(&name).is_some() {
+        return query_trunk_info(&storage, name, req.remote).await;
+    }
     let stat_path = path.clone();
     let (link_meta, meta) = blocking(move || {
         let link_meta = match std::fs::symlink_metadata(&stat_path) {
