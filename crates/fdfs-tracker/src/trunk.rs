@@ -158,7 +158,7 @@ async fn binlog_size(t: &Tracker, addr: &str) -> i64 {
     }
 }
 
-/// Asks every candidate for its binlog size at once and picks one.
+/// Asks every candidate for its binlog size and picks one.
 async fn choose(t: &Tracker, cands: Vec<Candidate>) -> Option<String> {
     let sizes = binlog_sizes(t, cands).await;
     pick_largest(&sizes).map(|c| c.id.clone())
