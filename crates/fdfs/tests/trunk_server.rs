@@ -467,3 +467,44 @@ fn storage_ids_name_the_trunk_server() {
         "{log}"
     );
 }
+
+/// The leader of `g`'s trackers (index), as tracker `asked` names it.
+fn leader_index(g: &Group, asked: usize) -> Option<usize> {
+    g.block_on(async {
+        let mut c = fdfs_client::Conn::connect(
+            &g.tracker(asked).to_string(),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .await
+        .ok()?;
+        let l = TrackerClient::new(&mut c).get_leader().await.ok();
+        c.quit().await;
+        let l = l?;
+        (0..g.tracker_count()).find(|&t| g.tracker(t).to_string() == l)
+    })
+}
+
+#[test]
+fn a_new_leader_keeps_the_trunk_server_it_learnt() {
+    let mut g = trunk_cluster(2, 2, 5);
+    assert!(g.wait_all_active(DEADLINE));
+    let mut lt = None;
+    assert!(wait_until(DEADLINE, || {
+        lt = leader_index(&g, 0);
+        lt.is_some()
+    }));
+    let lt = lt.unwrap();
+    let ft = 1 - lt;
+    let trunk = wait_trunk(&g, lt, None);
+    assert!(wait_until(DEADLINE, || trunk_on(&g, ft).as_deref()
+        == Some(trunk.as_str())));
+    g.stop_tracker(lt);
+    assert!(
+        wait_until(Duration::from_secs(60), || leader_index(&g, ft) == Some(ft)),
+        "the follower takes over"
+    );
+    // Same trunk server, and the new leader answers for it.
+    assert_eq!(set_trunk(&g, ft, "").unwrap(), trunk);
+    assert_eq!(trunk_on(&g, ft).as_deref(), Some(trunk.as_str()));
+}
