@@ -494,3 +494,49 @@ fn slaves_are_symlinks_with_store_slave_file_use_link() {
     );
     assert!(download_from(&g, new, &plain_master.remote).unwrap() == b"plain master");
 }
+
+/// Disk recovery (FETCH_ONE_PATH_BINLOG, PROTOCOL.md §5.6) of a member
+/// whose store path was wiped: the trunk names come back into the same
+/// slots of its own trunk files.
+#[test]
+fn a_wiped_member_gets_its_trunk_files_back_by_disk_recovery() {
+    let mut g = Group::start_with(GroupOptions {
+        groups: vec![("group1", 2)],
+        tweak_storage: Some(Arc::new(|c| {
+            c.store_paths = vec![c.base_path.join("store0")];
+            c.subdir_count_per_path = 2;
+        })),
+        ..GroupOptions::default()
+    });
+    assert!(g.wait_all_active(DEADLINE), "group never turned ACTIVE");
+    let store_root = |g: &Group, i: usize| g.store_path(i).join("store0");
+    g.stop_storage(0);
+    let ip: std::net::Ipv4Addr = g.storage_ip(0).parse().unwrap();
+    let mut b = TrunkDirBuilder::new(&store_root(&g, 0), 0, TRUNK_FILE_BYTES).source(ip.octets());
+    let files = lay_out(&mut b);
+    b.append_binlog(&g.store_path(0));
+    g.start_storage(0);
+    for f in &files {
+        assert!(
+            wait_until(|| download_from(&g, 1, &f.remote).is_ok_and(|d| d == f.content)),
+            "{} never replicated",
+            f.remote
+        );
+    }
+
+    g.stop_storage(1);
+    let wiped = store_root(&g, 1);
+    std::fs::remove_dir_all(&wiped).unwrap();
+    std::fs::create_dir_all(&wiped).unwrap();
+    g.start_storage(1);
+    for f in &files {
+        assert!(
+            wait_until(|| download_from(&g, 1, &f.remote).is_ok_and(|d| d == f.content)),
+            "{} was not recovered",
+            f.remote
+        );
+        let trunk = std::fs::read(wiped.join(f.loc.trunk_file_relative_path())).unwrap();
+        let start = f.loc.content_offset() as usize;
+        assert!(trunk[start..start + f.content.len()] == f.content[..]);
+    }
+}
