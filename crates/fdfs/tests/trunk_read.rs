@@ -540,3 +540,90 @@ fn a_wiped_member_gets_its_trunk_files_back_by_disk_recovery() {
         assert!(trunk[start..start + f.content.len()] == f.content[..]);
     }
 }
+
+/// One SYNC_CREATE_FILE (16) as a peer sends it; the answer's status.
+fn sync_create(addr: std::net::SocketAddr, remote: &str, content: &[u8], ts: u32) -> u8 {
+    let rt = fdfs_testkit::rt();
+    rt.block_on(async {
+        let mut c = fdfs_testkit::connect(addr).await;
+        let mut head = bytes::BytesMut::new();
+        fdfs_proto::sync_msg::SyncFileReq {
+            remote: remote.to_string(),
+            file_size: content.len() as u64,
+            timestamp: ts as i32,
+            group: "group1".into(),
+        }
+        .encode_head(&mut head);
+        c.send_head(
+            fdfs_proto::StorageCmd::SyncCreateFile.into(),
+            0,
+            &head,
+            content.len() as u64,
+        )
+        .await
+        .unwrap();
+        c.send_from(&mut &content[..], content.len() as u64)
+            .await
+            .unwrap();
+        status(c.recv_ok_discarding_body().await)
+    })
+}
+
+/// Trunk design rule 4 on the wire: a replica receiving a trunk name
+/// writes it into a free slot (creating the trunk file), recognises the
+/// same file (EEXIST, as an existing file), and never overwrites a slot
+/// that holds another file (EEXIST, the slot keeps its file).
+#[test]
+fn a_replica_never_overwrites_a_slot_that_holds_another_file() {
+    let cluster = fdfs_testkit::Cluster::start();
+    let store = &cluster.store_paths[0];
+    let mut b = TrunkDirBuilder::new(store, 0, TRUNK_FILE_BYTES);
+    let held = b.add((0, 1, 1), b"the slot's own file", "txt", TS);
+    // Names of other files, laid out in a builder of their own (another
+    // member's view): the first takes the same slot as `held`.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut other = TrunkDirBuilder::new(elsewhere.path(), 0, TRUNK_FILE_BYTES);
+    let rival = other.add((0, 1, 1), b"a rival for the slot", "txt", TS + 5);
+    let fresh = other.add((1, 1, 9), b"into a new trunk file", "bin", TS + 6);
+    assert_eq!(rival.loc.offset, held.loc.offset);
+
+    let addr = cluster.storage_addr;
+    const EEXIST: u8 = 17;
+    assert_eq!(
+        sync_create(addr, &rival.remote, &rival.content, TS + 5),
+        EEXIST
+    );
+    assert_eq!(sync_create(addr, &held.remote, &held.content, TS), EEXIST);
+    assert_eq!(sync_create(addr, &fresh.remote, &fresh.content, TS + 6), 0);
+    let trunk = store.join(fresh.loc.trunk_file_relative_path());
+    assert!(std::fs::metadata(&trunk).unwrap().len() >= fresh.loc.content_offset());
+
+    let rt = fdfs_testkit::rt();
+    let get = |remote: &str| {
+        rt.block_on(async {
+            let mut c = fdfs_testkit::connect(addr).await;
+            let mut out = Vec::new();
+            StorageClient::new(&mut c)
+                .download("group1", remote, 0, 0, &mut out)
+                .await
+                .map(|_| out)
+        })
+    };
+    assert!(
+        get(&held.remote).unwrap() == held.content,
+        "the slot lost its file"
+    );
+    assert_eq!(status(get(&rival.remote)), ENOENT);
+    assert!(get(&fresh.remote).unwrap() == fresh.content);
+    let binlog =
+        std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
+    assert!(
+        binlog.contains(&format!(" c {}\n", fresh.remote)),
+        "{binlog}"
+    );
+    assert!(
+        binlog.contains(&format!(" c {}\n", held.remote)),
+        "{binlog}"
+    );
+    assert!(!binlog.contains(&rival.remote), "{binlog}");
+}
