@@ -627,3 +627,57 @@ fn a_replica_never_overwrites_a_slot_that_holds_another_file() {
     );
     assert!(!binlog.contains(&rival.remote), "{binlog}");
 }
+
+/// Disk recovery of linked slaves: the `L` lines of the peer's binlog make
+/// the links again, pointing at the recovered real files.
+#[test]
+fn disk_recovery_makes_linked_slaves_links_again() {
+    let mut g = Group::start_with(GroupOptions {
+        groups: vec![("group1", 2)],
+        tweak_tracker: Some(Arc::new(|c| c.store_slave_file_use_link = true)),
+        tweak_storage: Some(Arc::new(|c| {
+            c.store_paths = vec![c.base_path.join("store0")];
+            c.subdir_count_per_path = 2;
+        })),
+        ..GroupOptions::default()
+    });
+    assert!(g.wait_all_active(DEADLINE), "group never turned ACTIVE");
+    let slave = g.block_on(async {
+        let mut c = fdfs_testkit::connect(g.storage_addr(0)).await;
+        let mut sc = StorageClient::new(&mut c);
+        let master = sc
+            .upload(
+                fdfs_client::UploadKind::Normal,
+                -1,
+                "png",
+                &mut &b"master"[..],
+                6,
+            )
+            .await
+            .unwrap();
+        sc.upload_slave(&master.remote, "_t", "png", &mut &b"thumb"[..], 5)
+            .await
+            .unwrap()
+            .remote
+    });
+    assert!(
+        wait_until(|| download_from(&g, 1, &slave).is_ok_and(|d| d == b"thumb")),
+        "the slave never replicated"
+    );
+    g.stop_storage(1);
+    let wiped = g.store_path(1).join("store0");
+    std::fs::remove_dir_all(&wiped).unwrap();
+    std::fs::create_dir_all(&wiped).unwrap();
+    g.start_storage(1);
+    assert!(
+        wait_until(|| download_from(&g, 1, &slave).is_ok_and(|d| d == b"thumb")),
+        "the slave was not recovered"
+    );
+    let link = wiped.join("data").join(&slave[4..]);
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(
+        meta.file_type().is_symlink(),
+        "recovered as a copy, not a link"
+    );
+    assert!(std::fs::read_link(&link).unwrap().starts_with(&wiped));
+}
