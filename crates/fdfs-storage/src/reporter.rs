@@ -238,6 +238,7 @@ async fn session(
     let disk_every = Duration::from_secs(conf.stat_report_interval_secs.max(1));
     let mut sent_stats_version = 0u64;
     let mut sent_received_version = 0u64;
+    let mut sent_trunk_free_mb: Option<i64> = None;
     let mut disk_requests = storage.disk_reports.subscribe();
     disk_requests.borrow_and_update();
     let mut disk_wanted = false;
@@ -263,6 +264,7 @@ async fn session(
                 &mut sent_received_version,
             )
             .await?;
+            report_trunk_free(storage, &mut conn, &mut sent_trunk_free_mb).await?;
             next_beat = Instant::now() + beat_every;
         }
         let reported = last_disk_report.unwrap_or_else(Instant::now);
@@ -323,6 +325,28 @@ async fn beat(
         handle_notice(storage, &notice);
         *sent_received_version = received;
     }
+    Ok(())
+}
+
+/// REPORT_TRUNK_FREE (74) from the trunk server when its free trunk space
+/// changed since this connection last said it. A value is sent once even
+/// when the tracker refuses it, so a refusal cannot repeat every beat.
+async fn report_trunk_free(
+    storage: &Storage,
+    conn: &mut Conn,
+    sent: &mut Option<i64>,
+) -> Result<(), ClientError> {
+    let Some(mb) = crate::trunk::role::free_mb(storage) else {
+        *sent = None;
+        return Ok(());
+    };
+    if *sent == Some(mb) {
+        return Ok(());
+    }
+    *sent = Some(mb);
+    let body = fdfs_proto::trunk_msg::encode_i64(mb);
+    conn.call(TrackerCmd::StorageReportTrunkFree.into(), &body)
+        .await?;
     Ok(())
 }
 
@@ -478,10 +502,17 @@ async fn report_ip_change(storage: &Storage, conn: &mut Conn) -> Result<(), Clie
 }
 
 /// Peers come only from the leader's group lists (§4.3): adopt them and
-/// start their sync workers.
+/// start their sync workers. The leader and trunk server briefs go to the
+/// trunk role.
 fn handle_notice(storage: &Arc<Storage>, body: &[u8]) {
     match ChangeNotice::decode(body) {
         Ok(n) => {
+            if let Some(leader) = n.leader {
+                storage.trunk.set_leader(leader);
+            }
+            if let Some(trunk_server) = n.trunk_server {
+                storage.trunk.announce(storage, trunk_server);
+            }
             if let Some(members) = n.group_members {
                 tracing::debug!(members = members.len(), "group membership from tracker");
                 crate::sync::update_members(storage, members);

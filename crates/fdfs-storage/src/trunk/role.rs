@@ -1,1 +1,553 @@
 //! Which storage of the group is the trunk server, as the trackers say, and the switch of this storage into and out of that role.
+//!
+//! The leader tracker names the trunk server in its heartbeat answers
+//! (PROTOCOL.md §4.3, `ChangeNotice::trunk_server`, an all-zero brief for
+//! "none"). When the name becomes ours, this storage opens its trunk space
+//! and starts answering ALLOC_SPACE; when it names someone else, allocation
+//! stops at once. A storage that takes the role over from another one (or
+//! from an unknown past, after a restart) quarantines every free slot it
+//! knows: its copy of the trunk binlog may lag the old server's, so such a
+//! slot might already hold someone's file (issue 15 point 4).
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fdfs_client::{ClientError, Conn};
+use fdfs_proto::stat::StorageBrief;
+use fdfs_proto::{Status, TrackerCmd, TrunkLocation};
+use tokio::sync::watch;
+
+use crate::error::{OpError, OpResult};
+use crate::ops::blocking;
+use crate::state::{lock, Storage};
+
+/// What an allocation gave: a slot, or "no free slot fits, make a new
+/// trunk file first".
+pub enum Alloc {
+    Slot(TrunkLocation),
+    NeedTrunkFile,
+}
+
+/// The trunk space as this module uses it: the contract of
+/// `trunk::space::TrunkSpace` (blocking methods, interior locking).
+pub trait SpaceApi: Send + Sync {
+    fn alloc(&self, store_path_index: u8, file_size: u32) -> io::Result<Alloc>;
+    fn add_trunk_file(&self, store_path_index: u8, trunk_file_id: u32) -> io::Result<TrunkLocation>;
+    fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()>;
+    fn free(&self, slot: &TrunkLocation) -> io::Result<()>;
+    fn binlog_size(&self) -> u64;
+    fn free_bytes(&self) -> u64;
+    fn max_trunk_file_id(&self) -> u32;
+    fn quarantine_all(&self);
+    fn apply_pushed(&self, bytes: &[u8]) -> io::Result<()>;
+    fn reset(&self) -> io::Result<()>;
+    fn binlog_path(&self) -> PathBuf;
+    fn free_stale_unconfirmed(&self, older_than: Duration) -> io::Result<usize>;
+}
+
+/// Opens this storage's trunk space (blocking).
+pub type SpaceOpener = dyn Fn(&Storage) -> io::Result<Arc<dyn SpaceApi>> + Send + Sync;
+
+/// Opens `trunk::space::TrunkSpace` from the storage's paths and the
+/// tracker's trunk parameters.
+fn open_default_space(storage: &Storage) -> io::Result<Arc<dyn SpaceApi>> {
+    let _ = storage;
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "trunk space not built in yet",
+    ))
+}
+
+/// What the trackers last said about the group's trunk server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Announced {
+    /// Nothing heard since this process started.
+    #[default]
+    Unknown,
+    /// The leader said the group has none.
+    None,
+    Server(StorageBrief),
+}
+
+/// The role as other tasks see it (watch channel).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoleView {
+    pub announced: Announced,
+    /// The announced server is this storage.
+    pub is_self: bool,
+    /// This storage allocates now: it is the announced server and its
+    /// trunk space is open.
+    pub serving: bool,
+}
+
+struct RoleState {
+    view: RoleView,
+    /// The leader tracker as its last brief named it (`port` = tracker port).
+    leader: Option<StorageBrief>,
+    /// Bumped on every change of the announced server, so a slow switch
+    /// into the role that was overtaken by a newer announcement gives up.
+    epoch: u64,
+}
+
+pub struct TrunkRole {
+    state: Mutex<RoleState>,
+    changes: watch::Sender<RoleView>,
+    space: Mutex<Option<Arc<dyn SpaceApi>>>,
+    opener: Box<SpaceOpener>,
+    /// One new trunk file at a time: concurrent allocations that all found
+    /// no room wait for the one file being made.
+    creating: tokio::sync::Mutex<()>,
+    /// Trunk files made by this process, so waiters on `creating` see
+    /// that a file appeared while they waited.
+    files_made: AtomicU64,
+    /// Idle connections to the trunk server (member side).
+    pub(crate) conns: fdfs_client::pool::Pool<Conn>,
+}
+
+impl Default for TrunkRole {
+    fn default() -> Self {
+        Self::with_opener(Box::new(open_default_space))
+    }
+}
+
+/// True for the all-zero brief that means "no trunk server".
+fn is_empty_brief(b: &StorageBrief) -> bool {
+    b.port == 0 && b.id.is_empty() && b.ip_addr.is_empty()
+}
+
+/// How long an idle connection to the trunk server is kept.
+const TRUNK_CONN_MAX_IDLE: Duration = Duration::from_secs(60);
+
+impl TrunkRole {
+    pub fn with_opener(opener: Box<SpaceOpener>) -> Self {
+        let (changes, _) = watch::channel(RoleView::default());
+        TrunkRole {
+            state: Mutex::new(RoleState {
+                view: RoleView::default(),
+                leader: None,
+                epoch: 0,
+            }),
+            changes,
+            space: Mutex::new(None),
+            opener,
+            creating: tokio::sync::Mutex::new(()),
+            files_made: AtomicU64::new(0),
+            conns: fdfs_client::pool::Pool::new(TRUNK_CONN_MAX_IDLE),
+        }
+    }
+
+    pub fn view(&self) -> RoleView {
+        lock(&self.state).view.clone()
+    }
+
+    /// Changes of the role, for tasks that act on them.
+    pub fn subscribe(&self) -> watch::Receiver<RoleView> {
+        self.changes.subscribe()
+    }
+
+    /// True while this storage hands out trunk space.
+    pub fn serving(&self) -> bool {
+        lock(&self.state).view.serving
+    }
+
+    /// The trunk server to ask, when one is known and it is not us.
+    pub fn remote_server(&self) -> Option<StorageBrief> {
+        let st = lock(&self.state);
+        match &st.view.announced {
+            Announced::Server(b) if !st.view.is_self => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn leader(&self) -> Option<StorageBrief> {
+        lock(&self.state).leader.clone()
+    }
+
+    /// Remembers the leader tracker a heartbeat answer named.
+    pub fn set_leader(&self, brief: StorageBrief) {
+        lock(&self.state).leader = (!is_empty_brief(&brief)).then_some(brief);
+    }
+
+    /// The trunk space when it is open.
+    pub fn space(&self) -> Option<Arc<dyn SpaceApi>> {
+        lock(&self.space).clone()
+    }
+
+    /// The trunk space, opened on first use (blocking). Members need it
+    /// too: they keep the trunk server's binlog (cmd 30) and so can take
+    /// the role over.
+    pub fn open_space(&self, storage: &Storage) -> io::Result<Arc<dyn SpaceApi>> {
+        let mut slot = lock(&self.space);
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let opened = (self.opener)(storage)?;
+        *slot = Some(opened.clone());
+        Ok(opened)
+    }
+
+    fn publish(&self, st: &RoleState) {
+        self.changes.send_replace(st.view.clone());
+    }
+
+    /// Applies the trunk brief of a heartbeat answer.
+    pub fn announce(&self, storage: &Arc<Storage>, brief: StorageBrief) {
+        let announced = if is_empty_brief(&brief) {
+            Announced::None
+        } else {
+            Announced::Server(brief)
+        };
+        let is_self = match &announced {
+            Announced::Server(b) => is_this_storage(storage, b),
+            _ => false,
+        };
+        let mut st = lock(&self.state);
+        if st.view.announced == announced && st.view.is_self == is_self {
+            return;
+        }
+        // Taking over from someone else or from an unknown past: our copy
+        // of the trunk binlog may lag, so what we think free may be in use.
+        let took_over = !matches!(st.view.announced, Announced::None);
+        tracing::info!(trunk_server = ?announced, is_self, "trunk server announced");
+        st.epoch += 1;
+        st.view.announced = announced;
+        st.view.is_self = is_self;
+        if !is_self && st.view.serving {
+            tracing::warn!("no longer the trunk server: allocation stops");
+            st.view.serving = false;
+        }
+        let epoch = st.epoch;
+        self.publish(&st);
+        drop(st);
+        if is_self {
+            let storage = storage.clone();
+            tokio::spawn(async move { become_server(storage, epoch, took_over).await });
+        }
+    }
+
+    /// Whether the switch started at `epoch` still stands; if so, this
+    /// storage starts allocating.
+    fn start_serving(&self, epoch: u64) -> bool {
+        let mut st = lock(&self.state);
+        if st.epoch != epoch || !st.view.is_self {
+            return false;
+        }
+        st.view.serving = true;
+        self.publish(&st);
+        true
+    }
+
+    /// The space to allocate from, or EINVAL (as the original answers a
+    /// storage that is not the trunk server).
+    fn serving_space(&self) -> OpResult<Arc<dyn SpaceApi>> {
+        if !self.serving() {
+            return Err(OpError::invalid("this storage is not the trunk server"));
+        }
+        self.space()
+            .ok_or_else(|| OpError::invalid("trunk space not open"))
+    }
+}
+
+/// The brief names this storage: its port and its id or address.
+fn is_this_storage(storage: &Storage, b: &StorageBrief) -> bool {
+    b.port == i32::from(storage.port)
+        && (b.id == storage.self_id() || b.ip_addr == storage.self_ip().to_string())
+}
+
+/// Opens the trunk space and starts allocating, unless another
+/// announcement came in meanwhile.
+async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
+    if !storage.params().trunk.use_trunk_file {
+        tracing::warn!("named trunk server, but use_trunk_file is off here");
+        return;
+    }
+    let st = storage.clone();
+    let opened = blocking(move || {
+        let space = st.trunk.open_space(&st)?;
+        if took_over {
+            space.quarantine_all();
+        }
+        Ok(space)
+    })
+    .await;
+    let space = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e.reason, "cannot open the trunk space; not serving as trunk server");
+            return;
+        }
+    };
+    if !storage.trunk.start_serving(epoch) {
+        return;
+    }
+    tracing::info!(
+        quarantined = took_over,
+        free_bytes = space.free_bytes(),
+        "serving as the group's trunk server"
+    );
+    // Allocations a crash left unconfirmed: the member that asked gives up
+    // after network_timeout, so only then is the slot surely abandoned.
+    let wait = Duration::from_secs(storage.conf.network_timeout_secs.max(1));
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        let freed = blocking(move || Ok(space.free_stale_unconfirmed(wait)?)).await;
+        match freed {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(slots = n, "freed trunk slots left unconfirmed"),
+            Err(e) => tracing::error!(error = %e.reason, "cannot free unconfirmed trunk slots"),
+        }
+    });
+}
+
+fn io_op(e: io::Error) -> OpError {
+    e.into()
+}
+
+/// Allocation on the trunk server itself: a slot for `file_size` content
+/// bytes in store path `index`, making a new trunk file when none fits.
+pub async fn alloc_local(storage: &Arc<Storage>, index: u8, file_size: u32) -> OpResult<TrunkLocation> {
+    // Two rounds: a new trunk file always fits a file that may be trunked
+    // (slot_max_size is below trunk_file_size), unless a burst of others
+    // used it up first.
+    for _ in 0..3 {
+        let space = storage.trunk.serving_space()?;
+        match blocking(move || space.alloc(index, file_size).map_err(io_op)).await? {
+            Alloc::Slot(slot) => return Ok(slot),
+            Alloc::NeedTrunkFile => create_trunk_file(storage, index).await?,
+        }
+    }
+    Err(OpError::new(Status::ENOSPC, "no trunk slot after new trunk files"))
+}
+
+/// Makes one new trunk file in store path `index` (unless another task
+/// made room meanwhile): id from the trackers first (72, then 73 to the
+/// leader), so no two trunk servers ever create the same file.
+async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
+    let made_before = storage.trunk.files_made.load(Ordering::Acquire);
+    let _one_at_a_time = storage.trunk.creating.lock().await;
+    if storage.trunk.files_made.load(Ordering::Acquire) != made_before {
+        // Another allocation made a file while we waited: try that first.
+        return Ok(());
+    }
+    let space = storage.trunk.serving_space()?;
+    let id = reserve_trunk_file_id(storage, space.max_trunk_file_id()).await?;
+    let made = space.clone();
+    let slot = blocking(move || made.add_trunk_file(index, id).map_err(io_op)).await?;
+    storage.trunk.files_made.fetch_add(1, Ordering::Release);
+    tracing::info!(
+        trunk_file_id = id,
+        path = %slot.trunk_file_relative_path(),
+        store_path_index = index,
+        "trunk file created"
+    );
+    Ok(())
+}
+
+/// The next trunk file id, raised on the leader tracker before any file
+/// carries it: FETCH_TRUNK_FID (72), then REPORT_TRUNK_FID (73) with
+/// max(tracker's, highest we saw) + 1. The leader is tried first, then
+/// every configured tracker (a follower refuses 73).
+pub async fn reserve_trunk_file_id(storage: &Storage, seen_max: u32) -> OpResult<u32> {
+    let mut candidates: Vec<String> = Vec::new();
+    if let Some(l) = storage.trunk.leader() {
+        candidates.push(format!("{}:{}", l.ip_addr, l.port));
+    }
+    for t in &storage.conf.tracker_servers {
+        let a = t.to_string();
+        if !candidates.contains(&a) {
+            candidates.push(a);
+        }
+    }
+    let mut last = OpError::new(Status::EAGAIN, "no tracker to reserve a trunk file id");
+    for addr in candidates {
+        match reserve_at(storage, &addr, seen_max).await {
+            Ok(id) => return Ok(id),
+            Err(e) => {
+                tracing::debug!(tracker = %addr, error = %e, "trunk file id not reserved here");
+                last = OpError::new(client_status(&e), format!("trunk file id from {addr}: {e}"));
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn reserve_at(storage: &Storage, addr: &str, seen_max: u32) -> Result<u32, ClientError> {
+    let timeout = Duration::from_secs(storage.conf.network_timeout_secs.max(1));
+    let connect = Duration::from_secs(storage.conf.connect_timeout_secs.max(1));
+    let mut conn = Conn::connect_from(addr, storage.client_bind_ip(), connect, timeout).await?;
+    if let Some(secret) = &storage.conf.cluster_secret {
+        conn.prove_cluster_secret(secret, fdfs_util::cluster_secret::Purpose::TrackerJoin)
+            .await?;
+    }
+    let current = conn.call(TrackerCmd::StorageFetchTrunkFid.into(), &[]).await?;
+    let current = fdfs_proto::trunk_msg::decode_i32(&current)?;
+    let base = u32::try_from(current).unwrap_or(0).max(seen_max);
+    let id = base
+        .checked_add(1)
+        .filter(|id| i32::try_from(*id).is_ok())
+        .ok_or_else(|| ClientError::Invalid("trunk file ids exhausted".into()))?;
+    let body = fdfs_proto::trunk_msg::encode_i32(id as i32);
+    conn.call(TrackerCmd::StorageReportTrunkFid.into(), &body).await?;
+    conn.quit().await;
+    Ok(id)
+}
+
+/// The status to answer for a failed exchange with another server.
+pub fn client_status(e: &ClientError) -> Status {
+    match e {
+        ClientError::Status(s) => *s,
+        ClientError::Timeout => Status::ETIMEDOUT,
+        _ => Status::EIO,
+    }
+}
+
+/// ALLOC_CONFIRM on the trunk server itself.
+pub async fn confirm_local(storage: &Storage, slot: TrunkLocation, ok: bool) -> OpResult<()> {
+    let space = storage.trunk.serving_space()?;
+    blocking(move || space.confirm(&slot, ok).map_err(io_op)).await
+}
+
+/// FREE_SPACE on the trunk server itself.
+pub async fn free_local(storage: &Storage, slot: TrunkLocation) -> OpResult<()> {
+    let space = storage.trunk.serving_space()?;
+    blocking(move || space.free(&slot).map_err(io_op)).await
+}
+
+/// Free trunk space in MB for REPORT_TRUNK_FREE (74), while serving.
+pub fn free_mb(storage: &Storage) -> Option<i64> {
+    if !storage.trunk.serving() {
+        return None;
+    }
+    let space = storage.trunk.space()?;
+    Some(i64::try_from(space.free_bytes() / (1024 * 1024)).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A space that records calls: hands out consecutive 256-byte slots of
+    /// one trunk file once a trunk file was added.
+    #[derive(Default)]
+    pub struct FakeSpace {
+        pub calls: Mutex<Vec<String>>,
+        pub next: Mutex<u32>,
+        pub files: Mutex<Vec<u32>>,
+    }
+
+    impl SpaceApi for FakeSpace {
+        fn alloc(&self, i: u8, size: u32) -> io::Result<Alloc> {
+            lock(&self.calls).push(format!("alloc {i} {size}"));
+            let Some(&id) = lock(&self.files).last() else {
+                return Ok(Alloc::NeedTrunkFile);
+            };
+            let mut next = lock(&self.next);
+            let slot = TrunkLocation {
+                store_path_index: i,
+                sub_path_high: 0,
+                sub_path_low: 0,
+                trunk_file_id: id,
+                offset: *next,
+                size: 256,
+            };
+            *next += 256;
+            Ok(Alloc::Slot(slot))
+        }
+        fn add_trunk_file(&self, i: u8, id: u32) -> io::Result<TrunkLocation> {
+            lock(&self.calls).push(format!("add {i} {id}"));
+            lock(&self.files).push(id);
+            Ok(TrunkLocation {
+                store_path_index: i,
+                sub_path_high: 0,
+                sub_path_low: 0,
+                trunk_file_id: id,
+                offset: 0,
+                size: 1 << 20,
+            })
+        }
+        fn confirm(&self, s: &TrunkLocation, ok: bool) -> io::Result<()> {
+            lock(&self.calls).push(format!("confirm {} {ok}", s.offset));
+            Ok(())
+        }
+        fn free(&self, s: &TrunkLocation) -> io::Result<()> {
+            lock(&self.calls).push(format!("free {}", s.offset));
+            Ok(())
+        }
+        fn binlog_size(&self) -> u64 {
+            0
+        }
+        fn free_bytes(&self) -> u64 {
+            3 << 20
+        }
+        fn max_trunk_file_id(&self) -> u32 {
+            0
+        }
+        fn quarantine_all(&self) {
+            lock(&self.calls).push("quarantine".into());
+        }
+        fn apply_pushed(&self, b: &[u8]) -> io::Result<()> {
+            lock(&self.calls).push(format!("pushed {}", b.len()));
+            Ok(())
+        }
+        fn reset(&self) -> io::Result<()> {
+            lock(&self.calls).push("reset".into());
+            Ok(())
+        }
+        fn binlog_path(&self) -> PathBuf {
+            PathBuf::from("/nonexistent")
+        }
+        fn free_stale_unconfirmed(&self, _: Duration) -> io::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    fn brief(id: &str, port: i32) -> StorageBrief {
+        StorageBrief {
+            status: 7,
+            port,
+            id: id.into(),
+            ip_addr: id.into(),
+        }
+    }
+
+    #[test]
+    fn the_all_zero_brief_means_none() {
+        assert!(is_empty_brief(&StorageBrief {
+            status: 0,
+            port: 0,
+            id: String::new(),
+            ip_addr: String::new()
+        }));
+        assert!(!is_empty_brief(&brief("127.0.0.1", 23000)));
+    }
+
+    #[test]
+    fn a_remote_server_is_known_only_when_it_is_not_us() {
+        let role = TrunkRole::default();
+        assert_eq!(role.remote_server(), None);
+        let mut st = lock(&role.state);
+        st.view.announced = Announced::Server(brief("10.0.0.2", 23000));
+        drop(st);
+        assert_eq!(role.remote_server(), Some(brief("10.0.0.2", 23000)));
+        lock(&role.state).view.is_self = true;
+        assert_eq!(role.remote_server(), None);
+    }
+
+    #[test]
+    fn serving_needs_the_epoch_of_the_switch() {
+        let role = TrunkRole::default();
+        {
+            let mut st = lock(&role.state);
+            st.view.is_self = true;
+            st.epoch = 2;
+        }
+        assert!(!role.start_serving(1));
+        assert!(!role.serving());
+        assert!(role.start_serving(2));
+        assert!(role.serving());
+        assert!(role.subscribe().borrow().serving);
+    }
+}
