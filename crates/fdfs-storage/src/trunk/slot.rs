@@ -1,1 +1,675 @@
 //! Reading and writing one slot of a trunk file: header check against the name, content ranges, positioned writes.
+//!
+//! Every function here is blocking (callers run it on the blocking pool),
+//! except [`body_to_slot`], which streams a request body into a slot one
+//! chunk at a time.
+//!
+//! Writes put the content first and the 24-byte header last: until the
+//! header lands the slot still reads as free (or as the file it held), so a
+//! crash or a dropped connection part-way never shows a half-written file
+//! under a name. A slot whose on-disk header is taken by another file is
+//! never overwritten (EEXIST): that is the last guard against a slot handed
+//! out twice (trunk design rule 4).
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use fdfs_proto::fileid::RemoteName;
+use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_FREE};
+use fdfs_proto::Status;
+
+use crate::error::{OpError, OpResult};
+use crate::ops::{blocking, BODY_CHUNK_BYTES};
+use crate::session::Session;
+
+/// Zeros written at once when a cleared slot's content is wiped, bytes.
+const WIPE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// `<store path>/data/HH/HH/NNNNNN` of a slot's trunk file.
+pub fn trunk_file_path(store_root: &Path, loc: &TrunkLocation) -> PathBuf {
+    store_root.join(loc.trunk_file_relative_path())
+}
+
+/// The location of a trunk name, or EINVAL for any other name.
+pub fn location_of(name: &RemoteName) -> OpResult<TrunkLocation> {
+    TrunkLocation::from_remote(name)
+        .ok_or_else(|| OpError::invalid(format!("{name} is not a trunk file name")))
+}
+
+/// The 24 header bytes at a slot's offset. A trunk file too short to hold
+/// them reads as a free slot: the original creates trunk files sparse, so
+/// bytes never written are zeros either way.
+pub fn read_header(file: &File, loc: &TrunkLocation) -> io::Result<[u8; SLOT_HEADER_LEN]> {
+    let mut raw = [0u8; SLOT_HEADER_LEN];
+    let mut done = 0;
+    while done < SLOT_HEADER_LEN {
+        match file.read_at(&mut raw[done..], u64::from(loc.offset) + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(raw)
+}
+
+/// A trunk-backed file found at its slot, header checked against its name.
+#[derive(Debug)]
+pub struct OpenSlot {
+    /// The trunk file, opened read-only.
+    pub file: File,
+    pub loc: TrunkLocation,
+    pub header: SlotHeader,
+}
+
+impl OpenSlot {
+    /// The file's size in bytes, from the header (§3.7: trunk files report it).
+    pub fn size(&self) -> u64 {
+        u64::from(self.header.file_size)
+    }
+
+    /// Offset of the file's first byte inside the trunk file.
+    pub fn content_offset(&self) -> u64 {
+        self.loc.content_offset()
+    }
+
+    /// The whole content (a trunk file is at most `slot_max_size` bytes).
+    pub fn read_content(&self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.header.file_size as usize];
+        self.file.read_exact_at(&mut buf, self.content_offset())?;
+        Ok(buf)
+    }
+}
+
+/// Opens the slot a trunk name points at and checks it holds that file
+/// (§11.5): ENOENT for a missing trunk file, a free slot, or a header that
+/// differs from the name in any byte, as the original answers; EINVAL for a
+/// name that is not a trunk name; EIO for a trunk file cut short inside the
+/// slot.
+pub fn open_slot(store_root: &Path, name: &RemoteName) -> OpResult<OpenSlot> {
+    let loc = location_of(name)?;
+    let path = trunk_file_path(store_root, &loc);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(OpError::not_found(format!(
+                "trunk file {} of {name} not found",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let raw = read_header(&file, &loc)?;
+    if !SlotHeader::matches_name(&raw, name) {
+        return Err(OpError::not_found(format!(
+            "{name}: slot header does not match the name"
+        )));
+    }
+    let header = SlotHeader::decode(&raw);
+    // A name whose size does not fit its own slot was not made by an
+    // allocator; reading it would run into the next slot.
+    if SLOT_HEADER_LEN as u64 + u64::from(header.file_size) > u64::from(loc.size) {
+        return Err(OpError::not_found(format!(
+            "{name}: file size {} exceeds its slot of {}",
+            header.file_size, loc.size
+        )));
+    }
+    let end = loc.content_offset() + u64::from(header.file_size);
+    let len = file.metadata()?.len();
+    if len < end {
+        return Err(OpError::new(
+            Status::EIO,
+            format!(
+                "trunk file {} is {len} bytes, slot ends at {end}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(OpenSlot { file, loc, header })
+}
+
+/// The slots being written in this process: two writers of one slot (two
+/// replicas of a file racing, or a double allocation) must not both pass
+/// the header check before either writes.
+fn slots_in_flight() -> &'static Mutex<HashSet<(PathBuf, u32)>> {
+    static SET: OnceLock<Mutex<HashSet<(PathBuf, u32)>>> = OnceLock::new();
+    SET.get_or_init(Default::default)
+}
+
+/// Holds one slot in [`slots_in_flight`] until dropped.
+#[derive(Debug)]
+struct SlotClaim((PathBuf, u32));
+
+impl SlotClaim {
+    fn take(path: &Path, offset: u32) -> OpResult<Self> {
+        let key = (path.to_path_buf(), offset);
+        if !fdfs_util::sync::lock(slots_in_flight()).insert(key.clone()) {
+            return Err(OpError::new(
+                Status::EBUSY,
+                format!("slot {} @{offset} is being written", path.display()),
+            ));
+        }
+        Ok(SlotClaim(key))
+    }
+}
+
+impl Drop for SlotClaim {
+    fn drop(&mut self) {
+        fdfs_util::sync::lock(slots_in_flight()).remove(&self.0);
+    }
+}
+
+/// What the slot held when a write began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    /// A free slot (or never-written bytes): the write goes ahead.
+    Free,
+    /// Exactly the header being written: the file is already there (a
+    /// replica that received it before). Nothing needs writing.
+    Same,
+}
+
+/// Opens the trunk file for writing, creating it (and `data/HH/HH`) when
+/// missing. A new file gets `trunk_file_size` bytes with `set_len`: sparse,
+/// as the original's ftruncate; an existing shorter one grows the same way.
+fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    if file.metadata()?.len() < trunk_file_size {
+        file.set_len(trunk_file_size)?;
+    }
+    Ok(file)
+}
+
+/// Checks the header on disk before a write: free → [`Prior::Free`];
+/// equal to `expect` → [`Prior::Same`]; anything else is another file's
+/// slot and is refused with EEXIST (rule 4), logged.
+fn check_prior(
+    file: &File,
+    path: &Path,
+    loc: &TrunkLocation,
+    expect: Option<&SlotHeader>,
+) -> OpResult<Prior> {
+    let raw = read_header(file, loc)?;
+    if raw[0] == SLOT_TYPE_FREE {
+        return Ok(Prior::Free);
+    }
+    if expect.is_some_and(|h| h.encode() == raw) {
+        return Ok(Prior::Same);
+    }
+    tracing::error!(
+        trunk_file = %path.display(),
+        offset = loc.offset,
+        on_disk = ?SlotHeader::decode(&raw),
+        new = ?expect,
+        "slot already holds another file; write refused"
+    );
+    Err(OpError::new(
+        Status::EEXIST,
+        format!("slot {} @{} holds another file", path.display(), loc.offset),
+    ))
+}
+
+/// A slot being filled: content first ([`SlotWrite::write`]), header last
+/// ([`SlotWrite::finish`]). Dropping it before `finish` leaves the slot as
+/// it was (free): only content bytes nobody points at were written.
+#[derive(Debug)]
+pub struct SlotWrite {
+    file: File,
+    path: PathBuf,
+    loc: TrunkLocation,
+    size: u32,
+    written: u64,
+    hasher: crc32fast::Hasher,
+    _claim: SlotClaim,
+}
+
+impl SlotWrite {
+    /// Claims the slot `loc` for a file of `size` bytes. `expect` is the
+    /// header the caller will write when it knows it already (a replica
+    /// receiving a named file); an upload, whose name waits for the CRC,
+    /// passes None and then only a free slot is accepted.
+    pub fn begin(
+        store_root: &Path,
+        loc: TrunkLocation,
+        size: u32,
+        trunk_file_size: u64,
+        expect: Option<&SlotHeader>,
+    ) -> OpResult<(SlotWrite, Prior)> {
+        if SLOT_HEADER_LEN as u64 + u64::from(size) > u64::from(loc.size) {
+            return Err(OpError::invalid(format!(
+                "file of {size} bytes does not fit a slot of {}",
+                loc.size
+            )));
+        }
+        let path = trunk_file_path(store_root, &loc);
+        let claim = SlotClaim::take(&path, loc.offset)?;
+        let file = open_for_write(&path, trunk_file_size)?;
+        let prior = check_prior(&file, &path, &loc, expect)?;
+        Ok((
+            SlotWrite {
+                file,
+                path,
+                loc,
+                size,
+                written: 0,
+                hasher: crc32fast::Hasher::new(),
+                _claim: claim,
+            },
+            prior,
+        ))
+    }
+
+    pub fn location(&self) -> TrunkLocation {
+        self.loc
+    }
+
+    /// The next content bytes, at their place in the slot.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.written + data.len() as u64 > u64::from(self.size) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "more content than the file size",
+            ));
+        }
+        self.file
+            .write_all_at(data, self.loc.content_offset() + self.written)?;
+        self.hasher.update(data);
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// CRC32 of the content written so far.
+    pub fn crc32(&self) -> u32 {
+        self.hasher.clone().finalize()
+    }
+
+    /// Writes the header, which makes the file readable. It must describe
+    /// this slot and exactly the content written (size and CRC32: a replica
+    /// never stores bytes that do not match their name). With `fsync` the
+    /// content is made durable before the header and the header after it,
+    /// so a crash never leaves a header in front of content that is not on
+    /// disk.
+    pub fn finish(self, header: &SlotHeader, fsync: bool) -> OpResult<()> {
+        if self.written != u64::from(self.size)
+            || header.file_size != self.size
+            || header.alloc_size != self.loc.size
+            || header.is_free()
+        {
+            return Err(OpError::invalid(format!(
+                "slot header {header:?} does not describe the {} bytes written to a slot of {}",
+                self.written, self.loc.size
+            )));
+        }
+        let crc = self.crc32();
+        if header.crc32 != crc {
+            return Err(OpError::new(
+                Status::EIO,
+                format!(
+                    "content CRC32 {crc:08x} differs from the name's {:08x}",
+                    header.crc32
+                ),
+            ));
+        }
+        // Again under the claim: a slot written by another process (or a
+        // file restored by hand) since `begin` is still not overwritten.
+        if check_prior(&self.file, &self.path, &self.loc, Some(header))? == Prior::Same {
+            return Ok(());
+        }
+        if fsync {
+            self.file.sync_data()?;
+        }
+        self.file
+            .write_all_at(&header.encode(), u64::from(self.loc.offset))?;
+        if fsync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// Streams the next `length` body bytes of a request into `slot`, each
+/// positioned write on the blocking pool. Returns the slot writer and the
+/// number of writes.
+pub async fn body_to_slot(
+    s: &mut Session,
+    mut slot: SlotWrite,
+    length: u64,
+) -> OpResult<(SlotWrite, i64)> {
+    let chunk = usize::try_from(length)
+        .unwrap_or(BODY_CHUNK_BYTES)
+        .clamp(1, BODY_CHUNK_BYTES);
+    let mut buf = vec![0u8; chunk];
+    let mut done = 0u64;
+    let mut writes = 0i64;
+    while done < length {
+        let want = (length - done).min(buf.len() as u64) as usize;
+        let n = s.read_body_chunk(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(OpError::new(Status::EIO, "body ended early"));
+        }
+        (slot, buf) = blocking(move || {
+            slot.write(&buf[..n])?;
+            Ok((slot, buf))
+        })
+        .await?;
+        writes += 1;
+        done += n as u64;
+    }
+    Ok((slot, writes))
+}
+
+/// Marks a slot free as the original does: a header with type 0, the
+/// slot's size and every other field 0, then the old file's content
+/// overwritten with zeros. Idempotent; a missing trunk file is ENOENT.
+pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
+    let path = trunk_file_path(store_root, loc);
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let old = SlotHeader::decode(&read_header(&file, loc)?);
+    let free = SlotHeader {
+        file_type: SLOT_TYPE_FREE,
+        alloc_size: loc.size,
+        file_size: 0,
+        crc32: 0,
+        mtime: 0,
+        ext7: [0; 7],
+    };
+    file.write_all_at(&free.encode(), u64::from(loc.offset))?;
+    // Only what the old header says it held, and never past the slot.
+    let wipe = u64::from(old.file_size)
+        .min(u64::from(loc.size).saturating_sub(SLOT_HEADER_LEN as u64))
+        .min(file.metadata()?.len().saturating_sub(loc.content_offset()));
+    let zeros = [0u8; WIPE_CHUNK_BYTES];
+    let mut done = 0u64;
+    while done < wipe {
+        let n = (wipe - done).min(WIPE_CHUNK_BYTES as u64) as usize;
+        file.write_all_at(&zeros[..n], loc.content_offset() + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// The local part of deleting a trunk-backed file: the slot must hold the
+/// named file (ENOENT otherwise, as a read), then it is cleared. Returns
+/// the location, which the caller gives back to the trunk server.
+pub fn delete_slot(store_root: &Path, name: &RemoteName) -> OpResult<TrunkLocation> {
+    let slot = open_slot(store_root, name)?;
+    let path = trunk_file_path(store_root, &slot.loc);
+    // Held so that a replica writing this slot right now is not cleared
+    // half-way through.
+    let _claim = SlotClaim::take(&path, slot.loc.offset)?;
+    drop(slot.file);
+    clear_slot(store_root, &slot.loc)?;
+    Ok(slot.loc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fdfs_proto::fileid::FileNameRecord;
+    use fdfs_proto::trunk::{trunk_size_field, SLOT_TYPE_REGULAR};
+
+    const TRUNK_FILE_BYTES: u64 = 1 << 20;
+
+    fn loc(offset: u32, size: u32) -> TrunkLocation {
+        TrunkLocation {
+            store_path_index: 0,
+            sub_path_high: 0x0A,
+            sub_path_low: 0x1B,
+            trunk_file_id: 7,
+            offset,
+            size,
+        }
+    }
+
+    /// The name and header of `content` stored at `at`.
+    fn named(at: TrunkLocation, content: &[u8], ts: u32) -> (RemoteName, SlotHeader) {
+        let record = FileNameRecord {
+            source: [127, 0, 0, 1],
+            timestamp: ts,
+            size_field: trunk_size_field(content.len() as u32, 0x1234),
+            crc32: crc32fast::hash(content),
+        };
+        let name = at.remote_name(&record, "123.txt").unwrap();
+        let header = SlotHeader::expected_for(&name, SLOT_TYPE_REGULAR).unwrap();
+        (name, header)
+    }
+
+    fn store(root: &Path, at: TrunkLocation, content: &[u8], ts: u32) -> RemoteName {
+        let (name, header) = named(at, content, ts);
+        let (mut w, prior) =
+            SlotWrite::begin(root, at, content.len() as u32, TRUNK_FILE_BYTES, None).unwrap();
+        assert_eq!(prior, Prior::Free);
+        for part in content.chunks(3) {
+            w.write(part).unwrap();
+        }
+        w.finish(&header, true).unwrap();
+        name
+    }
+
+    #[test]
+    fn written_slots_read_back_and_the_trunk_file_is_sparse_and_sized() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = store(dir.path(), loc(0, 256), b"Hello FastDFS\n", 1_700_000_000);
+        let b = store(dir.path(), loc(256, 512), &[7u8; 300], 1_700_000_001);
+        let path = dir.path().join("data/0A/1B/000007");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), TRUNK_FILE_BYTES);
+
+        let slot = open_slot(dir.path(), &a).unwrap();
+        assert_eq!(slot.size(), 14);
+        assert_eq!(slot.content_offset(), 24);
+        assert_eq!(slot.header.mtime, 1_700_000_000);
+        assert_eq!(slot.read_content().unwrap(), b"Hello FastDFS\n");
+        let slot = open_slot(dir.path(), &b).unwrap();
+        assert_eq!(slot.content_offset(), 256 + 24);
+        assert_eq!(slot.read_content().unwrap(), vec![7u8; 300]);
+    }
+
+    #[test]
+    fn a_header_that_differs_from_the_name_is_enoent() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(1024, 256);
+        let name = store(dir.path(), at, b"abc", 1_700_000_000);
+        // Same slot, another timestamp: the name of a file no longer there.
+        let (stale, _) = named(at, b"abc", 1_700_000_999);
+        assert_eq!(
+            open_slot(dir.path(), &stale).unwrap_err().status,
+            Status::ENOENT
+        );
+        // A free slot, a missing trunk file, and a name that is not a trunk name.
+        let (unwritten, _) = named(loc(4096, 256), b"abc", 1);
+        assert_eq!(
+            open_slot(dir.path(), &unwritten).unwrap_err().status,
+            Status::ENOENT
+        );
+        let mut other = at;
+        other.trunk_file_id = 8;
+        let (missing, _) = named(other, b"abc", 1);
+        assert_eq!(
+            open_slot(dir.path(), &missing).unwrap_err().status,
+            Status::ENOENT
+        );
+        let normal = RemoteName::parse("M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt", 1).unwrap();
+        assert_eq!(
+            open_slot(dir.path(), &normal).unwrap_err().status,
+            Status::EINVAL
+        );
+        assert!(open_slot(dir.path(), &name).is_ok());
+    }
+
+    #[test]
+    fn a_name_bigger_than_its_slot_or_a_short_trunk_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // Header claims 300 bytes in a 256-byte slot: written by hand.
+        let at = loc(0, 256);
+        let (name, mut header) = named(at, &[1u8; 300], 5);
+        header.alloc_size = 256;
+        let path = dir.path().join("data/0A/1B/000007");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, header.encode()).unwrap();
+        assert_eq!(
+            open_slot(dir.path(), &name).unwrap_err().status,
+            Status::ENOENT
+        );
+        // A valid header whose content the file no longer holds.
+        let (name, header) = named(at, b"0123456789", 5);
+        std::fs::write(&path, header.encode()).unwrap();
+        assert_eq!(
+            open_slot(dir.path(), &name).unwrap_err().status,
+            Status::EIO
+        );
+    }
+
+    #[test]
+    fn a_taken_slot_is_never_overwritten_but_the_same_file_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(0, 256);
+        let name = store(dir.path(), at, b"first", 10);
+        let (_, same) = named(at, b"first", 10);
+        let (_, other) = named(at, b"second", 11);
+        let (w, prior) =
+            SlotWrite::begin(dir.path(), at, 5, TRUNK_FILE_BYTES, Some(&same)).unwrap();
+        assert_eq!(prior, Prior::Same);
+        drop(w);
+        let err = SlotWrite::begin(dir.path(), at, 6, TRUNK_FILE_BYTES, Some(&other)).unwrap_err();
+        assert_eq!(err.status, Status::EEXIST);
+        let err = SlotWrite::begin(dir.path(), at, 6, TRUNK_FILE_BYTES, None).unwrap_err();
+        assert_eq!(err.status, Status::EEXIST);
+        assert_eq!(
+            open_slot(dir.path(), &name)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"first"
+        );
+    }
+
+    #[test]
+    fn one_writer_per_slot_and_an_unfinished_write_leaves_the_slot_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(512, 256);
+        let (name, header) = named(at, b"payload", 3);
+        let (mut w, _) =
+            SlotWrite::begin(dir.path(), at, 7, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        let busy =
+            SlotWrite::begin(dir.path(), at, 7, TRUNK_FILE_BYTES, Some(&header)).unwrap_err();
+        assert_eq!(busy.status, Status::EBUSY);
+        w.write(b"pay").unwrap();
+        drop(w);
+        assert_eq!(
+            open_slot(dir.path(), &name).unwrap_err().status,
+            Status::ENOENT
+        );
+        // The claim went with the writer.
+        let (mut w, prior) =
+            SlotWrite::begin(dir.path(), at, 7, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        assert_eq!(prior, Prior::Free);
+        w.write(b"payload").unwrap();
+        assert!(w.write(b"x").is_err(), "past the file size");
+        w.finish(&header, false).unwrap();
+        assert_eq!(
+            open_slot(dir.path(), &name)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"payload"
+        );
+    }
+
+    #[test]
+    fn finish_refuses_content_that_does_not_match_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(0, 256);
+        let (name, header) = named(at, b"expected", 3);
+        let (mut w, _) =
+            SlotWrite::begin(dir.path(), at, 8, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        w.write(b"corrupt!").unwrap();
+        assert_eq!(w.finish(&header, false).unwrap_err().status, Status::EIO);
+        let (mut w, _) =
+            SlotWrite::begin(dir.path(), at, 8, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        w.write(b"expec").unwrap();
+        assert_eq!(w.finish(&header, false).unwrap_err().status, Status::EINVAL);
+        assert_eq!(
+            open_slot(dir.path(), &name).unwrap_err().status,
+            Status::ENOENT
+        );
+        let too_big = SlotWrite::begin(dir.path(), at, 233, TRUNK_FILE_BYTES, None).unwrap_err();
+        assert_eq!(too_big.status, Status::EINVAL);
+        assert!(SlotWrite::begin(dir.path(), at, 232, TRUNK_FILE_BYTES, None).is_ok());
+    }
+
+    #[test]
+    fn delete_clears_the_slot_as_the_original_and_it_can_be_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(256, 256);
+        let neighbour = store(dir.path(), loc(0, 256), b"keep me", 1);
+        let name = store(dir.path(), at, b"delete me", 2);
+        assert_eq!(delete_slot(dir.path(), &name).unwrap(), at);
+        assert_eq!(
+            open_slot(dir.path(), &name).unwrap_err().status,
+            Status::ENOENT
+        );
+        assert_eq!(
+            delete_slot(dir.path(), &name).unwrap_err().status,
+            Status::ENOENT
+        );
+        let bytes = std::fs::read(dir.path().join("data/0A/1B/000007")).unwrap();
+        let slot = &bytes[256..512];
+        let mut free = [0u8; SLOT_HEADER_LEN];
+        free[1..5].copy_from_slice(&256u32.to_be_bytes());
+        assert_eq!(&slot[..SLOT_HEADER_LEN], &free);
+        assert!(
+            slot[SLOT_HEADER_LEN..].iter().all(|&b| b == 0),
+            "content wiped"
+        );
+        assert_eq!(
+            open_slot(dir.path(), &neighbour)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"keep me"
+        );
+        let again = store(dir.path(), at, b"new", 3);
+        assert_eq!(
+            open_slot(dir.path(), &again)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"new"
+        );
+        // Clearing a never-written slot of an existing file is harmless.
+        clear_slot(dir.path(), &loc(4096, 256)).unwrap();
+    }
+
+    #[test]
+    fn an_existing_shorter_trunk_file_grows_and_a_longer_one_keeps_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/0A/1B/000007");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, [0u8; 10]).unwrap();
+        store(dir.path(), loc(0, 256), b"x", 1);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), TRUNK_FILE_BYTES);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(2 * TRUNK_FILE_BYTES)
+            .unwrap();
+        store(dir.path(), loc(256, 256), b"y", 1);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            2 * TRUNK_FILE_BYTES
+        );
+    }
+}
