@@ -32,6 +32,9 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
     let (name, path) = resolve_data(&storage, &req.remote)?;
+    if fdfs_proto::TrunkLocation::from_remote(&name).is_some() {
+        return delete_trunk(&storage, name, path, req.remote).await;
+    }
     // Unlinking a big file frees all its extents: blocking-pool work.
     blocking(move || {
         let link_meta = match std::fs::symlink_metadata(&path) {
@@ -66,6 +69,35 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
         Ok(Reply::Body(Vec::new()))
     })
     .await
+}
+
+/// Deletes a file kept in a trunk slot: the slot is cleared here (if it
+/// holds that file, else ENOENT), the DELETE record written, and the slot
+/// given back to the trunk server. A slot the trunk server does not take
+/// back is leaked, never reused under the file: the delete still succeeds.
+async fn delete_trunk(
+    storage: &Arc<Storage>,
+    name: fdfs_proto::RemoteName,
+    path: PathBuf,
+    remote: String,
+) -> OpResult<Reply> {
+    let st = storage.clone();
+    let slot = blocking(move || {
+        let root = &st.paths[usize::from(name.store_path_index)].root;
+        let slot = crate::trunk::slot::delete_slot(root, &name)?;
+        let now = now_secs();
+        log_change(&st, now, op::DELETE, &remote, "");
+        let meta = meta_path(&path);
+        if std::fs::remove_file(&meta).is_ok() {
+            log_change(&st, now, op::DELETE, &format!("{remote}-m"), "");
+        }
+        Ok(slot)
+    })
+    .await?;
+    if let Err(e) = crate::trunk::client::free(storage, slot).await {
+        tracing::error!(error = %e.reason, ?slot, "deleted trunk slot not freed; a scrub frees it");
+    }
+    Ok(Reply::Body(Vec::new()))
 }
 
 pub async fn query_info(s: &mut Session, flags: u8) -> OpResult<Reply> {

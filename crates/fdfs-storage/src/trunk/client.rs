@@ -147,3 +147,158 @@ async fn connect(storage: &Storage, addr: &str) -> Result<Conn, fdfs_client::Cli
     }
     Ok(conn)
 }
+
+/// Whether an upload of `file_size` bytes goes into a trunk slot (§11.5:
+/// `24 + size ≤ slot_max_size`, trunk files on).
+pub fn fits_trunk(trunk: &fdfs_config::TrunkParams, file_size: u64) -> bool {
+    trunk.use_trunk_file
+        && fdfs_proto::trunk::SLOT_HEADER_LEN as u64 + file_size <= trunk.slot_max_size_bytes
+        && u32::try_from(file_size).is_ok()
+}
+
+/// UPLOAD_FILE into a trunk slot, in the order of the trunk design: slot
+/// from the trunk server, content then header into our copy of the trunk
+/// file, ALLOC_CONFIRM, CREATE record, then the answer. `None` when the
+/// group has no trunk server now (the caller stores a plain file). Any
+/// failure after the allocation clears the slot here and gives it back.
+pub async fn upload(
+    s: &mut crate::session::Session,
+    index: usize,
+    ext: &str,
+    file_size: u64,
+) -> OpResult<Option<crate::session::Reply>> {
+    use fdfs_proto::fileid::FileNameRecord;
+    use fdfs_proto::storage_msg::FileIdResp;
+    use fdfs_proto::trunk::{trunk_size_field, SlotHeader, SLOT_TYPE_REGULAR};
+
+    use super::slot::{body_to_slot, SlotWrite};
+    use crate::ops::{blocking, random_u32};
+    use crate::state::{lock, now_secs};
+
+    let storage = s.storage.clone();
+    let size = u32::try_from(file_size)
+        .map_err(|_| OpError::invalid(format!("{file_size} bytes do not fit a trunk slot")))?;
+    let path_index = u8::try_from(index).map_err(|_| OpError::invalid("store path index"))?;
+    let Some(slot) = alloc(&storage, path_index, size).await? else {
+        return Ok(None);
+    };
+    storage.bump(|st| st.total_upload_bytes += i64::from(size));
+    let root = storage.paths[index].root.clone();
+    let trunk_file_size = storage.params().trunk.trunk_file_size_bytes;
+    let begun = {
+        let root = root.clone();
+        blocking(move || SlotWrite::begin(&root, slot, size, trunk_file_size, None)).await
+    };
+    let writer = match begun {
+        Ok((w, _prior)) => w,
+        Err(e) => {
+            // The slot is not ours to clear: rule 4 may just have found
+            // another file in it. It goes back to the pool unconfirmed.
+            give_back(&storage, slot, None).await;
+            return Err(e);
+        }
+    };
+    let (writer, writes) = match body_to_slot(s, writer, file_size).await {
+        Ok(done) => done,
+        Err(e) => {
+            give_back(&storage, slot, None).await;
+            return Err(e);
+        }
+    };
+    storage.bump(|st| {
+        st.total_file_write_count += writes;
+        st.success_file_write_count += writes;
+    });
+    let mtime = now_secs();
+    let ext7 = crate::store::new_ext7(ext, &mut lock(&storage.rng));
+    let mut ext7_bytes = [0u8; fdfs_proto::fileid::EXT7_LEN];
+    ext7_bytes.copy_from_slice(ext7.as_bytes());
+    let crc32 = writer.crc32();
+    let record = FileNameRecord {
+        source: storage.name_source(),
+        timestamp: mtime as u32,
+        size_field: trunk_size_field(size, random_u32(&storage)),
+        crc32,
+    };
+    let remote = match slot.remote_name(&record, &ext7) {
+        Ok(r) => r.to_string(),
+        Err(e) => {
+            give_back(&storage, slot, None).await;
+            return Err(e.into());
+        }
+    };
+    let header = SlotHeader {
+        file_type: SLOT_TYPE_REGULAR,
+        alloc_size: slot.size,
+        file_size: size,
+        crc32,
+        mtime: mtime as u32,
+        ext7: ext7_bytes,
+    };
+    let threshold = storage.conf.fsync_after_written_bytes;
+    let fsync = threshold > 0 && file_size >= threshold;
+    // Until the header is written the slot on disk is as it was: nothing
+    // of ours to clear (and after EEXIST, someone else's file to keep).
+    if let Err(e) = blocking(move || writer.finish(&header, fsync)).await {
+        give_back(&storage, slot, None).await;
+        return Err(e);
+    }
+    if let Err(e) = confirm(&storage, slot, true).await {
+        tracing::error!(error = %e.reason, remote, "trunk slot not confirmed; upload refused");
+        give_back(&storage, slot, Some(root)).await;
+        return Err(e);
+    }
+    let logged = {
+        let (storage, remote) = (storage.clone(), remote.clone());
+        blocking(move || {
+            storage
+                .binlog
+                .append(mtime, crate::binlog::op::CREATE, &remote, "")
+                .map_err(|e| OpError::new(Status::EIO, format!("binlog write failed: {e}")))
+        })
+        .await
+    };
+    if let Err(e) = logged {
+        tracing::error!(error = %e.reason, remote, "binlog write failed; trunk upload refused");
+        let clear_root = root.clone();
+        let _ = blocking(move || Ok(super::slot::clear_slot(&clear_root, &slot)?)).await;
+        if let Err(f) = free(&storage, slot).await {
+            tracing::error!(error = %f.reason, ?slot, "trunk slot leaked; a scrub frees it");
+        }
+        return Err(e);
+    }
+    storage.bump(|st| {
+        st.success_upload_bytes += i64::from(size);
+        st.last_source_update = mtime;
+    });
+    s.log_name = remote.clone();
+    let mut body = BytesMut::new();
+    FileIdResp {
+        group: storage.group.clone(),
+        remote,
+    }
+    .encode(&mut body);
+    Ok(Some(crate::session::Reply::Body(body.to_vec())))
+}
+
+/// An allocation that will not be used: the slot is cleared in our copy
+/// when `clear_in` names its store path (only once our header is in it),
+/// then the trunk server takes the slot back
+/// (confirm with a failure status). A failure leaks the slot until the
+/// trunk server frees stale allocations or a scrub does.
+async fn give_back(
+    storage: &std::sync::Arc<Storage>,
+    slot: TrunkLocation,
+    clear_in: Option<std::path::PathBuf>,
+) {
+    if let Some(root) = clear_in {
+        let cleared =
+            crate::ops::blocking(move || Ok(super::slot::clear_slot(&root, &slot)?)).await;
+        if let Err(e) = cleared {
+            tracing::warn!(error = %e.reason, ?slot, "cannot clear an unused trunk slot");
+        }
+    }
+    if let Err(e) = confirm(storage, slot, false).await {
+        tracing::warn!(error = %e.reason, ?slot, "unused trunk slot not given back");
+    }
+}
