@@ -105,6 +105,16 @@ fn slot_body(storage: &Storage, slot: TrunkLocation) -> BytesMut {
     body
 }
 
+/// One trunk command to another member (the trunk server's pushes).
+pub(crate) async fn call_member(
+    storage: &Storage,
+    member: &StorageBrief,
+    cmd: StorageCmd,
+    body: &[u8],
+) -> OpResult<Vec<u8>> {
+    call(storage, member, cmd, 0, body).await
+}
+
 /// One exchange with the trunk server over a pooled connection; a
 /// connection goes back to the pool only while it is in step.
 async fn call(

@@ -240,6 +240,12 @@ impl TrunkRole {
         true
     }
 
+    /// Whether the switch of `epoch` is still the current one and serving.
+    fn still_serving(&self, epoch: u64) -> bool {
+        let st = lock(&self.state);
+        st.epoch == epoch && st.view.serving
+    }
+
     /// The space to allocate from, or EINVAL (as the original answers a
     /// storage that is not the trunk server).
     fn serving_space(&self) -> OpResult<Arc<dyn SpaceApi>> {
@@ -288,6 +294,7 @@ async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
         free_bytes = space.free_bytes(),
         "serving as the group's trunk server"
     );
+    tokio::spawn(push_loop(storage.clone(), epoch));
     // Allocations a crash left unconfirmed: the member that asked gives up
     // after network_timeout, so only then is the slot surely abandoned.
     let wait = Duration::from_secs(storage.conf.network_timeout_secs.max(1));
@@ -300,6 +307,110 @@ async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
             Err(e) => tracing::error!(error = %e.reason, "cannot free unconfirmed trunk slots"),
         }
     });
+}
+
+/// How often the trunk server looks for binlog lines to push.
+const PUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// Most trunk binlog bytes pushed in one SYNC_BINLOG (30), well under the
+/// members' network buffer.
+const PUSH_CHUNK_BYTES: usize = 32 * 1024;
+
+/// While this storage serves as trunk server (the switch of `epoch`):
+/// pushes its trunk binlog to every other member with SYNC_BINLOG (30),
+/// from the member's mark `data/trunk/<id>.mark` (`binlog_offset=`). A
+/// member without a mark, or with a mark past our binlog's end, first gets
+/// TRUNCATE_BINLOG_FILE (33) and then everything.
+async fn push_loop(storage: Arc<Storage>, epoch: u64) {
+    loop {
+        tokio::time::sleep(PUSH_INTERVAL).await;
+        if storage.is_stopping() || !storage.trunk.still_serving(epoch) {
+            return;
+        }
+        let Some(space) = storage.trunk.space() else {
+            return;
+        };
+        let members: Vec<StorageBrief> = lock(&storage.peers)
+            .members
+            .values()
+            .filter(|m| !is_this_storage(&storage, m))
+            .filter(|m| {
+                use fdfs_proto::stat::storage_status::{ACTIVE, ONLINE, SYNCING, WAIT_SYNC};
+                [ACTIVE, ONLINE, SYNCING, WAIT_SYNC].contains(&m.status)
+            })
+            .cloned()
+            .collect();
+        for m in members {
+            if let Err(e) = push_to(&storage, &space, &m).await {
+                tracing::debug!(member = %m.id, error = %e.reason, "trunk binlog push failed; retried");
+            }
+        }
+    }
+}
+
+fn mark_path(storage: &Storage, member_id: &str) -> PathBuf {
+    super::server::trunk_dir(storage).join(format!("{member_id}.mark"))
+}
+
+/// Pushes what member `m` has not got yet, one chunk of whole lines per
+/// call, until it is level with our binlog.
+async fn push_to(storage: &Arc<Storage>, space: &Arc<dyn SpaceApi>, m: &StorageBrief) -> OpResult<()> {
+    let mark = mark_path(storage, &m.id);
+    let (read_mark, binlog) = (mark.clone(), space.binlog_path());
+    let (mut offset, size) = blocking(move || {
+        let offset = std::fs::read_to_string(&read_mark)
+            .ok()
+            .and_then(|t| crate::state::ini_value(&t, "binlog_offset"))
+            .and_then(|v| v.parse::<u64>().ok());
+        let size = match std::fs::metadata(&binlog) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        Ok((offset, size))
+    })
+    .await?;
+    if offset.is_none_or(|o| o > size) {
+        super::client::call_member(storage, m, fdfs_proto::StorageCmd::TrunkTruncateBinlogFile, &[])
+            .await?;
+        offset = Some(0);
+        write_mark(storage, &mark, 0).await?;
+    }
+    let mut offset = offset.unwrap_or(0);
+    while offset < size {
+        let binlog = space.binlog_path();
+        let chunk = blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::File::open(&binlog)?;
+            let want = usize::try_from(size - offset).unwrap_or(PUSH_CHUNK_BYTES).min(PUSH_CHUNK_BYTES);
+            let mut buf = vec![0u8; want];
+            let n = file.read_at(&mut buf, offset)?;
+            buf.truncate(n);
+            // Whole lines only: the last one may still be being written.
+            let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            buf.truncate(end);
+            Ok(buf)
+        })
+        .await?;
+        if chunk.is_empty() {
+            // One line longer than a chunk cannot be a trunk binlog line.
+            return Ok(());
+        }
+        super::client::call_member(storage, m, fdfs_proto::StorageCmd::TrunkSyncBinlog, &chunk)
+            .await?;
+        offset += chunk.len() as u64;
+        write_mark(storage, &mark, offset).await?;
+    }
+    Ok(())
+}
+
+async fn write_mark(storage: &Arc<Storage>, mark: &std::path::Path, offset: u64) -> OpResult<()> {
+    let (dir, mark) = (super::server::trunk_dir(storage), mark.to_path_buf());
+    blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        crate::state::write_atomic(&mark, format!("binlog_offset={offset}\n").as_bytes())?;
+        Ok(())
+    })
+    .await
 }
 
 fn io_op(e: io::Error) -> OpError {

@@ -1,0 +1,265 @@
+//! Trunk storage end to end (issue 15): a tracker with `use_trunk_file`
+//! and two of our storages in one group. Small files uploaded through our
+//! client and through py3fdfs land in slots of trunk files (60-character
+//! names, `data/HH/HH/NNNNNN` on disk, no inode of their own) and read back
+//! equal; big files stay plain files; a delete frees the slot for the next
+//! upload of that size. Uploads through the member that is not the trunk
+//! server allocate over the network (27/28).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fdfs_client::storage::{StorageClient, UploadKind};
+use fdfs_client::Conn;
+use fdfs_proto::fileid::RemoteName;
+use fdfs_proto::storage_msg::DownloadReq;
+use fdfs_proto::{FileId, StorageCmd, TrunkLocation};
+use fdfs_testkit::group::{Group, GroupOptions};
+
+/// Slots of at most this many bytes (header included) hold small files.
+const SLOT_MAX_BYTES: u64 = 64 * 1024;
+/// The smallest trunk file the tracker accepts.
+const TRUNK_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Generous: a loaded CI machine beats slowly.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn trunk_group() -> Group {
+    Group::start_with(GroupOptions {
+        groups: vec![("group1", 2)],
+        tweak_tracker: Some(Arc::new(|c| {
+            c.use_trunk_file = true;
+            c.slot_min_size = 256;
+            c.slot_max_size = SLOT_MAX_BYTES;
+            c.trunk_file_size = TRUNK_FILE_BYTES;
+            c.trunk_free_space_merge = false;
+            c.delete_unused_trunk_files = false;
+        })),
+        ..GroupOptions::default()
+    })
+}
+
+/// The member the tracker lists as trunk server, once there is one.
+fn trunk_server(g: &Group) -> Option<usize> {
+    let list = g.list_storages(0, "group1");
+    let ip = list.iter().find(|s| s.if_trunk_server)?.ip_addr.clone();
+    (0..g.len()).find(|&i| g.storage_ip(i) == ip)
+}
+
+fn content(seed: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|k| ((seed * 131 + k * 7) % 253) as u8).collect()
+}
+
+async fn upload_to(addr: std::net::SocketAddr, data: &[u8], ext: &str) -> FileId {
+    let mut conn = fdfs_testkit::connect(addr).await;
+    let mut src = data;
+    StorageClient::new(&mut conn)
+        .upload(UploadKind::Normal, -1, ext, &mut src, data.len() as u64)
+        .await
+        .expect("upload")
+}
+
+async fn download_from(addr: std::net::SocketAddr, id: &FileId) -> Vec<u8> {
+    let mut conn: Conn = fdfs_testkit::connect(addr).await;
+    let mut b = BytesMut::new();
+    DownloadReq {
+        offset: 0,
+        length: 0,
+        group: id.group.clone(),
+        remote: id.remote.clone(),
+    }
+    .encode(&mut b);
+    conn.call(StorageCmd::DownloadFile.into(), &b)
+        .await
+        .unwrap_or_else(|e| panic!("download {} from {addr}: {e}", id.remote))
+}
+
+/// The trunk file behind a 60-character name, checked on disk.
+fn trunk_location(store: &Path, remote: &str) -> (TrunkLocation, PathBuf) {
+    assert_eq!(remote.len(), 60, "{remote} is not a trunk name");
+    let name = RemoteName::parse(remote, 1).expect("name");
+    let loc = TrunkLocation::from_remote(&name).expect("trunk flag in the name");
+    let path = store.join(loc.trunk_file_relative_path());
+    let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(meta.len(), TRUNK_FILE_BYTES, "{}", path.display());
+    // The file has no inode of its own: nothing under its name.
+    let own = store.join("data").join(&remote[4..]);
+    assert!(!own.exists(), "{} exists", own.display());
+    (loc, path)
+}
+
+#[test]
+fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut server = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            server = trunk_server(&g);
+            server.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let server = server.unwrap();
+    let member = 1 - server;
+    let (server_addr, member_addr) = (g.storage_addr(server), g.storage_addr(member));
+
+    // Through the trunk server itself, then through the member (27/28 over
+    // the network). The server may still be switching into the role: the
+    // first uploads can land as plain files, so wait for a trunk name.
+    let mut first = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let id = g.block_on(upload_to(server_addr, b"probe", "txt"));
+            let trunked = id.remote.len() == 60;
+            first = Some(id);
+            trunked
+        }),
+        "small uploads never went into a trunk"
+    );
+    let mut uploaded = Vec::new();
+    for (i, addr, store) in [
+        (0, server_addr, g.store_path(server)),
+        (1, server_addr, g.store_path(server)),
+        (2, member_addr, g.store_path(member)),
+        (3, member_addr, g.store_path(member)),
+        (4, member_addr, g.store_path(member)),
+    ] {
+        let data = content(i, 100 + i * 1500);
+        let id = g.block_on(upload_to(addr, &data, "bin"));
+        let (loc, _) = trunk_location(&store, &id.remote);
+        assert_eq!(g.block_on(download_from(addr, &id)), data, "{}", id.remote);
+        uploaded.push((id, loc, addr, data));
+    }
+    // One allocator: no two files share a slot, whoever uploaded them.
+    let mut slots: Vec<(u32, u32)> = uploaded
+        .iter()
+        .map(|(_, l, _, _)| (l.trunk_file_id, l.offset))
+        .collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), uploaded.len(), "a slot was handed out twice");
+
+    // A big file stays a plain file with a 44-character name.
+    let big = content(9, SLOT_MAX_BYTES as usize);
+    let big_id = g.block_on(upload_to(member_addr, &big, "dat"));
+    assert_eq!(big_id.remote.len(), 44, "{}", big_id.remote);
+    assert!(g.store_path(member).join("data").join(&big_id.remote[4..]).is_file());
+    assert_eq!(g.block_on(download_from(member_addr, &big_id)), big);
+
+    // A delete frees the slot: the next file of that size takes it again.
+    let (id, loc, addr, data) = uploaded.remove(3);
+    g.block_on(async {
+        let mut conn = fdfs_testkit::connect(addr).await;
+        StorageClient::new(&mut conn)
+            .delete(&id.group, &id.remote)
+            .await
+            .expect("delete")
+    });
+    let again = g.block_on(upload_to(addr, &content(77, data.len()), "bin"));
+    let (loc2, _) = trunk_location(&g.store_path(member), &again.remote);
+    assert_eq!(
+        (loc2.trunk_file_id, loc2.offset, loc2.size),
+        (loc.trunk_file_id, loc.offset, loc.size),
+        "the freed slot was not reused"
+    );
+    // The deleted name reads as gone even though its slot is in use again.
+    let gone = g.block_on(async {
+        let mut conn = fdfs_testkit::connect(addr).await;
+        let mut b = BytesMut::new();
+        DownloadReq {
+            offset: 0,
+            length: 0,
+            group: id.group.clone(),
+            remote: id.remote.clone(),
+        }
+        .encode(&mut b);
+        conn.call(StorageCmd::DownloadFile.into(), &b).await
+    });
+    assert!(gone.is_err(), "a deleted trunk file still reads");
+    drop(first);
+}
+
+#[test]
+fn py3fdfs_uploads_small_files_into_trunks() {
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || trunk_server(&g).is_some()),
+        "the tracker never named a trunk server"
+    );
+    // Wait until the trunk server serves: a probe through the tracker's
+    // choice of storage gets a trunk name.
+    let client = g.client();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let opts = fdfs_client::UploadOptions::default();
+            g.block_on(client.upload_buffer(b"probe", &opts))
+                .is_ok_and(|id| id.remote.len() == 60)
+        }),
+        "small uploads never went into a trunk"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let conf = work.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "connect_timeout = 30\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {}\nlog_level = error\n",
+            work.path().display(),
+            g.tracker_addr
+        ),
+    )
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/py3fdfs_trunk.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(&conf)
+        .args(["8", "1000", &(SLOT_MAX_BYTES * 2).to_string()])
+        .output()
+        .expect("python3 must be installed to run the py3fdfs trunk test");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "py3fdfs script failed (is py3fdfs installed?)\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    let small: Vec<String> = json_strings(line, "small");
+    let big: Vec<String> = json_strings(line, "big");
+    let bad: Vec<String> = json_strings(line, "roundtrip_bad");
+    assert_eq!(small.len(), 8, "{line}");
+    assert!(bad.is_empty(), "py3fdfs read back different bytes: {bad:?}");
+    for id in &small {
+        let remote = id.split_once('/').unwrap().1;
+        assert_eq!(remote.len(), 60, "{id} is not a trunk name");
+        // It is in a trunk file on whichever member took it.
+        let found = (0..g.len()).any(|i| {
+            let name = RemoteName::parse(remote, 1).unwrap();
+            let loc = TrunkLocation::from_remote(&name).unwrap();
+            g.store_path(i).join(loc.trunk_file_relative_path()).is_file()
+        });
+        assert!(found, "no trunk file holds {id}");
+    }
+    assert_eq!(big.len(), 1, "{line}");
+    assert_eq!(big[0].split_once('/').unwrap().1.len(), 44, "{}", big[0]);
+}
+
+/// The string values of `key` in a flat JSON object (a string or a list
+/// of strings): the test needs no JSON crate for this.
+fn json_strings(line: &str, key: &str) -> Vec<String> {
+    let Some(at) = line.find(&format!("\"{key}\":")) else {
+        return Vec::new();
+    };
+    let rest = line[at + key.len() + 3..].trim_start();
+    let span = if rest.starts_with('[') {
+        &rest[1..rest.find(']').unwrap_or(rest.len())]
+    } else {
+        rest.split([',', '}']).next().unwrap_or("")
+    };
+    span.split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
