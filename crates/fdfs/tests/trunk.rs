@@ -49,7 +49,9 @@ fn trunk_server(g: &Group) -> Option<usize> {
 }
 
 fn content(seed: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|k| ((seed * 131 + k * 7) % 253) as u8).collect()
+    (0..len)
+        .map(|k| ((seed * 131 + k * 7) % 253) as u8)
+        .collect()
 }
 
 async fn upload_to(addr: std::net::SocketAddr, data: &[u8], ext: &str) -> FileId {
@@ -146,7 +148,11 @@ fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
     let big = content(9, SLOT_MAX_BYTES as usize);
     let big_id = g.block_on(upload_to(member_addr, &big, "dat"));
     assert_eq!(big_id.remote.len(), 44, "{}", big_id.remote);
-    assert!(g.store_path(member).join("data").join(&big_id.remote[4..]).is_file());
+    assert!(g
+        .store_path(member)
+        .join("data")
+        .join(&big_id.remote[4..])
+        .is_file());
     assert_eq!(g.block_on(download_from(member_addr, &big_id)), big);
 
     // A delete frees the slot: the next file of that size takes it again.
@@ -238,7 +244,9 @@ fn py3fdfs_uploads_small_files_into_trunks() {
         let found = (0..g.len()).any(|i| {
             let name = RemoteName::parse(remote, 1).unwrap();
             let loc = TrunkLocation::from_remote(&name).unwrap();
-            g.store_path(i).join(loc.trunk_file_relative_path()).is_file()
+            g.store_path(i)
+                .join(loc.trunk_file_relative_path())
+                .is_file()
         });
         assert!(found, "no trunk file holds {id}");
     }

@@ -212,7 +212,8 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
     };
     // Small new files go into a trunk slot (cmd 11 only, as the original).
     if !appender && crate::trunk::client::fits_trunk(&storage.params().trunk, req.file_size) {
-        if let Some(reply) = crate::trunk::client::upload(s, index, &req.ext, req.file_size).await? {
+        if let Some(reply) = crate::trunk::client::upload(s, index, &req.ext, req.file_size).await?
+        {
             return Ok(reply);
         }
     }

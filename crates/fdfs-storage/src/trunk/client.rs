@@ -56,7 +56,8 @@ pub async fn alloc(
             // The trunk server's answer decides where we write: it must be
             // the path we asked for and hold the header and the content.
             if slot.store_path_index != index
-                || u64::from(slot.size) < fdfs_proto::trunk::SLOT_HEADER_LEN as u64 + u64::from(file_size)
+                || u64::from(slot.size)
+                    < fdfs_proto::trunk::SLOT_HEADER_LEN as u64 + u64::from(file_size)
             {
                 return Err(OpError::new(
                     Status::EIO,
@@ -71,12 +72,22 @@ pub async fn alloc(
 /// ALLOC_CONFIRM: `ok` is whether the slot now holds the file.
 pub async fn confirm(storage: &Storage, slot: TrunkLocation, ok: bool) -> OpResult<()> {
     match target(storage) {
-        None => Err(OpError::new(Status::EAGAIN, "no trunk server to confirm with")),
+        None => Err(OpError::new(
+            Status::EAGAIN,
+            "no trunk server to confirm with",
+        )),
         Some(Target::Local) => role::confirm_local(storage, slot, ok).await,
         Some(Target::Remote(server)) => {
             let status = if ok { 0 } else { Status::EIO.0 };
             let body = slot_body(storage, slot);
-            call(storage, &server, StorageCmd::TrunkAllocConfirm, status, &body).await?;
+            call(
+                storage,
+                &server,
+                StorageCmd::TrunkAllocConfirm,
+                status,
+                &body,
+            )
+            .await?;
             Ok(())
         }
     }
@@ -85,7 +96,10 @@ pub async fn confirm(storage: &Storage, slot: TrunkLocation, ok: bool) -> OpResu
 /// FREE_SPACE: the file in `slot` was deleted here.
 pub async fn free(storage: &Storage, slot: TrunkLocation) -> OpResult<()> {
     match target(storage) {
-        None => Err(OpError::new(Status::EAGAIN, "no trunk server to free a slot with")),
+        None => Err(OpError::new(
+            Status::EAGAIN,
+            "no trunk server to free a slot with",
+        )),
         Some(Target::Local) => role::free_local(storage, slot).await,
         Some(Target::Remote(server)) => {
             let body = slot_body(storage, slot);

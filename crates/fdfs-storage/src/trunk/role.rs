@@ -35,7 +35,8 @@ pub enum Alloc {
 /// `trunk::space::TrunkSpace` (blocking methods, interior locking).
 pub trait SpaceApi: Send + Sync {
     fn alloc(&self, store_path_index: u8, file_size: u32) -> io::Result<Alloc>;
-    fn add_trunk_file(&self, store_path_index: u8, trunk_file_id: u32) -> io::Result<TrunkLocation>;
+    fn add_trunk_file(&self, store_path_index: u8, trunk_file_id: u32)
+        -> io::Result<TrunkLocation>;
     fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()>;
     fn free(&self, slot: &TrunkLocation) -> io::Result<()>;
     fn binlog_size(&self) -> u64;
@@ -187,6 +188,13 @@ impl TrunkRole {
         let opened = (self.opener)(storage)?;
         *slot = Some(opened.clone());
         Ok(opened)
+    }
+
+    /// Installs an already open space (tests, and a space opened by
+    /// another path first).
+    #[cfg(test)]
+    pub(crate) fn install_space(&self, space: Arc<dyn SpaceApi>) {
+        *lock(&self.space) = Some(space);
     }
 
     fn publish(&self, st: &RoleState) {
@@ -353,7 +361,11 @@ fn mark_path(storage: &Storage, member_id: &str) -> PathBuf {
 
 /// Pushes what member `m` has not got yet, one chunk of whole lines per
 /// call, until it is level with our binlog.
-async fn push_to(storage: &Arc<Storage>, space: &Arc<dyn SpaceApi>, m: &StorageBrief) -> OpResult<()> {
+async fn push_to(
+    storage: &Arc<Storage>,
+    space: &Arc<dyn SpaceApi>,
+    m: &StorageBrief,
+) -> OpResult<()> {
     let mark = mark_path(storage, &m.id);
     let (read_mark, binlog) = (mark.clone(), space.binlog_path());
     let (mut offset, size) = blocking(move || {
@@ -370,8 +382,13 @@ async fn push_to(storage: &Arc<Storage>, space: &Arc<dyn SpaceApi>, m: &StorageB
     })
     .await?;
     if offset.is_none_or(|o| o > size) {
-        super::client::call_member(storage, m, fdfs_proto::StorageCmd::TrunkTruncateBinlogFile, &[])
-            .await?;
+        super::client::call_member(
+            storage,
+            m,
+            fdfs_proto::StorageCmd::TrunkTruncateBinlogFile,
+            &[],
+        )
+        .await?;
         offset = Some(0);
         write_mark(storage, &mark, 0).await?;
     }
@@ -381,7 +398,9 @@ async fn push_to(storage: &Arc<Storage>, space: &Arc<dyn SpaceApi>, m: &StorageB
         let chunk = blocking(move || {
             use std::os::unix::fs::FileExt;
             let file = std::fs::File::open(&binlog)?;
-            let want = usize::try_from(size - offset).unwrap_or(PUSH_CHUNK_BYTES).min(PUSH_CHUNK_BYTES);
+            let want = usize::try_from(size - offset)
+                .unwrap_or(PUSH_CHUNK_BYTES)
+                .min(PUSH_CHUNK_BYTES);
             let mut buf = vec![0u8; want];
             let n = file.read_at(&mut buf, offset)?;
             buf.truncate(n);
@@ -419,7 +438,11 @@ fn io_op(e: io::Error) -> OpError {
 
 /// Allocation on the trunk server itself: a slot for `file_size` content
 /// bytes in store path `index`, making a new trunk file when none fits.
-pub async fn alloc_local(storage: &Arc<Storage>, index: u8, file_size: u32) -> OpResult<TrunkLocation> {
+pub async fn alloc_local(
+    storage: &Arc<Storage>,
+    index: u8,
+    file_size: u32,
+) -> OpResult<TrunkLocation> {
     // Two rounds: a new trunk file always fits a file that may be trunked
     // (slot_max_size is below trunk_file_size), unless a burst of others
     // used it up first.
@@ -430,7 +453,10 @@ pub async fn alloc_local(storage: &Arc<Storage>, index: u8, file_size: u32) -> O
             Alloc::NeedTrunkFile => create_trunk_file(storage, index).await?,
         }
     }
-    Err(OpError::new(Status::ENOSPC, "no trunk slot after new trunk files"))
+    Err(OpError::new(
+        Status::ENOSPC,
+        "no trunk slot after new trunk files",
+    ))
 }
 
 /// Makes one new trunk file in store path `index` (unless another task
@@ -493,7 +519,9 @@ async fn reserve_at(storage: &Storage, addr: &str, seen_max: u32) -> Result<u32,
         conn.prove_cluster_secret(secret, fdfs_util::cluster_secret::Purpose::TrackerJoin)
             .await?;
     }
-    let current = conn.call(TrackerCmd::StorageFetchTrunkFid.into(), &[]).await?;
+    let current = conn
+        .call(TrackerCmd::StorageFetchTrunkFid.into(), &[])
+        .await?;
     let current = fdfs_proto::trunk_msg::decode_i32(&current)?;
     let base = u32::try_from(current).unwrap_or(0).max(seen_max);
     let id = base
@@ -501,7 +529,8 @@ async fn reserve_at(storage: &Storage, addr: &str, seen_max: u32) -> Result<u32,
         .filter(|id| i32::try_from(*id).is_ok())
         .ok_or_else(|| ClientError::Invalid("trunk file ids exhausted".into()))?;
     let body = fdfs_proto::trunk_msg::encode_i32(id as i32);
-    conn.call(TrackerCmd::StorageReportTrunkFid.into(), &body).await?;
+    conn.call(TrackerCmd::StorageReportTrunkFid.into(), &body)
+        .await?;
     conn.quit().await;
     Ok(id)
 }
@@ -622,6 +651,148 @@ pub(crate) mod tests {
             id: id.into(),
             ip_addr: id.into(),
         }
+    }
+
+    /// A storage on a temp dir with trunk files on, its space `fake`,
+    /// reporting to `tracker` when given.
+    async fn storage_with(
+        dir: &std::path::Path,
+        fake: Arc<FakeSpace>,
+        tracker: Option<std::net::SocketAddr>,
+    ) -> Arc<Storage> {
+        let conf = fdfs_config::storage::StorageConf {
+            base_path: dir.to_path_buf(),
+            store_paths: vec![dir.to_path_buf()],
+            subdir_count_per_path: 2,
+            bind_addr: "127.0.0.1".into(),
+            tracker_servers: tracker
+                .map(|t| fdfs_config::TrackerAddr {
+                    hosts: vec![t.ip().to_string()],
+                    port: t.port(),
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let storage = Storage::open(conf, 23999).await.unwrap();
+        let mut params = storage.params();
+        params.trunk.use_trunk_file = true;
+        storage.set_params(params);
+        storage.trunk.install_space(fake);
+        storage
+    }
+
+    fn me() -> StorageBrief {
+        brief("127.0.0.1", 23999)
+    }
+
+    async fn wait_serving(storage: &Storage, want: bool) {
+        let mut rx = storage.trunk.subscribe();
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|v| v.serving == want))
+            .await
+            .expect("role switch")
+            .unwrap();
+    }
+
+    /// A tracker that answers FETCH_TRUNK_FID (72) with `current` and
+    /// records the ids REPORT_TRUNK_FID (73) raises it to.
+    async fn fake_tracker(current: i32) -> (std::net::SocketAddr, Arc<Mutex<Vec<i32>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let seen = reported.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut head = [0u8; fdfs_proto::HEADER_LEN];
+                        if sock.read_exact(&mut head).await.is_err() {
+                            return;
+                        }
+                        let len = u64::from_be_bytes(head[..8].try_into().unwrap()) as usize;
+                        let mut body = vec![0u8; len];
+                        sock.read_exact(&mut body).await.unwrap();
+                        let answer: Vec<u8> = match head[8] {
+                            72 => current.to_be_bytes().to_vec(),
+                            73 => {
+                                let id = i32::from_be_bytes(body[..4].try_into().unwrap());
+                                lock(&seen).push(id);
+                                Vec::new()
+                            }
+                            _ => return,
+                        };
+                        let mut out = fdfs_proto::Header::response(0, answer.len())
+                            .to_bytes()
+                            .to_vec();
+                        out.extend_from_slice(&answer);
+                        sock.write_all(&out).await.unwrap();
+                    }
+                });
+            }
+        });
+        (addr, reported)
+    }
+
+    #[tokio::test]
+    async fn named_trunk_server_quarantines_then_allocates_from_a_reserved_trunk_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeSpace::default());
+        let (tracker, reported) = fake_tracker(41).await;
+        let storage = storage_with(dir.path(), fake.clone(), Some(tracker)).await;
+        // Not the server yet: EINVAL, as the original.
+        let e = alloc_local(&storage, 0, 100).await.unwrap_err();
+        assert_eq!(e.status, Status::EINVAL);
+
+        storage.trunk.announce(&storage, me());
+        wait_serving(&storage, true).await;
+        let slot = alloc_local(&storage, 0, 100).await.unwrap();
+        assert_eq!(slot.trunk_file_id, 42, "id above the tracker's 41");
+        assert_eq!(*lock(&reported), vec![42], "73 before the file");
+        assert_eq!(
+            lock(&fake.calls).clone(),
+            ["quarantine", "alloc 0 100", "add 0 42", "alloc 0 100"],
+            "unknown past: everything known free is quarantined first"
+        );
+        confirm_local(&storage, slot, true).await.unwrap();
+        free_local(&storage, slot).await.unwrap();
+        assert_eq!(free_mb(&storage), Some(3));
+
+        // Someone else named: allocation stops at once.
+        storage.trunk.announce(&storage, brief("127.0.0.9", 23999));
+        assert!(!storage.trunk.serving());
+        assert_eq!(free_mb(&storage), None);
+        let e = alloc_local(&storage, 0, 100).await.unwrap_err();
+        assert_eq!(e.status, Status::EINVAL);
+        assert_eq!(
+            storage.trunk.remote_server(),
+            Some(brief("127.0.0.9", 23999))
+        );
+    }
+
+    #[tokio::test]
+    async fn after_an_explicit_none_the_new_server_keeps_its_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeSpace::default());
+        let storage = storage_with(dir.path(), fake.clone(), None).await;
+        let none = StorageBrief {
+            status: 0,
+            port: 0,
+            id: String::new(),
+            ip_addr: String::new(),
+        };
+        storage.trunk.announce(&storage, none);
+        assert_eq!(storage.trunk.view().announced, Announced::None);
+        storage.trunk.announce(&storage, me());
+        wait_serving(&storage, true).await;
+        assert!(!lock(&fake.calls).contains(&"quarantine".to_string()));
+        // No tracker to reserve an id with: no trunk file, an error.
+        let e = alloc_local(&storage, 0, 100).await.unwrap_err();
+        assert_eq!(e.status, Status::EAGAIN);
     }
 
     #[test]

@@ -45,7 +45,10 @@ fn check_slot(storage: &Storage, slot: &TrunkLocation) -> OpResult<()> {
         )));
     }
     if (slot.size as usize) < SLOT_HEADER_LEN {
-        return Err(OpError::invalid(format!("trunk slot of {} bytes", slot.size)));
+        return Err(OpError::invalid(format!(
+            "trunk slot of {} bytes",
+            slot.size
+        )));
     }
     Ok(())
 }
@@ -105,7 +108,9 @@ pub async fn sync_binlog(s: &mut Session) -> OpResult<Reply> {
     let storage = s.storage.clone();
     require_trunk(&storage)?;
     if storage.trunk.view().is_self {
-        return Err(OpError::invalid("the trunk server does not take pushed lines"));
+        return Err(OpError::invalid(
+            "the trunk server does not take pushed lines",
+        ));
     }
     blocking(move || {
         let space = storage.trunk.open_space(&storage)?;
@@ -148,7 +153,11 @@ pub async fn delete_binlog_marks(s: &mut Session) -> OpResult<Reply> {
         return Err(OpError::invalid("the trunk server keeps its trunk data"));
     }
     blocking(move || {
-        remove_if_present(&storage.data_dir().join(fdfs_proto::trunk::TRUNK_DATA_FILE_NAME))?;
+        remove_if_present(
+            &storage
+                .data_dir()
+                .join(fdfs_proto::trunk::TRUNK_DATA_FILE_NAME),
+        )?;
         let dir = trunk_dir(&storage);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
