@@ -272,10 +272,14 @@ async fn session(
         if disk_wanted {
             wake = wake.min(reported + crate::disk::PROMPT_REPORT_MIN_GAP);
         }
+        let serves_trunk_ids = is_leader_connection(storage, &conn);
         tokio::select! {
             _ = shutdown.cancelled() => {
                 conn.quit().await;
                 return Ok(());
+            }
+            _ = storage.trunk.id_wanted(), if serves_trunk_ids => {
+                reserve_trunk_file_ids(storage, &mut conn).await?;
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
             changed = disk_requests.changed(), if !disk_wanted => {
@@ -324,6 +328,42 @@ async fn beat(
             .await?;
         handle_notice(storage, &notice);
         *sent_received_version = received;
+    }
+    Ok(())
+}
+
+/// Whether this reporter's tracker is the leader (as the last leader
+/// brief said; any tracker while none is known): trunk file ids are
+/// reserved there.
+fn is_leader_connection(storage: &Storage, conn: &Conn) -> bool {
+    let Some(leader) = storage.trunk.leader() else {
+        return true;
+    };
+    conn.stream
+        .peer_addr()
+        .is_ok_and(|a| a.ip().to_string() == leader.ip_addr && i32::from(a.port()) == leader.port)
+}
+
+/// Serves the waiting requests for new trunk file ids (72 then 73) on this
+/// joined connection to the leader. A refusal goes to the requester; a
+/// broken connection also ends the session.
+async fn reserve_trunk_file_ids(storage: &Storage, conn: &mut Conn) -> Result<(), ClientError> {
+    for req in storage.trunk.take_id_requests() {
+        match crate::trunk::role::exchange_trunk_fid(conn, req.seen_max).await {
+            Ok(id) => {
+                let _ = req.reply.send(Ok(id));
+            }
+            Err(e) => {
+                let status = crate::trunk::role::client_status(&e);
+                let _ = req.reply.send(Err(crate::error::OpError::new(
+                    status,
+                    format!("trunk file id from the leader tracker: {e}"),
+                )));
+                if !matches!(e, ClientError::Status(_)) || !conn.is_in_step() {
+                    return Err(e);
+                }
+            }
+        }
     }
     Ok(())
 }

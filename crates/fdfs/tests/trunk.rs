@@ -27,6 +27,12 @@ const TRUNK_FILE_BYTES: u64 = 4 * 1024 * 1024;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn trunk_group() -> Group {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("FDFS_TEST_LOG").unwrap_or_else(|_| "off".into()),
+        ))
+        .with_test_writer()
+        .try_init();
     Group::start_with(GroupOptions {
         groups: vec![("group1", 2)],
         tweak_tracker: Some(Arc::new(|c| {

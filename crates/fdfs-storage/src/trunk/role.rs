@@ -104,6 +104,9 @@ pub struct TrunkRole {
     /// Trunk files made by this process, so waiters on `creating` see
     /// that a file appeared while they waited.
     files_made: AtomicU64,
+    /// Trunk file ids wanted from the leader tracker.
+    id_requests: Mutex<std::collections::VecDeque<IdRequest>>,
+    id_wanted: tokio::sync::Notify,
     /// Idle connections to the trunk server (member side).
     pub(crate) conns: fdfs_client::pool::Pool<Conn>,
 }
@@ -136,6 +139,8 @@ impl TrunkRole {
             opener,
             creating: tokio::sync::Mutex::new(()),
             files_made: AtomicU64::new(0),
+            id_requests: Mutex::new(Default::default()),
+            id_wanted: tokio::sync::Notify::new(),
             conns: fdfs_client::pool::Pool::new(TRUNK_CONN_MAX_IDLE),
         }
     }
@@ -483,42 +488,52 @@ async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
     Ok(())
 }
 
-/// The next trunk file id, raised on the leader tracker before any file
-/// carries it: FETCH_TRUNK_FID (72), then REPORT_TRUNK_FID (73) with
-/// max(tracker's, highest we saw) + 1. The leader is tried first, then
-/// every configured tracker (a follower refuses 73).
-pub async fn reserve_trunk_file_id(storage: &Storage, seen_max: u32) -> OpResult<u32> {
-    let mut candidates: Vec<String> = Vec::new();
-    if let Some(l) = storage.trunk.leader() {
-        candidates.push(format!("{}:{}", l.ip_addr, l.port));
-    }
-    for t in &storage.conf.tracker_servers {
-        let a = t.to_string();
-        if !candidates.contains(&a) {
-            candidates.push(a);
-        }
-    }
-    let mut last = OpError::new(Status::EAGAIN, "no tracker to reserve a trunk file id");
-    for addr in candidates {
-        match reserve_at(storage, &addr, seen_max).await {
-            Ok(id) => return Ok(id),
-            Err(e) => {
-                tracing::debug!(tracker = %addr, error = %e, "trunk file id not reserved here");
-                last = OpError::new(client_status(&e), format!("trunk file id from {addr}: {e}"));
-            }
-        }
-    }
-    Err(last)
+/// A request for a new trunk file id, served by the reporter session
+/// that is joined to the leader tracker: the tracker answers 72 and 73
+/// only on a joined connection (EACCES otherwise).
+pub struct IdRequest {
+    /// The highest trunk file id this storage has seen.
+    pub seen_max: u32,
+    pub reply: tokio::sync::oneshot::Sender<OpResult<u32>>,
 }
 
-async fn reserve_at(storage: &Storage, addr: &str, seen_max: u32) -> Result<u32, ClientError> {
-    let timeout = Duration::from_secs(storage.conf.network_timeout_secs.max(1));
-    let connect = Duration::from_secs(storage.conf.connect_timeout_secs.max(1));
-    let mut conn = Conn::connect_from(addr, storage.client_bind_ip(), connect, timeout).await?;
-    if let Some(secret) = &storage.conf.cluster_secret {
-        conn.prove_cluster_secret(secret, fdfs_util::cluster_secret::Purpose::TrackerJoin)
-            .await?;
+/// How long a trunk file id may take: the reporter joined to the leader
+/// may be reconnecting.
+const RESERVE_ID_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The next trunk file id, raised on the leader tracker before any file
+/// carries it (see [`exchange_trunk_fid`]), through the reporter joined to
+/// the leader.
+pub async fn reserve_trunk_file_id(storage: &Storage, seen_max: u32) -> OpResult<u32> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    lock(&storage.trunk.id_requests).push_back(IdRequest { seen_max, reply });
+    storage.trunk.id_wanted.notify_one();
+    match tokio::time::timeout(RESERVE_ID_TIMEOUT, answer).await {
+        Ok(Ok(result)) => result,
+        _ => Err(OpError::new(
+            Status::EAGAIN,
+            "no joined leader tracker reserved a trunk file id",
+        )),
     }
+}
+
+impl TrunkRole {
+    /// Waits until a trunk file id is wanted (reporter sessions to the
+    /// leader select on this).
+    pub async fn id_wanted(&self) {
+        self.id_wanted.notified().await
+    }
+
+    /// The id requests waiting now.
+    pub fn take_id_requests(&self) -> Vec<IdRequest> {
+        lock(&self.id_requests).drain(..).collect()
+    }
+}
+
+/// On a connection joined to the leader: FETCH_TRUNK_FID (72), then
+/// REPORT_TRUNK_FID (73) with max(tracker's, highest we saw) + 1, so no
+/// two trunk servers ever create the same trunk file.
+pub async fn exchange_trunk_fid(conn: &mut Conn, seen_max: u32) -> Result<u32, ClientError> {
     let current = conn
         .call(TrackerCmd::StorageFetchTrunkFid.into(), &[])
         .await?;
@@ -531,7 +546,6 @@ async fn reserve_at(storage: &Storage, addr: &str, seen_max: u32) -> Result<u32,
     let body = fdfs_proto::trunk_msg::encode_i32(id as i32);
     conn.call(TrackerCmd::StorageReportTrunkFid.into(), &body)
         .await?;
-    conn.quit().await;
     Ok(id)
 }
 
@@ -653,25 +667,13 @@ pub(crate) mod tests {
         }
     }
 
-    /// A storage on a temp dir with trunk files on, its space `fake`,
-    /// reporting to `tracker` when given.
-    async fn storage_with(
-        dir: &std::path::Path,
-        fake: Arc<FakeSpace>,
-        tracker: Option<std::net::SocketAddr>,
-    ) -> Arc<Storage> {
+    /// A storage on a temp dir with trunk files on, its space `fake`.
+    async fn storage_with(dir: &std::path::Path, fake: Arc<FakeSpace>) -> Arc<Storage> {
         let conf = fdfs_config::storage::StorageConf {
             base_path: dir.to_path_buf(),
             store_paths: vec![dir.to_path_buf()],
             subdir_count_per_path: 2,
             bind_addr: "127.0.0.1".into(),
-            tracker_servers: tracker
-                .map(|t| fdfs_config::TrackerAddr {
-                    hosts: vec![t.ip().to_string()],
-                    port: t.port(),
-                })
-                .into_iter()
-                .collect(),
             ..Default::default()
         };
         let storage = Storage::open(conf, 23999).await.unwrap();
@@ -743,7 +745,27 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fake = Arc::new(FakeSpace::default());
         let (tracker, reported) = fake_tracker(41).await;
-        let storage = storage_with(dir.path(), fake.clone(), Some(tracker)).await;
+        let storage = storage_with(dir.path(), fake.clone()).await;
+        // The reporter joined to the leader serves id requests.
+        let reporter = storage.clone();
+        tokio::spawn(async move {
+            let mut conn = Conn::connect(
+                &tracker.to_string(),
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            loop {
+                reporter.trunk.id_wanted().await;
+                for req in reporter.trunk.take_id_requests() {
+                    let id = exchange_trunk_fid(&mut conn, req.seen_max).await;
+                    let _ = req
+                        .reply
+                        .send(id.map_err(|e| OpError::new(client_status(&e), e.to_string())));
+                }
+            }
+        });
         // Not the server yet: EINVAL, as the original.
         let e = alloc_local(&storage, 0, 100).await.unwrap_err();
         assert_eq!(e.status, Status::EINVAL);
@@ -778,7 +800,7 @@ pub(crate) mod tests {
     async fn after_an_explicit_none_the_new_server_keeps_its_free_space() {
         let dir = tempfile::tempdir().unwrap();
         let fake = Arc::new(FakeSpace::default());
-        let storage = storage_with(dir.path(), fake.clone(), None).await;
+        let storage = storage_with(dir.path(), fake.clone()).await;
         let none = StorageBrief {
             status: 0,
             port: 0,
@@ -790,9 +812,6 @@ pub(crate) mod tests {
         storage.trunk.announce(&storage, me());
         wait_serving(&storage, true).await;
         assert!(!lock(&fake.calls).contains(&"quarantine".to_string()));
-        // No tracker to reserve an id with: no trunk file, an error.
-        let e = alloc_local(&storage, 0, 100).await.unwrap_err();
-        assert_eq!(e.status, Status::EAGAIN);
     }
 
     #[test]
