@@ -69,6 +69,19 @@ async fn upload_to(addr: std::net::SocketAddr, data: &[u8], ext: &str) -> FileId
         .expect("upload")
 }
 
+async fn try_download(addr: std::net::SocketAddr, id: &FileId) -> Option<Vec<u8>> {
+    let mut conn = fdfs_testkit::try_connect(addr).await.ok()?;
+    let mut b = BytesMut::new();
+    DownloadReq {
+        offset: 0,
+        length: 0,
+        group: id.group.clone(),
+        remote: id.remote.clone(),
+    }
+    .encode(&mut b);
+    conn.call(StorageCmd::DownloadFile.into(), &b).await.ok()
+}
+
 async fn download_from(addr: std::net::SocketAddr, id: &FileId) -> Vec<u8> {
     let mut conn: Conn = fdfs_testkit::connect(addr).await;
     let mut b = BytesMut::new();
@@ -149,6 +162,31 @@ fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
     slots.sort();
     slots.dedup();
     assert_eq!(slots.len(), uploaded.len(), "a slot was handed out twice");
+
+    // The trunk server's binlog reaches the member (30) and both agree.
+    let binlog = |i: usize| std::fs::read(g.store_path(i).join("data/trunk/binlog")).ok();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || binlog(server).is_some()
+            && binlog(server) == binlog(member)),
+        "trunk binlogs never converged:\nserver {:?}\nmember {:?}",
+        binlog(server).map(String::from_utf8),
+        binlog(member).map(String::from_utf8)
+    );
+    // Replication puts each file into the same slot on the other member.
+    for (id, _, addr, data) in &uploaded {
+        let other = if *addr == server_addr {
+            member_addr
+        } else {
+            server_addr
+        };
+        assert!(
+            fdfs_testkit::wait_until(DEADLINE, || g
+                .block_on(try_download(other, id))
+                .is_some_and(|got| got == *data)),
+            "{} never reached {other}",
+            id.remote
+        );
+    }
 
     // A big file stays a plain file with a 44-character name.
     let big = content(9, SLOT_MAX_BYTES as usize);
