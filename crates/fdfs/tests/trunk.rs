@@ -315,3 +315,111 @@ fn json_strings(line: &str, key: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .collect()
 }
+
+/// The trunk server stops; the leader names the other member, which takes
+/// the role over with its free space quarantined (its binlog copy may lag)
+/// and allocates from a new trunk file only. The old server comes back as
+/// a member, gets the new server's binlog, and every file reads intact.
+#[test]
+fn a_new_trunk_server_allocates_only_from_new_trunk_files() {
+    let mut g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut first = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            first = trunk_server(&g);
+            first.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let old = first.unwrap();
+    let new = 1 - old;
+    let mut files = Vec::new();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let id = g.block_on(upload_to(g.storage_addr(old), b"probe", "txt"));
+            id.remote.len() == 60
+        }),
+        "small uploads never went into a trunk"
+    );
+    for i in 0..4 {
+        let data = content(i, 300 + i * 700);
+        let id = g.block_on(upload_to(g.storage_addr(new), &data, "bin"));
+        let (loc, _) = trunk_location(&g.store_path(new), &id.remote);
+        files.push((id, loc, data));
+    }
+    let old_max_id = files.iter().map(|f| f.1.trunk_file_id).max().unwrap();
+
+    g.stop_storage(old);
+    assert!(
+        fdfs_testkit::wait_until(Duration::from_secs(90), || trunk_server(&g) == Some(new)),
+        "the leader never moved the trunk server"
+    );
+    let new_addr = g.storage_addr(new);
+    let mut after = Vec::new();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let data = content(50 + after.len(), 500);
+            let Some(id) = g.block_on(try_upload(new_addr, &data)) else {
+                return false;
+            };
+            let trunked = id.remote.len() == 60;
+            after.push((id, data));
+            trunked
+        }),
+        "the new trunk server never allocated"
+    );
+    for i in 0..4 {
+        let data = content(60 + i, 200 + i * 900);
+        after.push((g.block_on(upload_to(new_addr, &data, "bin")), data));
+    }
+    for (id, _) in after.iter().filter(|(id, _)| id.remote.len() == 60) {
+        let (loc, _) = trunk_location(&g.store_path(new), &id.remote);
+        assert!(
+            loc.trunk_file_id > old_max_id,
+            "{} reuses trunk file {} of the old server",
+            id.remote,
+            loc.trunk_file_id
+        );
+    }
+
+    g.start_storage(old);
+    let binlog = |i: usize| std::fs::read(g.store_path(i).join("data/trunk/binlog")).ok();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || binlog(new).is_some()
+            && binlog(new) == binlog(old)),
+        "the old server never got the new server's binlog"
+    );
+    for (id, _, data) in &files {
+        assert_eq!(
+            &g.block_on(download_from(new_addr, id)),
+            data,
+            "{}",
+            id.remote
+        );
+    }
+    for (id, data) in &after {
+        assert_eq!(
+            &g.block_on(download_from(new_addr, id)),
+            data,
+            "{}",
+            id.remote
+        );
+        assert!(
+            fdfs_testkit::wait_until(DEADLINE, || g
+                .block_on(try_download(g.storage_addr(old), id))
+                .is_some_and(|got| got == *data)),
+            "{} never reached the old server",
+            id.remote
+        );
+    }
+}
+
+async fn try_upload(addr: std::net::SocketAddr, data: &[u8]) -> Option<FileId> {
+    let mut conn = fdfs_testkit::try_connect(addr).await.ok()?;
+    let mut src = data;
+    StorageClient::new(&mut conn)
+        .upload(UploadKind::Normal, -1, "bin", &mut src, data.len() as u64)
+        .await
+        .ok()
+}
