@@ -188,6 +188,21 @@ fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
         );
     }
 
+    // The trackers hear the trunk file id (73) and the free trunk space (74).
+    let max_id = uploaded.iter().map(|u| u.1.trunk_file_id).max().unwrap();
+    let client = g.client();
+    let mut seen = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let groups = g.block_on(client.list_groups()).unwrap_or_default();
+            seen = groups.into_iter().find(|gs| gs.group_name == "group1");
+            seen.as_ref().is_some_and(|gs| {
+                gs.current_trunk_file_id >= i64::from(max_id) && gs.trunk_free_mb > 0
+            })
+        }),
+        "tracker group stat {seen:?}, trunk files up to {max_id}"
+    );
+
     // A big file stays a plain file with a 44-character name.
     let big = content(9, SLOT_MAX_BYTES as usize);
     let big_id = g.block_on(upload_to(member_addr, &big, "dat"));
