@@ -112,6 +112,28 @@ mod tests {
     }
 
     #[test]
+    fn trunk_names_decode_locally_as_normal_files() {
+        // PROTOCOL.md §6.8's trunk variant: 14 bytes, bit 59 in the size
+        // field, trunk file 1 at offset 1024, slot 256. The size is the low
+        // 32 bits of the field, the CRC32 the name's: nothing to ask for.
+        let info =
+            decode_remote_name("M00/00/00/fwAAAWVT8QCIK83vAAAADjf5ba8AAAAAQAABAAAAAEA123.txt")
+                .unwrap();
+        assert_eq!(info.file_type, FileKind::Normal);
+        assert_eq!(info.file_size, 14);
+        assert_eq!(info.crc32, 0x37F9_6DAF);
+        assert_eq!(info.source_ip, "127.0.0.1");
+        assert_eq!(info.create_timestamp, 1_700_000_000);
+        assert!(!info.needs_server());
+        // The same length without the flag is a slave, sized by the server.
+        let slave =
+            decode_remote_name("M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8AAAAAQAABAAAAAEA123.txt")
+                .unwrap();
+        assert_eq!(slave.file_type, FileKind::Slave);
+        assert!(slave.needs_server());
+    }
+
+    #[test]
     fn server_id_names_have_no_ip() {
         let info = decode_remote_name("M00/00/00/oYYBAGVT8QCANFZ4AAAADjf5ba8123.txt").unwrap();
         assert_eq!(info.source_id, 100_001);

@@ -114,6 +114,7 @@ fn try_fast(gw: &Gateway, buf: &[u8], out: &mut Vec<u8>) -> Step {
     gw.counters.statuses.count(resp.status().as_u16());
     write_head(out, &resp);
     let (offset, len) = f.plan.window(f.facts.size);
+    let offset = f.base + offset;
     if head || len == 0 {
         return Step::Send {
             consumed,

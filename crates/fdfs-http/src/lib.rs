@@ -469,6 +469,7 @@ impl Gateway {
         if t.file.local_group {
             if let Some(f) = self.open_local(&t, !head)? {
                 let (offset, len) = f.plan.window(f.facts.size);
+                let offset = f.base + offset;
                 let body = match &f.first {
                     Some(first) if !head => {
                         let after = len - first.len() as u64;

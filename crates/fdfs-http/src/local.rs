@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use fdfs_proto::fileid::FileKind;
+use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_HEADER_LEN};
 
 use crate::body::{read_window, FILE_CHUNK_BYTES};
 use crate::error::Reject;
@@ -33,6 +34,9 @@ pub struct Found {
     pub plan: Plan,
     /// The first body chunk when a body is wanted.
     pub first: Option<Bytes>,
+    /// Offset of the file's first byte inside `file`: 0, or the content
+    /// offset of a trunk name's slot. Every body offset adds it.
+    pub base: u64,
 }
 
 /// The real path of an open file: `/proc/self/fd/N` names exactly what was
@@ -124,6 +128,19 @@ pub fn open(
     let root = store_paths
         .get(index)
         .ok_or_else(|| Reject::bad_request("store path index out of range"))?;
+    if let Some(loc) = TrunkLocation::from_remote(&req.name) {
+        return open_trunk(
+            store_paths,
+            roots,
+            dirs,
+            kept,
+            req,
+            &loc,
+            cond,
+            multi_range_enabled,
+            want_body,
+        );
+    }
     let relative = req.name.relative_path();
     let path = root.join("data").join(&relative);
     let (file, meta, contained) = match kept.get(index, &relative) {
@@ -187,6 +204,99 @@ pub fn open(
         facts,
         plan,
         first,
+        base: 0,
+    }))
+}
+
+/// A trunk name (PROTOCOL.md §11.5): its trunk file `data/HH/HH/NNNNNN`
+/// (kept open like any file), the slot header checked byte for byte
+/// against the name, the file's bytes after it. A header that differs (a
+/// deleted or reused slot) is no file here: `Ok(None)`, as a missing file.
+#[allow(clippy::too_many_arguments)]
+fn open_trunk(
+    store_paths: &[PathBuf],
+    roots: &[PathBuf],
+    dirs: &DataDirs,
+    kept: &OpenFiles,
+    req: &FileRequest,
+    loc: &TrunkLocation,
+    cond: &Conditions,
+    multi_range_enabled: bool,
+    want_body: bool,
+) -> Result<Option<Found>, Reject> {
+    let index = usize::from(loc.store_path_index);
+    let root = store_paths
+        .get(index)
+        .ok_or_else(|| Reject::bad_request("store path index out of range"))?;
+    let rel_path = loc.trunk_file_relative_path();
+    let relative = rel_path.strip_prefix("data/").unwrap_or(&rel_path);
+    let path = root.join(&rel_path);
+    let (file, meta) = match kept.get(index, relative) {
+        Some((file, meta)) => (file, meta),
+        None => {
+            // A trunk file is never a link: only one opened beneath the
+            // data directory, or one whose real path is in a store, serves.
+            let Some((file, contained)) =
+                open_by_name(dirs, store_paths, roots, index, relative, &path)?
+            else {
+                return Ok(None);
+            };
+            let meta = file
+                .metadata()
+                .map_err(|e| Reject::internal(format!("stat {}: {e}", path.display())))?;
+            if !contained {
+                let real = real_path(&file, &path)
+                    .map_err(|e| Reject::internal(format!("resolve {}: {e}", path.display())))?;
+                if !roots.iter().any(|r| real.starts_with(r)) {
+                    return Err(Reject::forbidden("file lies outside the store paths"));
+                }
+            }
+            let file = Arc::new(file);
+            if contained && meta.is_file() {
+                kept.put(index, relative, &file, &meta);
+            }
+            (file, meta)
+        }
+    };
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let raw = read_window(&file, u64::from(loc.offset), SLOT_HEADER_LEN)
+        .map_err(|e| Reject::internal(format!("read {}: {e}", path.display())))?;
+    let Ok(raw) = <[u8; SLOT_HEADER_LEN]>::try_from(&raw[..]) else {
+        return Ok(None);
+    };
+    if !SlotHeader::matches_name(&raw, &req.name) {
+        return Ok(None);
+    }
+    let header = SlotHeader::decode(&raw);
+    let (base, size) = (loc.content_offset(), u64::from(header.file_size));
+    if SLOT_HEADER_LEN as u64 + size > u64::from(loc.size) || meta.len() < base + size {
+        return Ok(None);
+    }
+    let facts = FileFacts {
+        size,
+        last_modified: i64::from(header.mtime),
+    };
+    let plan = decide(&facts, cond, multi_range_enabled);
+    let (offset, len) = plan.window(size);
+    let first = if want_body && len > 0 {
+        let want = len.min(FILE_CHUNK_BYTES as u64) as usize;
+        let b = read_window(&file, base + offset, want)
+            .map_err(|e| Reject::internal(format!("read {}: {e}", path.display())))?;
+        if b.len() != want {
+            return Err(Reject::internal(format!("{} shrank", path.display())));
+        }
+        Some(b)
+    } else {
+        None
+    };
+    Ok(Some(Found {
+        file,
+        facts,
+        plan,
+        first,
+        base,
     }))
 }
 

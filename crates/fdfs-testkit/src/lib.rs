@@ -5,6 +5,7 @@
 pub mod gateway;
 pub mod group;
 pub mod http;
+pub mod trunk;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -82,7 +82,7 @@ fn group_stat(t: &Tracker, g: &Group) -> GroupStat {
         total_mb: g.total_mb,
         free_mb: g.free_mb,
         reserved_mb: reserved_mb(t, g.total_mb),
-        trunk_free_mb: 0,
+        trunk_free_mb: g.trunk_free_mb,
         storage_count: g.visible().count() as i64,
         storage_port: i64::from(g.storage_port),
         readable_server_count: g.readable().len() as i64,
@@ -157,7 +157,7 @@ pub fn list_storage(t: &Tracker, body: &[u8]) -> HandlerResult {
             current_write_path: i64::from(s.current_write_path),
             storage_port: i64::from(s.storage_port),
             stats: s.stats.clone(),
-            if_trunk_server: false,
+            if_trunk_server: g.is_trunk_server(&s.id),
         }
         .encode(&mut buf, width);
     }

@@ -97,8 +97,7 @@ pub fn storages(t: &Tracker, body: &[u8]) -> HandlerResult {
     };
     for g in c.groups.values() {
         for s in g.visible() {
-            // We never appoint a trunk server.
-            let is_trunk_server = false;
+            let is_trunk_server = g.is_trunk_server(&s.id);
             if !filter.admits(use_trunk_file, is_trunk_server, s.status) {
                 continue;
             }
@@ -135,9 +134,11 @@ pub fn volumes(t: &Tracker, body: &[u8]) -> HandlerResult {
         groups: Vec::new(),
     };
     for g in c.groups.values() {
-        let disk = group_has_room(g, &t.params().reserved);
-        // No trunk files here, so never trunk space.
-        let trunk = false;
+        let reserved_space = t.params().reserved;
+        let disk = group_has_room(g, &reserved_space);
+        // The original's fdfs_check_reserved_space_trunk: free disk plus
+        // free trunk space above the reservation.
+        let trunk = use_trunk_file && crate::select::group_has_room_with_trunk(g, &reserved_space);
         if !filter.admits(use_trunk_file, disk, trunk) {
             continue;
         }
@@ -152,7 +153,7 @@ pub fn volumes(t: &Tracker, body: &[u8]) -> HandlerResult {
             } else {
                 0
             },
-            trunk_free_mb: 0,
+            trunk_free_mb: g.trunk_free_mb,
             is_disk_available: disk,
             is_trunk_available: trunk,
         });

@@ -12,7 +12,17 @@ use tokio::net::TcpStream;
 
 use crate::handler::{expect_no_body, ConnCtx, HandlerResult, OpError};
 use crate::select::FetchKind;
-use crate::{admin, cluster_stat, guard, ids, leader, query, report, Tracker};
+use crate::{admin, cluster_stat, guard, ids, leader, query, report, trunk, Tracker};
+
+/// The commands whose answer waits for another server or for the disk;
+/// None for every other command.
+async fn dispatch_async(t: &Tracker, ctx: &ConnCtx, cmd: u8, body: &[u8]) -> Option<HandlerResult> {
+    match TrackerCmd::try_from(cmd).ok()? {
+        TrackerCmd::StorageReportTrunkFid => Some(trunk::report_trunk_fid(t, ctx, body).await),
+        TrackerCmd::ServerSetTrunkServer => Some(trunk::set_trunk_server(t, body).await),
+        _ => None,
+    }
+}
 
 /// Routes one request to its command family.
 fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResult {
@@ -46,11 +56,11 @@ fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResu
         C::StorageFetchStorageIds => ids::fetch_storage_ids(t, body),
         C::StorageGetGroupName => ids::group_name(t, &ctx.peer_ip, body),
         C::StorageFetchTrunkFid => report::fetch_trunk_fid(t, ctx, body),
-        C::StorageReportTrunkFid | C::StorageReportTrunkFree => {
-            // Only the group's trunk server may report; there is none.
-            ctx.joined()?;
-            Err(OpError::invalid("no trunk server in this group"))
-        }
+        C::StorageReportTrunkFree => trunk::report_trunk_free(t, ctx, body),
+        // Answered by `dispatch_async` (they wait for the network or disk).
+        C::StorageReportTrunkFid | C::ServerSetTrunkServer => Err(OpError::invalid(format!(
+            "command {cmd} is not synchronous"
+        ))),
         C::StorageReportIpChanged => {
             guard::require_cluster_proof(t, ctx, cmd)?;
             report::ip_changed(t, ctx, body)
@@ -69,10 +79,6 @@ fn dispatch(t: &Tracker, ctx: &mut ConnCtx, cmd: u8, body: &[u8]) -> HandlerResu
         C::ServerListStorage => admin::list_storage(t, body),
         C::ServerDeleteStorage => admin::delete_storage(t, body),
         C::ServerDeleteGroup => admin::delete_group(t, body),
-        C::ServerSetTrunkServer => Err(OpError::new(
-            Status::EOPNOTSUPP,
-            "trunk servers are not supported",
-        )),
         C::ServerGetLeader => leader::get_leader(t, ctx, body),
         C::ServerTrackerClusterStat => cluster_stat::trackers(t, ctx, body),
         C::ServerStorageClusterStat => cluster_stat::storages(t, body),
@@ -205,7 +211,10 @@ pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: Conn
             continue;
         }
         let started = std::time::Instant::now();
-        let handled = dispatch(&t, &mut ctx, header.cmd, &body);
+        let handled = match dispatch_async(&t, &ctx, header.cmd, &body).await {
+            Some(answer) => answer,
+            None => dispatch(&t, &mut ctx, header.cmd, &body),
+        };
         t.counters
             .commands
             .observe(header.cmd, handled.is_ok(), started.elapsed());

@@ -34,6 +34,11 @@ pub struct ConnCtx {
     pub seen_change: Option<u64>,
     /// Leader generation last announced on this connection.
     pub seen_leader_gen: Option<u64>,
+    /// Group trunk change counter last announced on this connection.
+    pub seen_trunk: Option<u64>,
+    /// Cluster trunk generation last sent to the follower on this
+    /// connection (PING_LEADER).
+    pub seen_trunk_gen: Option<u64>,
     /// Unique per connection (the data-file copy lock names its holder).
     pub conn_id: u64,
     /// The follower tracker that sent JOIN_LEADER on this connection.
@@ -60,6 +65,8 @@ impl ConnCtx {
             joined: None,
             seen_change: None,
             seen_leader_gen: None,
+            seen_trunk: None,
+            seen_trunk_gen: None,
             conn_id: 0,
             leader_follower: None,
             pinged: false,

@@ -93,11 +93,13 @@ pub(crate) fn join_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> Handle
     tracing::info!(%follower, "tracker joined us as leader");
     ctx.leader_follower = Some(entry);
     ctx.pinged = false;
+    ctx.seen_trunk_gen = None;
     Ok(Vec::new())
 }
 
-/// PING_LEADER (65): the group list with trunk servers on the first ping
-/// of a connection, empty afterwards (we never assign trunk servers).
+/// PING_LEADER (65): every group with its trunk server id (empty: none) on
+/// the first ping of a connection and whenever an appointment changed
+/// since this connection's last ping; empty otherwise.
 pub(crate) fn ping_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult {
     let req = PingLeaderReq::decode(body)?;
     if !t.relation().is_leader() {
@@ -114,22 +116,48 @@ pub(crate) fn ping_leader(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> Handle
         };
         f.last_heartbeat_time = now_secs();
     }
-    if ctx.pinged {
+    let c = t.lock();
+    if ctx.pinged && ctx.seen_trunk_gen == Some(c.trunk_gen) {
         return Ok(Vec::new());
     }
     ctx.pinged = true;
-    let entries: Vec<GroupTrunk> = t
-        .lock()
+    ctx.seen_trunk_gen = Some(c.trunk_gen);
+    let entries: Vec<GroupTrunk> = c
         .groups
-        .keys()
+        .values()
         .map(|g| GroupTrunk {
-            group: g.clone(),
-            trunk_server_id: String::new(),
+            group: g.name.clone(),
+            trunk_server_id: g.trunk_server.clone().unwrap_or_default(),
         })
         .collect();
+    drop(c);
     let mut out = BytesMut::new();
     encode_group_trunks(&mut out, &entries);
     Ok(out.to_vec())
+}
+
+/// A follower takes the trunk servers from its leader's PING_LEADER answer
+/// (an empty answer: nothing changed). An id is kept even before that
+/// storage has JOINed us: the leader sends the list again only after the
+/// next change. Returns true when something changed.
+pub(crate) fn apply_group_trunks(t: &Tracker, entries: &[GroupTrunk]) -> bool {
+    let mut changed = false;
+    let mut c = t.lock();
+    for e in entries {
+        if !c.groups.contains_key(&e.group) {
+            continue;
+        }
+        let id = Some(e.trunk_server_id.as_str()).filter(|id| !id.is_empty());
+        if id.is_some_and(|id| !crate::guard::is_plain(id)) {
+            tracing::warn!(group = %e.group, id = ?e.trunk_server_id, "the leader names a trunk server id that is not plain text");
+            continue;
+        }
+        if c.set_trunk_server(&e.group, id).is_some() {
+            tracing::info!(group = %e.group, id = %e.trunk_server_id, "trunk server learnt from the leader");
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Logs (rate limited) a leadership command from an address that is not a

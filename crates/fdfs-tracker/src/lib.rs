@@ -27,6 +27,7 @@ mod report;
 mod select;
 mod state;
 pub mod status;
+mod trunk;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -137,6 +138,12 @@ pub struct Tracker {
     conns_max: AtomicI32,
     /// What only /metrics reports.
     pub(crate) counters: metrics::TrackerCounters,
+    /// Numbers the snapshots of the data files (taken under the cluster
+    /// lock) ...
+    save_seq: AtomicU64,
+    /// ... and the newest one written, which also serializes the writers:
+    /// a snapshot is never overwritten by an older one.
+    saved_seq: Arc<Mutex<u64>>,
 }
 
 impl Tracker {
@@ -225,6 +232,8 @@ impl Tracker {
             conns_current: AtomicI32::new(0),
             conns_max: AtomicI32::new(0),
             counters: metrics::TrackerCounters::default(),
+            save_seq: AtomicU64::new(0),
+            saved_seq: Arc::new(Mutex::new(0)),
         }))
     }
 
@@ -287,8 +296,25 @@ impl Tracker {
 
     /// Renders the data files under the lock and writes them.
     pub(crate) fn save_now(&self) -> std::io::Result<()> {
-        let snap = persist::Snapshot::of(&self.lock(), self.conf.use_storage_id);
-        snap.write(&self.data_dir)
+        let (seq, snap) = self.snapshot();
+        write_snapshot(&self.saved_seq, seq, &snap, &self.data_dir)
+    }
+
+    /// [`Tracker::save_now`] off the async workers, for answers that must
+    /// wait until the change is on disk.
+    pub(crate) async fn save_async(&self) -> std::io::Result<()> {
+        let (seq, snap) = self.snapshot();
+        let saved = self.saved_seq.clone();
+        let dir = self.data_dir.clone();
+        tokio::task::spawn_blocking(move || write_snapshot(&saved, seq, &snap, &dir))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    fn snapshot(&self) -> (u64, persist::Snapshot) {
+        let c = self.lock();
+        let seq = self.save_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        (seq, persist::Snapshot::of(&c, self.conf.use_storage_id))
     }
 
     fn save_status_file(&self) -> std::io::Result<()> {
@@ -310,6 +336,22 @@ impl Tracker {
         };
         Duration::from_secs(secs)
     }
+}
+
+/// Writes snapshot `seq` unless a newer one is on disk already.
+fn write_snapshot(
+    saved: &Mutex<u64>,
+    seq: u64,
+    snap: &persist::Snapshot,
+    data_dir: &std::path::Path,
+) -> std::io::Result<()> {
+    let mut newest = fdfs_util::sync::lock(saved);
+    if *newest >= seq {
+        return Ok(());
+    }
+    snap.write(data_dir)?;
+    *newest = seq;
+    Ok(())
 }
 
 /// A random u64 from the standard library's randomly seeded hasher.
@@ -378,6 +420,7 @@ pub async fn serve_admitting(
     tasks.spawn(checker(tracker.clone(), workers.clone()));
     tasks.spawn(relation::run(tracker.clone(), workers.clone()));
     tasks.spawn(relation::watch_list(tracker.clone(), workers.clone()));
+    tasks.spawn(trunk::run(tracker.clone(), workers.clone()));
     let conns = TaskTracker::new();
     let max_connections = tracker.conf.net.max_connections as usize;
     fdfs_util::serve::accept_until_shutdown(

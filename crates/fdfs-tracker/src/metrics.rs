@@ -103,6 +103,7 @@ struct GroupRow {
     total_mb: i64,
     free_mb: i64,
     reserved_mb: i64,
+    trunk_free_mb: i64,
     storage_count: i64,
     active_count: i64,
     readable: i64,
@@ -117,6 +118,7 @@ struct StorageRow {
     total_mb: i64,
     free_mb: i64,
     reserved_mb: i64,
+    is_trunk_server: bool,
     stats: fdfs_proto::stat::StorageStats,
     /// Newest file another member of the group received from a client
     /// (the upstream exporter's yardstick of replication delay).
@@ -154,6 +156,7 @@ fn rows(t: &Tracker) -> Vec<GroupRow> {
                     total_mb: s.total_mb,
                     free_mb: s.free_mb,
                     reserved_mb: reserved_mb(t, s.total_mb),
+                    is_trunk_server: g.is_trunk_server(&s.id),
                     stats: s.stats.clone(),
                     max_other_source_update: visible
                         .iter()
@@ -174,6 +177,7 @@ fn rows(t: &Tracker) -> Vec<GroupRow> {
                 total_mb: g.total_mb,
                 free_mb: g.free_mb,
                 reserved_mb: reserved_mb(t, g.total_mb),
+                trunk_free_mb: g.trunk_free_mb,
                 storage_count: visible.len() as i64,
                 active_count: visible.iter().filter(|s| s.status == st::ACTIVE).count() as i64,
                 readable: g.readable().len() as i64,
@@ -221,11 +225,10 @@ fn groups_and_storages(t: &Tracker, out: &mut Exposition<'_>) -> fmt::Result {
         gfam(|g| (g.free_mb - g.reserved_mb).max(0)),
     )?;
     if t.conf.use_trunk_file {
-        // We keep no trunk files, so there is never trunk space.
         out.gauges(
             "fastdfs_group_trunk_free_mb",
             "Trunk free space in MB",
-            gfam(|_| 0),
+            gfam(|g| g.trunk_free_mb),
         )?;
     }
     out.gauges(
@@ -351,6 +354,13 @@ fn groups_and_storages(t: &Tracker, out: &mut Exposition<'_>) -> fmt::Result {
     ];
     for (suffix, help, f) in upstream {
         out.gauges(&format!("fastdfs_storage_{suffix}"), help, sfam(f))?;
+    }
+    if t.conf.use_trunk_file {
+        out.gauges(
+            "fastdfs_storage_is_trunk_server",
+            "1 for the trunk server of its group, else 0",
+            sfam(&|s| i64::from(s.is_trunk_server)),
+        )?;
     }
     // Ours: replication lag of each storage behind each peer.
     let lags: Vec<([(&str, &str); 3], i64)> = storages

@@ -35,13 +35,16 @@ pub fn render_groups(c: &Cluster) -> String {
             out,
             "# group: {name}\n[Group{num:03}]\n\tgroup_name={name}\n\tstorage_port={port}\n\
              \tstore_path_count={paths}\n\tsubdir_count_per_path={subdirs}\n\
-             \tcurrent_trunk_file_id={trunk}\n\ttrunk_server=\n\tlast_trunk_server=\n\n",
+             \tcurrent_trunk_file_id={trunk}\n\ttrunk_server={trunk_server}\n\
+             \tlast_trunk_server={last_trunk_server}\n\n",
             name = g.name,
             num = i + 1,
             port = g.storage_port,
             paths = g.store_path_count,
             subdirs = g.subdir_count_per_path,
             trunk = g.current_trunk_file_id,
+            trunk_server = g.trunk_server.as_deref().unwrap_or(""),
+            last_trunk_server = g.last_trunk_server,
         );
     }
     out
@@ -256,6 +259,14 @@ pub fn load(data_dir: &Path, use_storage_id: bool) -> std::io::Result<Cluster> {
             g.store_path_count = num(&items, "store_path_count");
             g.subdir_count_per_path = num(&items, "subdir_count_per_path");
             g.current_trunk_file_id = num(&items, "current_trunk_file_id");
+            // Checked like any peer text: the file may come from a peer (§4.9).
+            let plain = |key| Some(text(&items, key)).filter(|v| crate::guard::is_plain(v));
+            g.trunk_server = plain("trunk_server").filter(|v| !v.is_empty());
+            g.last_trunk_server = plain("last_trunk_server").unwrap_or_default();
+            if g.trunk_server.is_some() {
+                // Storages connecting to us learn the loaded trunk server.
+                g.trunk_change_count = 1;
+            }
             c.groups.insert(gname, g);
         }
     }
@@ -344,6 +355,13 @@ pub fn load(data_dir: &Path, use_storage_id: bool) -> std::io::Result<Cluster> {
             s.changelog_offset = s.changelog_offset.min(len);
         }
         g.recompute_space();
+        if g.trunk_server
+            .as_deref()
+            .is_some_and(|id| !g.storages.contains_key(id))
+        {
+            // Not a member (any more): the leader appoints another.
+            g.trunk_server = None;
+        }
     }
     Ok(c)
 }
@@ -425,6 +443,30 @@ mod tests {
         expected.push_str("\n\n[Global]\n\tstorage_count=1\n");
         assert_eq!(render_storages(&c, false), expected);
         assert_eq!(render_sync_timestamps(&c), "group1,192.168.0.10,0\n");
+    }
+
+    #[test]
+    fn trunk_servers_are_saved_and_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = one_storage_cluster();
+        c.set_trunk_server("group1", Some("192.168.0.10"));
+        let text = render_groups(&c);
+        assert!(text.contains(
+            "\tcurrent_trunk_file_id=0\n\ttrunk_server=192.168.0.10\n\tlast_trunk_server=192.168.0.10\n\n"
+        ));
+        Snapshot::of(&c, false).write(dir.path()).unwrap();
+        let loaded = load(dir.path(), false).unwrap();
+        let g = &loaded.groups["group1"];
+        assert_eq!(g.trunk_server.as_deref(), Some("192.168.0.10"));
+        assert_eq!(g.last_trunk_server, "192.168.0.10");
+        assert_eq!(g.trunk_change_count, 1, "connections announce it");
+        // A trunk server that is no member is dropped, the last one kept.
+        let text = render_groups(&loaded).replace("\ttrunk_server=192", "\ttrunk_server=10");
+        std::fs::write(dir.path().join(GROUPS_FILE), text).unwrap();
+        let loaded = load(dir.path(), false).unwrap();
+        let g = &loaded.groups["group1"];
+        assert_eq!(g.trunk_server, None);
+        assert_eq!(g.last_trunk_server, "192.168.0.10");
     }
 
     #[test]

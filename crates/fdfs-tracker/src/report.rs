@@ -177,8 +177,22 @@ fn change_notice(t: &Tracker, ctx: &mut ConnCtx, c: &Cluster, group: &str) -> Ve
     if !leading {
         ctx.seen_change = None;
         ctx.seen_leader_gen = None;
+        ctx.seen_trunk = None;
     } else if let Some(g) = c.group(group) {
-        if ctx.seen_leader_gen != Some(leader_gen) || ctx.seen_change.is_none() {
+        let first = ctx.seen_leader_gen != Some(leader_gen) || ctx.seen_change.is_none();
+        // Like the original's per-storage counter, which starts at 0 on a
+        // new connection: the first answer names the trunk server once one
+        // was ever appointed.
+        let seen_trunk = if first {
+            0
+        } else {
+            ctx.seen_trunk.unwrap_or(0)
+        };
+        if t.conf.use_trunk_file && seen_trunk != g.trunk_change_count {
+            notice.trunk_server = Some(trunk_brief(g));
+        }
+        ctx.seen_trunk = Some(g.trunk_change_count);
+        if first {
             let (ip, port) = match self_addr {
                 Some(a) => (a.ip().to_canonical().to_string(), a.port()),
                 None => (ctx.local_ip.clone(), ctx.local_port),
@@ -199,6 +213,25 @@ fn change_notice(t: &Tracker, ctx: &mut ConnCtx, c: &Cluster, group: &str) -> Ve
     let mut buf = BytesMut::new();
     notice.encode(&mut buf);
     buf.to_vec()
+}
+
+/// The trunk server's brief (its status, id, address and the group's
+/// port), all zeros when the group has none.
+fn trunk_brief(g: &crate::state::Group) -> StorageBrief {
+    match g.trunk_server_rec() {
+        Some(s) => StorageBrief {
+            status: s.status,
+            port: i32::from(g.storage_port),
+            id: s.id.clone(),
+            ip_addr: s.ip.clone(),
+        },
+        None => StorageBrief {
+            status: 0,
+            port: 0,
+            id: String::new(),
+            ip_addr: String::new(),
+        },
+    }
 }
 
 /// BEAT (83): copy the counters, stamp the heartbeat, activate.

@@ -24,6 +24,8 @@ pub struct SelectParams {
     pub reserved: ReservedSpace,
     pub sync_file_max_delay_secs: i64,
     pub sync_file_max_time_secs: i64,
+    /// Free trunk space may make room where the disk has none (§11.5).
+    pub use_trunk_file: bool,
 }
 
 impl SelectParams {
@@ -39,6 +41,7 @@ impl SelectParams {
                 .unwrap_or(i64::MAX),
             sync_file_max_time_secs: i64::try_from(conf.storage_sync_file_max_time_secs)
                 .unwrap_or(i64::MAX),
+            use_trunk_file: conf.use_trunk_file,
         }
     }
 }
@@ -76,6 +79,14 @@ pub fn group_has_room(g: &Group, reserved: &ReservedSpace) -> bool {
     reserved.group_has_room(mb(g.free_mb), mb(g.total_mb))
 }
 
+/// Room counting the group's free trunk space too (with `use_trunk_file`).
+pub fn group_has_room_with_trunk(g: &Group, reserved: &ReservedSpace) -> bool {
+    reserved.group_has_room(
+        mb(g.free_mb.saturating_add(g.trunk_free_mb)),
+        mb(g.total_mb),
+    )
+}
+
 /// Upload target for 101/104/106/107. `group` is the named group of
 /// 104/107; `all` selects the ALL variants (106/107).
 pub fn select_store(
@@ -99,7 +110,8 @@ pub fn select_store(
     if g.writable().is_empty() {
         return Err(no_writable(&name));
     }
-    if !group_has_room(g, &p.reserved) {
+    let trunk_room = p.use_trunk_file && group_has_room_with_trunk(g, &p.reserved);
+    if !group_has_room(g, &p.reserved) && !trunk_room {
         return Err(OpError::new(
             Status::ENOSPC,
             format!("group {name} has no room"),
@@ -117,11 +129,12 @@ pub fn select_store(
     };
     let first = ids.first().ok_or_else(|| no_writable(&name))?.clone();
     let group_paths = g.store_path_count;
+    let trunk_free_mb = if p.use_trunk_file { g.trunk_free_mb } else { 0 };
     let s = g
         .storages
         .get_mut(&first)
         .ok_or_else(|| no_writable(&name))?;
-    let store_path_index = pick_path(s, group_paths, p)?;
+    let store_path_index = pick_path(s, group_paths, trunk_free_mb, p)?;
     let servers = ids
         .iter()
         .filter_map(|id| g.storages.get(id))
@@ -162,6 +175,19 @@ fn pick_group(cluster: &mut Cluster, p: &SelectParams) -> Result<String, OpError
         any_writable = true;
         if group_has_room(g, &p.reserved) {
             return Ok(name.clone());
+        }
+    }
+    if any_writable && p.use_trunk_file {
+        // As the original: only when no group has disk room, the first
+        // group whose free trunk space makes room.
+        let found = names.iter().position(|name| {
+            cluster.groups.get(name).is_some_and(|g| {
+                !g.writable().is_empty() && group_has_room_with_trunk(g, &p.reserved)
+            })
+        });
+        if let Some(i) = found {
+            cluster.current_write_group = i;
+            return Ok(names[i].clone());
         }
     }
     Err(if any_writable {
@@ -217,10 +243,13 @@ pub fn pick_writable(g: &mut Group, store_server: u8) -> Option<String> {
 }
 
 /// Store path for an upload: the storage's current write path, or the next
-/// one with room; ENOSPC if none has room.
+/// one with room; with no room anywhere, the first whose free space plus
+/// the group's free trunk space (`trunk_free_mb`, 0 without trunk files)
+/// makes room; ENOSPC if none has room.
 pub fn pick_path(
     s: &mut StorageRec,
     group_path_count: u32,
+    trunk_free_mb: i64,
     p: &SelectParams,
 ) -> Result<u8, OpError> {
     let count = s.paths.len();
@@ -233,11 +262,17 @@ pub fn pick_path(
         0
     };
     let divisor = group_path_count.max(1) as usize;
-    let chosen = (0..count).map(|i| (start + i) % count).find(|&i| {
-        let u = &s.paths[i];
-        p.reserved
-            .path_has_room(mb(u.free_mb), mb(u.total_mb), divisor)
-    });
+    let room = |extra_mb: i64| {
+        (0..count).map(|i| (start + i) % count).find(|&i| {
+            let u = &s.paths[i];
+            p.reserved.path_has_room(
+                mb(u.free_mb.saturating_add(extra_mb)),
+                mb(u.total_mb),
+                divisor,
+            )
+        })
+    };
+    let chosen = room(0).or_else(|| (trunk_free_mb > 0).then(|| room(trunk_free_mb)).flatten());
     let chosen = chosen.ok_or_else(|| no_path_room(s))?;
     if p.store_path == STORE_PATH_ROUND_ROBIN {
         s.current_write_path = ((start + 1) % count) as u32;
@@ -588,13 +623,44 @@ mod tests {
         ];
         let p = params();
         // 1024 MB spread over 3 paths: 341 MB per path.
-        let picks: Vec<u8> = (0..4).map(|_| pick_path(&mut s, 3, &p).unwrap()).collect();
+        let picks: Vec<u8> = (0..4)
+            .map(|_| pick_path(&mut s, 3, 0, &p).unwrap())
+            .collect();
         assert_eq!(picks, vec![0, 2, 2, 0]);
         s.paths.iter_mut().for_each(|u| u.free_mb = 1);
         assert_eq!(
-            pick_path(&mut s, 3, &p).map_err(|e| e.status),
+            pick_path(&mut s, 3, 0, &p).map_err(|e| e.status),
             Err(Status::ENOSPC)
         );
+        // Free trunk space makes room (the current write path first).
+        s.current_write_path = 1;
+        assert_eq!(pick_path(&mut s, 3, 400, &p).unwrap(), 1);
+    }
+
+    #[test]
+    fn trunk_space_makes_room_when_the_disks_have_none() {
+        // Default reservation is 1024 MB; both groups are below it.
+        let mut c = cluster(vec![
+            group("group1", &[storage("10.0.0.1", 1000)]),
+            group("group2", &[storage("10.0.1.1", 900)]),
+        ]);
+        c.groups.get_mut("group2").unwrap().trunk_free_mb = 500;
+        let mut p = params();
+        assert_eq!(
+            select_store(&mut c, &p, None, false).map_err(|e| e.status),
+            Err(Status::ENOSPC)
+        );
+        p.use_trunk_file = true;
+        assert_eq!(
+            select_store(&mut c, &p, None, false).unwrap().group,
+            "group2"
+        );
+        assert_eq!(
+            select_store(&mut c, &p, Some("group1"), false).map_err(|e| e.status),
+            Err(Status::ENOSPC)
+        );
+        let chosen = select_store(&mut c, &p, Some("group2"), false).unwrap();
+        assert_eq!(chosen.store_path_index, 0);
     }
 
     #[test]

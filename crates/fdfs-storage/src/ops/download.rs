@@ -4,9 +4,10 @@
 use fdfs_proto::storage_msg::DownloadReq;
 use fdfs_proto::{Header, Status};
 
-use super::{blocking, check_group, open_existing, read_small_body, resolve_data};
+use super::{blocking, check_group, read_small_body, resolve_data};
 use crate::error::{OpError, OpResult};
 use crate::session::{Reply, Session};
+use crate::trunk::slot::open_data;
 
 /// Unit in which file reads are counted for the statistics (sendfile moves
 /// the data; the original reads in chunks of this size).
@@ -18,14 +19,16 @@ pub async fn download(s: &mut Session) -> OpResult<Reply> {
     let storage = s.storage.clone();
     s.log_name = req.remote.clone();
     check_group(&storage, &req.group)?;
-    let (_, path) = resolve_data(&storage, &req.remote)?;
+    let (name, path) = resolve_data(&storage, &req.remote)?;
     if req.offset < 0 || req.length < 0 {
         return Err(OpError::invalid("negative offset or length"));
     }
     // The original stats before it opens: a missing file or a directory
     // is not counted as an open attempt. (The sendfile below moves at most
     // one bounded chunk per call.)
-    let opened = blocking(move || open_existing(&path)).await;
+    // Trunk names are read from their slot (§3.6), after the header check.
+    let disk_storage = storage.clone();
+    let opened = blocking(move || open_data(&disk_storage, &name, &path)).await;
     match &opened {
         Ok(_) => storage.bump(|st| {
             st.total_file_open_count += 1;
@@ -34,8 +37,8 @@ pub async fn download(s: &mut Session) -> OpResult<Reply> {
         Err(e) if e.status == Status::ENOENT || e.status == Status::EISDIR => {}
         Err(_) => storage.bump(|st| st.total_file_open_count += 1),
     }
-    let (file, meta) = opened?;
-    let size = meta.len();
+    let data = opened?;
+    let (file, size) = (data.file, data.size);
     let offset = req.offset as u64;
     if offset >= size {
         // Also rejects any read of a 0-byte file, as the original does.
@@ -59,7 +62,7 @@ pub async fn download(s: &mut Session) -> OpResult<Reply> {
     let stream = s.writer.as_ref();
     let streamed: std::io::Result<()> = async {
         fdfs_util::zerocopy::write_all(stream, &header, true, stall).await?;
-        fdfs_util::zerocopy::sendfile_all(stream, &file, offset, length, stall).await
+        fdfs_util::zerocopy::sendfile_all(stream, &file, data.base + offset, length, stall).await
     }
     .await;
     if let Err(e) = streamed {

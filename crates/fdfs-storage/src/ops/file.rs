@@ -17,6 +17,8 @@ use crate::binlog::op;
 use crate::error::{OpError, OpResult};
 use crate::session::{Reply, Session};
 use crate::state::{now_secs, Storage};
+use crate::trunk::slot;
+use fdfs_proto::trunk::TrunkLocation;
 
 /// QUERY_FILE_INFO flag: do not compute CRC32 for appender and slave files.
 const INFO_FLAG_NO_CRC: u8 = 1;
@@ -32,8 +34,8 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
     let (name, path) = resolve_data(&storage, &req.remote)?;
-    if fdfs_proto::TrunkLocation::from_remote(&name).is_some() {
-        return delete_trunk(&storage, name, path, req.remote).await;
+    if TrunkLocation::from_remote(&name).is_some() {
+        return delete_trunk(storage, name, path, req.remote).await;
     }
     // Unlinking a big file frees all its extents: blocking-pool work.
     blocking(move || {
@@ -71,33 +73,65 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     .await
 }
 
-/// Deletes a file kept in a trunk slot: the slot is cleared here (if it
-/// holds that file, else ENOENT), the DELETE record written, and the slot
-/// given back to the trunk server. A slot the trunk server does not take
-/// back is leaked, never reused under the file: the delete still succeeds.
+/// DELETE_FILE of a trunk name: the slot must hold the named file
+/// (ENOENT otherwise), it is cleared and its space goes back to the trunk
+/// server; the `-m` file beside the trunk file goes as for any name.
 async fn delete_trunk(
-    storage: &Arc<Storage>,
-    name: fdfs_proto::RemoteName,
+    storage: Arc<Storage>,
+    name: fdfs_proto::fileid::RemoteName,
     path: PathBuf,
     remote: String,
 ) -> OpResult<Reply> {
     let st = storage.clone();
-    let slot = blocking(move || {
-        let root = &st.paths[usize::from(name.store_path_index)].root;
-        let slot = crate::trunk::slot::delete_slot(root, &name)?;
+    let loc = blocking(move || {
+        let root = slot::store_root(&st, &name)?;
+        let loc = slot::delete_slot(&root, &name)?;
         let now = now_secs();
         log_change(&st, now, op::DELETE, &remote, "");
-        let meta = meta_path(&path);
-        if std::fs::remove_file(&meta).is_ok() {
+        if std::fs::remove_file(meta_path(&path)).is_ok() {
             log_change(&st, now, op::DELETE, &format!("{remote}-m"), "");
         }
-        Ok(slot)
+        Ok(loc)
     })
     .await?;
-    if let Err(e) = crate::trunk::client::free(storage, slot).await {
-        tracing::error!(error = %e.reason, ?slot, "deleted trunk slot not freed; a scrub frees it");
+    // A slot the trunk server does not take back is leaked, never reused
+    // under the deleted name: the delete itself has happened.
+    if let Err(e) = crate::trunk::client::free(&storage, loc).await {
+        tracing::error!(error = %e.reason, ?loc, "deleted trunk slot not freed; a scrub frees it");
     }
     Ok(Reply::Body(Vec::new()))
+}
+
+/// QUERY_FILE_INFO of a trunk name: size and mtime from the slot header,
+/// the CRC32 from the name (§3.7).
+async fn query_trunk_info(
+    storage: &Arc<Storage>,
+    name: fdfs_proto::fileid::RemoteName,
+    remote: String,
+) -> OpResult<Reply> {
+    let disk_storage = storage.clone();
+    let header = blocking(move || {
+        let root = slot::store_root(&disk_storage, &name)?;
+        let slot = slot::open_slot(&root, &name)?;
+        if remote.len() < INFO_MIN_NAME_LEN {
+            return Err(OpError::invalid("filename too short"));
+        }
+        Ok((slot.header, name))
+    })
+    .await;
+    let (header, name) = header?;
+    let record = name
+        .record()
+        .ok_or_else(|| OpError::invalid("filename carries no file record"))?;
+    let resp = FileInfoResp {
+        file_size: i64::from(header.file_size),
+        create_timestamp: i64::from(header.mtime),
+        crc32: record.crc32,
+        source_ip: storage.source_ip_of(&record),
+    };
+    let mut out = bytes::BytesMut::new();
+    resp.encode(&mut out, storage.params().response_ip_addr_size);
+    Ok(Reply::Body(out.to_vec()))
 }
 
 pub async fn query_info(s: &mut Session, flags: u8) -> OpResult<Reply> {
@@ -110,6 +144,9 @@ pub async fn query_info(s: &mut Session, flags: u8) -> OpResult<Reply> {
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
     let (name, path) = resolve_data(&storage, &req.remote)?;
+    if TrunkLocation::from_remote(&name).is_some() {
+        return query_trunk_info(&storage, name, req.remote).await;
+    }
     let stat_path = path.clone();
     let (link_meta, meta) = blocking(move || {
         let link_meta = match std::fs::symlink_metadata(&stat_path) {

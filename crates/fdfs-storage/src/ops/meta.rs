@@ -9,13 +9,12 @@ use fdfs_proto::storage_msg::SetMetaReq;
 use fdfs_proto::tracker_msg::GroupFileReq;
 use fdfs_proto::Status;
 
-use super::{
-    blocking, check_group, log_change, meta_path, read_small_body, resolve_data, stat_existing,
-};
+use super::{blocking, check_group, log_change, meta_path, read_small_body, resolve_data};
 use crate::binlog::op;
 use crate::error::{OpError, OpResult};
 use crate::session::{Reply, Session};
 use crate::state::now_secs;
+use crate::trunk::slot::check_data_exists;
 
 /// The answer for metadata over the limit: it cannot fit the buffer a
 /// request or response must fit in (errno table of PROTOCOL.md §1.4).
@@ -62,12 +61,14 @@ pub async fn set(s: &mut Session) -> OpResult<Reply> {
     check_group(&storage, &req.group)?;
     let op_kind = MetaOp::from_flag(req.op_flag)
         .ok_or_else(|| OpError::invalid(format!("metadata op flag {:#x}", req.op_flag)))?;
-    let (_, path) = resolve_data(&storage, &req.remote)?;
+    let (name, path) = resolve_data(&storage, &req.remote)?;
     let meta_remote = format!("{}-m", req.remote);
     let logged = meta_remote.clone();
     // True when a metadata file was written (the access log names it then).
     let wrote = blocking(move || {
-        stat_existing(&path)?;
+        // A trunk name's metadata is `<name>-m` beside its trunk file, as
+        // for any name; the name itself must match its slot.
+        check_data_exists(&storage, &name, &path)?;
         let meta_file = meta_path(&path);
         // Only a merge needs the old records; an overwrite replaces a file
         // of any size, so it also repairs one that is too big to read.
@@ -119,9 +120,9 @@ pub async fn get(s: &mut Session) -> OpResult<Reply> {
     s.log_name = req.remote.clone();
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
-    let (_, path) = resolve_data(&storage, &req.remote)?;
+    let (name, path) = resolve_data(&storage, &req.remote)?;
     blocking(move || {
-        stat_existing(&path)?;
+        check_data_exists(&storage, &name, &path)?;
         match read_metadata(&meta_path(&path))? {
             Some(data) => Ok(Reply::Body(data)),
             None => Err(OpError::not_found(format!("{}-m not found", req.remote))),

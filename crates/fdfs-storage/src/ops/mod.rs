@@ -138,6 +138,7 @@ async fn route_sync(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpRe
         StorageCmd::SyncModifyFile => sync_recv::append_or_modify(s, true).await,
         StorageCmd::SyncTruncateFile => sync_recv::truncate(s).await,
         StorageCmd::SyncRenameFile => sync_recv::rename(s).await,
+        StorageCmd::SyncCreateLink => sync_recv::create_link(s).await,
         other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
     }
 }

@@ -17,6 +17,8 @@ use super::{blocking, body_to_file, check_group, log_change, meta_path, read_sma
 use crate::error::{OpError, OpResult};
 use crate::session::{Reply, Session};
 use crate::state::Storage;
+use crate::trunk::slot::{self, Prior, SlotWrite};
+use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_TYPE_REGULAR};
 
 /// Replica binlog letters.
 const REPLICA_CREATE: char = 'c';
@@ -26,6 +28,7 @@ const REPLICA_APPEND: char = 'a';
 const REPLICA_MODIFY: char = 'm';
 const REPLICA_TRUNCATE: char = 't';
 const REPLICA_RENAME: char = 'r';
+const REPLICA_LINK: char = 'l';
 
 /// CLUSTER_CHALLENGE: a fresh nonce for the peer to prove the cluster
 /// secret against; EOPNOTSUPP when we have no secret.
@@ -135,6 +138,9 @@ pub async fn create_or_update(s: &mut Session, update: bool, header_status: u8) 
     } else {
         REPLICA_CREATE
     };
+    if let Some(loc) = TrunkLocation::from_remote(&remote) {
+        return create_in_slot(s, remote, loc, req, has_content, letter).await;
+    }
     if !update {
         let (probe, size) = (path.clone(), req.file_size);
         let same = blocking(move || {
@@ -174,21 +180,94 @@ pub async fn create_or_update(s: &mut Session, update: bool, header_status: u8) 
     Ok(Reply::Body(Vec::new()))
 }
 
+/// SYNC_CREATE_FILE / SYNC_UPDATE_FILE of a trunk name: the content goes
+/// into our copy of the trunk file at the name's slot (§5.4), the trunk
+/// file created sparse when missing. A slot that already holds this file
+/// is answered EEXIST as an existing file is (and `c` still recorded); a
+/// slot that holds another file is never overwritten: EEXIST, logged,
+/// nothing recorded (trunk design rule 4).
+async fn create_in_slot(
+    s: &mut Session,
+    name: fdfs_proto::fileid::RemoteName,
+    loc: TrunkLocation,
+    req: SyncFileReq,
+    has_content: bool,
+    letter: char,
+) -> OpResult<Reply> {
+    let storage = s.storage.clone();
+    let expect = SlotHeader::expected_for(&name, SLOT_TYPE_REGULAR)
+        .ok_or_else(|| OpError::invalid(format!("{} is not a trunk name", req.remote)))?;
+    if req.file_size != u64::from(expect.file_size) {
+        return Err(OpError::invalid(format!(
+            "{}: {} bytes sent for a file of {}",
+            req.remote, req.file_size, expect.file_size
+        )));
+    }
+    let already = |s: &mut Session| {
+        log_change(&storage, i64::from(req.timestamp), letter, &req.remote, "");
+        credit(s, req.timestamp);
+        OpError::new(Status::EEXIST, format!("{} exists", req.remote))
+    };
+    if !has_content {
+        s.drain_body().await?;
+        return Err(already(s));
+    }
+    let root = slot::store_root(&storage, &name)?;
+    let trunk_file_size = storage.params().trunk.trunk_file_size_bytes;
+    let begun = blocking(move || {
+        SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect))
+    })
+    .await;
+    let writer = match begun {
+        Ok((_, Prior::Same)) => {
+            s.drain_body().await?;
+            return Err(already(s));
+        }
+        Ok((w, Prior::Free)) => w,
+        Err(e) => {
+            s.drain_body().await?;
+            credit(s, req.timestamp);
+            return Err(e);
+        }
+    };
+    let (writer, _) = slot::body_to_slot(s, writer, req.file_size).await?;
+    let threshold = storage.conf.fsync_after_written_bytes;
+    let fsync = threshold > 0 && req.file_size >= threshold;
+    blocking(move || writer.finish(&expect, fsync)).await?;
+    log_change(&storage, i64::from(req.timestamp), letter, &req.remote, "");
+    storage.bump(|st| {
+        st.total_sync_in_bytes += req.file_size as i64;
+        st.success_sync_in_bytes += req.file_size as i64;
+        st.last_sync_update = crate::state::now_secs();
+    });
+    credit(s, req.timestamp);
+    Ok(Reply::Body(Vec::new()))
+}
+
 /// SYNC_DELETE_FILE (17).
 pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = SyncDeleteReq::decode(&body)?;
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
-    let (_, path) = resolve(&storage, &req.remote)?;
+    let (name, path) = resolve(&storage, &req.remote)?;
     credit(s, req.timestamp);
     let remote = req.remote.clone();
-    blocking(move || match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(OpError::not_found(format!("{remote} not found")))
+    let disk_storage = storage.clone();
+    blocking(move || {
+        if TrunkLocation::from_remote(&name).is_some() {
+            // Only the slot is cleared: the source gave the space back to
+            // the trunk server, whose binlog reaches us on its own.
+            let root = slot::store_root(&disk_storage, &name)?;
+            return slot::delete_slot(&root, &name).map(|_| ());
         }
-        Err(e) => Err(e.into()),
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(OpError::not_found(format!("{remote} not found")))
+            }
+            Err(e) => Err(e.into()),
+        }
     })
     .await?;
     log_change(
@@ -350,5 +429,48 @@ pub async fn rename(s: &mut Session) -> OpResult<Reply> {
         &req.dest,
         &req.src,
     );
+    Ok(Reply::Body(Vec::new()))
+}
+
+/// SYNC_CREATE_LINK (19): a slave stored as a link (`store_slave_file_use_link`):
+/// `dest` becomes a symlink to the absolute path of `src` here. An existing
+/// `dest` is answered 0 as the original does (nothing recorded again); a
+/// missing `src` is ENOENT. Binlog `l <dest> <src>`, the names the
+/// original leaves out (§5.1).
+pub async fn create_link(s: &mut Session) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let req = SyncPairReq::decode(&body)?;
+    let storage = s.storage.clone();
+    check_group(&storage, &req.group)?;
+    let dest = resolve_data_file(&storage, &req.dest)?;
+    let src = resolve_data_file(&storage, &req.src)?;
+    credit(s, req.timestamp);
+    let (dest_name, src_name) = (req.dest.clone(), req.src.clone());
+    let created = blocking(move || {
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            return Ok(false);
+        }
+        if std::fs::metadata(&src).is_err() {
+            return Err(OpError::not_found(format!("{src_name} not found")));
+        }
+        match crate::store::place_in_tree(&dest, || std::os::unix::fs::symlink(&src, &dest)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => {
+                tracing::warn!(dest = %dest_name, error = %e, "SYNC_CREATE_LINK failed");
+                Err(e.into())
+            }
+        }
+    })
+    .await?;
+    if created {
+        log_change(
+            &storage,
+            i64::from(req.timestamp),
+            REPLICA_LINK,
+            &req.dest,
+            &req.src,
+        );
+    }
     Ok(Reply::Body(Vec::new()))
 }

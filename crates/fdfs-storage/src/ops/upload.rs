@@ -18,12 +18,13 @@ use fdfs_proto::storage_msg::{FileIdResp, UploadReq, UploadSlaveReq};
 use fdfs_proto::wire::NamedHead;
 use fdfs_proto::Status;
 
-use super::{blocking, body_to_file, random_u32, resolve_data, stat_existing};
+use super::{blocking, body_to_file, random_u32, resolve_data};
 use crate::binlog::{op, Placing};
 use crate::error::{OpError, OpResult};
 use crate::session::{Reply, Session};
 use crate::state::{lock, Storage};
 use crate::store;
+use crate::trunk::slot::check_data_exists;
 
 /// Attempts at a unique name before giving up (EBUSY), as the original.
 const NAME_ATTEMPTS: usize = 10;
@@ -219,20 +220,8 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
     }
     storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
     let mut temp = receive_to_temp(s, index, req.file_size).await?;
-    let (dir, ext7) = {
-        let mut rng = lock(&storage.rng);
-        let ext7 = store::new_ext7(&req.ext, &mut rng);
-        let dir = if storage.conf.file_distribute_path_mode == 1 {
-            let seed = format!("{:08x}{:08x}", rng.next_u32(), rng.next_u32());
-            store::hashed_dir(&seed, storage.conf.subdir_count_per_path)
-        } else {
-            lock(&storage.rotation).next_dir(
-                storage.conf.file_distribute_rotate_count,
-                storage.conf.subdir_count_per_path,
-            )
-        };
-        (dir, ext7)
-    };
+    let ext7 = store::new_ext7(&req.ext, &mut lock(&storage.rng));
+    let dir = next_dir(&storage);
     let disk_storage = storage.clone();
     let (remote, mtime) =
         blocking(move || commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender))
@@ -249,6 +238,54 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
     }
     .encode(&mut body);
     Ok(Reply::Body(body.to_vec()))
+}
+
+/// The directory of a new file: hashed or rotating (§6.5).
+fn next_dir(storage: &Storage) -> (u8, u8) {
+    if storage.conf.file_distribute_path_mode == 1 {
+        let seed = {
+            let mut rng = lock(&storage.rng);
+            format!("{:08x}{:08x}", rng.next_u32(), rng.next_u32())
+        };
+        store::hashed_dir(&seed, storage.conf.subdir_count_per_path)
+    } else {
+        lock(&storage.rotation).next_dir(
+            storage.conf.file_distribute_rotate_count,
+            storage.conf.subdir_count_per_path,
+        )
+    }
+}
+
+/// `store_slave_file_use_link` (§3.2): the slave's content goes under a
+/// fresh normal name (`C <real>`), and the slave name becomes a symlink to
+/// that file's absolute path (`L <slave> <real>`, the form the original
+/// meant to write, §5.1). A slave name taken in between removes the real
+/// file again (`D <real>`). Returns the mtime. Blocking.
+fn link_slave(
+    storage: &Storage,
+    mut temp: TempFile,
+    index: usize,
+    dir: (u8, u8),
+    ext7: &str,
+    slave_path: &Path,
+    slave_remote: &str,
+) -> OpResult<i64> {
+    let (real_remote, mtime) = commit_new_name(storage, &mut temp, index, dir, ext7, false)?;
+    let real_path = store::file_path(&storage.paths[index].root, &real_remote[4..]);
+    let linked = storage
+        .binlog
+        .append_placing(mtime, op::LINK, slave_remote, &real_remote, || {
+            crate::store::place_in_tree(slave_path, || {
+                std::os::unix::fs::symlink(&real_path, slave_path)
+            })
+        });
+    if let Err(e) = linked {
+        if std::fs::remove_file(&real_path).is_ok() {
+            super::log_change(storage, mtime, op::DELETE, &real_remote, "");
+        }
+        return Err(placing_error(e, slave_remote));
+    }
+    Ok(mtime)
 }
 
 /// Chooses a store path with room for `size` bytes (§11.3).
@@ -326,11 +363,13 @@ pub async fn upload_slave(s: &mut Session) -> OpResult<Reply> {
 
     // The original checks that the master exists before validating anything
     // else, so an unknown master is ENOENT even when malformed.
-    let master = resolve_data(&storage, &req.master)
-        .ok()
-        .map(|(_, path)| path);
+    let master = resolve_data(&storage, &req.master).ok();
+    let disk_storage = storage.clone();
     let master_found = match master {
-        Some(path) => blocking(move || Ok(stat_existing(&path).is_ok())).await?,
+        // A trunk master is found by its slot header.
+        Some((name, path)) => {
+            blocking(move || Ok(check_data_exists(&disk_storage, &name, &path).is_ok())).await?
+        }
         None => false,
     };
     if !master_found {
@@ -375,6 +414,26 @@ pub async fn upload_slave(s: &mut Session) -> OpResult<Reply> {
     }
     storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
     let temp = receive_to_temp(s, index, req.file_size).await?;
+    if storage.params().trunk.store_slave_file_use_link {
+        let ext7 = store::new_ext7(&req.ext, &mut lock(&storage.rng));
+        let dir = next_dir(&storage);
+        let (disk_storage, logged) = (storage.clone(), slave_remote.clone());
+        let mtime = blocking(move || {
+            link_slave(&disk_storage, temp, index, dir, &ext7, &slave_path, &logged)
+        })
+        .await?;
+        storage.bump(|st| {
+            st.success_upload_bytes += req.file_size as i64;
+            st.last_source_update = mtime;
+        });
+        let mut body = bytes::BytesMut::new();
+        FileIdResp {
+            group: storage.group.clone(),
+            remote: slave_remote,
+        }
+        .encode(&mut body);
+        return Ok(Reply::Body(body.to_vec()));
+    }
     let (disk_storage, logged) = (storage.clone(), slave_remote.clone());
     let mtime = blocking(move || {
         let mut temp = temp;

@@ -5,6 +5,10 @@
 //! [`MARK_EVERY_RECORDS`] records, so a killed rebuild resumes there.
 
 use std::path::{Path, PathBuf};
+
+use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_TYPE_REGULAR};
+
+use crate::trunk::slot::{Prior, SlotWrite};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -127,7 +131,15 @@ pub async fn restore_part(
             }
             let c = conn.as_mut().expect("connected above");
             let timestamp = parse_line(&line).map(|r| r.timestamp).unwrap_or(0);
-            match restore_one(storage, c, &name, timestamp, &tmp).await? {
+            let relinked = match parse_line(&line) {
+                Some(r) if matches!(r.op, 'L' | 'l') => relink(storage, &name, &r.extra).await,
+                _ => None,
+            };
+            let outcome = match relinked {
+                Some(outcome) => outcome,
+                None => restore_one(storage, c, &name, timestamp, &tmp).await?,
+            };
+            match outcome {
                 Outcome::Restored(bytes) => {
                     tally.restored += 1;
                     tally.bytes += bytes;
@@ -157,6 +169,35 @@ pub async fn restore_part(
         c.quit().await;
     }
     Ok(tally)
+}
+
+/// A slave stored as a link (`L <link> <target>`): when its target is
+/// already restored here, the link is made again instead of a copy being
+/// downloaded. None: not possible (the target is restored by another
+/// worker later, or lies elsewhere), download the content instead.
+async fn relink(storage: &Storage, link: &RemoteName, target: &str) -> Option<Outcome> {
+    let target = RemoteName::parse(target, storage.paths.len()).ok()?;
+    let root_of = |n: &RemoteName| {
+        storage
+            .paths
+            .get(usize::from(n.store_path_index))
+            .map(|p| p.root.clone())
+    };
+    let target_path = crate::store::file_path(&root_of(&target)?, &target.relative_path());
+    let link_path = crate::store::file_path(&root_of(link)?, &link.relative_path());
+    tokio::task::spawn_blocking(move || {
+        std::fs::metadata(&target_path).ok()?;
+        match crate::store::place_in_tree(&link_path, || {
+            std::os::unix::fs::symlink(&target_path, &link_path)
+        }) {
+            Ok(()) => Some(Outcome::Restored(0)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Some(Outcome::Restored(0)),
+            Err(_) => None,
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Fetches one file (or a `-m` file's metadata) from the peer into place.
@@ -212,6 +253,9 @@ async fn restore_one(
         Ok(len) => len,
         Err(e) => return peer_error(e),
     };
+    if let Some(loc) = TrunkLocation::from_remote(name) {
+        return restore_into_slot(storage, &mut client, name, loc, len).await;
+    }
     let tmp = tmp.to_path_buf();
     if len <= IN_MEMORY_COPY_BYTES {
         // Small files (most): checked in memory, one disk hop to place.
@@ -260,6 +304,52 @@ async fn restore_one(
     place(move || Ok(tmp), dest, timestamp)
         .await
         .map(|_| Outcome::Restored(len))
+}
+
+/// A trunk name's content, fetched whole (it fits its slot), goes into
+/// our copy of its trunk file at the name's slot, header last, as a
+/// replica receives it. A slot that already holds the file counts as
+/// restored; one that holds another file is left alone (mismatch, logged).
+async fn restore_into_slot(
+    storage: &Storage,
+    client: &mut StorageClient<'_>,
+    name: &RemoteName,
+    loc: TrunkLocation,
+    len: u64,
+) -> Result<Outcome, String> {
+    let remote = name.to_string();
+    let Some(expect) = SlotHeader::expected_for(name, SLOT_TYPE_REGULAR) else {
+        return Ok(Outcome::Mismatched);
+    };
+    if len != u64::from(expect.file_size) {
+        return Ok(Outcome::Mismatched);
+    }
+    let mut content = Vec::with_capacity(len as usize);
+    client
+        .download_body(&mut content, len)
+        .await
+        .map_err(|e| format!("download of {remote}: {e}"))?;
+    if crc32fast::hash(&content) != expect.crc32 {
+        return Ok(Outcome::Mismatched);
+    }
+    let root = storage.paths[usize::from(name.store_path_index)]
+        .root
+        .clone();
+    let trunk_file_size = storage.params().trunk.trunk_file_size_bytes;
+    tokio::task::spawn_blocking(move || -> Result<Outcome, String> {
+        match SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect)) {
+            Ok((_, Prior::Same)) => Ok(Outcome::Restored(len)),
+            Ok((mut w, Prior::Free)) => {
+                w.write(&content).map_err(|e| e.to_string())?;
+                w.finish(&expect, false).map_err(|e| e.reason)?;
+                Ok(Outcome::Restored(len))
+            }
+            Err(e) if e.status == fdfs_proto::Status::EEXIST => Ok(Outcome::Mismatched),
+            Err(e) => Err(format!("writing {remote} into its slot: {}", e.reason)),
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Size and CRC32 of a file, read in bounded chunks.

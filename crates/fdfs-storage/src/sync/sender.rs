@@ -14,6 +14,9 @@ use fdfs_proto::{Status, StorageCmd};
 
 use crate::binlog::Record;
 use crate::state::Storage;
+use crate::trunk::slot;
+use fdfs_proto::fileid::RemoteName;
+use fdfs_proto::trunk::TrunkLocation;
 
 /// A peer's answer that no retry can change: the record is malformed for
 /// it (EINVAL; it also closes the connection, §1.1).
@@ -44,6 +47,9 @@ async fn send_file(
     remote: &str,
     timestamp: i64,
 ) -> Result<(), ClientError> {
+    if let Some(name) = trunk_name(storage, remote) {
+        return send_slot(storage, conn, cmd, remote, name, timestamp).await;
+    }
     let Some(path) = local_path(storage, remote) else {
         return Ok(());
     };
@@ -70,6 +76,75 @@ async fn send_file(
     conn.send_head(cmd.into(), 0, &head, size).await?;
     conn.send_from(&mut file, size).await?;
     let r = conn.recv_ok_discarding_body().await;
+    storage.bump(|st| {
+        st.total_sync_out_bytes += size as i64;
+        if r.is_ok() {
+            st.success_sync_out_bytes += size as i64;
+        }
+    });
+    r
+}
+
+/// The parsed name when `remote` is a trunk name of ours.
+fn trunk_name(storage: &Storage, remote: &str) -> Option<RemoteName> {
+    let name = RemoteName::parse(remote, storage.paths.len()).ok()?;
+    TrunkLocation::from_remote(&name).map(|_| name)
+}
+
+/// Whether the slot of a trunk name still holds that file here.
+async fn slot_holds(storage: &Storage, name: RemoteName) -> bool {
+    let Ok(root) = slot::store_root(storage, &name) else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || slot::open_slot(&root, &name).is_ok())
+        .await
+        .unwrap_or(false)
+}
+
+/// Sends a trunk-backed file from its slot with SYNC_CREATE_FILE: the
+/// content only, as the original; the peer writes it into its own copy of
+/// the trunk file at the same slot. A slot that no longer holds the file
+/// (deleted since, or reused) has nothing to send.
+async fn send_slot(
+    storage: &Storage,
+    conn: &mut Conn,
+    cmd: StorageCmd,
+    remote: &str,
+    name: RemoteName,
+    timestamp: i64,
+) -> Result<(), ClientError> {
+    let Ok(root) = slot::store_root(storage, &name) else {
+        return Ok(());
+    };
+    let opened = tokio::task::spawn_blocking(move || slot::open_slot(&root, &name))
+        .await
+        .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
+    let Ok(found) = opened else {
+        return Ok(());
+    };
+    let (size, base) = (found.size(), found.content_offset());
+    let mut file = tokio::fs::File::from_std(found.file);
+    use tokio::io::AsyncSeekExt;
+    file.seek(SeekFrom::Start(base))
+        .await
+        .map_err(ClientError::Io)?;
+    let mut head = BytesMut::new();
+    SyncFileReq {
+        remote: remote.to_string(),
+        file_size: size,
+        timestamp: timestamp as i32,
+        group: storage.group.clone(),
+    }
+    .encode_head(&mut head);
+    conn.send_head(cmd.into(), 0, &head, size).await?;
+    conn.send_from(&mut file, size).await?;
+    let r = match conn.recv_ok_discarding_body().await {
+        // Trunk files never change: the peer has this file, or its slot
+        // holds another one, which it logged and must not lose to ours
+        // (trunk design rule 4); `fdfs trunk check` reports it.
+        Err(e) if status_of(&e) == Some(Status::EEXIST) => Ok(()),
+        other => other,
+    };
     storage.bump(|st| {
         st.total_sync_out_bytes += size as i64;
         if r.is_ok() {
@@ -124,7 +199,11 @@ pub(super) async fn send_record(
         }
         'U' | 'u' => send_file(storage, conn, StorageCmd::SyncUpdateFile, &rec.filename, ts).await,
         'D' | 'd' => {
-            if let Some(p) = local_path(storage, &rec.filename) {
+            if let Some(name) = trunk_name(storage, &rec.filename) {
+                if slot_holds(storage, name).await {
+                    return Ok(());
+                }
+            } else if let Some(p) = local_path(storage, &rec.filename) {
                 if tokio::fs::try_exists(p).await.unwrap_or(false) {
                     return Ok(());
                 }
@@ -235,6 +314,29 @@ pub(super) async fn send_record(
                 Err(e) if status_of(&e) == Some(Status::ENOENT) => {
                     send_file(storage, conn, StorageCmd::SyncCreateFile, &rec.filename, ts).await
                 }
+                other => other,
+            }
+        }
+        'L' | 'l' => {
+            // The link as it is now: gone since, a later delete follows.
+            let Some(p) = local_path(storage, &rec.filename) else {
+                return Ok(());
+            };
+            if tokio::fs::symlink_metadata(p).await.is_err() {
+                return Ok(());
+            }
+            let mut b = BytesMut::new();
+            SyncPairReq {
+                dest: rec.filename.clone(),
+                src: rec.extra.clone(),
+                timestamp: ts as i32,
+                group: storage.group.clone(),
+            }
+            .encode(&mut b);
+            conn.send(StorageCmd::SyncCreateLink.into(), 0, &b).await?;
+            match conn.recv_ok_discarding_body().await {
+                // As the original: a target the peer lacks is not retried.
+                Err(e) if status_of(&e) == Some(Status::ENOENT) => Ok(()),
                 other => other,
             }
         }

@@ -125,9 +125,9 @@ async fn report_status(storage: &Storage, peer: &StorageBrief, status: u8) {
 /// Whether a record goes to this peer (§5.3).
 fn should_send(rec: &Record, mark: &Mark) -> bool {
     if rec.op.is_ascii_uppercase() {
-        return rec.op != 'L';
+        return true;
     }
-    matches!(rec.op, 'c' | 'd' | 'u' | 'r')
+    matches!(rec.op, 'c' | 'd' | 'u' | 'r' | 'l')
         && mark.need_sync_old
         && !mark.sync_old_done
         && rec.timestamp <= mark.until_timestamp
@@ -362,6 +362,6 @@ mod tests {
         assert!(should_send(&rec('c', 5), &full));
         assert!(!should_send(&rec('c', 11), &full));
         assert!(!should_send(&rec('a', 5), &full));
-        assert!(!should_send(&rec('L', 5), &full));
+        assert!(should_send(&rec('L', 5), &full));
     }
 }

@@ -24,12 +24,8 @@ use crate::error::{OpError, OpResult};
 use crate::ops::blocking;
 use crate::state::{lock, Storage};
 
-/// What an allocation gave: a slot, or "no free slot fits, make a new
-/// trunk file first".
-pub enum Alloc {
-    Slot(TrunkLocation),
-    NeedTrunkFile,
-}
+pub use super::space::Alloc;
+use super::space::TrunkSpace;
 
 /// The trunk space as this module uses it: the contract of
 /// `trunk::space::TrunkSpace` (blocking methods, interior locking).
@@ -55,11 +51,53 @@ pub type SpaceOpener = dyn Fn(&Storage) -> io::Result<Arc<dyn SpaceApi>> + Send 
 /// Opens `trunk::space::TrunkSpace` from the storage's paths and the
 /// tracker's trunk parameters.
 fn open_default_space(storage: &Storage) -> io::Result<Arc<dyn SpaceApi>> {
-    let _ = storage;
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "trunk space not built in yet",
-    ))
+    let roots: Vec<PathBuf> = storage.paths.iter().map(|p| p.root.clone()).collect();
+    let space = TrunkSpace::open(
+        &storage.conf.base_path,
+        &roots,
+        storage.conf.subdir_count_per_path,
+        &storage.params().trunk,
+    )?;
+    Ok(Arc::new(space))
+}
+
+impl SpaceApi for TrunkSpace {
+    fn alloc(&self, store_path_index: u8, file_size: u32) -> io::Result<Alloc> {
+        TrunkSpace::alloc(self, store_path_index, file_size)
+    }
+    fn add_trunk_file(&self, store_path_index: u8, trunk_file_id: u32) -> io::Result<TrunkLocation> {
+        TrunkSpace::add_trunk_file(self, store_path_index, trunk_file_id)
+    }
+    fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()> {
+        TrunkSpace::confirm(self, slot, ok)
+    }
+    fn free(&self, slot: &TrunkLocation) -> io::Result<()> {
+        TrunkSpace::free(self, slot)
+    }
+    fn binlog_size(&self) -> u64 {
+        TrunkSpace::binlog_size(self)
+    }
+    fn free_bytes(&self) -> u64 {
+        TrunkSpace::free_bytes(self)
+    }
+    fn max_trunk_file_id(&self) -> u32 {
+        TrunkSpace::max_trunk_file_id(self)
+    }
+    fn quarantine_all(&self) {
+        TrunkSpace::quarantine_all(self)
+    }
+    fn apply_pushed(&self, bytes: &[u8]) -> io::Result<()> {
+        TrunkSpace::apply_pushed(self, bytes)
+    }
+    fn reset(&self) -> io::Result<()> {
+        TrunkSpace::reset(self)
+    }
+    fn binlog_path(&self) -> PathBuf {
+        TrunkSpace::binlog_path(self)
+    }
+    fn free_stale_unconfirmed(&self, older_than: Duration) -> io::Result<usize> {
+        TrunkSpace::free_stale_unconfirmed(self, older_than)
+    }
 }
 
 /// What the trackers last said about the group's trunk server.

@@ -25,6 +25,7 @@ use fdfs_proto::Status;
 use crate::error::{OpError, OpResult};
 use crate::ops::{blocking, BODY_CHUNK_BYTES};
 use crate::session::Session;
+use crate::state::Storage;
 
 /// Zeros written at once when a cleared slot's content is wiped, bytes.
 const WIPE_CHUNK_BYTES: usize = 64 * 1024;
@@ -130,6 +131,72 @@ pub fn open_slot(store_root: &Path, name: &RemoteName) -> OpResult<OpenSlot> {
         ));
     }
     Ok(OpenSlot { file, loc, header })
+}
+
+/// A stored data file opened for reading: a plain file (following a slave
+/// link) or the slot of a trunk name.
+#[derive(Debug)]
+pub struct DataFile {
+    pub file: File,
+    /// Offset of the file's first byte inside `file`: 0 for a plain file.
+    pub base: u64,
+    pub size: u64,
+    /// Set for a trunk-backed file: its slot and checked header.
+    pub trunk: Option<(TrunkLocation, SlotHeader)>,
+}
+
+/// The store path root a name lives under; EINVAL for an index we lack.
+pub fn store_root(storage: &Storage, name: &RemoteName) -> OpResult<PathBuf> {
+    storage
+        .paths
+        .get(usize::from(name.store_path_index))
+        .map(|p| p.root.clone())
+        .ok_or_else(|| OpError::invalid("store path index out of range"))
+}
+
+/// Opens a data file by name: trunk names at their slot ([`open_slot`]),
+/// other names at `path` (what [`crate::ops::resolve`] gave). Blocking.
+pub fn open_data(storage: &Storage, name: &RemoteName, path: &Path) -> OpResult<DataFile> {
+    if TrunkLocation::from_remote(name).is_some() {
+        let slot = open_slot(&store_root(storage, name)?, name)?;
+        return Ok(DataFile {
+            base: slot.content_offset(),
+            size: slot.size(),
+            trunk: Some((slot.loc, slot.header)),
+            file: slot.file,
+        });
+    }
+    let (file, meta) = crate::ops::open_existing(path)?;
+    Ok(DataFile {
+        file,
+        base: 0,
+        size: meta.len(),
+        trunk: None,
+    })
+}
+
+/// Whether a data file exists (ENOENT or the reader's status otherwise):
+/// trunk names by their slot header, other names as a plain stat.
+/// Blocking.
+pub fn check_data_exists(storage: &Storage, name: &RemoteName, path: &Path) -> OpResult<()> {
+    if TrunkLocation::from_remote(name).is_some() {
+        open_slot(&store_root(storage, name)?, name).map(|_| ())
+    } else {
+        crate::ops::stat_existing(path).map(|_| ())
+    }
+}
+
+/// Called once a trunk-backed file's slot was cleared by a client's
+/// delete: the slot goes back to the trunk server's free pool (FREE_SPACE
+/// 29, or the local pool on the trunk server itself).
+// TODO(trunk-role): route to the trunk client's FREE_SPACE; until it is
+// wired the slot stays allocated in the trunk binlog (leaked, not reused).
+pub fn give_back_slot(storage: &Storage, loc: TrunkLocation) {
+    let _ = storage;
+    tracing::debug!(
+        ?loc,
+        "trunk slot cleared; free space not yet reported to the trunk server"
+    );
 }
 
 /// The slots being written in this process: two writers of one slot (two

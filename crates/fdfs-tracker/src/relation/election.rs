@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fdfs_client::ClientError;
-use fdfs_proto::leader_msg::{JoinLeaderReq, PingLeaderReq, TrackerStatus};
+use fdfs_proto::leader_msg::{decode_group_trunks, JoinLeaderReq, PingLeaderReq, TrackerStatus};
 use fdfs_proto::{TrackerCmd, FDFS_VERSION};
 use tokio_util::sync::CancellationToken;
 
@@ -277,11 +277,24 @@ async fn follow_once(t: &Tracker, leader: SocketAddr) -> FollowEnd {
             max_connections: counts.max,
         }
         .encode(&mut ping);
-        if let Err(e) = conn.call(TrackerCmd::TrackerPingLeader.into(), &ping).await {
-            tracing::debug!(%leader, error = %e, "PING_LEADER failed");
-            return FollowEnd::Failed { pinged };
-        }
+        let answer = match conn.call(TrackerCmd::TrackerPingLeader.into(), &ping).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::debug!(%leader, error = %e, "PING_LEADER failed");
+                return FollowEnd::Failed { pinged };
+            }
+        };
         pinged = true;
+        if !answer.is_empty() {
+            match decode_group_trunks(&answer) {
+                Ok(entries) => {
+                    if crate::leader::apply_group_trunks(t, &entries) {
+                        t.mark_dirty();
+                    }
+                }
+                Err(e) => tracing::warn!(%leader, error = %e, "bad PING_LEADER answer"),
+            }
+        }
     }
 }
 

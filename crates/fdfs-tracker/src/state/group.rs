@@ -168,6 +168,17 @@ pub struct Group {
     /// Bumped on every membership or status change; connections compare it
     /// with the value they last reported to decide on the group-list flag.
     pub change_count: u64,
+    /// Id of the group's trunk server (`use_trunk_file`, §11.5): chosen by
+    /// the leader, learnt from it by followers.
+    pub trunk_server: Option<String>,
+    /// Id of the trunk server appointed last (kept when the group has none
+    /// now), so a new appointment can tell it replaces another one.
+    pub last_trunk_server: String,
+    /// Bumped on every trunk server change; connections compare it with the
+    /// value they last announced (heartbeat flag 2).
+    pub trunk_change_count: u64,
+    /// Free trunk space in MB as the trunk server last reported it (74).
+    pub trunk_free_mb: i64,
 }
 
 impl Group {
@@ -184,7 +195,40 @@ impl Group {
             current_write_server: 0,
             current_read_server: 0,
             change_count: 0,
+            trunk_server: None,
+            last_trunk_server: String::new(),
+            trunk_change_count: 0,
+            trunk_free_mb: 0,
         }
+    }
+
+    /// The trunk server's record, if the group has one.
+    pub fn trunk_server_rec(&self) -> Option<&StorageRec> {
+        self.storages.get(self.trunk_server.as_deref()?)
+    }
+
+    /// True when `id` is the group's trunk server.
+    pub fn is_trunk_server(&self, id: &str) -> bool {
+        self.trunk_server.as_deref() == Some(id)
+    }
+
+    /// Appoints `id` (or nobody) as trunk server. Returns the previous one
+    /// when this is a change; the change counter moves, `last_trunk_server`
+    /// follows the new one (it keeps the old one when there is none now, so
+    /// the next appointment still sees whom it replaces) and the reported
+    /// trunk space, which was the old server's, is forgotten.
+    pub fn set_trunk_server(&mut self, id: Option<&str>) -> Option<Option<String>> {
+        if self.trunk_server.as_deref() == id {
+            return None;
+        }
+        let old = self.trunk_server.take();
+        self.trunk_server = id.map(str::to_string);
+        if let Some(id) = id {
+            self.last_trunk_server = id.to_string();
+        }
+        self.trunk_change_count += 1;
+        self.trunk_free_mb = 0;
+        Some(old)
     }
 
     /// Writable members in id order.

@@ -26,6 +26,9 @@ pub struct Cluster {
     pub current_write_group: usize,
     /// Contents of storage_changelog.dat (small: one line per delete).
     pub changelog: Vec<u8>,
+    /// Bumped whenever any group's trunk server changes: a follower's
+    /// PING_LEADER answer carries the trunk list again (§4.8).
+    pub trunk_gen: u64,
 }
 
 /// What a JOIN asks for (the request, already validated by the wire
@@ -70,6 +73,16 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Appoints `id` (or nobody) as the trunk server of `group`. Returns the
+    /// previous one when this is a change.
+    pub fn set_trunk_server(&mut self, group: &str, id: Option<&str>) -> Option<Option<String>> {
+        let changed = self.groups.get_mut(group)?.set_trunk_server(id);
+        if changed.is_some() {
+            self.trunk_gen += 1;
+        }
+        changed
     }
 
     pub fn storage(&self, group: &str, id: &str) -> Option<&StorageRec> {
