@@ -65,7 +65,11 @@ impl SpaceApi for TrunkSpace {
     fn alloc(&self, store_path_index: u8, file_size: u32) -> io::Result<Alloc> {
         TrunkSpace::alloc(self, store_path_index, file_size)
     }
-    fn add_trunk_file(&self, store_path_index: u8, trunk_file_id: u32) -> io::Result<TrunkLocation> {
+    fn add_trunk_file(
+        &self,
+        store_path_index: u8,
+        trunk_file_id: u32,
+    ) -> io::Result<TrunkLocation> {
         TrunkSpace::add_trunk_file(self, store_path_index, trunk_file_id)
     }
     fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()> {
