@@ -438,3 +438,64 @@ async fn try_upload(addr: std::net::SocketAddr, data: &[u8]) -> Option<FileId> {
         .await
         .ok()
 }
+
+/// Many small uploads at once through both members: every one gets its
+/// own slot (one allocator for the group) and reads back intact.
+#[test]
+fn concurrent_small_uploads_through_both_members_never_share_a_slot() {
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut server = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            server = trunk_server(&g);
+            server.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let server = server.unwrap();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || g
+            .block_on(upload_to(g.storage_addr(server), b"probe", "txt"))
+            .remote
+            .len()
+            == 60),
+        "small uploads never went into a trunk"
+    );
+    /// Uploads in flight at once.
+    const CONCURRENT: usize = 64;
+    let addrs = [g.storage_addr(0), g.storage_addr(1)];
+    let results: Vec<(FileId, std::net::SocketAddr, Vec<u8>)> = g.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..CONCURRENT {
+            let addr = addrs[i % 2];
+            let data = content(1000 + i, 50 + (i * 397) % 6000);
+            tasks.push(tokio::spawn(async move {
+                (upload_to(addr, &data, "bin").await, addr, data)
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("upload task"));
+        }
+        out
+    });
+    let mut slots = Vec::new();
+    for (id, addr, data) in &results {
+        assert_eq!(id.remote.len(), 60, "{}", id.remote);
+        let name = RemoteName::parse(&id.remote, 1).unwrap();
+        let loc = TrunkLocation::from_remote(&name).unwrap();
+        slots.push((loc.trunk_file_id, loc.offset, loc.size));
+        assert_eq!(&g.block_on(download_from(*addr, id)), data, "{}", id.remote);
+    }
+    slots.sort();
+    for w in slots.windows(2) {
+        let ((f1, o1, s1), (f2, o2, _)) = (w[0], w[1]);
+        assert!(
+            f1 != f2 || o1 + s1 <= o2,
+            "slots overlap: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
+}
