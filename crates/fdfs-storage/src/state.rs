@@ -549,6 +549,7 @@ impl Storage {
         if let Err(e) = self.binlog.sync() {
             tracing::warn!(error = %e, "cannot sync binlog");
         }
+        self.trunk.save_snapshot();
     }
 }
 

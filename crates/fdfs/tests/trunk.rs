@@ -366,6 +366,9 @@ fn a_new_trunk_server_allocates_only_from_new_trunk_files() {
     let old_max_id = files.iter().map(|f| f.1.trunk_file_id).max().unwrap();
 
     g.stop_storage(old);
+    // A stop saves the free-space snapshot the next start loads first.
+    let snapshot = g.store_path(old).join("data/storage_trunk.dat");
+    assert!(snapshot.is_file(), "{} missing", snapshot.display());
     assert!(
         fdfs_testkit::wait_until(Duration::from_secs(90), || trunk_server(&g) == Some(new)),
         "the leader never moved the trunk server"

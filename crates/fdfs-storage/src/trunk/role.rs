@@ -43,6 +43,7 @@ pub trait SpaceApi: Send + Sync {
     fn reset(&self) -> io::Result<()>;
     fn binlog_path(&self) -> PathBuf;
     fn free_stale_unconfirmed(&self, older_than: Duration) -> io::Result<usize>;
+    fn save_snapshot(&self) -> io::Result<()>;
 }
 
 /// Opens this storage's trunk space (blocking).
@@ -101,6 +102,9 @@ impl SpaceApi for TrunkSpace {
     }
     fn free_stale_unconfirmed(&self, older_than: Duration) -> io::Result<usize> {
         TrunkSpace::free_stale_unconfirmed(self, older_than)
+    }
+    fn save_snapshot(&self) -> io::Result<()> {
+        TrunkSpace::save_snapshot(self)
     }
 }
 
@@ -235,6 +239,18 @@ impl TrunkRole {
         let opened = (self.opener)(storage)?;
         *slot = Some(opened.clone());
         Ok(opened)
+    }
+
+    /// Writes `storage_trunk.dat` when the trunk space is open, so a
+    /// restart replays only the binlog written since (blocking; with the
+    /// other state files, and at stop).
+    pub fn save_snapshot(&self) {
+        let Some(space) = self.space() else {
+            return;
+        };
+        if let Err(e) = space.save_snapshot() {
+            tracing::warn!(error = %e, "cannot write storage_trunk.dat");
+        }
     }
 
     /// Installs an already open space (tests, and a space opened by
@@ -697,6 +713,9 @@ pub(crate) mod tests {
         }
         fn free_stale_unconfirmed(&self, _: Duration) -> io::Result<usize> {
             Ok(0)
+        }
+        fn save_snapshot(&self) -> io::Result<()> {
+            Ok(())
         }
     }
 
