@@ -502,3 +502,129 @@ fn concurrent_small_uploads_through_both_members_never_share_a_slot() {
         );
     }
 }
+
+/// The trunk commands between members: answered by the trunk server only,
+/// bodies checked at the edge, the binlog size as the tracker asks it.
+#[test]
+fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
+    use fdfs_proto::trunk_msg::{decode_i64, AllocReq, SlotReq};
+    use fdfs_proto::Status;
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut server = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            server = trunk_server(&g);
+            server.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let server = server.unwrap();
+    let member = 1 - server;
+    let (server_addr, member_addr) = (g.storage_addr(server), g.storage_addr(member));
+    let call = |addr, cmd: StorageCmd, status: u8, body: Vec<u8>| {
+        g.block_on(async move {
+            let mut conn = fdfs_testkit::connect(addr).await;
+            conn.call_with_status(cmd.into(), status, &body).await
+        })
+    };
+    let status_of = |r: Result<Vec<u8>, fdfs_client::ClientError>| match r {
+        Ok(_) => 0,
+        Err(fdfs_client::ClientError::Status(s)) => s.0,
+        Err(e) => panic!("{e}"),
+    };
+    let alloc = |group: &str, size: u32, index: u8| {
+        let mut b = BytesMut::new();
+        AllocReq {
+            group: group.into(),
+            file_size: size,
+            store_path_index: index,
+        }
+        .encode(&mut b);
+        b.to_vec()
+    };
+    // Wait until the server allocates (it may still be opening its space).
+    let mut slot = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let r = call(
+                server_addr,
+                StorageCmd::TrunkAllocSpace,
+                0,
+                alloc("group1", 1000, 0),
+            );
+            slot = r
+                .ok()
+                .map(|b| TrunkLocation::from_info_buff(&b).expect("15 bytes"));
+            slot.is_some()
+        }),
+        "the trunk server never allocated"
+    );
+    let slot = slot.unwrap();
+    assert!(slot.size >= 1024, "{slot:?}");
+    // Not the trunk server: EINVAL, as the original.
+    let r = call(
+        member_addr,
+        StorageCmd::TrunkAllocSpace,
+        0,
+        alloc("group1", 1000, 0),
+    );
+    assert_eq!(status_of(r), Status::EINVAL.0);
+    // Wrong group, store path, size or length: EINVAL.
+    for body in [
+        alloc("group9", 1000, 0),
+        alloc("group1", 1000, 3),
+        alloc("group1", SLOT_MAX_BYTES as u32, 0),
+        alloc("group1", 1000, 0)[..20].to_vec(),
+    ] {
+        let r = call(server_addr, StorageCmd::TrunkAllocSpace, 0, body);
+        assert_eq!(status_of(r), Status::EINVAL.0);
+    }
+    // Confirming with a failure status gives the slot back; a confirm of
+    // a slot in another store path is refused.
+    let confirm = |slot: TrunkLocation| {
+        let mut b = BytesMut::new();
+        SlotReq {
+            group: "group1".into(),
+            slot,
+        }
+        .encode(&mut b);
+        b.to_vec()
+    };
+    let r = call(server_addr, StorageCmd::TrunkAllocConfirm, 5, confirm(slot));
+    assert_eq!(status_of(r), 0);
+    let mut elsewhere = slot;
+    elsewhere.store_path_index = 7;
+    let r = call(
+        server_addr,
+        StorageCmd::TrunkAllocConfirm,
+        0,
+        confirm(elsewhere),
+    );
+    assert_eq!(status_of(r), Status::EINVAL.0);
+    // GET_BINLOG_SIZE: the size of data/trunk/binlog, on every member.
+    let size =
+        decode_i64(&call(server_addr, StorageCmd::TrunkGetBinlogSize, 0, Vec::new()).unwrap())
+            .unwrap();
+    let on_disk = std::fs::metadata(g.store_path(server).join("data/trunk/binlog"))
+        .unwrap()
+        .len();
+    assert_eq!(size as u64, on_disk);
+    let r = call(member_addr, StorageCmd::TrunkGetBinlogSize, 0, Vec::new());
+    assert!(r.is_ok(), "{r:?}");
+    // The trunk server keeps its marks; a member may drop its own.
+    let r = call(
+        server_addr,
+        StorageCmd::TrunkDeleteBinlogMarks,
+        0,
+        Vec::new(),
+    );
+    assert_eq!(status_of(r), Status::EINVAL.0);
+    let r = call(
+        member_addr,
+        StorageCmd::TrunkDeleteBinlogMarks,
+        0,
+        Vec::new(),
+    );
+    assert_eq!(status_of(r), 0);
+}
