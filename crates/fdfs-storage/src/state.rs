@@ -98,23 +98,58 @@ pub struct DataInitFlag {
     pub sync_until_timestamp: i64,
     pub last_ip_addr: String,
     pub last_server_port: u16,
+    /// The highest trunk file id this storage made or learnt (the
+    /// original's `g_current_trunk_file_id`).
+    pub current_trunk_file_id: i64,
+    /// The original's trunk binlog compression state, kept as read: a
+    /// storage handed back to the original resumes where it stopped.
+    pub trunk_last_compress_time: i64,
+    pub trunk_binlog_compress_stage: i64,
+    /// Keys we do not model (the original's `store_path_markN`), in file
+    /// order: dropping them makes the original refuse the store path
+    /// ("maybe used by other storage server") when the data moves back.
+    pub extra: Vec<(String, String)>,
 }
+
+/// The keys of `.data_init_flag` that [`DataInitFlag`] models.
+const INIT_FLAG_KEYS: [&str; 9] = [
+    "storage_join_time",
+    "sync_old_done",
+    "sync_src_server",
+    "sync_until_timestamp",
+    "last_ip_addr",
+    "last_server_port",
+    "current_trunk_file_id",
+    "trunk_last_compress_time",
+    "trunk_binlog_compress_stage",
+];
 
 impl DataInitFlag {
     pub fn to_text(&self) -> String {
-        format!(
-            "storage_join_time={}\nsync_old_done={}\nsync_src_server={}\nsync_until_timestamp={}\nlast_ip_addr={}\nlast_server_port={}\ncurrent_trunk_file_id=0\ntrunk_last_compress_time=0\ntrunk_binlog_compress_stage=0\n",
+        let mut text = format!(
+            "storage_join_time={}\nsync_old_done={}\nsync_src_server={}\nsync_until_timestamp={}\nlast_ip_addr={}\nlast_server_port={}\ncurrent_trunk_file_id={}\ntrunk_last_compress_time={}\ntrunk_binlog_compress_stage={}\n",
             self.storage_join_time,
             u8::from(self.sync_old_done),
             self.sync_src_server,
             self.sync_until_timestamp,
             self.last_ip_addr,
-            self.last_server_port
-        )
+            self.last_server_port,
+            self.current_trunk_file_id,
+            self.trunk_last_compress_time,
+            self.trunk_binlog_compress_stage,
+        );
+        for (k, v) in &self.extra {
+            text.push_str(k);
+            text.push('=');
+            text.push_str(v);
+            text.push('\n');
+        }
+        text
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         let get = |key: &str| ini_value(text, key);
+        let num = |key: &str| get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
         Some(DataInitFlag {
             storage_join_time: get("storage_join_time")?.parse().ok()?,
             sync_old_done: get("sync_old_done")? == "1",
@@ -126,6 +161,16 @@ impl DataInitFlag {
             last_server_port: get("last_server_port")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
+            current_trunk_file_id: num("current_trunk_file_id"),
+            trunk_last_compress_time: num("trunk_last_compress_time"),
+            trunk_binlog_compress_stage: num("trunk_binlog_compress_stage"),
+            extra: text
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .filter(|(k, _)| !k.is_empty() && !INIT_FLAG_KEYS.contains(k))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
     }
 }
@@ -650,12 +695,35 @@ mod tests {
             sync_until_timestamp: 0,
             last_ip_addr: "127.0.0.1".into(),
             last_server_port: 23000,
+            ..Default::default()
         };
         let text = f.to_text();
         assert!(
             text.starts_with("storage_join_time=1795620274\nsync_old_done=1\nsync_src_server=\n")
         );
         assert_eq!(DataInitFlag::parse(&text), Some(f));
+    }
+
+    /// The flag as the original 6.16.1 wrote it for a trunk storage: the
+    /// trunk keys and the store path mark survive our rewrite, or the
+    /// original refuses the store path when the data moves back.
+    #[test]
+    fn init_flag_keeps_the_originals_trunk_keys_and_store_path_marks() {
+        let original = "storage_join_time=1796399683\nsync_old_done=1\nsync_src_server=\n\
+            sync_until_timestamp=0\nlast_ip_addr=127.0.0.2\nlast_server_port=23423\n\
+            current_trunk_file_id=1\ntrunk_last_compress_time=1796400720\n\
+            trunk_binlog_compress_stage=9\n\
+            store_path_mark0=MTI3LjAuMC4yAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAH9bAAAAAEPiEms\n";
+        let f = DataInitFlag::parse(original).unwrap();
+        assert_eq!(f.current_trunk_file_id, 1);
+        assert_eq!(f.trunk_binlog_compress_stage, 9);
+        assert_eq!(f.to_text(), original);
+        let mut moved = f.clone();
+        moved.last_server_port = 23000;
+        moved.current_trunk_file_id = 4;
+        let text = moved.to_text();
+        assert!(text.contains("\ncurrent_trunk_file_id=4\n"));
+        assert!(text.ends_with("\nstore_path_mark0=MTI3LjAuMC4yAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAH9bAAAAAEPiEms\n"));
     }
 
     #[test]

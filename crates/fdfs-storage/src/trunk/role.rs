@@ -533,10 +533,18 @@ async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
         return Ok(());
     }
     let space = storage.trunk.serving_space()?;
-    let id = reserve_trunk_file_id(storage, space.max_trunk_file_id()).await?;
+    // The flag's id counts too: the original's compressed trunk binlog
+    // no longer names a trunk file that has no free space left.
+    let flag_max = u32::try_from(lock(&storage.init_flag).current_trunk_file_id).unwrap_or(0);
+    let id = reserve_trunk_file_id(storage, space.max_trunk_file_id().max(flag_max)).await?;
     let made = space.clone();
     let slot = blocking(move || made.add_trunk_file(index, id).map_err(io_op)).await?;
     storage.trunk.files_made.fetch_add(1, Ordering::Release);
+    {
+        // Written with the other state files; the original reads it back.
+        let mut flag = lock(&storage.init_flag);
+        flag.current_trunk_file_id = flag.current_trunk_file_id.max(i64::from(id));
+    }
     tracing::info!(
         trunk_file_id = id,
         path = %slot.trunk_file_relative_path(),
