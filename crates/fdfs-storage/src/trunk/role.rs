@@ -276,7 +276,10 @@ impl TrunkRole {
             _ => false,
         };
         let mut st = lock(&self.state);
-        if st.view.announced == announced && st.view.is_self == is_self {
+        if same_server(&st.view.announced, &announced) && st.view.is_self == is_self {
+            // Only the status byte may differ: the same server, no switch
+            // (a second switch would quarantine our free space again).
+            st.view.announced = announced;
             return;
         }
         // Taking over from someone else or from an unknown past: our copy
@@ -325,6 +328,16 @@ impl TrunkRole {
         }
         self.space()
             .ok_or_else(|| OpError::invalid("trunk space not open"))
+    }
+}
+
+/// Both name the same server (or both none / unknown), whatever its status.
+fn same_server(a: &Announced, b: &Announced) -> bool {
+    match (a, b) {
+        (Announced::Server(x), Announced::Server(y)) => {
+            x.id == y.id && x.ip_addr == y.ip_addr && x.port == y.port
+        }
+        _ => a == b,
     }
 }
 
@@ -873,6 +886,25 @@ pub(crate) mod tests {
         storage.trunk.announce(&storage, me());
         wait_serving(&storage, true).await;
         assert!(!lock(&fake.calls).contains(&"quarantine".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_status_change_of_the_same_server_is_no_new_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeSpace::default());
+        let storage = storage_with(dir.path(), fake.clone()).await;
+        storage.trunk.announce(&storage, me());
+        wait_serving(&storage, true).await;
+        let mut other_status = me();
+        other_status.status = 6;
+        storage.trunk.announce(&storage, other_status);
+        storage.trunk.announce(&storage, me());
+        assert!(storage.trunk.serving());
+        let quarantines = lock(&fake.calls)
+            .iter()
+            .filter(|c| *c == "quarantine")
+            .count();
+        assert_eq!(quarantines, 1);
     }
 
     #[test]
