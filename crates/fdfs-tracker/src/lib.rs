@@ -9,7 +9,9 @@
 //! `trusted_storage_addrs` permits it), or with `use_storage_id` by their
 //! id from storage_ids.conf (`ids`). A record held by a live connection is
 //! not taken over, moved or deleted from another address; peer text is
-//! checked (`guard`) before it is stored, persisted or logged.
+//! checked (`guard`) before it is stored, persisted or logged. With
+//! `use_trunk_file` the leader also appoints each group's trunk server
+//! (`trunk`).
 
 mod admin;
 mod cluster_stat;

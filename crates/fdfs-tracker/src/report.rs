@@ -300,7 +300,7 @@ pub fn sync_report(t: &Tracker, ctx: &mut ConnCtx, body: &[u8]) -> HandlerResult
         &j.group,
         &j.id,
         &entries,
-        t.conf.store_server == STORE_SERVER_ROUND_ROBIN,
+        t.params().store_server == STORE_SERVER_ROUND_ROBIN,
     );
     t.mark_dirty();
     Ok(change_notice(t, ctx, &c, &j.group))

@@ -4,7 +4,7 @@
 use fdfs_config::tracker::{
     TrackerConf, DOWNLOAD_SERVER_SOURCE_FIRST, STORE_LOOKUP_LOAD_BALANCE, STORE_LOOKUP_ROUND_ROBIN,
     STORE_LOOKUP_SPEC_GROUP, STORE_PATH_ROUND_ROBIN, STORE_SERVER_FIRST_BY_IP,
-    STORE_SERVER_FIRST_BY_PRI,
+    STORE_SERVER_FIRST_BY_PRI, STORE_SERVER_ROUND_ROBIN,
 };
 use fdfs_config::ReservedSpace;
 use fdfs_proto::fileid::{file_kind, FileKind, FileNameRecord, FileSource, LOGIC_FILE_PATH_LEN};
@@ -33,7 +33,13 @@ impl SelectParams {
         SelectParams {
             store_lookup: conf.store_lookup,
             store_group: conf.store_group.clone(),
-            store_server: conf.store_server,
+            // Trunk files need one store server per group (the config
+            // reader forces this too; a conf built in code is forced here).
+            store_server: if conf.use_trunk_file && conf.store_server == STORE_SERVER_ROUND_ROBIN {
+                STORE_SERVER_FIRST_BY_IP
+            } else {
+                conf.store_server
+            },
             store_path: conf.store_path,
             download_server: conf.download_server,
             reserved: conf.reserved_storage_space,
@@ -635,6 +641,27 @@ mod tests {
         // Free trunk space makes room (the current write path first).
         s.current_write_path = 1;
         assert_eq!(pick_path(&mut s, 3, 400, &p).unwrap(), 1);
+    }
+
+    #[test]
+    fn trunk_files_force_a_store_server() {
+        let conf = TrackerConf {
+            use_trunk_file: true,
+            ..TrackerConf::default()
+        };
+        assert_eq!(conf.store_server, STORE_SERVER_ROUND_ROBIN);
+        assert_eq!(
+            SelectParams::from_conf(&conf).store_server,
+            STORE_SERVER_FIRST_BY_IP
+        );
+        let by_pri = TrackerConf {
+            store_server: STORE_SERVER_FIRST_BY_PRI,
+            ..conf
+        };
+        assert_eq!(
+            SelectParams::from_conf(&by_pri).store_server,
+            STORE_SERVER_FIRST_BY_PRI
+        );
     }
 
     #[test]

@@ -161,6 +161,8 @@ pub(crate) fn render(
                 .filter(|s| s.status == storage_status::ACTIVE)
                 .count() as i64,
         );
+        j.key("trunk_server").opt_str(g.trunk_server.as_deref());
+        j.key("trunk_free_mb").num(g.trunk_free_mb);
         j.key("storages").open('[');
         for (k, s) in members.iter().enumerate() {
             let c = Counters::of(s);
@@ -390,6 +392,7 @@ mod tests {
         ));
         assert!(json.contains("\"status\":\"OFFLINE\""));
         assert!(json.contains("\"sync_lag_secs\":\"never\""));
+        assert!(json.contains("\"trunk_server\":null,\"trunk_free_mb\":0,\"storages\""));
         // DELETED records are not shown, as fdfs_monitor does not list them.
         assert!(!json.contains("10.0.0.3"));
         assert!(json.ends_with(

@@ -158,7 +158,7 @@ async fn binlog_size(t: &Tracker, addr: &str) -> i64 {
     }
 }
 
-/// Asks every candidate for its binlog size at once and picks one.
+/// Asks every candidate for its binlog size and picks one.
 async fn choose(t: &Tracker, cands: Vec<Candidate>) -> Option<String> {
     let sizes = binlog_sizes(t, cands).await;
     pick_largest(&sizes).map(|c| c.id.clone())
@@ -277,13 +277,14 @@ fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
 /// One round of the leader's check over every group.
 async fn check_groups(t: &Tracker) {
     let now = now_secs();
+    let store_server = t.params().store_server;
     let due: Vec<(String, Option<String>, Vec<Candidate>)> = {
         let c = t.lock();
         c.groups
             .values()
             .filter_map(|g| {
                 let replacing = needs_appointment(&t.conf, g, now, t.start_time)?;
-                let cands = candidates(g, t.conf.store_server, replacing.as_deref());
+                let cands = candidates(g, store_server, replacing.as_deref());
                 // Nobody to replace and nobody to appoint: nothing to do.
                 (replacing.is_some() || !cands.is_empty())
                     .then(|| (g.name.clone(), replacing, cands))
@@ -345,7 +346,7 @@ pub(crate) async fn set_trunk_server(t: &Tracker, body: &[u8]) -> HandlerResult 
         (
             g.trunk_server.clone(),
             active,
-            candidates(g, t.conf.store_server, None),
+            candidates(g, t.params().store_server, None),
         )
     };
     let chosen = match (&req.storage_id, &current) {
@@ -661,6 +662,93 @@ mod tests {
                 "group1  127.0.0.1  =>  127.0.0.1"
             ]
         );
+    }
+
+    /// A storage port that answers TRUNK_GET_BINLOG_SIZE (31) with `size`
+    /// (or EINVAL when None) and counts TRUNK_DELETE_BINLOG_MARKS (32).
+    async fn fake_storage(
+        ip: &str,
+        port: u16,
+        size: Option<i64>,
+    ) -> Arc<std::sync::atomic::AtomicU32> {
+        use fdfs_util::framing::{read_body, read_header, write_packet};
+        let marks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let l = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
+        let seen = marks.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    while let Ok(h) = read_header(&mut s).await {
+                        let _ = read_body(&mut s, h.body_len().unwrap_or(0) as usize).await;
+                        let (status, body) = match (h.cmd, size) {
+                            (31, Some(n)) => (0, n.to_be_bytes().to_vec()),
+                            (32, _) => {
+                                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                (0, Vec::new())
+                            }
+                            (fdfs_proto::CMD_QUIT, _) => return,
+                            _ => (Status::EINVAL.0, Vec::new()),
+                        };
+                        if write_packet(&mut s, fdfs_proto::CMD_RESP, status, &body)
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        marks
+    }
+
+    #[tokio::test]
+    async fn the_largest_binlog_wins_and_a_successor_drops_its_marks() {
+        // Three members on one port at three loopback addresses.
+        let port = std::net::TcpListener::bind("127.0.0.71:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let a = fake_storage("127.0.0.71", port, Some(10)).await;
+        let b = fake_storage("127.0.0.72", port, Some(500)).await;
+        let c = fake_storage("127.0.0.73", port, None).await;
+        let (_dir, t) = lone_tracker(true);
+        {
+            let mut cl = t.lock();
+            let g = cl.groups.get_mut("group1").unwrap();
+            g.storages.clear();
+            for ip in ["127.0.0.71", "127.0.0.72", "127.0.0.73"] {
+                let mut s = member(ip, st::ACTIVE, now_secs(), 0);
+                s.storage_port = port;
+                g.storages.insert(ip.into(), s);
+            }
+            g.storage_port = port;
+        }
+        check_groups(&t).await;
+        assert_eq!(
+            t.lock().groups["group1"].trunk_server.as_deref(),
+            Some("127.0.0.72")
+        );
+        // The first appointment replaces nobody: no 32.
+        assert_eq!(b.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // It goes away: the larger of the others (an error counts as -1).
+        t.lock()
+            .groups
+            .get_mut("group1")
+            .unwrap()
+            .set_status("127.0.0.72", st::DELETED);
+        check_groups(&t).await;
+        let g = t.lock().groups["group1"].clone();
+        assert_eq!(g.trunk_server.as_deref(), Some("127.0.0.71"));
+        assert_eq!(g.last_trunk_server, "127.0.0.71");
+        assert_eq!(
+            a.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "told to drop its marks"
+        );
+        assert_eq!(c.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[test]

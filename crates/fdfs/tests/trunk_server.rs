@@ -271,6 +271,18 @@ fn trunk_reports_come_from_the_trunk_server_only() {
             .await
             .unwrap();
         assert_eq!((gs.current_trunk_file_id, gs.trunk_free_mb), (7, 1234));
+        // 98: the reported space; trunk room is free disk plus trunk space.
+        let v = TrackerClient::new(&mut tc)
+            .storage_volumn_stat(&VolumnStatFilter {
+                filter_by: 2,
+                is_trunk_available: 1,
+                ..VolumnStatFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(v.groups.len(), 1);
+        assert_eq!(v.groups[0].trunk_free_mb, 1234);
+        assert!(v.groups[0].is_trunk_available);
         tc.quit().await;
         c.quit().await;
     });
@@ -424,4 +436,75 @@ fn the_trunk_server_survives_a_tracker_restart() {
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(trunk_on(&g, 0).as_deref(), Some(trunk.as_str()));
     assert_eq!(std::fs::read_to_string(&log_path).unwrap(), log_before);
+}
+
+#[test]
+fn storage_ids_name_the_trunk_server() {
+    let g = Group::start_with(GroupOptions {
+        groups: vec![("group1", 2)],
+        storage_ids: vec![100001, 100002],
+        tweak_tracker: Some(Arc::new(|c| c.use_trunk_file = true)),
+        ..GroupOptions::default()
+    });
+    assert!(g.wait_all_active(DEADLINE));
+    let trunk = wait_trunk(&g, 0, None);
+    assert!(trunk == "100001" || trunk == "100002", "{trunk}");
+    let ip = g
+        .list_storages(0, "group1")
+        .into_iter()
+        .find(|s| s.id == trunk)
+        .unwrap()
+        .ip_addr;
+    let out = monitor(&g, &["list"]);
+    assert!(
+        out.contains(&format!("current trunk server = {trunk} ({ip})\n")),
+        "{out}"
+    );
+    let log =
+        std::fs::read_to_string(g.tracker_base(0).join("logs/trunk_server_change.log")).unwrap();
+    assert!(
+        log.ends_with(&format!(" group1  -  =>  {trunk}/{ip}\n")),
+        "{log}"
+    );
+}
+
+/// The leader of `g`'s trackers (index), as tracker `asked` names it.
+fn leader_index(g: &Group, asked: usize) -> Option<usize> {
+    g.block_on(async {
+        let mut c = fdfs_client::Conn::connect(
+            &g.tracker(asked).to_string(),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .await
+        .ok()?;
+        let l = TrackerClient::new(&mut c).get_leader().await.ok();
+        c.quit().await;
+        let l = l?;
+        (0..g.tracker_count()).find(|&t| g.tracker(t).to_string() == l)
+    })
+}
+
+#[test]
+fn a_new_leader_keeps_the_trunk_server_it_learnt() {
+    let mut g = trunk_cluster(2, 2, 5);
+    assert!(g.wait_all_active(DEADLINE));
+    let mut lt = None;
+    assert!(wait_until(DEADLINE, || {
+        lt = leader_index(&g, 0);
+        lt.is_some()
+    }));
+    let lt = lt.unwrap();
+    let ft = 1 - lt;
+    let trunk = wait_trunk(&g, lt, None);
+    assert!(wait_until(DEADLINE, || trunk_on(&g, ft).as_deref()
+        == Some(trunk.as_str())));
+    g.stop_tracker(lt);
+    assert!(
+        wait_until(Duration::from_secs(60), || leader_index(&g, ft) == Some(ft)),
+        "the follower takes over"
+    );
+    // Same trunk server, and the new leader answers for it.
+    assert_eq!(set_trunk(&g, ft, "").unwrap(), trunk);
+    assert_eq!(trunk_on(&g, ft).as_deref(), Some(trunk.as_str()));
 }

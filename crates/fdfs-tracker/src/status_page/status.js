@@ -147,6 +147,10 @@ function groupSection(g) {
     fact("free", mbToHuman(g.free_mb), "g-free"),
     fact("available", mbToHuman(avail), "g-avail"),
   ]);
+  if (g.trunk_server) {
+    head.append(fact("trunk server", g.trunk_server, "g-trunk"));
+    head.append(fact("trunk free", mbToHuman(g.trunk_free_mb), "g-trunk-free"));
+  }
   const columns = ["id", "host", "status", "version", "total", "free",
     "store paths (free space)", "replication lag", "uploads", "downloads"];
   const table = el("table", {}, [
