@@ -143,6 +143,8 @@ pub struct TrunkRole {
     state: Mutex<RoleState>,
     changes: watch::Sender<RoleView>,
     space: Mutex<Option<Arc<dyn SpaceApi>>>,
+    /// Held while the space is being opened (blocking callers only).
+    opening: Mutex<()>,
     opener: Box<SpaceOpener>,
     /// One new trunk file at a time: concurrent allocations that all found
     /// no room wait for the one file being made.
@@ -182,6 +184,7 @@ impl TrunkRole {
             }),
             changes,
             space: Mutex::new(None),
+            opening: Mutex::new(()),
             opener,
             creating: tokio::sync::Mutex::new(()),
             files_made: AtomicU64::new(0),
@@ -232,12 +235,14 @@ impl TrunkRole {
     /// too: they keep the trunk server's binlog (cmd 30) and so can take
     /// the role over.
     pub fn open_space(&self, storage: &Storage) -> io::Result<Arc<dyn SpaceApi>> {
-        let mut slot = lock(&self.space);
-        if let Some(s) = slot.as_ref() {
-            return Ok(s.clone());
+        // Opening replays the binlog and may take long: async callers of
+        // `space()` must not wait for it, so it runs under a lock of its own.
+        let _one_opener = lock(&self.opening);
+        if let Some(s) = self.space() {
+            return Ok(s);
         }
         let opened = (self.opener)(storage)?;
-        *slot = Some(opened.clone());
+        *lock(&self.space) = Some(opened.clone());
         Ok(opened)
     }
 
@@ -546,7 +551,9 @@ async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
         return Ok(());
     }
     let space = storage.trunk.serving_space()?;
-    let id = reserve_trunk_file_id(storage, space.max_trunk_file_id()).await?;
+    let seen = space.clone();
+    let seen_max = blocking(move || Ok(seen.max_trunk_file_id())).await?;
+    let id = reserve_trunk_file_id(storage, seen_max).await?;
     let made = space.clone();
     let slot = blocking(move || made.add_trunk_file(index, id).map_err(io_op)).await?;
     storage.trunk.files_made.fetch_add(1, Ordering::Release);
