@@ -365,10 +365,11 @@ async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
         if took_over {
             space.quarantine_all();
         }
-        Ok(space)
+        let free_bytes = space.free_bytes();
+        Ok((space, free_bytes))
     })
     .await;
-    let space = match opened {
+    let (space, free_bytes) = match opened {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e.reason, "cannot open the trunk space; not serving as trunk server");
@@ -380,7 +381,7 @@ async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
     }
     tracing::info!(
         quarantined = took_over,
-        free_bytes = space.free_bytes(),
+        free_bytes,
         "serving as the group's trunk server"
     );
     tokio::spawn(push_loop(storage.clone(), epoch));
