@@ -15,7 +15,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::trunk::{TrunkLocation, TRUNK_INFO_BUFF_LEN};
+use crate::trunk::{TrunkLocation, SLOT_HEADER_LEN, TRUNK_INFO_BUFF_LEN};
 use crate::wire::{put_fixed, Reader};
 use crate::{ProtoError, GROUP_NAME_MAX_LEN};
 
@@ -23,7 +23,10 @@ use crate::{ProtoError, GROUP_NAME_MAX_LEN};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllocReq {
     pub group: String,
-    /// Content bytes of the file to store (the slot adds its 24-byte header).
+    /// Content bytes of the file to store. On the wire the size counts the
+    /// 24-byte slot header too: the original's member sends
+    /// `TRUNK_CALC_SIZE(file_bytes)` and its trunk server allocates exactly
+    /// that (rounded), so the codec adds and strips the header here.
     pub file_size: u32,
     pub store_path_index: u8,
 }
@@ -33,11 +36,11 @@ impl AllocReq {
 
     pub fn encode(&self, buf: &mut BytesMut) {
         put_fixed(buf, self.group.as_bytes(), GROUP_NAME_MAX_LEN);
-        buf.put_u32(self.file_size);
+        buf.put_u32(self.file_size.saturating_add(SLOT_HEADER_LEN as u32));
         buf.put_u8(self.store_path_index);
     }
 
-    /// Exactly 21 bytes; a negative size is refused.
+    /// Exactly 21 bytes; a size smaller than the slot header is refused.
     pub fn decode(body: &[u8]) -> Result<Self, ProtoError> {
         if body.len() != Self::WIRE_LEN {
             return Err(ProtoError::BadLength(body.len()));
@@ -46,7 +49,13 @@ impl AllocReq {
         let group = r.fixed_str(GROUP_NAME_MAX_LEN)?;
         let size = r.i32()?;
         let file_size = u32::try_from(size)
-            .map_err(|_| ProtoError::invalid(format!("negative trunk file size {size}")))?;
+            .ok()
+            .and_then(|n| n.checked_sub(SLOT_HEADER_LEN as u32))
+            .ok_or_else(|| {
+                ProtoError::invalid(format!(
+                    "trunk slot size {size} is smaller than the slot header"
+                ))
+            })?;
         Ok(AllocReq {
             group,
             file_size,
@@ -135,8 +144,28 @@ mod tests {
         assert_eq!(buf.len(), AllocReq::WIRE_LEN);
         assert_eq!(&buf[..6], b"group1");
         assert_eq!(&buf[6..16], &[0u8; 10]);
-        assert_eq!(&buf[16..], &[1, 2, 3, 4, 2]);
+        // 0x01020304 content bytes + the 24-byte header.
+        assert_eq!(&buf[16..], &[1, 2, 3, 0x1C, 2]);
         assert_eq!(AllocReq::decode(&buf).unwrap(), req);
+    }
+
+    /// The body a C 6.16.1 member sends for a 1,000-byte upload:
+    /// `TRUNK_CALC_SIZE(1000)` = 1,024 (found by hand: our check of the
+    /// answer refused the original trunk server's too small slots).
+    #[test]
+    fn alloc_request_size_counts_the_slot_header_as_the_original() {
+        let mut body = b"group1".to_vec();
+        body.resize(GROUP_NAME_MAX_LEN, 0);
+        body.extend_from_slice(&1024i32.to_be_bytes());
+        body.push(0);
+        let req = AllocReq::decode(&body).unwrap();
+        assert_eq!(req.file_size, 1000);
+        let mut buf = BytesMut::new();
+        req.encode(&mut buf);
+        assert_eq!(&buf[..], &body[..]);
+        // Below the header: no file fits.
+        body[16..20].copy_from_slice(&23i32.to_be_bytes());
+        assert!(AllocReq::decode(&body).is_err());
     }
 
     #[test]
