@@ -88,7 +88,9 @@ impl ScrubReq {
         }
         let mut slots = Vec::with_capacity(n);
         for _ in 0..n {
-            slots.push(TrunkLocation::from_info_buff(r.bytes(TRUNK_INFO_BUFF_LEN)?)?);
+            slots.push(TrunkLocation::from_info_buff(
+                r.bytes(TRUNK_INFO_BUFF_LEN)?,
+            )?);
         }
         Ok(ScrubReq { group, op, slots })
     }
@@ -177,8 +179,12 @@ fn get_list<T>(
     r: &mut Reader<'_>,
     mut each: impl FnMut(&mut Reader<'_>) -> Result<T, ProtoError>,
 ) -> Result<Listed<T>, ProtoError> {
-    let total = r.bytes(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))?;
-    let n = r.bytes(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))? as usize;
+    let total = r
+        .bytes(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))?;
+    let n = r
+        .bytes(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))? as usize;
     if n > MAX_LIST || n as u64 > u64::from(total) {
         return Err(ProtoError::invalid(format!(
             "trunk scrub list of {n} entries (total {total})"
@@ -243,7 +249,11 @@ impl ScrubAnswer {
             let cleared = r.u8()? != 0;
             let n = usize::from(r.u8()?);
             let reason = String::from_utf8_lossy(r.bytes(n)?).into_owned();
-            Ok(Mismatch { at, cleared, reason })
+            Ok(Mismatch {
+                at,
+                cleared,
+                reason,
+            })
         })?;
         let quarantined = get_list(&mut r, |r| Ok((get_slot(r)?, r.u8()? != 0)))?;
         let unconfirmed = get_list(&mut r, |r| Ok((get_slot(r)?, get_count(r)?)))?;

@@ -280,6 +280,12 @@ mod tests {
         assert_eq!(live.overlapping(&slot(0, 1024)), 2);
         assert_eq!(live.overlapping(&slot(600, 10)), 1);
         assert_eq!(live.overlapping(&slot(768, 10)), 0);
-        assert_eq!(live.overlapping(&TrunkLocation { trunk_file_id: 2, ..slot(0, 1024) }), 0);
+        assert_eq!(
+            live.overlapping(&TrunkLocation {
+                trunk_file_id: 2,
+                ..slot(0, 1024)
+            }),
+            0
+        );
     }
 }

@@ -16,9 +16,7 @@ use fdfs_client::{Client, ClientError, Conn, TrackerClient};
 use fdfs_proto::stat::{storage_status, StorageStat};
 use fdfs_proto::trunk::TrunkLocation;
 use fdfs_proto::trunk_binlog::slot_end;
-use fdfs_proto::trunk_scrub::{
-    decode_statuses, Probe, ScrubAnswer, ScrubOp, ScrubReq, MAX_SLOTS,
-};
+use fdfs_proto::trunk_scrub::{decode_statuses, Probe, ScrubAnswer, ScrubOp, ScrubReq, MAX_SLOTS};
 use fdfs_proto::{Status, StorageCmd};
 
 use crate::tools::format::errno_text;
@@ -78,7 +76,11 @@ pub fn run(session: &Session, args: &CheckArgs) -> ExitCode {
     }
 }
 
-async fn check(client: &Client, session: &Session, args: &CheckArgs) -> Result<Totals, ClientError> {
+async fn check(
+    client: &Client,
+    session: &Session,
+    args: &CheckArgs,
+) -> Result<Totals, ClientError> {
     let mut last = ClientError::Status(Status::ECONNREFUSED);
     let mut conn = None;
     for i in 0..client.trackers().len() {
@@ -181,10 +183,7 @@ async fn check_group(
     for s in storages {
         let addr = storage_addr(s);
         if s.status != storage_status::ACTIVE {
-            outln!(
-                "  {addr}: skipped ({})",
-                storage_status::caption(s.status)
-            );
+            outln!("  {addr}: skipped ({})", storage_status::caption(s.status));
             skipped += 1;
             continue;
         }
@@ -285,9 +284,10 @@ async fn check_group(
     if !probe_slots.is_empty() && can_prove {
         for m in &members {
             let body = call_slots(&m.addr, timeouts, group, ScrubOp::Probe, &probe_slots).await;
-            match body.map_err(|e| e.to_string()).and_then(|b| {
-                Probe::decode_all(&b, probe_slots.len()).map_err(|e| e.to_string())
-            }) {
+            match body
+                .map_err(|e| e.to_string())
+                .and_then(|b| Probe::decode_all(&b, probe_slots.len()).map_err(|e| e.to_string()))
+            {
                 Ok(probes) => {
                     for (b, p) in busy.iter_mut().zip(probes) {
                         *b |= p.files_on_disk > 0 || p.live_names > 0;
@@ -439,6 +439,12 @@ mod tests {
             ..s
         };
         assert!(starts_in(&inner, &s));
-        assert!(!starts_in(&TrunkLocation { offset: 768, ..inner }, &s));
+        assert!(!starts_in(
+            &TrunkLocation {
+                offset: 768,
+                ..inner
+            },
+            &s
+        ));
     }
 }
