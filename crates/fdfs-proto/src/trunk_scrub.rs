@@ -70,7 +70,7 @@ impl ScrubReq {
     /// SCRUB takes no slots, the other ops 1 to [`MAX_SLOTS`].
     pub fn decode(body: &[u8]) -> Result<Self, ProtoError> {
         let head = GROUP_NAME_MAX_LEN + 1;
-        if body.len() < head || (body.len() - head) % TRUNK_INFO_BUFF_LEN != 0 {
+        if body.len() < head || !(body.len() - head).is_multiple_of(TRUNK_INFO_BUFF_LEN) {
             return Err(ProtoError::BadLength(body.len()));
         }
         let mut r = Reader::new(body);

@@ -432,3 +432,64 @@ fn a_storage_without_trunk_scrub_is_reported_not_supported() {
     );
     assert!(out.contains("1 not supported"), "{out}");
 }
+
+#[test]
+fn a_slot_whose_free_never_reached_the_trunk_server_is_freed_by_repair() {
+    let g = trunk_group(1);
+    assert!(g.wait_all_active(DEADLINE), "member never became ACTIVE");
+    let server = trunk_server(&g, None);
+    let id = upload_trunked(&g, server, &content(3, 700));
+    let loc = location(&id);
+    // A delete whose FREE_SPACE (29) failed: the slot cleared as the
+    // storage clears it (type 0, size kept), the DELETE record written,
+    // the trunk binlog still holding the slot.
+    let cleared = SlotHeader {
+        file_type: 0,
+        alloc_size: loc.size,
+        file_size: 0,
+        crc32: 0,
+        mtime: 0,
+        ext7: [0; 7],
+    };
+    let f = trunk_file(&g, server, &loc);
+    f.write_all_at(&cleared.encode(), u64::from(loc.offset))
+        .unwrap();
+    // Only the header: while the storage binlog still names the file, the
+    // slot is kept.
+    let (code, out) = check(&g, &["--repair"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "leaked slot? {} (allocated, header free): kept, a member holds a file there",
+            slot_text(&loc)
+        )),
+        "{out}"
+    );
+    let mut binlog = std::fs::OpenOptions::new()
+        .append(true)
+        .open(g.store_path(server).join("data/sync/binlog.000"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut binlog,
+        format!("1700000000 D {}\n", id.remote).as_bytes(),
+    )
+    .unwrap();
+    let (code, out) = check(&g, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "leaked slot: {} (allocated, header free)",
+            slot_text(&loc)
+        )),
+        "{out}"
+    );
+    let (code, out) = check(&g, &["--repair"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("freed leaked slot {}", slot_text(&loc))),
+        "{out}"
+    );
+    assert!(freed_in_binlog(&g.store_path(server), &loc));
+    let (code, out) = check(&g, &[]);
+    assert_eq!(code, 0, "{out}");
+}
