@@ -32,7 +32,7 @@ use crate::ops::blocking;
 use crate::state::{lock, Storage};
 
 pub use super::space::Alloc;
-use super::space::TrunkSpace;
+use super::space::{ScrubReport, TrunkSpace};
 
 /// The trunk space as this module uses it: the contract of
 /// `trunk::space::TrunkSpace` (blocking methods, interior locking).
@@ -51,6 +51,25 @@ pub trait SpaceApi: Send + Sync {
     fn binlog_path(&self) -> PathBuf;
     fn free_stale_unconfirmed(&self, older_than: Duration) -> io::Result<usize>;
     fn save_snapshot(&self) -> io::Result<()>;
+    // `fdfs trunk check` (trunk::scrub); a space without them refuses.
+    fn scrub_local(&self) -> io::Result<ScrubReport> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn scrub_range(&self, _slot: &TrunkLocation) -> io::Result<Vec<TrunkLocation>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn quarantined(&self) -> Vec<TrunkLocation> {
+        Vec::new()
+    }
+    fn release_quarantine(&self, _slot: &TrunkLocation) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn unconfirmed_ages(&self) -> Vec<(TrunkLocation, Duration)> {
+        Vec::new()
+    }
+    fn free_leaked(&self, _slot: &TrunkLocation, _older_than: Duration) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// Opens this storage's trunk space (blocking).
@@ -112,6 +131,24 @@ impl SpaceApi for TrunkSpace {
     }
     fn save_snapshot(&self) -> io::Result<()> {
         TrunkSpace::save_snapshot(self)
+    }
+    fn scrub_local(&self) -> io::Result<ScrubReport> {
+        TrunkSpace::scrub_local(self)
+    }
+    fn scrub_range(&self, slot: &TrunkLocation) -> io::Result<Vec<TrunkLocation>> {
+        TrunkSpace::scrub_range(self, slot)
+    }
+    fn quarantined(&self) -> Vec<TrunkLocation> {
+        TrunkSpace::quarantined(self)
+    }
+    fn release_quarantine(&self, slot: &TrunkLocation) -> io::Result<()> {
+        TrunkSpace::release_quarantine(self, slot)
+    }
+    fn unconfirmed_ages(&self) -> Vec<(TrunkLocation, Duration)> {
+        TrunkSpace::unconfirmed_ages(self)
+    }
+    fn free_leaked(&self, slot: &TrunkLocation, older_than: Duration) -> io::Result<()> {
+        TrunkSpace::free_leaked(self, slot, older_than)
     }
 }
 
