@@ -1,8 +1,9 @@
 //! UPLOAD_FILE (11), UPLOAD_APPENDER_FILE (23) and UPLOAD_SLAVE_FILE (21).
 //!
 //! Content streams through a fixed buffer into a temp file under the store
-//! path's `data/.tmp`; only when it is complete is it linked under its final
-//! name, so a crash or a dropped connection never leaves a partial file
+//! path's `data/.tmp` (a body of one buffer is read whole first, then
+//! written, linked and logged by one blocking task); only when it is
+//! complete is it linked under its final name, so a crash or a dropped connection never leaves a partial file
 //! under a file ID. The CREATE record is written before the link, under
 //! the binlog lock: a kill in between leaves a record without its file
 //! (skipped by readers), never a file without its record, at no more cost
@@ -57,19 +58,74 @@ impl TempFile {
     }
 }
 
-/// Streams `size` body bytes into a new temp file in store path `index`.
-pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResult<TempFile> {
-    let tmp_dir = s.storage.paths[index].tmp_dir();
-    let name = format!(
-        "{:08x}{:08x}.tmp",
-        random_u32(&s.storage),
-        random_u32(&s.storage)
-    );
-    let mut temp = TempFile {
-        tmp: fdfs_util::fs::TempPath::new(tmp_dir.join(name)),
+/// A fresh temp file name in store path `index` (not created yet).
+fn new_temp(storage: &Storage, index: usize, size: u64) -> TempFile {
+    let name = format!("{:08x}{:08x}.tmp", random_u32(storage), random_u32(storage));
+    TempFile {
+        tmp: fdfs_util::fs::TempPath::new(storage.paths[index].tmp_dir().join(name)),
         crc32: 0,
         size,
-    };
+    }
+}
+
+/// An upload's content once the body is read: already in a temp file, or
+/// (small ones) still in memory, to be written by the same blocking task
+/// that links it into place.
+pub enum Received {
+    Temp(TempFile),
+    Memory { body: Vec<u8>, crc32: u32 },
+}
+
+impl Received {
+    /// Reads the `size`-byte body: a body that fits one chunk into memory
+    /// (no disk work, no blocking-pool hop: each hop costs two thread
+    /// wake-ups, the bulk of a small upload's CPU), a bigger one streamed
+    /// into a temp file in store path `index`.
+    pub async fn read(s: &mut Session, index: usize, size: u64) -> OpResult<Received> {
+        if size > super::BODY_CHUNK_BYTES as u64 {
+            return Ok(Received::Temp(receive_to_temp(s, index, size).await?));
+        }
+        let body = s.read_exact_body(size as usize).await?;
+        let crc32 = crc32fast::hash(&body);
+        Ok(Received::Memory { body, crc32 })
+    }
+
+    /// The content as a complete temp file in store path `index`, written
+    /// (and synced, as `fsync_after_written_bytes` asks) now if it was in
+    /// memory. Blocking.
+    pub fn into_temp(self, storage: &Storage, index: usize) -> OpResult<TempFile> {
+        let (body, crc32) = match self {
+            Received::Temp(temp) => return Ok(temp),
+            Received::Memory { body, crc32 } => (body, crc32),
+        };
+        let mut temp = new_temp(storage, index, body.len() as u64);
+        temp.crc32 = crc32;
+        storage.bump(|st| st.total_file_open_count += 1);
+        let mut file = match std::fs::File::create(temp.path()) {
+            Ok(f) => f,
+            Err(e) => {
+                temp.disarm();
+                return Err(e.into());
+            }
+        };
+        storage.bump(|st| st.success_file_open_count += 1);
+        // A failure drops `temp`, which removes the partial file.
+        std::io::Write::write_all(&mut file, &body)?;
+        storage.bump(|st| {
+            st.total_file_write_count += 1;
+            st.success_file_write_count += 1;
+        });
+        let fsync_threshold = storage.conf.fsync_after_written_bytes;
+        if fsync_threshold > 0 && temp.size >= fsync_threshold {
+            file.sync_all()?;
+        }
+        Ok(temp)
+    }
+}
+
+/// Streams `size` body bytes into a new temp file in store path `index`.
+pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResult<TempFile> {
+    let mut temp = new_temp(&s.storage, index, size);
     s.storage.bump(|st| st.total_file_open_count += 1);
     let create = temp.path().to_path_buf();
     let file = match blocking(move || Ok(std::fs::File::create(create)?)).await {
@@ -93,17 +149,11 @@ pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResu
         st.success_file_write_count += writes;
     });
     let fsync_threshold = s.storage.conf.fsync_after_written_bytes;
-    let fsync = fsync_threshold > 0 && size >= fsync_threshold;
-    if let Err(e) = blocking(move || {
-        if fsync {
-            file.sync_all()?;
+    if fsync_threshold > 0 && size >= fsync_threshold {
+        if let Err(e) = blocking(move || Ok(file.sync_all()?)).await {
+            temp.discard().await;
+            return Err(e);
         }
-        Ok(())
-    })
-    .await
-    {
-        temp.discard().await;
-        return Err(e);
     }
     temp.crc32 = hasher.finalize();
     Ok(temp)
@@ -212,13 +262,15 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
         return Err(OpError::new(Status::ENOSPC, "no store path has room"));
     };
     storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
-    let mut temp = receive_to_temp(s, index, req.file_size).await?;
+    let received = Received::read(s, index, req.file_size).await?;
     let ext7 = store::new_ext7(&req.ext, &mut lock(&storage.rng));
     let dir = next_dir(&storage);
     let disk_storage = storage.clone();
-    let (remote, mtime) =
-        blocking(move || commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender))
-            .await?;
+    let (remote, mtime) = blocking(move || {
+        let mut temp = received.into_temp(&disk_storage, index)?;
+        commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender)
+    })
+    .await?;
     storage.bump(|st| {
         st.success_upload_bytes += req.file_size as i64;
         st.last_source_update = mtime;
