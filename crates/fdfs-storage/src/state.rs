@@ -154,6 +154,9 @@ pub struct Storage {
     /// something changed.
     pub stats_version: AtomicU64,
     pub spaces: Mutex<Vec<SpaceMb>>,
+    /// When `spaces` was read; None: never, or known to be wrong (an
+    /// ENOSPC), so the next upload reads it again.
+    spaces_read_at: Mutex<Option<std::time::Instant>>,
     pub round_robin_path: Mutex<usize>,
     /// Out-of-turn disk reports the tracker reporters owe (a path filled
     /// up or got room back).
@@ -333,6 +336,7 @@ impl Storage {
             stats: Mutex::new(stats),
             stats_version: AtomicU64::new(1),
             spaces: Mutex::new(spaces),
+            spaces_read_at: Mutex::new(Some(std::time::Instant::now())),
             round_robin_path: Mutex::new(0),
             disk_reports: Default::default(),
             up_time: now_secs(),
@@ -521,7 +525,22 @@ impl Storage {
             .map(|p| crate::disk::space(&p.root).unwrap_or_default())
             .collect();
         *lock(&self.spaces) = spaces.clone();
+        *lock(&self.spaces_read_at) = Some(std::time::Instant::now());
         spaces
+    }
+
+    /// The spaces of the last reading when it is younger than `max_age`:
+    /// an upload need not statfs every store path (the disk watcher and
+    /// the reporters re-read them every few seconds).
+    pub fn recent_spaces(&self, max_age: std::time::Duration) -> Option<Vec<SpaceMb>> {
+        let read_at = (*lock(&self.spaces_read_at))?;
+        (read_at.elapsed() < max_age).then(|| lock(&self.spaces).clone())
+    }
+
+    /// The last reading is wrong (a write hit ENOSPC): the next upload
+    /// reads the spaces again.
+    pub fn forget_spaces(&self) {
+        *lock(&self.spaces_read_at) = None;
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -253,9 +253,24 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
         i if i >= 0 && (i as usize) < storage.paths.len() => Some(i as usize),
         i => return Err(OpError::invalid(format!("store path index {i}"))),
     };
-    let disk_storage = storage.clone();
     let size = req.file_size;
-    let chosen = blocking(move || Ok(pick_path(&disk_storage, requested, size))).await?;
+    // A recent reading decides when every path has ample room in it (the
+    // choice is then the one a fresh reading would make); otherwise, and
+    // for every refusal, the spaces are read again.
+    let recent = storage
+        .recent_spaces(SPACE_READING_MAX_AGE)
+        .filter(|sp| all_ample(&storage, sp, size));
+    let chosen = match recent.and_then(|sp| pick_path(&storage, &sp, requested, size, false)) {
+        Some(i) => Some(i),
+        None => {
+            let disk_storage = storage.clone();
+            blocking(move || {
+                let spaces = disk_storage.refresh_spaces();
+                Ok(pick_path(&disk_storage, &spaces, requested, size, true))
+            })
+            .await?
+        }
+    };
     let Some(index) = chosen else {
         // Refused before the body is read: the connection answers at once
         // (a small body is drained, a big one gets a lingering close).
@@ -333,23 +348,54 @@ fn link_slave(
     Ok(mtime)
 }
 
-/// Chooses a store path with room for `size` bytes (§11.3).
-fn pick_path(storage: &Storage, requested: Option<usize>, size: u64) -> Option<usize> {
+/// How old a free-space reading an upload may choose its store path by.
+/// The original goes by a reading up to `stat_report_interval` old; a
+/// write that still finds the disk full answers ENOSPC and drops the
+/// reading.
+const SPACE_READING_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Room a recent reading must show on every path beyond an upload and the
+/// reserve to be trusted: more than the store takes in
+/// [`SPACE_READING_MAX_AGE`], so a fresh reading would decide the same.
+const SPACE_READING_SLACK_MB: u64 = 1024;
+
+/// Whether every writable store path has room for `size` bytes and
+/// [`SPACE_READING_SLACK_MB`] in `spaces`.
+fn all_ample(storage: &Storage, spaces: &[crate::disk::SpaceMb], size: u64) -> bool {
+    let reserved = storage.params().reserved_storage_space;
+    let need_mb = size / (1024 * 1024) + SPACE_READING_SLACK_MB;
+    let n = storage.paths.len();
+    storage.paths.iter().enumerate().all(|(i, p)| {
+        p.readonly
+            || spaces
+                .get(i)
+                .is_some_and(|sp| store::path_has_room(&reserved, *sp, need_mb, n))
+    })
+}
+
+/// Chooses a store path with room for `size` bytes (§11.3) by `spaces`;
+/// `log` names every path in a warning when none has room.
+fn pick_path(
+    storage: &Storage,
+    spaces: &[crate::disk::SpaceMb],
+    requested: Option<usize>,
+    size: u64,
+    log: bool,
+) -> Option<usize> {
     let params = storage.params();
-    let spaces = storage.refresh_spaces();
     let incoming_mb = size / (1024 * 1024);
     let mut rr = lock(&storage.round_robin_path);
     let chosen = store::choose_path(
         &storage.paths,
-        &spaces,
+        spaces,
         &params.reserved_storage_space,
         incoming_mb,
         requested,
         params.store_path_mode,
         &mut rr,
     );
-    if chosen.is_none() {
-        log_no_room(storage, &spaces, &params.reserved_storage_space, size);
+    if chosen.is_none() && log {
+        log_no_room(storage, spaces, &params.reserved_storage_space, size);
     }
     chosen
 }
