@@ -81,6 +81,18 @@ pub struct TrackerParams {
     pub trunk: fdfs_config::TrunkParams,
 }
 
+/// Fewest small-upload writer threads: one disk stall must not hold every
+/// small upload.
+const MIN_WRITER_THREADS: usize = 4;
+
+/// `disk_writer_threads` per store path, as the original's writer threads,
+/// and at least [`MIN_WRITER_THREADS`].
+fn writer_threads(conf: &StorageConf, paths: usize) -> usize {
+    (conf.disk_writer_threads as usize)
+        .saturating_mul(paths)
+        .max(MIN_WRITER_THREADS)
+}
+
 /// The value of `key` in the `key=value` lines of a state file.
 pub fn ini_value(text: &str, key: &str) -> Option<String> {
     text.lines()
@@ -164,6 +176,8 @@ pub struct Storage {
     pub up_time: i64,
     /// `logs/storage_access.log` when `[access-log] enabled = true`.
     pub access_log: Option<crate::access_log::AccessLog>,
+    /// The threads that write small uploads.
+    pub writers: crate::writers::Writers,
     /// Client connections now open, and the most ever open at once (the
     /// connection counters of the statistics).
     pub connections_current: std::sync::atomic::AtomicI32,
@@ -321,6 +335,7 @@ impl Storage {
             trust_storage_server_id: true,
             trunk: fdfs_config::TrunkParams::default(),
         };
+        let writers = crate::writers::Writers::new(writer_threads(&conf, paths.len()));
         Ok(Arc::new(Storage {
             group: conf.group_name.clone(),
             port,
@@ -341,6 +356,7 @@ impl Storage {
             disk_reports: Default::default(),
             up_time: now_secs(),
             access_log,
+            writers,
             connections_current: std::sync::atomic::AtomicI32::new(0),
             connections_max: std::sync::atomic::AtomicI32::new(0),
             counters: crate::metrics::StorageCounters::default(),

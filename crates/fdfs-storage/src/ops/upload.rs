@@ -115,12 +115,17 @@ impl Received {
             st.total_file_write_count += 1;
             st.success_file_write_count += 1;
         });
-        let fsync_threshold = storage.conf.fsync_after_written_bytes;
-        if fsync_threshold > 0 && temp.size >= fsync_threshold {
+        if syncs(storage, temp.size) {
             file.sync_all()?;
         }
         Ok(temp)
     }
+}
+
+/// Whether an upload of `size` bytes is synced (`fsync_after_written_bytes`).
+fn syncs(storage: &Storage, size: u64) -> bool {
+    let threshold = storage.conf.fsync_after_written_bytes;
+    threshold > 0 && size >= threshold
 }
 
 /// Streams `size` body bytes into a new temp file in store path `index`.
@@ -148,8 +153,7 @@ pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResu
         st.total_file_write_count += writes;
         st.success_file_write_count += writes;
     });
-    let fsync_threshold = s.storage.conf.fsync_after_written_bytes;
-    if fsync_threshold > 0 && size >= fsync_threshold {
+    if syncs(&s.storage, size) {
         if let Err(e) = blocking(move || Ok(file.sync_all()?)).await {
             temp.discard().await;
             return Err(e);
@@ -278,14 +282,21 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
     };
     storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
     let received = Received::read(s, index, req.file_size).await?;
+    // A synced write can take long: it keeps to the blocking pool, where it
+    // holds no writer thread that other small uploads wait for.
+    let small_and_quick = matches!(received, Received::Memory { .. }) && !syncs(&storage, size);
     let ext7 = store::new_ext7(&req.ext, &mut lock(&storage.rng));
     let dir = next_dir(&storage);
     let disk_storage = storage.clone();
-    let (remote, mtime) = blocking(move || {
+    let commit = move || {
         let mut temp = received.into_temp(&disk_storage, index)?;
         commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender)
-    })
-    .await?;
+    };
+    let (remote, mtime) = if small_and_quick {
+        storage.writers.run(commit).await?
+    } else {
+        blocking(commit).await?
+    };
     storage.bump(|st| {
         st.success_upload_bytes += req.file_size as i64;
         st.last_source_update = mtime;
