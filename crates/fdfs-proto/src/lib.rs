@@ -20,6 +20,7 @@ pub mod sync_msg;
 pub mod tracker_msg;
 pub mod trunk;
 pub mod trunk_binlog;
+pub mod trunk_msg;
 pub mod wire;
 
 pub use cmd::{

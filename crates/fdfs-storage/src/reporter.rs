@@ -238,6 +238,7 @@ async fn session(
     let disk_every = Duration::from_secs(conf.stat_report_interval_secs.max(1));
     let mut sent_stats_version = 0u64;
     let mut sent_received_version = 0u64;
+    let mut sent_trunk_free_mb: Option<i64> = None;
     let mut disk_requests = storage.disk_reports.subscribe();
     disk_requests.borrow_and_update();
     let mut disk_wanted = false;
@@ -263,6 +264,7 @@ async fn session(
                 &mut sent_received_version,
             )
             .await?;
+            report_trunk_free(storage, &mut conn, &mut sent_trunk_free_mb).await?;
             next_beat = Instant::now() + beat_every;
         }
         let reported = last_disk_report.unwrap_or_else(Instant::now);
@@ -270,10 +272,14 @@ async fn session(
         if disk_wanted {
             wake = wake.min(reported + crate::disk::PROMPT_REPORT_MIN_GAP);
         }
+        let serves_trunk_ids = is_leader_connection(storage, &conn);
         tokio::select! {
             _ = shutdown.cancelled() => {
                 conn.quit().await;
                 return Ok(());
+            }
+            _ = storage.trunk.id_wanted(), if serves_trunk_ids => {
+                reserve_trunk_file_ids(storage, &mut conn).await?;
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
             changed = disk_requests.changed(), if !disk_wanted => {
@@ -323,6 +329,69 @@ async fn beat(
         handle_notice(storage, &notice);
         *sent_received_version = received;
     }
+    Ok(())
+}
+
+/// Whether this reporter's tracker is the leader (as the last leader
+/// brief said; any tracker while none is known): trunk file ids are
+/// reserved there.
+fn is_leader_connection(storage: &Storage, conn: &Conn) -> bool {
+    let Some(leader) = storage.trunk.leader() else {
+        return true;
+    };
+    conn.stream
+        .peer_addr()
+        .is_ok_and(|a| a.ip().to_string() == leader.ip_addr && i32::from(a.port()) == leader.port)
+}
+
+/// Serves the waiting requests for new trunk file ids (72 then 73) on this
+/// joined connection to the leader. A refusal goes to the requester; a
+/// broken connection also ends the session.
+async fn reserve_trunk_file_ids(storage: &Storage, conn: &mut Conn) -> Result<(), ClientError> {
+    for req in storage.trunk.take_id_requests() {
+        match crate::trunk::role::exchange_trunk_fid(conn, req.seen_max).await {
+            Ok(id) => {
+                let _ = req.reply.send(Ok(id));
+            }
+            Err(e) => {
+                let status = crate::trunk::role::client_status(&e);
+                let _ = req.reply.send(Err(crate::error::OpError::new(
+                    status,
+                    format!("trunk file id from the leader tracker: {e}"),
+                )));
+                if !matches!(e, ClientError::Status(_)) || !conn.is_in_step() {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// REPORT_TRUNK_FREE (74) from the trunk server when its free trunk space
+/// changed since this connection last said it. A value is sent once even
+/// when the tracker refuses it, so a refusal cannot repeat every beat.
+async fn report_trunk_free(
+    storage: &Arc<Storage>,
+    conn: &mut Conn,
+    sent: &mut Option<i64>,
+) -> Result<(), ClientError> {
+    // The space's lock may be held by a snapshot being written.
+    let s = storage.clone();
+    let free = tokio::task::spawn_blocking(move || crate::trunk::role::free_mb(&s))
+        .await
+        .unwrap_or(None);
+    let Some(mb) = free else {
+        *sent = None;
+        return Ok(());
+    };
+    if *sent == Some(mb) {
+        return Ok(());
+    }
+    *sent = Some(mb);
+    let body = fdfs_proto::trunk_msg::encode_i64(mb);
+    conn.call(TrackerCmd::StorageReportTrunkFree.into(), &body)
+        .await?;
     Ok(())
 }
 
@@ -478,10 +547,17 @@ async fn report_ip_change(storage: &Storage, conn: &mut Conn) -> Result<(), Clie
 }
 
 /// Peers come only from the leader's group lists (§4.3): adopt them and
-/// start their sync workers.
+/// start their sync workers. The leader and trunk server briefs go to the
+/// trunk role.
 fn handle_notice(storage: &Arc<Storage>, body: &[u8]) {
     match ChangeNotice::decode(body) {
         Ok(n) => {
+            if let Some(leader) = n.leader {
+                storage.trunk.set_leader(leader);
+            }
+            if let Some(trunk_server) = n.trunk_server {
+                storage.trunk.announce(storage, trunk_server);
+            }
             if let Some(members) = n.group_members {
                 tracing::debug!(members = members.len(), "group membership from tracker");
                 crate::sync::update_members(storage, members);

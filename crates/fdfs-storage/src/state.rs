@@ -219,6 +219,8 @@ pub struct Storage {
     storage_ids: RwLock<Option<Arc<StorageIds>>>,
     /// Store paths to rebuild from a peer before serving (disk recovery).
     pub recovery: crate::recovery::Pending,
+    /// The group's trunk server and this storage's part in trunk storage.
+    pub trunk: crate::trunk::role::TrunkRole,
     data_dir: PathBuf,
 }
 
@@ -372,6 +374,7 @@ impl Storage {
             server_id: RwLock::new(None),
             storage_ids: RwLock::new(None),
             recovery: crate::recovery::Pending::new(wiped),
+            trunk: Default::default(),
             data_dir,
             conf,
         }))
@@ -581,6 +584,7 @@ impl Storage {
         if let Err(e) = self.binlog.sync() {
             tracing::warn!(error = %e, "cannot sync binlog");
         }
+        self.trunk.save_snapshot();
     }
 }
 

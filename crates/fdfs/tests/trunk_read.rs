@@ -494,3 +494,190 @@ fn slaves_are_symlinks_with_store_slave_file_use_link() {
     );
     assert!(download_from(&g, new, &plain_master.remote).unwrap() == b"plain master");
 }
+
+/// Disk recovery (FETCH_ONE_PATH_BINLOG, PROTOCOL.md §5.6) of a member
+/// whose store path was wiped: the trunk names come back into the same
+/// slots of its own trunk files.
+#[test]
+fn a_wiped_member_gets_its_trunk_files_back_by_disk_recovery() {
+    let mut g = Group::start_with(GroupOptions {
+        groups: vec![("group1", 2)],
+        tweak_storage: Some(Arc::new(|c| {
+            c.store_paths = vec![c.base_path.join("store0")];
+            c.subdir_count_per_path = 2;
+        })),
+        ..GroupOptions::default()
+    });
+    assert!(g.wait_all_active(DEADLINE), "group never turned ACTIVE");
+    let store_root = |g: &Group, i: usize| g.store_path(i).join("store0");
+    g.stop_storage(0);
+    let ip: std::net::Ipv4Addr = g.storage_ip(0).parse().unwrap();
+    let mut b = TrunkDirBuilder::new(&store_root(&g, 0), 0, TRUNK_FILE_BYTES).source(ip.octets());
+    let files = lay_out(&mut b);
+    b.append_binlog(&g.store_path(0));
+    g.start_storage(0);
+    for f in &files {
+        assert!(
+            wait_until(|| download_from(&g, 1, &f.remote).is_ok_and(|d| d == f.content)),
+            "{} never replicated",
+            f.remote
+        );
+    }
+
+    g.stop_storage(1);
+    let wiped = store_root(&g, 1);
+    std::fs::remove_dir_all(&wiped).unwrap();
+    std::fs::create_dir_all(&wiped).unwrap();
+    g.start_storage(1);
+    for f in &files {
+        assert!(
+            wait_until(|| download_from(&g, 1, &f.remote).is_ok_and(|d| d == f.content)),
+            "{} was not recovered",
+            f.remote
+        );
+        let trunk = std::fs::read(wiped.join(f.loc.trunk_file_relative_path())).unwrap();
+        let start = f.loc.content_offset() as usize;
+        assert!(trunk[start..start + f.content.len()] == f.content[..]);
+    }
+}
+
+/// One SYNC_CREATE_FILE (16) as a peer sends it; the answer's status.
+fn sync_create(addr: std::net::SocketAddr, remote: &str, content: &[u8], ts: u32) -> u8 {
+    let rt = fdfs_testkit::rt();
+    rt.block_on(async {
+        let mut c = fdfs_testkit::connect(addr).await;
+        let mut head = bytes::BytesMut::new();
+        fdfs_proto::sync_msg::SyncFileReq {
+            remote: remote.to_string(),
+            file_size: content.len() as u64,
+            timestamp: ts as i32,
+            group: "group1".into(),
+        }
+        .encode_head(&mut head);
+        c.send_head(
+            fdfs_proto::StorageCmd::SyncCreateFile.into(),
+            0,
+            &head,
+            content.len() as u64,
+        )
+        .await
+        .unwrap();
+        c.send_from(&mut &content[..], content.len() as u64)
+            .await
+            .unwrap();
+        status(c.recv_ok_discarding_body().await)
+    })
+}
+
+/// Trunk design rule 4 on the wire: a replica receiving a trunk name
+/// writes it into a free slot (creating the trunk file), recognises the
+/// same file (EEXIST, as an existing file), and never overwrites a slot
+/// that holds another file (EEXIST, the slot keeps its file).
+#[test]
+fn a_replica_never_overwrites_a_slot_that_holds_another_file() {
+    let cluster = fdfs_testkit::Cluster::start();
+    let store = &cluster.store_paths[0];
+    let mut b = TrunkDirBuilder::new(store, 0, TRUNK_FILE_BYTES);
+    let held = b.add((0, 1, 1), b"the slot's own file", "txt", TS);
+    // Names of other files, laid out in a builder of their own (another
+    // member's view): the first takes the same slot as `held`.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut other = TrunkDirBuilder::new(elsewhere.path(), 0, TRUNK_FILE_BYTES);
+    let rival = other.add((0, 1, 1), b"a rival for the slot", "txt", TS + 5);
+    let fresh = other.add((1, 1, 9), b"into a new trunk file", "bin", TS + 6);
+    assert_eq!(rival.loc.offset, held.loc.offset);
+
+    let addr = cluster.storage_addr;
+    const EEXIST: u8 = 17;
+    assert_eq!(
+        sync_create(addr, &rival.remote, &rival.content, TS + 5),
+        EEXIST
+    );
+    assert_eq!(sync_create(addr, &held.remote, &held.content, TS), EEXIST);
+    assert_eq!(sync_create(addr, &fresh.remote, &fresh.content, TS + 6), 0);
+    let trunk = store.join(fresh.loc.trunk_file_relative_path());
+    assert!(std::fs::metadata(&trunk).unwrap().len() >= fresh.loc.content_offset());
+
+    let rt = fdfs_testkit::rt();
+    let get = |remote: &str| {
+        rt.block_on(async {
+            let mut c = fdfs_testkit::connect(addr).await;
+            let mut out = Vec::new();
+            StorageClient::new(&mut c)
+                .download("group1", remote, 0, 0, &mut out)
+                .await
+                .map(|_| out)
+        })
+    };
+    assert!(
+        get(&held.remote).unwrap() == held.content,
+        "the slot lost its file"
+    );
+    assert_eq!(status(get(&rival.remote)), ENOENT);
+    assert!(get(&fresh.remote).unwrap() == fresh.content);
+    let binlog =
+        std::fs::read_to_string(cluster.storage_base.join("data/sync/binlog.000")).unwrap();
+    assert!(
+        binlog.contains(&format!(" c {}\n", fresh.remote)),
+        "{binlog}"
+    );
+    assert!(
+        binlog.contains(&format!(" c {}\n", held.remote)),
+        "{binlog}"
+    );
+    assert!(!binlog.contains(&rival.remote), "{binlog}");
+}
+
+/// Disk recovery of linked slaves: the `L` lines of the peer's binlog make
+/// the links again, pointing at the recovered real files.
+#[test]
+fn disk_recovery_makes_linked_slaves_links_again() {
+    let mut g = Group::start_with(GroupOptions {
+        groups: vec![("group1", 2)],
+        tweak_tracker: Some(Arc::new(|c| c.store_slave_file_use_link = true)),
+        tweak_storage: Some(Arc::new(|c| {
+            c.store_paths = vec![c.base_path.join("store0")];
+            c.subdir_count_per_path = 2;
+        })),
+        ..GroupOptions::default()
+    });
+    assert!(g.wait_all_active(DEADLINE), "group never turned ACTIVE");
+    let slave = g.block_on(async {
+        let mut c = fdfs_testkit::connect(g.storage_addr(0)).await;
+        let mut sc = StorageClient::new(&mut c);
+        let master = sc
+            .upload(
+                fdfs_client::UploadKind::Normal,
+                -1,
+                "png",
+                &mut &b"master"[..],
+                6,
+            )
+            .await
+            .unwrap();
+        sc.upload_slave(&master.remote, "_t", "png", &mut &b"thumb"[..], 5)
+            .await
+            .unwrap()
+            .remote
+    });
+    assert!(
+        wait_until(|| download_from(&g, 1, &slave).is_ok_and(|d| d == b"thumb")),
+        "the slave never replicated"
+    );
+    g.stop_storage(1);
+    let wiped = g.store_path(1).join("store0");
+    std::fs::remove_dir_all(&wiped).unwrap();
+    std::fs::create_dir_all(&wiped).unwrap();
+    g.start_storage(1);
+    assert!(
+        wait_until(|| download_from(&g, 1, &slave).is_ok_and(|d| d == b"thumb")),
+        "the slave was not recovered"
+    );
+    let link = wiped.join("data").join(&slave[4..]);
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(
+        meta.file_type().is_symlink(),
+        "recovered as a copy, not a link"
+    );
+    assert!(std::fs::read_link(&link).unwrap().starts_with(&wiped));
+}

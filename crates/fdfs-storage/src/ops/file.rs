@@ -82,18 +82,24 @@ async fn delete_trunk(
     path: PathBuf,
     remote: String,
 ) -> OpResult<Reply> {
-    blocking(move || {
-        let root = slot::store_root(&storage, &name)?;
+    let st = storage.clone();
+    let loc = blocking(move || {
+        let root = slot::store_root(&st, &name)?;
         let loc = slot::delete_slot(&root, &name)?;
         let now = now_secs();
-        log_change(&storage, now, op::DELETE, &remote, "");
+        log_change(&st, now, op::DELETE, &remote, "");
         if std::fs::remove_file(meta_path(&path)).is_ok() {
-            log_change(&storage, now, op::DELETE, &format!("{remote}-m"), "");
+            log_change(&st, now, op::DELETE, &format!("{remote}-m"), "");
         }
-        slot::give_back_slot(&storage, loc);
-        Ok(Reply::Body(Vec::new()))
+        Ok(loc)
     })
-    .await
+    .await?;
+    // A slot the trunk server does not take back is leaked, never reused
+    // under the deleted name: the delete itself has happened.
+    if let Err(e) = crate::trunk::client::free(&storage, loc).await {
+        tracing::error!(error = %e.reason, ?loc, "deleted trunk slot not freed; a scrub frees it");
+    }
+    Ok(Reply::Body(Vec::new()))
 }
 
 /// QUERY_FILE_INFO of a trunk name: size and mtime from the slot header,

@@ -87,6 +87,17 @@ async fn route(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<
             s.storage.recovery.progress.snapshot().encode(&mut body);
             Ok(Reply::Body(body.to_vec()))
         }
+        // From the leader tracker, which proves no cluster secret.
+        StorageCmd::TrunkGetBinlogSize => crate::trunk::server::get_binlog_size(s).await,
+        StorageCmd::TrunkDeleteBinlogMarks => crate::trunk::server::delete_binlog_marks(s).await,
+        StorageCmd::TrunkAllocSpace
+        | StorageCmd::TrunkAllocConfirm
+        | StorageCmd::TrunkFreeSpace
+        | StorageCmd::TrunkSyncBinlog
+        | StorageCmd::TrunkTruncateBinlogFile => {
+            sync_recv::require_cluster_proof(s)?;
+            route_trunk(s, cmd, header_status).await
+        }
         StorageCmd::ReportServerId
         | StorageCmd::SyncCreateFile
         | StorageCmd::SyncUpdateFile
@@ -99,6 +110,19 @@ async fn route(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<
             sync_recv::require_cluster_proof(s)?;
             route_sync(s, cmd, header_status).await
         }
+        other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
+    }
+}
+
+/// The trunk commands between members of a group (§11.5).
+async fn route_trunk(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<Reply> {
+    use crate::trunk::server;
+    match cmd {
+        StorageCmd::TrunkAllocSpace => server::alloc_space(s).await,
+        StorageCmd::TrunkAllocConfirm => server::alloc_confirm(s, header_status).await,
+        StorageCmd::TrunkFreeSpace => server::free_space(s).await,
+        StorageCmd::TrunkSyncBinlog => server::sync_binlog(s).await,
+        StorageCmd::TrunkTruncateBinlogFile => server::truncate_binlog_file(s).await,
         other => Err(OpError::invalid(format!("unsupported command {other:?}"))),
     }
 }

@@ -280,6 +280,13 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
         // (a small body is drained, a big one gets a lingering close).
         return Err(OpError::new(Status::ENOSPC, "no store path has room"));
     };
+    // Small new files go into a trunk slot (cmd 11 only, as the original).
+    if !appender && crate::trunk::client::fits_trunk(&storage.params().trunk, req.file_size) {
+        if let Some(reply) = crate::trunk::client::upload(s, index, &req.ext, req.file_size).await?
+        {
+            return Ok(reply);
+        }
+    }
     storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
     let received = Received::read(s, index, req.file_size).await?;
     // A synced write can take long: it keeps to the blocking pool, where it

@@ -1,1 +1,955 @@
 //! Which storage of the group is the trunk server, as the trackers say, and the switch of this storage into and out of that role.
+//!
+//! The leader tracker names the trunk server in its heartbeat answers
+//! (PROTOCOL.md §4.3, `ChangeNotice::trunk_server`, an all-zero brief for
+//! "none"). When the name becomes ours, this storage opens its trunk space
+//! and starts answering ALLOC_SPACE; when it names someone else, allocation
+//! stops at once. A storage that takes the role over from another one (or
+//! from an unknown past, after a restart) quarantines every free slot it
+//! knows: its copy of the trunk binlog may lag the old server's, so such a
+//! slot might already hold someone's file (issue 15 point 4).
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fdfs_client::{ClientError, Conn};
+use fdfs_proto::stat::StorageBrief;
+use fdfs_proto::{Status, TrackerCmd, TrunkLocation};
+use tokio::sync::watch;
+
+use crate::error::{OpError, OpResult};
+use crate::ops::blocking;
+use crate::state::{lock, Storage};
+
+pub use super::space::Alloc;
+use super::space::TrunkSpace;
+
+/// The trunk space as this module uses it: the contract of
+/// `trunk::space::TrunkSpace` (blocking methods, interior locking).
+pub trait SpaceApi: Send + Sync {
+    fn alloc(&self, store_path_index: u8, file_size: u32) -> io::Result<Alloc>;
+    fn add_trunk_file(&self, store_path_index: u8, trunk_file_id: u32)
+        -> io::Result<TrunkLocation>;
+    fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()>;
+    fn free(&self, slot: &TrunkLocation) -> io::Result<()>;
+    fn binlog_size(&self) -> u64;
+    fn free_bytes(&self) -> u64;
+    fn max_trunk_file_id(&self) -> u32;
+    fn quarantine_all(&self);
+    fn apply_pushed(&self, bytes: &[u8]) -> io::Result<()>;
+    fn reset(&self) -> io::Result<()>;
+    fn binlog_path(&self) -> PathBuf;
+    fn free_stale_unconfirmed(&self, older_than: Duration) -> io::Result<usize>;
+    fn save_snapshot(&self) -> io::Result<()>;
+}
+
+/// Opens this storage's trunk space (blocking).
+pub type SpaceOpener = dyn Fn(&Storage) -> io::Result<Arc<dyn SpaceApi>> + Send + Sync;
+
+/// Opens `trunk::space::TrunkSpace` from the storage's paths and the
+/// tracker's trunk parameters.
+fn open_default_space(storage: &Storage) -> io::Result<Arc<dyn SpaceApi>> {
+    let roots: Vec<PathBuf> = storage.paths.iter().map(|p| p.root.clone()).collect();
+    let space = TrunkSpace::open(
+        &storage.conf.base_path,
+        &roots,
+        storage.conf.subdir_count_per_path,
+        &storage.params().trunk,
+    )?;
+    Ok(Arc::new(space))
+}
+
+impl SpaceApi for TrunkSpace {
+    fn alloc(&self, store_path_index: u8, file_size: u32) -> io::Result<Alloc> {
+        TrunkSpace::alloc(self, store_path_index, file_size)
+    }
+    fn add_trunk_file(
+        &self,
+        store_path_index: u8,
+        trunk_file_id: u32,
+    ) -> io::Result<TrunkLocation> {
+        TrunkSpace::add_trunk_file(self, store_path_index, trunk_file_id)
+    }
+    fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()> {
+        TrunkSpace::confirm(self, slot, ok)
+    }
+    fn free(&self, slot: &TrunkLocation) -> io::Result<()> {
+        TrunkSpace::free(self, slot)
+    }
+    fn binlog_size(&self) -> u64 {
+        TrunkSpace::binlog_size(self)
+    }
+    fn free_bytes(&self) -> u64 {
+        TrunkSpace::free_bytes(self)
+    }
+    fn max_trunk_file_id(&self) -> u32 {
+        TrunkSpace::max_trunk_file_id(self)
+    }
+    fn quarantine_all(&self) {
+        TrunkSpace::quarantine_all(self)
+    }
+    fn apply_pushed(&self, bytes: &[u8]) -> io::Result<()> {
+        TrunkSpace::apply_pushed(self, bytes)
+    }
+    fn reset(&self) -> io::Result<()> {
+        TrunkSpace::reset(self)
+    }
+    fn binlog_path(&self) -> PathBuf {
+        TrunkSpace::binlog_path(self)
+    }
+    fn free_stale_unconfirmed(&self, older_than: Duration) -> io::Result<usize> {
+        TrunkSpace::free_stale_unconfirmed(self, older_than)
+    }
+    fn save_snapshot(&self) -> io::Result<()> {
+        TrunkSpace::save_snapshot(self)
+    }
+}
+
+/// What the trackers last said about the group's trunk server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Announced {
+    /// Nothing heard since this process started.
+    #[default]
+    Unknown,
+    /// The leader said the group has none.
+    None,
+    Server(StorageBrief),
+}
+
+/// The role as other tasks see it (watch channel).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoleView {
+    pub announced: Announced,
+    /// The announced server is this storage.
+    pub is_self: bool,
+    /// This storage allocates now: it is the announced server and its
+    /// trunk space is open.
+    pub serving: bool,
+}
+
+struct RoleState {
+    view: RoleView,
+    /// The leader tracker as its last brief named it (`port` = tracker port).
+    leader: Option<StorageBrief>,
+    /// Bumped on every change of the announced server, so a slow switch
+    /// into the role that was overtaken by a newer announcement gives up.
+    epoch: u64,
+}
+
+pub struct TrunkRole {
+    state: Mutex<RoleState>,
+    changes: watch::Sender<RoleView>,
+    space: Mutex<Option<Arc<dyn SpaceApi>>>,
+    /// Held while the space is being opened (blocking callers only).
+    opening: Mutex<()>,
+    opener: Box<SpaceOpener>,
+    /// One new trunk file at a time: concurrent allocations that all found
+    /// no room wait for the one file being made.
+    creating: tokio::sync::Mutex<()>,
+    /// Trunk files made by this process, so waiters on `creating` see
+    /// that a file appeared while they waited.
+    files_made: AtomicU64,
+    /// Trunk file ids wanted from the leader tracker.
+    id_requests: Mutex<std::collections::VecDeque<IdRequest>>,
+    id_wanted: tokio::sync::Notify,
+    /// Idle connections to the trunk server (member side).
+    pub(crate) conns: fdfs_client::pool::Pool<Conn>,
+}
+
+impl Default for TrunkRole {
+    fn default() -> Self {
+        Self::with_opener(Box::new(open_default_space))
+    }
+}
+
+/// True for the all-zero brief that means "no trunk server".
+fn is_empty_brief(b: &StorageBrief) -> bool {
+    b.port == 0 && b.id.is_empty() && b.ip_addr.is_empty()
+}
+
+/// How long an idle connection to the trunk server is kept.
+const TRUNK_CONN_MAX_IDLE: Duration = Duration::from_secs(60);
+
+impl TrunkRole {
+    pub fn with_opener(opener: Box<SpaceOpener>) -> Self {
+        let (changes, _) = watch::channel(RoleView::default());
+        TrunkRole {
+            state: Mutex::new(RoleState {
+                view: RoleView::default(),
+                leader: None,
+                epoch: 0,
+            }),
+            changes,
+            space: Mutex::new(None),
+            opening: Mutex::new(()),
+            opener,
+            creating: tokio::sync::Mutex::new(()),
+            files_made: AtomicU64::new(0),
+            id_requests: Mutex::new(Default::default()),
+            id_wanted: tokio::sync::Notify::new(),
+            conns: fdfs_client::pool::Pool::new(TRUNK_CONN_MAX_IDLE),
+        }
+    }
+
+    pub fn view(&self) -> RoleView {
+        lock(&self.state).view.clone()
+    }
+
+    /// Changes of the role, for tasks that act on them.
+    pub fn subscribe(&self) -> watch::Receiver<RoleView> {
+        self.changes.subscribe()
+    }
+
+    /// True while this storage hands out trunk space.
+    pub fn serving(&self) -> bool {
+        lock(&self.state).view.serving
+    }
+
+    /// The trunk server to ask, when one is known and it is not us.
+    pub fn remote_server(&self) -> Option<StorageBrief> {
+        let st = lock(&self.state);
+        match &st.view.announced {
+            Announced::Server(b) if !st.view.is_self => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn leader(&self) -> Option<StorageBrief> {
+        lock(&self.state).leader.clone()
+    }
+
+    /// Remembers the leader tracker a heartbeat answer named.
+    pub fn set_leader(&self, brief: StorageBrief) {
+        lock(&self.state).leader = (!is_empty_brief(&brief)).then_some(brief);
+    }
+
+    /// The trunk space when it is open.
+    pub fn space(&self) -> Option<Arc<dyn SpaceApi>> {
+        lock(&self.space).clone()
+    }
+
+    /// The trunk space, opened on first use (blocking). Members need it
+    /// too: they keep the trunk server's binlog (cmd 30) and so can take
+    /// the role over.
+    pub fn open_space(&self, storage: &Storage) -> io::Result<Arc<dyn SpaceApi>> {
+        // Opening replays the binlog and may take long: async callers of
+        // `space()` must not wait for it, so it runs under a lock of its own.
+        let _one_opener = lock(&self.opening);
+        if let Some(s) = self.space() {
+            return Ok(s);
+        }
+        let opened = (self.opener)(storage)?;
+        *lock(&self.space) = Some(opened.clone());
+        Ok(opened)
+    }
+
+    /// Writes `storage_trunk.dat` when the trunk space is open, so a
+    /// restart replays only the binlog written since (blocking; with the
+    /// other state files, and at stop).
+    pub fn save_snapshot(&self) {
+        let Some(space) = self.space() else {
+            return;
+        };
+        if let Err(e) = space.save_snapshot() {
+            tracing::warn!(error = %e, "cannot write storage_trunk.dat");
+        }
+    }
+
+    /// Installs an already open space (tests, and a space opened by
+    /// another path first).
+    #[cfg(test)]
+    pub(crate) fn install_space(&self, space: Arc<dyn SpaceApi>) {
+        *lock(&self.space) = Some(space);
+    }
+
+    fn publish(&self, st: &RoleState) {
+        self.changes.send_replace(st.view.clone());
+    }
+
+    /// Applies the trunk brief of a heartbeat answer.
+    pub fn announce(&self, storage: &Arc<Storage>, brief: StorageBrief) {
+        let announced = if is_empty_brief(&brief) {
+            Announced::None
+        } else {
+            Announced::Server(brief)
+        };
+        let is_self = match &announced {
+            Announced::Server(b) => is_this_storage(storage, b),
+            _ => false,
+        };
+        let mut st = lock(&self.state);
+        if same_server(&st.view.announced, &announced) && st.view.is_self == is_self {
+            // Only the status byte may differ: the same server, no switch
+            // (a second switch would quarantine our free space again).
+            st.view.announced = announced;
+            return;
+        }
+        // Taking over from someone else or from an unknown past: our copy
+        // of the trunk binlog may lag, so what we think free may be in use.
+        let took_over = !matches!(st.view.announced, Announced::None);
+        tracing::info!(trunk_server = ?announced, is_self, "trunk server announced");
+        st.epoch += 1;
+        st.view.announced = announced;
+        st.view.is_self = is_self;
+        if !is_self && st.view.serving {
+            tracing::warn!("no longer the trunk server: allocation stops");
+            st.view.serving = false;
+        }
+        let epoch = st.epoch;
+        self.publish(&st);
+        drop(st);
+        if is_self {
+            let storage = storage.clone();
+            tokio::spawn(async move { become_server(storage, epoch, took_over).await });
+        }
+    }
+
+    /// Whether the switch started at `epoch` still stands; if so, this
+    /// storage starts allocating.
+    fn start_serving(&self, epoch: u64) -> bool {
+        let mut st = lock(&self.state);
+        if st.epoch != epoch || !st.view.is_self {
+            return false;
+        }
+        st.view.serving = true;
+        self.publish(&st);
+        true
+    }
+
+    /// Whether the switch of `epoch` is still the current one and serving.
+    fn still_serving(&self, epoch: u64) -> bool {
+        let st = lock(&self.state);
+        st.epoch == epoch && st.view.serving
+    }
+
+    /// The space to allocate from, or EINVAL (as the original answers a
+    /// storage that is not the trunk server).
+    fn serving_space(&self) -> OpResult<Arc<dyn SpaceApi>> {
+        if !self.serving() {
+            return Err(OpError::invalid("this storage is not the trunk server"));
+        }
+        self.space()
+            .ok_or_else(|| OpError::invalid("trunk space not open"))
+    }
+}
+
+/// Both name the same server (or both none / unknown), whatever its status.
+fn same_server(a: &Announced, b: &Announced) -> bool {
+    match (a, b) {
+        (Announced::Server(x), Announced::Server(y)) => {
+            x.id == y.id && x.ip_addr == y.ip_addr && x.port == y.port
+        }
+        _ => a == b,
+    }
+}
+
+/// The brief names this storage: its port and its id or address.
+fn is_this_storage(storage: &Storage, b: &StorageBrief) -> bool {
+    b.port == i32::from(storage.port)
+        && (b.id == storage.self_id() || b.ip_addr == storage.self_ip().to_string())
+}
+
+/// Opens the trunk space and starts allocating, unless another
+/// announcement came in meanwhile.
+async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
+    if !storage.params().trunk.use_trunk_file {
+        tracing::warn!("named trunk server, but use_trunk_file is off here");
+        return;
+    }
+    let st = storage.clone();
+    let opened = blocking(move || {
+        let space = st.trunk.open_space(&st)?;
+        if took_over {
+            space.quarantine_all();
+        }
+        let free_bytes = space.free_bytes();
+        Ok((space, free_bytes))
+    })
+    .await;
+    let (space, free_bytes) = match opened {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e.reason, "cannot open the trunk space; not serving as trunk server");
+            return;
+        }
+    };
+    if !storage.trunk.start_serving(epoch) {
+        return;
+    }
+    tracing::info!(
+        quarantined = took_over,
+        free_bytes,
+        "serving as the group's trunk server"
+    );
+    tokio::spawn(push_loop(storage.clone(), epoch));
+    // Allocations a crash left unconfirmed: the member that asked gives up
+    // after network_timeout, so only then is the slot surely abandoned.
+    let wait = Duration::from_secs(storage.conf.network_timeout_secs.max(1));
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        let freed = blocking(move || Ok(space.free_stale_unconfirmed(wait)?)).await;
+        match freed {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(slots = n, "freed trunk slots left unconfirmed"),
+            Err(e) => tracing::error!(error = %e.reason, "cannot free unconfirmed trunk slots"),
+        }
+    });
+}
+
+/// How often the trunk server looks for binlog lines to push.
+const PUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// Most trunk binlog bytes pushed in one SYNC_BINLOG (30), well under the
+/// members' network buffer.
+const PUSH_CHUNK_BYTES: usize = 32 * 1024;
+
+/// While this storage serves as trunk server (the switch of `epoch`):
+/// pushes its trunk binlog to every other member with SYNC_BINLOG (30),
+/// from the member's mark `data/trunk/<id>.mark` (`binlog_offset=`). A
+/// member without a mark, or with a mark past our binlog's end, first gets
+/// TRUNCATE_BINLOG_FILE (33) and then everything.
+async fn push_loop(storage: Arc<Storage>, epoch: u64) {
+    loop {
+        tokio::time::sleep(PUSH_INTERVAL).await;
+        if storage.is_stopping() || !storage.trunk.still_serving(epoch) {
+            return;
+        }
+        let Some(space) = storage.trunk.space() else {
+            return;
+        };
+        let members: Vec<StorageBrief> = lock(&storage.peers)
+            .members
+            .values()
+            .filter(|m| !is_this_storage(&storage, m))
+            .filter(|m| {
+                use fdfs_proto::stat::storage_status::{ACTIVE, ONLINE, SYNCING, WAIT_SYNC};
+                [ACTIVE, ONLINE, SYNCING, WAIT_SYNC].contains(&m.status)
+            })
+            .cloned()
+            .collect();
+        for m in members {
+            if let Err(e) = push_to(&storage, &space, &m).await {
+                tracing::debug!(member = %m.id, error = %e.reason, "trunk binlog push failed; retried");
+            }
+        }
+    }
+}
+
+fn mark_path(storage: &Storage, member_id: &str) -> PathBuf {
+    super::server::trunk_dir(storage).join(format!("{member_id}.mark"))
+}
+
+/// Pushes what member `m` has not got yet, one chunk of whole lines per
+/// call, until it is level with our binlog.
+async fn push_to(
+    storage: &Arc<Storage>,
+    space: &Arc<dyn SpaceApi>,
+    m: &StorageBrief,
+) -> OpResult<()> {
+    let mark = mark_path(storage, &m.id);
+    let (read_mark, binlog) = (mark.clone(), space.binlog_path());
+    let (mut offset, size) = blocking(move || {
+        let offset = std::fs::read_to_string(&read_mark)
+            .ok()
+            .and_then(|t| crate::state::ini_value(&t, "binlog_offset"))
+            .and_then(|v| v.parse::<u64>().ok());
+        let size = match std::fs::metadata(&binlog) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        Ok((offset, size))
+    })
+    .await?;
+    if offset.is_none_or(|o| o > size) {
+        super::client::call_member(
+            storage,
+            m,
+            fdfs_proto::StorageCmd::TrunkTruncateBinlogFile,
+            &[],
+        )
+        .await?;
+        offset = Some(0);
+        write_mark(storage, &mark, 0).await?;
+    }
+    let mut offset = offset.unwrap_or(0);
+    while offset < size {
+        let binlog = space.binlog_path();
+        let chunk = blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::File::open(&binlog)?;
+            let want = usize::try_from(size - offset)
+                .unwrap_or(PUSH_CHUNK_BYTES)
+                .min(PUSH_CHUNK_BYTES);
+            let mut buf = vec![0u8; want];
+            let n = file.read_at(&mut buf, offset)?;
+            buf.truncate(n);
+            // Whole lines only: the last one may still be being written.
+            let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            buf.truncate(end);
+            Ok(buf)
+        })
+        .await?;
+        if chunk.is_empty() {
+            // One line longer than a chunk cannot be a trunk binlog line.
+            return Ok(());
+        }
+        super::client::call_member(storage, m, fdfs_proto::StorageCmd::TrunkSyncBinlog, &chunk)
+            .await?;
+        offset += chunk.len() as u64;
+        write_mark(storage, &mark, offset).await?;
+    }
+    Ok(())
+}
+
+async fn write_mark(storage: &Arc<Storage>, mark: &std::path::Path, offset: u64) -> OpResult<()> {
+    let (dir, mark) = (super::server::trunk_dir(storage), mark.to_path_buf());
+    blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        crate::state::write_atomic(&mark, format!("binlog_offset={offset}\n").as_bytes())?;
+        Ok(())
+    })
+    .await
+}
+
+fn io_op(e: io::Error) -> OpError {
+    e.into()
+}
+
+/// Allocation on the trunk server itself: a slot for `file_size` content
+/// bytes in store path `index`, making a new trunk file when none fits.
+pub async fn alloc_local(
+    storage: &Arc<Storage>,
+    index: u8,
+    file_size: u32,
+) -> OpResult<TrunkLocation> {
+    // Two rounds: a new trunk file always fits a file that may be trunked
+    // (slot_max_size is below trunk_file_size), unless a burst of others
+    // used it up first.
+    for _ in 0..3 {
+        let space = storage.trunk.serving_space()?;
+        match blocking(move || space.alloc(index, file_size).map_err(io_op)).await? {
+            Alloc::Slot(slot) => return Ok(slot),
+            Alloc::NeedTrunkFile => create_trunk_file(storage, index).await?,
+        }
+    }
+    Err(OpError::new(
+        Status::ENOSPC,
+        "no trunk slot after new trunk files",
+    ))
+}
+
+/// Makes one new trunk file in store path `index` (unless another task
+/// made room meanwhile): id from the trackers first (72, then 73 to the
+/// leader), so no two trunk servers ever create the same file.
+async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
+    let made_before = storage.trunk.files_made.load(Ordering::Acquire);
+    let _one_at_a_time = storage.trunk.creating.lock().await;
+    if storage.trunk.files_made.load(Ordering::Acquire) != made_before {
+        // Another allocation made a file while we waited: try that first.
+        return Ok(());
+    }
+    let space = storage.trunk.serving_space()?;
+    let seen = space.clone();
+    let seen_max = blocking(move || Ok(seen.max_trunk_file_id())).await?;
+    let id = reserve_trunk_file_id(storage, seen_max).await?;
+    let made = space.clone();
+    let slot = blocking(move || made.add_trunk_file(index, id).map_err(io_op)).await?;
+    storage.trunk.files_made.fetch_add(1, Ordering::Release);
+    tracing::info!(
+        trunk_file_id = id,
+        path = %slot.trunk_file_relative_path(),
+        store_path_index = index,
+        "trunk file created"
+    );
+    Ok(())
+}
+
+/// A request for a new trunk file id, served by the reporter session
+/// that is joined to the leader tracker: the tracker answers 72 and 73
+/// only on a joined connection (EACCES otherwise).
+pub struct IdRequest {
+    /// The highest trunk file id this storage has seen.
+    pub seen_max: u32,
+    pub reply: tokio::sync::oneshot::Sender<OpResult<u32>>,
+}
+
+/// How long a trunk file id may take: the reporter joined to the leader
+/// may be reconnecting.
+const RESERVE_ID_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The next trunk file id, raised on the leader tracker before any file
+/// carries it (see [`exchange_trunk_fid`]), through the reporter joined to
+/// the leader.
+pub async fn reserve_trunk_file_id(storage: &Storage, seen_max: u32) -> OpResult<u32> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    lock(&storage.trunk.id_requests).push_back(IdRequest { seen_max, reply });
+    storage.trunk.id_wanted.notify_one();
+    match tokio::time::timeout(RESERVE_ID_TIMEOUT, answer).await {
+        Ok(Ok(result)) => result,
+        _ => Err(OpError::new(
+            Status::EAGAIN,
+            "no joined leader tracker reserved a trunk file id",
+        )),
+    }
+}
+
+impl TrunkRole {
+    /// Waits until a trunk file id is wanted (reporter sessions to the
+    /// leader select on this).
+    pub async fn id_wanted(&self) {
+        self.id_wanted.notified().await
+    }
+
+    /// The id requests waiting now.
+    pub fn take_id_requests(&self) -> Vec<IdRequest> {
+        lock(&self.id_requests).drain(..).collect()
+    }
+}
+
+/// On a connection joined to the leader: FETCH_TRUNK_FID (72), then
+/// REPORT_TRUNK_FID (73) with max(tracker's, highest we saw) + 1, so no
+/// two trunk servers ever create the same trunk file.
+pub async fn exchange_trunk_fid(conn: &mut Conn, seen_max: u32) -> Result<u32, ClientError> {
+    let current = conn
+        .call(TrackerCmd::StorageFetchTrunkFid.into(), &[])
+        .await?;
+    let current = fdfs_proto::trunk_msg::decode_i32(&current)?;
+    let base = u32::try_from(current).unwrap_or(0).max(seen_max);
+    let id = base
+        .checked_add(1)
+        .filter(|id| i32::try_from(*id).is_ok())
+        .ok_or_else(|| ClientError::Invalid("trunk file ids exhausted".into()))?;
+    let body = fdfs_proto::trunk_msg::encode_i32(id as i32);
+    conn.call(TrackerCmd::StorageReportTrunkFid.into(), &body)
+        .await?;
+    Ok(id)
+}
+
+/// The status to answer for a failed exchange with another server.
+pub fn client_status(e: &ClientError) -> Status {
+    match e {
+        ClientError::Status(s) => *s,
+        ClientError::Timeout => Status::ETIMEDOUT,
+        _ => Status::EIO,
+    }
+}
+
+/// ALLOC_CONFIRM on the trunk server itself.
+pub async fn confirm_local(storage: &Storage, slot: TrunkLocation, ok: bool) -> OpResult<()> {
+    let space = storage.trunk.serving_space()?;
+    blocking(move || space.confirm(&slot, ok).map_err(io_op)).await
+}
+
+/// FREE_SPACE on the trunk server itself.
+pub async fn free_local(storage: &Storage, slot: TrunkLocation) -> OpResult<()> {
+    let space = storage.trunk.serving_space()?;
+    blocking(move || space.free(&slot).map_err(io_op)).await
+}
+
+/// Free trunk space in MB for REPORT_TRUNK_FREE (74), while serving.
+pub fn free_mb(storage: &Storage) -> Option<i64> {
+    if !storage.trunk.serving() {
+        return None;
+    }
+    let space = storage.trunk.space()?;
+    Some(i64::try_from(space.free_bytes() / (1024 * 1024)).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A space that records calls: hands out consecutive 256-byte slots of
+    /// one trunk file once a trunk file was added.
+    #[derive(Default)]
+    pub struct FakeSpace {
+        pub calls: Mutex<Vec<String>>,
+        pub next: Mutex<u32>,
+        pub files: Mutex<Vec<u32>>,
+    }
+
+    impl SpaceApi for FakeSpace {
+        fn alloc(&self, i: u8, size: u32) -> io::Result<Alloc> {
+            lock(&self.calls).push(format!("alloc {i} {size}"));
+            let Some(&id) = lock(&self.files).last() else {
+                return Ok(Alloc::NeedTrunkFile);
+            };
+            let mut next = lock(&self.next);
+            let slot = TrunkLocation {
+                store_path_index: i,
+                sub_path_high: 0,
+                sub_path_low: 0,
+                trunk_file_id: id,
+                offset: *next,
+                size: 256,
+            };
+            *next += 256;
+            Ok(Alloc::Slot(slot))
+        }
+        fn add_trunk_file(&self, i: u8, id: u32) -> io::Result<TrunkLocation> {
+            lock(&self.calls).push(format!("add {i} {id}"));
+            lock(&self.files).push(id);
+            Ok(TrunkLocation {
+                store_path_index: i,
+                sub_path_high: 0,
+                sub_path_low: 0,
+                trunk_file_id: id,
+                offset: 0,
+                size: 1 << 20,
+            })
+        }
+        fn confirm(&self, s: &TrunkLocation, ok: bool) -> io::Result<()> {
+            lock(&self.calls).push(format!("confirm {} {ok}", s.offset));
+            Ok(())
+        }
+        fn free(&self, s: &TrunkLocation) -> io::Result<()> {
+            lock(&self.calls).push(format!("free {}", s.offset));
+            Ok(())
+        }
+        fn binlog_size(&self) -> u64 {
+            0
+        }
+        fn free_bytes(&self) -> u64 {
+            3 << 20
+        }
+        fn max_trunk_file_id(&self) -> u32 {
+            0
+        }
+        fn quarantine_all(&self) {
+            lock(&self.calls).push("quarantine".into());
+        }
+        fn apply_pushed(&self, b: &[u8]) -> io::Result<()> {
+            lock(&self.calls).push(format!("pushed {}", b.len()));
+            Ok(())
+        }
+        fn reset(&self) -> io::Result<()> {
+            lock(&self.calls).push("reset".into());
+            Ok(())
+        }
+        fn binlog_path(&self) -> PathBuf {
+            PathBuf::from("/nonexistent")
+        }
+        fn free_stale_unconfirmed(&self, _: Duration) -> io::Result<usize> {
+            Ok(0)
+        }
+        fn save_snapshot(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn brief(id: &str, port: i32) -> StorageBrief {
+        StorageBrief {
+            status: 7,
+            port,
+            id: id.into(),
+            ip_addr: id.into(),
+        }
+    }
+
+    /// A storage on a temp dir with trunk files on, its space `fake`.
+    async fn storage_with(dir: &std::path::Path, fake: Arc<FakeSpace>) -> Arc<Storage> {
+        let conf = fdfs_config::storage::StorageConf {
+            base_path: dir.to_path_buf(),
+            store_paths: vec![dir.to_path_buf()],
+            subdir_count_per_path: 2,
+            bind_addr: "127.0.0.1".into(),
+            ..Default::default()
+        };
+        let storage = Storage::open(conf, 23999).await.unwrap();
+        let mut params = storage.params();
+        params.trunk.use_trunk_file = true;
+        storage.set_params(params);
+        storage.trunk.install_space(fake);
+        storage
+    }
+
+    fn me() -> StorageBrief {
+        brief("127.0.0.1", 23999)
+    }
+
+    async fn wait_serving(storage: &Storage, want: bool) {
+        let mut rx = storage.trunk.subscribe();
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|v| v.serving == want))
+            .await
+            .expect("role switch")
+            .unwrap();
+    }
+
+    /// A tracker that answers FETCH_TRUNK_FID (72) with `current` and
+    /// records the ids REPORT_TRUNK_FID (73) raises it to.
+    async fn fake_tracker(current: i32) -> (std::net::SocketAddr, Arc<Mutex<Vec<i32>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reported = Arc::new(Mutex::new(Vec::new()));
+        let seen = reported.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut head = [0u8; fdfs_proto::HEADER_LEN];
+                        if sock.read_exact(&mut head).await.is_err() {
+                            return;
+                        }
+                        let len = u64::from_be_bytes(head[..8].try_into().unwrap()) as usize;
+                        let mut body = vec![0u8; len];
+                        sock.read_exact(&mut body).await.unwrap();
+                        let answer: Vec<u8> = match head[8] {
+                            72 => current.to_be_bytes().to_vec(),
+                            73 => {
+                                let id = i32::from_be_bytes(body[..4].try_into().unwrap());
+                                lock(&seen).push(id);
+                                Vec::new()
+                            }
+                            _ => return,
+                        };
+                        let mut out = fdfs_proto::Header::response(0, answer.len())
+                            .to_bytes()
+                            .to_vec();
+                        out.extend_from_slice(&answer);
+                        sock.write_all(&out).await.unwrap();
+                    }
+                });
+            }
+        });
+        (addr, reported)
+    }
+
+    #[tokio::test]
+    async fn named_trunk_server_quarantines_then_allocates_from_a_reserved_trunk_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeSpace::default());
+        let (tracker, reported) = fake_tracker(41).await;
+        let storage = storage_with(dir.path(), fake.clone()).await;
+        // The reporter joined to the leader serves id requests.
+        let reporter = storage.clone();
+        tokio::spawn(async move {
+            let mut conn = Conn::connect(
+                &tracker.to_string(),
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            loop {
+                reporter.trunk.id_wanted().await;
+                for req in reporter.trunk.take_id_requests() {
+                    let id = exchange_trunk_fid(&mut conn, req.seen_max).await;
+                    let _ = req
+                        .reply
+                        .send(id.map_err(|e| OpError::new(client_status(&e), e.to_string())));
+                }
+            }
+        });
+        // Not the server yet: EINVAL, as the original.
+        let e = alloc_local(&storage, 0, 100).await.unwrap_err();
+        assert_eq!(e.status, Status::EINVAL);
+
+        storage.trunk.announce(&storage, me());
+        wait_serving(&storage, true).await;
+        let slot = alloc_local(&storage, 0, 100).await.unwrap();
+        assert_eq!(slot.trunk_file_id, 42, "id above the tracker's 41");
+        assert_eq!(*lock(&reported), vec![42], "73 before the file");
+        assert_eq!(
+            lock(&fake.calls).clone(),
+            ["quarantine", "alloc 0 100", "add 0 42", "alloc 0 100"],
+            "unknown past: everything known free is quarantined first"
+        );
+        confirm_local(&storage, slot, true).await.unwrap();
+        free_local(&storage, slot).await.unwrap();
+        assert_eq!(free_mb(&storage), Some(3));
+
+        // Someone else named: allocation stops at once.
+        storage.trunk.announce(&storage, brief("127.0.0.9", 23999));
+        assert!(!storage.trunk.serving());
+        assert_eq!(free_mb(&storage), None);
+        let e = alloc_local(&storage, 0, 100).await.unwrap_err();
+        assert_eq!(e.status, Status::EINVAL);
+        assert_eq!(
+            storage.trunk.remote_server(),
+            Some(brief("127.0.0.9", 23999))
+        );
+    }
+
+    #[tokio::test]
+    async fn after_an_explicit_none_the_new_server_keeps_its_free_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeSpace::default());
+        let storage = storage_with(dir.path(), fake.clone()).await;
+        let none = StorageBrief {
+            status: 0,
+            port: 0,
+            id: String::new(),
+            ip_addr: String::new(),
+        };
+        storage.trunk.announce(&storage, none);
+        assert_eq!(storage.trunk.view().announced, Announced::None);
+        storage.trunk.announce(&storage, me());
+        wait_serving(&storage, true).await;
+        assert!(!lock(&fake.calls).contains(&"quarantine".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_status_change_of_the_same_server_is_no_new_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeSpace::default());
+        let storage = storage_with(dir.path(), fake.clone()).await;
+        storage.trunk.announce(&storage, me());
+        wait_serving(&storage, true).await;
+        let mut other_status = me();
+        other_status.status = 6;
+        storage.trunk.announce(&storage, other_status);
+        storage.trunk.announce(&storage, me());
+        assert!(storage.trunk.serving());
+        let quarantines = lock(&fake.calls)
+            .iter()
+            .filter(|c| *c == "quarantine")
+            .count();
+        assert_eq!(quarantines, 1);
+    }
+
+    #[test]
+    fn the_all_zero_brief_means_none() {
+        assert!(is_empty_brief(&StorageBrief {
+            status: 0,
+            port: 0,
+            id: String::new(),
+            ip_addr: String::new()
+        }));
+        assert!(!is_empty_brief(&brief("127.0.0.1", 23000)));
+    }
+
+    #[test]
+    fn a_remote_server_is_known_only_when_it_is_not_us() {
+        let role = TrunkRole::default();
+        assert_eq!(role.remote_server(), None);
+        let mut st = lock(&role.state);
+        st.view.announced = Announced::Server(brief("10.0.0.2", 23000));
+        drop(st);
+        assert_eq!(role.remote_server(), Some(brief("10.0.0.2", 23000)));
+        lock(&role.state).view.is_self = true;
+        assert_eq!(role.remote_server(), None);
+    }
+
+    #[test]
+    fn serving_needs_the_epoch_of_the_switch() {
+        let role = TrunkRole::default();
+        {
+            let mut st = lock(&role.state);
+            st.view.is_self = true;
+            st.epoch = 2;
+        }
+        assert!(!role.start_serving(1));
+        assert!(!role.serving());
+        assert!(role.start_serving(2));
+        assert!(role.serving());
+        assert!(role.subscribe().borrow().serving);
+    }
+}

@@ -4,6 +4,12 @@
 //! except [`body_to_slot`], which streams a request body into a slot one
 //! chunk at a time.
 //!
+//! An upload into an allocated slot: [`SlotWrite::begin`] (no expected
+//! header: only a free slot is taken), [`body_to_slot`],
+//! [`SlotWrite::upload_header`], [`SlotWrite::finish`], then the name from
+//! that header; on a failed confirm [`clear_slot`]. Readers use
+//! [`open_slot`] / [`open_data`], deletes [`delete_slot`].
+//!
 //! Writes put the content first and the 24-byte header last: until the
 //! header lands the slot still reads as free (or as the file it held), so a
 //! crash or a dropped connection part-way never shows a half-written file
@@ -186,19 +192,6 @@ pub fn check_data_exists(storage: &Storage, name: &RemoteName, path: &Path) -> O
     }
 }
 
-/// Called once a trunk-backed file's slot was cleared by a client's
-/// delete: the slot goes back to the trunk server's free pool (FREE_SPACE
-/// 29, or the local pool on the trunk server itself).
-// TODO(trunk-role): route to the trunk client's FREE_SPACE; until it is
-// wired the slot stays allocated in the trunk binlog (leaked, not reused).
-pub fn give_back_slot(storage: &Storage, loc: TrunkLocation) {
-    let _ = storage;
-    tracing::debug!(
-        ?loc,
-        "trunk slot cleared; free space not yet reported to the trunk server"
-    );
-}
-
 /// The slots being written in this process: two writers of one slot (two
 /// replicas of a file racing, or a double allocation) must not both pass
 /// the header check before either writes.
@@ -362,6 +355,21 @@ impl SlotWrite {
         self.hasher.clone().finalize()
     }
 
+    /// The header of an upload once its content is written: a regular
+    /// file of this slot with the CRC32 of what was written, `mtime` (the
+    /// name's timestamp) and the name's `ext7`. The name is then built
+    /// from the same facts ([`TrunkLocation::remote_name`]).
+    pub fn upload_header(&self, mtime: u32, ext7: [u8; 7]) -> SlotHeader {
+        SlotHeader {
+            file_type: fdfs_proto::trunk::SLOT_TYPE_REGULAR,
+            alloc_size: self.loc.size,
+            file_size: self.size,
+            crc32: self.crc32(),
+            mtime,
+            ext7,
+        }
+    }
+
     /// Writes the header, which makes the file readable. It must describe
     /// this slot and exactly the content written (size and CRC32: a replica
     /// never stores bytes that do not match their name). With `fsync` the
@@ -511,6 +519,31 @@ mod tests {
         let name = at.remote_name(&record, "123.txt").unwrap();
         let header = SlotHeader::expected_for(&name, SLOT_TYPE_REGULAR).unwrap();
         (name, header)
+    }
+
+    #[test]
+    fn an_upload_names_its_file_after_the_header_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(0, 256);
+        let (mut w, _) = SlotWrite::begin(dir.path(), at, 5, TRUNK_FILE_BYTES, None).unwrap();
+        w.write(b"hello").unwrap();
+        let header = w.upload_header(1_700_000_000, *b"123.txt");
+        w.finish(&header, false).unwrap();
+        let record = FileNameRecord {
+            source: [127, 0, 0, 1],
+            timestamp: header.mtime,
+            size_field: trunk_size_field(header.file_size, 7),
+            crc32: header.crc32,
+        };
+        let name = at.remote_name(&record, "123.txt").unwrap();
+        assert_eq!(header.crc32, crc32fast::hash(b"hello"));
+        assert_eq!(
+            open_slot(dir.path(), &name)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"hello"
+        );
     }
 
     fn store(root: &Path, at: TrunkLocation, content: &[u8], ts: u32) -> RemoteName {

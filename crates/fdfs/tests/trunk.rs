@@ -1,0 +1,848 @@
+//! Trunk storage end to end (issue 15): a tracker with `use_trunk_file`
+//! and two of our storages in one group. Small files uploaded through our
+//! client and through py3fdfs land in slots of trunk files (60-character
+//! names, `data/HH/HH/NNNNNN` on disk, no inode of their own) and read back
+//! equal; big files stay plain files; a delete frees the slot for the next
+//! upload of that size. Uploads through the member that is not the trunk
+//! server allocate over the network (27/28).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fdfs_client::storage::{StorageClient, UploadKind};
+use fdfs_client::Conn;
+use fdfs_proto::fileid::RemoteName;
+use fdfs_proto::storage_msg::DownloadReq;
+use fdfs_proto::{FileId, StorageCmd, TrunkLocation};
+use fdfs_testkit::group::{Group, GroupOptions};
+
+/// Slots of at most this many bytes (header included) hold small files.
+const SLOT_MAX_BYTES: u64 = 64 * 1024;
+/// The smallest trunk file the tracker accepts.
+const TRUNK_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// Generous: a loaded CI machine beats slowly.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn trunk_group() -> Group {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("FDFS_TEST_LOG").unwrap_or_else(|_| "off".into()),
+        ))
+        .with_test_writer()
+        .try_init();
+    Group::start_with(GroupOptions {
+        groups: vec![("group1", 2)],
+        tweak_tracker: Some(Arc::new(|c| {
+            c.use_trunk_file = true;
+            c.slot_min_size = 256;
+            c.slot_max_size = SLOT_MAX_BYTES;
+            c.trunk_file_size = TRUNK_FILE_BYTES;
+            c.trunk_free_space_merge = false;
+            c.delete_unused_trunk_files = false;
+        })),
+        ..GroupOptions::default()
+    })
+}
+
+/// The member the tracker lists as trunk server, once there is one.
+fn trunk_server(g: &Group) -> Option<usize> {
+    let list = g.list_storages(0, "group1");
+    let ip = list.iter().find(|s| s.if_trunk_server)?.ip_addr.clone();
+    (0..g.len()).find(|&i| g.storage_ip(i) == ip)
+}
+
+fn content(seed: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|k| ((seed * 131 + k * 7) % 253) as u8)
+        .collect()
+}
+
+async fn upload_to(addr: std::net::SocketAddr, data: &[u8], ext: &str) -> FileId {
+    let mut conn = fdfs_testkit::connect(addr).await;
+    let mut src = data;
+    StorageClient::new(&mut conn)
+        .upload(UploadKind::Normal, -1, ext, &mut src, data.len() as u64)
+        .await
+        .expect("upload")
+}
+
+async fn try_download(addr: std::net::SocketAddr, id: &FileId) -> Option<Vec<u8>> {
+    let mut conn = fdfs_testkit::try_connect(addr).await.ok()?;
+    let mut b = BytesMut::new();
+    DownloadReq {
+        offset: 0,
+        length: 0,
+        group: id.group.clone(),
+        remote: id.remote.clone(),
+    }
+    .encode(&mut b);
+    conn.call(StorageCmd::DownloadFile.into(), &b).await.ok()
+}
+
+async fn download_from(addr: std::net::SocketAddr, id: &FileId) -> Vec<u8> {
+    let mut conn: Conn = fdfs_testkit::connect(addr).await;
+    let mut b = BytesMut::new();
+    DownloadReq {
+        offset: 0,
+        length: 0,
+        group: id.group.clone(),
+        remote: id.remote.clone(),
+    }
+    .encode(&mut b);
+    conn.call(StorageCmd::DownloadFile.into(), &b)
+        .await
+        .unwrap_or_else(|e| panic!("download {} from {addr}: {e}", id.remote))
+}
+
+/// The trunk file behind a 60-character name, checked on disk.
+fn trunk_location(store: &Path, remote: &str) -> (TrunkLocation, PathBuf) {
+    assert_eq!(remote.len(), 60, "{remote} is not a trunk name");
+    let name = RemoteName::parse(remote, 1).expect("name");
+    let loc = TrunkLocation::from_remote(&name).expect("trunk flag in the name");
+    let path = store.join(loc.trunk_file_relative_path());
+    let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(meta.len(), TRUNK_FILE_BYTES, "{}", path.display());
+    // The file has no inode of its own: nothing under its name.
+    let own = store.join("data").join(&remote[4..]);
+    assert!(!own.exists(), "{} exists", own.display());
+    (loc, path)
+}
+
+#[test]
+fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut server = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            server = trunk_server(&g);
+            server.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let server = server.unwrap();
+    let member = 1 - server;
+    let (server_addr, member_addr) = (g.storage_addr(server), g.storage_addr(member));
+
+    // Through the trunk server itself, then through the member (27/28 over
+    // the network). The server may still be switching into the role: the
+    // first uploads can land as plain files, so wait for a trunk name.
+    let mut first = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let id = g.block_on(upload_to(server_addr, b"probe", "txt"));
+            let trunked = id.remote.len() == 60;
+            first = Some(id);
+            trunked
+        }),
+        "small uploads never went into a trunk"
+    );
+    let mut uploaded = Vec::new();
+    for (i, addr, store) in [
+        (0, server_addr, g.store_path(server)),
+        (1, server_addr, g.store_path(server)),
+        (2, member_addr, g.store_path(member)),
+        (3, member_addr, g.store_path(member)),
+        (4, member_addr, g.store_path(member)),
+    ] {
+        let data = content(i, 100 + i * 1500);
+        let id = g.block_on(upload_to(addr, &data, "bin"));
+        let (loc, _) = trunk_location(&store, &id.remote);
+        assert_eq!(g.block_on(download_from(addr, &id)), data, "{}", id.remote);
+        uploaded.push((id, loc, addr, data));
+    }
+    // One allocator: no two files share a slot, whoever uploaded them.
+    let mut slots: Vec<(u32, u32)> = uploaded
+        .iter()
+        .map(|(_, l, _, _)| (l.trunk_file_id, l.offset))
+        .collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), uploaded.len(), "a slot was handed out twice");
+
+    // The trunk server's binlog reaches the member (30) and both agree.
+    let binlog = |i: usize| std::fs::read(g.store_path(i).join("data/trunk/binlog")).ok();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || binlog(server).is_some()
+            && binlog(server) == binlog(member)),
+        "trunk binlogs never converged:\nserver {:?}\nmember {:?}",
+        binlog(server).map(String::from_utf8),
+        binlog(member).map(String::from_utf8)
+    );
+    // Replication puts each file into the same slot on the other member.
+    for (id, _, addr, data) in &uploaded {
+        let other = if *addr == server_addr {
+            member_addr
+        } else {
+            server_addr
+        };
+        assert!(
+            fdfs_testkit::wait_until(DEADLINE, || g
+                .block_on(try_download(other, id))
+                .is_some_and(|got| got == *data)),
+            "{} never reached {other}",
+            id.remote
+        );
+    }
+
+    // The trackers hear the trunk file id (73) and the free trunk space (74).
+    let max_id = uploaded.iter().map(|u| u.1.trunk_file_id).max().unwrap();
+    let client = g.client();
+    let mut seen = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let groups = g.block_on(client.list_groups()).unwrap_or_default();
+            seen = groups.into_iter().find(|gs| gs.group_name == "group1");
+            seen.as_ref().is_some_and(|gs| {
+                gs.current_trunk_file_id >= i64::from(max_id) && gs.trunk_free_mb > 0
+            })
+        }),
+        "tracker group stat {seen:?}, trunk files up to {max_id}"
+    );
+
+    // A big file stays a plain file with a 44-character name.
+    let big = content(9, SLOT_MAX_BYTES as usize);
+    let big_id = g.block_on(upload_to(member_addr, &big, "dat"));
+    assert_eq!(big_id.remote.len(), 44, "{}", big_id.remote);
+    assert!(g
+        .store_path(member)
+        .join("data")
+        .join(&big_id.remote[4..])
+        .is_file());
+    assert_eq!(g.block_on(download_from(member_addr, &big_id)), big);
+
+    // A delete frees the slot: the next file of that size takes it again.
+    let (id, loc, addr, data) = uploaded.remove(3);
+    g.block_on(async {
+        let mut conn = fdfs_testkit::connect(addr).await;
+        StorageClient::new(&mut conn)
+            .delete(&id.group, &id.remote)
+            .await
+            .expect("delete")
+    });
+    let again = g.block_on(upload_to(addr, &content(77, data.len()), "bin"));
+    let (loc2, _) = trunk_location(&g.store_path(member), &again.remote);
+    assert_eq!(
+        (loc2.trunk_file_id, loc2.offset, loc2.size),
+        (loc.trunk_file_id, loc.offset, loc.size),
+        "the freed slot was not reused"
+    );
+    // The deleted name reads as gone even though its slot is in use again.
+    let gone = g.block_on(async {
+        let mut conn = fdfs_testkit::connect(addr).await;
+        let mut b = BytesMut::new();
+        DownloadReq {
+            offset: 0,
+            length: 0,
+            group: id.group.clone(),
+            remote: id.remote.clone(),
+        }
+        .encode(&mut b);
+        conn.call(StorageCmd::DownloadFile.into(), &b).await
+    });
+    assert!(gone.is_err(), "a deleted trunk file still reads");
+    drop(first);
+}
+
+#[test]
+fn py3fdfs_uploads_small_files_into_trunks() {
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || trunk_server(&g).is_some()),
+        "the tracker never named a trunk server"
+    );
+    // Wait until the trunk server serves: a probe through the tracker's
+    // choice of storage gets a trunk name.
+    let client = g.client();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let opts = fdfs_client::UploadOptions::default();
+            g.block_on(client.upload_buffer(b"probe", &opts))
+                .is_ok_and(|id| id.remote.len() == 60)
+        }),
+        "small uploads never went into a trunk"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let conf = work.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "connect_timeout = 30\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {}\nlog_level = error\n",
+            work.path().display(),
+            g.tracker_addr
+        ),
+    )
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/py3fdfs_trunk.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(&conf)
+        .args(["8", "1000", &(SLOT_MAX_BYTES * 2).to_string()])
+        .output()
+        .expect("python3 must be installed to run the py3fdfs trunk test");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "py3fdfs script failed (is py3fdfs installed?)\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    let small: Vec<String> = json_strings(line, "small");
+    let big: Vec<String> = json_strings(line, "big");
+    let bad: Vec<String> = json_strings(line, "roundtrip_bad");
+    assert_eq!(small.len(), 8, "{line}");
+    assert!(bad.is_empty(), "py3fdfs read back different bytes: {bad:?}");
+    for id in &small {
+        let remote = id.split_once('/').unwrap().1;
+        assert_eq!(remote.len(), 60, "{id} is not a trunk name");
+        // It is in a trunk file on whichever member took it.
+        let found = (0..g.len()).any(|i| {
+            let name = RemoteName::parse(remote, 1).unwrap();
+            let loc = TrunkLocation::from_remote(&name).unwrap();
+            g.store_path(i)
+                .join(loc.trunk_file_relative_path())
+                .is_file()
+        });
+        assert!(found, "no trunk file holds {id}");
+    }
+    assert_eq!(big.len(), 1, "{line}");
+    assert_eq!(big[0].split_once('/').unwrap().1.len(), 44, "{}", big[0]);
+}
+
+/// The string values of `key` in a flat JSON object (a string or a list
+/// of strings): the test needs no JSON crate for this.
+fn json_strings(line: &str, key: &str) -> Vec<String> {
+    let Some(at) = line.find(&format!("\"{key}\":")) else {
+        return Vec::new();
+    };
+    let rest = line[at + key.len() + 3..].trim_start();
+    let span = if rest.starts_with('[') {
+        &rest[1..rest.find(']').unwrap_or(rest.len())]
+    } else {
+        rest.split([',', '}']).next().unwrap_or("")
+    };
+    span.split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The trunk server stops; the leader names the other member, which takes
+/// the role over with its free space quarantined (its binlog copy may lag)
+/// and allocates from a new trunk file only. The old server comes back as
+/// a member, gets the new server's binlog, and every file reads intact.
+#[test]
+fn a_new_trunk_server_allocates_only_from_new_trunk_files() {
+    let mut g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut first = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            first = trunk_server(&g);
+            first.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let old = first.unwrap();
+    let new = 1 - old;
+    let mut files = Vec::new();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let id = g.block_on(upload_to(g.storage_addr(old), b"probe", "txt"));
+            id.remote.len() == 60
+        }),
+        "small uploads never went into a trunk"
+    );
+    for i in 0..4 {
+        let data = content(i, 300 + i * 700);
+        let id = g.block_on(upload_to(g.storage_addr(new), &data, "bin"));
+        let (loc, _) = trunk_location(&g.store_path(new), &id.remote);
+        files.push((id, loc, data));
+    }
+    let old_max_id = files.iter().map(|f| f.1.trunk_file_id).max().unwrap();
+
+    g.stop_storage(old);
+    // A stop saves the free-space snapshot the next start loads first.
+    let snapshot = g.store_path(old).join("data/storage_trunk.dat");
+    assert!(snapshot.is_file(), "{} missing", snapshot.display());
+    assert!(
+        fdfs_testkit::wait_until(Duration::from_secs(90), || trunk_server(&g) == Some(new)),
+        "the leader never moved the trunk server"
+    );
+    let new_addr = g.storage_addr(new);
+    let mut after = Vec::new();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let data = content(50 + after.len(), 500);
+            let Some(id) = g.block_on(try_upload(new_addr, &data)) else {
+                return false;
+            };
+            let trunked = id.remote.len() == 60;
+            after.push((id, data));
+            trunked
+        }),
+        "the new trunk server never allocated"
+    );
+    for i in 0..4 {
+        let data = content(60 + i, 200 + i * 900);
+        after.push((g.block_on(upload_to(new_addr, &data, "bin")), data));
+    }
+    for (id, _) in after.iter().filter(|(id, _)| id.remote.len() == 60) {
+        let (loc, _) = trunk_location(&g.store_path(new), &id.remote);
+        assert!(
+            loc.trunk_file_id > old_max_id,
+            "{} reuses trunk file {} of the old server",
+            id.remote,
+            loc.trunk_file_id
+        );
+    }
+
+    g.start_storage(old);
+    let binlog = |i: usize| std::fs::read(g.store_path(i).join("data/trunk/binlog")).ok();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || binlog(new).is_some()
+            && binlog(new) == binlog(old)),
+        "the old server never got the new server's binlog"
+    );
+    for (id, _, data) in &files {
+        assert_eq!(
+            &g.block_on(download_from(new_addr, id)),
+            data,
+            "{}",
+            id.remote
+        );
+    }
+    for (id, data) in &after {
+        assert_eq!(
+            &g.block_on(download_from(new_addr, id)),
+            data,
+            "{}",
+            id.remote
+        );
+        assert!(
+            fdfs_testkit::wait_until(DEADLINE, || g
+                .block_on(try_download(g.storage_addr(old), id))
+                .is_some_and(|got| got == *data)),
+            "{} never reached the old server",
+            id.remote
+        );
+    }
+}
+
+async fn try_upload(addr: std::net::SocketAddr, data: &[u8]) -> Option<FileId> {
+    let mut conn = fdfs_testkit::try_connect(addr).await.ok()?;
+    let mut src = data;
+    StorageClient::new(&mut conn)
+        .upload(UploadKind::Normal, -1, "bin", &mut src, data.len() as u64)
+        .await
+        .ok()
+}
+
+/// Many small uploads at once through both members: every one gets its
+/// own slot (one allocator for the group) and reads back intact.
+#[test]
+fn concurrent_small_uploads_through_both_members_never_share_a_slot() {
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut server = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            server = trunk_server(&g);
+            server.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let server = server.unwrap();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || g
+            .block_on(upload_to(g.storage_addr(server), b"probe", "txt"))
+            .remote
+            .len()
+            == 60),
+        "small uploads never went into a trunk"
+    );
+    /// Uploads in flight at once.
+    const CONCURRENT: usize = 64;
+    let addrs = [g.storage_addr(0), g.storage_addr(1)];
+    let results: Vec<(FileId, std::net::SocketAddr, Vec<u8>)> = g.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..CONCURRENT {
+            let addr = addrs[i % 2];
+            let data = content(1000 + i, 50 + (i * 397) % 6000);
+            tasks.push(tokio::spawn(async move {
+                (upload_to(addr, &data, "bin").await, addr, data)
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("upload task"));
+        }
+        out
+    });
+    let mut slots = Vec::new();
+    for (id, addr, data) in &results {
+        assert_eq!(id.remote.len(), 60, "{}", id.remote);
+        let name = RemoteName::parse(&id.remote, 1).unwrap();
+        let loc = TrunkLocation::from_remote(&name).unwrap();
+        slots.push((loc.trunk_file_id, loc.offset, loc.size));
+        assert_eq!(&g.block_on(download_from(*addr, id)), data, "{}", id.remote);
+    }
+    slots.sort();
+    for w in slots.windows(2) {
+        let ((f1, o1, s1), (f2, o2, _)) = (w[0], w[1]);
+        assert!(
+            f1 != f2 || o1 + s1 <= o2,
+            "slots overlap: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// The trunk commands between members: answered by the trunk server only,
+/// bodies checked at the edge, the binlog size as the tracker asks it.
+#[test]
+fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
+    use fdfs_proto::trunk_msg::{decode_i64, AllocReq, SlotReq};
+    use fdfs_proto::Status;
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut server = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            server = trunk_server(&g);
+            server.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let server = server.unwrap();
+    let member = 1 - server;
+    let (server_addr, member_addr) = (g.storage_addr(server), g.storage_addr(member));
+    let call = |addr, cmd: StorageCmd, status: u8, body: Vec<u8>| {
+        g.block_on(async move {
+            let mut conn = fdfs_testkit::connect(addr).await;
+            conn.call_with_status(cmd.into(), status, &body).await
+        })
+    };
+    let status_of = |r: Result<Vec<u8>, fdfs_client::ClientError>| match r {
+        Ok(_) => 0,
+        Err(fdfs_client::ClientError::Status(s)) => s.0,
+        Err(e) => panic!("{e}"),
+    };
+    let alloc = |group: &str, size: u32, index: u8| {
+        let mut b = BytesMut::new();
+        AllocReq {
+            group: group.into(),
+            file_size: size,
+            store_path_index: index,
+        }
+        .encode(&mut b);
+        b.to_vec()
+    };
+    // Wait until the server allocates (it may still be opening its space).
+    let mut slot = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let r = call(
+                server_addr,
+                StorageCmd::TrunkAllocSpace,
+                0,
+                alloc("group1", 1000, 0),
+            );
+            slot = r
+                .ok()
+                .map(|b| TrunkLocation::from_info_buff(&b).expect("15 bytes"));
+            slot.is_some()
+        }),
+        "the trunk server never allocated"
+    );
+    let slot = slot.unwrap();
+    assert!(slot.size >= 1024, "{slot:?}");
+    // Not the trunk server: EINVAL, as the original.
+    let r = call(
+        member_addr,
+        StorageCmd::TrunkAllocSpace,
+        0,
+        alloc("group1", 1000, 0),
+    );
+    assert_eq!(status_of(r), Status::EINVAL.0);
+    // Wrong group, store path, size or length: EINVAL.
+    for body in [
+        alloc("group9", 1000, 0),
+        alloc("group1", 1000, 3),
+        alloc("group1", SLOT_MAX_BYTES as u32, 0),
+        alloc("group1", 1000, 0)[..20].to_vec(),
+    ] {
+        let r = call(server_addr, StorageCmd::TrunkAllocSpace, 0, body);
+        assert_eq!(status_of(r), Status::EINVAL.0);
+    }
+    // Confirming with a failure status gives the slot back; a confirm of
+    // a slot in another store path is refused.
+    let confirm = |slot: TrunkLocation| {
+        let mut b = BytesMut::new();
+        SlotReq {
+            group: "group1".into(),
+            slot,
+        }
+        .encode(&mut b);
+        b.to_vec()
+    };
+    let r = call(server_addr, StorageCmd::TrunkAllocConfirm, 5, confirm(slot));
+    assert_eq!(status_of(r), 0);
+    let mut elsewhere = slot;
+    elsewhere.store_path_index = 7;
+    let r = call(
+        server_addr,
+        StorageCmd::TrunkAllocConfirm,
+        0,
+        confirm(elsewhere),
+    );
+    assert_eq!(status_of(r), Status::EINVAL.0);
+    // GET_BINLOG_SIZE: the size of data/trunk/binlog, on every member.
+    let size =
+        decode_i64(&call(server_addr, StorageCmd::TrunkGetBinlogSize, 0, Vec::new()).unwrap())
+            .unwrap();
+    let on_disk = std::fs::metadata(g.store_path(server).join("data/trunk/binlog"))
+        .unwrap()
+        .len();
+    assert_eq!(size as u64, on_disk);
+    let r = call(member_addr, StorageCmd::TrunkGetBinlogSize, 0, Vec::new());
+    assert!(r.is_ok(), "{r:?}");
+    // The trunk server keeps its marks; a member may drop its own.
+    let r = call(
+        server_addr,
+        StorageCmd::TrunkDeleteBinlogMarks,
+        0,
+        Vec::new(),
+    );
+    assert_eq!(status_of(r), Status::EINVAL.0);
+    let r = call(
+        member_addr,
+        StorageCmd::TrunkDeleteBinlogMarks,
+        0,
+        Vec::new(),
+    );
+    assert_eq!(status_of(r), 0);
+}
+
+/// Kill -9 of the trunk server while both members take small uploads:
+/// the leader moves the role, uploads go on, the old server restarts, and
+/// every acknowledged file reads back intact from the member that took
+/// it, no two files share trunk space, and the trunk binlogs converge.
+#[test]
+fn trunk_server_killed_under_load_loses_no_acknowledged_file() {
+    use fdfs_testkit::ProcessGuard;
+    use std::process::Stdio;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// Upload loops running at once.
+    const LOOPS: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, sp) = (fdfs_testkit::free_port(), fdfs_testkit::free_port());
+    let ips = ["127.0.0.240", "127.0.0.241"];
+    let tracker_base = dir.path().join("tracker");
+    std::fs::create_dir_all(&tracker_base).unwrap();
+    std::fs::write(
+        dir.path().join("tracker.conf"),
+        format!(
+            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n\
+             check_active_interval = 5\nlog_level = info\nuse_trunk_file = true\n\
+             slot_min_size = 256\nslot_max_size = {SLOT_MAX_BYTES}\ntrunk_file_size = {TRUNK_FILE_BYTES}\n",
+            tracker_base.display()
+        ),
+    )
+    .unwrap();
+    let store = |i: usize| dir.path().join(format!("storage{i}"));
+    for (i, ip) in ips.iter().enumerate() {
+        std::fs::create_dir_all(store(i)).unwrap();
+        std::fs::write(
+            dir.path().join(format!("storage{i}.conf")),
+            format!(
+                "group_name = group1\nbind_addr = {ip}\nport = {sp}\nbase_path = {b}\n\
+                 store_path0 = {b}\nsubdir_count_per_path = 4\ntracker_server = 127.0.0.1:{tp}\n\
+                 heart_beat_interval = 1\nstat_report_interval = 1\nsync_wait_msec = 20\n\
+                 reserved_storage_space = 1%\nhttp.server_port = 0\nlog_level = info\n",
+                b = store(i).display()
+            ),
+        )
+        .unwrap();
+    }
+    let spawn = |role: &str, conf: &str| {
+        ProcessGuard(
+            Command::new(env!("CARGO_BIN_EXE_fdfs"))
+                .arg(role)
+                .arg("--conf")
+                .arg(dir.path().join(conf))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start fdfs"),
+        )
+    };
+    let _tracker = spawn("tracker", "tracker.conf");
+    let mut storages = [
+        Some(spawn("storage", "storage0.conf")),
+        Some(spawn("storage", "storage1.conf")),
+    ];
+    let addrs: [std::net::SocketAddr; 2] =
+        [0, 1].map(|i| format!("{}:{sp}", ips[i]).parse().unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tracker_addr: std::net::SocketAddr = format!("127.0.0.1:{tp}").parse().unwrap();
+    let trunk_server = || -> Option<usize> {
+        let list = rt.block_on(async {
+            let mut c = fdfs_testkit::try_connect(tracker_addr).await.ok()?;
+            fdfs_client::TrackerClient::new(&mut c)
+                .list_storages("group1", None)
+                .await
+                .ok()
+        })?;
+        let ip = list.iter().find(|s| s.if_trunk_server)?.ip_addr.clone();
+        ips.iter().position(|i| *i == ip)
+    };
+    let mut old = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            old = trunk_server();
+            old.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let old = old.unwrap();
+    let new = 1 - old;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || rt
+            .block_on(try_upload(addrs[old], b"probe"))
+            .is_some_and(|id| id.remote.len() == 60)),
+        "small uploads never went into a trunk"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    /// An acknowledged upload: its id, the member that took it, its bytes.
+    type Acked = (FileId, usize, Vec<u8>);
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut loops = Vec::new();
+    for l in 0..LOOPS {
+        let (stop, acked, failed) = (stop.clone(), acked.clone(), failed.clone());
+        loops.push(rt.spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let target = (l + n) % 2;
+                let data = content(l * 100_000 + n, 100 + (l * 7919 + n * 104_729) % 8000);
+                n += 1;
+                match try_upload(addrs[target], &data).await {
+                    Some(id) => acked.lock().unwrap().push((id, target, data)),
+                    None => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }));
+    }
+    let acked_now = || acked.lock().unwrap().len();
+    let before = acked_now();
+    assert!(fdfs_testkit::wait_until(DEADLINE, || acked_now() >= before + 300));
+    if let Some(mut g) = storages[old].take() {
+        g.0.kill().expect("SIGKILL");
+        g.0.wait().expect("reap");
+    }
+    assert!(
+        fdfs_testkit::wait_until(Duration::from_secs(90), || trunk_server() == Some(new)),
+        "the leader never moved the trunk server (now {:?})\n{}",
+        trunk_server(),
+        log_tails(dir.path())
+    );
+    let moved = acked_now();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || acked_now() >= moved + 300),
+        "uploads stopped after the failover"
+    );
+    storages[old] = Some(spawn("storage", &format!("storage{old}.conf")));
+    let restarted = acked_now();
+    assert!(fdfs_testkit::wait_until(DEADLINE, || acked_now() >= restarted + 300));
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        rt.block_on(l).unwrap();
+    }
+
+    let acked = acked.lock().unwrap().clone();
+    let mut slots = Vec::new();
+    let mut trunked = 0;
+    for (id, target, data) in &acked {
+        let got = rt.block_on(async {
+            let mut last = None;
+            for _ in 0..100 {
+                last = try_download(addrs[*target], id).await;
+                if last.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            last
+        });
+        assert_eq!(
+            got.as_deref(),
+            Some(&data[..]),
+            "{} on {}",
+            id.remote,
+            addrs[*target]
+        );
+        if id.remote.len() == 60 {
+            trunked += 1;
+            let name = RemoteName::parse(&id.remote, 1).unwrap();
+            let loc = TrunkLocation::from_remote(&name).unwrap();
+            slots.push((loc.trunk_file_id, loc.offset, loc.size));
+        }
+    }
+    slots.sort();
+    for w in slots.windows(2) {
+        assert!(
+            w[0].0 != w[1].0 || w[0].1 + w[0].2 <= w[1].1,
+            "trunk space handed out twice: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    let binlog = |i: usize| std::fs::read(store(i).join("data/trunk/binlog")).ok();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || binlog(new).is_some()
+            && binlog(new) == binlog(old)),
+        "trunk binlogs never converged"
+    );
+    eprintln!(
+        "kill -9 of the trunk server: {} uploads acknowledged ({trunked} in trunks), {} refused",
+        acked.len(),
+        failed.load(Ordering::Relaxed)
+    );
+}
+
+/// The last lines of every daemon log under `dir`, for a failure message.
+fn log_tails(dir: &Path) -> String {
+    let mut out = String::new();
+    for who in ["tracker", "storage0", "storage1"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(who).join("logs")) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {}\n", e.path().display()));
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
