@@ -265,9 +265,24 @@ fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<File> {
     Ok(file)
 }
 
-/// Checks the header on disk before a write: free → [`Prior::Free`];
-/// equal to `expect` → [`Prior::Same`]; anything else is another file's
-/// slot and is refused with EEXIST (rule 4), logged.
+/// Whether the 24 bytes at `loc` are the header of a file: a file type
+/// and sizes that fit in the trunk file (`file_len` bytes). Bytes left in
+/// free space (the content of a file deleted elsewhere whose delete has
+/// not reached this replica, whose header here only is cleared, or of an
+/// upload that failed before its header) are not: a new slot may start in
+/// the middle of them. Random bytes pass this with odds of about 1e-8.
+fn holds_a_header(raw: &[u8; SLOT_HEADER_LEN], loc: &TrunkLocation, file_len: u64) -> bool {
+    let h = SlotHeader::decode(raw);
+    (h.file_type == fdfs_proto::trunk::SLOT_TYPE_REGULAR
+        || h.file_type == fdfs_proto::trunk::SLOT_TYPE_LINK)
+        && u64::from(h.alloc_size) >= SLOT_HEADER_LEN as u64 + u64::from(h.file_size)
+        && u64::from(loc.offset) + u64::from(h.alloc_size) <= file_len
+}
+
+/// Checks the header on disk before a write: free (or no header at all,
+/// see [`holds_a_header`]) → [`Prior::Free`]; equal to `expect` →
+/// [`Prior::Same`]; another file's header is refused with EEXIST
+/// (rule 4), logged.
 fn check_prior(
     file: &File,
     path: &Path,
@@ -280,6 +295,14 @@ fn check_prior(
     }
     if expect.is_some_and(|h| h.encode() == raw) {
         return Ok(Prior::Same);
+    }
+    if !holds_a_header(&raw, loc, file.metadata()?.len()) {
+        tracing::debug!(
+            trunk_file = %path.display(),
+            offset = loc.offset,
+            "slot starts in bytes left in free space; written over"
+        );
+        return Ok(Prior::Free);
     }
     tracing::error!(
         trunk_file = %path.display(),
@@ -462,6 +485,11 @@ pub async fn body_to_slot(
 /// slot's size and every other field 0, then the old file's content
 /// overwritten with zeros. Idempotent; a missing trunk file is ENOENT.
 pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
+    clear(store_root, loc, true)
+}
+
+/// `clear_slot`, the content wiped only with `wipe`.
+fn clear(store_root: &Path, loc: &TrunkLocation, wipe: bool) -> io::Result<()> {
     let path = trunk_file_path(store_root, loc);
     let file = OpenOptions::new().read(true).write(true).open(&path)?;
     let old = SlotHeader::decode(&read_header(&file, loc)?);
@@ -474,6 +502,9 @@ pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
         ext7: [0; 7],
     };
     file.write_all_at(&free.encode(), u64::from(loc.offset))?;
+    if !wipe {
+        return Ok(());
+    }
     // Only what the old header says it held, and never past the slot.
     let wipe = u64::from(old.file_size)
         .min(u64::from(loc.size).saturating_sub(SLOT_HEADER_LEN as u64))
@@ -492,13 +523,27 @@ pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
 /// named file (ENOENT otherwise, as a read), then it is cleared. Returns
 /// the location, which the caller gives back to the trunk server.
 pub fn delete_slot(store_root: &Path, name: &RemoteName) -> OpResult<TrunkLocation> {
+    delete(store_root, name, true)
+}
+
+/// A delete that reached this replica through sync: only the header is
+/// cleared. The trunk server freed the slot when the source deleted the
+/// file, so by now part of it may hold a newer file that reached us
+/// first (other sources' sync streams are not ordered with the
+/// source's); wiping the old content would destroy it. What is left reads
+/// as free space ([`holds_a_header`]).
+pub fn delete_replica_slot(store_root: &Path, name: &RemoteName) -> OpResult<TrunkLocation> {
+    delete(store_root, name, false)
+}
+
+fn delete(store_root: &Path, name: &RemoteName, wipe: bool) -> OpResult<TrunkLocation> {
     let slot = open_slot(store_root, name)?;
     let path = trunk_file_path(store_root, &slot.loc);
     // Held so that a replica writing this slot right now is not cleared
     // half-way through.
     let _claim = SlotClaim::take(&path, slot.loc.offset)?;
     drop(slot.file);
-    clear_slot(store_root, &slot.loc)?;
+    clear(store_root, &slot.loc, wipe)?;
     Ok(slot.loc)
 }
 
@@ -763,6 +808,42 @@ mod tests {
         );
         // Clearing a never-written slot of an existing file is harmless.
         clear_slot(dir.path(), &loc(4096, 256)).unwrap();
+    }
+
+    /// The race of issue 15 point 4 on a replica: the trunk server freed
+    /// a file's slot (deleted on another member) and handed part of it
+    /// out again; the new file reaches this replica before the delete.
+    #[test]
+    fn a_replica_writes_over_stale_content_and_its_late_delete_keeps_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = store(dir.path(), loc(0, 4096), &[0xAB; 4000], 1);
+        // A new slot starting inside the old file's content, over bytes
+        // that are no header (first byte not 0).
+        let at = loc(1024, 512);
+        let (name, header) = named(at, b"new file", 2);
+        let (mut w, prior) =
+            SlotWrite::begin(dir.path(), at, 8, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        assert_eq!(prior, Prior::Free);
+        w.write(b"new file").unwrap();
+        w.finish(&header, false).unwrap();
+        // The old file's header is still a header: refused (rule 4).
+        let (_, h0) = named(loc(0, 512), b"other", 3);
+        let e =
+            SlotWrite::begin(dir.path(), loc(0, 512), 5, TRUNK_FILE_BYTES, Some(&h0)).unwrap_err();
+        assert_eq!(e.status, Status::EEXIST);
+        // The old file's delete arrives: its header goes, the new file stays.
+        delete_replica_slot(dir.path(), &old).unwrap();
+        assert_eq!(
+            open_slot(dir.path(), &old).unwrap_err().status,
+            Status::ENOENT
+        );
+        assert_eq!(
+            open_slot(dir.path(), &name)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"new file"
+        );
     }
 
     #[test]
