@@ -58,6 +58,8 @@ const ACKED_AFTER_FAILOVER: usize = 300;
 /// is replaced.
 const CHECK_ACTIVE_SECS: u64 = 2;
 
+static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 fn rounds() -> usize {
     std::env::var("FDFS_CRASH_ROUNDS")
         .ok()
@@ -245,8 +247,7 @@ impl Servers {
     /// The ACTIVE member the tracker names trunk server, if any.
     fn trunk_server(&self, rt: &tokio::runtime::Runtime) -> Option<usize> {
         let st = self.statuses(rt);
-        let mut trunks =
-            (0..MEMBERS).filter(|&i| st[i].is_some_and(|(_, t)| t));
+        let mut trunks = (0..MEMBERS).filter(|&i| st[i].is_some_and(|(_, t)| t));
         let first = trunks.next()?;
         (trunks.next().is_none() && st[first].map(|(s, _)| s) == Some(storage_status::ACTIVE))
             .then_some(first)
@@ -365,7 +366,13 @@ async fn client_loop(
             let len = 1 + rng.below(MAX_UPLOAD_BYTES as u64) as usize;
             let data = rng.bytes(len);
             let r = StorageClient::new(c)
-                .upload(UploadKind::Normal, -1, "bin", &mut data.as_slice(), len as u64)
+                .upload(
+                    UploadKind::Normal,
+                    -1,
+                    "bin",
+                    &mut data.as_slice(),
+                    len as u64,
+                )
                 .await;
             match r {
                 Ok(id) => {
@@ -380,7 +387,10 @@ async fn client_loop(
                 }
                 Err(e) => {
                     if std::env::var("FDFS_CRASH_DEBUG").is_ok() {
-                        eprintln!("upload to {addr}: {e}");
+                        eprintln!(
+                            "upload to {addr}: {e} at {:?}",
+                            T0.get().map(|t| t.elapsed())
+                        );
                     }
                     false
                 }
@@ -415,7 +425,10 @@ impl PyUploader {
         .unwrap();
         let stop_file = s.dir.path().join("py_stop");
         let _ = std::fs::remove_file(&stop_file);
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/trunk_crash_upload.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/py/trunk_crash_upload.py"
+        );
         let child = Command::new("python3")
             .arg(script)
             .arg(&conf)
@@ -495,11 +508,10 @@ fn assert_no_overlap(live: &BTreeMap<String, Digest>, round: usize) {
         let Some((_, loc)) = location(remote) else {
             continue;
         };
-        by_file.entry(key(&loc)).or_default().push((
-            u64::from(loc.offset),
-            slot_end(&loc),
-            remote,
-        ));
+        by_file
+            .entry(key(&loc))
+            .or_default()
+            .push((u64::from(loc.offset), slot_end(&loc), remote));
     }
     for (k, mut slots) in by_file {
         slots.sort();
@@ -654,7 +666,8 @@ fn assert_binlogs_converge(
     );
     let binlog = read(trunk);
     let free = replay(&binlog);
-    let quarantine = std::fs::read(s.store(trunk).join("data/trunk/quarantine")).unwrap_or_default();
+    let quarantine =
+        std::fs::read(s.store(trunk).join("data/trunk/quarantine")).unwrap_or_default();
     let (quarantined, refused, _) = parse_lines(&quarantine);
     assert_eq!(refused, 0, "round {round}: quarantine lines refused");
     let quarantined: BTreeSet<_> = quarantined
@@ -662,12 +675,13 @@ fn assert_binlogs_converge(
         .map(|r| (key(&r.slot), r.slot.offset, r.slot.size))
         .collect();
     let usable: BTreeMap<TrunkKey, Vec<(u64, u64)>> =
-        free.difference(&quarantined).fold(BTreeMap::new(), |mut m, (k, off, size)| {
-            m.entry(*k)
-                .or_default()
-                .push((u64::from(*off), u64::from(*off) + u64::from(*size)));
-            m
-        });
+        free.difference(&quarantined)
+            .fold(BTreeMap::new(), |mut m, (k, off, size)| {
+                m.entry(*k)
+                    .or_default()
+                    .push((u64::from(*off), u64::from(*off) + u64::from(*size)));
+                m
+            });
     for remote in live.keys() {
         let Some((_, loc)) = location(remote) else {
             continue;
@@ -732,6 +746,7 @@ fn trunk_server_killed_under_load_hands_no_slot_out_twice() {
     let rounds = rounds();
     eprintln!("trunk crash test: FDFS_CRASH_SEED={seed} FDFS_CRASH_ROUNDS={rounds}");
     let started = Instant::now();
+    T0.get_or_init(Instant::now);
     let mut rng = Rng(seed);
     let rt = multi_thread_rt();
     let mut s = Servers::start(191);
@@ -765,6 +780,9 @@ fn trunk_server_killed_under_load_hands_no_slot_out_twice() {
         let victim = trunk;
         s.kill_storage(victim);
         let killed = Instant::now();
+        if std::env::var("FDFS_CRASH_DEBUG").is_ok() {
+            eprintln!("killed at {:?}", T0.get().map(|t| t.elapsed()));
+        }
         let mut next = None;
         assert!(
             wait_until(DEADLINE, || {
@@ -774,6 +792,9 @@ fn trunk_server_killed_under_load_hands_no_slot_out_twice() {
             "round {round}: no new trunk server after the kill of member {victim}"
         );
         let failover = killed.elapsed();
+        if std::env::var("FDFS_CRASH_DEBUG").is_ok() {
+            eprintln!("failover at {:?}", T0.get().map(|t| t.elapsed()));
+        }
         failovers.push(failover);
         let after = acked(&counters);
         assert!(
