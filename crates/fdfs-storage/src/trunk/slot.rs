@@ -192,19 +192,6 @@ pub fn check_data_exists(storage: &Storage, name: &RemoteName, path: &Path) -> O
     }
 }
 
-/// Called once a trunk-backed file's slot was cleared by a client's
-/// delete: the slot goes back to the trunk server's free pool (FREE_SPACE
-/// 29, or the local pool on the trunk server itself).
-// TODO(trunk-role): route to the trunk client's FREE_SPACE; until it is
-// wired the slot stays allocated in the trunk binlog (leaked, not reused).
-pub fn give_back_slot(storage: &Storage, loc: TrunkLocation) {
-    let _ = storage;
-    tracing::debug!(
-        ?loc,
-        "trunk slot cleared; free space not yet reported to the trunk server"
-    );
-}
-
 /// The slots being written in this process: two writers of one slot (two
 /// replicas of a file racing, or a double allocation) must not both pass
 /// the header check before either writes.
