@@ -215,8 +215,20 @@ async fn create_in_slot(
     }
     let root = slot::store_root(&storage, &name)?;
     let trunk_file_size = storage.params().trunk.trunk_file_size_bytes;
+    let st = storage.clone();
     let begun = blocking(move || {
-        SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect))
+        let first = SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect));
+        match first {
+            Err(e) if e.status == Status::EEXIST => {
+                let binlog = st.trunk.open_space(&st)?.binlog_path();
+                if slot::clear_freed_header(&root, &loc, &binlog)? {
+                    SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect))
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
     })
     .await;
     let writer = match begun {

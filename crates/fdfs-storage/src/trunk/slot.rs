@@ -468,6 +468,82 @@ pub async fn body_to_slot(
     Ok((slot, writes))
 }
 
+/// On a replica that received a trunk file for `loc` whose header place
+/// holds another file: clears that file's header when the trunk binlog
+/// (`trunk_binlog`, this member's copy of the trunk server's) shows the
+/// other file's whole slot freed since it was written (an `A` line
+/// covering it, no older than its mtime). That file was deleted on
+/// another member and its delete has not reached us yet; its late
+/// delete then finds no header and does nothing. Sync streams of
+/// different sources are not ordered with each other, so waiting for
+/// that delete could wait for ever (each stream behind the other's).
+/// Returns whether the header was cleared.
+pub fn clear_freed_header(
+    store_root: &Path,
+    loc: &TrunkLocation,
+    trunk_binlog: &Path,
+) -> OpResult<bool> {
+    let path = trunk_file_path(store_root, loc);
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let raw = read_header(&file, loc)?;
+    let old = SlotHeader::decode(&raw);
+    if old.is_free() {
+        return Ok(true);
+    }
+    let (start, end) = (
+        u64::from(loc.offset),
+        u64::from(loc.offset) + u64::from(old.alloc_size),
+    );
+    let text = match std::fs::read(trunk_binlog) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let (records, _, _) = fdfs_proto::trunk_binlog::parse_lines(&text);
+    let freed = records.iter().any(|r| {
+        let s = &r.slot;
+        r.op == fdfs_proto::trunk_binlog::TrunkOp::AddSpace
+            && (
+                s.store_path_index,
+                s.sub_path_high,
+                s.sub_path_low,
+                s.trunk_file_id,
+            ) == (
+                loc.store_path_index,
+                loc.sub_path_high,
+                loc.sub_path_low,
+                loc.trunk_file_id,
+            )
+            && u64::from(s.offset) <= start
+            && fdfs_proto::trunk_binlog::slot_end(s) >= end
+            && r.timestamp >= i64::from(old.mtime)
+    });
+    if !freed {
+        return Ok(false);
+    }
+    // Held so that no writer of this slot runs while the header goes.
+    let _claim = SlotClaim::take(&path, loc.offset)?;
+    if read_header(&file, loc)? != raw {
+        return Ok(false);
+    }
+    let free = SlotHeader {
+        file_type: SLOT_TYPE_FREE,
+        alloc_size: old.alloc_size,
+        file_size: 0,
+        crc32: 0,
+        mtime: 0,
+        ext7: [0; 7],
+    };
+    file.write_all_at(&free.encode(), u64::from(loc.offset))?;
+    tracing::warn!(
+        trunk_file = %path.display(),
+        offset = loc.offset,
+        old = ?old,
+        "slot held a file the trunk server freed since (its delete is still on the way): header cleared"
+    );
+    Ok(true)
+}
+
 /// Marks a slot free as the original does: a header with type 0, the
 /// slot's size and every other field 0, then the old file's content
 /// overwritten with zeros. Idempotent; a missing trunk file is ENOENT.
@@ -831,6 +907,49 @@ mod tests {
                 .unwrap(),
             b"new file"
         );
+    }
+
+    /// A replica still holding a file the trunk server freed (its delete
+    /// on the way) clears its header for a newer file of that slot, only
+    /// when its copy of the trunk binlog shows the free.
+    #[test]
+    fn a_header_is_cleared_for_a_new_file_only_once_the_binlog_shows_it_freed() {
+        use fdfs_proto::trunk_binlog::{TrunkOp, TrunkRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(512, 512);
+        let old = store(dir.path(), at, b"deleted elsewhere", 1_700_000_000);
+        let binlog = dir.path().join("binlog");
+        let line = |op, slot, timestamp| {
+            TrunkRecord {
+                timestamp,
+                op,
+                slot,
+            }
+            .to_line()
+        };
+        // Allocated, not freed: the file stays.
+        std::fs::write(
+            &binlog,
+            line(TrunkOp::DelSpace, loc(0, 4096), 1_700_000_000),
+        )
+        .unwrap();
+        assert!(!clear_freed_header(dir.path(), &at, &binlog).unwrap());
+        // A free older than the file is not its own.
+        let older = line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999);
+        std::fs::write(&binlog, &older).unwrap();
+        assert!(!clear_freed_header(dir.path(), &at, &binlog).unwrap());
+        assert!(open_slot(dir.path(), &old).is_ok());
+        // Freed (merged into a bigger free slot) after it was written.
+        let freed = line(TrunkOp::AddSpace, loc(256, 1024), 1_700_000_005);
+        std::fs::write(&binlog, older + &freed).unwrap();
+        assert!(clear_freed_header(dir.path(), &at, &binlog).unwrap());
+        assert_eq!(
+            open_slot(dir.path(), &old).unwrap_err().status,
+            Status::ENOENT
+        );
+        let (_, h) = named(at, b"new", 1_700_000_006);
+        let (_, prior) = SlotWrite::begin(dir.path(), at, 3, TRUNK_FILE_BYTES, Some(&h)).unwrap();
+        assert_eq!(prior, Prior::Free);
     }
 
     #[test]
