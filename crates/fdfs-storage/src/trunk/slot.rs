@@ -472,7 +472,7 @@ pub async fn body_to_slot(
 /// holds another file: clears that file's header when the trunk binlog
 /// (`trunk_binlog`, this member's copy of the trunk server's) shows the
 /// other file's whole slot freed since it was written (an `A` line
-/// covering it, no older than its mtime). That file was deleted on
+/// covering it, after its allocation, no older than its mtime). That file was deleted on
 /// another member and its delete has not reached us yet; its late
 /// delete then finds no header and does nothing. Sync streams of
 /// different sources are not ordered with each other, so waiting for
@@ -500,23 +500,34 @@ pub fn clear_freed_header(
         Err(e) => return Err(e.into()),
     };
     let (records, _, _) = fdfs_proto::trunk_binlog::parse_lines(&text);
-    let freed = records.iter().any(|r| {
-        let s = &r.slot;
-        r.op == fdfs_proto::trunk_binlog::TrunkOp::AddSpace
-            && (
-                s.store_path_index,
-                s.sub_path_high,
-                s.sub_path_low,
-                s.trunk_file_id,
-            ) == (
-                loc.store_path_index,
-                loc.sub_path_high,
-                loc.sub_path_low,
-                loc.trunk_file_id,
-            )
-            && u64::from(s.offset) <= start
-            && fdfs_proto::trunk_binlog::slot_end(s) >= end
-            && r.timestamp >= i64::from(old.mtime)
+    use fdfs_proto::trunk_binlog::{slot_end, TrunkOp};
+    let key = |s: &TrunkLocation| {
+        (
+            s.store_path_index,
+            s.sub_path_high,
+            s.sub_path_low,
+            s.trunk_file_id,
+        )
+    };
+    // The old file's allocation (a `D` over its start, no younger than its
+    // mtime), then its whole slot free again, no older than its mtime.
+    // (Seconds: a free of the file before it in the same second passes
+    // too, which matters only if the trunk server handed out a live slot.)
+    let allocated = records.iter().position(|r| {
+        r.op == TrunkOp::DelSpace
+            && key(&r.slot) == key(loc)
+            && u64::from(r.slot.offset) <= start
+            && slot_end(&r.slot) > start
+            && r.timestamp <= i64::from(old.mtime)
+    });
+    let freed = allocated.is_some_and(|at| {
+        records[at + 1..].iter().any(|r| {
+            r.op == TrunkOp::AddSpace
+                && key(&r.slot) == key(loc)
+                && u64::from(r.slot.offset) <= start
+                && slot_end(&r.slot) >= end
+                && r.timestamp >= i64::from(old.mtime)
+        })
     });
     if !freed {
         return Ok(false);
@@ -927,21 +938,18 @@ mod tests {
             }
             .to_line()
         };
-        // Allocated, not freed: the file stays.
-        std::fs::write(
-            &binlog,
-            line(TrunkOp::DelSpace, loc(0, 4096), 1_700_000_000),
-        )
-        .unwrap();
-        assert!(!clear_freed_header(dir.path(), &at, &binlog).unwrap());
-        // A free older than the file is not its own.
-        let older = line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999);
-        std::fs::write(&binlog, &older).unwrap();
+        // Allocated; a free older than the file is not its own.
+        let before = line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
+            + &line(TrunkOp::DelSpace, loc(0, 4096), 1_699_999_999)
+            + &line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
+            + &line(TrunkOp::DelSpace, loc(0, 4096), 1_700_000_000)
+            + &line(TrunkOp::AddSpace, loc(1024, 3072), 1_700_000_000);
+        std::fs::write(&binlog, &before).unwrap();
         assert!(!clear_freed_header(dir.path(), &at, &binlog).unwrap());
         assert!(open_slot(dir.path(), &old).is_ok());
         // Freed (merged into a bigger free slot) after it was written.
         let freed = line(TrunkOp::AddSpace, loc(256, 1024), 1_700_000_005);
-        std::fs::write(&binlog, older + &freed).unwrap();
+        std::fs::write(&binlog, before + &freed).unwrap();
         assert!(clear_freed_header(dir.path(), &at, &binlog).unwrap());
         assert_eq!(
             open_slot(dir.path(), &old).unwrap_err().status,
