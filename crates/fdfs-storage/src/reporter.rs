@@ -372,11 +372,16 @@ async fn reserve_trunk_file_ids(storage: &Storage, conn: &mut Conn) -> Result<()
 /// changed since this connection last said it. A value is sent once even
 /// when the tracker refuses it, so a refusal cannot repeat every beat.
 async fn report_trunk_free(
-    storage: &Storage,
+    storage: &Arc<Storage>,
     conn: &mut Conn,
     sent: &mut Option<i64>,
 ) -> Result<(), ClientError> {
-    let Some(mb) = crate::trunk::role::free_mb(storage) else {
+    // The space's lock may be held by a snapshot being written.
+    let s = storage.clone();
+    let free = tokio::task::spawn_blocking(move || crate::trunk::role::free_mb(&s))
+        .await
+        .unwrap_or(None);
+    let Some(mb) = free else {
         *sent = None;
         return Ok(());
     };

@@ -628,3 +628,199 @@ fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
     );
     assert_eq!(status_of(r), 0);
 }
+
+/// Kill -9 of the trunk server while both members take small uploads:
+/// the leader moves the role, uploads go on, the old server restarts, and
+/// every acknowledged file reads back intact from the member that took
+/// it, no two files share trunk space, and the trunk binlogs converge.
+#[test]
+fn trunk_server_killed_under_load_loses_no_acknowledged_file() {
+    use fdfs_testkit::ProcessGuard;
+    use std::process::Stdio;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// Upload loops running at once.
+    const LOOPS: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let (tp, sp) = (fdfs_testkit::free_port(), fdfs_testkit::free_port());
+    let ips = ["127.0.0.240", "127.0.0.241"];
+    let tracker_base = dir.path().join("tracker");
+    std::fs::create_dir_all(&tracker_base).unwrap();
+    std::fs::write(
+        dir.path().join("tracker.conf"),
+        format!(
+            "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n\
+             check_active_interval = 5\nlog_level = warn\nuse_trunk_file = true\n\
+             slot_min_size = 256\nslot_max_size = {SLOT_MAX_BYTES}\ntrunk_file_size = {TRUNK_FILE_BYTES}\n",
+            tracker_base.display()
+        ),
+    )
+    .unwrap();
+    let store = |i: usize| dir.path().join(format!("storage{i}"));
+    for (i, ip) in ips.iter().enumerate() {
+        std::fs::create_dir_all(store(i)).unwrap();
+        std::fs::write(
+            dir.path().join(format!("storage{i}.conf")),
+            format!(
+                "group_name = group1\nbind_addr = {ip}\nport = {sp}\nbase_path = {b}\n\
+                 store_path0 = {b}\nsubdir_count_per_path = 4\ntracker_server = 127.0.0.1:{tp}\n\
+                 heart_beat_interval = 1\nstat_report_interval = 1\nsync_wait_msec = 20\n\
+                 reserved_storage_space = 1%\nhttp.server_port = 0\nlog_level = warn\n",
+                b = store(i).display()
+            ),
+        )
+        .unwrap();
+    }
+    let spawn = |role: &str, conf: &str| {
+        ProcessGuard(
+            Command::new(env!("CARGO_BIN_EXE_fdfs"))
+                .arg(role)
+                .arg("--conf")
+                .arg(dir.path().join(conf))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start fdfs"),
+        )
+    };
+    let _tracker = spawn("tracker", "tracker.conf");
+    let mut storages = [
+        Some(spawn("storage", "storage0.conf")),
+        Some(spawn("storage", "storage1.conf")),
+    ];
+    let addrs: [std::net::SocketAddr; 2] =
+        [0, 1].map(|i| format!("{}:{sp}", ips[i]).parse().unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tracker_addr: std::net::SocketAddr = format!("127.0.0.1:{tp}").parse().unwrap();
+    let trunk_server = || -> Option<usize> {
+        let list = rt.block_on(async {
+            let mut c = fdfs_testkit::try_connect(tracker_addr).await.ok()?;
+            fdfs_client::TrackerClient::new(&mut c)
+                .list_storages("group1", None)
+                .await
+                .ok()
+        })?;
+        let ip = list.iter().find(|s| s.if_trunk_server)?.ip_addr.clone();
+        ips.iter().position(|i| *i == ip)
+    };
+    let mut old = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            old = trunk_server();
+            old.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let old = old.unwrap();
+    let new = 1 - old;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || rt
+            .block_on(try_upload(addrs[old], b"probe"))
+            .is_some_and(|id| id.remote.len() == 60)),
+        "small uploads never went into a trunk"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    /// An acknowledged upload: its id, the member that took it, its bytes.
+    type Acked = (FileId, usize, Vec<u8>);
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut loops = Vec::new();
+    for l in 0..LOOPS {
+        let (stop, acked, failed) = (stop.clone(), acked.clone(), failed.clone());
+        loops.push(rt.spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let target = (l + n) % 2;
+                let data = content(l * 100_000 + n, 100 + (l * 7919 + n * 104_729) % 8000);
+                n += 1;
+                match try_upload(addrs[target], &data).await {
+                    Some(id) => acked.lock().unwrap().push((id, target, data)),
+                    None => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }));
+    }
+    let acked_now = || acked.lock().unwrap().len();
+    let before = acked_now();
+    assert!(fdfs_testkit::wait_until(DEADLINE, || acked_now() >= before + 300));
+    if let Some(mut g) = storages[old].take() {
+        g.0.kill().expect("SIGKILL");
+        g.0.wait().expect("reap");
+    }
+    assert!(
+        fdfs_testkit::wait_until(Duration::from_secs(90), || trunk_server() == Some(new)),
+        "the leader never moved the trunk server"
+    );
+    let moved = acked_now();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || acked_now() >= moved + 300),
+        "uploads stopped after the failover"
+    );
+    storages[old] = Some(spawn("storage", &format!("storage{old}.conf")));
+    let restarted = acked_now();
+    assert!(fdfs_testkit::wait_until(DEADLINE, || acked_now() >= restarted + 300));
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        rt.block_on(l).unwrap();
+    }
+
+    let acked = acked.lock().unwrap().clone();
+    let mut slots = Vec::new();
+    let mut trunked = 0;
+    for (id, target, data) in &acked {
+        let got = rt.block_on(async {
+            let mut last = None;
+            for _ in 0..100 {
+                last = try_download(addrs[*target], id).await;
+                if last.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            last
+        });
+        assert_eq!(
+            got.as_deref(),
+            Some(&data[..]),
+            "{} on {}",
+            id.remote,
+            addrs[*target]
+        );
+        if id.remote.len() == 60 {
+            trunked += 1;
+            let name = RemoteName::parse(&id.remote, 1).unwrap();
+            let loc = TrunkLocation::from_remote(&name).unwrap();
+            slots.push((loc.trunk_file_id, loc.offset, loc.size));
+        }
+    }
+    slots.sort();
+    for w in slots.windows(2) {
+        assert!(
+            w[0].0 != w[1].0 || w[0].1 + w[0].2 <= w[1].1,
+            "trunk space handed out twice: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    let binlog = |i: usize| std::fs::read(store(i).join("data/trunk/binlog")).ok();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || binlog(new).is_some()
+            && binlog(new) == binlog(old)),
+        "trunk binlogs never converged"
+    );
+    eprintln!(
+        "kill -9 of the trunk server: {} uploads acknowledged ({trunked} in trunks), {} refused",
+        acked.len(),
+        failed.load(Ordering::Relaxed)
+    );
+}

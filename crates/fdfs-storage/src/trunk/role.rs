@@ -143,6 +143,8 @@ pub struct TrunkRole {
     state: Mutex<RoleState>,
     changes: watch::Sender<RoleView>,
     space: Mutex<Option<Arc<dyn SpaceApi>>>,
+    /// Held while the space is being opened (blocking callers only).
+    opening: Mutex<()>,
     opener: Box<SpaceOpener>,
     /// One new trunk file at a time: concurrent allocations that all found
     /// no room wait for the one file being made.
@@ -182,6 +184,7 @@ impl TrunkRole {
             }),
             changes,
             space: Mutex::new(None),
+            opening: Mutex::new(()),
             opener,
             creating: tokio::sync::Mutex::new(()),
             files_made: AtomicU64::new(0),
@@ -232,12 +235,14 @@ impl TrunkRole {
     /// too: they keep the trunk server's binlog (cmd 30) and so can take
     /// the role over.
     pub fn open_space(&self, storage: &Storage) -> io::Result<Arc<dyn SpaceApi>> {
-        let mut slot = lock(&self.space);
-        if let Some(s) = slot.as_ref() {
-            return Ok(s.clone());
+        // Opening replays the binlog and may take long: async callers of
+        // `space()` must not wait for it, so it runs under a lock of its own.
+        let _one_opener = lock(&self.opening);
+        if let Some(s) = self.space() {
+            return Ok(s);
         }
         let opened = (self.opener)(storage)?;
-        *slot = Some(opened.clone());
+        *lock(&self.space) = Some(opened.clone());
         Ok(opened)
     }
 
@@ -276,7 +281,10 @@ impl TrunkRole {
             _ => false,
         };
         let mut st = lock(&self.state);
-        if st.view.announced == announced && st.view.is_self == is_self {
+        if same_server(&st.view.announced, &announced) && st.view.is_self == is_self {
+            // Only the status byte may differ: the same server, no switch
+            // (a second switch would quarantine our free space again).
+            st.view.announced = announced;
             return;
         }
         // Taking over from someone else or from an unknown past: our copy
@@ -328,6 +336,16 @@ impl TrunkRole {
     }
 }
 
+/// Both name the same server (or both none / unknown), whatever its status.
+fn same_server(a: &Announced, b: &Announced) -> bool {
+    match (a, b) {
+        (Announced::Server(x), Announced::Server(y)) => {
+            x.id == y.id && x.ip_addr == y.ip_addr && x.port == y.port
+        }
+        _ => a == b,
+    }
+}
+
 /// The brief names this storage: its port and its id or address.
 fn is_this_storage(storage: &Storage, b: &StorageBrief) -> bool {
     b.port == i32::from(storage.port)
@@ -347,10 +365,11 @@ async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
         if took_over {
             space.quarantine_all();
         }
-        Ok(space)
+        let free_bytes = space.free_bytes();
+        Ok((space, free_bytes))
     })
     .await;
-    let space = match opened {
+    let (space, free_bytes) = match opened {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e.reason, "cannot open the trunk space; not serving as trunk server");
@@ -362,7 +381,7 @@ async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
     }
     tracing::info!(
         quarantined = took_over,
-        free_bytes = space.free_bytes(),
+        free_bytes,
         "serving as the group's trunk server"
     );
     tokio::spawn(push_loop(storage.clone(), epoch));
@@ -533,7 +552,9 @@ async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
         return Ok(());
     }
     let space = storage.trunk.serving_space()?;
-    let id = reserve_trunk_file_id(storage, space.max_trunk_file_id()).await?;
+    let seen = space.clone();
+    let seen_max = blocking(move || Ok(seen.max_trunk_file_id())).await?;
+    let id = reserve_trunk_file_id(storage, seen_max).await?;
     let made = space.clone();
     let slot = blocking(move || made.add_trunk_file(index, id).map_err(io_op)).await?;
     storage.trunk.files_made.fetch_add(1, Ordering::Release);
@@ -873,6 +894,25 @@ pub(crate) mod tests {
         storage.trunk.announce(&storage, me());
         wait_serving(&storage, true).await;
         assert!(!lock(&fake.calls).contains(&"quarantine".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_status_change_of_the_same_server_is_no_new_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeSpace::default());
+        let storage = storage_with(dir.path(), fake.clone()).await;
+        storage.trunk.announce(&storage, me());
+        wait_serving(&storage, true).await;
+        let mut other_status = me();
+        other_status.status = 6;
+        storage.trunk.announce(&storage, other_status);
+        storage.trunk.announce(&storage, me());
+        assert!(storage.trunk.serving());
+        let quarantines = lock(&fake.calls)
+            .iter()
+            .filter(|c| *c == "quarantine")
+            .count();
+        assert_eq!(quarantines, 1);
     }
 
     #[test]
