@@ -572,7 +572,7 @@ fn sync_create(addr: std::net::SocketAddr, remote: &str, content: &[u8], ts: u32
 /// Trunk design rule 4 on the wire: a replica receiving a trunk name
 /// writes it into a free slot (creating the trunk file), recognises the
 /// same file (EEXIST, as an existing file), and never overwrites a slot
-/// that holds another file (EEXIST, the slot keeps its file).
+/// that holds another file (EBUSY, which the sender retries; the slot keeps its file).
 #[test]
 fn a_replica_never_overwrites_a_slot_that_holds_another_file() {
     let cluster = fdfs_testkit::Cluster::start();
