@@ -651,7 +651,7 @@ fn trunk_server_killed_under_load_loses_no_acknowledged_file() {
         dir.path().join("tracker.conf"),
         format!(
             "bind_addr = 127.0.0.1\nport = {tp}\nbase_path = {}\nreserved_storage_space = 1%\n\
-             check_active_interval = 5\nlog_level = warn\nuse_trunk_file = true\n\
+             check_active_interval = 5\nlog_level = info\nuse_trunk_file = true\n\
              slot_min_size = 256\nslot_max_size = {SLOT_MAX_BYTES}\ntrunk_file_size = {TRUNK_FILE_BYTES}\n",
             tracker_base.display()
         ),
@@ -666,7 +666,7 @@ fn trunk_server_killed_under_load_loses_no_acknowledged_file() {
                 "group_name = group1\nbind_addr = {ip}\nport = {sp}\nbase_path = {b}\n\
                  store_path0 = {b}\nsubdir_count_per_path = 4\ntracker_server = 127.0.0.1:{tp}\n\
                  heart_beat_interval = 1\nstat_report_interval = 1\nsync_wait_msec = 20\n\
-                 reserved_storage_space = 1%\nhttp.server_port = 0\nlog_level = warn\n",
+                 reserved_storage_space = 1%\nhttp.server_port = 0\nlog_level = info\n",
                 b = store(i).display()
             ),
         )
@@ -759,7 +759,9 @@ fn trunk_server_killed_under_load_loses_no_acknowledged_file() {
     }
     assert!(
         fdfs_testkit::wait_until(Duration::from_secs(90), || trunk_server() == Some(new)),
-        "the leader never moved the trunk server"
+        "the leader never moved the trunk server (now {:?})\n{}",
+        trunk_server(),
+        log_tails(dir.path())
     );
     let moved = acked_now();
     assert!(
@@ -823,4 +825,24 @@ fn trunk_server_killed_under_load_loses_no_acknowledged_file() {
         acked.len(),
         failed.load(Ordering::Relaxed)
     );
+}
+
+/// The last lines of every daemon log under `dir`, for a failure message.
+fn log_tails(dir: &Path) -> String {
+    let mut out = String::new();
+    for who in ["tracker", "storage0", "storage1"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(who).join("logs")) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {}\n", e.path().display()));
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
