@@ -155,6 +155,9 @@ command_enum! {
         // fastdfs-rs extension: disk recovery progress for `fdfs monitor
         // sync` (storage_msg::RecoveryProgress), answered while recovering.
         RecoveryProgress = 242,
+        // fastdfs-rs extension: `fdfs trunk check` (trunk_scrub): slot
+        // headers against the trunk binlog, and the repairs it proves safe.
+        TrunkScrub = 243,
         ActiveTest = 111,
     }
 }

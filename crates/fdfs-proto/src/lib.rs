@@ -21,6 +21,7 @@ pub mod tracker_msg;
 pub mod trunk;
 pub mod trunk_binlog;
 pub mod trunk_msg;
+pub mod trunk_scrub;
 pub mod wire;
 
 pub use cmd::{

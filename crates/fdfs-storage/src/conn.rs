@@ -92,6 +92,7 @@ pub async fn serve_connection(
                     tracing::debug!(%peer, cmd, status = e.status.0, reason = ?e.reason, "request failed");
                 }
                 if e.status == Status::ENOSPC {
+                    s.storage.forget_spaces();
                     s.storage.disk_reports.request();
                 }
                 if s.body_left > 0 && s.body_left <= LINGER_THRESHOLD_BYTES {

@@ -17,6 +17,7 @@ pub mod state;
 pub mod store;
 pub mod sync;
 pub mod trunk;
+pub mod writers;
 
 use std::sync::Arc;
 use std::time::Duration;

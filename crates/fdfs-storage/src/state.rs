@@ -81,6 +81,18 @@ pub struct TrackerParams {
     pub trunk: fdfs_config::TrunkParams,
 }
 
+/// Fewest small-upload writer threads: one disk stall must not hold every
+/// small upload.
+const MIN_WRITER_THREADS: usize = 4;
+
+/// `disk_writer_threads` per store path, as the original's writer threads,
+/// and at least [`MIN_WRITER_THREADS`].
+fn writer_threads(conf: &StorageConf, paths: usize) -> usize {
+    (conf.disk_writer_threads as usize)
+        .saturating_mul(paths)
+        .max(MIN_WRITER_THREADS)
+}
+
 /// The value of `key` in the `key=value` lines of a state file.
 pub fn ini_value(text: &str, key: &str) -> Option<String> {
     text.lines()
@@ -199,6 +211,9 @@ pub struct Storage {
     /// something changed.
     pub stats_version: AtomicU64,
     pub spaces: Mutex<Vec<SpaceMb>>,
+    /// When `spaces` was read; None: never, or known to be wrong (an
+    /// ENOSPC), so the next upload reads it again.
+    spaces_read_at: Mutex<Option<std::time::Instant>>,
     pub round_robin_path: Mutex<usize>,
     /// Out-of-turn disk reports the tracker reporters owe (a path filled
     /// up or got room back).
@@ -206,6 +221,8 @@ pub struct Storage {
     pub up_time: i64,
     /// `logs/storage_access.log` when `[access-log] enabled = true`.
     pub access_log: Option<crate::access_log::AccessLog>,
+    /// The threads that write small uploads.
+    pub writers: crate::writers::Writers,
     /// Client connections now open, and the most ever open at once (the
     /// connection counters of the statistics).
     pub connections_current: std::sync::atomic::AtomicI32,
@@ -365,6 +382,7 @@ impl Storage {
             trust_storage_server_id: true,
             trunk: fdfs_config::TrunkParams::default(),
         };
+        let writers = crate::writers::Writers::new(writer_threads(&conf, paths.len()));
         Ok(Arc::new(Storage {
             group: conf.group_name.clone(),
             port,
@@ -380,10 +398,12 @@ impl Storage {
             stats: Mutex::new(stats),
             stats_version: AtomicU64::new(1),
             spaces: Mutex::new(spaces),
+            spaces_read_at: Mutex::new(Some(std::time::Instant::now())),
             round_robin_path: Mutex::new(0),
             disk_reports: Default::default(),
             up_time: now_secs(),
             access_log,
+            writers,
             connections_current: std::sync::atomic::AtomicI32::new(0),
             connections_max: std::sync::atomic::AtomicI32::new(0),
             counters: crate::metrics::StorageCounters::default(),
@@ -569,7 +589,22 @@ impl Storage {
             .map(|p| crate::disk::space(&p.root).unwrap_or_default())
             .collect();
         *lock(&self.spaces) = spaces.clone();
+        *lock(&self.spaces_read_at) = Some(std::time::Instant::now());
         spaces
+    }
+
+    /// The spaces of the last reading when it is younger than `max_age`:
+    /// an upload need not statfs every store path (the disk watcher and
+    /// the reporters re-read them every few seconds).
+    pub fn recent_spaces(&self, max_age: std::time::Duration) -> Option<Vec<SpaceMb>> {
+        let read_at = (*lock(&self.spaces_read_at))?;
+        (read_at.elapsed() < max_age).then(|| lock(&self.spaces).clone())
+    }
+
+    /// The last reading is wrong (a write hit ENOSPC): the next upload
+    /// reads the spaces again.
+    pub fn forget_spaces(&self) {
+        *lock(&self.spaces_read_at) = None;
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -27,6 +27,10 @@ const TRUNK_FILE_BYTES: u64 = 4 * 1024 * 1024;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn trunk_group() -> Group {
+    trunk_group_of(2)
+}
+
+fn trunk_group_of(members: usize) -> Group {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             std::env::var("FDFS_TEST_LOG").unwrap_or_else(|_| "off".into()),
@@ -34,7 +38,7 @@ fn trunk_group() -> Group {
         .with_test_writer()
         .try_init();
     Group::start_with(GroupOptions {
-        groups: vec![("group1", 2)],
+        groups: vec![("group1", members)],
         tweak_tracker: Some(Arc::new(|c| {
             c.use_trunk_file = true;
             c.slot_min_size = 256;
@@ -431,6 +435,58 @@ fn a_new_trunk_server_allocates_only_from_new_trunk_files() {
             id.remote
         );
     }
+}
+
+/// A lone trunk server that restarts resumes its own tenure: nobody served
+/// since, so its binlog is the group's record and freed space is reused
+/// (not quarantined as after a take-over).
+#[test]
+fn a_restarted_lone_trunk_server_reuses_its_freed_space() {
+    let mut g = trunk_group_of(1);
+    assert!(
+        g.wait_all_active(DEADLINE),
+        "the member never became ACTIVE"
+    );
+    let addr = g.storage_addr(0);
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            g.block_on(try_upload(addr, b"probe"))
+                .is_some_and(|id| id.remote.len() == 60)
+        }),
+        "small uploads never went into a trunk"
+    );
+    let data = content(5, 1500);
+    let id = g.block_on(upload_to(addr, &data, "bin"));
+    let (freed, _) = trunk_location(&g.store_path(0), &id.remote);
+    g.block_on(async {
+        let mut conn = fdfs_testkit::connect(addr).await;
+        StorageClient::new(&mut conn)
+            .delete(&id.group, &id.remote)
+            .await
+            .expect("delete")
+    });
+
+    g.stop_storage(0);
+    g.start_storage(0);
+    let addr = g.storage_addr(0);
+    let mut again = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            again = g
+                .block_on(try_upload(addr, &content(6, data.len())))
+                .filter(|id| id.remote.len() == 60);
+            again.is_some()
+        }),
+        "no trunk upload after the restart"
+    );
+    let (loc, _) = trunk_location(&g.store_path(0), &again.unwrap().remote);
+    assert_eq!(
+        (loc.trunk_file_id, loc.offset, loc.size),
+        (freed.trunk_file_id, freed.offset, freed.size),
+        "the restarted trunk server did not reuse its freed slot"
+    );
+    let marker = g.store_path(0).join("data/trunk/last_server");
+    assert!(marker.is_file(), "{} missing", marker.display());
 }
 
 async fn try_upload(addr: std::net::SocketAddr, data: &[u8]) -> Option<FileId> {

@@ -572,7 +572,7 @@ fn sync_create(addr: std::net::SocketAddr, remote: &str, content: &[u8], ts: u32
 /// Trunk design rule 4 on the wire: a replica receiving a trunk name
 /// writes it into a free slot (creating the trunk file), recognises the
 /// same file (EEXIST, as an existing file), and never overwrites a slot
-/// that holds another file (EEXIST, the slot keeps its file).
+/// that holds another file (EBUSY, which the sender retries; the slot keeps its file).
 #[test]
 fn a_replica_never_overwrites_a_slot_that_holds_another_file() {
     let cluster = fdfs_testkit::Cluster::start();
@@ -589,9 +589,13 @@ fn a_replica_never_overwrites_a_slot_that_holds_another_file() {
 
     let addr = cluster.storage_addr;
     const EEXIST: u8 = 17;
+    // EBUSY, so the sender retries: the held file may be one deleted on
+    // another member whose delete is still on the way (EEXIST only after
+    // that wait; the slot is never overwritten).
+    const EBUSY: u8 = 16;
     assert_eq!(
         sync_create(addr, &rival.remote, &rival.content, TS + 5),
-        EEXIST
+        EBUSY
     );
     assert_eq!(sync_create(addr, &held.remote, &held.content, TS), EEXIST);
     assert_eq!(sync_create(addr, &fresh.remote, &fresh.content, TS + 6), 0);

@@ -87,6 +87,8 @@ async fn route(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpResult<
             s.storage.recovery.progress.snapshot().encode(&mut body);
             Ok(Reply::Body(body.to_vec()))
         }
+        // From `fdfs trunk check`; its repairs ask for the cluster secret.
+        StorageCmd::TrunkScrub => crate::trunk::scrub::trunk_scrub(s).await,
         // From the leader tracker, which proves no cluster secret.
         StorageCmd::TrunkGetBinlogSize => crate::trunk::server::get_binlog_size(s).await,
         StorageCmd::TrunkDeleteBinlogMarks => crate::trunk::server::delete_binlog_marks(s).await,

@@ -5,6 +5,7 @@
 //! With a cluster secret, the peer must prove it first (CLUSTER_CHALLENGE /
 //! CLUSTER_PROVE, fastdfs-rs extensions) or every one of these is EPERM.
 
+use std::collections::HashMap;
 use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
@@ -214,8 +215,39 @@ async fn create_in_slot(
     }
     let root = slot::store_root(&storage, &name)?;
     let trunk_file_size = storage.params().trunk.trunk_file_size_bytes;
+    // A file deleted at its source after this create was read there: its
+    // slot may already hold a newer file, anywhere inside its range, that
+    // a header check at its offset cannot see. The trunk binlog shows the
+    // slot freed since: nothing to write, its delete follows.
+    let st = storage.clone();
+    let deleted = blocking(move || {
+        let binlog = st.trunk.open_space(&st)?.binlog_path();
+        slot::slot_freed_since(&binlog, &loc, expect.mtime)
+    })
+    .await?;
+    if deleted {
+        s.drain_body().await?;
+        tracing::warn!(
+            remote = %req.remote,
+            "sync create of a trunk file whose slot was freed since: skipped"
+        );
+        credit(s, req.timestamp);
+        return Ok(Reply::Body(Vec::new()));
+    }
+    let st = storage.clone();
     let begun = blocking(move || {
-        SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect))
+        let first = SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect));
+        match first {
+            Err(e) if e.status == Status::EEXIST => {
+                let binlog = st.trunk.open_space(&st)?.binlog_path();
+                if slot::clear_freed_header(&root, &loc, &binlog)? {
+                    SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect))
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
     })
     .await;
     let writer = match begun {
@@ -224,12 +256,23 @@ async fn create_in_slot(
             return Err(already(s));
         }
         Ok((w, Prior::Free)) => w,
+        Err(e) if e.status == Status::EEXIST && !refused_long_enough(&storage, &req.remote) => {
+            // Most likely the file the trunk server freed this slot from:
+            // its delete comes from another source's stream and has not
+            // reached us yet. The sender retries until it has.
+            s.drain_body().await?;
+            return Err(OpError::new(
+                Status::EBUSY,
+                format!("{}: its slot still holds another file", req.remote),
+            ));
+        }
         Err(e) => {
             s.drain_body().await?;
             credit(s, req.timestamp);
             return Err(e);
         }
     };
+    forget_refusal(&storage, &req.remote);
     let (writer, _) = slot::body_to_slot(s, writer, req.file_size).await?;
     let threshold = storage.conf.fsync_after_written_bytes;
     let fsync = threshold > 0 && req.file_size >= threshold;
@@ -244,6 +287,44 @@ async fn create_in_slot(
     Ok(Reply::Body(Vec::new()))
 }
 
+/// How long a trunk file whose slot holds another file is refused with
+/// EBUSY (the sender retries) before it is refused for good (EEXIST, the
+/// sender moves on; rule 4 never overwrites). The delete that frees the
+/// slot here may come from a source whose stream is far behind, after a
+/// member was down for a while.
+const SLOT_WAIT: Duration = Duration::from_secs(600);
+
+/// When each refused file was first answered EBUSY.
+type Refusals = std::sync::Mutex<HashMap<(PathBuf, String), std::time::Instant>>;
+
+/// First EBUSY answer per (base path, remote name): a process may run
+/// several storages (tests).
+fn refusals() -> &'static Refusals {
+    static R: std::sync::OnceLock<Refusals> = std::sync::OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Whether `remote` has been refused for [`SLOT_WAIT`] already (the
+/// first refusal starts the clock).
+fn refused_long_enough(storage: &Storage, remote: &str) -> bool {
+    let mut r = crate::state::lock(refusals());
+    let first = *r
+        .entry((storage.conf.base_path.clone(), remote.to_string()))
+        .or_insert_with(std::time::Instant::now);
+    let done = first.elapsed() >= SLOT_WAIT;
+    if done {
+        r.remove(&(storage.conf.base_path.clone(), remote.to_string()));
+    }
+    done
+}
+
+fn forget_refusal(storage: &Storage, remote: &str) {
+    let mut r = crate::state::lock(refusals());
+    if !r.is_empty() {
+        r.remove(&(storage.conf.base_path.clone(), remote.to_string()));
+    }
+}
+
 /// SYNC_DELETE_FILE (17).
 pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
@@ -256,10 +337,10 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     let disk_storage = storage.clone();
     blocking(move || {
         if TrunkLocation::from_remote(&name).is_some() {
-            // Only the slot is cleared: the source gave the space back to
-            // the trunk server, whose binlog reaches us on its own.
+            // Only the slot's header is cleared: the source gave the space
+            // back to the trunk server, whose binlog reaches us on its own.
             let root = slot::store_root(&disk_storage, &name)?;
-            return slot::delete_slot(&root, &name).map(|_| ());
+            return slot::delete_replica_slot(&root, &name).map(|_| ());
         }
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),

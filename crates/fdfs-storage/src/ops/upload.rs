@@ -1,8 +1,9 @@
 //! UPLOAD_FILE (11), UPLOAD_APPENDER_FILE (23) and UPLOAD_SLAVE_FILE (21).
 //!
 //! Content streams through a fixed buffer into a temp file under the store
-//! path's `data/.tmp`; only when it is complete is it linked under its final
-//! name, so a crash or a dropped connection never leaves a partial file
+//! path's `data/.tmp` (a body of one buffer is read whole first, then
+//! written, linked and logged by one blocking task); only when it is
+//! complete is it linked under its final name, so a crash or a dropped connection never leaves a partial file
 //! under a file ID. The CREATE record is written before the link, under
 //! the binlog lock: a kill in between leaves a record without its file
 //! (skipped by readers), never a file without its record, at no more cost
@@ -57,19 +58,79 @@ impl TempFile {
     }
 }
 
-/// Streams `size` body bytes into a new temp file in store path `index`.
-pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResult<TempFile> {
-    let tmp_dir = s.storage.paths[index].tmp_dir();
-    let name = format!(
-        "{:08x}{:08x}.tmp",
-        random_u32(&s.storage),
-        random_u32(&s.storage)
-    );
-    let mut temp = TempFile {
-        tmp: fdfs_util::fs::TempPath::new(tmp_dir.join(name)),
+/// A fresh temp file name in store path `index` (not created yet).
+fn new_temp(storage: &Storage, index: usize, size: u64) -> TempFile {
+    let name = format!("{:08x}{:08x}.tmp", random_u32(storage), random_u32(storage));
+    TempFile {
+        tmp: fdfs_util::fs::TempPath::new(storage.paths[index].tmp_dir().join(name)),
         crc32: 0,
         size,
-    };
+    }
+}
+
+/// An upload's content once the body is read: already in a temp file, or
+/// (small ones) still in memory, to be written by the same blocking task
+/// that links it into place.
+pub enum Received {
+    Temp(TempFile),
+    Memory { body: Vec<u8>, crc32: u32 },
+}
+
+impl Received {
+    /// Reads the `size`-byte body: a body that fits one chunk into memory
+    /// (no disk work, no blocking-pool hop: each hop costs two thread
+    /// wake-ups, the bulk of a small upload's CPU), a bigger one streamed
+    /// into a temp file in store path `index`.
+    pub async fn read(s: &mut Session, index: usize, size: u64) -> OpResult<Received> {
+        if size > super::BODY_CHUNK_BYTES as u64 {
+            return Ok(Received::Temp(receive_to_temp(s, index, size).await?));
+        }
+        let body = s.read_exact_body(size as usize).await?;
+        let crc32 = crc32fast::hash(&body);
+        Ok(Received::Memory { body, crc32 })
+    }
+
+    /// The content as a complete temp file in store path `index`, written
+    /// (and synced, as `fsync_after_written_bytes` asks) now if it was in
+    /// memory. Blocking.
+    pub fn into_temp(self, storage: &Storage, index: usize) -> OpResult<TempFile> {
+        let (body, crc32) = match self {
+            Received::Temp(temp) => return Ok(temp),
+            Received::Memory { body, crc32 } => (body, crc32),
+        };
+        let mut temp = new_temp(storage, index, body.len() as u64);
+        temp.crc32 = crc32;
+        storage.bump(|st| st.total_file_open_count += 1);
+        let mut file = match std::fs::File::create(temp.path()) {
+            Ok(f) => f,
+            Err(e) => {
+                temp.disarm();
+                return Err(e.into());
+            }
+        };
+        storage.bump(|st| st.success_file_open_count += 1);
+        // A failure drops `temp`, which removes the partial file.
+        std::io::Write::write_all(&mut file, &body)?;
+        storage.bump(|st| {
+            st.total_file_write_count += 1;
+            st.success_file_write_count += 1;
+        });
+        if syncs(storage, temp.size) {
+            file.sync_all()?;
+        }
+        Ok(temp)
+    }
+}
+
+/// Whether an upload of `size` bytes is synced (`fsync_after_written_bytes`).
+fn syncs(storage: &Storage, size: u64) -> bool {
+    let threshold = storage.conf.fsync_after_written_bytes;
+    threshold > 0 && size >= threshold
+}
+
+/// Streams `size` body bytes into a new temp file in store path `index`.
+pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResult<TempFile> {
+    let mut temp = new_temp(&s.storage, index, size);
     s.storage.bump(|st| st.total_file_open_count += 1);
     let create = temp.path().to_path_buf();
     let file = match blocking(move || Ok(std::fs::File::create(create)?)).await {
@@ -92,18 +153,11 @@ pub async fn receive_to_temp(s: &mut Session, index: usize, size: u64) -> OpResu
         st.total_file_write_count += writes;
         st.success_file_write_count += writes;
     });
-    let fsync_threshold = s.storage.conf.fsync_after_written_bytes;
-    let fsync = fsync_threshold > 0 && size >= fsync_threshold;
-    if let Err(e) = blocking(move || {
-        if fsync {
-            file.sync_all()?;
+    if syncs(&s.storage, size) {
+        if let Err(e) = blocking(move || Ok(file.sync_all()?)).await {
+            temp.discard().await;
+            return Err(e);
         }
-        Ok(())
-    })
-    .await
-    {
-        temp.discard().await;
-        return Err(e);
     }
     temp.crc32 = hasher.finalize();
     Ok(temp)
@@ -203,9 +257,24 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
         i if i >= 0 && (i as usize) < storage.paths.len() => Some(i as usize),
         i => return Err(OpError::invalid(format!("store path index {i}"))),
     };
-    let disk_storage = storage.clone();
     let size = req.file_size;
-    let chosen = blocking(move || Ok(pick_path(&disk_storage, requested, size))).await?;
+    // A recent reading decides when every path has ample room in it (the
+    // choice is then the one a fresh reading would make); otherwise, and
+    // for every refusal, the spaces are read again.
+    let recent = storage
+        .recent_spaces(SPACE_READING_MAX_AGE)
+        .filter(|sp| all_ample(&storage, sp, size));
+    let chosen = match recent.and_then(|sp| pick_path(&storage, &sp, requested, size, false)) {
+        Some(i) => Some(i),
+        None => {
+            let disk_storage = storage.clone();
+            blocking(move || {
+                let spaces = disk_storage.refresh_spaces();
+                Ok(pick_path(&disk_storage, &spaces, requested, size, true))
+            })
+            .await?
+        }
+    };
     let Some(index) = chosen else {
         // Refused before the body is read: the connection answers at once
         // (a small body is drained, a big one gets a lingering close).
@@ -219,13 +288,22 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
         }
     }
     storage.bump(|st| st.total_upload_bytes += req.file_size as i64);
-    let mut temp = receive_to_temp(s, index, req.file_size).await?;
+    let received = Received::read(s, index, req.file_size).await?;
+    // A synced write can take long: it keeps to the blocking pool, where it
+    // holds no writer thread that other small uploads wait for.
+    let small_and_quick = matches!(received, Received::Memory { .. }) && !syncs(&storage, size);
     let ext7 = store::new_ext7(&req.ext, &mut lock(&storage.rng));
     let dir = next_dir(&storage);
     let disk_storage = storage.clone();
-    let (remote, mtime) =
-        blocking(move || commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender))
-            .await?;
+    let commit = move || {
+        let mut temp = received.into_temp(&disk_storage, index)?;
+        commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender)
+    };
+    let (remote, mtime) = if small_and_quick {
+        storage.writers.run(commit).await?
+    } else {
+        blocking(commit).await?
+    };
     storage.bump(|st| {
         st.success_upload_bytes += req.file_size as i64;
         st.last_source_update = mtime;
@@ -288,23 +366,54 @@ fn link_slave(
     Ok(mtime)
 }
 
-/// Chooses a store path with room for `size` bytes (§11.3).
-fn pick_path(storage: &Storage, requested: Option<usize>, size: u64) -> Option<usize> {
+/// How old a free-space reading an upload may choose its store path by.
+/// The original goes by a reading up to `stat_report_interval` old; a
+/// write that still finds the disk full answers ENOSPC and drops the
+/// reading.
+const SPACE_READING_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Room a recent reading must show on every path beyond an upload and the
+/// reserve to be trusted: more than the store takes in
+/// [`SPACE_READING_MAX_AGE`], so a fresh reading would decide the same.
+const SPACE_READING_SLACK_MB: u64 = 1024;
+
+/// Whether every writable store path has room for `size` bytes and
+/// [`SPACE_READING_SLACK_MB`] in `spaces`.
+fn all_ample(storage: &Storage, spaces: &[crate::disk::SpaceMb], size: u64) -> bool {
+    let reserved = storage.params().reserved_storage_space;
+    let need_mb = size / (1024 * 1024) + SPACE_READING_SLACK_MB;
+    let n = storage.paths.len();
+    storage.paths.iter().enumerate().all(|(i, p)| {
+        p.readonly
+            || spaces
+                .get(i)
+                .is_some_and(|sp| store::path_has_room(&reserved, *sp, need_mb, n))
+    })
+}
+
+/// Chooses a store path with room for `size` bytes (§11.3) by `spaces`;
+/// `log` names every path in a warning when none has room.
+fn pick_path(
+    storage: &Storage,
+    spaces: &[crate::disk::SpaceMb],
+    requested: Option<usize>,
+    size: u64,
+    log: bool,
+) -> Option<usize> {
     let params = storage.params();
-    let spaces = storage.refresh_spaces();
     let incoming_mb = size / (1024 * 1024);
     let mut rr = lock(&storage.round_robin_path);
     let chosen = store::choose_path(
         &storage.paths,
-        &spaces,
+        spaces,
         &params.reserved_storage_space,
         incoming_mb,
         requested,
         params.store_path_mode,
         &mut rr,
     );
-    if chosen.is_none() {
-        log_no_room(storage, &spaces, &params.reserved_storage_space, size);
+    if chosen.is_none() && log {
+        log_no_room(storage, spaces, &params.reserved_storage_space, size);
     }
     chosen
 }

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod pool;
 pub mod role;
+pub mod scrub;
 pub mod server;
 pub mod slot;
 pub mod space;

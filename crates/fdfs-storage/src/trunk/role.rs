@@ -4,10 +4,17 @@
 //! (PROTOCOL.md §4.3, `ChangeNotice::trunk_server`, an all-zero brief for
 //! "none"). When the name becomes ours, this storage opens its trunk space
 //! and starts answering ALLOC_SPACE; when it names someone else, allocation
-//! stops at once. A storage that takes the role over from another one (or
-//! from an unknown past, after a restart) quarantines every free slot it
-//! knows: its copy of the trunk binlog may lag the old server's, so such a
-//! slot might already hold someone's file (issue 15 point 4).
+//! stops at once. A storage that takes the role over quarantines every free
+//! slot it knows: its copy of the trunk binlog may lag the old server's, so
+//! such a slot might already hold someone's file (issue 15 point 4).
+//!
+//! The one exception is a storage resuming its own tenure (a restart of a
+//! lone trunk server): its binlog is complete when nobody served since.
+//! Every tenure starts by raising the group's trunk file id on the leader
+//! (72/73), so "nobody served since" is exactly: this storage left the
+//! `data/trunk/last_server` marker (the id its tenure reserved) when it
+//! served, and the id it reserves now is the one right after the highest of
+//! that id and the ids its own binlog knows.
 
 use std::io;
 use std::path::PathBuf;
@@ -25,7 +32,7 @@ use crate::ops::blocking;
 use crate::state::{lock, Storage};
 
 pub use super::space::Alloc;
-use super::space::TrunkSpace;
+use super::space::{ScrubReport, TrunkSpace};
 
 /// The trunk space as this module uses it: the contract of
 /// `trunk::space::TrunkSpace` (blocking methods, interior locking).
@@ -44,6 +51,25 @@ pub trait SpaceApi: Send + Sync {
     fn binlog_path(&self) -> PathBuf;
     fn free_stale_unconfirmed(&self, older_than: Duration) -> io::Result<usize>;
     fn save_snapshot(&self) -> io::Result<()>;
+    // `fdfs trunk check` (trunk::scrub); a space without them refuses.
+    fn scrub_local(&self) -> io::Result<ScrubReport> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn scrub_range(&self, _slot: &TrunkLocation) -> io::Result<Vec<TrunkLocation>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn quarantined(&self) -> Vec<TrunkLocation> {
+        Vec::new()
+    }
+    fn release_quarantine(&self, _slot: &TrunkLocation) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn unconfirmed_ages(&self) -> Vec<(TrunkLocation, Duration)> {
+        Vec::new()
+    }
+    fn free_leaked(&self, _slot: &TrunkLocation, _older_than: Duration) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// Opens this storage's trunk space (blocking).
@@ -105,6 +131,24 @@ impl SpaceApi for TrunkSpace {
     }
     fn save_snapshot(&self) -> io::Result<()> {
         TrunkSpace::save_snapshot(self)
+    }
+    fn scrub_local(&self) -> io::Result<ScrubReport> {
+        TrunkSpace::scrub_local(self)
+    }
+    fn scrub_range(&self, slot: &TrunkLocation) -> io::Result<Vec<TrunkLocation>> {
+        TrunkSpace::scrub_range(self, slot)
+    }
+    fn quarantined(&self) -> Vec<TrunkLocation> {
+        TrunkSpace::quarantined(self)
+    }
+    fn release_quarantine(&self, slot: &TrunkLocation) -> io::Result<()> {
+        TrunkSpace::release_quarantine(self, slot)
+    }
+    fn unconfirmed_ages(&self) -> Vec<(TrunkLocation, Duration)> {
+        TrunkSpace::unconfirmed_ages(self)
+    }
+    fn free_leaked(&self, slot: &TrunkLocation, older_than: Duration) -> io::Result<()> {
+        TrunkSpace::free_leaked(self, slot, older_than)
     }
 }
 
@@ -287,9 +331,6 @@ impl TrunkRole {
             st.view.announced = announced;
             return;
         }
-        // Taking over from someone else or from an unknown past: our copy
-        // of the trunk binlog may lag, so what we think free may be in use.
-        let took_over = !matches!(st.view.announced, Announced::None);
         tracing::info!(trunk_server = ?announced, is_self, "trunk server announced");
         st.epoch += 1;
         st.view.announced = announced;
@@ -298,12 +339,21 @@ impl TrunkRole {
             tracing::warn!("no longer the trunk server: allocation stops");
             st.view.serving = false;
         }
+        if !is_self && matches!(st.view.announced, Announced::Server(_)) {
+            // Another storage serves now: our binlog stops being the
+            // group's record (its tenure also raised the trunk file id,
+            // which the resume check sees even if this unlink is late).
+            let marker = last_server_marker(storage);
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_file(marker);
+            });
+        }
         let epoch = st.epoch;
         self.publish(&st);
         drop(st);
         if is_self {
             let storage = storage.clone();
-            tokio::spawn(async move { become_server(storage, epoch, took_over).await });
+            tokio::spawn(async move { become_server(storage, epoch).await });
         }
     }
 
@@ -354,7 +404,7 @@ fn is_this_storage(storage: &Storage, b: &StorageBrief) -> bool {
 
 /// Opens the trunk space and starts allocating, unless another
 /// announcement came in meanwhile.
-async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
+async fn become_server(storage: Arc<Storage>, epoch: u64) {
     if !storage.params().trunk.use_trunk_file {
         tracing::warn!("named trunk server, but use_trunk_file is off here");
         return;
@@ -362,17 +412,42 @@ async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
     let st = storage.clone();
     let opened = blocking(move || {
         let space = st.trunk.open_space(&st)?;
-        if took_over {
-            space.quarantine_all();
-        }
-        let free_bytes = space.free_bytes();
-        Ok((space, free_bytes))
+        let last_tenure_id = std::fs::read_to_string(last_server_marker(&st))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        Ok((space, last_tenure_id))
     })
     .await;
-    let (space, free_bytes) = match opened {
+    let (space, last_tenure_id) = match opened {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e.reason, "cannot open the trunk space; not serving as trunk server");
+            return;
+        }
+    };
+    let (resumed, tenure_id) = start_tenure(&storage, &space, last_tenure_id).await;
+    let st = storage.clone();
+    let kept = space.clone();
+    let ready = blocking(move || {
+        if !resumed {
+            kept.quarantine_all();
+        }
+        match tenure_id {
+            Some(id) => write_last_server_marker(&st, id)?,
+            // A marker of an older tenure would vouch for a binlog that
+            // may have missed another server's tenure since.
+            None => match std::fs::remove_file(last_server_marker(&st)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_op(e)),
+                _ => {}
+            },
+        }
+        Ok(kept.free_bytes())
+    })
+    .await;
+    let free_bytes = match ready {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e.reason, "cannot mark the trunk tenure; not serving as trunk server");
             return;
         }
     };
@@ -380,7 +455,7 @@ async fn become_server(storage: Arc<Storage>, epoch: u64, took_over: bool) {
         return;
     }
     tracing::info!(
-        quarantined = took_over,
+        quarantined = !resumed,
         free_bytes,
         "serving as the group's trunk server"
     );
@@ -410,6 +485,60 @@ const PUSH_CHUNK_BYTES: usize = 32 * 1024;
 /// from the member's mark `data/trunk/<id>.mark` (`binlog_offset=`). A
 /// member without a mark, or with a mark past our binlog's end, first gets
 /// TRUNCATE_BINLOG_FILE (33) and then everything.
+/// `data/trunk/last_server`: present while this storage's trunk binlog is
+/// the one it wrote as the group's trunk server; it holds the trunk file id
+/// reserved when that tenure began (ours, not the original's).
+fn last_server_marker(storage: &Storage) -> PathBuf {
+    storage
+        .conf
+        .base_path
+        .join("data")
+        .join("trunk")
+        .join("last_server")
+}
+
+fn write_last_server_marker(storage: &Storage, tenure_id: u32) -> OpResult<()> {
+    let marker = last_server_marker(storage);
+    if let Some(dir) = marker.parent() {
+        std::fs::create_dir_all(dir).map_err(io_op)?;
+    }
+    std::fs::write(&marker, format!("{tenure_id}\n")).map_err(io_op)
+}
+
+/// Raises the group's trunk file id for this tenure and tells whether the
+/// tenure may keep the free space it knows: only when this storage served
+/// last (`last_tenure_id`, from its marker) and no id was taken since the
+/// highest it knows, so no other server handed out space meanwhile.
+/// Returns the verdict and the reserved id. Without a leader to ask, the
+/// answer is no: quarantine is always safe.
+async fn start_tenure(
+    storage: &Arc<Storage>,
+    space: &Arc<dyn SpaceApi>,
+    last_tenure_id: Option<u32>,
+) -> (bool, Option<u32>) {
+    let seen = space.clone();
+    let Ok(binlog_max) = blocking(move || Ok(seen.max_trunk_file_id())).await else {
+        return (false, None);
+    };
+    let known_max = binlog_max.max(last_tenure_id.unwrap_or(0));
+    match reserve_trunk_file_id(storage, known_max).await {
+        Ok(id) => {
+            let resumed = last_tenure_id.is_some() && Some(id) == known_max.checked_add(1);
+            tracing::info!(
+                reserved_trunk_file_id = id,
+                known_max,
+                resumed,
+                "trunk tenure starts"
+            );
+            (resumed, Some(id))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.reason, "no trunk file id for the new tenure: known free space quarantined");
+            (false, None)
+        }
+    }
+}
+
 async fn push_loop(storage: Arc<Storage>, epoch: u64) {
     loop {
         tokio::time::sleep(PUSH_INTERVAL).await;
@@ -786,8 +915,8 @@ pub(crate) mod tests {
             .unwrap();
     }
 
-    /// A tracker that answers FETCH_TRUNK_FID (72) with `current` and
-    /// records the ids REPORT_TRUNK_FID (73) raises it to.
+    /// A tracker that answers FETCH_TRUNK_FID (72) with `current`, or the
+    /// last id REPORT_TRUNK_FID (73) raised it to, and records those ids.
     async fn fake_tracker(current: i32) -> (std::net::SocketAddr, Arc<Mutex<Vec<i32>>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -810,7 +939,11 @@ pub(crate) mod tests {
                         let mut body = vec![0u8; len];
                         sock.read_exact(&mut body).await.unwrap();
                         let answer: Vec<u8> = match head[8] {
-                            72 => current.to_be_bytes().to_vec(),
+                            72 => {
+                                // Raised by every 73, as the real tracker does.
+                                let now = lock(&seen).last().copied().unwrap_or(current);
+                                now.to_be_bytes().to_vec()
+                            }
                             73 => {
                                 let id = i32::from_be_bytes(body[..4].try_into().unwrap());
                                 lock(&seen).push(id);
@@ -830,13 +963,9 @@ pub(crate) mod tests {
         (addr, reported)
     }
 
-    #[tokio::test]
-    async fn named_trunk_server_quarantines_then_allocates_from_a_reserved_trunk_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let fake = Arc::new(FakeSpace::default());
-        let (tracker, reported) = fake_tracker(41).await;
-        let storage = storage_with(dir.path(), fake.clone()).await;
-        // The reporter joined to the leader serves id requests.
+    /// The reporter joined to the leader: serves the storage's id requests
+    /// over one connection to `tracker`.
+    fn serve_ids(storage: &Arc<Storage>, tracker: std::net::SocketAddr) {
         let reporter = storage.clone();
         tokio::spawn(async move {
             let mut conn = Conn::connect(
@@ -856,6 +985,15 @@ pub(crate) mod tests {
                 }
             }
         });
+    }
+
+    #[tokio::test]
+    async fn named_trunk_server_quarantines_then_allocates_from_a_reserved_trunk_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeSpace::default());
+        let (tracker, reported) = fake_tracker(41).await;
+        let storage = storage_with(dir.path(), fake.clone()).await;
+        serve_ids(&storage, tracker);
         // Not the server yet: EINVAL, as the original.
         let e = alloc_local(&storage, 0, 100).await.unwrap_err();
         assert_eq!(e.status, Status::EINVAL);
@@ -863,12 +1001,20 @@ pub(crate) mod tests {
         storage.trunk.announce(&storage, me());
         wait_serving(&storage, true).await;
         let slot = alloc_local(&storage, 0, 100).await.unwrap();
-        assert_eq!(slot.trunk_file_id, 42, "id above the tracker's 41");
-        assert_eq!(*lock(&reported), vec![42], "73 before the file");
+        assert_eq!(slot.trunk_file_id, 43, "id above the tenure's 42");
+        assert_eq!(
+            *lock(&reported),
+            vec![42, 43],
+            "tenure id, then 73 before the file"
+        );
         assert_eq!(
             lock(&fake.calls).clone(),
-            ["quarantine", "alloc 0 100", "add 0 42", "alloc 0 100"],
-            "unknown past: everything known free is quarantined first"
+            ["quarantine", "alloc 0 100", "add 0 43", "alloc 0 100"],
+            "no tenure of ours before: everything known free is quarantined first"
+        );
+        assert_eq!(
+            std::fs::read_to_string(last_server_marker(&storage)).unwrap(),
+            "42\n"
         );
         confirm_local(&storage, slot, true).await.unwrap();
         free_local(&storage, slot).await.unwrap();
@@ -887,10 +1033,12 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn after_an_explicit_none_the_new_server_keeps_its_free_space() {
+    async fn a_first_tenure_quarantines_even_after_an_explicit_none() {
         let dir = tempfile::tempdir().unwrap();
         let fake = Arc::new(FakeSpace::default());
+        let (tracker, _) = fake_tracker(3).await;
         let storage = storage_with(dir.path(), fake.clone()).await;
+        serve_ids(&storage, tracker);
         let none = StorageBrief {
             status: 0,
             port: 0,
@@ -901,14 +1049,58 @@ pub(crate) mod tests {
         assert_eq!(storage.trunk.view().announced, Announced::None);
         storage.trunk.announce(&storage, me());
         wait_serving(&storage, true).await;
-        assert!(!lock(&fake.calls).contains(&"quarantine".to_string()));
+        // A member's copy of the binlog may lag the last server's, whatever
+        // the leader said in between.
+        assert!(lock(&fake.calls).contains(&"quarantine".to_string()));
+    }
+
+    /// A restarted lone trunk server: its marker holds the id its tenure
+    /// reserved; when the tracker's id has not moved past it, nobody served
+    /// since and the free space stays usable. When it moved, it does not.
+    #[tokio::test]
+    async fn a_resumed_tenure_keeps_its_space_unless_someone_served_since() {
+        for (tracker_id, want_quarantine) in [(41, false), (45, true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let fake = Arc::new(FakeSpace::default());
+            let (tracker, reported) = fake_tracker(tracker_id).await;
+            let storage = storage_with(dir.path(), fake.clone()).await;
+            write_last_server_marker(&storage, 41).unwrap();
+            serve_ids(&storage, tracker);
+            storage.trunk.announce(&storage, me());
+            wait_serving(&storage, true).await;
+            let quarantined = lock(&fake.calls).contains(&"quarantine".to_string());
+            assert_eq!(quarantined, want_quarantine, "tracker at {tracker_id}");
+            let reserved = lock(&reported)[0];
+            assert_eq!(reserved, tracker_id + 1);
+            assert_eq!(
+                std::fs::read_to_string(last_server_marker(&storage)).unwrap(),
+                format!("{reserved}\n")
+            );
+        }
+    }
+
+    /// Without a leader to reserve the tenure's id, the space is
+    /// quarantined and an older tenure's marker no longer vouches for it.
+    #[tokio::test]
+    async fn without_a_tenure_id_the_space_is_quarantined_and_the_marker_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeSpace::default());
+        let storage = storage_with(dir.path(), fake.clone()).await;
+        write_last_server_marker(&storage, 7).unwrap();
+        storage.trunk.announce(&storage, me());
+        let mut rx = storage.trunk.subscribe();
+        rx.wait_for(|v| v.serving).await.unwrap();
+        assert!(lock(&fake.calls).contains(&"quarantine".to_string()));
+        assert!(!last_server_marker(&storage).exists());
     }
 
     #[tokio::test]
     async fn a_status_change_of_the_same_server_is_no_new_switch() {
         let dir = tempfile::tempdir().unwrap();
         let fake = Arc::new(FakeSpace::default());
+        let (tracker, _) = fake_tracker(0).await;
         let storage = storage_with(dir.path(), fake.clone()).await;
+        serve_ids(&storage, tracker);
         storage.trunk.announce(&storage, me());
         wait_serving(&storage, true).await;
         let mut other_status = me();

@@ -252,9 +252,24 @@ fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<File> {
     Ok(file)
 }
 
-/// Checks the header on disk before a write: free → [`Prior::Free`];
-/// equal to `expect` → [`Prior::Same`]; anything else is another file's
-/// slot and is refused with EEXIST (rule 4), logged.
+/// Whether the 24 bytes at `loc` are the header of a file: a file type
+/// and sizes that fit in the trunk file (`file_len` bytes). Bytes left in
+/// free space (the content of a file deleted elsewhere whose delete has
+/// not reached this replica, whose header here only is cleared, or of an
+/// upload that failed before its header) are not: a new slot may start in
+/// the middle of them. Random bytes pass this with odds of about 1e-8.
+fn holds_a_header(raw: &[u8; SLOT_HEADER_LEN], loc: &TrunkLocation, file_len: u64) -> bool {
+    let h = SlotHeader::decode(raw);
+    (h.file_type == fdfs_proto::trunk::SLOT_TYPE_REGULAR
+        || h.file_type == fdfs_proto::trunk::SLOT_TYPE_LINK)
+        && u64::from(h.alloc_size) >= SLOT_HEADER_LEN as u64 + u64::from(h.file_size)
+        && u64::from(loc.offset) + u64::from(h.alloc_size) <= file_len
+}
+
+/// Checks the header on disk before a write: free (or no header at all,
+/// see [`holds_a_header`]) → [`Prior::Free`]; equal to `expect` →
+/// [`Prior::Same`]; another file's header is refused with EEXIST
+/// (rule 4), logged.
 fn check_prior(
     file: &File,
     path: &Path,
@@ -267,6 +282,14 @@ fn check_prior(
     }
     if expect.is_some_and(|h| h.encode() == raw) {
         return Ok(Prior::Same);
+    }
+    if !holds_a_header(&raw, loc, file.metadata()?.len()) {
+        tracing::debug!(
+            trunk_file = %path.display(),
+            offset = loc.offset,
+            "slot starts in bytes left in free space; written over"
+        );
+        return Ok(Prior::Free);
     }
     tracing::error!(
         trunk_file = %path.display(),
@@ -445,10 +468,111 @@ pub async fn body_to_slot(
     Ok((slot, writes))
 }
 
+/// On a replica that received a trunk file for `loc` whose header place
+/// holds another file: clears that file's header when the trunk binlog
+/// (`trunk_binlog`, this member's copy of the trunk server's) shows the
+/// other file's whole slot freed since it was written (an `A` line
+/// covering it, after its allocation, no older than its mtime). That file was deleted on
+/// another member and its delete has not reached us yet; its late
+/// delete then finds no header and does nothing. Sync streams of
+/// different sources are not ordered with each other, so waiting for
+/// that delete could wait for ever (each stream behind the other's).
+/// Returns whether the header was cleared.
+pub fn clear_freed_header(
+    store_root: &Path,
+    loc: &TrunkLocation,
+    trunk_binlog: &Path,
+) -> OpResult<bool> {
+    let path = trunk_file_path(store_root, loc);
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let raw = read_header(&file, loc)?;
+    let old = SlotHeader::decode(&raw);
+    if old.is_free() {
+        return Ok(true);
+    }
+    let mut old_slot = *loc;
+    old_slot.size = old.alloc_size;
+    if !slot_freed_since(trunk_binlog, &old_slot, old.mtime)? {
+        return Ok(false);
+    }
+    // Held so that no writer of this slot runs while the header goes.
+    let _claim = SlotClaim::take(&path, loc.offset)?;
+    if read_header(&file, loc)? != raw {
+        return Ok(false);
+    }
+    let free = SlotHeader {
+        file_type: SLOT_TYPE_FREE,
+        alloc_size: old.alloc_size,
+        file_size: 0,
+        crc32: 0,
+        mtime: 0,
+        ext7: [0; 7],
+    };
+    file.write_all_at(&free.encode(), u64::from(loc.offset))?;
+    tracing::warn!(
+        trunk_file = %path.display(),
+        offset = loc.offset,
+        old = ?old,
+        "slot held a file the trunk server freed since (its delete is still on the way): header cleared"
+    );
+    Ok(true)
+}
+
+/// Whether the trunk binlog (`trunk_binlog`, this member's copy of the
+/// trunk server's) shows `slot` allocated for a file written at `mtime`
+/// and its whole range free again since: that file was deleted. A copy
+/// that lags the trunk server's may not show it yet.
+pub fn slot_freed_since(trunk_binlog: &Path, slot: &TrunkLocation, mtime: u32) -> OpResult<bool> {
+    let loc = slot;
+    let (start, end) = (
+        u64::from(loc.offset),
+        u64::from(loc.offset) + u64::from(loc.size),
+    );
+    let text = match std::fs::read(trunk_binlog) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let (records, _, _) = fdfs_proto::trunk_binlog::parse_lines(&text);
+    use fdfs_proto::trunk_binlog::{slot_end, TrunkOp};
+    let key = |s: &TrunkLocation| {
+        (
+            s.store_path_index,
+            s.sub_path_high,
+            s.sub_path_low,
+            s.trunk_file_id,
+        )
+    };
+    // The file's allocation: the last `D` over its start no younger than
+    // its mtime (an earlier file of the same place, allocated and freed in
+    // the same second, comes before it). Then its whole slot free again.
+    let allocated = records.iter().rposition(|r| {
+        r.op == TrunkOp::DelSpace
+            && key(&r.slot) == key(loc)
+            && u64::from(r.slot.offset) <= start
+            && slot_end(&r.slot) > start
+            && r.timestamp <= i64::from(mtime)
+    });
+    Ok(allocated.is_some_and(|at| {
+        records[at + 1..].iter().any(|r| {
+            r.op == TrunkOp::AddSpace
+                && key(&r.slot) == key(loc)
+                && u64::from(r.slot.offset) <= start
+                && slot_end(&r.slot) >= end
+                && r.timestamp >= i64::from(mtime)
+        })
+    }))
+}
+
 /// Marks a slot free as the original does: a header with type 0, the
 /// slot's size and every other field 0, then the old file's content
 /// overwritten with zeros. Idempotent; a missing trunk file is ENOENT.
 pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
+    clear(store_root, loc, true)
+}
+
+/// `clear_slot`, the content wiped only with `wipe`.
+fn clear(store_root: &Path, loc: &TrunkLocation, wipe: bool) -> io::Result<()> {
     let path = trunk_file_path(store_root, loc);
     let file = OpenOptions::new().read(true).write(true).open(&path)?;
     let old = SlotHeader::decode(&read_header(&file, loc)?);
@@ -461,6 +585,9 @@ pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
         ext7: [0; 7],
     };
     file.write_all_at(&free.encode(), u64::from(loc.offset))?;
+    if !wipe {
+        return Ok(());
+    }
     // Only what the old header says it held, and never past the slot.
     let wipe = u64::from(old.file_size)
         .min(u64::from(loc.size).saturating_sub(SLOT_HEADER_LEN as u64))
@@ -479,13 +606,27 @@ pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
 /// named file (ENOENT otherwise, as a read), then it is cleared. Returns
 /// the location, which the caller gives back to the trunk server.
 pub fn delete_slot(store_root: &Path, name: &RemoteName) -> OpResult<TrunkLocation> {
+    delete(store_root, name, true)
+}
+
+/// A delete that reached this replica through sync: only the header is
+/// cleared. The trunk server freed the slot when the source deleted the
+/// file, so by now part of it may hold a newer file that reached us
+/// first (other sources' sync streams are not ordered with the
+/// source's); wiping the old content would destroy it. What is left reads
+/// as free space ([`holds_a_header`]).
+pub fn delete_replica_slot(store_root: &Path, name: &RemoteName) -> OpResult<TrunkLocation> {
+    delete(store_root, name, false)
+}
+
+fn delete(store_root: &Path, name: &RemoteName, wipe: bool) -> OpResult<TrunkLocation> {
     let slot = open_slot(store_root, name)?;
     let path = trunk_file_path(store_root, &slot.loc);
     // Held so that a replica writing this slot right now is not cleared
     // half-way through.
     let _claim = SlotClaim::take(&path, slot.loc.offset)?;
     drop(slot.file);
-    clear_slot(store_root, &slot.loc)?;
+    clear(store_root, &slot.loc, wipe)?;
     Ok(slot.loc)
 }
 
@@ -750,6 +891,118 @@ mod tests {
         );
         // Clearing a never-written slot of an existing file is harmless.
         clear_slot(dir.path(), &loc(4096, 256)).unwrap();
+    }
+
+    /// The race of issue 15 point 4 on a replica: the trunk server freed
+    /// a file's slot (deleted on another member) and handed part of it
+    /// out again; the new file reaches this replica before the delete.
+    #[test]
+    fn a_replica_writes_over_stale_content_and_its_late_delete_keeps_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = store(dir.path(), loc(0, 4096), &[0xAB; 4000], 1);
+        // A new slot starting inside the old file's content, over bytes
+        // that are no header (first byte not 0).
+        let at = loc(1024, 512);
+        let (name, header) = named(at, b"new file", 2);
+        let (mut w, prior) =
+            SlotWrite::begin(dir.path(), at, 8, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        assert_eq!(prior, Prior::Free);
+        w.write(b"new file").unwrap();
+        w.finish(&header, false).unwrap();
+        // The old file's header is still a header: refused (rule 4).
+        let (_, h0) = named(loc(0, 512), b"other", 3);
+        let e =
+            SlotWrite::begin(dir.path(), loc(0, 512), 5, TRUNK_FILE_BYTES, Some(&h0)).unwrap_err();
+        assert_eq!(e.status, Status::EEXIST);
+        // The old file's delete arrives: its header goes, the new file stays.
+        delete_replica_slot(dir.path(), &old).unwrap();
+        assert_eq!(
+            open_slot(dir.path(), &old).unwrap_err().status,
+            Status::ENOENT
+        );
+        assert_eq!(
+            open_slot(dir.path(), &name)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"new file"
+        );
+    }
+
+    /// A replica still holding a file the trunk server freed (its delete
+    /// on the way) clears its header for a newer file of that slot, only
+    /// when its copy of the trunk binlog shows the free.
+    #[test]
+    fn a_slot_counts_as_freed_only_after_its_own_allocation() {
+        use fdfs_proto::trunk_binlog::{TrunkOp, TrunkRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let binlog = dir.path().join("binlog");
+        let at = |offset: u32, size: u32| TrunkLocation {
+            store_path_index: 0,
+            sub_path_high: 0,
+            sub_path_low: 0,
+            trunk_file_id: 1,
+            offset,
+            size,
+        };
+        let line = |timestamp: i64, op: TrunkOp, slot: TrunkLocation| {
+            TrunkRecord {
+                timestamp,
+                op,
+                slot,
+            }
+            .to_line()
+        };
+        let x = at(1024, 512);
+        // Another file took and gave back the same place in the same
+        // second, then x was allocated: x is live.
+        let mut text = line(100, TrunkOp::DelSpace, at(1024, 2048));
+        text += &line(100, TrunkOp::AddSpace, at(1024, 2048));
+        text += &line(100, TrunkOp::DelSpace, at(1024, 2048));
+        text += &line(100, TrunkOp::AddSpace, at(1536, 1536));
+        std::fs::write(&binlog, &text).unwrap();
+        assert!(!slot_freed_since(&binlog, &x, 100).unwrap());
+        // x deleted: its slot back in the pool.
+        text += &line(101, TrunkOp::AddSpace, x);
+        std::fs::write(&binlog, &text).unwrap();
+        assert!(slot_freed_since(&binlog, &x, 100).unwrap());
+    }
+
+    #[test]
+    fn a_header_is_cleared_for_a_new_file_only_once_the_binlog_shows_it_freed() {
+        use fdfs_proto::trunk_binlog::{TrunkOp, TrunkRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(512, 512);
+        let old = store(dir.path(), at, b"deleted elsewhere", 1_700_000_000);
+        let binlog = dir.path().join("binlog");
+        let line = |op, slot, timestamp| {
+            TrunkRecord {
+                timestamp,
+                op,
+                slot,
+            }
+            .to_line()
+        };
+        // Allocated; a free older than the file is not its own.
+        let before = line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
+            + &line(TrunkOp::DelSpace, loc(0, 4096), 1_699_999_999)
+            + &line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
+            + &line(TrunkOp::DelSpace, loc(0, 4096), 1_700_000_000)
+            + &line(TrunkOp::AddSpace, loc(1024, 3072), 1_700_000_000);
+        std::fs::write(&binlog, &before).unwrap();
+        assert!(!clear_freed_header(dir.path(), &at, &binlog).unwrap());
+        assert!(open_slot(dir.path(), &old).is_ok());
+        // Freed (merged into a bigger free slot) after it was written.
+        let freed = line(TrunkOp::AddSpace, loc(256, 1024), 1_700_000_005);
+        std::fs::write(&binlog, before + &freed).unwrap();
+        assert!(clear_freed_header(dir.path(), &at, &binlog).unwrap());
+        assert_eq!(
+            open_slot(dir.path(), &old).unwrap_err().status,
+            Status::ENOENT
+        );
+        let (_, h) = named(at, b"new", 1_700_000_006);
+        let (_, prior) = SlotWrite::begin(dir.path(), at, 3, TRUNK_FILE_BYTES, Some(&h)).unwrap();
+        assert_eq!(prior, Prior::Free);
     }
 
     #[test]

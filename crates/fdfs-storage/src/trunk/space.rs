@@ -822,6 +822,40 @@ impl TrunkSpace {
         self.lock().unconfirmed.keys().copied().collect()
     }
 
+    /// Outstanding allocations with how long they have been outstanding
+    /// (since this process opened the space, for ones from the side file).
+    pub fn unconfirmed_ages(&self) -> Vec<(TrunkLocation, Duration)> {
+        self.lock()
+            .unconfirmed
+            .iter()
+            .map(|(s, at)| (*s, at.elapsed()))
+            .collect()
+    }
+
+    /// Frees a slot a scrub found leaked (`fdfs trunk check --repair`): an
+    /// outstanding allocation only once it is `older_than` (checked under
+    /// the lock, so a confirm cannot slip in between), any other allocated
+    /// slot at once. EALREADY when free, EBUSY when outstanding and young.
+    pub fn free_leaked(&self, slot: &TrunkLocation, older_than: Duration) -> io::Result<()> {
+        self.store_path(slot.store_path_index)?;
+        let mut inner = self.lock();
+        let outstanding = inner.unconfirmed.get(slot).copied();
+        if let Some(at) = outstanding {
+            if at.elapsed() < older_than {
+                return Err(errno(
+                    Status::EBUSY,
+                    format!("{slot:?} was handed out {:?} ago", at.elapsed()),
+                ));
+            }
+        }
+        tracing::warn!(slot = ?slot, "freeing a leaked trunk slot");
+        self.free_locked(&mut inner, slot)?;
+        if outstanding.is_some() {
+            self.note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)?;
+        }
+        Ok(())
+    }
+
     /// Taking over from another trunk server: all free space known now becomes quarantined (never allocated)
     /// until `release_quarantine` is called for a slot a scrub proved free on every member.
     pub fn quarantine_all(&self) {

@@ -32,3 +32,4 @@ pub mod modern;
 pub mod monitor;
 pub mod nospace;
 pub mod session;
+pub mod trunk_check;

@@ -60,6 +60,11 @@ enum Command {
     /// Cluster status (same output as fdfs_monitor; `sync` shows replication
     /// progress and lag per peer).
     Monitor(MonitorCmd),
+    /// Trunk storage: `check` compares every member's slot headers with
+    /// its trunk binlog; --repair releases proven-free quarantined space
+    /// and frees leaked slots.
+    #[command(subcommand)]
+    Trunk(TrunkCmd),
     /// CRC32 of a local file, in hex.
     Crc32 { file: PathBuf },
     /// Create symlinks named after every classic FastDFS tool and daemon,
@@ -252,6 +257,25 @@ struct AppendArgs {
     file: PathBuf,
 }
 
+#[derive(Subcommand, Debug)]
+enum TrunkCmd {
+    /// Scrub: each ACTIVE member compares the slot headers on its disk
+    /// with its trunk binlog; one line per mismatch, then a summary; exit
+    /// 1 on any mismatch.
+    Check {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Only this group [default: every group].
+        #[arg(short, long)]
+        group: Option<String>,
+        /// Release quarantined slots proven free on every ACTIVE member and
+        /// free leaked slots (needs the trunk server; refused with EPERM
+        /// when the storages have a cluster secret).
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
 #[derive(Args, Debug)]
 struct MonitorCmd {
     #[command(flatten)]
@@ -306,6 +330,18 @@ pub fn main() -> ExitCode {
                 rest,
             };
             monitor::run_with(&session, &args, "fdfs monitor")
+        }
+        Command::Trunk(TrunkCmd::Check {
+            cluster,
+            group,
+            repair,
+        }) => {
+            let session = match session(&cluster) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            let args = crate::tools::trunk_check::CheckArgs { group, repair };
+            crate::tools::trunk_check::run(&session, &args)
         }
         Command::Upload(a) => upload(a),
         Command::Download(a) => download(a),
