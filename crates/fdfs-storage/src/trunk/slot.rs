@@ -543,27 +543,23 @@ pub fn slot_freed_since(trunk_binlog: &Path, slot: &TrunkLocation, mtime: u32) -
             s.trunk_file_id,
         )
     };
-    // The file's allocation: a slot is always cut from the start of a free
-    // one, so it is a `D` starting exactly at the file's offset, at least
-    // its size, written before its mtime; the last such line (an earlier
-    // file of the same place comes before it). A `D` over the start that
-    // began lower is an allocation of the space before it, whose `A` of
-    // the rest would look like a free of this file.
+    // The file's allocation: the last `D` over its start no younger than
+    // its mtime (an earlier file of the same place, allocated and freed in
+    // the same second, comes before it). Then its whole slot free again.
     let allocated = records.iter().rposition(|r| {
         r.op == TrunkOp::DelSpace
             && key(&r.slot) == key(loc)
-            && u64::from(r.slot.offset) == start
-            && r.slot.size >= loc.size
+            && u64::from(r.slot.offset) <= start
+            && slot_end(&r.slot) > start
             && r.timestamp <= i64::from(mtime)
     });
-    // After its allocation, its range is in no free slot until it is
-    // freed: any `A` covering it means the file was deleted.
     Ok(allocated.is_some_and(|at| {
         records[at + 1..].iter().any(|r| {
             r.op == TrunkOp::AddSpace
                 && key(&r.slot) == key(loc)
                 && u64::from(r.slot.offset) <= start
                 && slot_end(&r.slot) >= end
+                && r.timestamp >= i64::from(mtime)
         })
     }))
 }
@@ -990,8 +986,8 @@ mod tests {
         // Allocated; a free older than the file is not its own.
         let before = line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
             + &line(TrunkOp::DelSpace, loc(0, 4096), 1_699_999_999)
-            + &line(TrunkOp::AddSpace, loc(512, 3584), 1_699_999_999)
-            + &line(TrunkOp::DelSpace, loc(512, 3584), 1_700_000_000)
+            + &line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
+            + &line(TrunkOp::DelSpace, loc(0, 4096), 1_700_000_000)
             + &line(TrunkOp::AddSpace, loc(1024, 3072), 1_700_000_000);
         std::fs::write(&binlog, &before).unwrap();
         assert!(!clear_freed_header(dir.path(), &at, &binlog).unwrap());
