@@ -215,25 +215,6 @@ async fn create_in_slot(
     }
     let root = slot::store_root(&storage, &name)?;
     let trunk_file_size = storage.params().trunk.trunk_file_size_bytes;
-    // A file deleted at its source after this create was read there: its
-    // slot may already hold a newer file, anywhere inside its range, that
-    // a header check at its offset cannot see. The trunk binlog shows the
-    // slot freed since: nothing to write, its delete follows.
-    let st = storage.clone();
-    let deleted = blocking(move || {
-        let binlog = st.trunk.open_space(&st)?.binlog_path();
-        slot::slot_freed_since(&binlog, &loc, expect.mtime)
-    })
-    .await?;
-    if deleted {
-        s.drain_body().await?;
-        tracing::warn!(
-            remote = %req.remote,
-            "sync create of a trunk file whose slot was freed since: skipped"
-        );
-        credit(s, req.timestamp);
-        return Ok(Reply::Body(Vec::new()));
-    }
     let st = storage.clone();
     let begun = blocking(move || {
         let first = SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect));

