@@ -223,10 +223,24 @@ pub fn check_group(storage: &Storage, group: &str) -> OpResult<()> {
 /// the number of writes.
 pub async fn body_to_file(
     s: &mut Session,
-    mut file: std::fs::File,
+    file: std::fs::File,
+    length: u64,
+    inspect: impl FnMut(&[u8]),
+) -> OpResult<(std::fs::File, i64)> {
+    body_into(s, file, length, inspect, |f, chunk| f.write_all(chunk)).await
+}
+
+/// Streams the next `length` body bytes into any `sink` with `write`, one
+/// chunk of at most [`BODY_CHUNK_BYTES`] at a time, each write on the
+/// blocking pool. `inspect` sees every chunk first. Returns the sink and
+/// the number of writes.
+pub async fn body_into<W: Send + 'static>(
+    s: &mut Session,
+    mut sink: W,
     length: u64,
     mut inspect: impl FnMut(&[u8]),
-) -> OpResult<(std::fs::File, i64)> {
+    write: fn(&mut W, &[u8]) -> std::io::Result<()>,
+) -> OpResult<(W, i64)> {
     let chunk = usize::try_from(length)
         .unwrap_or(BODY_CHUNK_BYTES)
         .clamp(1, BODY_CHUNK_BYTES);
@@ -240,15 +254,15 @@ pub async fn body_to_file(
             return Err(OpError::new(Status::EIO, "body ended early"));
         }
         inspect(&buf[..n]);
-        (file, buf) = blocking(move || {
-            file.write_all(&buf[..n])?;
-            Ok((file, buf))
+        (sink, buf) = blocking(move || {
+            write(&mut sink, &buf[..n])?;
+            Ok((sink, buf))
         })
         .await?;
         writes += 1;
         done += n as u64;
     }
-    Ok((file, writes))
+    Ok((sink, writes))
 }
 
 /// Validates a remote name (the one check every name from a peer goes

@@ -29,7 +29,6 @@ use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_FR
 use fdfs_proto::Status;
 
 use crate::error::{OpError, OpResult};
-use crate::ops::{blocking, BODY_CHUNK_BYTES};
 use crate::session::Session;
 use crate::state::Storage;
 
@@ -442,30 +441,10 @@ impl SlotWrite {
 /// number of writes.
 pub async fn body_to_slot(
     s: &mut Session,
-    mut slot: SlotWrite,
+    slot: SlotWrite,
     length: u64,
 ) -> OpResult<(SlotWrite, i64)> {
-    let chunk = usize::try_from(length)
-        .unwrap_or(BODY_CHUNK_BYTES)
-        .clamp(1, BODY_CHUNK_BYTES);
-    let mut buf = vec![0u8; chunk];
-    let mut done = 0u64;
-    let mut writes = 0i64;
-    while done < length {
-        let want = (length - done).min(buf.len() as u64) as usize;
-        let n = s.read_body_chunk(&mut buf[..want]).await?;
-        if n == 0 {
-            return Err(OpError::new(Status::EIO, "body ended early"));
-        }
-        (slot, buf) = blocking(move || {
-            slot.write(&buf[..n])?;
-            Ok((slot, buf))
-        })
-        .await?;
-        writes += 1;
-        done += n as u64;
-    }
-    Ok((slot, writes))
+    crate::ops::body_into(s, slot, length, |_| {}, SlotWrite::write).await
 }
 
 /// On a replica that received a trunk file for `loc` whose header place
