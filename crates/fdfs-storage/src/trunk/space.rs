@@ -1615,6 +1615,22 @@ mod tests {
         assert_eq!(state(&env2.open()), before);
     }
 
+    /// A member fed the whole binlog of `server_env`, with its own dirs.
+    fn member_of(server_env: &Env) -> (Env, TrunkSpace) {
+        let member_env = Env::new(server_env.params.clone());
+        let member = member_env.open();
+        member.apply_pushed(&server_env.binlog()).unwrap();
+        (member_env, member)
+    }
+
+    /// The free slots as a member knows them: quarantine is the server's.
+    fn unflagged(s: &TrunkSpace) -> Vec<(TrunkLocation, bool)> {
+        s.free_slots()
+            .into_iter()
+            .map(|(l, _)| (l, false))
+            .collect()
+    }
+
     /// The pool as a restart must rebuild it, binlog size left out.
     fn pool_state(s: &TrunkSpace) -> (Vec<(TrunkLocation, bool)>, u32, Vec<TrunkLocation>) {
         (s.free_slots(), s.max_trunk_file_id(), s.unconfirmed())
@@ -1697,15 +1713,8 @@ mod tests {
         let r = s.scrub_local().unwrap();
         assert_eq!(r.trunk_files, 3, "{r:?}");
         // A member fed the compressed binlog from scratch has the pool.
-        let member_env = Env::new(params(false, false));
-        let member = member_env.open();
-        member.apply_pushed(&env.binlog()).unwrap();
-        let plain: Vec<(TrunkLocation, bool)> = s
-            .free_slots()
-            .into_iter()
-            .map(|(l, _)| (l, false))
-            .collect();
-        assert_eq!(member.free_slots(), plain);
+        let (_member_env, member) = member_of(&env);
+        assert_eq!(member.free_slots(), unflagged(&s));
         assert_eq!(member.max_trunk_file_id(), 3);
     }
 
@@ -2357,11 +2366,8 @@ mod tests {
                     SpaceOp::Confirm(..) | SpaceOp::Free(_) => {}
                 }
             }
-            let member_env = Env::new(params(merge, unused));
-            let member = member_env.open();
-            member.apply_pushed(&env.binlog()).unwrap();
-            let plain: Vec<(TrunkLocation, bool)> = s.free_slots().into_iter().map(|(l, _)| (l, false)).collect();
-            proptest::prop_assert_eq!(member.free_slots(), plain);
+            let (_member_env, member) = member_of(&env);
+            proptest::prop_assert_eq!(member.free_slots(), unflagged(&s));
         }
     }
 }
