@@ -268,8 +268,9 @@ enum TrunkCmd {
         /// Only this group [default: every group].
         #[arg(short, long)]
         group: Option<String>,
-        /// Release quarantined slots proven free on every ACTIVE member and
-        /// free leaked slots (needs the trunk server; refused with EPERM
+        /// Release quarantined slots proven free on every member and free
+        /// leaked slots, only while every member is ACTIVE (needs the trunk
+        /// server; refused with EPERM
         /// when the storages have a cluster secret).
         #[arg(long)]
         repair: bool,

@@ -1,4 +1,4 @@
-//! `fdfs trunk check [--group G] [--repair]`: asks every ACTIVE member of a group to compare its slot headers with its trunk binlog (TRUNK_SCRUB 243, ours), prints one line per mismatch and a summary; with --repair, releases quarantined slots proven free on every ACTIVE member and frees leaked slots.
+//! `fdfs trunk check [--group G] [--repair]`: asks every ACTIVE member of a group to compare its slot headers with its trunk binlog (TRUNK_SCRUB 243, ours), prints one line per mismatch and a summary; with --repair, releases quarantined slots proven free on every member and frees leaked slots, only while every member is ACTIVE.
 //!
 //! A leaked slot is allocated in the trunk server's binlog and holds no
 //! file: an allocation never confirmed for longer than network_timeout, or
@@ -280,7 +280,10 @@ async fn check_group(
     let mut probe_slots: Vec<TrunkLocation> = leaks.iter().map(|(s, _)| *s).collect();
     probe_slots.extend(quarantined.iter().map(|(s, _)| *s));
     let mut busy = vec![false; probe_slots.len()];
-    let can_prove = unsupported == 0 && unreachable == 0;
+    // A member that is not ACTIVE may hold files there, or still owe the
+    // trunk server the free of a slot it deleted: nothing is repaired
+    // without hearing from every member.
+    let can_prove = unsupported == 0 && unreachable == 0 && skipped == 0;
     if !probe_slots.is_empty() && can_prove {
         for m in &members {
             let body = call_slots(&m.addr, timeouts, group, ScrubOp::Probe, &probe_slots).await;
@@ -328,7 +331,7 @@ async fn check_group(
     for ((slot, why), b) in leaks.iter().zip(leak_busy) {
         if *b {
             let reason = if can_prove {
-                "a member holds a file there"
+                "a member holds a file there, or has not given it back yet"
             } else {
                 "not every member could be checked"
             };
@@ -401,7 +404,7 @@ async fn check_group(
             );
         } else {
             outln!(
-                "  quarantine: {total} slot(s), {:.1} MB, {} proven free on every ACTIVE member (release with --repair)",
+                "  quarantine: {total} slot(s), {:.1} MB, {} proven free on every member (release with --repair)",
                 q_bytes as f64 / 1e6,
                 q_free.len()
             );
