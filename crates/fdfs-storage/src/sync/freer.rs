@@ -88,7 +88,9 @@ pub(super) async fn run(storage: Arc<Storage>, shutdown: CancellationToken) {
     let mut pending: VecDeque<TrunkLocation> = VecDeque::new();
     loop {
         let mut read_some = false;
-        if pending.is_empty() {
+        // Without trunk files there is nothing to free: the binlog is not
+        // even read (the trackers' parameters may turn them on later).
+        if pending.is_empty() && storage.params().trunk.use_trunk_file {
             if let Some(acked) = acked_by_all(&storage) {
                 let limit = acked.min(storage.binlog.position());
                 match read_batch(cursor, limit).await {
