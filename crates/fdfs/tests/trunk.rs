@@ -222,6 +222,10 @@ fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
             .await
             .expect("delete")
     });
+    assert!(
+        wait_slot_freed(&g.store_path(member), &loc),
+        "the deleted file's slot was never freed"
+    );
     let again = g.block_on(upload_to(addr, &content(77, data.len()), "bin"));
     let (loc2, _) = trunk_location(&g.store_path(member), &again.remote);
     assert_eq!(
@@ -432,6 +436,29 @@ fn a_new_trunk_server_allocates_only_from_new_trunk_files() {
     }
 }
 
+/// Waits until `store`'s copy of the trunk binlog shows the slot `loc`
+/// free again: a deleted file's slot goes back to the trunk server once
+/// every member has the delete.
+fn wait_slot_freed(store: &Path, loc: &TrunkLocation) -> bool {
+    use fdfs_proto::trunk_binlog::{parse_lines, slot_end, TrunkOp};
+    let same_file = |r: &TrunkLocation| {
+        (r.store_path_index, r.trunk_file_id) == (loc.store_path_index, loc.trunk_file_id)
+    };
+    fdfs_testkit::wait_until(DEADLINE, || {
+        let text = std::fs::read(store.join("data/trunk/binlog")).unwrap_or_default();
+        let (records, _, _) = parse_lines(&text);
+        records
+            .iter()
+            .rev()
+            .find(|r| {
+                same_file(&r.slot)
+                    && r.slot.offset <= loc.offset
+                    && slot_end(&r.slot) > u64::from(loc.offset)
+            })
+            .is_some_and(|r| r.op == TrunkOp::AddSpace && slot_end(&r.slot) >= slot_end(loc))
+    })
+}
+
 /// A lone trunk server that restarts resumes its own tenure: nobody served
 /// since, so its binlog is the group's record and freed space is reused
 /// (not quarantined as after a take-over).
@@ -460,6 +487,10 @@ fn a_restarted_lone_trunk_server_reuses_its_freed_space() {
             .await
             .expect("delete")
     });
+    assert!(
+        wait_slot_freed(&g.store_path(0), &freed),
+        "the deleted file's slot was never freed"
+    );
 
     g.stop_storage(0);
     g.start_storage(0);

@@ -753,17 +753,10 @@ fn verify_round(s: &Servers, rt: &tokio::runtime::Runtime, ledger: &Mutex<Ledger
     );
 }
 
-// Ignored in the default run: about one 5-round run in four still fails,
-// a replica missing an acknowledged file. One cause is diagnosed: a sync
-// create of a file deleted at its source, reaching a replica after its
-// slot was split and reused, overwrites the newer file inside its range
-// (the header check at its offset sees a free header). A fix from the
-// trunk binlog copy alone is unsound after a failover, whose binlog may
-// lack the newest allocations. Run it with
-// `cargo test -p fdfs --test trunk_crash -- --ignored` (FDFS_CRASH_ROUNDS,
-// FDFS_CRASH_SEED, FDFS_CRASH_KEEP).
+// `FDFS_CRASH_ROUNDS=30 cargo test -p fdfs --test trunk_crash` for the
+// long run by hand; FDFS_CRASH_SEED replays one, FDFS_CRASH_KEEP keeps
+// its directories.
 #[test]
-#[ignore = "known replica race after slot reuse (issue 15): run with --ignored"]
 fn trunk_server_killed_under_load_hands_no_slot_out_twice() {
     let seed = seed();
     let rounds = rounds();

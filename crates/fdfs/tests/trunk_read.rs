@@ -263,8 +263,9 @@ fn trunk_files_read_through_our_client_py3fdfs_and_the_gateway() {
     assert_ne!(r.status, 200, "a mismatched slot was served");
     assert!(r.status >= 400, "{}", r.status);
 
-    // Delete: the slot is cleared as the original clears it, the
-    // metadata goes, the neighbours stay.
+    // Delete: the slot is marked free (type 0) as the original marks it,
+    // keeping the deleted file's fields as a tombstone, the metadata goes,
+    // the neighbours stay.
     rt.block_on(client.delete_file(&meta_id)).unwrap();
     assert_eq!(
         status(rt.block_on(client.download_to_vec(&meta_id, 0, 0))),
@@ -273,9 +274,18 @@ fn trunk_files_read_through_our_client_py3fdfs_and_the_gateway() {
     assert_eq!(status(rt.block_on(client.delete_file(&meta_id))), ENOENT);
     let trunk = std::fs::read(store.join("data/00/01/000001")).unwrap();
     let at = files[1].loc.offset as usize;
-    let mut free = [0u8; SLOT_HEADER_LEN];
-    free[1..5].copy_from_slice(&files[1].loc.size.to_be_bytes());
-    assert_eq!(&trunk[at..at + SLOT_HEADER_LEN], &free);
+    assert_eq!(trunk[at], 0, "type 0: free");
+    assert_eq!(
+        &trunk[at + 1..at + 5],
+        &files[1].loc.size.to_be_bytes(),
+        "the slot size stays"
+    );
+    assert!(
+        trunk[at + SLOT_HEADER_LEN..at + files[1].loc.size as usize]
+            .iter()
+            .all(|&b| b == 0),
+        "content wiped"
+    );
     assert!(!store
         .join(format!("data/{}-m", &files[1].remote[4..]))
         .exists());

@@ -17,7 +17,7 @@
 //! that id and the ids its own binlog knows.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -211,6 +211,8 @@ pub struct TrunkRole {
     id_wanted: tokio::sync::Notify,
     /// Idle connections to the trunk server (member side).
     pub(crate) conns: fdfs_client::pool::Pool<Conn>,
+    /// Loaded on first use, from the data directory.
+    tombstones: std::sync::OnceLock<super::tombstones::Tombstones>,
 }
 
 impl Default for TrunkRole {
@@ -246,7 +248,17 @@ impl TrunkRole {
             id_requests: Mutex::new(Default::default()),
             id_wanted: tokio::sync::Notify::new(),
             conns: fdfs_client::pool::Pool::new(TRUNK_CONN_MAX_IDLE),
+            tombstones: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Trunk files deleted here before they arrived (blocking on first use).
+    pub fn tombstones(&self, data_dir: &Path) -> OpResult<&super::tombstones::Tombstones> {
+        if let Some(t) = self.tombstones.get() {
+            return Ok(t);
+        }
+        let loaded = super::tombstones::Tombstones::load(data_dir)?;
+        Ok(self.tombstones.get_or_init(|| loaded))
     }
 
     pub fn view(&self) -> RoleView {

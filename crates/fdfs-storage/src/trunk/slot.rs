@@ -17,12 +17,13 @@
 //! never overwritten (EEXIST): that is the last guard against a slot handed
 //! out twice (trunk design rule 4).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use fdfs_proto::fileid::RemoteName;
 use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_FREE};
@@ -222,6 +223,76 @@ impl Drop for SlotClaim {
     }
 }
 
+/// Slots whose content a sync worker is sending to a peer right now, with
+/// how many workers send each. A delete of such a slot waits for them: a
+/// peer must have the file's create answered before we acknowledge its
+/// delete, or the trunk server could reuse the slot (once every peer has
+/// the delete, `sync::freer`) while our stale copy is still on its way to
+/// a peer that has the new file.
+type Sends = (Mutex<HashMap<(PathBuf, u32), usize>>, Condvar);
+
+fn sends_in_flight() -> &'static Sends {
+    static SENDS: OnceLock<Sends> = OnceLock::new();
+    SENDS.get_or_init(Default::default)
+}
+
+/// The longest a delete waits for a send of its slot: a sync connection
+/// times out well before.
+const SEND_WAIT_MAX: Duration = Duration::from_secs(120);
+
+/// Registers a send of the slot at `loc` until dropped.
+#[derive(Debug)]
+pub struct SendGuard((PathBuf, u32));
+
+impl SendGuard {
+    /// Call before reading the slot's header, so that a delete either
+    /// happened before (the header is gone) or waits for the send.
+    pub fn register(store_root: &Path, loc: &TrunkLocation) -> SendGuard {
+        let key = (trunk_file_path(store_root, loc), loc.offset);
+        *fdfs_util::sync::lock(&sends_in_flight().0)
+            .entry(key.clone())
+            .or_insert(0) += 1;
+        SendGuard(key)
+    }
+}
+
+impl Drop for SendGuard {
+    fn drop(&mut self) {
+        let (sends, done) = sends_in_flight();
+        let mut sends = fdfs_util::sync::lock(sends);
+        if let Some(n) = sends.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                sends.remove(&self.0);
+            }
+        }
+        done.notify_all();
+    }
+}
+
+/// Runs `f` once no send of the slot at (`path`, `offset`) is in flight,
+/// holding off new ones while it runs.
+fn without_sends<T>(path: &Path, offset: u32, f: impl FnOnce() -> OpResult<T>) -> OpResult<T> {
+    let (sends, done) = sends_in_flight();
+    let key = (path.to_path_buf(), offset);
+    let deadline = Instant::now() + SEND_WAIT_MAX;
+    let mut held = fdfs_util::sync::lock(sends);
+    while held.contains_key(&key) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(OpError::new(
+                Status::EBUSY,
+                format!("slot {} @{offset} is being sent to a peer", path.display()),
+            ));
+        }
+        held = done
+            .wait_timeout(held, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    f()
+}
+
 /// What the slot held when a write began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prior {
@@ -230,6 +301,10 @@ pub enum Prior {
     /// Exactly the header being written: the file is already there (a
     /// replica that received it before). Nothing needs writing.
     Same,
+    /// The header being written, marked free: this file was deleted here
+    /// (see [`delete_slot`]). A replica of it that arrives late must not
+    /// bring it back.
+    Deleted,
 }
 
 /// Opens the trunk file for writing, creating it (and `data/HH/HH`) when
@@ -277,6 +352,9 @@ fn check_prior(
 ) -> OpResult<Prior> {
     let raw = read_header(file, loc)?;
     if raw[0] == SLOT_TYPE_FREE {
+        if expect.is_some_and(|h| h.encode()[1..] == raw[1..]) {
+            return Ok(Prior::Deleted);
+        }
         return Ok(Prior::Free);
     }
     if expect.is_some_and(|h| h.encode() == raw) {
@@ -447,118 +525,51 @@ pub async fn body_to_slot(
     crate::ops::body_into(s, slot, length, |_| {}, SlotWrite::write).await
 }
 
-/// On a replica that received a trunk file for `loc` whose header place
-/// holds another file: clears that file's header when the trunk binlog
-/// (`trunk_binlog`, this member's copy of the trunk server's) shows the
-/// other file's whole slot freed since it was written (an `A` line
-/// covering it, after its allocation, no older than its mtime). That file was deleted on
-/// another member and its delete has not reached us yet; its late
-/// delete then finds no header and does nothing. Sync streams of
-/// different sources are not ordered with each other, so waiting for
-/// that delete could wait for ever (each stream behind the other's).
-/// Returns whether the header was cleared.
-pub fn clear_freed_header(
-    store_root: &Path,
-    loc: &TrunkLocation,
-    trunk_binlog: &Path,
-) -> OpResult<bool> {
-    let path = trunk_file_path(store_root, loc);
-    let file = OpenOptions::new().read(true).write(true).open(&path)?;
-    let raw = read_header(&file, loc)?;
-    let old = SlotHeader::decode(&raw);
-    if old.is_free() {
-        return Ok(true);
-    }
-    let (start, end) = (
-        u64::from(loc.offset),
-        u64::from(loc.offset) + u64::from(old.alloc_size),
-    );
-    let text = match std::fs::read(trunk_binlog) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e.into()),
-    };
-    let (records, _, _) = fdfs_proto::trunk_binlog::parse_lines(&text);
-    use fdfs_proto::trunk_binlog::{slot_end, TrunkOp};
-    let key = |s: &TrunkLocation| {
-        (
-            s.store_path_index,
-            s.sub_path_high,
-            s.sub_path_low,
-            s.trunk_file_id,
-        )
-    };
-    // The old file's allocation (a `D` over its start, no younger than its
-    // mtime), then its whole slot free again, no older than its mtime.
-    // (Seconds: a free of the file before it in the same second passes
-    // too, which matters only if the trunk server handed out a live slot.)
-    let allocated = records.iter().position(|r| {
-        r.op == TrunkOp::DelSpace
-            && key(&r.slot) == key(loc)
-            && u64::from(r.slot.offset) <= start
-            && slot_end(&r.slot) > start
-            && r.timestamp <= i64::from(old.mtime)
-    });
-    let freed = allocated.is_some_and(|at| {
-        records[at + 1..].iter().any(|r| {
-            r.op == TrunkOp::AddSpace
-                && key(&r.slot) == key(loc)
-                && u64::from(r.slot.offset) <= start
-                && slot_end(&r.slot) >= end
-                && r.timestamp >= i64::from(old.mtime)
-        })
-    });
-    if !freed {
-        return Ok(false);
-    }
-    // Held so that no writer of this slot runs while the header goes.
-    let _claim = SlotClaim::take(&path, loc.offset)?;
-    if read_header(&file, loc)? != raw {
-        return Ok(false);
-    }
-    let free = SlotHeader {
-        file_type: SLOT_TYPE_FREE,
-        alloc_size: old.alloc_size,
-        file_size: 0,
-        crc32: 0,
-        mtime: 0,
-        ext7: [0; 7],
-    };
-    file.write_all_at(&free.encode(), u64::from(loc.offset))?;
-    tracing::warn!(
-        trunk_file = %path.display(),
-        offset = loc.offset,
-        old = ?old,
-        "slot held a file the trunk server freed since (its delete is still on the way): header cleared"
-    );
-    Ok(true)
-}
-
 /// Marks a slot free as the original does: a header with type 0, the
 /// slot's size and every other field 0, then the old file's content
 /// overwritten with zeros. Idempotent; a missing trunk file is ENOENT.
 pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
-    clear(store_root, loc, true)
+    let file = open_trunk_file(store_root, loc)?;
+    let old = free_header(&file, loc, false)?;
+    wipe_content(&file, loc, &old)
 }
 
-/// `clear_slot`, the content wiped only with `wipe`.
-fn clear(store_root: &Path, loc: &TrunkLocation, wipe: bool) -> io::Result<()> {
-    let path = trunk_file_path(store_root, loc);
-    let file = OpenOptions::new().read(true).write(true).open(&path)?;
-    let old = SlotHeader::decode(&read_header(&file, loc)?);
-    let free = SlotHeader {
-        file_type: SLOT_TYPE_FREE,
-        alloc_size: loc.size,
-        file_size: 0,
-        crc32: 0,
-        mtime: 0,
-        ext7: [0; 7],
+fn open_trunk_file(store_root: &Path, loc: &TrunkLocation) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(trunk_file_path(store_root, loc))
+}
+
+/// Writes a free header at `loc` and returns the one it replaced. With
+/// `tombstone` the free header keeps the old file's sizes, CRC32, mtime
+/// and extension: type 0 is all any reader (ours or the original) looks
+/// at to call a slot free, and the rest tells a late replica of the
+/// deleted file that it was deleted here ([`Prior::Deleted`]).
+fn free_header(file: &File, loc: &TrunkLocation, tombstone: bool) -> io::Result<SlotHeader> {
+    let old = SlotHeader::decode(&read_header(file, loc)?);
+    let free = if tombstone {
+        SlotHeader {
+            file_type: SLOT_TYPE_FREE,
+            alloc_size: loc.size,
+            ..old
+        }
+    } else {
+        SlotHeader {
+            file_type: SLOT_TYPE_FREE,
+            alloc_size: loc.size,
+            file_size: 0,
+            crc32: 0,
+            mtime: 0,
+            ext7: [0; 7],
+        }
     };
     file.write_all_at(&free.encode(), u64::from(loc.offset))?;
-    if !wipe {
-        return Ok(());
-    }
-    // Only what the old header says it held, and never past the slot.
+    Ok(old)
+}
+
+/// Zeroes what the `old` header says its slot held, never past the slot.
+fn wipe_content(file: &File, loc: &TrunkLocation, old: &SlotHeader) -> io::Result<()> {
     let wipe = u64::from(old.file_size)
         .min(u64::from(loc.size).saturating_sub(SLOT_HEADER_LEN as u64))
         .min(file.metadata()?.len().saturating_sub(loc.content_offset()));
@@ -570,6 +581,22 @@ fn clear(store_root: &Path, loc: &TrunkLocation, wipe: bool) -> io::Result<()> {
         done += n as u64;
     }
     Ok(())
+}
+
+/// Whether the slot of `name` holds its tombstone: the file was deleted
+/// here.
+pub fn deleted_here(store_root: &Path, name: &RemoteName) -> bool {
+    let (Ok(loc), Some(expect)) = (
+        location_of(name),
+        SlotHeader::expected_for(name, fdfs_proto::trunk::SLOT_TYPE_REGULAR),
+    ) else {
+        return false;
+    };
+    let Ok(file) = File::open(trunk_file_path(store_root, &loc)) else {
+        return false;
+    };
+    read_header(&file, &loc)
+        .is_ok_and(|raw| raw[0] == SLOT_TYPE_FREE && raw[1..] == expect.encode()[1..])
 }
 
 /// The local part of deleting a trunk-backed file: the slot must hold the
@@ -595,8 +622,13 @@ fn delete(store_root: &Path, name: &RemoteName, wipe: bool) -> OpResult<TrunkLoc
     // Held so that a replica writing this slot right now is not cleared
     // half-way through.
     let _claim = SlotClaim::take(&path, slot.loc.offset)?;
-    drop(slot.file);
-    clear(store_root, &slot.loc, wipe)?;
+    let file = open_trunk_file(store_root, &slot.loc)?;
+    let old = without_sends(&path, slot.loc.offset, || {
+        Ok(free_header(&file, &slot.loc, true)?)
+    })?;
+    if wipe {
+        wipe_content(&file, &slot.loc, &old)?;
+    }
     Ok(slot.loc)
 }
 
@@ -837,9 +869,12 @@ mod tests {
         );
         let bytes = std::fs::read(dir.path().join("data/0A/1B/000007")).unwrap();
         let slot = &bytes[256..512];
-        let mut free = [0u8; SLOT_HEADER_LEN];
-        free[1..5].copy_from_slice(&256u32.to_be_bytes());
-        assert_eq!(&slot[..SLOT_HEADER_LEN], &free);
+        // Free as the original reads it (type 0); the rest is the deleted
+        // file's, as a tombstone.
+        let left = SlotHeader::decode(slot[..SLOT_HEADER_LEN].try_into().unwrap());
+        assert_eq!(left.file_type, SLOT_TYPE_FREE);
+        assert_eq!(left.alloc_size, 256);
+        assert_eq!(left.file_size, 9);
         assert!(
             slot[SLOT_HEADER_LEN..].iter().all(|&b| b == 0),
             "content wiped"
@@ -899,44 +934,45 @@ mod tests {
         );
     }
 
-    /// A replica still holding a file the trunk server freed (its delete
-    /// on the way) clears its header for a newer file of that slot, only
-    /// when its copy of the trunk binlog shows the free.
+    /// A delete leaves a tombstone: type 0 (free for every reader) with
+    /// the file's own fields, so that a late replica of that file is
+    /// recognised and not written back, while any other file may use the
+    /// slot.
     #[test]
-    fn a_header_is_cleared_for_a_new_file_only_once_the_binlog_shows_it_freed() {
-        use fdfs_proto::trunk_binlog::{TrunkOp, TrunkRecord};
+    fn a_deleted_file_is_not_written_back_by_a_late_replica() {
         let dir = tempfile::tempdir().unwrap();
         let at = loc(512, 512);
-        let old = store(dir.path(), at, b"deleted elsewhere", 1_700_000_000);
-        let binlog = dir.path().join("binlog");
-        let line = |op, slot, timestamp| {
-            TrunkRecord {
-                timestamp,
-                op,
-                slot,
-            }
-            .to_line()
-        };
-        // Allocated; a free older than the file is not its own.
-        let before = line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
-            + &line(TrunkOp::DelSpace, loc(0, 4096), 1_699_999_999)
-            + &line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
-            + &line(TrunkOp::DelSpace, loc(0, 4096), 1_700_000_000)
-            + &line(TrunkOp::AddSpace, loc(1024, 3072), 1_700_000_000);
-        std::fs::write(&binlog, &before).unwrap();
-        assert!(!clear_freed_header(dir.path(), &at, &binlog).unwrap());
-        assert!(open_slot(dir.path(), &old).is_ok());
-        // Freed (merged into a bigger free slot) after it was written.
-        let freed = line(TrunkOp::AddSpace, loc(256, 1024), 1_700_000_005);
-        std::fs::write(&binlog, before + &freed).unwrap();
-        assert!(clear_freed_header(dir.path(), &at, &binlog).unwrap());
-        assert_eq!(
-            open_slot(dir.path(), &old).unwrap_err().status,
-            Status::ENOENT
-        );
-        let (_, h) = named(at, b"new", 1_700_000_006);
-        let (_, prior) = SlotWrite::begin(dir.path(), at, 3, TRUNK_FILE_BYTES, Some(&h)).unwrap();
+        let (name, header) = named(at, b"deleted here", 1_700_000_000);
+        let (mut w, _) =
+            SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        w.write(b"deleted here").unwrap();
+        w.finish(&header, false).unwrap();
+        delete_replica_slot(dir.path(), &name).unwrap();
+        let (_, prior) =
+            SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        assert_eq!(prior, Prior::Deleted);
+        let (_, other) = named(at, b"another file", 1_700_000_001);
+        let (_, prior) =
+            SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, Some(&other)).unwrap();
         assert_eq!(prior, Prior::Free);
+        let (_, prior) = SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, None).unwrap();
+        assert_eq!(prior, Prior::Free);
+    }
+
+    /// A delete waits while a sync worker sends the slot's content: the
+    /// peer has the create answered before the delete is acknowledged.
+    #[test]
+    fn a_delete_waits_for_a_send_of_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(0, 256);
+        let name = store(dir.path(), at, b"being sent", 1);
+        let sending = SendGuard::register(dir.path(), &at);
+        let root = dir.path().to_path_buf();
+        let deleter = std::thread::spawn(move || delete_replica_slot(&root, &name).map(|_| ()));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!deleter.is_finished(), "the delete waits for the send");
+        drop(sending);
+        deleter.join().unwrap().unwrap();
     }
 
     #[test]
