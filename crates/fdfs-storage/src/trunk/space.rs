@@ -67,9 +67,12 @@ const QUARANTINE_NAME: &str = "quarantine";
 const SNAPSHOT_FILES_NAME: &str = "snapshot_files";
 /// The compressed binlog while it is written, beside the binlog.
 const BINLOG_COMPRESS_TMP_NAME: &str = "binlog.compress.tmp";
-/// The trunk server's push progress per member, `<member id>.mark` in the
-/// trunk directory (the original's names).
+/// The trunk server's push progress per member, `<member id>.mark` or
+/// `<ip>_<port>.mark` in the trunk directory (the original's names).
 const MARK_SUFFIX: &str = ".mark";
+/// In the trunk directory but no push mark: `crate::sync::freer`'s
+/// position in our storage binlog, which a compression must keep.
+const FREER_MARK_NAME: &str = "free.mark";
 
 /// The answer to an allocation request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1132,7 +1135,8 @@ impl TrunkSpace {
         }
         for entry in fs::read_dir(&trunk_dir)? {
             let entry = entry?;
-            if entry.file_name().to_string_lossy().ends_with(MARK_SUFFIX) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(MARK_SUFFIX) && name != FREER_MARK_NAME {
                 remove_if_present(&entry.path())?;
             }
         }
@@ -1663,6 +1667,7 @@ mod tests {
         s.add_trunk_file(1, 3).unwrap();
         let outstanding = slot(s.alloc(1, 700).unwrap());
         fs::write(trunk_dir.join("127.0.0.9.mark"), "binlog_offset=300\n").unwrap();
+        fs::write(trunk_dir.join(FREER_MARK_NAME), "binlog_index=0\n").unwrap();
         let before = pool_state(&s);
         let old_size = s.binlog_size();
 
@@ -1694,6 +1699,7 @@ mod tests {
             !trunk_dir.join("127.0.0.9.mark").exists(),
             "members start over"
         );
+        assert!(trunk_dir.join(FREER_MARK_NAME).exists(), "not a push mark");
         assert!(!trunk_dir.join(BINLOG_COMPRESS_TMP_NAME).exists());
         assert_eq!(s.compress().unwrap(), None, "nothing new to compress");
 
