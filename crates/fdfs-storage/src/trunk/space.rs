@@ -65,6 +65,8 @@ const QUARANTINE_NAME: &str = "quarantine";
 /// `<binlog size> <highest trunk id>`, then one `<store path> <high> <low>
 /// <id>` line per known trunk file, so full and deleted files stay known.
 const SNAPSHOT_FILES_NAME: &str = "snapshot_files";
+/// The original's binlog, moved aside while it compresses.
+const ORIGINAL_ROLLBACK_NAME: &str = "binlog.rollback";
 /// The compressed binlog while it is written, beside the binlog.
 const BINLOG_COMPRESS_TMP_NAME: &str = "binlog.compress.tmp";
 /// The trunk server's push progress per member, `<member id>.mark` or
@@ -462,6 +464,17 @@ impl TrunkSpace {
         // A compression cut short by a crash: the binlog it was to
         // replace is still whole.
         remove_if_present(&trunk_dir.join(BINLOG_COMPRESS_TMP_NAME))?;
+        if trunk_dir.join(ORIGINAL_ROLLBACK_NAME).exists() {
+            // The original moves its binlog aside while it compresses and
+            // rolls back from its stages at start. Without them the
+            // binlog may hold only the lines since: space it listed free
+            // is then missing here (leaked, never handed out twice).
+            tracing::warn!(
+                "data/trunk/{ORIGINAL_ROLLBACK_NAME} exists: an original storage's trunk binlog \
+                 compression did not finish; start the original once on this directory to \
+                 roll it back, or free space may be missing"
+            );
+        }
         let binlog = open_append(&trunk_dir.join(BINLOG_NAME))?;
         let len = binlog.metadata()?.len();
         let snapshot = match fs::read_to_string(data_dir.join(TRUNK_DATA_FILE_NAME)) {
