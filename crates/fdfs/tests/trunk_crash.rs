@@ -13,7 +13,8 @@
 //!
 //! A part of the uploads goes through the tracker with the PyPI client
 //! py3fdfs. `FDFS_CRASH_ROUNDS` (default 5) sets the number of kills,
-//! `FDFS_CRASH_SEED` the seed (printed, to replay a failing run).
+//! `FDFS_CRASH_SEED` the seed (printed, to replay a failing run),
+//! `FDFS_CRASH_COMPRESS_SECS` a trunk binlog compression interval.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
@@ -65,6 +66,15 @@ fn rounds() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5)
+}
+
+/// `FDFS_CRASH_COMPRESS_SECS`: the trunk server also compresses its
+/// binlog every that many seconds (0, the default: never).
+fn compress_secs() -> u64 {
+    std::env::var("FDFS_CRASH_COMPRESS_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn seed() -> u64 {
@@ -172,9 +182,11 @@ impl Servers {
                  check_active_interval = {CHECK_ACTIVE_SECS}\nlog_level = {log_level}\n\
                  use_trunk_file = true\nslot_min_size = {SLOT_MIN_BYTES}\n\
                  slot_max_size = {SLOT_MAX_BYTES}\ntrunk_file_size = {TRUNK_FILE_BYTES}\n\
-                 trunk_free_space_merge = true\ndelete_unused_trunk_files = false\n",
+                 trunk_free_space_merge = true\ndelete_unused_trunk_files = false\n\
+                 trunk_compress_binlog_interval = {}\n",
                 self.tracker_port,
-                self.tracker_base().display()
+                self.tracker_base().display(),
+                compress_secs()
             ),
         )
         .unwrap();
