@@ -85,7 +85,8 @@ async fn delete_trunk(
 ) -> OpResult<Reply> {
     blocking(move || {
         let root = slot::store_root(&storage, &name)?;
-        slot::delete_slot(&root, &name)?;
+        let tombstone = slot::tombstones_fit(storage.params().trunk.slot_min_size_bytes);
+        slot::delete_slot(&root, &name, tombstone)?;
         let now = now_secs();
         log_change(&storage, now, op::DELETE, &remote, "");
         if std::fs::remove_file(meta_path(&path)).is_ok() {

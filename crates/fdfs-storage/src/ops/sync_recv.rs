@@ -327,7 +327,8 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
             // space goes back to the trunk server from the source, once
             // every member has the delete.
             let root = slot::store_root(&disk_storage, &name)?;
-            return match slot::delete_replica_slot(&root, &name) {
+            let tombstone = slot::tombstones_fit(disk_storage.params().trunk.slot_min_size_bytes);
+            return match slot::delete_replica_slot(&root, &name, tombstone) {
                 Err(e) if e.status == Status::ENOENT && !slot::deleted_here(&root, &name) => {
                     // The file has not reached us yet: remember that it is
                     // deleted, for when it does.

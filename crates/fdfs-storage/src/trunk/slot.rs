@@ -352,8 +352,10 @@ fn check_prior(
 ) -> OpResult<Prior> {
     let raw = read_header(file, loc)?;
     if raw[0] == SLOT_TYPE_FREE {
-        if expect.is_some_and(|h| h.encode()[1..] == raw[1..]) {
-            return Ok(Prior::Deleted);
+        if let Some(h) = expect {
+            if holds_tombstone_of(file, loc, h)? {
+                return Ok(Prior::Deleted);
+            }
         }
         return Ok(Prior::Free);
     }
@@ -530,8 +532,8 @@ pub async fn body_to_slot(
 /// overwritten with zeros. Idempotent; a missing trunk file is ENOENT.
 pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
     let file = open_trunk_file(store_root, loc)?;
-    let old = free_header(&file, loc, false)?;
-    wipe_content(&file, loc, &old)
+    let old = free_header(&file, loc, None)?;
+    wipe_content(&file, loc, &old, 0)
 }
 
 fn open_trunk_file(store_root: &Path, loc: &TrunkLocation) -> io::Result<File> {
@@ -541,40 +543,72 @@ fn open_trunk_file(store_root: &Path, loc: &TrunkLocation) -> io::Result<File> {
         .open(trunk_file_path(store_root, loc))
 }
 
-/// Writes a free header at `loc` and returns the one it replaced. With
-/// `tombstone` the free header keeps the old file's sizes, CRC32, mtime
-/// and extension: type 0 is all any reader (ours or the original) looks
-/// at to call a slot free, and the rest tells a late replica of the
-/// deleted file that it was deleted here ([`Prior::Deleted`]).
-fn free_header(file: &File, loc: &TrunkLocation, tombstone: bool) -> io::Result<SlotHeader> {
+/// Marks a tombstone's first content bytes (see [`tombstone_record`]).
+const TOMBSTONE_MAGIC: &[u8; 8] = b"fdfs-rip";
+/// The tombstone record: magic, CRC32, mtime, ext7 of the deleted file.
+pub const TOMBSTONE_RECORD_LEN: usize = 8 + 4 + 4 + 7;
+
+/// What a delete leaves at the start of the slot's content, after a free
+/// header that keeps only the deleted file's size: together they tell a
+/// late replica of that file that it was deleted here ([`Prior::Deleted`]).
+/// The identity is not left in the header itself because the original
+/// reads a slot as free only when its CRC32, mtime and extension are 0.
+fn tombstone_record(file: &SlotHeader) -> [u8; TOMBSTONE_RECORD_LEN] {
+    let mut out = [0u8; TOMBSTONE_RECORD_LEN];
+    out[..8].copy_from_slice(TOMBSTONE_MAGIC);
+    out[8..12].copy_from_slice(&file.crc32.to_be_bytes());
+    out[12..16].copy_from_slice(&file.mtime.to_be_bytes());
+    out[16..].copy_from_slice(&file.ext7);
+    out
+}
+
+/// Whether the slot at `loc` holds the tombstone of the file whose header
+/// is `expect`.
+fn holds_tombstone_of(file: &File, loc: &TrunkLocation, expect: &SlotHeader) -> io::Result<bool> {
+    let mut raw = [0u8; SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN];
+    if file.read_at(&mut raw, u64::from(loc.offset))? < raw.len() {
+        return Ok(false);
+    }
+    let header = SlotHeader::decode(raw[..SLOT_HEADER_LEN].try_into().expect("24 bytes"));
+    Ok(header.file_type == SLOT_TYPE_FREE
+        && header.alloc_size == expect.alloc_size
+        && header.file_size == expect.file_size
+        && raw[SLOT_HEADER_LEN..] == tombstone_record(expect))
+}
+
+/// Writes a free header at `loc` the original reads as free (type, CRC32,
+/// mtime and extension 0) and returns the one it replaced. With
+/// `tombstone_of` (the deleted file's header), the free header keeps that
+/// file's size and the tombstone record follows it.
+fn free_header(
+    file: &File,
+    loc: &TrunkLocation,
+    tombstone_of: Option<&SlotHeader>,
+) -> io::Result<SlotHeader> {
     let old = SlotHeader::decode(&read_header(file, loc)?);
-    let free = if tombstone {
-        SlotHeader {
-            file_type: SLOT_TYPE_FREE,
-            alloc_size: loc.size,
-            ..old
-        }
-    } else {
-        SlotHeader {
-            file_type: SLOT_TYPE_FREE,
-            alloc_size: loc.size,
-            file_size: 0,
-            crc32: 0,
-            mtime: 0,
-            ext7: [0; 7],
-        }
+    let free = SlotHeader {
+        file_type: SLOT_TYPE_FREE,
+        alloc_size: loc.size,
+        file_size: tombstone_of.map_or(0, |h| h.file_size),
+        crc32: 0,
+        mtime: 0,
+        ext7: [0; 7],
     };
     file.write_all_at(&free.encode(), u64::from(loc.offset))?;
+    if let Some(h) = tombstone_of {
+        file.write_all_at(&tombstone_record(h), loc.content_offset())?;
+    }
     Ok(old)
 }
 
-/// Zeroes what the `old` header says its slot held, never past the slot.
-fn wipe_content(file: &File, loc: &TrunkLocation, old: &SlotHeader) -> io::Result<()> {
+/// Zeroes what the `old` header says its slot held, never past the slot,
+/// from `skip` bytes into the content on.
+fn wipe_content(file: &File, loc: &TrunkLocation, old: &SlotHeader, skip: u64) -> io::Result<()> {
     let wipe = u64::from(old.file_size)
         .min(u64::from(loc.size).saturating_sub(SLOT_HEADER_LEN as u64))
         .min(file.metadata()?.len().saturating_sub(loc.content_offset()));
     let zeros = [0u8; WIPE_CHUNK_BYTES];
-    let mut done = 0u64;
+    let mut done = skip.min(wipe);
     while done < wipe {
         let n = (wipe - done).min(WIPE_CHUNK_BYTES as u64) as usize;
         file.write_all_at(&zeros[..n], loc.content_offset() + done)?;
@@ -595,39 +629,68 @@ pub fn deleted_here(store_root: &Path, name: &RemoteName) -> bool {
     let Ok(file) = File::open(trunk_file_path(store_root, &loc)) else {
         return false;
     };
-    read_header(&file, &loc)
-        .is_ok_and(|raw| raw[0] == SLOT_TYPE_FREE && raw[1..] == expect.encode()[1..])
+    holds_tombstone_of(&file, &loc, &expect).unwrap_or(false)
+}
+
+/// Whether a delete may leave a tombstone record in the slot's content:
+/// only when no slot can start inside the record's bytes, i.e. every slot
+/// (at least `slot_min_size_bytes`) is longer than header and record.
+pub fn tombstones_fit(slot_min_size_bytes: u64) -> bool {
+    slot_min_size_bytes >= (SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN) as u64
 }
 
 /// The local part of deleting a trunk-backed file: the slot must hold the
 /// named file (ENOENT otherwise, as a read), then it is cleared. Returns
 /// the location, which the caller gives back to the trunk server.
-pub fn delete_slot(store_root: &Path, name: &RemoteName) -> OpResult<TrunkLocation> {
-    delete(store_root, name, true)
+pub fn delete_slot(
+    store_root: &Path,
+    name: &RemoteName,
+    tombstone: bool,
+) -> OpResult<TrunkLocation> {
+    delete(store_root, name, true, tombstone)
 }
 
-/// A delete that reached this replica through sync: only the header is
-/// cleared. The trunk server freed the slot when the source deleted the
-/// file, so by now part of it may hold a newer file that reached us
-/// first (other sources' sync streams are not ordered with the
-/// source's); wiping the old content would destroy it. What is left reads
-/// as free space ([`holds_a_header`]).
-pub fn delete_replica_slot(store_root: &Path, name: &RemoteName) -> OpResult<TrunkLocation> {
-    delete(store_root, name, false)
+/// A delete that reached this replica through sync: the header is
+/// cleared (and the tombstone record written, with `tombstone`), the rest
+/// of the content kept. With our storages nothing else can be in the slot
+/// yet (a slot is reused only once every member has the delete); with the
+/// original's, which free at once, part of it may already hold a newer
+/// file that reached us first, and wiping would destroy it.
+pub fn delete_replica_slot(
+    store_root: &Path,
+    name: &RemoteName,
+    tombstone: bool,
+) -> OpResult<TrunkLocation> {
+    delete(store_root, name, false, tombstone)
 }
 
-fn delete(store_root: &Path, name: &RemoteName, wipe: bool) -> OpResult<TrunkLocation> {
+fn delete(
+    store_root: &Path,
+    name: &RemoteName,
+    wipe: bool,
+    tombstone: bool,
+) -> OpResult<TrunkLocation> {
     let slot = open_slot(store_root, name)?;
     let path = trunk_file_path(store_root, &slot.loc);
     // Held so that a replica writing this slot right now is not cleared
     // half-way through.
     let _claim = SlotClaim::take(&path, slot.loc.offset)?;
     let file = open_trunk_file(store_root, &slot.loc)?;
+    // The header is the one the name asks for (open_slot checked it), so
+    // the record goes over the start of this file's own slot.
+    let tombstone_of = (tombstone
+        && slot.loc.size as usize >= SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN)
+        .then_some(slot.header);
     let old = without_sends(&path, slot.loc.offset, || {
-        Ok(free_header(&file, &slot.loc, true)?)
+        Ok(free_header(&file, &slot.loc, tombstone_of.as_ref())?)
     })?;
     if wipe {
-        wipe_content(&file, &slot.loc, &old)?;
+        let skip = if tombstone_of.is_some() {
+            TOMBSTONE_RECORD_LEN as u64
+        } else {
+            0
+        };
+        wipe_content(&file, &slot.loc, &old, skip)?;
     }
     Ok(slot.loc)
 }
@@ -858,13 +921,13 @@ mod tests {
         let at = loc(256, 256);
         let neighbour = store(dir.path(), loc(0, 256), b"keep me", 1);
         let name = store(dir.path(), at, b"delete me", 2);
-        assert_eq!(delete_slot(dir.path(), &name).unwrap(), at);
+        assert_eq!(delete_slot(dir.path(), &name, true).unwrap(), at);
         assert_eq!(
             open_slot(dir.path(), &name).unwrap_err().status,
             Status::ENOENT
         );
         assert_eq!(
-            delete_slot(dir.path(), &name).unwrap_err().status,
+            delete_slot(dir.path(), &name, true).unwrap_err().status,
             Status::ENOENT
         );
         let bytes = std::fs::read(dir.path().join("data/0A/1B/000007")).unwrap();
@@ -875,8 +938,15 @@ mod tests {
         assert_eq!(left.file_type, SLOT_TYPE_FREE);
         assert_eq!(left.alloc_size, 256);
         assert_eq!(left.file_size, 9);
+        // What the original checks before it writes a slot: CRC32, mtime
+        // and extension 0.
+        assert_eq!((left.crc32, left.mtime, left.ext7), (0, 0, [0; 7]));
+        let record = &slot[SLOT_HEADER_LEN..SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN];
+        assert_eq!(&record[..8], TOMBSTONE_MAGIC);
         assert!(
-            slot[SLOT_HEADER_LEN..].iter().all(|&b| b == 0),
+            slot[SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN..]
+                .iter()
+                .all(|&b| b == 0),
             "content wiped"
         );
         assert_eq!(
@@ -920,7 +990,7 @@ mod tests {
             SlotWrite::begin(dir.path(), loc(0, 512), 5, TRUNK_FILE_BYTES, Some(&h0)).unwrap_err();
         assert_eq!(e.status, Status::EEXIST);
         // The old file's delete arrives: its header goes, the new file stays.
-        delete_replica_slot(dir.path(), &old).unwrap();
+        delete_replica_slot(dir.path(), &old, true).unwrap();
         assert_eq!(
             open_slot(dir.path(), &old).unwrap_err().status,
             Status::ENOENT
@@ -947,7 +1017,7 @@ mod tests {
             SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, Some(&header)).unwrap();
         w.write(b"deleted here").unwrap();
         w.finish(&header, false).unwrap();
-        delete_replica_slot(dir.path(), &name).unwrap();
+        delete_replica_slot(dir.path(), &name, true).unwrap();
         let (_, prior) =
             SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, Some(&header)).unwrap();
         assert_eq!(prior, Prior::Deleted);
@@ -968,7 +1038,8 @@ mod tests {
         let name = store(dir.path(), at, b"being sent", 1);
         let sending = SendGuard::register(dir.path(), &at);
         let root = dir.path().to_path_buf();
-        let deleter = std::thread::spawn(move || delete_replica_slot(&root, &name).map(|_| ()));
+        let deleter =
+            std::thread::spawn(move || delete_replica_slot(&root, &name, true).map(|_| ()));
         std::thread::sleep(Duration::from_millis(200));
         assert!(!deleter.is_finished(), "the delete waits for the send");
         drop(sending);
