@@ -702,6 +702,14 @@ fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
         Vec::new(),
     );
     assert_eq!(status_of(r), Status::EINVAL.0);
+    let member_trunk_dir = g.store_path(member).join("data/trunk");
+    let free_mark = member_trunk_dir.join("free.mark");
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || free_mark.is_file()),
+        "the member's freer never saved its place"
+    );
+    let push_mark = member_trunk_dir.join("127.0.0.99_23000.mark");
+    std::fs::write(&push_mark, "binlog_offset=0\n").unwrap();
     let r = call(
         member_addr,
         StorageCmd::TrunkDeleteBinlogMarks,
@@ -709,6 +717,8 @@ fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
         Vec::new(),
     );
     assert_eq!(status_of(r), 0);
+    assert!(!push_mark.exists(), "push marks go");
+    assert!(free_mark.is_file(), "the freer's place stays");
 }
 
 /// Kill -9 of the trunk server while both members take small uploads:

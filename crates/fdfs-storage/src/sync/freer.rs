@@ -37,7 +37,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 fn mark_path(storage: &Storage) -> PathBuf {
-    storage.data_dir().join("trunk").join("free.mark")
+    storage
+        .data_dir()
+        .join("trunk")
+        .join(crate::trunk::space::FREER_MARK_NAME)
 }
 
 /// The trunk slot a binlog record frees: a source delete (`D`) of a trunk

@@ -73,8 +73,9 @@ const BINLOG_COMPRESS_TMP_NAME: &str = "binlog.compress.tmp";
 /// `<ip>_<port>.mark` in the trunk directory (the original's names).
 const MARK_SUFFIX: &str = ".mark";
 /// In the trunk directory but no push mark: `crate::sync::freer`'s
-/// position in our storage binlog, which a compression must keep.
-const FREER_MARK_NAME: &str = "free.mark";
+/// position in our storage binlog, which neither a compression nor
+/// TRUNK_DELETE_BINLOG_MARKS (32) may remove.
+pub const FREER_MARK_NAME: &str = "free.mark";
 
 /// The answer to an allocation request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
