@@ -43,14 +43,25 @@ fn mark_path(storage: &Storage) -> PathBuf {
         .join(crate::trunk::space::FREER_MARK_NAME)
 }
 
-/// The trunk slot a binlog record frees: a source delete (`D`) of a trunk
-/// name of ours.
-fn freed_slot(storage: &Storage, op: char, remote: &str) -> Option<TrunkLocation> {
+/// The trunk file a binlog record deletes, with its slot: a source delete
+/// (`D`) of a trunk name of ours.
+fn freed_slot(storage: &Storage, op: char, remote: &str) -> Option<(RemoteName, TrunkLocation)> {
     if op != crate::binlog::op::DELETE {
         return None;
     }
     let name = RemoteName::parse(remote, storage.paths.len()).ok()?;
-    TrunkLocation::from_remote(&name)
+    TrunkLocation::from_remote(&name).map(|loc| (name, loc))
+}
+
+/// Whether our disk still shows `name` deleted in its slot (see
+/// `slot::still_deleted_here`); a slot in use again is not freed.
+async fn still_deleted(storage: &Arc<Storage>, name: RemoteName) -> bool {
+    let Ok(root) = crate::trunk::slot::store_root(storage, &name) else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || crate::trunk::slot::still_deleted_here(&root, &name))
+        .await
+        .unwrap_or(false)
 }
 
 async fn load_mark(storage: &Storage, path: &Path) -> Mark {
@@ -88,7 +99,7 @@ pub(super) async fn run(storage: Arc<Storage>, shutdown: CancellationToken) {
         mark.binlog_offset,
     );
     publish_frees_unsent_from(&storage, (mark.binlog_index, mark.binlog_offset));
-    let mut pending: VecDeque<TrunkLocation> = VecDeque::new();
+    let mut pending: VecDeque<(RemoteName, TrunkLocation)> = VecDeque::new();
     loop {
         let mut read_some = false;
         // Without trunk files there is nothing to free: the binlog is not
@@ -122,7 +133,15 @@ pub(super) async fn run(storage: Arc<Storage>, shutdown: CancellationToken) {
                 }
             }
         }
-        while let Some(slot) = pending.front().copied() {
+        while let Some((name, slot)) = pending.front().cloned() {
+            if !still_deleted(&storage, name).await {
+                tracing::warn!(
+                    ?slot,
+                    "deleted trunk slot holds something else already (deleted on another member too?): not freed again"
+                );
+                pending.pop_front();
+                continue;
+            }
             match client::free(&storage, slot).await {
                 FreeOutcome::Freed => {
                     mark.sync_row_count += 1;

@@ -632,6 +632,26 @@ pub fn deleted_here(store_root: &Path, name: &RemoteName) -> bool {
     holds_tombstone_of(&file, &loc, &expect).unwrap_or(false)
 }
 
+/// Whether the slot of `name` is still as a delete here left it: its
+/// tombstone, or a free header where no tombstone fits the slot. Anything
+/// else means the slot was handed out again already: freed by another
+/// member that deleted the same file at the same time.
+pub fn still_deleted_here(store_root: &Path, name: &RemoteName) -> bool {
+    if deleted_here(store_root, name) {
+        return true;
+    }
+    let Ok(loc) = location_of(name) else {
+        return false;
+    };
+    if loc.size as usize >= SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN {
+        return false;
+    }
+    let Ok(file) = File::open(trunk_file_path(store_root, &loc)) else {
+        return false;
+    };
+    read_header(&file, &loc).is_ok_and(|raw| raw[0] == SLOT_TYPE_FREE)
+}
+
 /// Whether a delete may leave a tombstone record in the slot's content:
 /// only when no slot can start inside the record's bytes, i.e. every slot
 /// (at least `slot_min_size_bytes`) is longer than header and record.
@@ -1027,6 +1047,19 @@ mod tests {
         assert_eq!(prior, Prior::Free);
         let (_, prior) = SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, None).unwrap();
         assert_eq!(prior, Prior::Free);
+    }
+
+    /// The freer gives a slot back only while it still shows the delete.
+    #[test]
+    fn a_slot_in_use_again_no_longer_shows_its_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(256, 256);
+        let name = store(dir.path(), at, b"deleted twice", 1);
+        assert!(!still_deleted_here(dir.path(), &name), "live");
+        delete_slot(dir.path(), &name, true).unwrap();
+        assert!(still_deleted_here(dir.path(), &name));
+        store(dir.path(), at, b"reused", 2);
+        assert!(!still_deleted_here(dir.path(), &name), "reused");
     }
 
     /// A delete waits while a sync worker sends the slot's content: the
