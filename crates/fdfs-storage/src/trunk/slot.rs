@@ -17,12 +17,12 @@
 //! never overwritten (EEXIST): that is the last guard against a slot handed
 //! out twice (trunk design rule 4).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use fdfs_proto::fileid::RemoteName;
 use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_FREE};
@@ -232,10 +232,65 @@ pub enum Prior {
     Same,
 }
 
+/// Most trunk files kept open for writing ([`open_for_write`]); a full
+/// cache starts over.
+const OPEN_TRUNK_FILES: usize = 64;
+
+/// A trunk file kept open for writing, with the inode it was opened as.
+struct OpenTrunkFile {
+    file: Arc<File>,
+    dev: u64,
+    ino: u64,
+}
+
+/// Trunk files open for writing, by path: a small upload would otherwise
+/// spend more on mkdir, open and fstat of its trunk file than on its write.
+fn open_trunk_files() -> &'static Mutex<HashMap<PathBuf, OpenTrunkFile>> {
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, OpenTrunkFile>>> = OnceLock::new();
+    FILES.get_or_init(Default::default)
+}
+
+/// Closes the kept descriptor of a trunk file about to be deleted, so its
+/// space is freed with the unlink.
+pub fn forget_open_trunk_file(path: &Path) {
+    fdfs_util::sync::lock(open_trunk_files()).remove(path);
+}
+
+/// The trunk file open for writing ([`open_new_or_grow`]), kept open for
+/// the next write. A kept descriptor is used only while the path still
+/// names the inode it opened (one stat): a trunk file deleted or replaced
+/// by anyone since is opened afresh.
+fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<Arc<File>> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let files = fdfs_util::sync::lock(open_trunk_files());
+        if let Some(f) = files.get(path) {
+            if f.dev == meta.dev() && f.ino == meta.ino() && meta.len() >= trunk_file_size {
+                return Ok(f.file.clone());
+            }
+        }
+    }
+    let file = Arc::new(open_new_or_grow(path, trunk_file_size)?);
+    let meta = file.metadata()?;
+    let mut files = fdfs_util::sync::lock(open_trunk_files());
+    if files.len() >= OPEN_TRUNK_FILES {
+        files.clear();
+    }
+    files.insert(
+        path.to_path_buf(),
+        OpenTrunkFile {
+            file: file.clone(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
+    );
+    Ok(file)
+}
+
 /// Opens the trunk file for writing, creating it (and `data/HH/HH`) when
 /// missing. A new file gets `trunk_file_size` bytes with `set_len`: sparse,
 /// as the original's ftruncate; an existing shorter one grows the same way.
-fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<File> {
+fn open_new_or_grow(path: &Path, trunk_file_size: u64) -> io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -308,7 +363,7 @@ fn check_prior(
 /// it was (free): only content bytes nobody points at were written.
 #[derive(Debug)]
 pub struct SlotWrite {
-    file: File,
+    file: Arc<File>,
     path: PathBuf,
     loc: TrunkLocation,
     size: u32,

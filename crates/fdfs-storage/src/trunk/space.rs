@@ -781,6 +781,7 @@ impl TrunkSpace {
             let path = self
                 .store_path(m.store_path_index)?
                 .join(m.trunk_file_relative_path());
+            super::slot::forget_open_trunk_file(&path);
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     tracing::warn!(error = %e, path = %path.display(), "unused trunk file not deleted");
