@@ -236,17 +236,10 @@ pub enum Prior {
 /// cache starts over.
 const OPEN_TRUNK_FILES: usize = 64;
 
-/// A trunk file kept open for writing, with the inode it was opened as.
-struct OpenTrunkFile {
-    file: Arc<File>,
-    dev: u64,
-    ino: u64,
-}
-
 /// Trunk files open for writing, by path: a small upload would otherwise
 /// spend more on mkdir, open and fstat of its trunk file than on its write.
-fn open_trunk_files() -> &'static Mutex<HashMap<PathBuf, OpenTrunkFile>> {
-    static FILES: OnceLock<Mutex<HashMap<PathBuf, OpenTrunkFile>>> = OnceLock::new();
+fn open_trunk_files() -> &'static Mutex<HashMap<PathBuf, Arc<File>>> {
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, Arc<File>>>> = OnceLock::new();
     FILES.get_or_init(Default::default)
 }
 
@@ -257,33 +250,31 @@ pub fn forget_open_trunk_file(path: &Path) {
 }
 
 /// The trunk file open for writing ([`open_new_or_grow`]), kept open for
-/// the next write. A kept descriptor is used only while the path still
-/// names the inode it opened (one stat): a trunk file deleted or replaced
-/// by anyone since is opened afresh.
+/// the next write. A kept descriptor is used only while its file still has
+/// a name (one fstat): a trunk file deleted or renamed over by anyone
+/// since is opened afresh by its path.
 fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<Arc<File>> {
     use std::os::unix::fs::MetadataExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let files = fdfs_util::sync::lock(open_trunk_files());
-        if let Some(f) = files.get(path) {
-            if f.dev == meta.dev() && f.ino == meta.ino() && meta.len() >= trunk_file_size {
-                return Ok(f.file.clone());
-            }
+    let kept = fdfs_util::sync::lock(open_trunk_files()).get(path).cloned();
+    if let Some(file) = kept {
+        let meta = file.metadata()?;
+        if meta.nlink() > 0 && meta.len() >= trunk_file_size {
+            return Ok(file);
         }
     }
-    let file = Arc::new(open_new_or_grow(path, trunk_file_size)?);
-    let meta = file.metadata()?;
+    let file = open_new_or_grow(path, trunk_file_size)?;
+    // Header checks read 24 bytes ahead of each write: readahead would fill
+    // the page cache with large folios of the sparse file, and every small
+    // write into one then walks all its blocks (most of an upload's CPU).
+    if let Err(e) = fdfs_util::sys::advise_random_reads(&file) {
+        tracing::debug!(error = %e, path = %path.display(), "fadvise(RANDOM) refused");
+    }
+    let file = Arc::new(file);
     let mut files = fdfs_util::sync::lock(open_trunk_files());
     if files.len() >= OPEN_TRUNK_FILES {
         files.clear();
     }
-    files.insert(
-        path.to_path_buf(),
-        OpenTrunkFile {
-            file: file.clone(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        },
-    );
+    files.insert(path.to_path_buf(), file.clone());
     Ok(file)
 }
 
