@@ -42,6 +42,9 @@ run() { # run LABEL BINARY
     --log-level warn >"$W/server-$label.log" 2>&1 &
   local pid=$!
   ready "127.0.0.1:$TP"
+  # The storage makes its 65,536 data directories in the background after
+  # it starts serving: wait for the last one, or the first round pays for it.
+  for _ in $(seq 1 600); do [ -d "$dir/storage/data/FF/FF" ] && break; sleep 0.1; done
   phase upload "$label" "$pid" upload --count "$N" --ids "$W/ids" --min-size 8192 --max-size 131072
   sync; sleep 1
   phase download "$label" "$pid" download --ids "$W/ids" --duration "$DUR"

@@ -611,6 +611,13 @@ impl Storage {
         &self.data_dir
     }
 
+    /// Writes .data_init_flag (also on its own, right after a change the
+    /// original saves at once, as a trunk binlog compression).
+    pub fn save_init_flag(&self) -> std::io::Result<()> {
+        let flag = lock(&self.init_flag).to_text();
+        write_atomic(&self.data_dir.join(".data_init_flag"), flag.as_bytes())
+    }
+
     /// Writes storage_stat.dat and .data_init_flag (periodically and at exit).
     pub fn persist_state(&self) {
         let stats = lock(&self.stats).clone();
@@ -619,8 +626,7 @@ impl Storage {
         if let Err(e) = write_atomic(&self.data_dir.join("storage_stat.dat"), text.as_bytes()) {
             tracing::warn!(error = %e, "cannot write storage_stat.dat");
         }
-        let flag = lock(&self.init_flag).to_text();
-        if let Err(e) = write_atomic(&self.data_dir.join(".data_init_flag"), flag.as_bytes()) {
+        if let Err(e) = self.save_init_flag() {
             tracing::warn!(error = %e, "cannot write .data_init_flag");
         }
         if let Some(log) = &self.access_log {

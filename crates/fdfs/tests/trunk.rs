@@ -31,6 +31,14 @@ fn trunk_group() -> Group {
 }
 
 fn trunk_group_of(members: usize) -> Group {
+    trunk_group_with(members, |_| {})
+}
+
+/// [`trunk_group_of`] with further tracker settings.
+fn trunk_group_with(
+    members: usize,
+    tweak: impl Fn(&mut fdfs_config::TrackerConf) + Send + Sync + 'static,
+) -> Group {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             std::env::var("FDFS_TEST_LOG").unwrap_or_else(|_| "off".into()),
@@ -39,13 +47,14 @@ fn trunk_group_of(members: usize) -> Group {
         .try_init();
     Group::start_with(GroupOptions {
         groups: vec![("group1", members)],
-        tweak_tracker: Some(Arc::new(|c| {
+        tweak_tracker: Some(Arc::new(move |c| {
             c.use_trunk_file = true;
             c.slot_min_size = 256;
             c.slot_max_size = SLOT_MAX_BYTES;
             c.trunk_file_size = TRUNK_FILE_BYTES;
             c.trunk_free_space_merge = false;
             c.delete_unused_trunk_files = false;
+            tweak(c);
         })),
         ..GroupOptions::default()
     })
@@ -101,6 +110,20 @@ async fn download_from(addr: std::net::SocketAddr, id: &FileId) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("download {} from {addr}: {e}", id.remote))
 }
 
+/// Waits until the tracker's stat of group1 (91) satisfies `ok`.
+fn wait_group_stat(g: &Group, what: &str, ok: impl Fn(&fdfs_proto::stat::GroupStat) -> bool) {
+    let client = g.client();
+    let mut seen = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let groups = g.block_on(client.list_groups()).unwrap_or_default();
+            seen = groups.into_iter().find(|gs| gs.group_name == "group1");
+            seen.as_ref().is_some_and(&ok)
+        }),
+        "tracker group stat {seen:?}, {what}"
+    );
+}
+
 /// The trunk file behind a 60-character name, checked on disk.
 fn trunk_location(store: &Path, remote: &str) -> (TrunkLocation, PathBuf) {
     assert_eq!(remote.len(), 60, "{remote} is not a trunk name");
@@ -118,32 +141,13 @@ fn trunk_location(store: &Path, remote: &str) -> (TrunkLocation, PathBuf) {
 #[test]
 fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
     let g = trunk_group();
-    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
-    let mut server = None;
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || {
-            server = trunk_server(&g);
-            server.is_some()
-        }),
-        "the tracker never named a trunk server"
-    );
-    let server = server.unwrap();
+    let server = wait_trunk_server(&g);
     let member = 1 - server;
     let (server_addr, member_addr) = (g.storage_addr(server), g.storage_addr(member));
 
     // Through the trunk server itself, then through the member (27/28 over
-    // the network). The server may still be switching into the role: the
-    // first uploads can land as plain files, so wait for a trunk name.
-    let mut first = None;
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || {
-            let id = g.block_on(upload_to(server_addr, b"probe", "txt"));
-            let trunked = id.remote.len() == 60;
-            first = Some(id);
-            trunked
-        }),
-        "small uploads never went into a trunk"
-    );
+    // the network).
+    let first = first_trunk_upload(&g, server_addr);
     let mut uploaded = Vec::new();
     for (i, addr, store) in [
         (0, server_addr, g.store_path(server)),
@@ -194,18 +198,9 @@ fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
 
     // The trackers hear the trunk file id (73) and the free trunk space (74).
     let max_id = uploaded.iter().map(|u| u.1.trunk_file_id).max().unwrap();
-    let client = g.client();
-    let mut seen = None;
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || {
-            let groups = g.block_on(client.list_groups()).unwrap_or_default();
-            seen = groups.into_iter().find(|gs| gs.group_name == "group1");
-            seen.as_ref().is_some_and(|gs| {
-                gs.current_trunk_file_id >= i64::from(max_id) && gs.trunk_free_mb > 0
-            })
-        }),
-        "tracker group stat {seen:?}, trunk files up to {max_id}"
-    );
+    wait_group_stat(&g, &format!("trunk files up to {max_id}"), |gs| {
+        gs.current_trunk_file_id >= i64::from(max_id) && gs.trunk_free_mb > 0
+    });
 
     // A big file stays a plain file with a 44-character name.
     let big = content(9, SLOT_MAX_BYTES as usize);
@@ -227,6 +222,10 @@ fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
             .await
             .expect("delete")
     });
+    assert!(
+        wait_slot_freed(&g.store_path(member), &loc),
+        "the deleted file's slot was never freed"
+    );
     let again = g.block_on(upload_to(addr, &content(77, data.len()), "bin"));
     let (loc2, _) = trunk_location(&g.store_path(member), &again.remote);
     assert_eq!(
@@ -437,6 +436,29 @@ fn a_new_trunk_server_allocates_only_from_new_trunk_files() {
     }
 }
 
+/// Waits until `store`'s copy of the trunk binlog shows the slot `loc`
+/// free again: a deleted file's slot goes back to the trunk server once
+/// every member has the delete.
+fn wait_slot_freed(store: &Path, loc: &TrunkLocation) -> bool {
+    use fdfs_proto::trunk_binlog::{parse_lines, slot_end, TrunkOp};
+    let same_file = |r: &TrunkLocation| {
+        (r.store_path_index, r.trunk_file_id) == (loc.store_path_index, loc.trunk_file_id)
+    };
+    fdfs_testkit::wait_until(DEADLINE, || {
+        let text = std::fs::read(store.join("data/trunk/binlog")).unwrap_or_default();
+        let (records, _, _) = parse_lines(&text);
+        records
+            .iter()
+            .rev()
+            .find(|r| {
+                same_file(&r.slot)
+                    && r.slot.offset <= loc.offset
+                    && slot_end(&r.slot) > u64::from(loc.offset)
+            })
+            .is_some_and(|r| r.op == TrunkOp::AddSpace && slot_end(&r.slot) >= slot_end(loc))
+    })
+}
+
 /// A lone trunk server that restarts resumes its own tenure: nobody served
 /// since, so its binlog is the group's record and freed space is reused
 /// (not quarantined as after a take-over).
@@ -465,6 +487,10 @@ fn a_restarted_lone_trunk_server_reuses_its_freed_space() {
             .await
             .expect("delete")
     });
+    assert!(
+        wait_slot_freed(&g.store_path(0), &freed),
+        "the deleted file's slot was never freed"
+    );
 
     g.stop_storage(0);
     g.start_storage(0);
@@ -676,6 +702,14 @@ fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
         Vec::new(),
     );
     assert_eq!(status_of(r), Status::EINVAL.0);
+    let member_trunk_dir = g.store_path(member).join("data/trunk");
+    let free_mark = member_trunk_dir.join("free.mark");
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || free_mark.is_file()),
+        "the member's freer never saved its place"
+    );
+    let push_mark = member_trunk_dir.join("127.0.0.99_23000.mark");
+    std::fs::write(&push_mark, "binlog_offset=0\n").unwrap();
     let r = call(
         member_addr,
         StorageCmd::TrunkDeleteBinlogMarks,
@@ -683,6 +717,8 @@ fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
         Vec::new(),
     );
     assert_eq!(status_of(r), 0);
+    assert!(!push_mark.exists(), "push marks go");
+    assert!(free_mark.is_file(), "the freer's place stays");
 }
 
 /// Kill -9 of the trunk server while both members take small uploads:
@@ -901,4 +937,228 @@ fn log_tails(dir: &Path) -> String {
         }
     }
     out
+}
+
+// ---- the trunk server's scheduled work (trunk_create_file_advance,
+// trunk_compress_binlog_*) ----
+
+fn wait_trunk_server(g: &Group) -> usize {
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut server = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            server = trunk_server(g);
+            server.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    server.unwrap()
+}
+
+/// Trunk files on a store path: `data/HH/HH/NNNNNN` (six digits), by id.
+fn trunk_files(store: &Path) -> Vec<(u32, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(highs) = std::fs::read_dir(store.join("data")) else {
+        return out;
+    };
+    for high in highs.flatten().filter(|e| e.path().is_dir()) {
+        for low in std::fs::read_dir(high.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for f in std::fs::read_dir(low.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = f.file_name().to_string_lossy().to_string();
+                if name.len() == 6 && name.bytes().all(|b| b.is_ascii_digit()) {
+                    out.push((name.parse().unwrap(), f.path()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn delete_at(addr: std::net::SocketAddr, id: &FileId) {
+    let mut conn = fdfs_testkit::connect(addr).await;
+    StorageClient::new(&mut conn)
+        .delete(&id.group, &id.remote)
+        .await
+        .expect("delete")
+}
+
+fn trunk_id_of(id: &FileId) -> u32 {
+    let name = RemoteName::parse(&id.remote, 1).expect("name");
+    TrunkLocation::from_remote(&name)
+        .expect("a trunk name")
+        .trunk_file_id
+}
+
+/// Uploads small files until one gets a trunk name (the trunk server may
+/// still be switching into the role).
+fn first_trunk_upload(g: &Group, addr: std::net::SocketAddr) -> FileId {
+    let mut got = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let id = g.block_on(upload_to(addr, b"probe", "bin"));
+            let trunked = id.remote.len() == 60;
+            got = Some(id);
+            trunked
+        }),
+        "small uploads never went into a trunk"
+    );
+    got.unwrap()
+}
+
+#[test]
+fn trunk_files_are_made_ahead_of_need_up_to_the_threshold() {
+    // Three whole trunk files fit below the threshold; every second is a
+    // point of the schedule.
+    let g = trunk_group_with(1, |c| {
+        c.trunk_create_file_advance = true;
+        c.trunk_create_file_time_base = (0, 0);
+        c.trunk_create_file_interval_secs = 1;
+        c.trunk_create_file_space_threshold_bytes = 3 * TRUNK_FILE_BYTES + TRUNK_FILE_BYTES / 2;
+    });
+    let server = wait_trunk_server(&g);
+    let store = g.store_path(server);
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || trunk_files(&store).len() >= 3),
+        "trunk files were not made ahead of need: {:?}",
+        trunk_files(&store)
+    );
+    let files = trunk_files(&store);
+    assert_eq!(files.len(), 3, "{files:?}");
+    for (_, path) in &files {
+        assert_eq!(std::fs::metadata(path).unwrap().len(), TRUNK_FILE_BYTES);
+    }
+    // Every id was reserved on the tracker before its file existed: the
+    // group's trunk file id is at least the highest, and the tenure took
+    // the one below the first.
+    let ids: Vec<u32> = files.iter().map(|(id, _)| *id).collect();
+    wait_group_stat(&g, &format!("trunk files {ids:?}"), |gs| {
+        gs.current_trunk_file_id >= i64::from(ids[2]) && gs.trunk_free_mb >= 12
+    });
+    assert_eq!(ids, vec![ids[0], ids[0] + 1, ids[0] + 2], "ids in order");
+    // The threshold is reached: later rounds make nothing more, and
+    // uploads go into the files made ahead.
+    let id = first_trunk_upload(&g, g.storage_addr(server));
+    assert!(
+        ids.contains(&trunk_id_of(&id)),
+        "{} not in {ids:?}",
+        id.remote
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        assert_eq!(trunk_files(&store).len(), 3);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every file of `kept` reads back equal from every member of `addrs`
+/// (waiting for replication).
+fn all_read_back(
+    g: &Group,
+    addrs: &[std::net::SocketAddr],
+    kept: &[(FileId, Vec<u8>)],
+    when: &str,
+) {
+    for (id, data) in kept {
+        for &addr in addrs {
+            assert!(
+                fdfs_testkit::wait_until(DEADLINE, || g
+                    .block_on(try_download(addr, id))
+                    .is_some_and(|got| got == *data)),
+                "{} does not read back from {addr}{when}",
+                id.remote
+            );
+        }
+    }
+}
+
+#[test]
+fn compression_keeps_members_in_step_and_files_readable() {
+    let mut g = trunk_group_with(2, |c| {
+        c.trunk_compress_binlog_time_base = (0, 0);
+        c.trunk_compress_binlog_interval_secs = 1;
+    });
+    let server = wait_trunk_server(&g);
+    let member = 1 - server;
+    let addrs = [g.storage_addr(0), g.storage_addr(1)];
+    first_trunk_upload(&g, addrs[server]);
+    // Uploads through both members and deletes, while the binlog is
+    // compressed every second.
+    let mut kept = Vec::new();
+    for i in 0..60 {
+        let data = content(i, 300 + i * 97);
+        let id = g.block_on(upload_to(addrs[i % 2], &data, "bin"));
+        assert_eq!(id.remote.len(), 60, "{}", id.remote);
+        if i % 3 == 0 {
+            g.block_on(delete_at(addrs[i % 2], &id));
+        } else {
+            kept.push((id, data));
+        }
+        if i % 20 == 19 {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+    }
+    // Once quiet, the trunk server's binlog is the free pool (A lines
+    // only) and the member holds the same bytes: it started over (33)
+    // after each compression.
+    let binlog = |i: usize| {
+        std::fs::read_to_string(g.store_path(i).join("data/trunk/binlog")).unwrap_or_default()
+    };
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            let b = binlog(server);
+            !b.is_empty()
+                && b.lines().all(|l| l.split(' ').nth(1) == Some("A"))
+                && b == binlog(member)
+        }),
+        "binlogs never converged on a compressed one:\nserver:\n{}\nmember:\n{}",
+        binlog(server),
+        binlog(member)
+    );
+    let flag = std::fs::read_to_string(g.store_path(server).join("data/.data_init_flag"))
+        .unwrap_or_default();
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            std::fs::read_to_string(g.store_path(server).join("data/.data_init_flag"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| {
+                    l.starts_with("trunk_last_compress_time=") && l != "trunk_last_compress_time=0"
+                })
+        }),
+        "no compression time in the init flag: {flag}"
+    );
+    all_read_back(&g, &addrs, &kept, "");
+
+    // A restart of the trunk server replays the compressed binlog: new
+    // uploads never land on a kept file.
+    g.stop_storage(server);
+    g.start_storage(server);
+    let server = wait_trunk_server(&g);
+    first_trunk_upload(&g, addrs[server]);
+    for i in 0..20 {
+        let data = content(100 + i, 200 + i * 131);
+        let id = g.block_on(upload_to(addrs[i % 2], &data, "bin"));
+        kept.push((id, data));
+    }
+    all_read_back(&g, &addrs, &kept, " after the restart");
+    let mut slots: Vec<(u32, u32)> = kept
+        .iter()
+        .map(|(id, _)| {
+            let name = RemoteName::parse(&id.remote, 1).unwrap();
+            let loc = TrunkLocation::from_remote(&name).unwrap();
+            (loc.trunk_file_id, loc.offset)
+        })
+        .collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), kept.len(), "a slot was handed out twice");
 }

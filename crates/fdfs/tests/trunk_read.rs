@@ -263,8 +263,9 @@ fn trunk_files_read_through_our_client_py3fdfs_and_the_gateway() {
     assert_ne!(r.status, 200, "a mismatched slot was served");
     assert!(r.status >= 400, "{}", r.status);
 
-    // Delete: the slot is cleared as the original clears it, the
-    // metadata goes, the neighbours stay.
+    // Delete: the slot is marked free (type 0) so that the original takes
+    // it as free, with a tombstone of the deleted file; the metadata goes,
+    // the neighbours stay.
     rt.block_on(client.delete_file(&meta_id)).unwrap();
     assert_eq!(
         status(rt.block_on(client.download_to_vec(&meta_id, 0, 0))),
@@ -273,9 +274,18 @@ fn trunk_files_read_through_our_client_py3fdfs_and_the_gateway() {
     assert_eq!(status(rt.block_on(client.delete_file(&meta_id))), ENOENT);
     let trunk = std::fs::read(store.join("data/00/01/000001")).unwrap();
     let at = files[1].loc.offset as usize;
-    let mut free = [0u8; SLOT_HEADER_LEN];
-    free[1..5].copy_from_slice(&files[1].loc.size.to_be_bytes());
-    assert_eq!(&trunk[at..at + SLOT_HEADER_LEN], &free);
+    let left = SlotHeader::decode(trunk[at..at + SLOT_HEADER_LEN].try_into().unwrap());
+    assert_eq!(left.file_type, 0, "type 0: free");
+    assert_eq!(left.alloc_size, files[1].loc.size, "the slot size stays");
+    // What the original checks before it writes into a slot.
+    assert_eq!((left.crc32, left.mtime, left.ext7), (0, 0, [0; 7]));
+    // The tombstone record (23 bytes), then zeros.
+    assert!(
+        trunk[at + SLOT_HEADER_LEN + 23..at + files[1].loc.size as usize]
+            .iter()
+            .all(|&b| b == 0),
+        "content wiped"
+    );
     assert!(!store
         .join(format!("data/{}-m", &files[1].remote[4..]))
         .exists());

@@ -74,32 +74,27 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
 }
 
 /// DELETE_FILE of a trunk name: the slot must hold the named file
-/// (ENOENT otherwise), it is cleared and its space goes back to the trunk
-/// server; the `-m` file beside the trunk file goes as for any name.
+/// (ENOENT otherwise), it is cleared; the `-m` file beside the trunk file
+/// goes as for any name. The slot goes back to the trunk server once every
+/// peer has the delete too (`sync::freer`), not now.
 async fn delete_trunk(
     storage: Arc<Storage>,
     name: fdfs_proto::fileid::RemoteName,
     path: PathBuf,
     remote: String,
 ) -> OpResult<Reply> {
-    let st = storage.clone();
-    let loc = blocking(move || {
-        let root = slot::store_root(&st, &name)?;
-        let loc = slot::delete_slot(&root, &name)?;
+    blocking(move || {
+        let root = slot::store_root(&storage, &name)?;
+        let tombstone = slot::tombstones_fit(storage.params().trunk.slot_min_size_bytes);
+        slot::delete_slot(&root, &name, tombstone)?;
         let now = now_secs();
-        log_change(&st, now, op::DELETE, &remote, "");
+        log_change(&storage, now, op::DELETE, &remote, "");
         if std::fs::remove_file(meta_path(&path)).is_ok() {
-            log_change(&st, now, op::DELETE, &format!("{remote}-m"), "");
+            log_change(&storage, now, op::DELETE, &format!("{remote}-m"), "");
         }
-        Ok(loc)
+        Ok(Reply::Body(Vec::new()))
     })
-    .await?;
-    // A slot the trunk server does not take back is leaked, never reused
-    // under the deleted name: the delete itself has happened.
-    if let Err(e) = crate::trunk::client::free(&storage, loc).await {
-        tracing::error!(error = %e.reason, ?loc, "deleted trunk slot not freed; a scrub frees it");
-    }
-    Ok(Reply::Body(Vec::new()))
+    .await
 }
 
 /// QUERY_FILE_INFO of a trunk name: size and mtime from the slot header,

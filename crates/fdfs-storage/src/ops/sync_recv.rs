@@ -216,31 +216,36 @@ async fn create_in_slot(
     let root = slot::store_root(&storage, &name)?;
     let trunk_file_size = storage.params().trunk.trunk_file_size_bytes;
     let st = storage.clone();
+    let remote = req.remote.clone();
     let begun = blocking(move || {
-        let first = SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect));
-        match first {
-            Err(e) if e.status == Status::EEXIST => {
-                let binlog = st.trunk.open_space(&st)?.binlog_path();
-                if slot::clear_freed_header(&root, &loc, &binlog)? {
-                    SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect))
-                } else {
-                    Err(e)
-                }
-            }
-            other => other,
+        if st.trunk.tombstones(st.data_dir())?.take(&remote)? {
+            return Ok(None);
         }
+        SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect)).map(Some)
     })
     .await;
     let writer = match begun {
-        Ok((_, Prior::Same)) => {
+        Ok(None) | Ok(Some((_, Prior::Deleted))) => {
+            // Deleted here already (its delete came first from another
+            // source's stream): a late copy must not bring it back.
+            s.drain_body().await?;
+            credit(s, req.timestamp);
+            return Err(OpError::new(
+                Status::EEXIST,
+                format!("{} was deleted here", req.remote),
+            ));
+        }
+        Ok(Some((_, Prior::Same))) => {
             s.drain_body().await?;
             return Err(already(s));
         }
-        Ok((w, Prior::Free)) => w,
+        Ok(Some((w, Prior::Free))) => w,
         Err(e) if e.status == Status::EEXIST && !refused_long_enough(&storage, &req.remote) => {
-            // Most likely the file the trunk server freed this slot from:
-            // its delete comes from another source's stream and has not
-            // reached us yet. The sender retries until it has.
+            // A slot is reused only once every member has deleted what it
+            // held (`sync::freer`), so with our peers this is a slot still
+            // held by a file whose delete from a storage that frees at
+            // once (the original) has not reached us yet. The sender
+            // retries until it has.
             s.drain_body().await?;
             return Err(OpError::new(
                 Status::EBUSY,
@@ -318,10 +323,23 @@ pub async fn delete(s: &mut Session) -> OpResult<Reply> {
     let disk_storage = storage.clone();
     blocking(move || {
         if TrunkLocation::from_remote(&name).is_some() {
-            // Only the slot's header is cleared: the source gave the space
-            // back to the trunk server, whose binlog reaches us on its own.
+            // Only the slot's header is cleared (to a tombstone): the
+            // space goes back to the trunk server from the source, once
+            // every member has the delete.
             let root = slot::store_root(&disk_storage, &name)?;
-            return slot::delete_replica_slot(&root, &name).map(|_| ());
+            let tombstone = slot::tombstones_fit(disk_storage.params().trunk.slot_min_size_bytes);
+            return match slot::delete_replica_slot(&root, &name, tombstone) {
+                Err(e) if e.status == Status::ENOENT && !slot::deleted_here(&root, &name) => {
+                    // The file has not reached us yet: remember that it is
+                    // deleted, for when it does.
+                    disk_storage
+                        .trunk
+                        .tombstones(disk_storage.data_dir())?
+                        .add(&remote)?;
+                    Err(e)
+                }
+                other => other.map(|_| ()),
+            };
         }
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),

@@ -339,6 +339,9 @@ async fn restore_into_slot(
     tokio::task::spawn_blocking(move || -> Result<Outcome, String> {
         match SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect)) {
             Ok((_, Prior::Same)) => Ok(Outcome::Restored(len)),
+            // Deleted here since the peer listed it: its delete reaches
+            // the peer too.
+            Ok((_, Prior::Deleted)) => Ok(Outcome::Mismatched),
             Ok((mut w, Prior::Free)) => {
                 w.write(&content).map_err(|e| e.to_string())?;
                 w.finish(&expect, false).map_err(|e| e.reason)?;

@@ -13,6 +13,7 @@
 //! of each record.
 
 mod cursor;
+mod freer;
 mod mark;
 mod sender;
 mod worker;
@@ -39,11 +40,21 @@ pub struct Peers {
     runner: Option<(TaskTracker, CancellationToken)>,
     /// Running workers, each with a token that stops only that worker.
     workers: BTreeMap<String, CancellationToken>,
+    /// How far into our binlog each peer has acknowledged every record
+    /// (its worker's mark): what [`freer`] waits for.
+    acked: BTreeMap<String, (u32, u64)>,
+    /// Whether a tracker's group list has been adopted since start: until
+    /// then the peers are unknown, and nothing counts as replicated.
+    listed: bool,
+    /// Where in our binlog the freer's first delete not yet given back to
+    /// the trunk server is (at or after); None before it starts.
+    frees_unsent_from: Option<(u32, u64)>,
 }
 
 /// Called once at start-up: where workers run and what stops them.
 pub fn enable(storage: &Arc<Storage>, tasks: &TaskTracker, shutdown: CancellationToken) {
-    lock(&storage.peers).runner = Some((tasks.clone(), shutdown));
+    lock(&storage.peers).runner = Some((tasks.clone(), shutdown.clone()));
+    tasks.spawn(freer::run(storage.clone(), shutdown));
 }
 
 /// Adopts a group list from the tracker and starts a worker for every peer
@@ -51,6 +62,7 @@ pub fn enable(storage: &Arc<Storage>, tasks: &TaskTracker, shutdown: Cancellatio
 pub fn update_members(storage: &Arc<Storage>, members: Vec<StorageBrief>) {
     let self_id = storage.self_id();
     let mut peers = lock(&storage.peers);
+    peers.listed = true;
     for m in members {
         if m.id == self_id {
             peers.self_status = Some(m.status);
@@ -77,6 +89,7 @@ pub fn forget_peer(storage: &Arc<Storage>, id: &str) {
     if let Some(token) = peers.workers.remove(id) {
         token.cancel();
     }
+    peers.acked.remove(id);
     if let Some(p) = peers.members.remove(id) {
         let _ = std::fs::remove_file(mark::mark_path(storage, &p));
         tracing::info!(peer = %id, "peer deleted from the group, mark removed");
@@ -100,6 +113,7 @@ pub fn rename_peer(storage: &Arc<Storage>, old: &str, new: &str) {
         token.cancel();
     }
     peers.members.remove(old);
+    peers.acked.remove(old);
     tracing::info!(%old, %new, "peer changed address");
 }
 
@@ -125,4 +139,44 @@ pub fn apply_changelog(storage: &Arc<Storage>, text: &str) {
 /// The group list's entry of peer `id`.
 fn peer(storage: &Storage, id: &str) -> Option<StorageBrief> {
     lock(&storage.peers).members.get(id).cloned()
+}
+
+/// Records that `peer_id` has acknowledged our binlog up to `mark`.
+fn publish_acked(storage: &Storage, peer_id: &str, mark: &Mark) {
+    lock(&storage.peers)
+        .acked
+        .insert(peer_id.to_string(), (mark.binlog_index, mark.binlog_offset));
+}
+
+/// How far into our binlog every peer of the group has acknowledged each
+/// record: the least of their marks, or `None` while that is unknown (no
+/// group list yet, or a listed peer whose worker has not read its mark).
+/// A group without peers has everything: `Some((u32::MAX, u64::MAX))`.
+fn acked_by_all(storage: &Storage) -> Option<(u32, u64)> {
+    let peers = lock(&storage.peers);
+    if !peers.listed {
+        return None;
+    }
+    let mut least = (u32::MAX, u64::MAX);
+    for (id, m) in &peers.members {
+        if matches!(
+            m.status,
+            storage_status::DELETED | storage_status::IP_CHANGED | storage_status::NONE
+        ) {
+            continue;
+        }
+        least = least.min(*peers.acked.get(id)?);
+    }
+    Some(least)
+}
+
+/// Where in our binlog the first delete whose trunk slot the freer has not
+/// given back yet may be: every `D` record from there on still holds its
+/// slot. The start of the binlog until the freer has started.
+pub(crate) fn frees_unsent_from(storage: &Storage) -> (u32, u64) {
+    lock(&storage.peers).frees_unsent_from.unwrap_or((0, 0))
+}
+
+fn publish_frees_unsent_from(storage: &Storage, at: (u32, u64)) {
+    lock(&storage.peers).frees_unsent_from = Some(at);
 }

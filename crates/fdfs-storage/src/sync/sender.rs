@@ -116,6 +116,12 @@ async fn send_slot(
     let Ok(root) = slot::store_root(storage, &name) else {
         return Ok(());
     };
+    let Ok(loc) = slot::location_of(&name) else {
+        return Ok(());
+    };
+    // Held until the peer has answered: a delete of this file here waits
+    // for it (see `slot::SendGuard`).
+    let _sending = slot::SendGuard::register(&root, &loc);
     let opened = tokio::task::spawn_blocking(move || slot::open_slot(&root, &name))
         .await
         .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::cursor::{read_batch, Cursor};
 use super::mark::{mark_path, save_mark, Mark};
-use super::peer;
 use super::sender::{refused_for_good, send_record};
+use super::{peer, publish_acked};
 use crate::binlog::Record;
 use crate::state::Storage;
 
@@ -165,6 +165,7 @@ pub(super) async fn run(
         },
     };
     save_mark(&path, &mark).await;
+    publish_acked(&storage, &peer_id, &mark);
     tracing::info!(peer = %peer_id, need_sync_old = mark.need_sync_old, until = mark.until_timestamp, "sync worker started");
     let mut reported_syncing = false;
     loop {
@@ -276,6 +277,7 @@ async fn run_session(
             // Caught up with our binlog.
             mark.binlog_index = cursor.index;
             mark.binlog_offset = cursor.offset;
+            publish_acked(storage, peer_id, mark);
             if mark.need_sync_old && !mark.sync_old_done {
                 mark.sync_old_done = true;
                 save_mark(mark_file, mark).await;
@@ -330,6 +332,7 @@ async fn run_session(
             }
             mark.binlog_index = line.index;
             mark.binlog_offset = line.next_offset;
+            publish_acked(storage, peer_id, mark);
             since_mark += 1;
             if since_mark >= mark_every {
                 save_mark(mark_file, mark).await;

@@ -87,18 +87,51 @@ pub async fn confirm(storage: &Storage, slot: TrunkLocation, ok: bool) -> OpResu
     }
 }
 
-/// FREE_SPACE: the file in `slot` was deleted here.
-pub async fn free(storage: &Storage, slot: TrunkLocation) -> OpResult<()> {
+/// What became of one FREE_SPACE (29).
+#[derive(Debug)]
+pub enum FreeOutcome {
+    Freed,
+    /// Not sent: no trunk server known or reachable now. Safe to retry.
+    NotSent(OpError),
+    /// The trunk server answered with an error: it did not free the slot.
+    Refused(OpError),
+    /// Sent, but no answer came: it may have been applied. Never retried,
+    /// since a second free of a slot reused meanwhile would free a live
+    /// file; the slot may leak, which a scrub finds.
+    Unknown(OpError),
+}
+
+/// FREE_SPACE: the file in `slot` was deleted here (and, for the freer's
+/// guarantee, on every peer).
+pub async fn free(storage: &Storage, slot: TrunkLocation) -> FreeOutcome {
     match target(storage) {
-        None => Err(OpError::new(
+        None => FreeOutcome::NotSent(OpError::new(
             Status::EAGAIN,
             "no trunk server to free a slot with",
         )),
-        Some(Target::Local) => role::free_local(storage, slot).await,
+        Some(Target::Local) if !storage.trunk.serving() => FreeOutcome::NotSent(OpError::new(
+            Status::EAGAIN,
+            "still taking over the trunk server role",
+        )),
+        Some(Target::Local) => match role::free_local(storage, slot).await {
+            Ok(()) => FreeOutcome::Freed,
+            Err(e) => FreeOutcome::Refused(e),
+        },
         Some(Target::Remote(server)) => {
+            let addr = format!("{}:{}", server.ip_addr, server.port);
+            let cmd = StorageCmd::TrunkFreeSpace;
+            let conn = match pooled_conn(storage, &addr).await {
+                Ok(c) => c,
+                Err(e) => return FreeOutcome::NotSent(call_error(&addr, cmd, e)),
+            };
             let body = slot_body(storage, slot);
-            call(storage, &server, StorageCmd::TrunkFreeSpace, 0, &body).await?;
-            Ok(())
+            match exchange(storage, &addr, conn, cmd, 0, &body).await {
+                Ok(_) => FreeOutcome::Freed,
+                Err(e @ fdfs_client::ClientError::Status(_)) => {
+                    FreeOutcome::Refused(call_error(&addr, cmd, e))
+                }
+                Err(e) => FreeOutcome::Unknown(call_error(&addr, cmd, e)),
+            }
         }
     }
 }
@@ -123,8 +156,7 @@ pub(crate) async fn call_member(
     call(storage, member, cmd, 0, body).await
 }
 
-/// One exchange with the trunk server over a pooled connection; a
-/// connection goes back to the pool only while it is in step.
+/// One exchange with the trunk server over a pooled connection.
 async fn call(
     storage: &Storage,
     server: &StorageBrief,
@@ -133,22 +165,48 @@ async fn call(
     body: &[u8],
 ) -> OpResult<Vec<u8>> {
     let addr = format!("{}:{}", server.ip_addr, server.port);
-    let fail = |e: fdfs_client::ClientError| {
-        OpError::new(
-            client_status(&e),
-            format!("trunk server {addr}, {cmd:?}: {e}"),
-        )
-    };
-    let pool = &storage.trunk.conns;
-    let mut conn = match pool.take(&addr, Instant::now(), Conn::idle_looks_healthy) {
-        Some(c) => c,
-        None => connect(storage, &addr).await.map_err(fail)?,
-    };
+    let conn = pooled_conn(storage, &addr)
+        .await
+        .map_err(|e| call_error(&addr, cmd, e))?;
+    exchange(storage, &addr, conn, cmd, status, body)
+        .await
+        .map_err(|e| call_error(&addr, cmd, e))
+}
+
+fn call_error(addr: &str, cmd: StorageCmd, e: fdfs_client::ClientError) -> OpError {
+    OpError::new(
+        client_status(&e),
+        format!("trunk server {addr}, {cmd:?}: {e}"),
+    )
+}
+
+/// A pooled connection to the trunk server, or a new one.
+async fn pooled_conn(storage: &Storage, addr: &str) -> Result<Conn, fdfs_client::ClientError> {
+    match storage
+        .trunk
+        .conns
+        .take(addr, Instant::now(), Conn::idle_looks_healthy)
+    {
+        Some(c) => Ok(c),
+        None => connect(storage, addr).await,
+    }
+}
+
+/// One request and its answer; the connection goes back to the pool only
+/// while it is in step.
+async fn exchange(
+    storage: &Storage,
+    addr: &str,
+    mut conn: Conn,
+    cmd: StorageCmd,
+    status: u8,
+    body: &[u8],
+) -> Result<Vec<u8>, fdfs_client::ClientError> {
     let result = conn.call_with_status(cmd.into(), status, body).await;
     if conn.is_in_step() {
-        pool.put(&addr, conn, Instant::now());
+        storage.trunk.conns.put(addr, conn, Instant::now());
     }
-    result.map_err(fail)
+    result
 }
 
 async fn connect(storage: &Storage, addr: &str) -> Result<Conn, fdfs_client::ClientError> {
@@ -471,8 +529,9 @@ async fn settle(
         let clear_root = job.root.clone();
         let _ =
             crate::ops::blocking(move || Ok(super::slot::clear_slot(&clear_root, &slot)?)).await;
-        if let Err(f) = free(storage, slot).await {
-            tracing::error!(error = %f.reason, ?slot, "trunk slot leaked; a scrub frees it");
+        // Never logged, so never replicated: no peer can hold it.
+        if !matches!(free(storage, slot).await, FreeOutcome::Freed) {
+            tracing::error!(?slot, "trunk slot leaked; a scrub frees it");
         }
         return Err(e);
     }

@@ -17,7 +17,7 @@
 //! that id and the ids its own binlog knows.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,7 +32,7 @@ use crate::ops::blocking;
 use crate::state::{lock, Storage};
 
 pub use super::space::Alloc;
-use super::space::{ScrubReport, TrunkSpace};
+use super::space::{Compressed, ScrubReport, TrunkSpace};
 
 /// The trunk space as this module uses it: the contract of
 /// `trunk::space::TrunkSpace` (blocking methods, interior locking).
@@ -68,6 +68,10 @@ pub trait SpaceApi: Send + Sync {
         Vec::new()
     }
     fn free_leaked(&self, _slot: &TrunkLocation, _older_than: Duration) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    // `trunk_compress_binlog_*`; a space without it is never compressed.
+    fn compress(&self) -> io::Result<Option<Compressed>> {
         Err(io::ErrorKind::Unsupported.into())
     }
 }
@@ -150,6 +154,9 @@ impl SpaceApi for TrunkSpace {
     fn free_leaked(&self, slot: &TrunkLocation, older_than: Duration) -> io::Result<()> {
         TrunkSpace::free_leaked(self, slot, older_than)
     }
+    fn compress(&self) -> io::Result<Option<Compressed>> {
+        TrunkSpace::compress(self)
+    }
 }
 
 /// What the trackers last said about the group's trunk server.
@@ -196,11 +203,16 @@ pub struct TrunkRole {
     /// Trunk files made by this process, so waiters on `creating` see
     /// that a file appeared while they waited.
     files_made: AtomicU64,
+    /// Held while the trunk binlog is pushed to a member or compressed:
+    /// a push reads it at its member's mark, which a compression resets.
+    binlog_io: tokio::sync::Mutex<()>,
     /// Trunk file ids wanted from the leader tracker.
     id_requests: Mutex<std::collections::VecDeque<IdRequest>>,
     id_wanted: tokio::sync::Notify,
     /// Idle connections to the trunk server (member side).
     pub(crate) conns: fdfs_client::pool::Pool<Conn>,
+    /// Loaded on first use, from the data directory.
+    tombstones: std::sync::OnceLock<super::tombstones::Tombstones>,
 }
 
 impl Default for TrunkRole {
@@ -232,10 +244,21 @@ impl TrunkRole {
             opener,
             creating: tokio::sync::Mutex::new(()),
             files_made: AtomicU64::new(0),
+            binlog_io: tokio::sync::Mutex::new(()),
             id_requests: Mutex::new(Default::default()),
             id_wanted: tokio::sync::Notify::new(),
             conns: fdfs_client::pool::Pool::new(TRUNK_CONN_MAX_IDLE),
+            tombstones: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Trunk files deleted here before they arrived (blocking on first use).
+    pub fn tombstones(&self, data_dir: &Path) -> OpResult<&super::tombstones::Tombstones> {
+        if let Some(t) = self.tombstones.get() {
+            return Ok(t);
+        }
+        let loaded = super::tombstones::Tombstones::load(data_dir)?;
+        Ok(self.tombstones.get_or_init(|| loaded))
     }
 
     pub fn view(&self) -> RoleView {
@@ -460,6 +483,7 @@ async fn become_server(storage: Arc<Storage>, epoch: u64) {
         "serving as the group's trunk server"
     );
     tokio::spawn(push_loop(storage.clone(), epoch));
+    tokio::spawn(maintenance_loop(storage.clone(), epoch));
     // Allocations a crash left unconfirmed: the member that asked gives up
     // after network_timeout, so only then is the slot surely abandoned.
     let wait = Duration::from_secs(storage.conf.network_timeout_secs.max(1));
@@ -577,6 +601,7 @@ async fn push_to(
     space: &Arc<dyn SpaceApi>,
     m: &StorageBrief,
 ) -> OpResult<()> {
+    let _no_compression = storage.trunk.binlog_io.lock().await;
     let mark = mark_path(storage, &m.id);
     let (read_mark, binlog) = (mark.clone(), space.binlog_path());
     let (mut offset, size) = blocking(move || {
@@ -671,8 +696,7 @@ pub async fn alloc_local(
 }
 
 /// Makes one new trunk file in store path `index` (unless another task
-/// made room meanwhile): id from the trackers first (72, then 73 to the
-/// leader), so no two trunk servers ever create the same file.
+/// made room meanwhile).
 pub(crate) async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
     let made_before = storage.trunk.files_made.load(Ordering::Acquire);
     let _one_at_a_time = storage.trunk.creating.lock().await;
@@ -680,6 +704,13 @@ pub(crate) async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpRe
         // Another allocation made a file while we waited: try that first.
         return Ok(());
     }
+    make_trunk_file(storage, index).await
+}
+
+/// Makes one new trunk file in store path `index` (the caller holds
+/// `creating`): id from the trackers first (72, then 73 to the leader), so
+/// no two trunk servers ever create the same file.
+async fn make_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
     let space = storage.trunk.serving_space()?;
     let seen = space.clone();
     let seen_max = blocking(move || Ok(seen.max_trunk_file_id())).await?;
@@ -702,6 +733,183 @@ pub(crate) async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpRe
         "trunk file created"
     );
     Ok(())
+}
+
+/// One round of `trunk_create_file_advance`: as the original, as many
+/// whole trunk files as fit between the free trunk space and
+/// `trunk_create_file_space_threshold`, each in the store path an upload
+/// of that size would take (none when every path would fall below its
+/// reserve) and each with its id reserved on the leader tracker first,
+/// exactly as a file made on demand. Returns how many were made.
+pub async fn create_files_ahead(storage: &Arc<Storage>) -> OpResult<usize> {
+    let params = storage.params();
+    let (threshold, file_size) = (
+        params.trunk.trunk_create_file_space_threshold_bytes,
+        params.trunk.trunk_file_size_bytes.max(1),
+    );
+    let space = storage.trunk.serving_space()?;
+    let free = space.free_bytes();
+    let count = threshold.saturating_sub(free) / file_size;
+    let mut made = 0usize;
+    for _ in 0..count {
+        let st = storage.clone();
+        let spaces = blocking(move || Ok(st.refresh_spaces())).await?;
+        let index = {
+            let mut rr = lock(&storage.round_robin_path);
+            crate::store::choose_path(
+                &storage.paths,
+                &spaces,
+                &params.reserved_storage_space,
+                file_size / (1024 * 1024),
+                None,
+                params.store_path_mode,
+                &mut rr,
+            )
+        };
+        let Some(index) = index.and_then(|i| u8::try_from(i).ok()) else {
+            tracing::warn!(
+                made,
+                wanted = count,
+                "no store path has room for another trunk file ahead of need"
+            );
+            break;
+        };
+        let _one_at_a_time = storage.trunk.creating.lock().await;
+        make_trunk_file(storage, index).await?;
+        made += 1;
+    }
+    if made > 0 {
+        tracing::info!(
+            made,
+            free_bytes = space.free_bytes(),
+            threshold,
+            "trunk files created ahead of need"
+        );
+    }
+    Ok(made)
+}
+
+/// Compresses the trunk binlog now (between pushes to members, which
+/// then start over from a TRUNCATE_BINLOG_FILE, 33, as the original's
+/// do); None when nothing changed since the last compression.
+pub async fn compress_binlog(storage: &Arc<Storage>) -> OpResult<Option<Compressed>> {
+    let space = storage.trunk.serving_space()?;
+    let _no_push = storage.trunk.binlog_io.lock().await;
+    let st = storage.clone();
+    let done = blocking(move || {
+        let done = space.compress()?;
+        if done.is_some() {
+            lock(&st.init_flag).trunk_last_compress_time = crate::state::now_secs();
+            st.save_init_flag()?;
+        }
+        Ok(done)
+    })
+    .await?;
+    if let Some(c) = done {
+        tracing::info!(
+            before_bytes = c.before_bytes,
+            after_bytes = c.after_bytes,
+            "trunk binlog compressed"
+        );
+    }
+    Ok(done)
+}
+
+/// How often the trunk server looks at its schedules.
+const MAINTENANCE_TICK: Duration = Duration::from_secs(1);
+
+/// While this storage serves as trunk server (the switch of `epoch`):
+/// trunk files made ahead of need (`trunk_create_file_advance`, at
+/// `trunk_create_file_time_base` then every `trunk_create_file_interval`)
+/// and the trunk binlog compressed (at `trunk_compress_binlog_time_base`
+/// then every `trunk_compress_binlog_interval`, and whenever
+/// `trunk_compress_binlog_min_interval` has passed since the last
+/// compression). The parameters are read at every tick: a tracker that
+/// changes them changes the schedule.
+async fn maintenance_loop(storage: Arc<Storage>, epoch: u64) {
+    let mut create = Schedule::default();
+    let mut compress = Schedule::default();
+    // When the binlog was last found unchanged: the minimum interval
+    // counts from then too.
+    let mut unchanged_at = 0i64;
+    loop {
+        tokio::time::sleep(MAINTENANCE_TICK).await;
+        if storage.is_stopping() || !storage.trunk.still_serving(epoch) {
+            return;
+        }
+        let p = storage.params().trunk;
+        let now = crate::state::now_secs();
+        let create_interval = if p.trunk_create_file_advance {
+            p.trunk_create_file_interval_secs
+        } else {
+            0
+        };
+        if create.due(now, p.trunk_create_file_time_base, create_interval) {
+            if let Err(e) = create_files_ahead(&storage).await {
+                tracing::warn!(error = %e.reason, "trunk files not created ahead of need");
+            }
+        }
+        let scheduled = compress.due(
+            now,
+            p.trunk_compress_binlog_time_base,
+            p.trunk_compress_binlog_interval_secs,
+        );
+        let last = lock(&storage.init_flag)
+            .trunk_last_compress_time
+            .max(unchanged_at);
+        let min = i64::try_from(p.trunk_compress_binlog_min_interval_secs).unwrap_or(i64::MAX);
+        if scheduled || (min > 0 && now.saturating_sub(last) >= min) {
+            match compress_binlog(&storage).await {
+                Ok(None) => unchanged_at = now,
+                Ok(Some(_)) => {}
+                Err(e) => tracing::warn!(error = %e.reason, "trunk binlog not compressed"),
+            }
+        }
+    }
+}
+
+/// A job run at a local time of day and then every `interval` seconds
+/// (the original's scheduler with a time base): its runs fall on the grid
+/// of that time plus whole intervals.
+#[derive(Debug, Default)]
+struct Schedule {
+    /// `(time base, interval)` the next run was planned with.
+    planned: Option<((u8, u8), u64)>,
+    next: i64,
+}
+
+impl Schedule {
+    /// Whether a run is due at `now`; an interval of 0 never runs. A
+    /// changed time base or interval plans afresh.
+    fn due(&mut self, now: i64, base: (u8, u8), interval_secs: u64) -> bool {
+        let Ok(interval) = i64::try_from(interval_secs) else {
+            return false;
+        };
+        if interval == 0 {
+            self.planned = None;
+            return false;
+        }
+        if self.planned != Some((base, interval_secs)) {
+            self.planned = Some((base, interval_secs));
+            self.next = now + secs_to_grid(now, base, interval);
+        }
+        if now < self.next {
+            return false;
+        }
+        // Runs missed (a stall, a clock step) are not made up for.
+        self.next += ((now - self.next) / interval + 1) * interval;
+        true
+    }
+}
+
+/// Seconds from `now` to the next point of the grid `base` (local time of
+/// day) + k × `interval` (0 when `now` is on it).
+fn secs_to_grid(now: i64, base: (u8, u8), interval: i64) -> i64 {
+    let of_day = fdfs_util::localtime::local_tm(now).map_or(now.rem_euclid(86_400), |t| {
+        i64::from(t.hour * 3600 + t.minute * 60 + t.second)
+    });
+    let base_of_day = i64::from(base.0) * 3600 + i64::from(base.1) * 60;
+    (base_of_day - of_day).rem_euclid(interval)
 }
 
 /// A request for a new trunk file id, served by the reporter session
@@ -1113,6 +1321,39 @@ pub(crate) mod tests {
             .filter(|c| *c == "quarantine")
             .count();
         assert_eq!(quarantines, 1);
+    }
+
+    #[test]
+    fn schedules_run_on_the_grid_of_their_time_base() {
+        let now = 1_796_400_000i64;
+        let t = fdfs_util::localtime::local_tm(now).unwrap();
+        let of_day = i64::from(t.hour * 3600 + t.minute * 60 + t.second);
+        // A time base 10 minutes (and the seconds) ahead, every hour.
+        let ahead = of_day - of_day % 60 + 600;
+        let base = (((ahead / 3600) % 24) as u8, ((ahead / 60) % 60) as u8);
+        let wait = 600 - of_day % 60;
+        let mut s = Schedule::default();
+        assert!(!s.due(now, base, 3600));
+        assert!(!s.due(now + wait - 1, base, 3600));
+        assert!(s.due(now + wait, base, 3600));
+        assert!(!s.due(now + wait + 1, base, 3600), "once per point");
+        assert!(s.due(now + wait + 3600, base, 3600));
+        // A stall past several points runs once, then keeps the grid.
+        assert!(s.due(now + wait + 5 * 3600 + 7, base, 3600));
+        assert!(!s.due(now + wait + 6 * 3600 - 1, base, 3600));
+        assert!(s.due(now + wait + 6 * 3600, base, 3600));
+        // Interval 0: never; a new interval plans afresh.
+        assert!(!s.due(now + wait + 7 * 3600, base, 0));
+        assert!(s.due(now, base, 1));
+        assert!(!s.due(now, base, 1));
+        assert!(s.due(now + 1, base, 1));
+        // The grid also reaches back: a base later in the day than now
+        // with a short interval runs within one interval.
+        let later = now + wait + 17;
+        let mut s = Schedule::default();
+        assert!(!s.due(later, base, 300));
+        assert!(!s.due(later + 282, base, 300));
+        assert!(s.due(later + 283, base, 300));
     }
 
     #[test]

@@ -202,14 +202,20 @@ impl LiveNames {
 }
 
 /// Reads every `data/sync/binlog.NNN`: CREATE records of trunk names add
-/// a slot, DELETE records remove it (lower case: replicated ones, too).
+/// a slot, DELETE records remove it (lower case: replicated ones, too),
+/// except our own deletes whose slot the freer has not given back yet
+/// (`sync::frees_unsent_from`): a repair must not free those, or the
+/// freer would free them a second time.
 fn live_trunk_names(storage: &Storage) -> io::Result<LiveNames> {
     let dir = storage.data_dir().join("sync");
+    let unsent_from = crate::sync::frees_unsent_from(storage);
     let mut live = BTreeMap::new();
     for index in 0..=storage.binlog.current_index() {
         read_binlog(
             &dir.join(format!("binlog.{index:03}")),
+            index,
             storage.paths.len(),
+            unsent_from,
             &mut live,
         )?;
     }
@@ -218,7 +224,9 @@ fn live_trunk_names(storage: &Storage) -> io::Result<LiveNames> {
 
 fn read_binlog(
     path: &Path,
+    index: u32,
     store_paths: usize,
+    unsent_from: (u32, u64),
     live: &mut BTreeMap<(u8, u32, u32), u32>,
 ) -> io::Result<()> {
     let f = match File::open(path) {
@@ -226,8 +234,11 @@ fn read_binlog(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
+    let mut offset = 0u64;
     for line in BufReader::new(f).split(b'\n') {
         let line = line?;
+        let at = (index, offset);
+        offset += line.len() as u64 + 1;
         let Some(rec) = std::str::from_utf8(&line)
             .ok()
             .and_then(crate::binlog::parse_line)
@@ -241,11 +252,12 @@ fn read_binlog(
             continue;
         };
         let key = (loc.store_path_index, loc.trunk_file_id, loc.offset);
-        match rec.op.to_ascii_uppercase() {
-            'C' => {
+        match rec.op {
+            'C' | 'c' => {
                 live.insert(key, loc.size);
             }
-            'D' => {
+            'D' if at >= unsent_from => {}
+            'D' | 'd' => {
                 live.remove(&key);
             }
             _ => {}

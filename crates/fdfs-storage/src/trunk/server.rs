@@ -166,7 +166,13 @@ pub async fn delete_binlog_marks(s: &mut Session) -> OpResult<Reply> {
         };
         for entry in entries {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "mark") {
+            // Push marks only: the freer's position stays (a member that
+            // lost it would leak the slots of deletes not given back yet).
+            if path.extension().is_some_and(|e| e == "mark")
+                && path
+                    .file_name()
+                    .is_some_and(|n| n != super::space::FREER_MARK_NAME)
+            {
                 remove_if_present(&path)?;
             }
         }

@@ -22,7 +22,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use fdfs_proto::fileid::RemoteName;
 use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_FREE};
@@ -222,6 +223,76 @@ impl Drop for SlotClaim {
     }
 }
 
+/// Slots whose content a sync worker is sending to a peer right now, with
+/// how many workers send each. A delete of such a slot waits for them: a
+/// peer must have the file's create answered before we acknowledge its
+/// delete, or the trunk server could reuse the slot (once every peer has
+/// the delete, `sync::freer`) while our stale copy is still on its way to
+/// a peer that has the new file.
+type Sends = (Mutex<HashMap<(PathBuf, u32), usize>>, Condvar);
+
+fn sends_in_flight() -> &'static Sends {
+    static SENDS: OnceLock<Sends> = OnceLock::new();
+    SENDS.get_or_init(Default::default)
+}
+
+/// The longest a delete waits for a send of its slot: a sync connection
+/// times out well before.
+const SEND_WAIT_MAX: Duration = Duration::from_secs(120);
+
+/// Registers a send of the slot at `loc` until dropped.
+#[derive(Debug)]
+pub struct SendGuard((PathBuf, u32));
+
+impl SendGuard {
+    /// Call before reading the slot's header, so that a delete either
+    /// happened before (the header is gone) or waits for the send.
+    pub fn register(store_root: &Path, loc: &TrunkLocation) -> SendGuard {
+        let key = (trunk_file_path(store_root, loc), loc.offset);
+        *fdfs_util::sync::lock(&sends_in_flight().0)
+            .entry(key.clone())
+            .or_insert(0) += 1;
+        SendGuard(key)
+    }
+}
+
+impl Drop for SendGuard {
+    fn drop(&mut self) {
+        let (sends, done) = sends_in_flight();
+        let mut sends = fdfs_util::sync::lock(sends);
+        if let Some(n) = sends.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                sends.remove(&self.0);
+            }
+        }
+        done.notify_all();
+    }
+}
+
+/// Runs `f` once no send of the slot at (`path`, `offset`) is in flight,
+/// holding off new ones while it runs.
+fn without_sends<T>(path: &Path, offset: u32, f: impl FnOnce() -> OpResult<T>) -> OpResult<T> {
+    let (sends, done) = sends_in_flight();
+    let key = (path.to_path_buf(), offset);
+    let deadline = Instant::now() + SEND_WAIT_MAX;
+    let mut held = fdfs_util::sync::lock(sends);
+    while held.contains_key(&key) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(OpError::new(
+                Status::EBUSY,
+                format!("slot {} @{offset} is being sent to a peer", path.display()),
+            ));
+        }
+        held = done
+            .wait_timeout(held, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    f()
+}
+
 /// What the slot held when a write began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prior {
@@ -230,6 +301,10 @@ pub enum Prior {
     /// Exactly the header being written: the file is already there (a
     /// replica that received it before). Nothing needs writing.
     Same,
+    /// The header being written, marked free: this file was deleted here
+    /// (see [`delete_slot`]). A replica of it that arrives late must not
+    /// bring it back.
+    Deleted,
 }
 
 /// Most trunk files kept open for writing ([`open_for_write`]); a full
@@ -323,6 +398,11 @@ fn check_prior(
 ) -> OpResult<Prior> {
     let raw = read_header(file, loc)?;
     if raw[0] == SLOT_TYPE_FREE {
+        if let Some(h) = expect {
+            if holds_tombstone_of(file, loc, h)? {
+                return Ok(Prior::Deleted);
+            }
+        }
         return Ok(Prior::Free);
     }
     if expect.is_some_and(|h| h.encode() == raw) {
@@ -493,123 +573,88 @@ pub async fn body_to_slot(
     crate::ops::body_into(s, slot, length, |_| {}, SlotWrite::write).await
 }
 
-/// On a replica that received a trunk file for `loc` whose header place
-/// holds another file: clears that file's header when the trunk binlog
-/// (`trunk_binlog`, this member's copy of the trunk server's) shows the
-/// other file's whole slot freed since it was written (an `A` line
-/// covering it, after its allocation, no older than its mtime). That file was deleted on
-/// another member and its delete has not reached us yet; its late
-/// delete then finds no header and does nothing. Sync streams of
-/// different sources are not ordered with each other, so waiting for
-/// that delete could wait for ever (each stream behind the other's).
-/// Returns whether the header was cleared.
-pub fn clear_freed_header(
-    store_root: &Path,
-    loc: &TrunkLocation,
-    trunk_binlog: &Path,
-) -> OpResult<bool> {
-    let path = trunk_file_path(store_root, loc);
-    let file = OpenOptions::new().read(true).write(true).open(&path)?;
-    let raw = read_header(&file, loc)?;
-    let old = SlotHeader::decode(&raw);
-    if old.is_free() {
-        return Ok(true);
-    }
-    let (start, end) = (
-        u64::from(loc.offset),
-        u64::from(loc.offset) + u64::from(old.alloc_size),
-    );
-    let text = match std::fs::read(trunk_binlog) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e.into()),
-    };
-    let (records, _, _) = fdfs_proto::trunk_binlog::parse_lines(&text);
-    use fdfs_proto::trunk_binlog::{slot_end, TrunkOp};
-    let key = |s: &TrunkLocation| {
-        (
-            s.store_path_index,
-            s.sub_path_high,
-            s.sub_path_low,
-            s.trunk_file_id,
-        )
-    };
-    // The old file's allocation (a `D` over its start, no younger than its
-    // mtime), then its whole slot free again, no older than its mtime.
-    // (Seconds: a free of the file before it in the same second passes
-    // too, which matters only if the trunk server handed out a live slot.)
-    let allocated = records.iter().position(|r| {
-        r.op == TrunkOp::DelSpace
-            && key(&r.slot) == key(loc)
-            && u64::from(r.slot.offset) <= start
-            && slot_end(&r.slot) > start
-            && r.timestamp <= i64::from(old.mtime)
-    });
-    let freed = allocated.is_some_and(|at| {
-        records[at + 1..].iter().any(|r| {
-            r.op == TrunkOp::AddSpace
-                && key(&r.slot) == key(loc)
-                && u64::from(r.slot.offset) <= start
-                && slot_end(&r.slot) >= end
-                && r.timestamp >= i64::from(old.mtime)
-        })
-    });
-    if !freed {
-        return Ok(false);
-    }
-    // Held so that no writer of this slot runs while the header goes.
-    let _claim = SlotClaim::take(&path, loc.offset)?;
-    if read_header(&file, loc)? != raw {
-        return Ok(false);
-    }
-    let free = SlotHeader {
-        file_type: SLOT_TYPE_FREE,
-        alloc_size: old.alloc_size,
-        file_size: 0,
-        crc32: 0,
-        mtime: 0,
-        ext7: [0; 7],
-    };
-    file.write_all_at(&free.encode(), u64::from(loc.offset))?;
-    tracing::warn!(
-        trunk_file = %path.display(),
-        offset = loc.offset,
-        old = ?old,
-        "slot held a file the trunk server freed since (its delete is still on the way): header cleared"
-    );
-    Ok(true)
-}
-
 /// Marks a slot free as the original does: a header with type 0, the
 /// slot's size and every other field 0, then the old file's content
 /// overwritten with zeros. Idempotent; a missing trunk file is ENOENT.
 pub fn clear_slot(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
-    clear(store_root, loc, true)
+    let file = open_trunk_file(store_root, loc)?;
+    let old = free_header(&file, loc, None)?;
+    wipe_content(&file, loc, &old, 0)
 }
 
-/// `clear_slot`, the content wiped only with `wipe`.
-fn clear(store_root: &Path, loc: &TrunkLocation, wipe: bool) -> io::Result<()> {
-    let path = trunk_file_path(store_root, loc);
-    let file = OpenOptions::new().read(true).write(true).open(&path)?;
-    let old = SlotHeader::decode(&read_header(&file, loc)?);
+fn open_trunk_file(store_root: &Path, loc: &TrunkLocation) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(trunk_file_path(store_root, loc))
+}
+
+/// Marks a tombstone's first content bytes (see [`tombstone_record`]).
+const TOMBSTONE_MAGIC: &[u8; 8] = b"fdfs-rip";
+/// The tombstone record: magic, CRC32, mtime, ext7 of the deleted file.
+pub const TOMBSTONE_RECORD_LEN: usize = 8 + 4 + 4 + 7;
+
+/// What a delete leaves at the start of the slot's content, after a free
+/// header that keeps only the deleted file's size: together they tell a
+/// late replica of that file that it was deleted here ([`Prior::Deleted`]).
+/// The identity is not left in the header itself because the original
+/// reads a slot as free only when its CRC32, mtime and extension are 0.
+fn tombstone_record(file: &SlotHeader) -> [u8; TOMBSTONE_RECORD_LEN] {
+    let mut out = [0u8; TOMBSTONE_RECORD_LEN];
+    out[..8].copy_from_slice(TOMBSTONE_MAGIC);
+    out[8..12].copy_from_slice(&file.crc32.to_be_bytes());
+    out[12..16].copy_from_slice(&file.mtime.to_be_bytes());
+    out[16..].copy_from_slice(&file.ext7);
+    out
+}
+
+/// Whether the slot at `loc` holds the tombstone of the file whose header
+/// is `expect`.
+fn holds_tombstone_of(file: &File, loc: &TrunkLocation, expect: &SlotHeader) -> io::Result<bool> {
+    let mut raw = [0u8; SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN];
+    if file.read_at(&mut raw, u64::from(loc.offset))? < raw.len() {
+        return Ok(false);
+    }
+    let header = SlotHeader::decode(raw[..SLOT_HEADER_LEN].try_into().expect("24 bytes"));
+    Ok(header.file_type == SLOT_TYPE_FREE
+        && header.alloc_size == expect.alloc_size
+        && header.file_size == expect.file_size
+        && raw[SLOT_HEADER_LEN..] == tombstone_record(expect))
+}
+
+/// Writes a free header at `loc` the original reads as free (type, CRC32,
+/// mtime and extension 0) and returns the one it replaced. With
+/// `tombstone_of` (the deleted file's header), the free header keeps that
+/// file's size and the tombstone record follows it.
+fn free_header(
+    file: &File,
+    loc: &TrunkLocation,
+    tombstone_of: Option<&SlotHeader>,
+) -> io::Result<SlotHeader> {
+    let old = SlotHeader::decode(&read_header(file, loc)?);
     let free = SlotHeader {
         file_type: SLOT_TYPE_FREE,
         alloc_size: loc.size,
-        file_size: 0,
+        file_size: tombstone_of.map_or(0, |h| h.file_size),
         crc32: 0,
         mtime: 0,
         ext7: [0; 7],
     };
     file.write_all_at(&free.encode(), u64::from(loc.offset))?;
-    if !wipe {
-        return Ok(());
+    if let Some(h) = tombstone_of {
+        file.write_all_at(&tombstone_record(h), loc.content_offset())?;
     }
-    // Only what the old header says it held, and never past the slot.
+    Ok(old)
+}
+
+/// Zeroes what the `old` header says its slot held, never past the slot,
+/// from `skip` bytes into the content on.
+fn wipe_content(file: &File, loc: &TrunkLocation, old: &SlotHeader, skip: u64) -> io::Result<()> {
     let wipe = u64::from(old.file_size)
         .min(u64::from(loc.size).saturating_sub(SLOT_HEADER_LEN as u64))
         .min(file.metadata()?.len().saturating_sub(loc.content_offset()));
     let zeros = [0u8; WIPE_CHUNK_BYTES];
-    let mut done = 0u64;
+    let mut done = skip.min(wipe);
     while done < wipe {
         let n = (wipe - done).min(WIPE_CHUNK_BYTES as u64) as usize;
         file.write_all_at(&zeros[..n], loc.content_offset() + done)?;
@@ -618,31 +663,81 @@ fn clear(store_root: &Path, loc: &TrunkLocation, wipe: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the slot of `name` holds its tombstone: the file was deleted
+/// here.
+pub fn deleted_here(store_root: &Path, name: &RemoteName) -> bool {
+    let (Ok(loc), Some(expect)) = (
+        location_of(name),
+        SlotHeader::expected_for(name, fdfs_proto::trunk::SLOT_TYPE_REGULAR),
+    ) else {
+        return false;
+    };
+    let Ok(file) = File::open(trunk_file_path(store_root, &loc)) else {
+        return false;
+    };
+    holds_tombstone_of(&file, &loc, &expect).unwrap_or(false)
+}
+
+/// Whether a delete may leave a tombstone record in the slot's content:
+/// only when no slot can start inside the record's bytes, i.e. every slot
+/// (at least `slot_min_size_bytes`) is longer than header and record.
+pub fn tombstones_fit(slot_min_size_bytes: u64) -> bool {
+    slot_min_size_bytes >= (SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN) as u64
+}
+
 /// The local part of deleting a trunk-backed file: the slot must hold the
 /// named file (ENOENT otherwise, as a read), then it is cleared. Returns
 /// the location, which the caller gives back to the trunk server.
-pub fn delete_slot(store_root: &Path, name: &RemoteName) -> OpResult<TrunkLocation> {
-    delete(store_root, name, true)
+pub fn delete_slot(
+    store_root: &Path,
+    name: &RemoteName,
+    tombstone: bool,
+) -> OpResult<TrunkLocation> {
+    delete(store_root, name, true, tombstone)
 }
 
-/// A delete that reached this replica through sync: only the header is
-/// cleared. The trunk server freed the slot when the source deleted the
-/// file, so by now part of it may hold a newer file that reached us
-/// first (other sources' sync streams are not ordered with the
-/// source's); wiping the old content would destroy it. What is left reads
-/// as free space ([`holds_a_header`]).
-pub fn delete_replica_slot(store_root: &Path, name: &RemoteName) -> OpResult<TrunkLocation> {
-    delete(store_root, name, false)
+/// A delete that reached this replica through sync: the header is
+/// cleared (and the tombstone record written, with `tombstone`), the rest
+/// of the content kept. With our storages nothing else can be in the slot
+/// yet (a slot is reused only once every member has the delete); with the
+/// original's, which free at once, part of it may already hold a newer
+/// file that reached us first, and wiping would destroy it.
+pub fn delete_replica_slot(
+    store_root: &Path,
+    name: &RemoteName,
+    tombstone: bool,
+) -> OpResult<TrunkLocation> {
+    delete(store_root, name, false, tombstone)
 }
 
-fn delete(store_root: &Path, name: &RemoteName, wipe: bool) -> OpResult<TrunkLocation> {
+fn delete(
+    store_root: &Path,
+    name: &RemoteName,
+    wipe: bool,
+    tombstone: bool,
+) -> OpResult<TrunkLocation> {
     let slot = open_slot(store_root, name)?;
     let path = trunk_file_path(store_root, &slot.loc);
     // Held so that a replica writing this slot right now is not cleared
     // half-way through.
     let _claim = SlotClaim::take(&path, slot.loc.offset)?;
-    drop(slot.file);
-    clear(store_root, &slot.loc, wipe)?;
+    let file = open_trunk_file(store_root, &slot.loc)?;
+    // The header is the one the name asks for (open_slot checked it), so
+    // the record goes over the start of this file's own slot.
+    let tombstone_of = (tombstone
+        && slot.loc.size as usize >= SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN)
+        .then_some(slot.header);
+    let old = without_sends(&path, slot.loc.offset, || {
+        Ok(free_header(&file, &slot.loc, tombstone_of.as_ref())?)
+    })?;
+    if wipe {
+        let skip = if tombstone_of.is_some() {
+            TOMBSTONE_RECORD_LEN as u64
+        } else {
+            0
+        };
+        wipe_content(&file, &slot.loc, &old, skip)?;
+    }
     Ok(slot.loc)
 }
 
@@ -872,22 +967,32 @@ mod tests {
         let at = loc(256, 256);
         let neighbour = store(dir.path(), loc(0, 256), b"keep me", 1);
         let name = store(dir.path(), at, b"delete me", 2);
-        assert_eq!(delete_slot(dir.path(), &name).unwrap(), at);
+        assert_eq!(delete_slot(dir.path(), &name, true).unwrap(), at);
         assert_eq!(
             open_slot(dir.path(), &name).unwrap_err().status,
             Status::ENOENT
         );
         assert_eq!(
-            delete_slot(dir.path(), &name).unwrap_err().status,
+            delete_slot(dir.path(), &name, true).unwrap_err().status,
             Status::ENOENT
         );
         let bytes = std::fs::read(dir.path().join("data/0A/1B/000007")).unwrap();
         let slot = &bytes[256..512];
-        let mut free = [0u8; SLOT_HEADER_LEN];
-        free[1..5].copy_from_slice(&256u32.to_be_bytes());
-        assert_eq!(&slot[..SLOT_HEADER_LEN], &free);
+        // Free as the original reads it (type 0); the rest is the deleted
+        // file's, as a tombstone.
+        let left = SlotHeader::decode(slot[..SLOT_HEADER_LEN].try_into().unwrap());
+        assert_eq!(left.file_type, SLOT_TYPE_FREE);
+        assert_eq!(left.alloc_size, 256);
+        assert_eq!(left.file_size, 9);
+        // What the original checks before it writes a slot: CRC32, mtime
+        // and extension 0.
+        assert_eq!((left.crc32, left.mtime, left.ext7), (0, 0, [0; 7]));
+        let record = &slot[SLOT_HEADER_LEN..SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN];
+        assert_eq!(&record[..8], TOMBSTONE_MAGIC);
         assert!(
-            slot[SLOT_HEADER_LEN..].iter().all(|&b| b == 0),
+            slot[SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN..]
+                .iter()
+                .all(|&b| b == 0),
             "content wiped"
         );
         assert_eq!(
@@ -931,7 +1036,7 @@ mod tests {
             SlotWrite::begin(dir.path(), loc(0, 512), 5, TRUNK_FILE_BYTES, Some(&h0)).unwrap_err();
         assert_eq!(e.status, Status::EEXIST);
         // The old file's delete arrives: its header goes, the new file stays.
-        delete_replica_slot(dir.path(), &old).unwrap();
+        delete_replica_slot(dir.path(), &old, true).unwrap();
         assert_eq!(
             open_slot(dir.path(), &old).unwrap_err().status,
             Status::ENOENT
@@ -945,44 +1050,63 @@ mod tests {
         );
     }
 
-    /// A replica still holding a file the trunk server freed (its delete
-    /// on the way) clears its header for a newer file of that slot, only
-    /// when its copy of the trunk binlog shows the free.
+    /// A delete leaves a tombstone: type 0 (free for every reader) with
+    /// the file's own fields, so that a late replica of that file is
+    /// recognised and not written back, while any other file may use the
+    /// slot.
     #[test]
-    fn a_header_is_cleared_for_a_new_file_only_once_the_binlog_shows_it_freed() {
-        use fdfs_proto::trunk_binlog::{TrunkOp, TrunkRecord};
+    fn a_deleted_file_is_not_written_back_by_a_late_replica() {
         let dir = tempfile::tempdir().unwrap();
         let at = loc(512, 512);
-        let old = store(dir.path(), at, b"deleted elsewhere", 1_700_000_000);
-        let binlog = dir.path().join("binlog");
-        let line = |op, slot, timestamp| {
-            TrunkRecord {
-                timestamp,
-                op,
-                slot,
-            }
-            .to_line()
-        };
-        // Allocated; a free older than the file is not its own.
-        let before = line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
-            + &line(TrunkOp::DelSpace, loc(0, 4096), 1_699_999_999)
-            + &line(TrunkOp::AddSpace, loc(0, 4096), 1_699_999_999)
-            + &line(TrunkOp::DelSpace, loc(0, 4096), 1_700_000_000)
-            + &line(TrunkOp::AddSpace, loc(1024, 3072), 1_700_000_000);
-        std::fs::write(&binlog, &before).unwrap();
-        assert!(!clear_freed_header(dir.path(), &at, &binlog).unwrap());
-        assert!(open_slot(dir.path(), &old).is_ok());
-        // Freed (merged into a bigger free slot) after it was written.
-        let freed = line(TrunkOp::AddSpace, loc(256, 1024), 1_700_000_005);
-        std::fs::write(&binlog, before + &freed).unwrap();
-        assert!(clear_freed_header(dir.path(), &at, &binlog).unwrap());
-        assert_eq!(
-            open_slot(dir.path(), &old).unwrap_err().status,
-            Status::ENOENT
-        );
-        let (_, h) = named(at, b"new", 1_700_000_006);
-        let (_, prior) = SlotWrite::begin(dir.path(), at, 3, TRUNK_FILE_BYTES, Some(&h)).unwrap();
+        let (name, header) = named(at, b"deleted here", 1_700_000_000);
+        let (mut w, _) =
+            SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        w.write(b"deleted here").unwrap();
+        w.finish(&header, false).unwrap();
+        delete_replica_slot(dir.path(), &name, true).unwrap();
+        let (_, prior) =
+            SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, Some(&header)).unwrap();
+        assert_eq!(prior, Prior::Deleted);
+        let (_, other) = named(at, b"another file", 1_700_000_001);
+        let (_, prior) =
+            SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, Some(&other)).unwrap();
         assert_eq!(prior, Prior::Free);
+        let (_, prior) = SlotWrite::begin(dir.path(), at, 12, TRUNK_FILE_BYTES, None).unwrap();
+        assert_eq!(prior, Prior::Free);
+    }
+
+    /// A delete waits while a sync worker sends the slot's content: the
+    /// peer has the create answered before the delete is acknowledged.
+    #[test]
+    fn a_delete_waits_for_a_send_of_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = loc(0, 256);
+        let name = store(dir.path(), at, b"being sent", 1);
+        let sending = SendGuard::register(dir.path(), &at);
+        let root = dir.path().to_path_buf();
+        let deleter =
+            std::thread::spawn(move || delete_replica_slot(&root, &name, true).map(|_| ()));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!deleter.is_finished(), "the delete waits for the send");
+        drop(sending);
+        deleter.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_trunk_file_deleted_on_disk_is_made_again_not_written_through_a_kept_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        store(dir.path(), loc(0, 256), b"first", 1);
+        let path = dir.path().join("data/0A/1B/000007");
+        std::fs::remove_file(&path).unwrap();
+        let name = store(dir.path(), loc(256, 256), b"second", 2);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), TRUNK_FILE_BYTES);
+        assert_eq!(
+            open_slot(dir.path(), &name)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"second"
+        );
     }
 
     #[test]

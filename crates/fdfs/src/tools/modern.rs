@@ -268,11 +268,15 @@ enum TrunkCmd {
         /// Only this group [default: every group].
         #[arg(short, long)]
         group: Option<String>,
-        /// Release quarantined slots proven free on every ACTIVE member and
-        /// free leaked slots (needs the trunk server; refused with EPERM
-        /// when the storages have a cluster secret).
+        /// Release quarantined slots proven free on every member and free
+        /// leaked slots, only while every member is ACTIVE (needs the trunk
+        /// server).
         #[arg(long)]
         repair: bool,
+        /// The storages' cluster_secret_file: when they have one, a repair
+        /// is refused (EPERM) from who does not prove it.
+        #[arg(long, value_name = "FILE", requires = "repair")]
+        cluster_secret_file: Option<PathBuf>,
     },
 }
 
@@ -335,12 +339,27 @@ pub fn main() -> ExitCode {
             cluster,
             group,
             repair,
+            cluster_secret_file,
         }) => {
+            let cluster_secret = match cluster_secret_file
+                .map(|p| fdfs_util::cluster_secret::ClusterSecret::load(&p))
+                .transpose()
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("fdfs: trunk check: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let session = match session(&cluster) {
                 Ok(s) => s,
                 Err(c) => return c,
             };
-            let args = crate::tools::trunk_check::CheckArgs { group, repair };
+            let args = crate::tools::trunk_check::CheckArgs {
+                group,
+                repair,
+                cluster_secret,
+            };
             crate::tools::trunk_check::run(&session, &args)
         }
         Command::Upload(a) => upload(a),

@@ -1,4 +1,4 @@
-//! `fdfs trunk check [--group G] [--repair]`: asks every ACTIVE member of a group to compare its slot headers with its trunk binlog (TRUNK_SCRUB 243, ours), prints one line per mismatch and a summary; with --repair, releases quarantined slots proven free on every ACTIVE member and frees leaked slots.
+//! `fdfs trunk check [--group G] [--repair]`: asks every ACTIVE member of a group to compare its slot headers with its trunk binlog (TRUNK_SCRUB 243, ours), prints one line per mismatch and a summary; with --repair, releases quarantined slots proven free on every member and frees leaked slots, only while every member is ACTIVE.
 //!
 //! A leaked slot is allocated in the trunk server's binlog and holds no
 //! file: an allocation never confirmed for longer than network_timeout, or
@@ -27,6 +27,9 @@ use crate::tools::session::{exit_code, Session};
 pub struct CheckArgs {
     pub group: Option<String>,
     pub repair: bool,
+    /// The storages' `cluster_secret_file` secret: repairs are taken only
+    /// from who proves it, when the storages have one.
+    pub cluster_secret: Option<fdfs_util::cluster_secret::ClusterSecret>,
 }
 
 /// `M00/data/HH/HH/NNNNNN offset O size S`.
@@ -117,7 +120,8 @@ async fn check(
     );
     let mut totals = Totals::default();
     for (group, storages) in lists {
-        check_group(&group, &storages, args.repair, timeouts, &mut totals).await;
+        let repair = args.repair.then_some(args.cluster_secret.as_ref());
+        check_group(&group, &storages, repair, timeouts, &mut totals).await;
     }
     Ok(totals)
 }
@@ -127,12 +131,18 @@ struct Member {
     answer: ScrubAnswer,
 }
 
+/// Repairs prove the cluster secret first, when there is one.
 async fn call(
     addr: &str,
     timeouts: (Duration, Duration),
     req: &ScrubReq,
+    secret: Option<&fdfs_util::cluster_secret::ClusterSecret>,
 ) -> Result<Vec<u8>, ClientError> {
     let mut conn = Conn::connect(addr, timeouts.0, timeouts.1).await?;
+    if let Some(secret) = secret.filter(|_| matches!(req.op, ScrubOp::Release | ScrubOp::Free)) {
+        conn.prove_cluster_secret(secret, fdfs_util::cluster_secret::Purpose::StorageSync)
+            .await?;
+    }
     let mut b = BytesMut::new();
     req.encode(&mut b);
     let answer = conn.call(StorageCmd::TrunkScrub.into(), &b).await;
@@ -147,6 +157,7 @@ async fn call_slots(
     group: &str,
     op: ScrubOp,
     slots: &[TrunkLocation],
+    secret: Option<&fdfs_util::cluster_secret::ClusterSecret>,
 ) -> Result<Vec<u8>, ClientError> {
     let mut out = Vec::new();
     for chunk in slots.chunks(MAX_SLOTS) {
@@ -155,7 +166,7 @@ async fn call_slots(
             op,
             slots: chunk.to_vec(),
         };
-        out.extend(call(addr, timeouts, &req).await?);
+        out.extend(call(addr, timeouts, &req, secret).await?);
     }
     Ok(out)
 }
@@ -168,13 +179,15 @@ fn storage_addr(s: &StorageStat) -> String {
     }
 }
 
+/// `repair` is Some (with the cluster secret, if given) for --repair.
 async fn check_group(
     group: &str,
     storages: &[StorageStat],
-    repair: bool,
+    repair: Option<Option<&fdfs_util::cluster_secret::ClusterSecret>>,
     timeouts: (Duration, Duration),
     totals: &mut Totals,
 ) {
+    let (repair, secret) = (repair.is_some(), repair.flatten());
     outln!("group {group}: {} storage(s)", storages.len());
     let mut members: Vec<Member> = Vec::new();
     let mut unsupported = 0usize;
@@ -192,7 +205,7 @@ async fn check_group(
             op: ScrubOp::Scrub,
             slots: Vec::new(),
         };
-        match call(&addr, timeouts, &req).await {
+        match call(&addr, timeouts, &req, None).await {
             Ok(body) => match ScrubAnswer::decode(&body) {
                 Ok(answer) => members.push(Member { addr, answer }),
                 Err(e) => {
@@ -280,10 +293,14 @@ async fn check_group(
     let mut probe_slots: Vec<TrunkLocation> = leaks.iter().map(|(s, _)| *s).collect();
     probe_slots.extend(quarantined.iter().map(|(s, _)| *s));
     let mut busy = vec![false; probe_slots.len()];
-    let can_prove = unsupported == 0 && unreachable == 0;
+    // A member that is not ACTIVE may hold files there, or still owe the
+    // trunk server the free of a slot it deleted: nothing is repaired
+    // without hearing from every member.
+    let can_prove = unsupported == 0 && unreachable == 0 && skipped == 0;
     if !probe_slots.is_empty() && can_prove {
         for m in &members {
-            let body = call_slots(&m.addr, timeouts, group, ScrubOp::Probe, &probe_slots).await;
+            let body =
+                call_slots(&m.addr, timeouts, group, ScrubOp::Probe, &probe_slots, None).await;
             match body
                 .map_err(|e| e.to_string())
                 .and_then(|b| Probe::decode_all(&b, probe_slots.len()).map_err(|e| e.to_string()))
@@ -315,7 +332,7 @@ async fn check_group(
     let mut free_status = vec![u8::MAX; free_list.len()];
     if repair && !free_list.is_empty() {
         if let Some(addr) = &server_addr {
-            match call_slots(addr, timeouts, group, ScrubOp::Free, &free_list)
+            match call_slots(addr, timeouts, group, ScrubOp::Free, &free_list, secret)
                 .await
                 .and_then(|b| decode_statuses(&b, free_list.len()).map_err(ClientError::from))
             {
@@ -328,7 +345,7 @@ async fn check_group(
     for ((slot, why), b) in leaks.iter().zip(leak_busy) {
         if *b {
             let reason = if can_prove {
-                "a member holds a file there"
+                "a member holds a file there, or has not given it back yet"
             } else {
                 "not every member could be checked"
             };
@@ -369,7 +386,7 @@ async fn check_group(
     let mut released_bytes = 0u64;
     if repair && !q_free.is_empty() {
         if let Some(addr) = &server_addr {
-            match call_slots(addr, timeouts, group, ScrubOp::Release, &q_free)
+            match call_slots(addr, timeouts, group, ScrubOp::Release, &q_free, secret)
                 .await
                 .and_then(|b| decode_statuses(&b, q_free.len()).map_err(ClientError::from))
             {
@@ -401,7 +418,7 @@ async fn check_group(
             );
         } else {
             outln!(
-                "  quarantine: {total} slot(s), {:.1} MB, {} proven free on every ACTIVE member (release with --repair)",
+                "  quarantine: {total} slot(s), {:.1} MB, {} proven free on every member (release with --repair)",
                 q_bytes as f64 / 1e6,
                 q_free.len()
             );
