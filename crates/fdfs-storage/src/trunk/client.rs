@@ -265,41 +265,39 @@ pub async fn upload(
         ext: ext.to_string(),
         fsync: crate::ops::upload::syncs(&storage, file_size),
     };
-    let (remote, mtime) = if file_size <= crate::ops::BODY_CHUNK_BYTES as u64 {
+    let in_memory = file_size <= crate::ops::BODY_CHUNK_BYTES as u64;
+    let body = if in_memory {
         let body = bytes::Bytes::from(s.read_exact_body(size as usize).await?);
         storage.bump(|st| st.total_upload_bytes += i64::from(size));
-        match route {
-            Target::Local => store_at_server(job, path_index, body).await?,
-            Target::Remote(_) => {
-                let slot = alloc_for(&storage, &route, path_index, size).await?;
-                let filled = {
+        Some(body)
+    } else {
+        None
+    };
+    let (remote, mtime) = match (route, body) {
+        (Target::Local, Some(body)) => store_at_server(job, path_index, body).await?,
+        (route, body) => {
+            let slot = alloc_for(&storage, &route, path_index, size).await?;
+            let written = match body {
+                Some(body) => {
                     let work = job.clone();
                     run_disk(&job, move || work.fill(slot, &body)).await
-                };
-                let (remote, mtime) = match filled {
-                    Ok(done) => done,
-                    Err(e) => {
-                        // No header of ours in the slot: nothing to clear
-                        // (after EEXIST, someone else's file to keep).
-                        give_back(&storage, slot, None).await;
-                        return Err(e);
-                    }
-                };
-                settle(&job, slot, remote, mtime).await?
-            }
+                }
+                None => {
+                    storage.bump(|st| st.total_upload_bytes += i64::from(size));
+                    stream_into_slot(s, &job, slot, size).await
+                }
+            };
+            let (remote, mtime) = match written {
+                Ok(done) => done,
+                Err(e) => {
+                    // No header of ours in the slot: nothing to clear
+                    // (after EEXIST, someone else's file to keep).
+                    give_back(&storage, slot, None).await;
+                    return Err(e);
+                }
+            };
+            settle(&job, slot, remote, mtime).await?
         }
-    } else {
-        let slot = alloc_for(&storage, &route, path_index, size).await?;
-        storage.bump(|st| st.total_upload_bytes += i64::from(size));
-        let streamed = stream_into_slot(s, &job, slot, size).await;
-        let (remote, mtime) = match streamed {
-            Ok(done) => done,
-            Err(e) => {
-                give_back(&storage, slot, None).await;
-                return Err(e);
-            }
-        };
-        settle(&job, slot, remote, mtime).await?
     };
     storage.bump(|st| {
         st.success_upload_bytes += i64::from(size);
