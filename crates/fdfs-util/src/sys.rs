@@ -47,6 +47,12 @@ pub fn raise_nofile_limit() {
     }
 }
 
+/// posix_fadvise(RANDOM) on a whole file: no readahead for its reads.
+pub fn advise_random_reads(file: &std::fs::File) -> std::io::Result<()> {
+    rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Random)?;
+    Ok(())
+}
+
 /// Bytes of a file system: `(total, available to unprivileged users)`.
 pub fn fs_space_bytes(path: &Path) -> std::io::Result<(u64, u64)> {
     let st = rustix::fs::statvfs(path)?;

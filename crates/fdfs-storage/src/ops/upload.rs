@@ -123,7 +123,7 @@ impl Received {
 }
 
 /// Whether an upload of `size` bytes is synced (`fsync_after_written_bytes`).
-fn syncs(storage: &Storage, size: u64) -> bool {
+pub(crate) fn syncs(storage: &Storage, size: u64) -> bool {
     let threshold = storage.conf.fsync_after_written_bytes;
     threshold > 0 && size >= threshold
 }

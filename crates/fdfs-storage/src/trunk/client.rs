@@ -5,6 +5,8 @@
 //! connection to the storage the trackers named. Any failure becomes an
 //! error for the client whose upload or delete needed it.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -14,6 +16,7 @@ use fdfs_proto::trunk_msg::{AllocReq, SlotReq};
 use fdfs_proto::{Status, StorageCmd, TrunkLocation};
 
 use super::role::{self, client_status};
+use super::slot::SlotWrite;
 use crate::error::{OpError, OpResult};
 use crate::state::Storage;
 
@@ -31,42 +34,33 @@ fn target(storage: &Storage) -> Option<Target> {
     storage.trunk.remote_server().map(Target::Remote)
 }
 
-/// A slot for `file_size` content bytes in store path `index`, from the
-/// trunk server; `None` while the group has no trunk server (or we are
-/// still switching into the role): the caller stores a plain file then.
-pub async fn alloc(
-    storage: &std::sync::Arc<Storage>,
+/// ALLOC_SPACE (27) to the trunk server `server`.
+async fn alloc_remote(
+    storage: &Storage,
+    server: &StorageBrief,
     index: u8,
     file_size: u32,
-) -> OpResult<Option<TrunkLocation>> {
-    match target(storage) {
-        None => Ok(None),
-        Some(Target::Local) if !storage.trunk.serving() => Ok(None),
-        Some(Target::Local) => role::alloc_local(storage, index, file_size).await.map(Some),
-        Some(Target::Remote(server)) => {
-            let mut body = BytesMut::new();
-            AllocReq {
-                group: storage.group.clone(),
-                file_size,
-                store_path_index: index,
-            }
-            .encode(&mut body);
-            let answer = call(storage, &server, StorageCmd::TrunkAllocSpace, 0, &body).await?;
-            let slot = TrunkLocation::from_info_buff(&answer)?;
-            // The trunk server's answer decides where we write: it must be
-            // the path we asked for and hold the header and the content.
-            if slot.store_path_index != index
-                || u64::from(slot.size)
-                    < fdfs_proto::trunk::SLOT_HEADER_LEN as u64 + u64::from(file_size)
-            {
-                return Err(OpError::new(
-                    Status::EIO,
-                    format!("trunk server answered an unusable slot {slot:?}"),
-                ));
-            }
-            Ok(Some(slot))
-        }
+) -> OpResult<TrunkLocation> {
+    let mut body = BytesMut::new();
+    AllocReq {
+        group: storage.group.clone(),
+        file_size,
+        store_path_index: index,
     }
+    .encode(&mut body);
+    let answer = call(storage, server, StorageCmd::TrunkAllocSpace, 0, &body).await?;
+    let slot = TrunkLocation::from_info_buff(&answer)?;
+    // The trunk server's answer decides where we write: it must be
+    // the path we asked for and hold the header and the content.
+    if slot.store_path_index != index
+        || u64::from(slot.size) < fdfs_proto::trunk::SLOT_HEADER_LEN as u64 + u64::from(file_size)
+    {
+        return Err(OpError::new(
+            Status::EIO,
+            format!("trunk server answered an unusable slot {slot:?}"),
+        ));
+    }
+    Ok(slot)
 }
 
 /// ALLOC_CONFIRM: `ok` is whether the slot now holds the file.
@@ -243,125 +237,303 @@ pub fn fits_trunk(trunk: &fdfs_config::TrunkParams, file_size: u64) -> bool {
 /// file, ALLOC_CONFIRM, CREATE record, then the answer. `None` when the
 /// group has no trunk server now (the caller stores a plain file). Any
 /// failure after the allocation clears the slot here and gives it back.
+///
+/// A body of one chunk is read first and the disk work done in as few
+/// thread hops as the order allows: on the trunk server itself, one job on
+/// the writer threads from allocation to CREATE record (each hop costs two
+/// thread wake-ups, more than the write itself); on a member, one job for
+/// the slot and one for the record, around the confirm.
 pub async fn upload(
     s: &mut crate::session::Session,
     index: usize,
     ext: &str,
     file_size: u64,
 ) -> OpResult<Option<crate::session::Reply>> {
-    use fdfs_proto::fileid::FileNameRecord;
-    use fdfs_proto::storage_msg::FileIdResp;
-    use fdfs_proto::trunk::{trunk_size_field, SlotHeader, SLOT_TYPE_REGULAR};
-
-    use super::slot::{body_to_slot, SlotWrite};
-    use crate::ops::{blocking, random_u32};
-    use crate::state::{lock, now_secs};
-
     let storage = s.storage.clone();
     let size = u32::try_from(file_size)
         .map_err(|_| OpError::invalid(format!("{file_size} bytes do not fit a trunk slot")))?;
     let path_index = u8::try_from(index).map_err(|_| OpError::invalid("store path index"))?;
-    let Some(slot) = alloc(&storage, path_index, size).await? else {
-        return Ok(None);
+    let route = match target(&storage) {
+        None => return Ok(None),
+        Some(Target::Local) if !storage.trunk.serving() => return Ok(None),
+        Some(route) => route,
     };
-    storage.bump(|st| st.total_upload_bytes += i64::from(size));
-    let root = storage.paths[index].root.clone();
-    let trunk_file_size = storage.params().trunk.trunk_file_size_bytes;
-    let begun = {
-        let root = root.clone();
-        blocking(move || SlotWrite::begin(&root, slot, size, trunk_file_size, None)).await
+    let job = SlotJob {
+        storage: storage.clone(),
+        root: storage.paths[index].root.clone(),
+        trunk_file_size: storage.params().trunk.trunk_file_size_bytes,
+        ext: ext.to_string(),
+        fsync: crate::ops::upload::syncs(&storage, file_size),
     };
-    let writer = match begun {
-        Ok((w, _prior)) => w,
-        Err(e) => {
-            // The slot is not ours to clear: rule 4 may just have found
-            // another file in it. It goes back to the pool unconfirmed.
-            give_back(&storage, slot, None).await;
-            return Err(e);
+    let in_memory = file_size <= crate::ops::BODY_CHUNK_BYTES as u64;
+    let body = if in_memory {
+        let body = bytes::Bytes::from(s.read_exact_body(size as usize).await?);
+        storage.bump(|st| st.total_upload_bytes += i64::from(size));
+        Some(body)
+    } else {
+        None
+    };
+    let (remote, mtime) = match (route, body) {
+        (Target::Local, Some(body)) => store_at_server(job, path_index, body).await?,
+        (route, body) => {
+            let slot = alloc_for(&storage, &route, path_index, size).await?;
+            let written = match body {
+                Some(body) => {
+                    let work = job.clone();
+                    run_disk(&job, move || work.fill(slot, &body)).await
+                }
+                None => {
+                    storage.bump(|st| st.total_upload_bytes += i64::from(size));
+                    stream_into_slot(s, &job, slot, size).await
+                }
+            };
+            let (remote, mtime) = match written {
+                Ok(done) => done,
+                Err(e) => {
+                    // No header of ours in the slot: nothing to clear
+                    // (after EEXIST, someone else's file to keep).
+                    give_back(&storage, slot, None).await;
+                    return Err(e);
+                }
+            };
+            settle(&job, slot, remote, mtime).await?
         }
     };
-    let (writer, writes) = match body_to_slot(s, writer, file_size).await {
-        Ok(done) => done,
-        Err(e) => {
-            give_back(&storage, slot, None).await;
-            return Err(e);
-        }
-    };
-    storage.bump(|st| {
-        st.total_file_write_count += writes;
-        st.success_file_write_count += writes;
-    });
-    let mtime = now_secs();
-    let ext7 = crate::store::new_ext7(ext, &mut lock(&storage.rng));
-    let mut ext7_bytes = [0u8; fdfs_proto::fileid::EXT7_LEN];
-    ext7_bytes.copy_from_slice(ext7.as_bytes());
-    let crc32 = writer.crc32();
-    let record = FileNameRecord {
-        source: storage.name_source(),
-        timestamp: mtime as u32,
-        size_field: trunk_size_field(size, random_u32(&storage)),
-        crc32,
-    };
-    let remote = match slot.remote_name(&record, &ext7) {
-        Ok(r) => r.to_string(),
-        Err(e) => {
-            give_back(&storage, slot, None).await;
-            return Err(e.into());
-        }
-    };
-    let header = SlotHeader {
-        file_type: SLOT_TYPE_REGULAR,
-        alloc_size: slot.size,
-        file_size: size,
-        crc32,
-        mtime: mtime as u32,
-        ext7: ext7_bytes,
-    };
-    let threshold = storage.conf.fsync_after_written_bytes;
-    let fsync = threshold > 0 && file_size >= threshold;
-    // Until the header is written the slot on disk is as it was: nothing
-    // of ours to clear (and after EEXIST, someone else's file to keep).
-    if let Err(e) = blocking(move || writer.finish(&header, fsync)).await {
-        give_back(&storage, slot, None).await;
-        return Err(e);
-    }
-    if let Err(e) = confirm(&storage, slot, true).await {
-        tracing::error!(error = %e.reason, remote, "trunk slot not confirmed; upload refused");
-        give_back(&storage, slot, Some(root)).await;
-        return Err(e);
-    }
-    let logged = {
-        let (storage, remote) = (storage.clone(), remote.clone());
-        blocking(move || {
-            storage
-                .binlog
-                .append(mtime, crate::binlog::op::CREATE, &remote, "")
-                .map_err(|e| OpError::new(Status::EIO, format!("binlog write failed: {e}")))
-        })
-        .await
-    };
-    if let Err(e) = logged {
-        tracing::error!(error = %e.reason, remote, "binlog write failed; trunk upload refused");
-        let clear_root = root.clone();
-        let _ = blocking(move || Ok(super::slot::clear_slot(&clear_root, &slot)?)).await;
-        // Never logged, so never replicated: no peer can hold it.
-        if !matches!(free(&storage, slot).await, FreeOutcome::Freed) {
-            tracing::error!(?slot, "trunk slot leaked; a scrub frees it");
-        }
-        return Err(e);
-    }
     storage.bump(|st| {
         st.success_upload_bytes += i64::from(size);
         st.last_source_update = mtime;
     });
     s.log_name = remote.clone();
     let mut body = BytesMut::new();
-    FileIdResp {
+    fdfs_proto::storage_msg::FileIdResp {
         group: storage.group.clone(),
         remote,
     }
     .encode(&mut body);
     Ok(Some(crate::session::Reply::Body(body.to_vec())))
+}
+
+/// A slot for `size` content bytes in store path `index` from the trunk
+/// server of `route`.
+async fn alloc_for(
+    storage: &Arc<Storage>,
+    route: &Target,
+    index: u8,
+    size: u32,
+) -> OpResult<TrunkLocation> {
+    match route {
+        Target::Local => role::alloc_local(storage, index, size).await,
+        Target::Remote(server) => alloc_remote(storage, server, index, size).await,
+    }
+}
+
+/// What the disk work of one trunk upload needs.
+#[derive(Clone)]
+struct SlotJob {
+    storage: Arc<Storage>,
+    root: PathBuf,
+    trunk_file_size: u64,
+    ext: String,
+    fsync: bool,
+}
+
+/// Runs the disk work of a trunk upload: on the writer threads, or on the
+/// blocking pool when it syncs (a synced write can take long: it must not
+/// hold a writer thread that other small uploads wait for).
+async fn run_disk<T, F>(job: &SlotJob, work: F) -> OpResult<T>
+where
+    F: FnOnce() -> OpResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    if job.fsync {
+        crate::ops::blocking(work).await
+    } else {
+        job.storage.writers.run(work).await
+    }
+}
+
+impl SlotJob {
+    /// The content then the header of an upload into `slot` (blocking).
+    /// Returns the file's name, made from the header written, and its mtime.
+    fn fill(&self, slot: TrunkLocation, body: &[u8]) -> OpResult<(String, i64)> {
+        let size = u32::try_from(body.len()).map_err(|_| OpError::invalid("body too long"))?;
+        let (mut writer, _) = SlotWrite::begin(&self.root, slot, size, self.trunk_file_size, None)?;
+        writer.write(body)?;
+        self.storage.bump(|st| {
+            st.total_file_write_count += 1;
+            st.success_file_write_count += 1;
+        });
+        self.finish(writer)
+    }
+
+    /// Names the content written to `writer` and writes its header
+    /// (blocking). Until the header is written the slot on disk is as it
+    /// was: a failure leaves nothing of ours to clear.
+    fn finish(&self, writer: SlotWrite) -> OpResult<(String, i64)> {
+        use fdfs_proto::fileid::{FileNameRecord, EXT7_LEN};
+        let storage = &self.storage;
+        let mtime = crate::state::now_secs();
+        let ext7 = crate::store::new_ext7(&self.ext, &mut crate::state::lock(&storage.rng));
+        let mut ext7_bytes = [0u8; EXT7_LEN];
+        ext7_bytes.copy_from_slice(ext7.as_bytes());
+        let header = writer.upload_header(mtime as u32, ext7_bytes);
+        let record = FileNameRecord {
+            source: storage.name_source(),
+            timestamp: mtime as u32,
+            size_field: fdfs_proto::trunk::trunk_size_field(
+                header.file_size,
+                crate::ops::random_u32(storage),
+            ),
+            crc32: header.crc32,
+        };
+        let remote = writer.location().remote_name(&record, &ext7)?.to_string();
+        writer.finish(&header, self.fsync)?;
+        Ok((remote, mtime))
+    }
+
+    /// The CREATE record of a confirmed upload (blocking).
+    fn log_create(&self, remote: &str, mtime: i64) -> OpResult<()> {
+        self.storage
+            .binlog
+            .append(mtime, crate::binlog::op::CREATE, remote, "")
+            .map_err(|e| {
+                tracing::error!(error = %e, remote, "binlog write failed; trunk upload refused");
+                OpError::new(Status::EIO, format!("binlog write failed: {e}"))
+            })
+    }
+}
+
+/// The whole upload of an in-memory body on the trunk server itself, one
+/// writer-thread job per attempt: allocation (its `D` line written before
+/// the slot is used), content, header, confirm, CREATE record. An attempt
+/// that finds no room makes a trunk file (which needs the leader tracker,
+/// so it is done here) and tries again.
+async fn store_at_server(job: SlotJob, index: u8, body: bytes::Bytes) -> OpResult<(String, i64)> {
+    // Three rounds, as `role::alloc_local`: a new trunk file always fits,
+    // unless a burst of others used it up first.
+    for _ in 0..3 {
+        let space = job.storage.trunk.serving_space()?;
+        let (attempt, body) = (job.clone(), body.clone());
+        let stored = run_disk(&job, move || attempt.at_server(&*space, index, &body)).await?;
+        match stored {
+            Some(done) => return Ok(done),
+            None => role::create_trunk_file(&job.storage, index).await?,
+        }
+    }
+    Err(OpError::new(
+        Status::ENOSPC,
+        "no trunk slot after new trunk files",
+    ))
+}
+
+impl SlotJob {
+    /// One attempt of [`store_at_server`] (blocking); `None` when the
+    /// space needs a new trunk file first.
+    fn at_server(
+        &self,
+        space: &dyn role::SpaceApi,
+        index: u8,
+        body: &[u8],
+    ) -> OpResult<Option<(String, i64)>> {
+        let size = u32::try_from(body.len()).map_err(|_| OpError::invalid("body too long"))?;
+        let slot = match space.alloc(index, size)? {
+            role::Alloc::Slot(slot) => slot,
+            role::Alloc::NeedTrunkFile => return Ok(None),
+        };
+        let storage = &self.storage;
+        // The role may have moved on since the allocation: settling then
+        // fails as a confirm to the new trunk server would.
+        let serving = || storage.trunk.serving_space().map(|_| ());
+        let (remote, mtime) = match self.fill(slot, body) {
+            Ok(done) => done,
+            Err(e) => {
+                if serving().is_ok() {
+                    if let Err(f) = space.confirm(&slot, false) {
+                        tracing::warn!(error = %f, ?slot, "unused trunk slot not given back");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if let Err(e) = serving().and_then(|()| Ok(space.confirm(&slot, true)?)) {
+            tracing::error!(error = %e.reason, remote, "trunk slot not confirmed; upload refused");
+            if let Err(f) = super::slot::clear_slot(&self.root, &slot) {
+                tracing::warn!(error = %f, ?slot, "cannot clear an unused trunk slot");
+            }
+            if serving().is_ok() {
+                if let Err(f) = space.confirm(&slot, false) {
+                    tracing::warn!(error = %f, ?slot, "unused trunk slot not given back");
+                }
+            }
+            return Err(e);
+        }
+        if let Err(e) = self.log_create(&remote, mtime) {
+            if let Err(f) = super::slot::clear_slot(&self.root, &slot) {
+                tracing::warn!(error = %f, ?slot, "cannot clear an unused trunk slot");
+            }
+            if let Err(f) = serving().and_then(|()| Ok(space.free(&slot)?)) {
+                tracing::error!(error = %f.reason, ?slot, "trunk slot leaked; a scrub frees it");
+            }
+            return Err(e);
+        }
+        Ok(Some((remote, mtime)))
+    }
+}
+
+/// Streams a body bigger than one chunk into `slot`, then writes its
+/// header. Returns the file's name and mtime.
+async fn stream_into_slot(
+    s: &mut crate::session::Session,
+    job: &SlotJob,
+    slot: TrunkLocation,
+    size: u32,
+) -> OpResult<(String, i64)> {
+    let begun = {
+        let job = job.clone();
+        crate::ops::blocking(move || {
+            SlotWrite::begin(&job.root, slot, size, job.trunk_file_size, None).map(|(w, _)| w)
+        })
+        .await?
+    };
+    let (writer, writes) = super::slot::body_to_slot(s, begun, u64::from(size)).await?;
+    job.storage.bump(|st| {
+        st.total_file_write_count += writes;
+        st.success_file_write_count += writes;
+    });
+    let job = job.clone();
+    crate::ops::blocking(move || job.finish(writer)).await
+}
+
+/// After the header is written on a member (or a streamed upload):
+/// ALLOC_CONFIRM, then the CREATE record. A failure clears the slot here
+/// and gives it back.
+async fn settle(
+    job: &SlotJob,
+    slot: TrunkLocation,
+    remote: String,
+    mtime: i64,
+) -> OpResult<(String, i64)> {
+    let storage = &job.storage;
+    if let Err(e) = confirm(storage, slot, true).await {
+        tracing::error!(error = %e.reason, remote, "trunk slot not confirmed; upload refused");
+        give_back(storage, slot, Some(job.root.clone())).await;
+        return Err(e);
+    }
+    let logged = {
+        let (job2, remote) = (job.clone(), remote.clone());
+        run_disk(job, move || job2.log_create(&remote, mtime)).await
+    };
+    if let Err(e) = logged {
+        let clear_root = job.root.clone();
+        let _ =
+            crate::ops::blocking(move || Ok(super::slot::clear_slot(&clear_root, &slot)?)).await;
+        // Never logged, so never replicated: no peer can hold it.
+        if !matches!(free(storage, slot).await, FreeOutcome::Freed) {
+            tracing::error!(?slot, "trunk slot leaked; a scrub frees it");
+        }
+        return Err(e);
+    }
+    Ok((remote, mtime))
 }
 
 /// An allocation that will not be used: the slot is cleared in our copy
@@ -370,7 +542,7 @@ pub async fn upload(
 /// (confirm with a failure status). A failure leaks the slot until the
 /// trunk server frees stale allocations or a scrub does.
 async fn give_back(
-    storage: &std::sync::Arc<Storage>,
+    storage: &Arc<Storage>,
     slot: TrunkLocation,
     clear_in: Option<std::path::PathBuf>,
 ) {

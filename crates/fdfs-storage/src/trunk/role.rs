@@ -400,7 +400,7 @@ impl TrunkRole {
 
     /// The space to allocate from, or EINVAL (as the original answers a
     /// storage that is not the trunk server).
-    fn serving_space(&self) -> OpResult<Arc<dyn SpaceApi>> {
+    pub(crate) fn serving_space(&self) -> OpResult<Arc<dyn SpaceApi>> {
         if !self.serving() {
             return Err(OpError::invalid("this storage is not the trunk server"));
         }
@@ -697,7 +697,7 @@ pub async fn alloc_local(
 
 /// Makes one new trunk file in store path `index` (unless another task
 /// made room meanwhile).
-async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
+pub(crate) async fn create_trunk_file(storage: &Arc<Storage>, index: u8) -> OpResult<()> {
     let made_before = storage.trunk.files_made.load(Ordering::Acquire);
     let _one_at_a_time = storage.trunk.creating.lock().await;
     if storage.trunk.files_made.load(Ordering::Acquire) != made_before {

@@ -22,7 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use fdfs_proto::fileid::RemoteName;
@@ -307,10 +307,56 @@ pub enum Prior {
     Deleted,
 }
 
+/// Most trunk files kept open for writing ([`open_for_write`]); a full
+/// cache starts over.
+const OPEN_TRUNK_FILES: usize = 64;
+
+/// Trunk files open for writing, by path: a small upload would otherwise
+/// spend more on mkdir, open and fstat of its trunk file than on its write.
+fn open_trunk_files() -> &'static Mutex<HashMap<PathBuf, Arc<File>>> {
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, Arc<File>>>> = OnceLock::new();
+    FILES.get_or_init(Default::default)
+}
+
+/// Closes the kept descriptor of a trunk file about to be deleted, so its
+/// space is freed with the unlink.
+pub fn forget_open_trunk_file(path: &Path) {
+    fdfs_util::sync::lock(open_trunk_files()).remove(path);
+}
+
+/// The trunk file open for writing ([`open_new_or_grow`]), kept open for
+/// the next write. A kept descriptor is used only while its file still has
+/// a name (one fstat): a trunk file deleted or renamed over by anyone
+/// since is opened afresh by its path.
+fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<Arc<File>> {
+    use std::os::unix::fs::MetadataExt;
+    let kept = fdfs_util::sync::lock(open_trunk_files()).get(path).cloned();
+    if let Some(file) = kept {
+        let meta = file.metadata()?;
+        if meta.nlink() > 0 && meta.len() >= trunk_file_size {
+            return Ok(file);
+        }
+    }
+    let file = open_new_or_grow(path, trunk_file_size)?;
+    // Header checks read 24 bytes ahead of each write: readahead would fill
+    // the page cache with large folios of the sparse file, and every small
+    // write into one then walks all its blocks (most of an upload's CPU).
+    if let Err(e) = fdfs_util::sys::advise_random_reads(&file) {
+        tracing::debug!(error = %e, path = %path.display(), "fadvise(RANDOM) refused");
+    }
+    let file = Arc::new(file);
+    let mut files = fdfs_util::sync::lock(open_trunk_files());
+    if files.len() >= OPEN_TRUNK_FILES {
+        files.clear();
+    }
+    files.insert(path.to_path_buf(), file.clone());
+    Ok(file)
+}
+
 /// Opens the trunk file for writing, creating it (and `data/HH/HH`) when
 /// missing. A new file gets `trunk_file_size` bytes with `set_len`: sparse,
 /// as the original's ftruncate; an existing shorter one grows the same way.
-fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<File> {
+fn open_new_or_grow(path: &Path, trunk_file_size: u64) -> io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -388,7 +434,7 @@ fn check_prior(
 /// it was (free): only content bytes nobody points at were written.
 #[derive(Debug)]
 pub struct SlotWrite {
-    file: File,
+    file: Arc<File>,
     path: PathBuf,
     loc: TrunkLocation,
     size: u32,
@@ -1077,6 +1123,23 @@ mod tests {
         assert!(!deleter.is_finished(), "the delete waits for the send");
         drop(sending);
         deleter.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_trunk_file_deleted_on_disk_is_made_again_not_written_through_a_kept_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        store(dir.path(), loc(0, 256), b"first", 1);
+        let path = dir.path().join("data/0A/1B/000007");
+        std::fs::remove_file(&path).unwrap();
+        let name = store(dir.path(), loc(256, 256), b"second", 2);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), TRUNK_FILE_BYTES);
+        assert_eq!(
+            open_slot(dir.path(), &name)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"second"
+        );
     }
 
     #[test]

@@ -709,6 +709,11 @@ impl TrunkSpace {
             }
         }
         if inner.unconfirmed.is_empty() {
+            if inner.unconfirmed_lines < UNCONFIRMED_COMPACT_SLACK_LINES {
+                // Settled pairs replay to nothing: a truncate per upload
+                // would cost more than the upload's own writes.
+                return Ok(());
+            }
             // Nothing outstanding: start the side file over.
             inner.unconfirmed_file.set_len(0)?;
             inner.unconfirmed_lines = 0;
@@ -900,6 +905,7 @@ impl TrunkSpace {
             let path = self
                 .store_path(m.store_path_index)?
                 .join(m.trunk_file_relative_path());
+            super::slot::forget_open_trunk_file(&path);
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     tracing::warn!(error = %e, path = %path.display(), "unused trunk file not deleted");
