@@ -706,8 +706,9 @@ pub fn tombstones_fit(slot_min_size_bytes: u64) -> bool {
 }
 
 /// The local part of deleting a trunk-backed file: the slot must hold the
-/// named file (ENOENT otherwise, as a read), then it is cleared. Returns
-/// the location, which the caller gives back to the trunk server.
+/// named file (ENOENT otherwise, as a read), then it is cleared, with a
+/// tombstone if `tombstone`. The slot goes back to the trunk server later
+/// (`sync::freer`).
 pub fn delete_slot(
     store_root: &Path,
     name: &RemoteName,
