@@ -1162,3 +1162,68 @@ fn compression_keeps_members_in_step_and_files_readable() {
     slots.dedup();
     assert_eq!(slots.len(), kept.len(), "a slot was handed out twice");
 }
+
+/// A member that is down holds back the free of every slot deleted
+/// meanwhile (it may still send the deleted file); once it is removed
+/// from the group, the freer goes on and the slot is freed.
+#[test]
+fn a_removed_member_no_longer_holds_back_frees() {
+    let mut g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let mut server = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            server = trunk_server(&g);
+            server.is_some()
+        }),
+        "the tracker never named a trunk server"
+    );
+    let server = server.unwrap();
+    let other = 1 - server;
+    let addr = g.storage_addr(server);
+    let mut id = None;
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            id = g
+                .block_on(try_upload(addr, &content(9, 1500)))
+                .filter(|id| id.remote.len() == 60);
+            id.is_some()
+        }),
+        "small uploads never went into a trunk"
+    );
+    let id = id.unwrap();
+    let (loc, _) = trunk_location(&g.store_path(server), &id.remote);
+    let other_addr = g.storage_addr(other);
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || g
+            .block_on(try_download(other_addr, &id))
+            .is_some()),
+        "the file never reached the other member"
+    );
+    g.stop_storage(other);
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || g.status_on(0, other)
+            == Some(fdfs_proto::stat::storage_status::OFFLINE)),
+        "the stopped member never went OFFLINE"
+    );
+    g.block_on(async {
+        let mut conn = fdfs_testkit::connect(addr).await;
+        StorageClient::new(&mut conn)
+            .delete(&id.group, &id.remote)
+            .await
+            .expect("delete")
+    });
+    let other_id = g.storage_ip(other).to_string();
+    let tracker = g.tracker(0);
+    g.block_on(async {
+        let mut conn = fdfs_testkit::connect(tracker).await;
+        fdfs_client::TrackerClient::new(&mut conn)
+            .delete_storage("group1", &other_id)
+            .await
+            .expect("delete the OFFLINE member from the group")
+    });
+    assert!(
+        wait_slot_freed(&g.store_path(server), &loc),
+        "the deleted file's slot was never freed after the member was removed"
+    );
+}
