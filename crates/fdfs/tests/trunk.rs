@@ -215,13 +215,7 @@ fn small_files_live_in_trunk_slots_big_ones_stay_plain() {
 
     // A delete frees the slot: the next file of that size takes it again.
     let (id, loc, addr, data) = uploaded.remove(3);
-    g.block_on(async {
-        let mut conn = fdfs_testkit::connect(addr).await;
-        StorageClient::new(&mut conn)
-            .delete(&id.group, &id.remote)
-            .await
-            .expect("delete")
-    });
+    g.block_on(delete_at(addr, &id));
     assert!(
         wait_slot_freed(&g.store_path(member), &loc),
         "the deleted file's slot was never freed"
@@ -342,15 +336,7 @@ fn json_strings(line: &str, key: &str) -> Vec<String> {
 fn a_new_trunk_server_allocates_only_from_new_trunk_files() {
     let mut g = trunk_group();
     assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
-    let mut first = None;
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || {
-            first = trunk_server(&g);
-            first.is_some()
-        }),
-        "the tracker never named a trunk server"
-    );
-    let old = first.unwrap();
+    let old = wait_trunk_server(&g);
     let new = 1 - old;
     let mut files = Vec::new();
     assert!(
@@ -480,13 +466,7 @@ fn a_restarted_lone_trunk_server_reuses_its_freed_space() {
     let data = content(5, 1500);
     let id = g.block_on(upload_to(addr, &data, "bin"));
     let (freed, _) = trunk_location(&g.store_path(0), &id.remote);
-    g.block_on(async {
-        let mut conn = fdfs_testkit::connect(addr).await;
-        StorageClient::new(&mut conn)
-            .delete(&id.group, &id.remote)
-            .await
-            .expect("delete")
-    });
+    g.block_on(delete_at(addr, &id));
     assert!(
         wait_slot_freed(&g.store_path(0), &freed),
         "the deleted file's slot was never freed"
@@ -530,15 +510,7 @@ async fn try_upload(addr: std::net::SocketAddr, data: &[u8]) -> Option<FileId> {
 fn concurrent_small_uploads_through_both_members_never_share_a_slot() {
     let g = trunk_group();
     assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
-    let mut server = None;
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || {
-            server = trunk_server(&g);
-            server.is_some()
-        }),
-        "the tracker never named a trunk server"
-    );
-    let server = server.unwrap();
+    let server = wait_trunk_server(&g);
     assert!(
         fdfs_testkit::wait_until(DEADLINE, || g
             .block_on(upload_to(g.storage_addr(server), b"probe", "txt"))
@@ -593,15 +565,7 @@ fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
     use fdfs_proto::Status;
     let g = trunk_group();
     assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
-    let mut server = None;
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || {
-            server = trunk_server(&g);
-            server.is_some()
-        }),
-        "the tracker never named a trunk server"
-    );
-    let server = server.unwrap();
+    let server = wait_trunk_server(&g);
     let member = 1 - server;
     let (server_addr, member_addr) = (g.storage_addr(server), g.storage_addr(member));
     let call = |addr, cmd: StorageCmd, status: u8, body: Vec<u8>| {
@@ -942,6 +906,8 @@ fn log_tails(dir: &Path) -> String {
 // ---- the trunk server's scheduled work (trunk_create_file_advance,
 // trunk_compress_binlog_*) ----
 
+/// Waits for every member to be ACTIVE and for the tracker to name a
+/// trunk server; returns that member.
 fn wait_trunk_server(g: &Group) -> usize {
     assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
     let mut server = None;
@@ -1170,15 +1136,7 @@ fn compression_keeps_members_in_step_and_files_readable() {
 fn a_removed_member_no_longer_holds_back_frees() {
     let mut g = trunk_group();
     assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
-    let mut server = None;
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || {
-            server = trunk_server(&g);
-            server.is_some()
-        }),
-        "the tracker never named a trunk server"
-    );
-    let server = server.unwrap();
+    let server = wait_trunk_server(&g);
     let other = 1 - server;
     let addr = g.storage_addr(server);
     let mut id = None;
@@ -1206,13 +1164,7 @@ fn a_removed_member_no_longer_holds_back_frees() {
             == Some(fdfs_proto::stat::storage_status::OFFLINE)),
         "the stopped member never went OFFLINE"
     );
-    g.block_on(async {
-        let mut conn = fdfs_testkit::connect(addr).await;
-        StorageClient::new(&mut conn)
-            .delete(&id.group, &id.remote)
-            .await
-            .expect("delete")
-    });
+    g.block_on(delete_at(addr, &id));
     let other_id = g.storage_ip(other).to_string();
     let tracker = g.tracker(0);
     g.block_on(async {
