@@ -371,12 +371,15 @@ fn a_dead_trunk_server_is_replaced() {
     eprintln!("trunk server failover took {took:?}");
     assert_ne!(next, trunk);
     assert!(g.members("group1").iter().any(|&i| g.storage_ip(i) == next));
-    let groups =
-        std::fs::read_to_string(g.tracker_base(0).join("data/storage_groups_new.dat")).unwrap();
+    // The tracker saves its state after it announces the change.
+    let path = g.tracker_base(0).join("data/storage_groups_new.dat");
+    let want = format!("\ttrunk_server={next}\n\tlast_trunk_server={next}\n");
+    let mut groups = String::new();
     assert!(
-        groups.contains(&format!(
-            "\ttrunk_server={next}\n\tlast_trunk_server={next}\n"
-        )),
+        fdfs_testkit::wait_until(DEADLINE, || {
+            groups = std::fs::read_to_string(&path).unwrap_or_default();
+            groups.contains(&want)
+        }),
         "{groups}"
     );
 }
