@@ -4,8 +4,11 @@
 # rounds alternated (ours first in odd rounds), the same `fdfs bench` client,
 # --server-pid on each system's daemons (server CPU per operation). Ours gets
 # a fresh data directory per round; the C storage keeps its store path (its
-# first start creates 65,536 directories). LOAD=1 runs a `dd ... fdatasync`
-# loop beside every phase (latency under disk pressure).
+# first start creates 65,536 directories). Latency under disk pressure, a
+# loader beside every phase (upload, download), killed after it: LOAD=1 runs a
+# `dd ... fdatasync` loop; LOAD=rm builds a 256x256 directory tree (65,536
+# directories, $W/tree) before the phase, then loops `rm -rf` of it and a
+# rebuild (rm times in $W/load.log).
 #
 #   ROUNDS=3 N=20000 C=256 DUR=8 bench/vs-c.sh   # JSON lines in $WORK/results.jsonl
 set -euo pipefail
@@ -20,13 +23,22 @@ SIZES=(--min-size 8192 --max-size 131072)
 emit() { sed "s/^{/{\"sys\":\"$1\",\"round\":$2,/" | tee -a "$OUT"; }
 bench() { "$F" bench "$@" --concurrency "$C" --json --quiet; }
 settle() { sync; sleep 1; }
-load_on() { [ "${LOAD:-0}" = 1 ] || return 0
-  (while true; do dd if=/dev/zero of="$W/load" bs=1M count=4000 conv=fdatasync 2>/dev/null; done) &
+tree() { local i; for i in $(seq 0 255); do mkdir -p "$W/tree/$i"/{0..255}; done; }
+ms() { echo $(($(date +%s%N) / 1000000)); }
+load_on() {
+  case ${LOAD:-0} in
+    1) (while true; do dd if=/dev/zero of="$W/load" bs=1M count=4000 conv=fdatasync 2>/dev/null; done) & ;;
+    rm) tree; sync
+      (while true; do t=$(ms); rm -rf "$W/tree"; echo "rm -rf: $(($(ms) - t)) ms" >>"$W/load.log"; tree; done) & ;;
+    *) return 0 ;;
+  esac
   LOADER=$!; sleep 2; }
+# Stop the loop first so it cannot start another child, then end its child.
 load_off() { [ -n "${LOADER:-}" ] || return 0
-  kill "$LOADER"; wait "$LOADER" 2>/dev/null || true; LOADER=
-  pkill -x -P "$$" dd 2>/dev/null || true; rm -f "$W/load"; }
-trap load_off EXIT
+  kill -STOP "$LOADER"; pkill -P "$LOADER" 2>/dev/null || true
+  kill -TERM "$LOADER"; kill -CONT "$LOADER"; wait "$LOADER" 2>/dev/null || true; LOADER=
+  rm -f "$W/load"; }
+trap 'load_off; rm -rf "$W/tree"' EXIT
 
 ours() {
   local r=$1 d=$W/ours
@@ -37,6 +49,7 @@ ours() {
   until "$F" upload --tracker 127.0.0.1:22300 /etc/hostname >/dev/null 2>&1; do sleep 0.3; done
   settle; load_on
   bench upload --tracker 127.0.0.1:22300 --count "$N" "${SIZES[@]}" --ids "$d/ids" --server-pid $pid | emit ours "$r"
+  load_off; load_on
   bench download --tracker 127.0.0.1:22300 --ids "$d/ids" --duration "$DUR" --server-pid $pid | emit ours "$r"
   load_off
   kill $pid; wait $pid 2>/dev/null || true
@@ -52,6 +65,7 @@ c_fdfs() {
   settle; load_on
   # shellcheck disable=SC2086
   bench upload --tracker "$C_TRACKER" --count "$N" "${SIZES[@]}" --ids "$d/ids" --server-pid $pids | emit c "$r"
+  load_off; load_on
   # shellcheck disable=SC2086
   bench download --tracker "$C_TRACKER" --ids "$d/ids" --duration "$DUR" --server-pid $pids | emit c "$r"
   load_off
