@@ -55,12 +55,22 @@ ours() {
   kill $pid; wait $pid 2>/dev/null || true
 }
 
+c_stop() {
+  "$C_BIN/storage/fdfs_storaged" "$C_RUN/storage.conf" stop >/dev/null 2>&1 || true
+  "$C_BIN/tracker/fdfs_trackerd" "$C_RUN/tracker.conf" stop >/dev/null 2>&1 || true
+}
+
 c_fdfs() {
   local r=$1 d=$W/c
   rm -rf "$d"; mkdir -p "$d"
   "$C_BIN/tracker/fdfs_trackerd" "$C_RUN/tracker.conf" start
   "$C_BIN/storage/fdfs_storaged" "$C_RUN/storage.conf" start
-  until "$F" monitor --tracker "$C_TRACKER" 2>/dev/null | grep -q ACTIVE; do sleep 0.3; done
+  # A daemon that fails to start (its port taken) logs why and exits: give up after about a minute.
+  local n=0
+  until "$F" monitor --tracker "$C_TRACKER" 2>/dev/null | grep -q ACTIVE; do
+    n=$((n + 1)); [ $n -lt 200 ] || { echo "C storage not ACTIVE; see $C_RUN/*/logs" >&2; c_stop; exit 1; }
+    sleep 0.3
+  done
   local pids; pids="$(cat "$C_RUN"/tracker/data/fdfs_trackerd.pid) $(cat "$C_RUN"/storage/data/fdfs_storaged.pid)"
   settle; load_on
   # shellcheck disable=SC2086
@@ -69,8 +79,7 @@ c_fdfs() {
   # shellcheck disable=SC2086
   bench download --tracker "$C_TRACKER" --ids "$d/ids" --duration "$DUR" --server-pid $pids | emit c "$r"
   load_off
-  "$C_BIN/storage/fdfs_storaged" "$C_RUN/storage.conf" stop >/dev/null 2>&1 || true
-  "$C_BIN/tracker/fdfs_trackerd" "$C_RUN/tracker.conf" stop >/dev/null 2>&1 || true
+  c_stop
   sleep 2
 }
 
