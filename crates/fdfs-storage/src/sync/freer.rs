@@ -150,6 +150,12 @@ pub(super) async fn run(storage: Arc<Storage>, shutdown: CancellationToken) {
                     tracing::debug!(error = %e.reason, ?slot, "trunk slot free waits for the trunk server");
                     break;
                 }
+                FreeOutcome::Refused(e) if e.status == fdfs_proto::Status::EALREADY => {
+                    tracing::info!(
+                        ?slot,
+                        "deleted trunk slot freed already (deleted on another member too)"
+                    );
+                }
                 FreeOutcome::Refused(e) | FreeOutcome::Unknown(e) => {
                     tracing::error!(error = %e.reason, ?slot, "deleted trunk slot not freed; a scrub frees it");
                 }

@@ -101,8 +101,10 @@ pub enum FreeOutcome {
     Unknown(OpError),
 }
 
-/// FREE_SPACE: the file in `slot` was deleted here (and, for the freer's
-/// guarantee, on every peer).
+/// FREE_SPACE: the file in `slot` was deleted here and on every peer (the
+/// freer's guarantee), or it never left this storage. Sent with
+/// `FREE_STATUS_EVERY_PEER_DELETED`, so that a trunk server of ours checks
+/// its own copy of the slot (`TrunkSpace::free_deleted`).
 pub async fn free(storage: &Storage, slot: TrunkLocation) -> FreeOutcome {
     match target(storage) {
         None => FreeOutcome::NotSent(OpError::new(
@@ -113,7 +115,7 @@ pub async fn free(storage: &Storage, slot: TrunkLocation) -> FreeOutcome {
             Status::EAGAIN,
             "still taking over the trunk server role",
         )),
-        Some(Target::Local) => match role::free_local(storage, slot).await {
+        Some(Target::Local) => match role::free_local(storage, slot, true).await {
             Ok(()) => FreeOutcome::Freed,
             Err(e) => FreeOutcome::Refused(e),
         },
@@ -125,7 +127,8 @@ pub async fn free(storage: &Storage, slot: TrunkLocation) -> FreeOutcome {
                 Err(e) => return FreeOutcome::NotSent(call_error(&addr, cmd, e)),
             };
             let body = slot_body(storage, slot);
-            match exchange(storage, &addr, conn, cmd, 0, &body).await {
+            let status = fdfs_proto::trunk_msg::FREE_STATUS_EVERY_PEER_DELETED;
+            match exchange(storage, &addr, conn, cmd, status, &body).await {
                 Ok(_) => FreeOutcome::Freed,
                 Err(e @ fdfs_client::ClientError::Status(_)) => {
                     FreeOutcome::Refused(call_error(&addr, cmd, e))

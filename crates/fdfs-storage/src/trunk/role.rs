@@ -42,6 +42,11 @@ pub trait SpaceApi: Send + Sync {
         -> io::Result<TrunkLocation>;
     fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()>;
     fn free(&self, slot: &TrunkLocation) -> io::Result<()>;
+    /// FREE_SPACE (29) of a deleted file's slot (see
+    /// `TrunkSpace::free_deleted`).
+    fn free_deleted(&self, slot: &TrunkLocation, _every_peer_deleted: bool) -> io::Result<()> {
+        self.free(slot)
+    }
     fn binlog_size(&self) -> u64;
     fn free_bytes(&self) -> u64;
     fn max_trunk_file_id(&self) -> u32;
@@ -108,6 +113,9 @@ impl SpaceApi for TrunkSpace {
     }
     fn free(&self, slot: &TrunkLocation) -> io::Result<()> {
         TrunkSpace::free(self, slot)
+    }
+    fn free_deleted(&self, slot: &TrunkLocation, every_peer_deleted: bool) -> io::Result<()> {
+        TrunkSpace::free_deleted(self, slot, every_peer_deleted)
     }
     fn binlog_size(&self) -> u64 {
         TrunkSpace::binlog_size(self)
@@ -988,10 +996,15 @@ pub async fn confirm_local(storage: &Storage, slot: TrunkLocation, ok: bool) -> 
     blocking(move || space.confirm(&slot, ok).map_err(io_op)).await
 }
 
-/// FREE_SPACE on the trunk server itself.
-pub async fn free_local(storage: &Storage, slot: TrunkLocation) -> OpResult<()> {
+/// FREE_SPACE on the trunk server itself; `every_peer_deleted` as in
+/// `TrunkSpace::free_deleted`.
+pub async fn free_local(
+    storage: &Storage,
+    slot: TrunkLocation,
+    every_peer_deleted: bool,
+) -> OpResult<()> {
     let space = storage.trunk.serving_space()?;
-    blocking(move || space.free(&slot).map_err(io_op)).await
+    blocking(move || space.free_deleted(&slot, every_peer_deleted).map_err(io_op)).await
 }
 
 /// Free trunk space in MB for REPORT_TRUNK_FREE (74), while serving.
@@ -1225,7 +1238,7 @@ pub(crate) mod tests {
             "42\n"
         );
         confirm_local(&storage, slot, true).await.unwrap();
-        free_local(&storage, slot).await.unwrap();
+        free_local(&storage, slot, true).await.unwrap();
         assert_eq!(free_mb(&storage), Some(3));
 
         // Someone else named: allocation stops at once.

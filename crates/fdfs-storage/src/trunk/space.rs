@@ -55,6 +55,7 @@ use fdfs_proto::trunk_binlog::{parse_lines, slot_end, TrunkOp, TrunkRecord};
 use fdfs_proto::Status;
 
 use super::pool::{Pool, PoolError};
+use super::slot::FreeCheck;
 
 /// Directory of the trunk binlog and our side files, under `<base>/data`.
 const TRUNK_DIR: &str = "trunk";
@@ -856,6 +857,51 @@ impl TrunkSpace {
     pub fn free(&self, slot: &TrunkLocation) -> io::Result<()> {
         self.store_path(slot.store_path_index)?;
         let mut inner = self.lock();
+        self.free_locked(&mut inner, slot)?;
+        if inner.unconfirmed.contains_key(slot) {
+            self.note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)?;
+        }
+        Ok(())
+    }
+
+    /// FREE_SPACE (29) of a deleted file's slot, checked against this
+    /// server's own copy of the slot first (only where deletes leave
+    /// tombstones, see `slot::tombstones_fit`):
+    /// - a tombstone already freed here: EALREADY. Two members that deleted
+    ///   the same file both free its slot; without this the second free
+    ///   could hit the slot after it was handed out again.
+    /// - `every_peer_deleted` (our members send it once every peer has the
+    ///   delete, so our copy must show it): a live file or another slot's
+    ///   tombstone there means the space was handed out again: EBUSY.
+    /// - an unfreed tombstone is marked freed before the slot is freed: a
+    ///   crash in between leaks the slot (a scrub finds it), never frees
+    ///   it twice.
+    ///
+    /// The original's members free at once, while our copy may still hold
+    /// the live file: without `every_peer_deleted` the free goes on as the
+    /// original's does.
+    pub fn free_deleted(&self, slot: &TrunkLocation, every_peer_deleted: bool) -> io::Result<()> {
+        if !super::slot::tombstones_fit(self.params.slot_min_size_bytes) {
+            return self.free(slot);
+        }
+        let store = self.store_path(slot.store_path_index)?.to_path_buf();
+        let mut inner = self.lock();
+        match super::slot::check_before_free(&store, slot)? {
+            FreeCheck::Freed => {
+                return Err(errno(
+                    Status::EALREADY,
+                    format!("free of {slot:?}: freed already (deleted on two members)"),
+                ))
+            }
+            FreeCheck::InUse if every_peer_deleted => {
+                return Err(errno(
+                    Status::EBUSY,
+                    format!("free of {slot:?}: the space holds a newer file here"),
+                ))
+            }
+            FreeCheck::Tombstone => super::slot::mark_freed(&store, slot)?,
+            FreeCheck::InUse | FreeCheck::Unknown => {}
+        }
         self.free_locked(&mut inner, slot)?;
         if inner.unconfirmed.contains_key(slot) {
             self.note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)?;
@@ -2173,6 +2219,89 @@ mod tests {
             .open(store.join(at.trunk_file_relative_path()))
             .unwrap();
         f.write_all_at(&h.encode(), u64::from(at.offset)).unwrap();
+    }
+
+    /// A file stored in a freshly allocated and confirmed slot; its name.
+    fn store_file(
+        s: &TrunkSpace,
+        store: &Path,
+        content: &[u8],
+        ts: u32,
+    ) -> fdfs_proto::fileid::RemoteName {
+        use fdfs_proto::fileid::FileNameRecord;
+        let at = slot(s.alloc(0, content.len() as u32).unwrap());
+        s.confirm(&at, true).unwrap();
+        let (mut w, _) =
+            super::super::slot::SlotWrite::begin(store, at, content.len() as u32, FILE, None)
+                .unwrap();
+        w.write(content).unwrap();
+        let header = w.upload_header(ts, *b"123.txt");
+        w.finish(&header, false).unwrap();
+        let record = FileNameRecord {
+            source: [127, 0, 0, 1],
+            timestamp: ts,
+            size_field: fdfs_proto::trunk::trunk_size_field(header.file_size, 7),
+            crc32: header.crc32,
+        };
+        at.remote_name(&record, "123.txt").unwrap()
+    }
+
+    /// Issue 15 point 4: two members delete one file at once, and both
+    /// free its slot. The second free finds the tombstone marked freed,
+    /// or, once the slot is handed out again, a live file.
+    #[test]
+    fn a_second_free_of_one_delete_is_refused_before_and_after_reuse() {
+        use super::super::slot::{delete_slot, open_slot};
+        let env = Env::new(params(false, false));
+        let store = env.stores()[0].clone();
+        let s = env.open();
+        s.add_trunk_file(0, 7).unwrap();
+        let name = store_file(&s, &store, b"deleted on two members", 1);
+        let freed = delete_slot(&store, &name, true).unwrap();
+        s.free_deleted(&freed, true).unwrap();
+        let free_now = s.free_slots();
+        for every_peer_deleted in [true, false] {
+            let e = s.free_deleted(&freed, every_peer_deleted).unwrap_err();
+            assert_eq!(os_err(&e), Some(Status::EALREADY));
+        }
+        assert_eq!(s.free_slots(), free_now, "a refused free changed the pool");
+
+        let newer = store_file(&s, &store, b"the next file", 2);
+        assert_eq!(
+            TrunkLocation::from_remote(&newer),
+            Some(freed),
+            "not reused"
+        );
+        let e = s.free_deleted(&freed, true).unwrap_err();
+        assert_eq!(os_err(&e), Some(Status::EBUSY));
+        let other = store_file(&s, &store, b"yet another", 3);
+        assert_ne!(TrunkLocation::from_remote(&other), Some(freed));
+        let kept = open_slot(&store, &newer).unwrap().read_content().unwrap();
+        assert_eq!(kept, b"the next file");
+        // The newer file's own delete frees it once, and a restart keeps
+        // the mark.
+        delete_slot(&store, &newer, true).unwrap();
+        s.free_deleted(&freed, true).unwrap();
+        drop(s);
+        let s = env.open();
+        let e = s.free_deleted(&freed, true).unwrap_err();
+        assert_eq!(os_err(&e), Some(Status::EALREADY));
+    }
+
+    /// Where slots are too small for a tombstone, frees go on unchecked.
+    #[test]
+    fn without_tombstones_a_free_is_not_checked_against_the_disk() {
+        let mut p = params(false, false);
+        p.slot_min_size_bytes = 32;
+        let env = Env::new(p);
+        let store = env.stores()[0].clone();
+        let s = env.open();
+        s.add_trunk_file(0, 7).unwrap();
+        let name = store_file(&s, &store, b"live", 1);
+        let at = TrunkLocation::from_remote(&name).unwrap();
+        s.free_deleted(&at, true).unwrap();
+        let e = s.free_deleted(&at, true).unwrap_err();
+        assert_eq!(os_err(&e), Some(Status::EALREADY));
     }
 
     #[test]
