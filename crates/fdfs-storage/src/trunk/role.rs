@@ -41,6 +41,14 @@ pub trait SpaceApi: Send + Sync {
     fn add_trunk_file(&self, store_path_index: u8, trunk_file_id: u32)
         -> io::Result<TrunkLocation>;
     fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()>;
+    /// Several allocations at once (see `TrunkSpace::alloc_batch`).
+    fn alloc_batch(&self, wants: &[(u8, u32)]) -> io::Result<Vec<io::Result<Alloc>>> {
+        Ok(wants.iter().map(|&(i, n)| self.alloc(i, n)).collect())
+    }
+    /// Several confirms at once (see `TrunkSpace::confirm_batch`).
+    fn confirm_batch(&self, settled: &[(TrunkLocation, bool)]) -> Vec<io::Result<()>> {
+        settled.iter().map(|(s, ok)| self.confirm(s, *ok)).collect()
+    }
     fn free(&self, slot: &TrunkLocation) -> io::Result<()>;
     /// FREE_SPACE (29) of a deleted file's slot (see
     /// `TrunkSpace::free_deleted`).
@@ -110,6 +118,12 @@ impl SpaceApi for TrunkSpace {
     }
     fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()> {
         TrunkSpace::confirm(self, slot, ok)
+    }
+    fn alloc_batch(&self, wants: &[(u8, u32)]) -> io::Result<Vec<io::Result<Alloc>>> {
+        TrunkSpace::alloc_batch(self, wants)
+    }
+    fn confirm_batch(&self, settled: &[(TrunkLocation, bool)]) -> Vec<io::Result<()>> {
+        TrunkSpace::confirm_batch(self, settled)
     }
     fn free(&self, slot: &TrunkLocation) -> io::Result<()> {
         TrunkSpace::free(self, slot)
@@ -221,6 +235,8 @@ pub struct TrunkRole {
     pub(crate) conns: fdfs_client::pool::Pool<Conn>,
     /// Loaded on first use, from the data directory.
     tombstones: std::sync::OnceLock<super::tombstones::Tombstones>,
+    /// The trunk server's own small uploads waiting for their batch.
+    pub(crate) batches: super::batch::Batches,
 }
 
 impl Default for TrunkRole {
@@ -257,6 +273,7 @@ impl TrunkRole {
             id_wanted: tokio::sync::Notify::new(),
             conns: fdfs_client::pool::Pool::new(TRUNK_CONN_MAX_IDLE),
             tombstones: std::sync::OnceLock::new(),
+            batches: Default::default(),
         }
     }
 
