@@ -102,7 +102,7 @@ impl OpenSlot {
 pub fn open_slot(store_root: &Path, name: &RemoteName) -> OpResult<OpenSlot> {
     let loc = location_of(name)?;
     let path = trunk_file_path(store_root, &loc);
-    let file = match File::open(&path) {
+    let file = match fdfs_util::sys::open_noatime(OpenOptions::new().read(true), &path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(OpError::not_found(format!(
@@ -362,12 +362,14 @@ fn open_new_or_grow(path: &Path, trunk_file_size: u64) -> io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
+    let file = fdfs_util::sys::open_noatime(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+        path,
+    )?;
     if file.metadata()?.len() < trunk_file_size {
         file.set_len(trunk_file_size)?;
     }
@@ -441,8 +443,14 @@ pub struct SlotWrite {
     size: u32,
     written: u64,
     hasher: crc32fast::Hasher,
+    /// When `begin` checked the slot.
+    began: Instant,
     _claim: SlotClaim,
 }
+
+/// A slot write that took longer than this since `begin` checks the slot
+/// again before its header goes in.
+const RECHECK_AFTER: Duration = Duration::from_millis(20);
 
 impl SlotWrite {
     /// Claims the slot `loc` for a file of `size` bytes. `expect` is the
@@ -474,6 +482,7 @@ impl SlotWrite {
                 size,
                 written: 0,
                 hasher: crc32fast::Hasher::new(),
+                began: Instant::now(),
                 _claim: claim,
             },
             prior,
@@ -546,9 +555,13 @@ impl SlotWrite {
                 ),
             ));
         }
-        // Again under the claim: a slot written by another process (or a
-        // file restored by hand) since `begin` is still not overwritten.
-        if check_prior(&self.file, &self.path, &self.loc, Some(header))? == Prior::Same {
+        // Again under the claim when the content took a while (streamed
+        // from the client): a slot written by another process (or a file
+        // restored by hand) since `begin` is still not overwritten. Content
+        // written in one go follows `begin`'s check within microseconds.
+        if self.began.elapsed() > RECHECK_AFTER
+            && check_prior(&self.file, &self.path, &self.loc, Some(header))? == Prior::Same
+        {
             return Ok(());
         }
         if fsync {
