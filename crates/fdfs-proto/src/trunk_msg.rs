@@ -91,6 +91,11 @@ impl SlotReq {
     }
 }
 
+/// The request header status of a FREE_SPACE (29) sent only once every
+/// peer has the delete (ours). The original ignores the status of 29, and
+/// our trunk server then checks its own copy of the slot more strictly.
+pub const FREE_STATUS_EVERY_PEER_DELETED: u8 = 1;
+
 /// An 8-byte big-endian integer body (31's answer, 74's request).
 pub fn encode_i64(value: i64) -> [u8; 8] {
     value.to_be_bytes()

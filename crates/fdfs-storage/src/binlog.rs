@@ -112,6 +112,26 @@ fn cut_torn_tail(file: &std::fs::File) -> std::io::Result<u64> {
     Ok(keep)
 }
 
+/// One record's line. Callers pass validated names; this keeps one record
+/// per line even if one did not.
+fn record_line(timestamp: i64, op: char, filename: &str, extra: &str) -> std::io::Result<String> {
+    let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic());
+    if !token(filename) || !(extra.is_empty() || extra.split(' ').all(token)) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "refusing binlog record for {}",
+                fdfs_proto::fileid::escape_for_log(filename)
+            ),
+        ));
+    }
+    Ok(if extra.is_empty() {
+        format!("{timestamp} {op} {filename}\n")
+    } else {
+        format!("{timestamp} {op} {filename} {extra}\n")
+    })
+}
+
 impl Binlog {
     /// Opens (or starts) the binlog in `<base_path>/data/sync`.
     pub fn open(sync_dir: &Path) -> std::io::Result<Binlog> {
@@ -155,35 +175,10 @@ impl Binlog {
         extra: &str,
         place: impl FnOnce() -> std::io::Result<()>,
     ) -> Result<(), Placing> {
-        // Callers pass validated names; this keeps one record per line even
-        // if one did not.
-        let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic());
-        if !token(filename) || !(extra.is_empty() || extra.split(' ').all(token)) {
-            return Err(Placing::Binlog(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "refusing binlog record for {}",
-                    fdfs_proto::fileid::escape_for_log(filename)
-                ),
-            )));
-        }
-        let line = if extra.is_empty() {
-            format!("{timestamp} {op} {filename}\n")
-        } else {
-            format!("{timestamp} {op} {filename} {extra}\n")
-        };
+        let line = record_line(timestamp, op, filename, extra).map_err(Placing::Binlog)?;
         let mut cur = fdfs_util::sync::lock(&self.current);
-        if cur.size + line.len() as u64 > BINLOG_MAX_BYTES {
-            let next = cur.index + 1;
-            let (file, size) =
-                open_append(&binlog_path(&self.dir, next)).map_err(Placing::Binlog)?;
-            write_index(&self.dir, next).map_err(Placing::Binlog)?;
-            *cur = Current {
-                index: next,
-                file,
-                size,
-            };
-        }
+        self.rotate_if_full(&mut cur, line.len())
+            .map_err(Placing::Binlog)?;
         // Where this line starts: the file's length, not our count, so a
         // cut-back never takes anything but this line, whoever else wrote.
         let start = cur.file.metadata().map_or(cur.size, |m| m.len());
@@ -200,6 +195,43 @@ impl Binlog {
             return Err(Placing::Place(e));
         }
         cur.size = start + line.len() as u64;
+        Ok(())
+    }
+
+    /// Appends several records with one write (a batch of trunk uploads),
+    /// all or none: a failed write is cut off again. Blocking.
+    pub fn append_many(&self, records: &[(i64, char, &str)]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for &(timestamp, op, filename) in records {
+            text.push_str(&record_line(timestamp, op, filename, "")?);
+        }
+        if text.is_empty() {
+            return Ok(());
+        }
+        let mut cur = fdfs_util::sync::lock(&self.current);
+        self.rotate_if_full(&mut cur, text.len())?;
+        let start = cur.file.metadata().map_or(cur.size, |m| m.len());
+        if let Err(e) = cur.file.write_all(text.as_bytes()) {
+            let _ = cur.file.set_len(start);
+            return Err(e);
+        }
+        cur.size = start + text.len() as u64;
+        Ok(())
+    }
+
+    /// Starts the next binlog file when `more` bytes would take the current
+    /// one past [`BINLOG_MAX_BYTES`].
+    fn rotate_if_full(&self, cur: &mut Current, more: usize) -> std::io::Result<()> {
+        if cur.size + more as u64 > BINLOG_MAX_BYTES {
+            let next = cur.index + 1;
+            let (file, size) = open_append(&binlog_path(&self.dir, next))?;
+            write_index(&self.dir, next)?;
+            *cur = Current {
+                index: next,
+                file,
+                size,
+            };
+        }
         Ok(())
     }
 
@@ -474,6 +506,25 @@ mod tests {
             Ok(())
         });
         assert!(matches!(refused, Err(Placing::Binlog(_))) && !ran);
+    }
+
+    /// A batch of records is one write: all of them, or none when one is
+    /// refused.
+    #[test]
+    fn a_batch_of_records_is_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Binlog::open(dir.path()).unwrap();
+        b.append_many(&[(1, op::CREATE, NAME), (2, op::CREATE, OTHER)])
+            .unwrap();
+        let before = b.position();
+        assert!(b
+            .append_many(&[(3, op::CREATE, NAME), (4, op::CREATE, "two words")])
+            .is_err());
+        assert_eq!(b.position(), before);
+        b.append_many(&[]).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("binlog.000")).unwrap();
+        assert_eq!(text, format!("1 C {NAME}\n2 C {OTHER}\n"));
+        assert_eq!(b.position(), (0, text.len() as u64));
     }
 
     /// Lines another writer appended (a test, an operator) are neither cut

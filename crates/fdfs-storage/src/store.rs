@@ -255,6 +255,14 @@ pub fn new_ext7(ext: &str, rng: &mut NameRng) -> String {
 }
 
 /// Absolute path of a remote name's file below a store path.
+/// `<store>/data/HH/HH`, the directory of files placed in `dir`.
+pub fn dir_path(store_root: &Path, (high, low): (u8, u8)) -> PathBuf {
+    store_root
+        .join("data")
+        .join(format!("{high:02X}"))
+        .join(format!("{low:02X}"))
+}
+
 pub fn file_path(store_root: &Path, relative: &str) -> PathBuf {
     store_root.join("data").join(relative)
 }

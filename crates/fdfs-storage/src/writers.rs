@@ -68,20 +68,23 @@ impl Writers {
         F: FnOnce() -> OpResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let shared = self.shared()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let boxed: Job = Box::new(move || {
+        self.spawn(move || {
             let _ = tx.send(job());
-        });
-        {
-            let mut q = fdfs_util::sync::lock(&shared.queue);
-            q.jobs.push_back(boxed);
-            if q.idle > 0 {
-                shared.ready.notify_one();
-            }
-        }
+        })?;
         rx.await
             .map_err(|_| OpError::new(Status::EIO, "disk task failed"))?
+    }
+
+    /// Queues `job` for a writer thread without waiting for it.
+    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) -> OpResult<()> {
+        let shared = self.shared()?;
+        let mut q = fdfs_util::sync::lock(&shared.queue);
+        q.jobs.push_back(Box::new(job));
+        if q.idle > 0 {
+            shared.ready.notify_one();
+        }
+        Ok(())
     }
 }
 

@@ -53,6 +53,57 @@ pub fn advise_random_reads(file: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Opens `path` with `options` plus O_NOATIME, so that reads do not
+/// update the access time: on a file written since its last read, every
+/// read would otherwise dirty and journal its inode. Without the right to
+/// (not the file's owner), as `options` alone.
+pub fn open_noatime(options: &std::fs::OpenOptions, path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut with = options.clone();
+    with.custom_flags(libc::O_NOATIME);
+    match with.open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => options.open(path),
+        opened => opened,
+    }
+}
+
+/// A new file without a name in directory `dir` (O_TMPFILE), for writing:
+/// nothing of it is visible, and nothing is left after a crash, until
+/// [`link_unnamed`] names it. Its inode is allocated near `dir`, as a file
+/// created there would be. Errors where the file system does not support
+/// it (EOPNOTSUPP, EISDIR on old kernels).
+pub fn open_unnamed_in(dir: &Path) -> std::io::Result<std::fs::File> {
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Gives a file from [`open_unnamed_in`] the name `to` (EEXIST when `to`
+/// exists: never replaces a file). Through the descriptor itself where the
+/// process may (CAP_DAC_READ_SEARCH), otherwise through its
+/// `/proc/self/fd` link.
+pub fn link_unnamed(file: &std::fs::File, to: &Path) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD};
+    use std::os::fd::AsRawFd;
+    match rustix::fs::linkat(file, "", CWD, to, AtFlags::EMPTY_PATH) {
+        // Without the capability the kernel answers ENOENT (or EPERM).
+        Err(rustix::io::Errno::PERM | rustix::io::Errno::NOENT) => {
+            let link = format!("/proc/self/fd/{}", file.as_raw_fd());
+            Ok(rustix::fs::linkat(
+                CWD,
+                link.as_str(),
+                CWD,
+                to,
+                AtFlags::SYMLINK_FOLLOW,
+            )?)
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Bytes of a file system: `(total, available to unprivileged users)`.
 pub fn fs_space_bytes(path: &Path) -> std::io::Result<(u64, u64)> {
     let st = rustix::fs::statvfs(path)?;

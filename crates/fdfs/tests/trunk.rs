@@ -495,6 +495,73 @@ fn a_restarted_lone_trunk_server_reuses_its_freed_space() {
     assert!(marker.is_file(), "{} missing", marker.display());
 }
 
+/// Two members that delete the same file at once both send FREE_SPACE
+/// (29) for its slot. Here the second free is sent by hand, as our
+/// members send it (after every peer has the delete): once the slot is
+/// free it is refused, and once the slot holds a new file it is refused
+/// too, so the new file is never overwritten.
+#[test]
+fn a_second_free_of_one_deleted_file_never_frees_the_slot_again() {
+    use fdfs_proto::trunk_msg::{SlotReq, FREE_STATUS_EVERY_PEER_DELETED};
+    use fdfs_proto::Status;
+    let g = trunk_group_of(1);
+    assert!(
+        g.wait_all_active(DEADLINE),
+        "the member never became ACTIVE"
+    );
+    let addr = g.storage_addr(0);
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || {
+            g.block_on(try_upload(addr, b"probe"))
+                .is_some_and(|id| id.remote.len() == 60)
+        }),
+        "small uploads never went into a trunk"
+    );
+    let len = 1500;
+    let deleted = g.block_on(upload_to(addr, &content(7, len), "bin"));
+    let (slot, _) = trunk_location(&g.store_path(0), &deleted.remote);
+    g.block_on(delete_at(addr, &deleted));
+    assert!(
+        wait_slot_freed(&g.store_path(0), &slot),
+        "the deleted file's slot was never freed"
+    );
+    let second_free = || {
+        let mut body = BytesMut::new();
+        SlotReq {
+            group: "group1".into(),
+            slot,
+        }
+        .encode(&mut body);
+        g.block_on(async move {
+            let mut conn = fdfs_testkit::connect(addr).await;
+            conn.call_with_status(
+                StorageCmd::TrunkFreeSpace.into(),
+                FREE_STATUS_EVERY_PEER_DELETED,
+                &body,
+            )
+            .await
+        })
+    };
+    let refused = |r: Result<Vec<u8>, fdfs_client::ClientError>| match r {
+        Err(fdfs_client::ClientError::Status(s)) => s,
+        other => panic!("a second free was not refused: {other:?}"),
+    };
+    assert_eq!(refused(second_free()), Status::EALREADY);
+
+    let newer_data = content(8, len);
+    let newer = g.block_on(upload_to(addr, &newer_data, "bin"));
+    let (reused, _) = trunk_location(&g.store_path(0), &newer.remote);
+    assert_eq!(reused, slot, "the freed slot was not handed out again");
+    assert_eq!(refused(second_free()), Status::EBUSY);
+    // The slot stays taken: more uploads of that size go elsewhere.
+    for seed in 9..12 {
+        let other = g.block_on(upload_to(addr, &content(seed, len), "bin"));
+        let (at, _) = trunk_location(&g.store_path(0), &other.remote);
+        assert_ne!(at, slot, "a slot holding a file was handed out again");
+    }
+    assert_eq!(g.block_on(download_from(addr, &newer)), newer_data);
+}
+
 async fn try_upload(addr: std::net::SocketAddr, data: &[u8]) -> Option<FileId> {
     let mut conn = fdfs_testkit::try_connect(addr).await.ok()?;
     let mut src = data;

@@ -122,7 +122,7 @@ async fn route_trunk(s: &mut Session, cmd: StorageCmd, header_status: u8) -> OpR
     match cmd {
         StorageCmd::TrunkAllocSpace => server::alloc_space(s).await,
         StorageCmd::TrunkAllocConfirm => server::alloc_confirm(s, header_status).await,
-        StorageCmd::TrunkFreeSpace => server::free_space(s).await,
+        StorageCmd::TrunkFreeSpace => server::free_space(s, header_status).await,
         StorageCmd::TrunkSyncBinlog => server::sync_binlog(s).await,
         StorageCmd::TrunkTruncateBinlogFile => server::truncate_binlog_file(s).await,
         other => Err(OpError::invalid(format!("unsupported command {other:?}"))),

@@ -1,10 +1,11 @@
 //! UPLOAD_FILE (11), UPLOAD_APPENDER_FILE (23) and UPLOAD_SLAVE_FILE (21).
 //!
 //! Content streams through a fixed buffer into a temp file under the store
-//! path's `data/.tmp` (a body of one buffer is read whole first, then
-//! written, linked and logged by one blocking task); only when it is
-//! complete is it linked under its final name, so a crash or a dropped connection never leaves a partial file
-//! under a file ID. The CREATE record is written before the link, under
+//! path's `data/.tmp`; a body of one buffer is read whole first, then
+//! written into a file without a name (O_TMPFILE) in its final directory,
+//! linked and logged by one blocking task. Only when it is complete is it
+//! linked under its final name, so a crash or a dropped connection never
+//! leaves a partial file under a file ID. The CREATE record is written before the link, under
 //! the binlog lock: a kill in between leaves a record without its file
 //! (skipped by readers), never a file without its record, at no more cost
 //! than the record itself.
@@ -174,6 +175,76 @@ fn commit_new_name(
     appender: bool,
 ) -> OpResult<(String, i64)> {
     let mtime = super::mtime_secs(&std::fs::metadata(temp.path())?);
+    let content = (temp.size, temp.crc32, mtime);
+    let from = temp.path().to_path_buf();
+    let placed = place_new_name(storage, index, dir, ext7, appender, content, |to| {
+        link_no_clobber(&from, to)
+    })?;
+    temp.disarm();
+    let _ = std::fs::remove_file(temp.path());
+    Ok(placed)
+}
+
+/// Writes an in-memory body into a file without a name in its final
+/// directory (O_TMPFILE), then names it as [`commit_new_name`] does. There
+/// is no temp name to make and remove, and the inode is allocated near its
+/// directory, as the original's files are: a shared temp directory puts
+/// every new inode in one block group, whose bitmap each create then
+/// searches, and takes that directory's lock twice per upload. `None`,
+/// before anything is written, where the file system has no O_TMPFILE or
+/// the directory is not made yet: the caller goes through a temp file.
+/// Blocking.
+fn commit_unnamed(
+    storage: &Storage,
+    (body, crc32): (&[u8], u32),
+    index: usize,
+    dir: (u8, u8),
+    ext7: &str,
+    appender: bool,
+) -> Option<OpResult<(String, i64)>> {
+    let dir_path = store::dir_path(&storage.paths[index].root, dir);
+    let mut file = fdfs_util::sys::open_unnamed_in(&dir_path).ok()?;
+    storage.bump(|st| {
+        st.total_file_open_count += 1;
+        st.success_file_open_count += 1;
+    });
+    let mut write_and_name = || {
+        std::io::Write::write_all(&mut file, body)?;
+        storage.bump(|st| {
+            st.total_file_write_count += 1;
+            st.success_file_write_count += 1;
+        });
+        let size = body.len() as u64;
+        if syncs(storage, size) {
+            file.sync_all()?;
+        }
+        let mtime = super::mtime_secs(&file.metadata()?);
+        place_new_name(
+            storage,
+            index,
+            dir,
+            ext7,
+            appender,
+            (size, crc32, mtime),
+            |to| fdfs_util::sys::link_unnamed(&file, to),
+        )
+    };
+    Some(write_and_name())
+}
+
+/// Puts content of `(size, crc32, mtime)` under a fresh unique name in
+/// `dir` with `place` (which must never replace a file: EEXIST when the
+/// name is taken, and another is tried), after its CREATE record (see
+/// [`place_with_record`]). Returns the remote name and mtime.
+fn place_new_name(
+    storage: &Storage,
+    index: usize,
+    dir: (u8, u8),
+    ext7: &str,
+    appender: bool,
+    (size, crc32, mtime): (u64, u32, i64),
+    mut place: impl FnMut(&Path) -> std::io::Result<()>,
+) -> OpResult<(String, i64)> {
     let root = storage.paths[index].root.clone();
     for _ in 0..NAME_ATTEMPTS {
         let random = random_u32(storage);
@@ -183,13 +254,16 @@ fn commit_new_name(
             size_field: if appender {
                 appender_size_field(random)
             } else {
-                normal_size_field(temp.size, random)
+                normal_size_field(size, random)
             },
-            crc32: temp.crc32,
+            crc32,
         };
         let remote = store::remote_name(index, dir, &record, ext7);
         let final_path = store::file_path(&root, &remote[4..]);
-        match place_with_record(storage, temp, &final_path, &remote, mtime) {
+        let placed = storage
+            .binlog
+            .append_placing(mtime, op::CREATE, &remote, "", || place(&final_path));
+        match placed {
             Ok(()) => return Ok((remote, mtime)),
             Err(Placing::Place(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(placing_error(e, &remote)),
@@ -296,6 +370,13 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
     let dir = next_dir(&storage);
     let disk_storage = storage.clone();
     let commit = move || {
+        if let Received::Memory { body, crc32 } = &received {
+            let unnamed =
+                commit_unnamed(&disk_storage, (body, *crc32), index, dir, &ext7, appender);
+            if let Some(done) = unnamed {
+                return done;
+            }
+        }
         let mut temp = received.into_temp(&disk_storage, index)?;
         commit_new_name(&disk_storage, &mut temp, index, dir, &ext7, appender)
     };

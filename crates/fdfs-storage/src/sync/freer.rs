@@ -33,6 +33,9 @@ use crate::trunk::client::{self, FreeOutcome};
 
 /// How often the freer looks for newly acknowledged deletes.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the freer's place is saved while the binlog it reads holds no
+/// deletes of trunk files (each save is an fsync).
+const MARK_SAVE_INTERVAL: Duration = Duration::from_secs(5);
 /// Pause after a free that could not be sent.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
@@ -100,6 +103,7 @@ pub(super) async fn run(storage: Arc<Storage>, shutdown: CancellationToken) {
     );
     publish_frees_unsent_from(&storage, (mark.binlog_index, mark.binlog_offset));
     let mut pending: VecDeque<(RemoteName, TrunkLocation)> = VecDeque::new();
+    let mut saved_at = std::time::Instant::now();
     loop {
         let mut read_some = false;
         // Without trunk files there is nothing to free: the binlog is not
@@ -119,7 +123,13 @@ pub(super) async fn run(storage: Arc<Storage>, shutdown: CancellationToken) {
                             mark.binlog_index = last.index;
                             mark.binlog_offset = last.next_offset;
                             mark.scan_row_count += lines.len() as u64;
-                            save_mark(&path, &mark).await;
+                            // Saved before frees are sent (a crash then
+                            // leaks them, never sends them twice); a stretch
+                            // without deletes only costs a rescan at start.
+                            if !pending.is_empty() || saved_at.elapsed() >= MARK_SAVE_INTERVAL {
+                                save_mark(&path, &mark).await;
+                                saved_at = std::time::Instant::now();
+                            }
                         }
                     }
                     Err(e) => {
@@ -149,6 +159,12 @@ pub(super) async fn run(storage: Arc<Storage>, shutdown: CancellationToken) {
                 FreeOutcome::NotSent(e) => {
                     tracing::debug!(error = %e.reason, ?slot, "trunk slot free waits for the trunk server");
                     break;
+                }
+                FreeOutcome::Refused(e) if e.status == fdfs_proto::Status::EALREADY => {
+                    tracing::info!(
+                        ?slot,
+                        "deleted trunk slot freed already (deleted on another member too)"
+                    );
                 }
                 FreeOutcome::Refused(e) | FreeOutcome::Unknown(e) => {
                     tracing::error!(error = %e.reason, ?slot, "deleted trunk slot not freed; a scrub frees it");

@@ -101,8 +101,10 @@ pub enum FreeOutcome {
     Unknown(OpError),
 }
 
-/// FREE_SPACE: the file in `slot` was deleted here (and, for the freer's
-/// guarantee, on every peer).
+/// FREE_SPACE: the file in `slot` was deleted here and on every peer (the
+/// freer's guarantee), or it never left this storage. Sent with
+/// `FREE_STATUS_EVERY_PEER_DELETED`, so that a trunk server of ours checks
+/// its own copy of the slot (`TrunkSpace::free_deleted`).
 pub async fn free(storage: &Storage, slot: TrunkLocation) -> FreeOutcome {
     match target(storage) {
         None => FreeOutcome::NotSent(OpError::new(
@@ -113,7 +115,7 @@ pub async fn free(storage: &Storage, slot: TrunkLocation) -> FreeOutcome {
             Status::EAGAIN,
             "still taking over the trunk server role",
         )),
-        Some(Target::Local) => match role::free_local(storage, slot).await {
+        Some(Target::Local) => match role::free_local(storage, slot, true).await {
             Ok(()) => FreeOutcome::Freed,
             Err(e) => FreeOutcome::Refused(e),
         },
@@ -125,7 +127,8 @@ pub async fn free(storage: &Storage, slot: TrunkLocation) -> FreeOutcome {
                 Err(e) => return FreeOutcome::NotSent(call_error(&addr, cmd, e)),
             };
             let body = slot_body(storage, slot);
-            match exchange(storage, &addr, conn, cmd, 0, &body).await {
+            let status = fdfs_proto::trunk_msg::FREE_STATUS_EVERY_PEER_DELETED;
+            match exchange(storage, &addr, conn, cmd, status, &body).await {
                 Ok(_) => FreeOutcome::Freed,
                 Err(e @ fdfs_client::ClientError::Status(_)) => {
                     FreeOutcome::Refused(call_error(&addr, cmd, e))
@@ -329,12 +332,12 @@ async fn alloc_for(
 
 /// What the disk work of one trunk upload needs.
 #[derive(Clone)]
-struct SlotJob {
-    storage: Arc<Storage>,
-    root: PathBuf,
-    trunk_file_size: u64,
-    ext: String,
-    fsync: bool,
+pub(super) struct SlotJob {
+    pub storage: Arc<Storage>,
+    pub root: PathBuf,
+    pub trunk_file_size: u64,
+    pub ext: String,
+    pub fsync: bool,
 }
 
 /// Runs the disk work of a trunk upload: on the writer threads, or on the
@@ -355,7 +358,7 @@ where
 impl SlotJob {
     /// The content then the header of an upload into `slot` (blocking).
     /// Returns the file's name, made from the header written, and its mtime.
-    fn fill(&self, slot: TrunkLocation, body: &[u8]) -> OpResult<(String, i64)> {
+    pub(super) fn fill(&self, slot: TrunkLocation, body: &[u8]) -> OpResult<(String, i64)> {
         let size = u32::try_from(body.len()).map_err(|_| OpError::invalid("body too long"))?;
         let (mut writer, _) = SlotWrite::begin(&self.root, slot, size, self.trunk_file_size, None)?;
         writer.write(body)?;
@@ -403,8 +406,8 @@ impl SlotJob {
     }
 }
 
-/// The whole upload of an in-memory body on the trunk server itself, one
-/// writer-thread job per attempt: allocation (its `D` line written before
+/// The whole upload of an in-memory body on the trunk server itself, with
+/// the next batch (`trunk::batch`): allocation (its `D` line written before
 /// the slot is used), content, header, confirm, CREATE record. An attempt
 /// that finds no room makes a trunk file (which needs the leader tracker,
 /// so it is done here) and tries again.
@@ -412,9 +415,17 @@ async fn store_at_server(job: SlotJob, index: u8, body: bytes::Bytes) -> OpResul
     // Three rounds, as `role::alloc_local`: a new trunk file always fits,
     // unless a burst of others used it up first.
     for _ in 0..3 {
-        let space = job.storage.trunk.serving_space()?;
-        let (attempt, body) = (job.clone(), body.clone());
-        let stored = run_disk(&job, move || attempt.at_server(&*space, index, &body)).await?;
+        let upload = super::batch::Upload {
+            job: job.clone(),
+            index,
+            body: body.clone(),
+        };
+        let storage = job.storage.clone();
+        let stored = if job.fsync {
+            crate::ops::blocking(move || super::batch::store_one(&storage, upload)).await?
+        } else {
+            storage.trunk.batches.store(&storage, upload).await?
+        };
         match stored {
             Some(done) => return Ok(done),
             None => role::create_trunk_file(&job.storage, index).await?,
@@ -424,60 +435,6 @@ async fn store_at_server(job: SlotJob, index: u8, body: bytes::Bytes) -> OpResul
         Status::ENOSPC,
         "no trunk slot after new trunk files",
     ))
-}
-
-impl SlotJob {
-    /// One attempt of [`store_at_server`] (blocking); `None` when the
-    /// space needs a new trunk file first.
-    fn at_server(
-        &self,
-        space: &dyn role::SpaceApi,
-        index: u8,
-        body: &[u8],
-    ) -> OpResult<Option<(String, i64)>> {
-        let size = u32::try_from(body.len()).map_err(|_| OpError::invalid("body too long"))?;
-        let slot = match space.alloc(index, size)? {
-            role::Alloc::Slot(slot) => slot,
-            role::Alloc::NeedTrunkFile => return Ok(None),
-        };
-        let storage = &self.storage;
-        // The role may have moved on since the allocation: settling then
-        // fails as a confirm to the new trunk server would.
-        let serving = || storage.trunk.serving_space().map(|_| ());
-        let (remote, mtime) = match self.fill(slot, body) {
-            Ok(done) => done,
-            Err(e) => {
-                if serving().is_ok() {
-                    if let Err(f) = space.confirm(&slot, false) {
-                        tracing::warn!(error = %f, ?slot, "unused trunk slot not given back");
-                    }
-                }
-                return Err(e);
-            }
-        };
-        if let Err(e) = serving().and_then(|()| Ok(space.confirm(&slot, true)?)) {
-            tracing::error!(error = %e.reason, remote, "trunk slot not confirmed; upload refused");
-            if let Err(f) = super::slot::clear_slot(&self.root, &slot) {
-                tracing::warn!(error = %f, ?slot, "cannot clear an unused trunk slot");
-            }
-            if serving().is_ok() {
-                if let Err(f) = space.confirm(&slot, false) {
-                    tracing::warn!(error = %f, ?slot, "unused trunk slot not given back");
-                }
-            }
-            return Err(e);
-        }
-        if let Err(e) = self.log_create(&remote, mtime) {
-            if let Err(f) = super::slot::clear_slot(&self.root, &slot) {
-                tracing::warn!(error = %f, ?slot, "cannot clear an unused trunk slot");
-            }
-            if let Err(f) = serving().and_then(|()| Ok(space.free(&slot)?)) {
-                tracing::error!(error = %f.reason, ?slot, "trunk slot leaked; a scrub frees it");
-            }
-            return Err(e);
-        }
-        Ok(Some((remote, mtime)))
-    }
 }
 
 /// Streams a body bigger than one chunk into `slot`, then writes its

@@ -41,7 +41,20 @@ pub trait SpaceApi: Send + Sync {
     fn add_trunk_file(&self, store_path_index: u8, trunk_file_id: u32)
         -> io::Result<TrunkLocation>;
     fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()>;
+    /// Several allocations at once (see `TrunkSpace::alloc_batch`).
+    fn alloc_batch(&self, wants: &[(u8, u32)]) -> io::Result<Vec<io::Result<Alloc>>> {
+        Ok(wants.iter().map(|&(i, n)| self.alloc(i, n)).collect())
+    }
+    /// Several confirms at once (see `TrunkSpace::confirm_batch`).
+    fn confirm_batch(&self, settled: &[(TrunkLocation, bool)]) -> Vec<io::Result<()>> {
+        settled.iter().map(|(s, ok)| self.confirm(s, *ok)).collect()
+    }
     fn free(&self, slot: &TrunkLocation) -> io::Result<()>;
+    /// FREE_SPACE (29) of a deleted file's slot (see
+    /// `TrunkSpace::free_deleted`).
+    fn free_deleted(&self, slot: &TrunkLocation, _every_peer_deleted: bool) -> io::Result<()> {
+        self.free(slot)
+    }
     fn binlog_size(&self) -> u64;
     fn free_bytes(&self) -> u64;
     fn max_trunk_file_id(&self) -> u32;
@@ -106,8 +119,17 @@ impl SpaceApi for TrunkSpace {
     fn confirm(&self, slot: &TrunkLocation, ok: bool) -> io::Result<()> {
         TrunkSpace::confirm(self, slot, ok)
     }
+    fn alloc_batch(&self, wants: &[(u8, u32)]) -> io::Result<Vec<io::Result<Alloc>>> {
+        TrunkSpace::alloc_batch(self, wants)
+    }
+    fn confirm_batch(&self, settled: &[(TrunkLocation, bool)]) -> Vec<io::Result<()>> {
+        TrunkSpace::confirm_batch(self, settled)
+    }
     fn free(&self, slot: &TrunkLocation) -> io::Result<()> {
         TrunkSpace::free(self, slot)
+    }
+    fn free_deleted(&self, slot: &TrunkLocation, every_peer_deleted: bool) -> io::Result<()> {
+        TrunkSpace::free_deleted(self, slot, every_peer_deleted)
     }
     fn binlog_size(&self) -> u64 {
         TrunkSpace::binlog_size(self)
@@ -213,6 +235,8 @@ pub struct TrunkRole {
     pub(crate) conns: fdfs_client::pool::Pool<Conn>,
     /// Loaded on first use, from the data directory.
     tombstones: std::sync::OnceLock<super::tombstones::Tombstones>,
+    /// The trunk server's own small uploads waiting for their batch.
+    pub(crate) batches: super::batch::Batches,
 }
 
 impl Default for TrunkRole {
@@ -249,6 +273,7 @@ impl TrunkRole {
             id_wanted: tokio::sync::Notify::new(),
             conns: fdfs_client::pool::Pool::new(TRUNK_CONN_MAX_IDLE),
             tombstones: std::sync::OnceLock::new(),
+            batches: Default::default(),
         }
     }
 
@@ -988,10 +1013,15 @@ pub async fn confirm_local(storage: &Storage, slot: TrunkLocation, ok: bool) -> 
     blocking(move || space.confirm(&slot, ok).map_err(io_op)).await
 }
 
-/// FREE_SPACE on the trunk server itself.
-pub async fn free_local(storage: &Storage, slot: TrunkLocation) -> OpResult<()> {
+/// FREE_SPACE on the trunk server itself; `every_peer_deleted` as in
+/// `TrunkSpace::free_deleted`.
+pub async fn free_local(
+    storage: &Storage,
+    slot: TrunkLocation,
+    every_peer_deleted: bool,
+) -> OpResult<()> {
     let space = storage.trunk.serving_space()?;
-    blocking(move || space.free(&slot).map_err(io_op)).await
+    blocking(move || space.free_deleted(&slot, every_peer_deleted).map_err(io_op)).await
 }
 
 /// Free trunk space in MB for REPORT_TRUNK_FREE (74), while serving.
@@ -1225,7 +1255,7 @@ pub(crate) mod tests {
             "42\n"
         );
         confirm_local(&storage, slot, true).await.unwrap();
-        free_local(&storage, slot).await.unwrap();
+        free_local(&storage, slot, true).await.unwrap();
         assert_eq!(free_mb(&storage), Some(3));
 
         // Someone else named: allocation stops at once.

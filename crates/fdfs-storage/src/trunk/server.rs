@@ -89,15 +89,18 @@ pub async fn alloc_confirm(s: &mut Session, header_status: u8) -> OpResult<Reply
     Ok(Reply::Body(Vec::new()))
 }
 
-/// FREE_SPACE (29): a member deleted the file in this slot.
-pub async fn free_space(s: &mut Session) -> OpResult<Reply> {
+/// FREE_SPACE (29): a member deleted the file in this slot. Our members
+/// send it with the header status
+/// [`fdfs_proto::trunk_msg::FREE_STATUS_EVERY_PEER_DELETED`].
+pub async fn free_space(s: &mut Session, header_status: u8) -> OpResult<Reply> {
     let body = read_small_body(s).await?;
     let req = SlotReq::decode(&body)?;
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
     require_trunk(&storage)?;
     check_slot(&storage, &req.slot)?;
-    super::role::free_local(&storage, req.slot).await?;
+    let every_peer_deleted = header_status == fdfs_proto::trunk_msg::FREE_STATUS_EVERY_PEER_DELETED;
+    super::role::free_local(&storage, req.slot, every_peer_deleted).await?;
     Ok(Reply::Body(Vec::new()))
 }
 

@@ -26,7 +26,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use fdfs_proto::fileid::RemoteName;
-use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_FREE};
+use fdfs_proto::trunk::{
+    SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_FREE, SLOT_TYPE_LINK, SLOT_TYPE_REGULAR,
+};
 use fdfs_proto::Status;
 
 use crate::error::{OpError, OpResult};
@@ -100,7 +102,7 @@ impl OpenSlot {
 pub fn open_slot(store_root: &Path, name: &RemoteName) -> OpResult<OpenSlot> {
     let loc = location_of(name)?;
     let path = trunk_file_path(store_root, &loc);
-    let file = match File::open(&path) {
+    let file = match fdfs_util::sys::open_noatime(OpenOptions::new().read(true), &path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(OpError::not_found(format!(
@@ -360,12 +362,14 @@ fn open_new_or_grow(path: &Path, trunk_file_size: u64) -> io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
+    let file = fdfs_util::sys::open_noatime(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+        path,
+    )?;
     if file.metadata()?.len() < trunk_file_size {
         file.set_len(trunk_file_size)?;
     }
@@ -380,8 +384,7 @@ fn open_new_or_grow(path: &Path, trunk_file_size: u64) -> io::Result<File> {
 /// the middle of them. Random bytes pass this with odds of about 1e-8.
 fn holds_a_header(raw: &[u8; SLOT_HEADER_LEN], loc: &TrunkLocation, file_len: u64) -> bool {
     let h = SlotHeader::decode(raw);
-    (h.file_type == fdfs_proto::trunk::SLOT_TYPE_REGULAR
-        || h.file_type == fdfs_proto::trunk::SLOT_TYPE_LINK)
+    (h.file_type == SLOT_TYPE_REGULAR || h.file_type == SLOT_TYPE_LINK)
         && u64::from(h.alloc_size) >= SLOT_HEADER_LEN as u64 + u64::from(h.file_size)
         && u64::from(loc.offset) + u64::from(h.alloc_size) <= file_len
 }
@@ -440,8 +443,14 @@ pub struct SlotWrite {
     size: u32,
     written: u64,
     hasher: crc32fast::Hasher,
+    /// When `begin` checked the slot.
+    began: Instant,
     _claim: SlotClaim,
 }
+
+/// A slot write that took longer than this since `begin` checks the slot
+/// again before its header goes in.
+const RECHECK_AFTER: Duration = Duration::from_millis(20);
 
 impl SlotWrite {
     /// Claims the slot `loc` for a file of `size` bytes. `expect` is the
@@ -473,6 +482,7 @@ impl SlotWrite {
                 size,
                 written: 0,
                 hasher: crc32fast::Hasher::new(),
+                began: Instant::now(),
                 _claim: claim,
             },
             prior,
@@ -509,7 +519,7 @@ impl SlotWrite {
     /// from the same facts ([`TrunkLocation::remote_name`]).
     pub fn upload_header(&self, mtime: u32, ext7: [u8; 7]) -> SlotHeader {
         SlotHeader {
-            file_type: fdfs_proto::trunk::SLOT_TYPE_REGULAR,
+            file_type: SLOT_TYPE_REGULAR,
             alloc_size: self.loc.size,
             file_size: self.size,
             crc32: self.crc32(),
@@ -545,9 +555,13 @@ impl SlotWrite {
                 ),
             ));
         }
-        // Again under the claim: a slot written by another process (or a
-        // file restored by hand) since `begin` is still not overwritten.
-        if check_prior(&self.file, &self.path, &self.loc, Some(header))? == Prior::Same {
+        // Again under the claim when the content took a while (streamed
+        // from the client): a slot written by another process (or a file
+        // restored by hand) since `begin` is still not overwritten. Content
+        // written in one go follows `begin`'s check within microseconds.
+        if self.began.elapsed() > RECHECK_AFTER
+            && check_prior(&self.file, &self.path, &self.loc, Some(header))? == Prior::Same
+        {
             return Ok(());
         }
         if fsync {
@@ -591,6 +605,10 @@ fn open_trunk_file(store_root: &Path, loc: &TrunkLocation) -> io::Result<File> {
 
 /// Marks a tombstone's first content bytes (see [`tombstone_record`]).
 const TOMBSTONE_MAGIC: &[u8; 8] = b"fdfs-rip";
+/// The magic of a tombstone in the trunk server's own copy once it freed
+/// the slot ([`mark_freed`]). It differs in the last byte only, so marking
+/// is a one-byte write that a concurrent reader sees whole.
+const FREED_TOMBSTONE_MAGIC: &[u8; 8] = b"fdfs-rif";
 /// The tombstone record: magic, CRC32, mtime, ext7 of the deleted file.
 pub const TOMBSTONE_RECORD_LEN: usize = 8 + 4 + 4 + 7;
 
@@ -616,10 +634,73 @@ fn holds_tombstone_of(file: &File, loc: &TrunkLocation, expect: &SlotHeader) -> 
         return Ok(false);
     }
     let header = SlotHeader::decode(raw[..SLOT_HEADER_LEN].try_into().expect("24 bytes"));
+    let (magic, identity) = raw[SLOT_HEADER_LEN..].split_at(TOMBSTONE_MAGIC.len());
     Ok(header.file_type == SLOT_TYPE_FREE
         && header.alloc_size == expect.alloc_size
         && header.file_size == expect.file_size
-        && raw[SLOT_HEADER_LEN..] == tombstone_record(expect))
+        && (magic == TOMBSTONE_MAGIC || magic == FREED_TOMBSTONE_MAGIC)
+        && identity == &tombstone_record(expect)[TOMBSTONE_MAGIC.len()..])
+}
+
+/// What the trunk server's own copy of a slot holds when a FREE_SPACE (29)
+/// for it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreeCheck {
+    /// The tombstone of a file of exactly this slot, not freed yet.
+    Tombstone,
+    /// A tombstone whose slot this server freed already.
+    Freed,
+    /// A live file's header, or the tombstone of a file in a slot of
+    /// another size there: the space was handed out again since.
+    InUse,
+    /// Anything else: a free header without a tombstone, a slot never
+    /// written here, no trunk file.
+    Unknown,
+}
+
+/// Reads what the slot at `loc` holds, for [`FreeCheck`].
+pub fn check_before_free(store_root: &Path, loc: &TrunkLocation) -> io::Result<FreeCheck> {
+    let file = match File::open(trunk_file_path(store_root, loc)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(FreeCheck::Unknown),
+        Err(e) => return Err(e),
+    };
+    let mut raw = [0u8; SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN];
+    if file.read_at(&mut raw, u64::from(loc.offset))? < raw.len() {
+        return Ok(FreeCheck::Unknown);
+    }
+    let header = SlotHeader::decode(raw[..SLOT_HEADER_LEN].try_into().expect("24 bytes"));
+    if header.file_type == SLOT_TYPE_REGULAR || header.file_type == SLOT_TYPE_LINK {
+        return Ok(FreeCheck::InUse);
+    }
+    let magic = &raw[SLOT_HEADER_LEN..SLOT_HEADER_LEN + TOMBSTONE_MAGIC.len()];
+    let kind = if magic == TOMBSTONE_MAGIC {
+        FreeCheck::Tombstone
+    } else if magic == FREED_TOMBSTONE_MAGIC {
+        FreeCheck::Freed
+    } else {
+        return Ok(FreeCheck::Unknown);
+    };
+    if header.file_type != SLOT_TYPE_FREE {
+        return Ok(FreeCheck::Unknown);
+    }
+    if kind == FreeCheck::Tombstone && header.alloc_size != loc.size {
+        return Ok(FreeCheck::InUse);
+    }
+    Ok(kind)
+}
+
+/// Marks the tombstone at `loc` as freed by this trunk server: a second
+/// FREE_SPACE of the same delete then finds [`FreeCheck::Freed`].
+pub fn mark_freed(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(trunk_file_path(store_root, loc))?;
+    let last = TOMBSTONE_MAGIC.len() - 1;
+    file.write_all_at(
+        &FREED_TOMBSTONE_MAGIC[last..],
+        loc.content_offset() + last as u64,
+    )
 }
 
 /// Writes a free header at `loc` the original reads as free (type, CRC32,
@@ -668,7 +749,7 @@ fn wipe_content(file: &File, loc: &TrunkLocation, old: &SlotHeader, skip: u64) -
 pub fn deleted_here(store_root: &Path, name: &RemoteName) -> bool {
     let (Ok(loc), Some(expect)) = (
         location_of(name),
-        SlotHeader::expected_for(name, fdfs_proto::trunk::SLOT_TYPE_REGULAR),
+        SlotHeader::expected_for(name, SLOT_TYPE_REGULAR),
     ) else {
         return false;
     };

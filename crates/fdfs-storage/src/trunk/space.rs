@@ -55,6 +55,7 @@ use fdfs_proto::trunk_binlog::{parse_lines, slot_end, TrunkOp, TrunkRecord};
 use fdfs_proto::Status;
 
 use super::pool::{Pool, PoolError};
+use super::slot::FreeCheck;
 
 /// Directory of the trunk binlog and our side files, under `<base>/data`.
 const TRUNK_DIR: &str = "trunk";
@@ -683,7 +684,11 @@ impl TrunkSpace {
             inner.pending.clear();
         }
         let text = lines(records);
-        inner.binlog.write_all(text.as_bytes())?;
+        if let Err(e) = inner.binlog.write_all(text.as_bytes()) {
+            // A part-written line must not glue onto the next one.
+            let _ = inner.binlog.set_len(inner.binlog_len);
+            return Err(e);
+        }
         inner.binlog_len += text.len() as u64;
         if self.sync_lines.load(Ordering::Relaxed) {
             inner.binlog.sync_data()?;
@@ -697,15 +702,31 @@ impl TrunkSpace {
         op: TrunkOp,
         slot: TrunkLocation,
     ) -> io::Result<()> {
-        let line = record(op, slot).to_line();
-        inner.unconfirmed_file.write_all(line.as_bytes())?;
-        inner.unconfirmed_lines += 1;
-        match op {
-            TrunkOp::DelSpace => {
-                inner.unconfirmed.insert(slot, Instant::now());
-            }
-            TrunkOp::AddSpace => {
-                inner.unconfirmed.remove(&slot);
+        self.note_unconfirmed_many(inner, op, &[slot])
+    }
+
+    /// Records `slots` as handed out (`DelSpace`) or settled (`AddSpace`)
+    /// in the unconfirmed side file, with one write.
+    fn note_unconfirmed_many(
+        &self,
+        inner: &mut Inner,
+        op: TrunkOp,
+        slots: &[TrunkLocation],
+    ) -> io::Result<()> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let text: String = slots.iter().map(|s| record(op, *s).to_line()).collect();
+        inner.unconfirmed_file.write_all(text.as_bytes())?;
+        inner.unconfirmed_lines += slots.len();
+        for slot in slots {
+            match op {
+                TrunkOp::DelSpace => {
+                    inner.unconfirmed.insert(*slot, Instant::now());
+                }
+                TrunkOp::AddSpace => {
+                    inner.unconfirmed.remove(slot);
+                }
             }
         }
         if inner.unconfirmed.is_empty() {
@@ -749,9 +770,92 @@ impl TrunkSpace {
         }
     }
 
-    /// Best fit among non-quarantined free slots of that store path; splits; writes a `D` line before returning;
-    /// remembers the slot as unconfirmed (in memory + data/trunk/unconfirmed side file, ours only).
-    pub fn alloc(&self, store_path_index: u8, file_size: u32) -> io::Result<Alloc> {
+    /// Allocations for a batch of uploads (`(store path, file size)` each)
+    /// with one binlog write and one side-file write: each as
+    /// [`TrunkSpace::alloc`], whose lines all reach the files before any
+    /// slot is returned. An error of one upload's request is its own; a
+    /// failed write fails the batch and leaves the pool as it was.
+    pub fn alloc_batch(&self, wants: &[(u8, u32)]) -> io::Result<Vec<io::Result<Alloc>>> {
+        let mut inner = self.lock();
+        let mut recs = Vec::new();
+        let mut plans = Vec::new();
+        let mut out = Vec::with_capacity(wants.len());
+        for &(store_path_index, file_size) in wants {
+            let need = match self.slot_need(store_path_index, file_size) {
+                Ok(need) => need,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            let Some(plan) = inner.pool.plan_alloc(store_path_index, need) else {
+                out.push(Ok(Alloc::NeedTrunkFile));
+                continue;
+            };
+            if let Err(e) = inner.pool.apply_alloc(&plan) {
+                out.push(Err(pool_err(e)));
+                continue;
+            }
+            recs.push(record(TrunkOp::DelSpace, plan.whole));
+            if let Some(r) = plan.remainder {
+                recs.push(record(TrunkOp::AddSpace, r));
+            }
+            plans.push(plan);
+            out.push(Ok(Alloc::Slot(plan.taken)));
+        }
+        if let Err(e) = self.write_binlog(&mut inner, &recs) {
+            for plan in plans.iter().rev() {
+                if let Some(r) = plan.remainder {
+                    let _ = inner.pool.take(&r);
+                }
+                let _ = inner.pool.add(&plan.whole, false);
+            }
+            return Err(e);
+        }
+        // A failure here leaks the batch's slots (in the binlog, not in the
+        // side file): a scrub frees them.
+        let taken: Vec<TrunkLocation> = plans.iter().map(|p| p.taken).collect();
+        self.note_unconfirmed_many(&mut inner, TrunkOp::DelSpace, &taken)?;
+        Ok(out)
+    }
+
+    /// Confirms a batch of allocations (`ok` as [`TrunkSpace::confirm`])
+    /// with one side-file write; each gets its own answer.
+    pub fn confirm_batch(&self, settled: &[(TrunkLocation, bool)]) -> Vec<io::Result<()>> {
+        let mut inner = self.lock();
+        let mut done = Vec::new();
+        let mut out: Vec<io::Result<()>> = settled
+            .iter()
+            .map(|(slot, ok)| {
+                // Settled earlier in this batch counts as settled.
+                if !inner.unconfirmed.contains_key(slot) || done.contains(slot) {
+                    return Err(errno(
+                        Status::ENOENT,
+                        format!("confirm of {slot:?}: not an outstanding allocation"),
+                    ));
+                }
+                if !ok {
+                    self.free_locked(&mut inner, slot)?;
+                }
+                done.push(*slot);
+                Ok(())
+            })
+            .collect();
+        if let Err(e) = self.note_unconfirmed_many(&mut inner, TrunkOp::AddSpace, &done) {
+            let status = e.raw_os_error();
+            for r in out.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(status.map_or_else(
+                    || io::Error::new(e.kind(), e.to_string()),
+                    io::Error::from_raw_os_error,
+                ));
+            }
+        }
+        out
+    }
+
+    /// The slot size an upload of `file_size` bytes needs in store path
+    /// `store_path_index`; EINVAL when it does not go into a trunk.
+    fn slot_need(&self, store_path_index: u8, file_size: u32) -> io::Result<u32> {
         self.store_path(store_path_index)?;
         let p = &self.params;
         let need = slot_size_for(
@@ -767,7 +871,13 @@ impl TrunkSpace {
                 format!("file of {file_size} bytes does not go into a trunk"),
             ));
         }
-        let need = need as u32;
+        Ok(need as u32)
+    }
+
+    /// Best fit among non-quarantined free slots of that store path; splits; writes a `D` line before returning;
+    /// remembers the slot as unconfirmed (in memory + data/trunk/unconfirmed side file, ours only).
+    pub fn alloc(&self, store_path_index: u8, file_size: u32) -> io::Result<Alloc> {
+        let need = self.slot_need(store_path_index, file_size)?;
         let mut inner = self.lock();
         let Some(plan) = inner.pool.plan_alloc(store_path_index, need) else {
             return Ok(Alloc::NeedTrunkFile);
@@ -856,6 +966,51 @@ impl TrunkSpace {
     pub fn free(&self, slot: &TrunkLocation) -> io::Result<()> {
         self.store_path(slot.store_path_index)?;
         let mut inner = self.lock();
+        self.free_locked(&mut inner, slot)?;
+        if inner.unconfirmed.contains_key(slot) {
+            self.note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)?;
+        }
+        Ok(())
+    }
+
+    /// FREE_SPACE (29) of a deleted file's slot, checked against this
+    /// server's own copy of the slot first (only where deletes leave
+    /// tombstones, see `slot::tombstones_fit`):
+    /// - a tombstone already freed here: EALREADY. Two members that deleted
+    ///   the same file both free its slot; without this the second free
+    ///   could hit the slot after it was handed out again.
+    /// - `every_peer_deleted` (our members send it once every peer has the
+    ///   delete, so our copy must show it): a live file or another slot's
+    ///   tombstone there means the space was handed out again: EBUSY.
+    /// - an unfreed tombstone is marked freed before the slot is freed: a
+    ///   crash in between leaks the slot (a scrub finds it), never frees
+    ///   it twice.
+    ///
+    /// The original's members free at once, while our copy may still hold
+    /// the live file: without `every_peer_deleted` the free goes on as the
+    /// original's does.
+    pub fn free_deleted(&self, slot: &TrunkLocation, every_peer_deleted: bool) -> io::Result<()> {
+        if !super::slot::tombstones_fit(self.params.slot_min_size_bytes) {
+            return self.free(slot);
+        }
+        let store = self.store_path(slot.store_path_index)?.to_path_buf();
+        let mut inner = self.lock();
+        match super::slot::check_before_free(&store, slot)? {
+            FreeCheck::Freed => {
+                return Err(errno(
+                    Status::EALREADY,
+                    format!("free of {slot:?}: freed already (deleted on two members)"),
+                ))
+            }
+            FreeCheck::InUse if every_peer_deleted => {
+                return Err(errno(
+                    Status::EBUSY,
+                    format!("free of {slot:?}: the space holds a newer file here"),
+                ))
+            }
+            FreeCheck::Tombstone => super::slot::mark_freed(&store, slot)?,
+            FreeCheck::InUse | FreeCheck::Unknown => {}
+        }
         self.free_locked(&mut inner, slot)?;
         if inner.unconfirmed.contains_key(slot) {
             self.note_unconfirmed(&mut inner, TrunkOp::AddSpace, *slot)?;
@@ -2173,6 +2328,138 @@ mod tests {
             .open(store.join(at.trunk_file_relative_path()))
             .unwrap();
         f.write_all_at(&h.encode(), u64::from(at.offset)).unwrap();
+    }
+
+    /// A batch allocates and confirms as one call per upload would.
+    #[test]
+    fn a_batch_allocates_and_confirms_as_single_calls_do() {
+        let (one, many) = (Env::new(params(true, false)), Env::new(params(true, false)));
+        let (a, b) = (one.open(), many.open());
+        for s in [&a, &b] {
+            s.add_trunk_file(0, 7).unwrap();
+        }
+        // Fits, fits, too big, no trunk file in store path 1, no store path 9.
+        let wants = [(0u8, 1000u32), (0, 3000), (0, 60 * 1024), (1, 500), (9, 10)];
+        let status = |r: io::Result<Alloc>| r.map_err(|e| os_err(&e));
+        let singles: Vec<_> = wants.iter().map(|&(i, n)| status(a.alloc(i, n))).collect();
+        let batch: Vec<_> = b
+            .alloc_batch(&wants)
+            .unwrap()
+            .into_iter()
+            .map(status)
+            .collect();
+        assert_eq!(singles, batch);
+        assert_eq!(singles[3], Ok(Alloc::NeedTrunkFile));
+        assert_eq!(a.free_slots(), b.free_slots());
+        assert_eq!(a.unconfirmed(), b.unconfirmed());
+        let ops = |env: &Env| -> Vec<String> {
+            String::from_utf8(env.binlog())
+                .unwrap()
+                .lines()
+                .map(|l| l.split_once(' ').unwrap().1.to_string())
+                .collect()
+        };
+        assert_eq!(ops(&one), ops(&many));
+
+        let (x, y) = (slot(singles[0].unwrap()), slot(singles[1].unwrap()));
+        let settled = [(x, true), (y, false), (x, true)];
+        let status = |r: io::Result<()>| r.map_err(|e| os_err(&e));
+        let singles: Vec<_> = settled
+            .iter()
+            .map(|(s, ok)| status(a.confirm(s, *ok)))
+            .collect();
+        let batch: Vec<_> = b.confirm_batch(&settled).into_iter().map(status).collect();
+        assert_eq!(singles, batch);
+        assert_eq!(batch, vec![Ok(()), Ok(()), Err(Some(Status::ENOENT))]);
+        assert_eq!(a.free_slots(), b.free_slots());
+        assert!(b.unconfirmed().is_empty());
+        assert_eq!(ops(&one), ops(&many));
+        // The side files replay alike: a restart sees the same state.
+        drop((a, b));
+        assert_eq!(state(&one.open()), state(&many.open()));
+    }
+
+    /// A file stored in a freshly allocated and confirmed slot; its name.
+    fn store_file(
+        s: &TrunkSpace,
+        store: &Path,
+        content: &[u8],
+        ts: u32,
+    ) -> fdfs_proto::fileid::RemoteName {
+        use fdfs_proto::fileid::FileNameRecord;
+        let at = slot(s.alloc(0, content.len() as u32).unwrap());
+        s.confirm(&at, true).unwrap();
+        let (mut w, _) =
+            super::super::slot::SlotWrite::begin(store, at, content.len() as u32, FILE, None)
+                .unwrap();
+        w.write(content).unwrap();
+        let header = w.upload_header(ts, *b"123.txt");
+        w.finish(&header, false).unwrap();
+        let record = FileNameRecord {
+            source: [127, 0, 0, 1],
+            timestamp: ts,
+            size_field: fdfs_proto::trunk::trunk_size_field(header.file_size, 7),
+            crc32: header.crc32,
+        };
+        at.remote_name(&record, "123.txt").unwrap()
+    }
+
+    /// Issue 15 point 4: two members delete one file at once, and both
+    /// free its slot. The second free finds the tombstone marked freed,
+    /// or, once the slot is handed out again, a live file.
+    #[test]
+    fn a_second_free_of_one_delete_is_refused_before_and_after_reuse() {
+        use super::super::slot::{delete_slot, open_slot};
+        let env = Env::new(params(false, false));
+        let store = env.stores()[0].clone();
+        let s = env.open();
+        s.add_trunk_file(0, 7).unwrap();
+        let name = store_file(&s, &store, b"deleted on two members", 1);
+        let freed = delete_slot(&store, &name, true).unwrap();
+        s.free_deleted(&freed, true).unwrap();
+        let free_now = s.free_slots();
+        for every_peer_deleted in [true, false] {
+            let e = s.free_deleted(&freed, every_peer_deleted).unwrap_err();
+            assert_eq!(os_err(&e), Some(Status::EALREADY));
+        }
+        assert_eq!(s.free_slots(), free_now, "a refused free changed the pool");
+
+        let newer = store_file(&s, &store, b"the next file", 2);
+        assert_eq!(
+            TrunkLocation::from_remote(&newer),
+            Some(freed),
+            "not reused"
+        );
+        let e = s.free_deleted(&freed, true).unwrap_err();
+        assert_eq!(os_err(&e), Some(Status::EBUSY));
+        let other = store_file(&s, &store, b"yet another", 3);
+        assert_ne!(TrunkLocation::from_remote(&other), Some(freed));
+        let kept = open_slot(&store, &newer).unwrap().read_content().unwrap();
+        assert_eq!(kept, b"the next file");
+        // The newer file's own delete frees it once, and a restart keeps
+        // the mark.
+        delete_slot(&store, &newer, true).unwrap();
+        s.free_deleted(&freed, true).unwrap();
+        drop(s);
+        let s = env.open();
+        let e = s.free_deleted(&freed, true).unwrap_err();
+        assert_eq!(os_err(&e), Some(Status::EALREADY));
+    }
+
+    /// Where slots are too small for a tombstone, frees go on unchecked.
+    #[test]
+    fn without_tombstones_a_free_is_not_checked_against_the_disk() {
+        let mut p = params(false, false);
+        p.slot_min_size_bytes = 32;
+        let env = Env::new(p);
+        let store = env.stores()[0].clone();
+        let s = env.open();
+        s.add_trunk_file(0, 7).unwrap();
+        let name = store_file(&s, &store, b"live", 1);
+        let at = TrunkLocation::from_remote(&name).unwrap();
+        s.free_deleted(&at, true).unwrap();
+        let e = s.free_deleted(&at, true).unwrap_err();
+        assert_eq!(os_err(&e), Some(Status::EALREADY));
     }
 
     #[test]
