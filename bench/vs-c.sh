@@ -38,37 +38,46 @@ load_off() { [ -n "${LOADER:-}" ] || return 0
   kill -STOP "$LOADER"; pkill -P "$LOADER" 2>/dev/null || true
   kill -TERM "$LOADER"; kill -CONT "$LOADER"; wait "$LOADER" 2>/dev/null || true; LOADER=
   rm -f "$W/load"; }
-trap 'load_off; rm -rf "$W/tree"' EXIT
+# On any exit (a failed phase too) the loader and the servers of the round end.
+cleanup() {
+  load_off
+  if [ -n "${OURS:-}" ]; then kill "$OURS" 2>/dev/null || true; fi
+  if [ -n "${C_UP:-}" ]; then c_stop; fi
+  rm -rf "$W/tree"
+}
+trap cleanup EXIT
 
 ours() {
   local r=$1 d=$W/ours
   rm -rf "$d"; mkdir -p "$d"
   "$F" server --base-path "$d/data" --tracker-port 22300 --storage-port 23300 --http-port 0 \
     --log-level warn >"$d/server.log" 2>&1 &
-  local pid=$!
+  local pid=$!; OURS=$pid
   until "$F" upload --tracker 127.0.0.1:22300 /etc/hostname >/dev/null 2>&1; do sleep 0.3; done
   settle; load_on
   bench upload --tracker 127.0.0.1:22300 --count "$N" "${SIZES[@]}" --ids "$d/ids" --server-pid $pid | emit ours "$r"
   load_off; load_on
   bench download --tracker 127.0.0.1:22300 --ids "$d/ids" --duration "$DUR" --server-pid $pid | emit ours "$r"
   load_off
-  kill $pid; wait $pid 2>/dev/null || true
+  kill $pid; wait $pid 2>/dev/null || true; OURS=
 }
 
 c_stop() {
   "$C_BIN/storage/fdfs_storaged" "$C_RUN/storage.conf" stop >/dev/null 2>&1 || true
   "$C_BIN/tracker/fdfs_trackerd" "$C_RUN/tracker.conf" stop >/dev/null 2>&1 || true
+  C_UP=
 }
 
 c_fdfs() {
   local r=$1 d=$W/c
   rm -rf "$d"; mkdir -p "$d"
+  C_UP=1
   "$C_BIN/tracker/fdfs_trackerd" "$C_RUN/tracker.conf" start
   "$C_BIN/storage/fdfs_storaged" "$C_RUN/storage.conf" start
   # A daemon that fails to start (its port taken) logs why and exits: give up after about a minute.
   local n=0
   until "$F" monitor --tracker "$C_TRACKER" 2>/dev/null | grep -q ACTIVE; do
-    n=$((n + 1)); [ $n -lt 200 ] || { echo "C storage not ACTIVE; see $C_RUN/*/logs" >&2; c_stop; exit 1; }
+    n=$((n + 1)); [ $n -lt 200 ] || { echo "C storage not ACTIVE; see $C_RUN/*/logs" >&2; exit 1; }
     sleep 0.3
   done
   local pids; pids="$(cat "$C_RUN"/tracker/data/fdfs_trackerd.pid) $(cat "$C_RUN"/storage/data/fdfs_storaged.pid)"
