@@ -546,7 +546,7 @@ fn a_second_free_of_one_deleted_file_never_frees_the_slot_again() {
         Err(fdfs_client::ClientError::Status(s)) => s,
         other => panic!("a second free was not refused: {other:?}"),
     };
-    assert_eq!(refused(second_free()), Status::EALREADY);
+    assert_eq!(refused(second_free()), Status::EEXIST);
 
     let newer_data = content(8, len);
     let newer = g.block_on(upload_to(addr, &newer_data, "bin"));

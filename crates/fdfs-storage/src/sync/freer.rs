@@ -160,7 +160,7 @@ pub(super) async fn run(storage: Arc<Storage>, shutdown: CancellationToken) {
                     tracing::debug!(error = %e.reason, ?slot, "trunk slot free waits for the trunk server");
                     break;
                 }
-                FreeOutcome::Refused(e) if e.status == fdfs_proto::Status::EALREADY => {
+                FreeOutcome::Refused(e) if e.status == fdfs_proto::Status::EEXIST => {
                     tracing::info!(
                         ?slot,
                         "deleted trunk slot freed already (deleted on another member too)"

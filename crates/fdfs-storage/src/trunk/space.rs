@@ -172,7 +172,9 @@ fn errno(status: Status, what: impl std::fmt::Display) -> io::Error {
 
 fn pool_err(e: PoolError) -> io::Error {
     let status = match e {
-        PoolError::AlreadyFree { .. } => Status::EALREADY,
+        // The original's answer to a free of free space ("trunk space
+        // already exist").
+        PoolError::AlreadyFree { .. } => Status::EEXIST,
         PoolError::NotFree(_) | PoolError::NotQuarantined(_) => Status::ENOENT,
         PoolError::Invalid(_) | PoolError::DirMismatch { .. } => Status::EINVAL,
     };
@@ -962,7 +964,7 @@ impl TrunkSpace {
     }
 
     /// A deleted file's slot back to the pool (`A` line), merging free neighbours when trunk_free_space_merge,
-    /// deleting a wholly free trunk file when delete_unused_trunk_files. Freeing a slot that is already free: EALREADY-like error, no line.
+    /// deleting a wholly free trunk file when delete_unused_trunk_files. Freeing a slot that is already free: EEXIST (as the original), no line.
     pub fn free(&self, slot: &TrunkLocation) -> io::Result<()> {
         self.store_path(slot.store_path_index)?;
         let mut inner = self.lock();
@@ -976,7 +978,8 @@ impl TrunkSpace {
     /// FREE_SPACE (29) of a deleted file's slot, checked against this
     /// server's own copy of the slot first (only where deletes leave
     /// tombstones, see `slot::tombstones_fit`):
-    /// - a tombstone already freed here: EALREADY. Two members that deleted
+    /// - a tombstone already freed here: EEXIST, as the original answers a
+    ///   free of free space. Two members that deleted
     ///   the same file both free its slot; without this the second free
     ///   could hit the slot after it was handed out again.
     /// - `every_peer_deleted` (our members send it once every peer has the
@@ -998,7 +1001,7 @@ impl TrunkSpace {
         match super::slot::check_before_free(&store, slot)? {
             FreeCheck::Freed => {
                 return Err(errno(
-                    Status::EALREADY,
+                    Status::EEXIST,
                     format!("free of {slot:?}: freed already (deleted on two members)"),
                 ))
             }
@@ -1115,7 +1118,7 @@ impl TrunkSpace {
     /// Frees a slot a scrub found leaked (`fdfs trunk check --repair`): an
     /// outstanding allocation only once it is `older_than` (checked under
     /// the lock, so a confirm cannot slip in between), any other allocated
-    /// slot at once. EALREADY when free, EBUSY when outstanding and young.
+    /// slot at once. EEXIST when free, EBUSY when outstanding and young.
     pub fn free_leaked(&self, slot: &TrunkLocation, older_than: Duration) -> io::Result<()> {
         self.store_path(slot.store_path_index)?;
         let mut inner = self.lock();
@@ -1346,7 +1349,7 @@ impl TrunkSpace {
             match self.free_locked(&mut inner, s) {
                 Ok(()) => {}
                 // Freed by a delete already: just settle it.
-                Err(e) if e.raw_os_error() == Some(i32::from(Status::EALREADY.0)) => {}
+                Err(e) if e.raw_os_error() == Some(i32::from(Status::EEXIST.0)) => {}
                 Err(e) => return Err(e),
             }
             self.note_unconfirmed(&mut inner, TrunkOp::AddSpace, *s)?;
@@ -1714,7 +1717,7 @@ mod tests {
         s.confirm(&a, true).unwrap();
         s.free(&a).unwrap();
         let size = s.binlog_size();
-        assert_eq!(os_err(&s.free(&a).unwrap_err()), Some(Status::EALREADY));
+        assert_eq!(os_err(&s.free(&a).unwrap_err()), Some(Status::EEXIST));
         let past_end = TrunkLocation {
             offset: FILE as u32 - 100,
             size: 200,
@@ -2420,7 +2423,7 @@ mod tests {
         let free_now = s.free_slots();
         for every_peer_deleted in [true, false] {
             let e = s.free_deleted(&freed, every_peer_deleted).unwrap_err();
-            assert_eq!(os_err(&e), Some(Status::EALREADY));
+            assert_eq!(os_err(&e), Some(Status::EEXIST));
         }
         assert_eq!(s.free_slots(), free_now, "a refused free changed the pool");
 
@@ -2443,7 +2446,7 @@ mod tests {
         drop(s);
         let s = env.open();
         let e = s.free_deleted(&freed, true).unwrap_err();
-        assert_eq!(os_err(&e), Some(Status::EALREADY));
+        assert_eq!(os_err(&e), Some(Status::EEXIST));
     }
 
     /// Where slots are too small for a tombstone, frees go on unchecked.
@@ -2459,7 +2462,7 @@ mod tests {
         let at = TrunkLocation::from_remote(&name).unwrap();
         s.free_deleted(&at, true).unwrap();
         let e = s.free_deleted(&at, true).unwrap_err();
-        assert_eq!(os_err(&e), Some(Status::EALREADY));
+        assert_eq!(os_err(&e), Some(Status::EEXIST));
     }
 
     #[test]
