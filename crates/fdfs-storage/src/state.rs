@@ -93,6 +93,17 @@ fn writer_threads(conf: &StorageConf, paths: usize) -> usize {
         .max(MIN_WRITER_THREADS)
 }
 
+/// A reading of the spaces under way; ends when dropped.
+pub struct SpaceReading(Arc<Storage>);
+
+impl Drop for SpaceReading {
+    fn drop(&mut self) {
+        self.0
+            .spaces_reading
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// The value of `key` in the `key=value` lines of a state file.
 pub fn ini_value(text: &str, key: &str) -> Option<String> {
     text.lines()
@@ -214,6 +225,8 @@ pub struct Storage {
     /// When `spaces` was read; None: never, or known to be wrong (an
     /// ENOSPC), so the next upload reads it again.
     spaces_read_at: Mutex<Option<std::time::Instant>>,
+    /// An upload is reading the spaces now (see [`Storage::begin_space_reading`]).
+    spaces_reading: std::sync::atomic::AtomicBool,
     pub round_robin_path: Mutex<usize>,
     /// Out-of-turn disk reports the tracker reporters owe (a path filled
     /// up or got room back).
@@ -399,6 +412,7 @@ impl Storage {
             stats_version: AtomicU64::new(1),
             spaces: Mutex::new(spaces),
             spaces_read_at: Mutex::new(Some(std::time::Instant::now())),
+            spaces_reading: std::sync::atomic::AtomicBool::new(false),
             round_robin_path: Mutex::new(0),
             disk_reports: Default::default(),
             up_time: now_secs(),
@@ -599,6 +613,23 @@ impl Storage {
     pub fn recent_spaces(&self, max_age: std::time::Duration) -> Option<Vec<SpaceMb>> {
         let read_at = (*lock(&self.spaces_read_at))?;
         (read_at.elapsed() < max_age).then(|| lock(&self.spaces).clone())
+    }
+
+    /// Marks a reading of the spaces by an upload as under way; `None` when
+    /// another one is (then the uploads that arrive meanwhile may go by a
+    /// slightly older reading instead of each starting a blocking task).
+    pub fn begin_space_reading(self: &Arc<Self>) -> Option<SpaceReading> {
+        use std::sync::atomic::Ordering;
+        self.spaces_reading
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| SpaceReading(self.clone()))
+    }
+
+    /// Whether an upload is reading the spaces now.
+    pub fn space_reading_under_way(&self) -> bool {
+        self.spaces_reading
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The last reading is wrong (a write hit ENOSPC): the next upload

@@ -335,14 +335,25 @@ pub async fn upload(s: &mut Session, appender: bool) -> OpResult<Reply> {
     // A recent reading decides when every path has ample room in it (the
     // choice is then the one a fresh reading would make); otherwise, and
     // for every refusal, the spaces are read again.
+    // While another upload reads them again, one a little older decides
+    // too: otherwise every upload that arrives meanwhile starts a blocking
+    // task of its own (hundreds of threads and statfs calls under load).
     let recent = storage
         .recent_spaces(SPACE_READING_MAX_AGE)
+        .or_else(|| {
+            storage
+                .space_reading_under_way()
+                .then(|| storage.recent_spaces(SPACE_READING_MAX_AGE_WHILE_READ))
+                .flatten()
+        })
         .filter(|sp| all_ample(&storage, sp, size));
     let chosen = match recent.and_then(|sp| pick_path(&storage, &sp, requested, size, false)) {
         Some(i) => Some(i),
         None => {
             let disk_storage = storage.clone();
+            let reading = storage.begin_space_reading();
             blocking(move || {
+                let _reading = reading;
                 let spaces = disk_storage.refresh_spaces();
                 Ok(pick_path(&disk_storage, &spaces, requested, size, true))
             })
@@ -452,6 +463,10 @@ fn link_slave(
 /// write that still finds the disk full answers ENOSPC and drops the
 /// reading.
 const SPACE_READING_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How old a reading may be while another upload reads the spaces again
+/// (a reading is trusted only with [`SPACE_READING_SLACK_MB`] to spare).
+const SPACE_READING_MAX_AGE_WHILE_READ: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Room a recent reading must show on every path beyond an upload and the
 /// reserve to be trusted: more than the store takes in
