@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, CWD};
+use rustix::fs::{AtFlags, RenameFlags, CWD};
 
 /// Subdirectories per level: 16x16 keeps setup to a fraction of a second.
 const SUBDIRS_PER_LEVEL: usize = 16;
@@ -148,7 +148,7 @@ impl Tree {
                 }
             }
             Placement::TmpFile => {
-                let file = open_tmpfile(&self.tmp)?;
+                let file = fdfs_util::sys::open_unnamed_in(&self.tmp)?;
                 let file = write_body(file, body, case.fdatasync)?;
                 rustix::fs::linkat(
                     CWD,
@@ -179,15 +179,6 @@ fn write_body(
     }
     std::hint::black_box(rustix::fs::fstat(&file)?.st_mtime);
     Ok(file)
-}
-
-fn open_tmpfile(dir: &Path) -> std::io::Result<std::fs::File> {
-    let fd = rustix::fs::open(
-        dir,
-        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
-    )?;
-    Ok(std::fs::File::from(fd))
 }
 
 /// What criterion is given as an iteration's time.

@@ -445,12 +445,9 @@ fn wait_slot_freed(store: &Path, loc: &TrunkLocation) -> bool {
     })
 }
 
-/// A lone trunk server that restarts resumes its own tenure: nobody served
-/// since, so its binlog is the group's record and freed space is reused
-/// (not quarantined as after a take-over).
-#[test]
-fn a_restarted_lone_trunk_server_reuses_its_freed_space() {
-    let mut g = trunk_group_of(1);
+/// Waits until the one member of `g` is ACTIVE and takes small uploads
+/// into trunk slots; its address.
+fn wait_lone_trunk_server(g: &Group) -> std::net::SocketAddr {
     assert!(
         g.wait_all_active(DEADLINE),
         "the member never became ACTIVE"
@@ -463,6 +460,16 @@ fn a_restarted_lone_trunk_server_reuses_its_freed_space() {
         }),
         "small uploads never went into a trunk"
     );
+    addr
+}
+
+/// A lone trunk server that restarts resumes its own tenure: nobody served
+/// since, so its binlog is the group's record and freed space is reused
+/// (not quarantined as after a take-over).
+#[test]
+fn a_restarted_lone_trunk_server_reuses_its_freed_space() {
+    let mut g = trunk_group_of(1);
+    let addr = wait_lone_trunk_server(&g);
     let data = content(5, 1500);
     let id = g.block_on(upload_to(addr, &data, "bin"));
     let (freed, _) = trunk_location(&g.store_path(0), &id.remote);
@@ -505,18 +512,7 @@ fn a_second_free_of_one_deleted_file_never_frees_the_slot_again() {
     use fdfs_proto::trunk_msg::{SlotReq, FREE_STATUS_EVERY_PEER_DELETED};
     use fdfs_proto::Status;
     let g = trunk_group_of(1);
-    assert!(
-        g.wait_all_active(DEADLINE),
-        "the member never became ACTIVE"
-    );
-    let addr = g.storage_addr(0);
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || {
-            g.block_on(try_upload(addr, b"probe"))
-                .is_some_and(|id| id.remote.len() == 60)
-        }),
-        "small uploads never went into a trunk"
-    );
+    let addr = wait_lone_trunk_server(&g);
     let len = 1500;
     let deleted = g.block_on(upload_to(addr, &content(7, len), "bin"));
     let (slot, _) = trunk_location(&g.store_path(0), &deleted.remote);
