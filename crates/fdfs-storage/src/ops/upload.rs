@@ -5,10 +5,10 @@
 //! written into a file without a name (O_TMPFILE) in its final directory,
 //! linked and logged by one blocking task. Only when it is complete is it
 //! linked under its final name, so a crash or a dropped connection never
-//! leaves a partial file under a file ID. The CREATE record is written before the link, under
-//! the binlog lock: a kill in between leaves a record without its file
-//! (skipped by readers), never a file without its record, at no more cost
-//! than the record itself.
+//! leaves a partial file under a file ID. The CREATE record is written
+//! before the link, under the binlog lock: a kill in between leaves a
+//! record without its file (skipped by readers), never a file without its
+//! record, at no more cost than the record itself.
 
 use std::path::Path;
 

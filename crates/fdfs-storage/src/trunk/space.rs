@@ -776,7 +776,8 @@ impl TrunkSpace {
     /// with one binlog write and one side-file write: each as
     /// [`TrunkSpace::alloc`], whose lines all reach the files before any
     /// slot is returned. An error of one upload's request is its own; a
-    /// failed write fails the batch and leaves the pool as it was.
+    /// failed binlog write fails the batch and leaves the pool as it was (a
+    /// failed side-file write after it leaks the batch's slots).
     pub fn alloc_batch(&self, wants: &[(u8, u32)]) -> io::Result<Vec<io::Result<Alloc>>> {
         let mut inner = self.lock();
         let mut recs = Vec::new();
