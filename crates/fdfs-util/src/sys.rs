@@ -88,17 +88,23 @@ pub fn open_unnamed_in(dir: &Path) -> std::io::Result<std::fs::File> {
 pub fn link_unnamed(file: &std::fs::File, to: &Path) -> std::io::Result<()> {
     use rustix::fs::{AtFlags, CWD};
     use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Set once the descriptor link was refused and the /proc link worked:
+    // the process lacks the capability, so later links skip the first try.
+    static THROUGH_PROC: AtomicBool = AtomicBool::new(false);
+    let through_proc = || {
+        let link = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rustix::fs::linkat(CWD, link.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW)
+    };
+    if THROUGH_PROC.load(Ordering::Relaxed) {
+        return Ok(through_proc()?);
+    }
     match rustix::fs::linkat(file, "", CWD, to, AtFlags::EMPTY_PATH) {
         // Without the capability the kernel answers ENOENT (or EPERM).
         Err(rustix::io::Errno::PERM | rustix::io::Errno::NOENT) => {
-            let link = format!("/proc/self/fd/{}", file.as_raw_fd());
-            Ok(rustix::fs::linkat(
-                CWD,
-                link.as_str(),
-                CWD,
-                to,
-                AtFlags::SYMLINK_FOLLOW,
-            )?)
+            through_proc()?;
+            THROUGH_PROC.store(true, Ordering::Relaxed);
+            Ok(())
         }
         other => Ok(other?),
     }
