@@ -389,11 +389,50 @@ impl Drop for PidFileGuard {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago, for servers a test
 /// starts as separate processes (which cannot be handed a bound listener).
+///
+/// Taken below the kernel's ephemeral range where there is room: a port
+/// from `bind(0)` is an ephemeral one, which any outgoing connection of a
+/// parallel test may take before the spawned server binds it (a server
+/// that then exits at once makes its test wait out a deadline). A port is
+/// never handed out twice in one process, so two tests running in parallel
+/// cannot get the same one either.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static NEXT_CANDIDATE: AtomicU32 = AtomicU32::new(0);
+    const LOWEST_PORT: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_low.saturating_sub(LOWEST_PORT);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    if span >= 1_000 {
+        // Each process starts at its own place in the span, so test
+        // binaries running side by side rarely try the same ports.
+        let start = std::process::id().wrapping_mul(7_919) % span;
+        for _ in 0..span {
+            let offset = (start + NEXT_CANDIDATE.fetch_add(1, Ordering::Relaxed)) % span;
+            let port = (LOWEST_PORT + offset) as u16;
+            if handed_out.contains(&port) {
+                continue;
+            }
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                handed_out.push(port);
+                return port;
+            }
+        }
+    }
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port on 127.0.0.1")
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `cond` every `POLL_INTERVAL` until it holds or `deadline` passes.

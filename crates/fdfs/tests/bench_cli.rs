@@ -25,9 +25,11 @@ fn fdfs(args: &[&str]) -> Output {
 }
 
 /// `fdfs server` (no HTTP) on free ports in `base`, once it takes uploads.
+/// Its log goes to `base`'s sibling `server.log`, shown when it never does.
 fn start_server(base: &Path, probe: &Path) -> (ProcessGuard, String) {
     let (tp, sp) = (free_port().to_string(), free_port().to_string());
-    let server = ProcessGuard::spawn(
+    let log = base.with_file_name("server.log");
+    let mut server = ProcessGuard::spawn(
         env!("CARGO_BIN_EXE_fdfs"),
         &[
             "server",
@@ -42,15 +44,26 @@ fn start_server(base: &Path, probe: &Path) -> (ProcessGuard, String) {
             "--log-level",
             "warn",
         ],
-        Stdio::null(),
+        Stdio::from(std::fs::File::create(&log).unwrap()),
     );
     let tracker = format!("127.0.0.1:{tp}");
+    let mut last_refusal = String::new();
     let up = wait_until(DEADLINE, || {
-        fdfs(&["upload", "--tracker", &tracker, probe.to_str().unwrap()])
-            .status
-            .success()
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!(
+                "fdfs server exited ({status}) before it took an upload: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        let out = fdfs(&["upload", "--tracker", &tracker, probe.to_str().unwrap()]);
+        last_refusal = String::from_utf8_lossy(&out.stderr).into_owned();
+        out.status.success()
     });
-    assert!(up, "fdfs server did not take an upload in time");
+    assert!(
+        up,
+        "fdfs server did not take an upload in time; last refusal: {last_refusal}; server log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     (server, tracker)
 }
 
