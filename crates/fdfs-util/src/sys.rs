@@ -67,6 +67,37 @@ pub fn open_noatime(options: &std::fs::OpenOptions, path: &Path) -> std::io::Res
     }
 }
 
+/// Opens `path` for reading only if every step of its path walk is in the
+/// kernel's dentry cache (openat2 with RESOLVE_CACHED, Linux 5.12): then
+/// the open does no disk I/O, and an async worker may make it without a
+/// hand-off to a blocking thread. `None` when the walk would need the
+/// disk, or the kernel cannot tell (the caller opens on a blocking thread);
+/// a missing file is an error as from `File::open`.
+pub fn open_read_if_cached(path: &Path) -> Option<std::io::Result<std::fs::File>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Set when the kernel refused the flag: no later call tries it.
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+    if UNSUPPORTED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let opened = rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        OFlags::RDONLY | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::CACHED,
+    );
+    match opened {
+        Ok(fd) => Some(Ok(std::fs::File::from(fd))),
+        Err(rustix::io::Errno::AGAIN) => None,
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => {
+            UNSUPPORTED.store(true, Ordering::Relaxed);
+            None
+        }
+        Err(e) => Some(Err(e.into())),
+    }
+}
+
 /// A new file without a name in directory `dir` (O_TMPFILE), for writing:
 /// nothing of it is visible, and nothing is left after a crash, until
 /// [`link_unnamed`] names it. Its inode is allocated near `dir`, as a file
@@ -241,6 +272,26 @@ mod tests {
         assert!(soft <= hard && soft > 0, "({soft}, {hard})");
         raise_nofile_limit();
         assert_eq!(nofile_limits().unwrap(), (hard, hard));
+    }
+
+    #[test]
+    fn a_cached_path_opens_inline_and_a_missing_one_never_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"cached").unwrap();
+        // Just written: every dentry of the walk is cached (this kernel
+        // has RESOLVE_CACHED; CI runs on the same kind of machine).
+        let mut file = open_read_if_cached(&path)
+            .expect("a path just made is in the dentry cache")
+            .unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+        assert_eq!(text, "cached");
+        match open_read_if_cached(&dir.path().join("missing")) {
+            None => {}
+            Some(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+            Some(Ok(_)) => panic!("a missing file opened"),
+        }
     }
 
     #[test]

@@ -7,7 +7,10 @@ use fdfs_proto::{Header, Status};
 use super::{blocking, check_group, read_small_body, resolve_data};
 use crate::error::{OpError, OpResult};
 use crate::session::{Reply, Session};
-use crate::trunk::slot::open_data;
+use crate::trunk::slot::{open_data, DataFile};
+use fdfs_proto::fileid::RemoteName;
+use fdfs_proto::trunk::TrunkLocation;
+use std::path::Path;
 
 /// Unit in which file reads are counted for the statistics (sendfile moves
 /// the data; the original reads in chunks of this size).
@@ -27,8 +30,13 @@ pub async fn download(s: &mut Session) -> OpResult<Reply> {
     // is not counted as an open attempt. (The sendfile below moves at most
     // one bounded chunk per call.)
     // Trunk names are read from their slot (§3.6), after the header check.
-    let disk_storage = storage.clone();
-    let opened = blocking(move || open_data(&disk_storage, &name, &path)).await;
+    let opened = match open_plain_if_cached(&name, &path) {
+        Some(opened) => opened,
+        None => {
+            let disk_storage = storage.clone();
+            blocking(move || open_data(&disk_storage, &name, &path)).await
+        }
+    };
     match &opened {
         Ok(_) => storage.bump(|st| {
             st.total_file_open_count += 1;
@@ -82,4 +90,24 @@ pub async fn download(s: &mut Session) -> OpResult<Reply> {
     });
     s.sent_len = fdfs_proto::HEADER_LEN as u64 + length;
     Ok(Reply::Sent)
+}
+
+/// Opens a plain (not trunk) data file right here on the async worker when
+/// its whole path is in the dentry cache, as it is for a file read or
+/// written lately: a hand-off to the blocking pool and back cost more CPU
+/// than such an open. `None` for a trunk name or a path that needs the
+/// disk: those go to the blocking pool.
+fn open_plain_if_cached(name: &RemoteName, path: &Path) -> Option<OpResult<DataFile>> {
+    if TrunkLocation::from_remote(name).is_some() {
+        return None;
+    }
+    let opened = fdfs_util::sys::open_read_if_cached(path)?;
+    Some(
+        super::checked_open(opened, path).map(|(file, meta)| DataFile {
+            file,
+            base: 0,
+            size: meta.len(),
+            trunk: None,
+        }),
+    )
 }

@@ -391,7 +391,15 @@ pub fn stat_existing(path: &Path) -> OpResult<std::fs::Metadata> {
 /// two. Missing files and directories get the statuses of
 /// [`stat_existing`].
 pub fn open_existing(path: &Path) -> OpResult<(std::fs::File, std::fs::Metadata)> {
-    let file = std::fs::File::open(path).map_err(|e| {
+    checked_open(std::fs::File::open(path), path)
+}
+
+/// [`open_existing`]'s checks on the outcome of an open of `path`.
+pub fn checked_open(
+    opened: std::io::Result<std::fs::File>,
+    path: &Path,
+) -> OpResult<(std::fs::File, std::fs::Metadata)> {
+    let file = opened.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             OpError::not_found(format!("{} not found", path.display()))
         } else {
