@@ -155,6 +155,88 @@ fn upload_buffer_and_download_whole_range_and_to_file() {
     });
 }
 
+/// Writes a stored file out and drops it from the page cache, and checks
+/// that it is gone from there (so the download below takes the path for
+/// files that must be read from the disk).
+fn drop_from_page_cache(cluster: &Cluster, id: &FileId) {
+    let relative = id.remote.strip_prefix("M00/").expect("store path 0");
+    let path = cluster.store_paths[0].join("data").join(relative);
+    let file = std::fs::File::open(&path).unwrap();
+    file.sync_all().unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: an advice on a descriptor that stays open for the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "fadvise");
+    let len = file.metadata().unwrap().len();
+    assert_eq!(
+        fdfs_util::sys::cached_fully(&file, 0, len),
+        Some(false),
+        "{} is still in the page cache",
+        path.display()
+    );
+}
+
+#[test]
+fn a_file_out_of_the_page_cache_downloads_whole_and_in_ranges() {
+    let cluster = Cluster::start();
+    let c = client(&cluster);
+    // More than one of the storage's 256 KiB disk reads.
+    let data = pattern(600_000, 7);
+    let id = rt().block_on(async {
+        let id = c
+            .upload_buffer(&data, &UploadOptions::default())
+            .await
+            .unwrap();
+        for (offset, len) in [(0, 0), (262_000, 5_000), (599_990, 0), (1, 524_288)] {
+            drop_from_page_cache(&cluster, &id);
+            let got = c.download_to_vec(&id, offset, len).await.unwrap();
+            let end = if len == 0 {
+                data.len()
+            } else {
+                (offset + len) as usize
+            };
+            assert!(
+                got == data[offset as usize..end],
+                "bytes {offset}+{len} differ"
+            );
+        }
+        id
+    });
+
+    // The independent client reads it from the disk as well.
+    drop_from_page_cache(&cluster, &id);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "connect_timeout = 30\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {}\nlog_level = error\n",
+            dir.path().display(),
+            cluster.tracker_addr
+        ),
+    )
+    .unwrap();
+    let listing = dir.path().join("ids.txt");
+    std::fs::write(&listing, format!("{id} {}\n", crc32fast::hash(&data))).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/py/py3fdfs_download_check.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&conf)
+        .arg(&listing)
+        .output()
+        .expect("python3 must be installed to run the py3fdfs part");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("\"checked\": 1") && stdout.contains("\"bad\": []"),
+        "py3fdfs: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn streamed_upload_of_a_3_mib_file() {
     let cluster = Cluster::start();
