@@ -237,7 +237,7 @@ async fn send_response(
         None => zerocopy::write_all(stream, head, false, idle).await,
         Some(w) => {
             zerocopy::write_all(stream, head, true, idle).await?;
-            zerocopy::sendfile_all(stream, &w.file, w.offset, w.len, idle).await
+            zerocopy::send_file_range(stream, &w.file, w.offset, w.len, idle).await
         }
     }
 }

@@ -481,6 +481,11 @@ impl Gateway {
                             Some(first.clone()),
                         ))
                     }
+                    // Not read ahead (not in the page cache): the body
+                    // reads all of it on the blocking pool.
+                    None if !head && len > 0 => {
+                        GatewayBody::File(body::FileBody::new(f.file.clone(), offset, len, None))
+                    }
                     _ => GatewayBody::empty(),
                 };
                 self.counters.hit();

@@ -32,7 +32,8 @@ pub struct Found {
     pub file: Arc<std::fs::File>,
     pub facts: FileFacts,
     pub plan: Plan,
-    /// The first body chunk when a body is wanted.
+    /// The first body chunk when a body is wanted and it was in the page
+    /// cache (`None` otherwise: the body then reads all of it).
     pub first: Option<Bytes>,
     /// Offset of the file's first byte inside `file`: 0, or the content
     /// offset of a trunk name's slot. Every body offset adds it.
@@ -112,6 +113,14 @@ impl DataDirs {
     }
 }
 
+/// Whether the first chunk of a `len`-byte window at `offset` is in the
+/// page cache, so reading it here on the async worker takes no disk read;
+/// otherwise the body reads it on the blocking pool with the rest.
+fn first_chunk_cached(file: &std::fs::File, offset: u64, len: u64) -> bool {
+    let want = len.min(FILE_CHUNK_BYTES as u64);
+    fdfs_util::sys::cached_fully(file, offset, want) != Some(false)
+}
+
 /// Looks the request up below the store paths. `Ok(None)`: not here.
 #[allow(clippy::too_many_arguments)]
 pub fn open(
@@ -188,7 +197,7 @@ pub fn open(
     };
     let plan = decide(&facts, cond, multi_range_enabled);
     let (offset, len) = plan.window(size);
-    let first = if want_body && len > 0 {
+    let first = if want_body && len > 0 && first_chunk_cached(&file, offset, len) {
         let want = len.min(FILE_CHUNK_BYTES as u64) as usize;
         let b = read_window(&file, offset, want)
             .map_err(|e| Reject::internal(format!("read {}: {e}", path.display())))?;
@@ -280,7 +289,7 @@ fn open_trunk(
     };
     let plan = decide(&facts, cond, multi_range_enabled);
     let (offset, len) = plan.window(size);
-    let first = if want_body && len > 0 {
+    let first = if want_body && len > 0 && first_chunk_cached(&file, base + offset, len) {
         let want = len.min(FILE_CHUNK_BYTES as u64) as usize;
         let b = read_window(&file, base + offset, want)
             .map_err(|e| Reject::internal(format!("read {}: {e}", path.display())))?;

@@ -2,7 +2,8 @@
 //! gateway: a response head written with MSG_MORE so it leaves in the same
 //! segment as the start of the body, then the body with sendfile(2), each
 //! wait for the peer bounded by a stall timeout. The two system calls go
-//! through rustix.
+//! through rustix. A body not all in the page cache is read on the
+//! blocking pool instead (see [`send_file_range`]).
 
 use std::io;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use tokio::net::TcpStream;
 
 /// Largest piece handed to one sendfile call.
 const SENDFILE_CHUNK_BYTES: usize = 1 << 20;
+/// Bytes read per blocking task when a body is not in the page cache.
+const COLD_READ_BYTES: u64 = 256 * 1024;
 
 async fn wait_writable(stream: &TcpStream, stall: Duration) -> io::Result<()> {
     match tokio::time::timeout(stall, stream.writable()).await {
@@ -93,4 +96,38 @@ fn sendfile(
     count: usize,
 ) -> io::Result<usize> {
     Ok(rustix::fs::sendfile(stream, file, Some(offset), count)?)
+}
+
+/// Sends `len` bytes of `file` at `offset`. sendfile runs on the async
+/// worker, so a page it had to read from the disk would hold every
+/// connection of that worker for the read (2 s beside a `dd` that keeps
+/// the disk busy): bytes not all in the page cache (cachestat) are read in
+/// chunks on the blocking pool and sent from memory instead.
+pub async fn send_file_range(
+    stream: &TcpStream,
+    file: &std::sync::Arc<std::fs::File>,
+    mut offset: u64,
+    len: u64,
+    stall: Duration,
+) -> io::Result<()> {
+    if crate::sys::cached_fully(file, offset, len) != Some(false) {
+        return sendfile_all(stream, file, offset, len, stall).await;
+    }
+    let end = offset
+        .checked_add(len)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    while offset < end {
+        let want = (end - offset).min(COLD_READ_BYTES) as usize;
+        let reader = file.clone();
+        let chunk = tokio::task::spawn_blocking(move || {
+            let mut chunk = vec![0u8; want];
+            std::os::unix::fs::FileExt::read_exact_at(&*reader, &mut chunk, offset)?;
+            Ok::<_, io::Error>(chunk)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        offset += want as u64;
+        write_all(stream, &chunk, offset < end, stall).await?;
+    }
+    Ok(())
 }

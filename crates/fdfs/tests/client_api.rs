@@ -17,7 +17,7 @@ use fdfs_proto::metadata::{MetaOp, MetaPair};
 use fdfs_proto::stat::{storage_status, StorageStat};
 use fdfs_proto::tracker_msg::ServerAddr;
 use fdfs_proto::FileId;
-use fdfs_testkit::{rt, wait_until, Cluster};
+use fdfs_testkit::{drop_from_page_cache, rt, wait_until, Cluster};
 
 const HELLO: &[u8] = b"Hello FastDFS\n";
 const HELLO_CRC32: u32 = 0x37F9_6DAF;
@@ -155,28 +155,6 @@ fn upload_buffer_and_download_whole_range_and_to_file() {
     });
 }
 
-/// Writes a stored file out and drops it from the page cache, and checks
-/// that it is gone from there (so the download below takes the path for
-/// files that must be read from the disk).
-fn drop_from_page_cache(cluster: &Cluster, id: &FileId) {
-    let relative = id.remote.strip_prefix("M00/").expect("store path 0");
-    let path = cluster.store_paths[0].join("data").join(relative);
-    let file = std::fs::File::open(&path).unwrap();
-    file.sync_all().unwrap();
-    use std::os::fd::AsRawFd;
-    // SAFETY: an advice on a descriptor that stays open for the call.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(rc, 0, "fadvise");
-    let len = file.metadata().unwrap().len();
-    assert_eq!(
-        fdfs_util::sys::cached_fully(&file, 0, len),
-        Some(false),
-        "{} is still in the page cache",
-        path.display()
-    );
-}
-
 #[test]
 fn a_file_out_of_the_page_cache_downloads_whole_and_in_ranges() {
     let cluster = Cluster::start();
@@ -189,7 +167,7 @@ fn a_file_out_of_the_page_cache_downloads_whole_and_in_ranges() {
             .await
             .unwrap();
         for (offset, len) in [(0, 0), (262_000, 5_000), (599_990, 0), (1, 524_288)] {
-            drop_from_page_cache(&cluster, &id);
+            drop_from_page_cache(&cluster.store_paths[0], &id.remote);
             let got = c.download_to_vec(&id, offset, len).await.unwrap();
             let end = if len == 0 {
                 data.len()
@@ -205,7 +183,7 @@ fn a_file_out_of_the_page_cache_downloads_whole_and_in_ranges() {
     });
 
     // The independent client reads it from the disk as well.
-    drop_from_page_cache(&cluster, &id);
+    drop_from_page_cache(&cluster.store_paths[0], &id.remote);
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("client.conf");
     std::fs::write(

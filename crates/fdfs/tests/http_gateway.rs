@@ -10,7 +10,7 @@ use fdfs_client::{Client, UploadKind, UploadOptions};
 use fdfs_proto::FileId;
 use fdfs_testkit::gateway::GatewayConfs;
 use fdfs_testkit::http::http_get_then_eof;
-use fdfs_testkit::{free_port, tracker_client, ProcessGuard};
+use fdfs_testkit::{drop_from_page_cache, free_port, tracker_client, ProcessGuard};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -132,6 +132,34 @@ fn kept_open_files_follow_every_change_at_once() {
     assert_eq!(get_both(&app), (200, b"a".to_vec()));
     rt.block_on(c.delete_file(&app)).unwrap();
     assert_eq!(get_both(&app).0, 404);
+}
+
+/// A file read from the disk is served whole and in ranges, on hyper's
+/// path and on the fast one.
+#[test]
+fn a_file_out_of_the_page_cache_is_served_whole_and_in_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, tp, hp) = start_server(dir.path());
+    let (rt, c) = client(tp);
+    // More than one 256 KiB disk read.
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    let id = upload_with(&rt, &c, &data, false);
+    let url = format!("/{id}");
+    let store_root = dir.path().join("storage");
+    for extra in ["Connection: close\r\n", ""] {
+        drop_from_page_cache(&store_root, &id.remote);
+        let (status, body) = get_with(hp, &url, extra).unwrap();
+        assert_eq!(status, 200, "headers {extra:?}");
+        assert!(body == data, "whole file differs (headers {extra:?})");
+        drop_from_page_cache(&store_root, &id.remote);
+        let range = format!("Range: bytes=262000-266999\r\n{extra}");
+        let (status, body) = get_with(hp, &url, &range).unwrap();
+        assert_eq!(status, 206, "headers {range:?}");
+        assert!(
+            body == data[262_000..267_000],
+            "range differs (headers {range:?})"
+        );
+    }
 }
 
 #[test]

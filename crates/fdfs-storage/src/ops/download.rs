@@ -69,19 +69,10 @@ pub async fn download(s: &mut Session) -> OpResult<Reply> {
     // with sendfile, without a copy through our memory (bench/RESULTS.md).
     let stall = s.network_timeout.max(std::time::Duration::from_secs(1));
     let stream = s.writer.as_ref();
-    let start = data.base + offset;
-    // sendfile runs on this async worker: a page it must read from the
-    // disk would hold every connection of the worker for that read (2 s
-    // beside a `dd` that keeps the disk busy). Bytes not all in the page
-    // cache are read on the blocking pool and sent from memory instead.
-    let cached = fdfs_util::sys::cached_fully(&file, start, length) != Some(false);
+    let file = std::sync::Arc::new(file);
     let streamed: std::io::Result<()> = async {
         fdfs_util::zerocopy::write_all(stream, &header, true, stall).await?;
-        if cached {
-            fdfs_util::zerocopy::sendfile_all(stream, &file, start, length, stall).await
-        } else {
-            send_read_on_blocking_pool(stream, file, start, length, stall).await
-        }
+        fdfs_util::zerocopy::send_file_range(stream, &file, data.base + offset, length, stall).await
     }
     .await;
     if let Err(e) = streamed {
@@ -121,34 +112,4 @@ fn open_plain_if_cached(name: &RemoteName, path: &Path) -> Option<OpResult<DataF
             trunk: None,
         }),
     )
-}
-
-/// Bytes read from the disk per blocking task when a file is not cached.
-const COLD_READ_BYTES: u64 = 256 * 1024;
-
-/// Sends `len` bytes of `file` at `offset`, read in chunks on the blocking
-/// pool, so no disk read holds an async worker.
-async fn send_read_on_blocking_pool(
-    stream: &tokio::net::TcpStream,
-    file: std::fs::File,
-    mut offset: u64,
-    len: u64,
-    stall: std::time::Duration,
-) -> std::io::Result<()> {
-    let file = std::sync::Arc::new(file);
-    let end = offset + len;
-    while offset < end {
-        let want = (end - offset).min(COLD_READ_BYTES) as usize;
-        let reader = file.clone();
-        let chunk = tokio::task::spawn_blocking(move || {
-            let mut chunk = vec![0u8; want];
-            std::os::unix::fs::FileExt::read_exact_at(&*reader, &mut chunk, offset)?;
-            Ok::<_, std::io::Error>(chunk)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        offset += want as u64;
-        fdfs_util::zerocopy::write_all(stream, &chunk, offset < end, stall).await?;
-    }
-    Ok(())
 }
