@@ -2,9 +2,13 @@
 # Upload then download, `fdfs server` against a running-ready C FastDFS 6.16
 # tracker + storage (confs in $C_RUN, daemons in $C_BIN; not built here),
 # rounds alternated (ours first in odd rounds), the same `fdfs bench` client,
-# --server-pid on each system's daemons (server CPU per operation). Ours gets
-# a fresh data directory per round; the C storage keeps its store path (its
-# first start creates 65,536 directories). Latency under disk pressure, a
+# --server-pid on each system's daemons (server CPU per operation). Both keep
+# their store paths across rounds (ours under $W/ours, removed only at the
+# start of a run), and both get an untimed warm-up ($WARM uploads). On a
+# file system without a journal, ext4 will not reuse an inode freed in the
+# last minutes and searches past each one: a fresh tree for ours after the
+# `rm -rf` of the last round's made its uploads pay that search, and C's
+# kept tree never did (bench/RESULTS.md). Latency under disk pressure, a
 # loader beside every phase (upload, download), killed after it: LOAD=1 runs a
 # `dd ... fdatasync` loop; LOAD=rm builds a 256x256 directory tree (65,536
 # directories, $W/tree) before the phase, then loops `rm -rf` of it and a
@@ -47,9 +51,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# An untimed round of $WARM uploads first, on either system: the first
+# uploads after a start (and into a tree just made) cost more than the
+# rest, and the measured phase should see a server in its steady state.
+warm_up() { [ "${WARM:-2000}" -gt 0 ] || return 0
+  bench upload --tracker "$1" --count "${WARM:-2000}" "${SIZES[@]}" --ids "$2/warm-ids" >/dev/null; }
+
 ours() {
   local r=$1 d=$W/ours
-  rm -rf "$d"; mkdir -p "$d"
+  mkdir -p "$d"; rm -f "$d/ids"
   "$F" server --base-path "$d/data" --tracker-port 22300 --storage-port 23300 --http-port 0 \
     --log-level warn >"$d/server.log" 2>&1 &
   local pid=$!; OURS=$pid
@@ -58,6 +68,7 @@ ours() {
   # storage before it serves, and keeps its store path across rounds):
   # wait for the last one, or the round's upload CPU includes them.
   for _ in $(seq 1 1200); do [ -d "$d/data/storage/data/FF/FF" ] && break; sleep 0.1; done
+  warm_up 127.0.0.1:22300 "$d"
   settle; load_on
   bench upload --tracker 127.0.0.1:22300 --count "$N" "${SIZES[@]}" --ids "$d/ids" --server-pid $pid | emit ours "$r"
   load_off; load_on
@@ -85,6 +96,7 @@ c_fdfs() {
     sleep 0.3
   done
   local pids; pids="$(cat "$C_RUN"/tracker/data/fdfs_trackerd.pid) $(cat "$C_RUN"/storage/data/fdfs_storaged.pid)"
+  warm_up "$C_TRACKER" "$d"
   settle; load_on
   # shellcheck disable=SC2086
   bench upload --tracker "$C_TRACKER" --count "$N" "${SIZES[@]}" --ids "$d/ids" --server-pid $pids | emit c "$r"
@@ -96,6 +108,7 @@ c_fdfs() {
   sleep 2
 }
 
+rm -rf "$W/ours"
 for r in $(seq 1 "$ROUNDS"); do
   echo "== round $r (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   if [ $((r % 2)) = 1 ]; then ours "$r"; c_fdfs "$r"; else c_fdfs "$r"; ours "$r"; fi

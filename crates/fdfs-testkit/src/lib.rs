@@ -439,16 +439,12 @@ pub fn free_port() -> u16 {
 /// out and drops it from the page cache, and checks that it is gone from
 /// there: the next read of it by a server takes the path for files that
 /// must come from the disk.
-#[allow(unsafe_code)]
 pub fn drop_from_page_cache(store_root: &std::path::Path, remote: &str) {
-    use std::os::fd::AsRawFd;
     let relative = remote.strip_prefix("M00/").expect("a name on store path 0");
     let path = store_root.join("data").join(relative);
     let file = std::fs::File::open(&path).unwrap();
     file.sync_all().unwrap();
-    // SAFETY: an advice on a descriptor that stays open for the call.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(rc, 0, "fadvise {}", path.display());
+    fdfs_util::sys::drop_cached_pages(&file).unwrap();
     let len = file.metadata().unwrap().len();
     assert_eq!(
         fdfs_util::sys::cached_fully(&file, 0, len),

@@ -152,6 +152,18 @@ pub fn cached_fully(file: &std::fs::File, offset: u64, len: u64) -> Option<bool>
     Some(counts.cached_pages >= end_page - first_page)
 }
 
+/// Asks the kernel to drop the clean cached pages of `file`
+/// (POSIX_FADV_DONTNEED), as tests do to make a later read come from the
+/// disk.
+pub fn drop_cached_pages(file: &std::fs::File) -> std::io::Result<()> {
+    Ok(rustix::fs::fadvise(
+        file,
+        0,
+        None,
+        rustix::fs::Advice::DontNeed,
+    )?)
+}
+
 /// A new file without a name in directory `dir` (O_TMPFILE), for writing:
 /// nothing of it is visible, and nothing is left after a crash, until
 /// [`link_unnamed`] names it. Its inode is allocated near `dir`, as a file
@@ -361,7 +373,7 @@ mod tests {
         assert_eq!(cached_fully(&file, 4000, 100), Some(true));
         // Written out and dropped from the cache: no longer all there.
         file.sync_all().unwrap();
-        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        drop_cached_pages(&file).unwrap();
         assert_eq!(cached_fully(&file, 0, 64 * 1024), Some(false));
     }
 
