@@ -454,6 +454,44 @@ pub fn drop_from_page_cache(store_root: &std::path::Path, remote: &str) {
     );
 }
 
+/// Downloads every `(file id, CRC32 of its bytes)` of `files` through
+/// `tracker` with the independent PyPI client py3fdfs (`script` is the
+/// fdfs crate's tests/py/py3fdfs_download_check.py), and panics unless each
+/// one came back whole. Fails loudly, never skips, when python3 or py3fdfs
+/// is missing.
+pub fn py3fdfs_download_check(script: &str, tracker: SocketAddr, files: &[(String, u32)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "connect_timeout = 30\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {tracker}\nlog_level = error\n",
+            dir.path().display(),
+        ),
+    )
+    .unwrap();
+    let listing = dir.path().join("ids.txt");
+    let lines: String = files
+        .iter()
+        .map(|(id, crc)| format!("{id} {crc}\n"))
+        .collect();
+    std::fs::write(&listing, lines).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&conf)
+        .arg(&listing)
+        .output()
+        .expect("python3 must be installed to run the py3fdfs part");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && stdout.contains(&format!("\"checked\": {}", files.len()))
+            && stdout.contains("\"bad\": []"),
+        "py3fdfs download check failed (is py3fdfs installed? `python3 -m pip install py3fdfs`)\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Polls `cond` every `POLL_INTERVAL` until it holds or `deadline` passes.
 pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + deadline;

@@ -17,7 +17,7 @@ use fdfs_proto::metadata::{MetaOp, MetaPair};
 use fdfs_proto::stat::{storage_status, StorageStat};
 use fdfs_proto::tracker_msg::ServerAddr;
 use fdfs_proto::FileId;
-use fdfs_testkit::{drop_from_page_cache, rt, wait_until, Cluster};
+use fdfs_testkit::{drop_from_page_cache, py3fdfs_download_check, rt, wait_until, Cluster};
 
 const HELLO: &[u8] = b"Hello FastDFS\n";
 const HELLO_CRC32: u32 = 0x37F9_6DAF;
@@ -184,34 +184,13 @@ fn a_file_out_of_the_page_cache_downloads_whole_and_in_ranges() {
 
     // The independent client reads it from the disk as well.
     drop_from_page_cache(&cluster.store_paths[0], &id.remote);
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("client.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "connect_timeout = 30\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {}\nlog_level = error\n",
-            dir.path().display(),
-            cluster.tracker_addr
+    py3fdfs_download_check(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/py/py3fdfs_download_check.py"
         ),
-    )
-    .unwrap();
-    let listing = dir.path().join("ids.txt");
-    std::fs::write(&listing, format!("{id} {}\n", crc32fast::hash(&data))).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/py/py3fdfs_download_check.py"
-    );
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&conf)
-        .arg(&listing)
-        .output()
-        .expect("python3 must be installed to run the py3fdfs part");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("\"checked\": 1") && stdout.contains("\"bad\": []"),
-        "py3fdfs: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
+        cluster.tracker_addr,
+        &[(id.to_string(), crc32fast::hash(&data))],
     );
 }
 

@@ -15,7 +15,7 @@ use fdfs_proto::stat::storage_status;
 use fdfs_proto::storage_msg::{recovery_phase, RecoveryProgress};
 use fdfs_proto::{Header, Status, StorageCmd, HEADER_LEN};
 use fdfs_testkit::group::{Group, GroupOptions};
-use fdfs_testkit::wait_until;
+use fdfs_testkit::{py3fdfs_download_check, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Generous for a loaded 2-CPU machine.
@@ -277,44 +277,19 @@ fn rebuilt_from_the_peer(threads: u32) {
     // With the source stopped the tracker can only send py3fdfs to the
     // rebuilt member.
     g.stop_storage(SOURCE);
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("client.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "connect_timeout = 30\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = {}\nlog_level = error\n",
-            dir.path().display(),
-            g.tracker_addr
-        ),
-    )
-    .unwrap();
-    let listing = dir.path().join("ids.txt");
-    let lines: String = files
+    let checked: Vec<(String, u32)> = files
         .iter()
         .step_by(10)
-        .map(|(remote, data)| format!("group1/{remote} {}\n", crc32fast::hash(data)))
+        .map(|(remote, data)| (format!("group1/{remote}"), crc32fast::hash(data)))
         .collect();
-    std::fs::write(&listing, lines).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/py/py3fdfs_download_check.py"
-    );
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(&conf)
-        .arg(&listing)
-        .output()
-        .expect("python3 must be installed to run the py3fdfs part");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "py3fdfs check failed (is py3fdfs installed? `python3 -m pip install py3fdfs`)\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains(&format!("\"checked\": {}", FILE_COUNT / 10))
-            && stdout.contains("\"bad\": []"),
-        "{stdout}"
+    assert_eq!(checked.len(), FILE_COUNT / 10);
+    py3fdfs_download_check(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/py/py3fdfs_download_check.py"
+        ),
+        g.tracker_addr,
+        &checked,
     );
     // Its binlog goes on: a change made on it alone reaches the source.
     let fresh = upload_all(&g, REBUILT, 1).remove(0);
