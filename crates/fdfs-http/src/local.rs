@@ -19,7 +19,9 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use fdfs_proto::fileid::FileKind;
-use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_HEADER_LEN};
+use fdfs_proto::trunk::{
+    link_target, SlotHeader, TrunkLocation, LINK_TARGET_MAX_LEN, SLOT_HEADER_LEN, SLOT_TYPE_LINK,
+};
 
 use crate::body::{read_window, FILE_CHUNK_BYTES};
 use crate::error::Reject;
@@ -148,6 +150,7 @@ pub fn open(
             cond,
             multi_range_enabled,
             want_body,
+            true,
         );
     }
     let relative = req.name.relative_path();
@@ -221,6 +224,8 @@ pub fn open(
 /// (kept open like any file), the slot header checked byte for byte
 /// against the name, the file's bytes after it. A header that differs (a
 /// deleted or reused slot) is no file here: `Ok(None)`, as a missing file.
+/// An `L` slot serves the file its content names when `follow_link`
+/// (one level, as the storage's download).
 #[allow(clippy::too_many_arguments)]
 fn open_trunk(
     store_paths: &[PathBuf],
@@ -232,6 +237,7 @@ fn open_trunk(
     cond: &Conditions,
     multi_range_enabled: bool,
     want_body: bool,
+    follow_link: bool,
 ) -> Result<Option<Found>, Reject> {
     let index = usize::from(loc.store_path_index);
     let root = store_paths
@@ -282,6 +288,49 @@ fn open_trunk(
     let (base, size) = (loc.content_offset(), u64::from(header.file_size));
     if SLOT_HEADER_LEN as u64 + size > u64::from(loc.size) || meta.len() < base + size {
         return Ok(None);
+    }
+    if header.file_type == SLOT_TYPE_LINK {
+        if !follow_link || size > LINK_TARGET_MAX_LEN as u64 {
+            return Ok(None);
+        }
+        let content = read_window(&file, base, size as usize)
+            .map_err(|e| Reject::internal(format!("read {}: {e}", path.display())))?;
+        let Some(target) = link_target(&content, store_paths.len()) else {
+            return Ok(None);
+        };
+        let Some(record) = target.record() else {
+            return Ok(None);
+        };
+        let target_req = FileRequest {
+            remote: target.to_string(),
+            name: target,
+            record,
+            ..req.clone()
+        };
+        return match TrunkLocation::from_remote(&target_req.name) {
+            Some(target_loc) => open_trunk(
+                store_paths,
+                roots,
+                dirs,
+                kept,
+                &target_req,
+                &target_loc,
+                cond,
+                multi_range_enabled,
+                want_body,
+                false,
+            ),
+            None => open(
+                store_paths,
+                roots,
+                dirs,
+                kept,
+                &target_req,
+                cond,
+                multi_range_enabled,
+                want_body,
+            ),
+        };
     }
     let facts = FileFacts {
         size,

@@ -50,6 +50,9 @@ pub const SLOT_TYPE_REGULAR: u8 = b'F';
 pub const SLOT_TYPE_LINK: u8 = b'L';
 /// Slot header file type of a free slot.
 pub const SLOT_TYPE_FREE: u8 = 0;
+/// Longest content of an `L` slot the original follows: the logic name
+/// of the file it stands for, read into a 128-byte buffer with its NUL.
+pub const LINK_TARGET_MAX_LEN: usize = 127;
 /// Bytes of the trunk location before base64.
 pub const TRUNK_INFO_RAW_LEN: usize = 12;
 /// Digits of a trunk file's name, zero-padded.
@@ -304,6 +307,20 @@ impl SlotHeader {
         }
         Self::expected_for(name, file_type).is_some_and(|h| h.encode() == *on_disk)
     }
+}
+
+/// The file an `L` slot stands for: its content is the logic name
+/// (`Mxx/HH/HH/name`) of a data file of the same storage, made by
+/// CREATE_LINK (20) or SYNC_CREATE_LINK (19). None for content that is not
+/// such a name (too long, not ASCII, a store path we lack, a `-m` name):
+/// the slot's bytes come from disk and are checked like a peer's.
+pub fn link_target(content: &[u8], store_path_count: usize) -> Option<RemoteName> {
+    if content.len() > LINK_TARGET_MAX_LEN {
+        return None;
+    }
+    let text = std::str::from_utf8(content).ok()?;
+    let name = RemoteName::parse(text, store_path_count).ok()?;
+    name.is_data_file().then_some(name)
 }
 
 /// One free slot line of `storage_trunk.dat`.
@@ -564,6 +581,22 @@ mod tests {
         assert!(!SlotHeader::matches_name(&free, &parsed));
         let normal = RemoteName::parse("M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt", 1).unwrap();
         assert!(!SlotHeader::matches_name(&good, &normal));
+    }
+
+    #[test]
+    fn link_content_names_a_data_file_or_nothing() {
+        let target = link_target(GOLDEN_REMOTE.as_bytes(), 1).unwrap();
+        assert_eq!(target, RemoteName::parse(GOLDEN_REMOTE, 1).unwrap());
+        let plain = "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt";
+        assert!(link_target(plain.as_bytes(), 1).is_some());
+        // Store path 1 on a one-path storage, a metadata name, bytes that
+        // are no name, a name past the original's buffer.
+        assert!(link_target(b"M01/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt", 1).is_none());
+        assert!(link_target(format!("{plain}-m").as_bytes(), 1).is_none());
+        assert!(link_target(b"../../etc/passwd", 1).is_none());
+        assert!(link_target(&[0xff; 40], 1).is_none());
+        let long = format!("M00/00/00/{}.txt", "A".repeat(LINK_TARGET_MAX_LEN));
+        assert!(link_target(long.as_bytes(), 1).is_none());
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use fdfs_proto::fileid::{FileNameRecord, RemoteName};
 use fdfs_proto::trunk::{
-    slot_size_for, trunk_size_field, SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_REGULAR,
+    slot_size_for, trunk_size_field, SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_LINK,
+    SLOT_TYPE_REGULAR,
 };
 
 /// Slot rounding of the original's defaults (`slot_min_size`, bytes).
@@ -24,6 +25,8 @@ pub struct TrunkFixtureFile {
     pub loc: TrunkLocation,
     /// The name's timestamp, which is also the header's mtime.
     pub timestamp: u32,
+    /// For an `L` slot: the name it stands for (`content` is that name).
+    pub link_to: Option<String>,
 }
 
 /// Lays out files in trunk files of one store path.
@@ -68,10 +71,47 @@ impl TrunkDirBuilder {
     /// the digits `123`), and returns the file.
     pub fn add(
         &mut self,
+        dirs: (u8, u8, u32),
+        content: &[u8],
+        ext: &str,
+        timestamp: u32,
+    ) -> TrunkFixtureFile {
+        let crc32 = crc32fast::hash(content);
+        self.place(dirs, content, ext, timestamp, SLOT_TYPE_REGULAR, crc32)
+    }
+
+    /// An `L` slot standing for `target` (a name of this store path), as
+    /// the original's CREATE_LINK (20) leaves one: its content is the
+    /// target's name, its CRC32 a random number (the original's `rand()`).
+    pub fn add_link(
+        &mut self,
+        dirs: (u8, u8, u32),
+        target: &str,
+        ext: &str,
+        timestamp: u32,
+    ) -> TrunkFixtureFile {
+        let random_crc32 = 0x5eed_0000 | (self.files.len() as u32);
+        let mut f = self.place(
+            dirs,
+            target.as_bytes(),
+            ext,
+            timestamp,
+            SLOT_TYPE_LINK,
+            random_crc32,
+        );
+        f.link_to = Some(target.to_string());
+        *self.files.last_mut().expect("just placed") = f.clone();
+        f
+    }
+
+    fn place(
+        &mut self,
         (high, low, trunk_file_id): (u8, u8, u32),
         content: &[u8],
         ext: &str,
         timestamp: u32,
+        file_type: u8,
+        crc32: u32,
     ) -> TrunkFixtureFile {
         let slot_size = slot_size_for(content.len() as u64, SLOT_MIN_BYTES, 0);
         let key = TrunkLocation {
@@ -102,17 +142,18 @@ impl TrunkDirBuilder {
             source: self.source,
             timestamp,
             size_field: trunk_size_field(content.len() as u32, 0x0012_3456),
-            crc32: crc32fast::hash(content),
+            crc32,
         };
         let ext7 = fdfs_proto::fileid::format_ext7(ext, || 1);
         let name = loc.remote_name(&record, &ext7).expect("trunk name");
-        let header = SlotHeader::expected_for(&name, SLOT_TYPE_REGULAR).expect("header");
+        let header = SlotHeader::expected_for(&name, file_type).expect("header");
         self.write_slot(&loc, &header.encode(), content);
         let file = TrunkFixtureFile {
             remote: name.to_string(),
             content: content.to_vec(),
             loc,
             timestamp,
+            link_to: None,
         };
         self.files.push(file.clone());
         file
@@ -139,12 +180,16 @@ impl TrunkDirBuilder {
             .expect("content");
     }
 
-    /// The storage binlog lines (`<ts> C <name>`) that record every file
-    /// added so far, as the storage that took the uploads writes them.
+    /// The storage binlog lines (`<ts> C <name>`, `<ts> L <link> <target>`)
+    /// that record every file added so far, as the storage that took the
+    /// uploads writes them.
     pub fn binlog_lines(&self) -> String {
         self.files
             .iter()
-            .map(|f| format!("{} C {}\n", f.timestamp, f.remote))
+            .map(|f| match &f.link_to {
+                Some(target) => format!("{} L {} {target}\n", f.timestamp, f.remote),
+                None => format!("{} C {}\n", f.timestamp, f.remote),
+            })
             .collect()
     }
 

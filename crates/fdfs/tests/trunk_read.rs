@@ -189,45 +189,11 @@ fn trunk_files_read_through_our_client_py3fdfs_and_the_gateway() {
         .is_file());
 
     // py3fdfs, an independent client: whole and ranged.
-    let client_conf = confs.dir().join("client.conf");
-    std::fs::write(
-        &client_conf,
-        format!(
-            "connect_timeout = 30\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = 127.0.0.1:{tp}\n",
-            confs.dir().display()
-        ),
-    )
-    .unwrap();
-    let listing = confs.dir().join("trunk-files.txt");
-    let lines: String = files
+    let expected: Vec<(String, Vec<u8>)> = files
         .iter()
-        .map(|f| {
-            let hex: String = f.content.iter().map(|b| format!("{b:02x}")).collect();
-            format!("group1/{} {hex}\n", f.remote)
-        })
+        .map(|f| (format!("group1/{}", f.remote), f.content.clone()))
         .collect();
-    std::fs::write(&listing, lines).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/py/py3fdfs_trunk_check.py"
-    );
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(&client_conf)
-        .arg(&listing)
-        .output()
-        .expect("python3 must be installed to run the py3fdfs part");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "py3fdfs check failed (is py3fdfs installed? `python3 -m pip install py3fdfs`)\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want = format!(
-        "\"checked\": {n}, \"ranged\": {n}, \"bad\": []",
-        n = files.len()
-    );
-    assert!(stdout.contains(&want), "{stdout}");
+    py3fdfs_reads(confs.dir(), tp, &expected);
 
     // The gateway: token, whole, Range, ETag.
     let mod_conf = conf.join("mod_fastdfs.conf");
@@ -314,6 +280,164 @@ fn trunk_files_read_through_our_client_py3fdfs_and_the_gateway() {
     }
 }
 
+/// Reads every `(file id, content)` with py3fdfs, whole and ranged, and
+/// checks them all.
+fn py3fdfs_reads(dir: &Path, tracker_port: u16, expected: &[(String, Vec<u8>)]) {
+    let client_conf = dir.join("client.conf");
+    std::fs::write(
+        &client_conf,
+        format!(
+            "connect_timeout = 30\nnetwork_timeout = 30\nbase_path = {}\ntracker_server = 127.0.0.1:{tracker_port}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let listing = dir.join("py3fdfs-files.txt");
+    let lines: String = expected
+        .iter()
+        .map(|(id, content)| {
+            let hex: String = content.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{id} {hex}\n")
+        })
+        .collect();
+    std::fs::write(&listing, lines).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/py/py3fdfs_trunk_check.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&client_conf)
+        .arg(&listing)
+        .output()
+        .expect("python3 must be installed to run the py3fdfs part");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "py3fdfs check failed (is py3fdfs installed? `python3 -m pip install py3fdfs`)\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!(
+        "\"checked\": {n}, \"ranged\": {n}, \"bad\": []",
+        n = expected.len()
+    );
+    assert!(stdout.contains(&want), "{stdout}");
+}
+
+/// `L` slots (PROTOCOL.md §11.5), as the original's CREATE_LINK (20)
+/// leaves them: the link's name serves the file its slot names, a trunk
+/// file or a plain one, through our client, py3fdfs and the gateway; file
+/// info gives the target's size and the link's own time. A link to a link,
+/// or one whose content names no file, is no file. A delete frees the
+/// link's slot and leaves its target.
+#[test]
+fn link_slots_serve_the_file_they_name() {
+    let confs = GatewayConfs::write("", "");
+    let (tp, hp) = (confs.tracker_port, confs.http_port);
+    let conf = confs.conf_dir();
+    std::fs::write(conf.join("http.conf"), "").unwrap();
+    let conf_path = |n: &str| conf.join(n).to_str().unwrap().to_string();
+    let _tracker = fdfs(&["tracker", "-c", &conf_path("tracker.conf")]);
+    let _storage = fdfs(&["storage", "-c", &conf_path("storage.conf")]);
+    wait_healthy(hp);
+    let (rt, client) = tracker_client(tp, Duration::from_secs(5));
+    let plain_content = pattern(5000, 8);
+    let end = Instant::now() + DEADLINE;
+    let plain = loop {
+        let opts = fdfs_client::UploadOptions {
+            ext: Some("png".into()),
+            ..Default::default()
+        };
+        match rt.block_on(client.upload_buffer(&plain_content, &opts)) {
+            Ok(id) => break id,
+            Err(e) => assert!(Instant::now() < end, "no upload: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(plain.remote.len(), 44, "{}", plain.remote);
+
+    let store = confs.dir().join("storage");
+    let mut b = TrunkDirBuilder::new(&store, 0, TRUNK_FILE_BYTES);
+    let trunk_target = b.add((0, 1, 1), &pattern(3000, 9), "jpg", TS);
+    let to_trunk = b.add_link((0, 1, 1), &trunk_target.remote, "jpg", TS + 20);
+    let to_plain = b.add_link((1, 0, 2), &plain.remote, "png", TS + 21);
+    let to_link = b.add_link((0, 1, 1), &to_trunk.remote, "jpg", TS + 22);
+    let to_nothing = b.add_link((0, 1, 1), "M00/00/00/not-a-name", "", TS + 23);
+    let to_gone = b.add_link(
+        (0, 1, 1),
+        "M00/00/00/fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt",
+        "",
+        TS + 24,
+    );
+    let links = [
+        (&to_trunk, &trunk_target.content, TS + 20),
+        (&to_plain, &plain_content, TS + 21),
+    ];
+    for (link, content, ts) in links {
+        let id = id_of(link);
+        let got = rt.block_on(client.download_to_vec(&id, 0, 0)).unwrap();
+        assert!(
+            got == **content,
+            "{}: the link's download differs",
+            link.remote
+        );
+        let part = rt.block_on(client.download_to_vec(&id, 10, 20)).unwrap();
+        assert_eq!(part, &content[10..30], "{}", link.remote);
+        let info = rt.block_on(client.query_file_info(&id, 0)).unwrap();
+        assert_eq!(info.file_size, content.len() as i64, "{}", link.remote);
+        assert_eq!(info.create_timestamp, i64::from(ts), "{}", link.remote);
+
+        let url = format!("/group1/{}", link.remote);
+        let r = http_get_then_eof(("127.0.0.1", hp), &url, "").unwrap();
+        assert_eq!(r.status, 200, "{url}");
+        assert!(r.body == **content, "{url}: HTTP body differs");
+        let r = http_get_then_eof(("127.0.0.1", hp), &url, "Range: bytes=5-9\r\n").unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (206, &content[5..10]),
+            "{url}"
+        );
+    }
+    for dangling in [&to_link, &to_nothing, &to_gone] {
+        let id = id_of(dangling);
+        assert_eq!(
+            status(rt.block_on(client.download_to_vec(&id, 0, 0))),
+            ENOENT,
+            "{}",
+            dangling.remote
+        );
+        assert_eq!(
+            status(rt.block_on(client.query_file_info(&id, 0))),
+            ENOENT,
+            "{}",
+            dangling.remote
+        );
+        let url = format!("/group1/{}", dangling.remote);
+        let r = http_get_then_eof(("127.0.0.1", hp), &url, "").unwrap();
+        assert_eq!(r.status, 404, "{url}");
+    }
+    py3fdfs_reads(
+        confs.dir(),
+        tp,
+        &links.map(|(l, c, _)| (format!("group1/{}", l.remote), c.clone())),
+    );
+
+    // Deleting a link frees its own slot; the file it named stays.
+    rt.block_on(client.delete_file(&id_of(&to_trunk))).unwrap();
+    assert_eq!(
+        status(rt.block_on(client.download_to_vec(&id_of(&to_trunk), 0, 0))),
+        ENOENT
+    );
+    let trunk = std::fs::read(store.join("data/00/01/000001")).unwrap();
+    let at = to_trunk.loc.offset as usize;
+    assert_eq!(trunk[at], 0, "the link's slot is free");
+    assert!(
+        rt.block_on(client.download_to_vec(&id_of(&trunk_target), 0, 0))
+            .unwrap()
+            == trunk_target.content
+    );
+}
+
 /// Member `i`'s copy of a file, straight from that storage.
 fn download_from(g: &Group, i: usize, remote: &str) -> Result<Vec<u8>, ClientError> {
     g.block_on(async {
@@ -351,6 +475,8 @@ fn trunk_names_replicate_into_the_same_slots_of_a_new_member() {
     let ip: std::net::Ipv4Addr = g.storage_ip(0).parse().unwrap();
     let mut b = TrunkDirBuilder::new(&g.store_path(0), 0, TRUNK_FILE_BYTES).source(ip.octets());
     let files = lay_out(&mut b);
+    // A link slot (the original's CREATE_LINK) travels as SYNC_CREATE_LINK.
+    let link = b.add_link((0, 1, 1), &files[1].remote, "bin", TS + 30);
     b.append_binlog(&g.store_path(0));
     g.start_storage(0);
     let new = g.add_storage();
@@ -371,10 +497,26 @@ fn trunk_names_replicate_into_the_same_slots_of_a_new_member() {
         let start = f.loc.content_offset() as usize;
         assert!(trunk[start..start + f.content.len()] == f.content[..]);
     }
+    assert!(
+        wait_until(|| download_from(&g, new, &link.remote).is_ok_and(|d| d == files[1].content)),
+        "the link slot never reached the new member"
+    );
+    let trunk = std::fs::read(g.store_path(new).join(link.loc.trunk_file_relative_path())).unwrap();
+    let at = link.loc.offset as usize;
+    assert_eq!(trunk[at], b'L', "the replica is a link slot");
+    let start = link.loc.content_offset() as usize;
+    assert_eq!(
+        &trunk[start..start + link.content.len()],
+        files[1].remote.as_bytes()
+    );
     let binlog = std::fs::read_to_string(g.store_path(new).join("data/sync/binlog.000")).unwrap();
     for f in &files {
         assert!(binlog.contains(&format!(" c {}\n", f.remote)), "{binlog}");
     }
+    assert!(
+        binlog.contains(&format!(" l {} {}\n", link.remote, files[1].remote)),
+        "{binlog}"
+    );
 
     // A delete on the source clears the replica's slot too.
     let gone = &files[2];
@@ -524,6 +666,7 @@ fn a_wiped_member_gets_its_trunk_files_back_by_disk_recovery() {
     let ip: std::net::Ipv4Addr = g.storage_ip(0).parse().unwrap();
     let mut b = TrunkDirBuilder::new(&store_root(&g, 0), 0, TRUNK_FILE_BYTES).source(ip.octets());
     let files = lay_out(&mut b);
+    let link = b.add_link((1, 1, 3), &files[0].remote, "txt", TS + 30);
     b.append_binlog(&g.store_path(0));
     g.start_storage(0);
     for f in &files {
@@ -549,6 +692,13 @@ fn a_wiped_member_gets_its_trunk_files_back_by_disk_recovery() {
         let start = f.loc.content_offset() as usize;
         assert!(trunk[start..start + f.content.len()] == f.content[..]);
     }
+    // The link comes back as a link slot, not as a copy of its target.
+    assert!(
+        wait_until(|| download_from(&g, 1, &link.remote).is_ok_and(|d| d == files[0].content)),
+        "the link slot was not recovered"
+    );
+    let trunk = std::fs::read(wiped.join(link.loc.trunk_file_relative_path())).unwrap();
+    assert_eq!(trunk[link.loc.offset as usize], b'L');
 }
 
 /// One SYNC_CREATE_FILE (16) as a peer sends it; the answer's status.

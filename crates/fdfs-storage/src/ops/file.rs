@@ -18,7 +18,7 @@ use crate::error::{OpError, OpResult};
 use crate::session::{Reply, Session};
 use crate::state::{now_secs, Storage};
 use crate::trunk::slot;
-use fdfs_proto::trunk::TrunkLocation;
+use fdfs_proto::trunk::{TrunkLocation, SLOT_TYPE_LINK};
 
 /// QUERY_FILE_INFO flag: do not compute CRC32 for appender and slave files.
 const INFO_FLAG_NO_CRC: u8 = 1;
@@ -97,30 +97,37 @@ async fn delete_trunk(
     .await
 }
 
-/// QUERY_FILE_INFO of a trunk name: size and mtime from the slot header,
-/// the CRC32 from the name (§3.7).
+/// QUERY_FILE_INFO of a trunk name: size and mtime from the slot header
+/// (the size of an `L` slot's target), the CRC32 from the name (§3.7).
 async fn query_trunk_info(
     storage: &Arc<Storage>,
     name: fdfs_proto::fileid::RemoteName,
     remote: String,
 ) -> OpResult<Reply> {
     let disk_storage = storage.clone();
-    let header = blocking(move || {
+    let found = blocking(move || {
         let root = slot::store_root(&disk_storage, &name)?;
         let slot = slot::open_slot(&root, &name)?;
         if remote.len() < INFO_MIN_NAME_LEN {
             return Err(OpError::invalid("filename too short"));
         }
-        Ok((slot.header, name))
+        // A link slot reports its target's size and its own mtime, as
+        // the original's file info does.
+        let file_size = if slot.header.file_type == SLOT_TYPE_LINK {
+            slot::open_link_target(&disk_storage, &name, &slot)?.size
+        } else {
+            slot.size()
+        };
+        Ok((file_size, slot.header.mtime, name))
     })
     .await;
-    let (header, name) = header?;
+    let (file_size, mtime, name) = found?;
     let record = name
         .record()
         .ok_or_else(|| OpError::invalid("filename carries no file record"))?;
     let resp = FileInfoResp {
-        file_size: i64::from(header.file_size),
-        create_timestamp: i64::from(header.mtime),
+        file_size: file_size as i64,
+        create_timestamp: i64::from(mtime),
         crc32: record.crc32,
         source_ip: storage.source_ip_of(&record),
     };

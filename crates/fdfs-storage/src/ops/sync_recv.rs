@@ -512,6 +512,31 @@ pub async fn rename(s: &mut Session) -> OpResult<Reply> {
     Ok(Reply::Body(Vec::new()))
 }
 
+/// SYNC_CREATE_LINK (19) of a trunk name: an `L` slot at the name's
+/// place whose content is `src`, as the original's storage writes for a
+/// link (§11.5) ([`slot::write_link_slot`]); a missing `src` is ENOENT.
+async fn create_link_slot(
+    s: &mut Session,
+    req: SyncPairReq,
+    dest: fdfs_proto::fileid::RemoteName,
+) -> OpResult<Reply> {
+    let storage = s.storage.clone();
+    credit(s, req.timestamp);
+    let st = storage.clone();
+    let src = req.src.clone();
+    let created = blocking(move || slot::write_link_slot(&st, &dest, &src)).await?;
+    if created {
+        log_change(
+            &storage,
+            i64::from(req.timestamp),
+            REPLICA_LINK,
+            &req.dest,
+            &req.src,
+        );
+    }
+    Ok(Reply::Body(Vec::new()))
+}
+
 /// SYNC_CREATE_LINK (19): a slave stored as a link (`store_slave_file_use_link`):
 /// `dest` becomes a symlink to the absolute path of `src` here. An existing
 /// `dest` is answered 0 as the original does (nothing recorded again); a
@@ -522,7 +547,13 @@ pub async fn create_link(s: &mut Session) -> OpResult<Reply> {
     let req = SyncPairReq::decode(&body)?;
     let storage = s.storage.clone();
     check_group(&storage, &req.group)?;
-    let dest = resolve_data_file(&storage, &req.dest)?;
+    let (dest_name, dest) = resolve(&storage, &req.dest)?;
+    if !dest_name.is_data_file() {
+        return Err(OpError::invalid(format!("{} is not a data file", req.dest)));
+    }
+    if TrunkLocation::from_remote(&dest_name).is_some() {
+        return create_link_slot(s, req, dest_name).await;
+    }
     let src = resolve_data_file(&storage, &req.src)?;
     credit(s, req.timestamp);
     let (dest_name, src_name) = (req.dest.clone(), req.src.clone());

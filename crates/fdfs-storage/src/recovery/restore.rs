@@ -5,6 +5,7 @@
 //! [`MARK_EVERY_RECORDS`] records, so a killed rebuild resumes there.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_TYPE_REGULAR};
 
@@ -88,7 +89,7 @@ enum Outcome {
 }
 
 pub async fn restore_part(
-    storage: &Storage,
+    storage: &Arc<Storage>,
     index: usize,
     n: usize,
     peer: &str,
@@ -175,7 +176,18 @@ pub async fn restore_part(
 /// already restored here, the link is made again instead of a copy being
 /// downloaded. None: not possible (the target is restored by another
 /// worker later, or lies elsewhere), download the content instead.
-async fn relink(storage: &Storage, link: &RemoteName, target: &str) -> Option<Outcome> {
+async fn relink(storage: &Arc<Storage>, link: &RemoteName, target: &str) -> Option<Outcome> {
+    if TrunkLocation::from_remote(link).is_some() {
+        // A link slot of the original's CREATE_LINK: the same slot again.
+        let (st, link, target) = (storage.clone(), link.clone(), target.to_string());
+        return tokio::task::spawn_blocking(move || {
+            crate::trunk::slot::write_link_slot(&st, &link, &target).ok()
+        })
+        .await
+        .ok()
+        .flatten()
+        .map(|_| Outcome::Restored(0));
+    }
     let target = RemoteName::parse(target, storage.paths.len()).ok()?;
     let root_of = |n: &RemoteName| {
         storage

@@ -325,11 +325,18 @@ pub(super) async fn send_record(
         }
         'L' | 'l' => {
             // The link as it is now: gone since, a later delete follows.
-            let Some(p) = local_path(storage, &rec.filename) else {
-                return Ok(());
-            };
-            if tokio::fs::symlink_metadata(p).await.is_err() {
-                return Ok(());
+            // A trunk name's link is an `L` slot, any other a symlink.
+            if let Some(name) = trunk_name(storage, &rec.filename) {
+                if !slot_holds(storage, name).await {
+                    return Ok(());
+                }
+            } else {
+                let Some(p) = local_path(storage, &rec.filename) else {
+                    return Ok(());
+                };
+                if tokio::fs::symlink_metadata(p).await.is_err() {
+                    return Ok(());
+                }
             }
             let mut b = BytesMut::new();
             SyncPairReq {

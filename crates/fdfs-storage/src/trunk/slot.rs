@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use fdfs_proto::fileid::RemoteName;
 use fdfs_proto::trunk::{
-    SlotHeader, TrunkLocation, SLOT_HEADER_LEN, SLOT_TYPE_FREE, SLOT_TYPE_LINK, SLOT_TYPE_REGULAR,
+    link_target, SlotHeader, TrunkLocation, LINK_TARGET_MAX_LEN, SLOT_HEADER_LEN, SLOT_TYPE_FREE,
+    SLOT_TYPE_LINK, SLOT_TYPE_REGULAR,
 };
 use fdfs_proto::Status;
 
@@ -167,12 +168,10 @@ pub fn store_root(storage: &Storage, name: &RemoteName) -> OpResult<PathBuf> {
 pub fn open_data(storage: &Storage, name: &RemoteName, path: &Path) -> OpResult<DataFile> {
     if TrunkLocation::from_remote(name).is_some() {
         let slot = open_slot(&store_root(storage, name)?, name)?;
-        return Ok(DataFile {
-            base: slot.content_offset(),
-            size: slot.size(),
-            trunk: Some((slot.loc, slot.header)),
-            file: slot.file,
-        });
+        if slot.header.file_type == SLOT_TYPE_LINK {
+            return open_link_target(storage, name, &slot);
+        }
+        return Ok(slot.into());
     }
     let (file, meta) = crate::ops::open_existing(path)?;
     Ok(DataFile {
@@ -181,6 +180,91 @@ pub fn open_data(storage: &Storage, name: &RemoteName, path: &Path) -> OpResult<
         size: meta.len(),
         trunk: None,
     })
+}
+
+impl From<OpenSlot> for DataFile {
+    fn from(slot: OpenSlot) -> Self {
+        DataFile {
+            base: slot.content_offset(),
+            size: slot.size(),
+            trunk: Some((slot.loc, slot.header)),
+            file: slot.file,
+        }
+    }
+}
+
+/// The file an `L` slot stands for (PROTOCOL.md §11.5): its content names
+/// a plain file or another slot of this storage, which is read in its
+/// place, as the original's download and file info do. One level only: a
+/// link to a link, or content that names no data file, is ENOENT.
+pub fn open_link_target(
+    storage: &Storage,
+    name: &RemoteName,
+    link: &OpenSlot,
+) -> OpResult<DataFile> {
+    let dangling = |why: &str| OpError::not_found(format!("{name}: link slot {why}"));
+    if link.size() > LINK_TARGET_MAX_LEN as u64 {
+        return Err(dangling("holds more than a file name"));
+    }
+    let target = link_target(&link.read_content()?, storage.paths.len())
+        .ok_or_else(|| dangling("holds no file name"))?;
+    let root = store_root(storage, &target)?;
+    if TrunkLocation::from_remote(&target).is_some() {
+        let slot = open_slot(&root, &target).map_err(|_| dangling("names a missing file"))?;
+        if slot.header.file_type == SLOT_TYPE_LINK {
+            return Err(dangling("names another link"));
+        }
+        return Ok(slot.into());
+    }
+    let path = crate::store::file_path(&root, &target.relative_path());
+    let (file, meta) =
+        crate::ops::open_existing(&path).map_err(|_| dangling("names a missing file"))?;
+    Ok(DataFile {
+        file,
+        base: 0,
+        size: meta.len(),
+        trunk: None,
+    })
+}
+
+/// Makes `link` (a trunk name) an `L` slot whose content is `target`, the
+/// name of a data file that exists here, as the original's storage does
+/// for a link it receives (§11.5). Like a file copy: true when written;
+/// false when the slot holds this link already or the link was deleted
+/// here; a slot held by another file is never overwritten (EEXIST).
+/// Blocking.
+pub fn write_link_slot(storage: &Storage, link: &RemoteName, target: &str) -> OpResult<bool> {
+    let loc = location_of(link)?;
+    let expect = SlotHeader::expected_for(link, SLOT_TYPE_LINK)
+        .ok_or_else(|| OpError::invalid(format!("{link} is not a trunk name")))?;
+    let target_name = link_target(target.as_bytes(), storage.paths.len())
+        .ok_or_else(|| OpError::invalid(format!("{link}: a link to no data file")))?;
+    if target.len() != expect.file_size as usize {
+        return Err(OpError::invalid(format!(
+            "{link}: a link of {} bytes names {target}",
+            expect.file_size
+        )));
+    }
+    let target_root = store_root(storage, &target_name)?;
+    let target_path = crate::store::file_path(&target_root, &target_name.relative_path());
+    check_data_exists(storage, &target_name, &target_path)?;
+    if storage
+        .trunk
+        .tombstones(storage.data_dir())?
+        .take(&link.to_string())?
+    {
+        return Ok(false);
+    }
+    let trunk_file_size = storage.params().trunk.trunk_file_size_bytes;
+    let root = store_root(storage, link)?;
+    let (mut writer, prior) =
+        SlotWrite::begin(&root, loc, expect.file_size, trunk_file_size, Some(&expect))?;
+    if prior != Prior::Free {
+        return Ok(false);
+    }
+    writer.write(target.as_bytes())?;
+    writer.finish(&expect, false)?;
+    Ok(true)
 }
 
 /// Whether a data file exists (ENOENT or the reader's status otherwise):
@@ -546,7 +630,9 @@ impl SlotWrite {
             )));
         }
         let crc = self.crc32();
-        if header.crc32 != crc {
+        // The original puts a random number in a link's CRC32 field, so
+        // only a regular file's content is held to it.
+        if header.file_type == SLOT_TYPE_REGULAR && header.crc32 != crc {
             return Err(OpError::new(
                 Status::EIO,
                 format!(
