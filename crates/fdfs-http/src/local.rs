@@ -385,7 +385,10 @@ fn open_by_name(
                 "{}: permission denied",
                 path.display()
             ))),
-            _ => Err(Reject::internal(format!("open {}: {e}", path.display()))),
+            _ => {
+                fdfs_util::sys::note_if_out_of_descriptors(&e);
+                Err(Reject::internal(format!("open {}: {e}", path.display())))
+            }
         },
     }
 }

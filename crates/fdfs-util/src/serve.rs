@@ -299,6 +299,7 @@ pub async fn accept_until_shutdown<F, Fut>(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
+                crate::sys::note_if_out_of_descriptors(&e);
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
                 continue;

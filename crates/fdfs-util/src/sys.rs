@@ -1,6 +1,6 @@
 //! The system calls std has no wrapper for, in one place: process limits,
 //! file-system space, opening a file strictly beneath a directory, user and
-//! group ids, signals, clock ticks. Most go through rustix's safe wrappers; what rustix
+//! group ids, signals, clock ticks, descriptor shortages. Most go through rustix's safe wrappers; what rustix
 //! cannot do process-wide (setgroups/setuid) or at all (the passwd and group
 //! databases) stays on libc, each call with its safety argument. (Zero-copy
 //! sends are in `zerocopy`, local time in `localtime`.)
@@ -24,6 +24,24 @@ pub fn nofile_limits() -> Option<(u64, u64)> {
         lim.current.unwrap_or(u64::MAX),
         lim.maximum.unwrap_or(u64::MAX),
     ))
+}
+
+/// Times this process ran out of descriptors (EMFILE, ENFILE), as noted by
+/// [`note_if_out_of_descriptors`]. Caches of open files watch it and let
+/// their handles go, so that connections and uploads get descriptors first.
+static DESCRIPTOR_SHORTAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts `e` when it says the process or the system has no descriptor
+/// left (see [`descriptor_shortages`]).
+pub fn note_if_out_of_descriptors(e: &std::io::Error) {
+    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        DESCRIPTOR_SHORTAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How many descriptor shortages were noted so far.
+pub fn descriptor_shortages() -> u64 {
+    DESCRIPTOR_SHORTAGES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Raises the soft limit on open descriptors to the hard limit, as servers
@@ -331,6 +349,16 @@ pub fn lookup_group(group: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_emfile_and_enfile_count_as_descriptor_shortages() {
+        let before = descriptor_shortages();
+        note_if_out_of_descriptors(&std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(descriptor_shortages(), before);
+        note_if_out_of_descriptors(&std::io::Error::from_raw_os_error(libc::EMFILE));
+        note_if_out_of_descriptors(&std::io::Error::from_raw_os_error(libc::ENFILE));
+        assert_eq!(descriptor_shortages(), before + 2);
+    }
 
     #[test]
     fn nofile_limits_are_ordered_and_raising_reaches_the_hard_limit() {
