@@ -56,4 +56,18 @@ impl Reject {
     pub fn bad_gateway(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, reason)
     }
+
+    /// Not an answer: the file's path walk needs the disk, which an async
+    /// worker must not wait for. The caller opens it again on the blocking
+    /// pool (were it ever sent, a 503 would be the honest answer).
+    pub fn needs_disk() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, NEEDS_DISK)
+    }
+
+    /// Whether this is [`Reject::needs_disk`].
+    pub fn is_needs_disk(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE && self.reason == NEEDS_DISK
+    }
 }
+
+const NEEDS_DISK: &str = "the path walk needs the disk";

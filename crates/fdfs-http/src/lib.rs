@@ -318,13 +318,13 @@ impl FileTarget {
 }
 
 impl Gateway {
-    async fn handle(&self, req: Request<Incoming>) -> Resp {
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Resp {
         let resp = self.handle_uncounted(req).await;
         self.counters.statuses.count(resp.status().as_u16());
         resp
     }
 
-    async fn handle_uncounted(&self, req: Request<Incoming>) -> Resp {
+    async fn handle_uncounted(self: &Arc<Self>, req: Request<Incoming>) -> Resp {
         let head = req.method() == Method::HEAD;
         match self.route(&req, head).await {
             Ok(r) => r,
@@ -409,22 +409,54 @@ impl Gateway {
     /// here). Open, stat and the first chunk (`want_body`, which covers a
     /// whole small file) run right here: on a warm page cache they take
     /// microseconds, far less than a round trip to the blocking pool,
-    /// which measured at half the throughput for 8-128 KB files.
+    /// which measured at half the throughput for 8-128 KB files. A path
+    /// walk that would read the disk is [`Reject::needs_disk`] instead
+    /// (the first chunk is only read when cached, see `local`).
     pub(crate) fn open_local(
         &self,
         t: &FileTarget,
         want_body: bool,
+    ) -> Result<Option<local::Found>, Reject> {
+        self.open_request(&t.file, &t.cond, want_body, false)
+    }
+
+    fn open_request(
+        &self,
+        file: &request::FileRequest,
+        cond: &plan::Conditions,
+        want_body: bool,
+        may_block: bool,
     ) -> Result<Option<local::Found>, Reject> {
         local::open(
             &self.conf().store_paths,
             &self.roots,
             &self.data_dirs,
             &self.kept,
-            &t.file,
-            &t.cond,
+            file,
+            cond,
             self.conf().multi_range_enabled,
             want_body,
+            may_block,
         )
+    }
+
+    /// [`Gateway::open_local`], moved to the blocking pool when the path
+    /// walk needs the disk: a cold directory must not stall the other
+    /// connections of this worker.
+    async fn open_local_or_wait(
+        self: &Arc<Self>,
+        t: &FileTarget,
+        want_body: bool,
+    ) -> Result<Option<local::Found>, Reject> {
+        match self.open_local(t, want_body) {
+            Err(e) if e.is_needs_disk() => {
+                let (gw, file, cond) = (self.clone(), t.file.clone(), t.cond.clone());
+                tokio::task::spawn_blocking(move || gw.open_request(&file, &cond, want_body, true))
+                    .await
+                    .map_err(|e| Reject::internal(format!("open task failed: {e}")))?
+            }
+            other => other,
+        }
     }
 
     /// The answer for a local file, with `body` carrying its planned window.
@@ -453,7 +485,7 @@ impl Gateway {
         self.pages.routes.as_ref()?.answer(path, query)
     }
 
-    async fn route(&self, req: &Request<Incoming>, head: bool) -> Result<Resp, Reject> {
+    async fn route(self: &Arc<Self>, req: &Request<Incoming>, head: bool) -> Result<Resp, Reject> {
         if req.method() != Method::GET && !head {
             return Ok(response::method_not_allowed());
         }
@@ -467,7 +499,7 @@ impl Gateway {
             Front::File(t) => t,
         };
         if t.file.local_group {
-            if let Some(f) = self.open_local(&t, !head)? {
+            if let Some(f) = self.open_local_or_wait(&t, !head).await? {
                 let (offset, len) = f.plan.window(f.facts.size);
                 let offset = f.base + offset;
                 let body = match &f.first {

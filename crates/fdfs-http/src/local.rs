@@ -90,29 +90,53 @@ impl DataDirs {
     }
 
     /// Opens `relative` below data directory `index` without following
-    /// any symlink; None when that cannot be done (then open by path).
+    /// any symlink. With `may_block` false, only a walk the dentry cache
+    /// answers whole runs ([`Beneath::NeedsDisk`] otherwise).
     fn open_beneath(
         &self,
         store_paths: &[PathBuf],
         roots: &[PathBuf],
         index: usize,
         relative: &str,
-    ) -> Option<std::fs::File> {
+        may_block: bool,
+    ) -> Beneath {
         if self.no_openat2.load(Ordering::Relaxed) {
-            return None;
+            return Beneath::ByPath;
         }
-        let dir = self.get(store_paths, roots, index)?;
-        let name = CString::new(relative).ok()?;
-        match fdfs_util::sys::openat2_beneath(dir, &name) {
-            Ok(f) => Some(f),
+        let Some(dir) = self.get(store_paths, roots, index) else {
+            return Beneath::ByPath;
+        };
+        let Ok(name) = CString::new(relative) else {
+            return Beneath::ByPath;
+        };
+        let opened = if may_block {
+            fdfs_util::sys::openat2_beneath(dir, &name)
+        } else {
+            match fdfs_util::sys::openat2_beneath_if_cached(dir, &name) {
+                Some(opened) => opened,
+                None => return Beneath::NeedsDisk,
+            }
+        };
+        match opened {
+            Ok(f) => Beneath::Opened(f),
             Err(e) => {
                 if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
                     self.no_openat2.store(true, Ordering::Relaxed);
                 }
-                None
+                Beneath::ByPath
             }
         }
     }
+}
+
+/// What an open beneath a data directory gave.
+enum Beneath {
+    Opened(std::fs::File),
+    /// The walk needs the disk and the caller may not wait for it.
+    NeedsDisk,
+    /// Not done this way (no openat2, no data directory, a symlink, an
+    /// error): open by path.
+    ByPath,
 }
 
 /// Whether the first chunk of a `len`-byte window at `offset` is in the
@@ -124,6 +148,8 @@ fn first_chunk_cached(file: &std::fs::File, offset: u64, len: u64) -> bool {
 }
 
 /// Looks the request up below the store paths. `Ok(None)`: not here.
+/// With `may_block` false (on an async worker), a path walk the dentry
+/// cache cannot answer is [`Reject::needs_disk`].
 #[allow(clippy::too_many_arguments)]
 pub fn open(
     store_paths: &[PathBuf],
@@ -134,6 +160,7 @@ pub fn open(
     cond: &Conditions,
     multi_range_enabled: bool,
     want_body: bool,
+    may_block: bool,
 ) -> Result<Option<Found>, Reject> {
     let index = usize::from(req.name.store_path_index);
     let root = store_paths
@@ -150,6 +177,7 @@ pub fn open(
             cond,
             multi_range_enabled,
             want_body,
+            may_block,
             true,
         );
     }
@@ -160,7 +188,7 @@ pub fn open(
         Some((file, meta)) => (file, meta, true),
         None => {
             let Some((file, contained)) =
-                open_by_name(dirs, store_paths, roots, index, &relative, &path)?
+                open_by_name(dirs, store_paths, roots, index, &relative, &path, may_block)?
             else {
                 return Ok(None);
             };
@@ -237,6 +265,7 @@ fn open_trunk(
     cond: &Conditions,
     multi_range_enabled: bool,
     want_body: bool,
+    may_block: bool,
     follow_link: bool,
 ) -> Result<Option<Found>, Reject> {
     let index = usize::from(loc.store_path_index);
@@ -252,7 +281,7 @@ fn open_trunk(
             // A trunk file is never a link: only one opened beneath the
             // data directory, or one whose real path is in a store, serves.
             let Some((file, contained)) =
-                open_by_name(dirs, store_paths, roots, index, relative, &path)?
+                open_by_name(dirs, store_paths, roots, index, relative, &path, may_block)?
             else {
                 return Ok(None);
             };
@@ -318,6 +347,7 @@ fn open_trunk(
                 cond,
                 multi_range_enabled,
                 want_body,
+                may_block,
                 false,
             ),
             None => open(
@@ -329,6 +359,7 @@ fn open_trunk(
                 cond,
                 multi_range_enabled,
                 want_body,
+                may_block,
             ),
         };
     }
@@ -368,9 +399,12 @@ fn open_by_name(
     index: usize,
     relative: &str,
     path: &Path,
+    may_block: bool,
 ) -> Result<Option<(std::fs::File, bool)>, Reject> {
-    if let Some(f) = dirs.open_beneath(store_paths, roots, index, relative) {
-        return Ok(Some((f, true)));
+    match dirs.open_beneath(store_paths, roots, index, relative, may_block) {
+        Beneath::Opened(f) => return Ok(Some((f, true))),
+        Beneath::NeedsDisk => return Err(Reject::needs_disk()),
+        Beneath::ByPath => {}
     }
     // O_NONBLOCK: a FIFO planted in the store must not block the open.
     match std::fs::OpenOptions::new()
@@ -390,5 +424,50 @@ fn open_by_name(
                 Err(Reject::internal(format!("open {}: {e}", path.display())))
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs root: it drops the kernel's dentry cache (CI runs as root).
+    #[test]
+    fn a_walk_out_of_the_dentry_cache_needs_the_disk_and_opens_where_it_may_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().to_path_buf();
+        let leaf = "fwAAAWVT8QCANFZ4AAAADjf5ba8123.txt";
+        std::fs::create_dir_all(store.join("data/00/00")).unwrap();
+        std::fs::write(store.join("data/00/00").join(leaf), b"cold").unwrap();
+        let req =
+            crate::request::parse_path(&format!("/group1/M00/00/00/{leaf}"), "group1", true, 1)
+                .unwrap();
+        let (paths, roots) = (vec![store.clone()], vec![store.canonicalize().unwrap()]);
+        let (dirs, kept, cond) = (
+            DataDirs::new(1),
+            OpenFiles::new(1, 0),
+            Conditions::default(),
+        );
+        let open_now = |may_block| {
+            open(
+                &paths, &roots, &dirs, &kept, &req, &cond, false, true, may_block,
+            )
+        };
+        let warm = open_now(false)
+            .unwrap()
+            .expect("served from the dentry cache");
+        assert_eq!(warm.facts.size, 4);
+        drop(warm);
+
+        fdfs_testkit::drop_dentry_cache();
+        match open_now(false) {
+            Err(e) if e.is_needs_disk() => {}
+            Err(e) => panic!("a cold walk answered {e}"),
+            Ok(f) => panic!("a cold walk ran on the async worker: {:?}", f.is_some()),
+        }
+        let cold = open_now(true).unwrap().expect("opened where it may block");
+        assert_eq!(cold.facts.size, 4);
+        // Now cached again: inline.
+        assert!(open_now(false).unwrap().is_some());
     }
 }

@@ -454,6 +454,19 @@ pub fn drop_from_page_cache(store_root: &std::path::Path, remote: &str) {
     );
 }
 
+/// Writes everything out and drops the kernel's unused dentries and inodes
+/// (`vm.drop_caches = 2`), so that the next open of a file nobody holds
+/// walks its path on the disk. Needs root (CI runs as root); fails loudly
+/// otherwise.
+pub fn drop_dentry_cache() {
+    assert!(std::process::Command::new("sync")
+        .status()
+        .expect("sync")
+        .success());
+    std::fs::write("/proc/sys/vm/drop_caches", "2")
+        .expect("dropping the dentry cache needs root (vm.drop_caches)");
+}
+
 /// Downloads every `(file id, CRC32 of its bytes)` of `files` through
 /// `tracker` with the independent PyPI client py3fdfs (`script` is the
 /// fdfs crate's tests/py/py3fdfs_download_check.py), and panics unless each

@@ -162,6 +162,38 @@ fn a_file_out_of_the_page_cache_is_served_whole_and_in_ranges() {
     }
 }
 
+/// Files whose directories are out of the dentry cache: the path walk
+/// runs on the blocking pool (the fast path hands such a request to
+/// hyper's), and the answers are the same.
+#[test]
+fn files_whose_path_walk_needs_the_disk_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, tp, hp) = start_server(dir.path());
+    let (rt, c) = client(tp);
+    let files: Vec<(FileId, Vec<u8>)> = (0..4u32)
+        .map(|i| {
+            let data: Vec<u8> = (0..70_000 + i).map(|b| (b % 253) as u8 ^ i as u8).collect();
+            (upload_with(&rt, &c, &data, false), data)
+        })
+        .collect();
+    fdfs_testkit::drop_dentry_cache();
+    for (i, (id, data)) in files.iter().enumerate() {
+        // Keep-alive requests take the fast path first, the others hyper's.
+        let extra = if i % 2 == 0 {
+            ""
+        } else {
+            "Connection: close\r\n"
+        };
+        let (status, body) = get_with(hp, &format!("/{id}"), extra).unwrap();
+        assert_eq!(status, 200, "{id} {extra:?}");
+        assert!(body == *data, "{id}: body differs ({extra:?})");
+    }
+    fdfs_testkit::drop_dentry_cache();
+    let (id, data) = &files[3];
+    let (status, body) = get_with(hp, &format!("/{id}"), "Range: bytes=10-19\r\n").unwrap();
+    assert_eq!((status, body.as_slice()), (206, &data[10..20]));
+}
+
 #[test]
 fn fdfs_server_serves_http() {
     let dir = tempfile::tempdir().unwrap();
