@@ -6,6 +6,9 @@
 //! with sendfile(2) straight from the page cache (no copy through user
 //! space, no per-request body machinery).
 //!
+//! A file whose path walk would read the disk (out of the dentry cache) is
+//! opened on the blocking pool and then answered here the same way.
+//!
 //! Everything else (other methods and versions, request bodies, upgrades,
 //! `Connection: close`, /healthz, files that are not here, errors,
 //! malformed or oversized heads) hands the connection, with the bytes read
@@ -34,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::body::GatewayBody;
 use crate::response::Resp;
-use crate::{Front, Gateway, Headers};
+use crate::{local, FileTarget, Front, Gateway, Headers};
 
 /// Most header lines a fast request may have (more: hyper decides).
 const MAX_HEADERS: usize = 64;
@@ -65,6 +68,13 @@ enum Step {
     Send {
         consumed: usize,
         rest: Option<FileWindow>,
+    },
+    /// A local file whose path walk needs the disk: opened on the
+    /// blocking pool, then answered here like any other.
+    OpenOnDisk {
+        consumed: usize,
+        target: Box<FileTarget>,
+        head: bool,
     },
 }
 
@@ -106,29 +116,44 @@ fn try_fast(gw: &Gateway, buf: &[u8], out: &mut Vec<u8>) -> Step {
     };
     let f = match gw.open_local(&t, false) {
         Ok(Some(f)) => f,
+        Err(e) if e.is_needs_disk() => {
+            return Step::OpenOnDisk {
+                consumed,
+                target: Box::new(t),
+                head,
+            }
+        }
         _ => return Step::Fallback,
     };
+    Step::Send {
+        consumed,
+        rest: answer(gw, &t, f, head, out),
+    }
+}
+
+/// Writes the head of the answer for an opened local file to `out`; the
+/// part of the file that follows it, if any.
+fn answer(
+    gw: &Gateway,
+    t: &FileTarget,
+    f: local::Found,
+    head: bool,
+    out: &mut Vec<u8>,
+) -> Option<FileWindow> {
     out.clear();
-    let resp = gw.local_response(&t, &f, GatewayBody::empty());
+    let resp = gw.local_response(t, &f, GatewayBody::empty());
     gw.counters.hit();
     gw.counters.statuses.count(resp.status().as_u16());
     write_head(out, &resp);
     let (offset, len) = f.plan.window(f.facts.size);
-    let offset = f.base + offset;
     if head || len == 0 {
-        return Step::Send {
-            consumed,
-            rest: None,
-        };
+        return None;
     }
-    Step::Send {
-        consumed,
-        rest: Some(FileWindow {
-            file: f.file,
-            offset,
-            len,
-        }),
-    }
+    Some(FileWindow {
+        file: f.file,
+        offset: f.base + offset,
+        len,
+    })
 }
 
 /// Status line and headers as hyper writes them (lower-case names, a
@@ -190,6 +215,25 @@ pub(crate) async fn serve(
             if !buf.is_empty() {
                 match try_fast(&gw, &buf, &mut out) {
                     Step::Send { consumed, rest } => break (consumed, rest),
+                    Step::OpenOnDisk {
+                        consumed,
+                        target,
+                        head,
+                    } => {
+                        let disk_gw = gw.clone();
+                        let opened = tokio::task::spawn_blocking(move || {
+                            let f = disk_gw.open_request(&target.file, &target.cond, false, true);
+                            (target, f)
+                        })
+                        .await;
+                        if let Ok((target, Ok(Some(f)))) = opened {
+                            break (consumed, answer(&gw, &target, f, head, &mut out));
+                        }
+                        // Gone meanwhile, or an error: hyper answers the
+                        // request, still whole in `buf`, as always.
+                        let io = crate::io::Rewind::new(stream, buf.freeze());
+                        return crate::serve_hyper(gw, io, peer, shutdown).await;
+                    }
                     Step::NeedMore => {}
                     Step::Fallback => {
                         let io = crate::io::Rewind::new(stream, buf.freeze());

@@ -163,8 +163,8 @@ fn a_file_out_of_the_page_cache_is_served_whole_and_in_ranges() {
 }
 
 /// Files whose directories are out of the dentry cache: the path walk
-/// runs on the blocking pool (the fast path hands such a request to
-/// hyper's), and the answers are the same.
+/// runs on the blocking pool, on the fast path and on hyper's, and the
+/// answers are the same.
 #[test]
 fn files_whose_path_walk_needs_the_disk_are_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -178,7 +178,7 @@ fn files_whose_path_walk_needs_the_disk_are_served() {
         .collect();
     fdfs_testkit::drop_dentry_cache();
     for (i, (id, data)) in files.iter().enumerate() {
-        // Keep-alive requests take the fast path first, the others hyper's.
+        // Keep-alive requests take the fast path, the others hyper's.
         let extra = if i % 2 == 0 {
             ""
         } else {
