@@ -789,6 +789,42 @@ pub fn mark_freed(store_root: &Path, loc: &TrunkLocation) -> io::Result<()> {
     )
 }
 
+/// Marks the tombstone at `loc` freed, as [`mark_freed`] does on the trunk
+/// server, when it is the tombstone of a file of exactly this slot made
+/// before `freed_at` (unix seconds) and not marked yet. A member calls it
+/// for each slot a pushed trunk binlog line gave back to the pool: should
+/// it become trunk server, a second free of that delete is then refused
+/// here too. True when marked.
+pub fn mark_freed_if_older(
+    store_root: &Path,
+    loc: &TrunkLocation,
+    freed_at: i64,
+) -> io::Result<bool> {
+    let file = match File::open(trunk_file_path(store_root, loc)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut raw = [0u8; SLOT_HEADER_LEN + TOMBSTONE_RECORD_LEN];
+    if file.read_at(&mut raw, u64::from(loc.offset))? < raw.len() {
+        return Ok(false);
+    }
+    let header = SlotHeader::decode(raw[..SLOT_HEADER_LEN].try_into().expect("24 bytes"));
+    let record = &raw[SLOT_HEADER_LEN..];
+    let made = u32::from_be_bytes(record[12..16].try_into().expect("4 bytes"));
+    let unfreed_tombstone = header.file_type == SLOT_TYPE_FREE
+        && header.alloc_size == loc.size
+        && &record[..TOMBSTONE_MAGIC.len()] == TOMBSTONE_MAGIC;
+    // Made in the very second of the free, the tombstone may be of a file
+    // that took the slot after that free: leave it (the free it is due
+    // is then not refused, as before this check).
+    if !unfreed_tombstone || i64::from(made) >= freed_at {
+        return Ok(false);
+    }
+    mark_freed(store_root, loc)?;
+    Ok(true)
+}
+
 /// Writes a free header at `loc` the original reads as free (type, CRC32,
 /// mtime and extension 0) and returns the one it replaced. With
 /// `tombstone_of` (the deleted file's header), the free header keeps that

@@ -254,6 +254,73 @@ fn apply_records(pool: &mut Pool, max_id: &mut u32, records: &[TrunkRecord]) -> 
     failed
 }
 
+/// The space each `A` line of `records` gave back to the pool that was not
+/// free just before (the pieces a merge absorbed come as `D` lines of the
+/// same time right before it), with the line's time: the slots a trunk
+/// server freed. A member marks the tombstones there freed, so that it
+/// refuses a second free of the same delete should it take the trunk
+/// server's role over (happyfish100/fastdfs#66: after a failover the new
+/// trunk server must not free a slot again that the old one freed and
+/// handed out once more).
+fn newly_freed(records: &[TrunkRecord]) -> Vec<(TrunkLocation, i64)> {
+    let same_file = |a: &TrunkLocation, b: &TrunkLocation| {
+        (
+            a.store_path_index,
+            a.sub_path_high,
+            a.sub_path_low,
+            a.trunk_file_id,
+        ) == (
+            b.store_path_index,
+            b.sub_path_high,
+            b.sub_path_low,
+            b.trunk_file_id,
+        )
+    };
+    let mut out = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if r.op != TrunkOp::AddSpace {
+            continue;
+        }
+        let (start, end) = (u64::from(r.slot.offset), slot_end(&r.slot));
+        let mut absorbed: Vec<(u64, u64)> = records[..i]
+            .iter()
+            .rev()
+            .take_while(|d| d.op == TrunkOp::DelSpace && d.timestamp == r.timestamp)
+            .filter(|d| {
+                same_file(&d.slot, &r.slot)
+                    && u64::from(d.slot.offset) >= start
+                    && slot_end(&d.slot) <= end
+            })
+            .map(|d| (u64::from(d.slot.offset), slot_end(&d.slot)))
+            .collect();
+        absorbed.sort_unstable();
+        let mut at = start;
+        let mut gap = |from: u64, to: u64| {
+            // Offsets and sizes of one trunk file fit in u32.
+            if let (Ok(offset), Ok(size)) = (u32::try_from(from), u32::try_from(to - from)) {
+                out.push((
+                    TrunkLocation {
+                        offset,
+                        size,
+                        ..r.slot
+                    },
+                    r.timestamp,
+                ));
+            }
+        };
+        for (a, b) in absorbed {
+            if a > at {
+                gap(at, a);
+            }
+            at = at.max(b);
+        }
+        if at < end {
+            gap(at, end);
+        }
+    }
+    out
+}
+
 /// The highest trunk id and the known trunk files (as whole-file
 /// locations of size 1) saved with the snapshot of `binlog_size`; None
 /// when missing, damaged or of another snapshot.
@@ -1179,6 +1246,16 @@ impl TrunkSpace {
         let inner = &mut *inner;
         apply_records(&mut inner.pool, &mut inner.max_trunk_file_id, &records);
         inner.pending.drain(..consumed);
+        if super::slot::tombstones_fit(self.params.slot_min_size_bytes) {
+            for (slot, freed_at) in newly_freed(&records) {
+                let Ok(store) = self.store_path(slot.store_path_index) else {
+                    continue;
+                };
+                if let Err(e) = super::slot::mark_freed_if_older(store, &slot, freed_at) {
+                    tracing::warn!(error = %e, ?slot, "cannot mark a freed tombstone");
+                }
+            }
+        }
         Ok(())
     }
 
@@ -2448,6 +2525,45 @@ mod tests {
         let s = env.open();
         let e = s.free_deleted(&freed, true).unwrap_err();
         assert_eq!(os_err(&e), Some(Status::EEXIST));
+    }
+
+    /// Issue 15 point 4 across a failover (happyfish100/fastdfs#66): a
+    /// member that was pushed the old trunk server's free of a slot refuses
+    /// a second free of that delete once it serves, with and without
+    /// merging, as the old server would have.
+    #[test]
+    fn a_member_refuses_a_second_free_the_old_trunk_server_did_once() {
+        use super::super::slot::{delete_slot, SlotWrite};
+        for merge in [false, true] {
+            let server_env = Env::new(params(merge, false));
+            let server_store = server_env.stores()[0].clone();
+            let server = server_env.open();
+            server.add_trunk_file(0, 7).unwrap();
+            let _before = store_file(&server, &server_store, b"a neighbour", 1);
+            let name = store_file(&server, &server_store, b"deleted on two members", 1);
+            let at = TrunkLocation::from_remote(&name).unwrap();
+            // The member's copy of the file, then both delete it.
+            let (member_env, member) = member_of(&server_env);
+            let member_store = member_env.stores()[0].clone();
+            let expect = SlotHeader::expected_for(&name, SLOT_TYPE_REGULAR).unwrap();
+            let (mut w, _) =
+                SlotWrite::begin(&member_store, at, expect.file_size, FILE, Some(&expect)).unwrap();
+            w.write(b"deleted on two members").unwrap();
+            w.finish(&expect, false).unwrap();
+            for store in [&server_store, &member_store] {
+                delete_slot(store, &name, true).unwrap();
+            }
+            let pushed = server_env.binlog().len();
+            server.free_deleted(&at, true).unwrap();
+            member.apply_pushed(&server_env.binlog()[pushed..]).unwrap();
+            assert_eq!(
+                super::super::slot::check_before_free(&member_store, &at).unwrap(),
+                FreeCheck::Freed,
+                "merge {merge}: the member's tombstone is not marked freed"
+            );
+            let e = member.free_deleted(&at, true).unwrap_err();
+            assert_eq!(os_err(&e), Some(Status::EEXIST), "merge {merge}");
+        }
     }
 
     /// Where slots are too small for a tombstone, frees go on unchecked.
