@@ -512,19 +512,29 @@ pub async fn rename(s: &mut Session) -> OpResult<Reply> {
     Ok(Reply::Body(Vec::new()))
 }
 
-/// SYNC_CREATE_LINK (19) of a trunk name: an `L` slot at the name's
-/// place whose content is `src`, as the original's storage writes for a
-/// link (§11.5) ([`slot::write_link_slot`]); a missing `src` is ENOENT.
-async fn create_link_slot(
-    s: &mut Session,
-    req: SyncPairReq,
-    dest: fdfs_proto::fileid::RemoteName,
-) -> OpResult<Reply> {
+/// SYNC_CREATE_LINK (19): a slave stored as a link (`store_slave_file_use_link`):
+/// `dest` becomes a symlink to the absolute path of `src` here. An existing
+/// `dest` is answered 0 as the original does (nothing recorded again); a
+/// missing `src` is ENOENT. Binlog `l <dest> <src>`, the names the
+/// original leaves out (§5.1). A trunk name `dest` becomes an `L` slot
+/// whose content is `src`, as the original's storage writes for a link
+/// (§11.5, [`slot::write_link_slot`]).
+pub async fn create_link(s: &mut Session) -> OpResult<Reply> {
+    let body = read_small_body(s).await?;
+    let req = SyncPairReq::decode(&body)?;
     let storage = s.storage.clone();
-    credit(s, req.timestamp);
-    let st = storage.clone();
-    let src = req.src.clone();
-    let created = blocking(move || slot::write_link_slot(&st, &dest, &src)).await?;
+    check_group(&storage, &req.group)?;
+    let (dest_name, dest) = resolve(&storage, &req.dest)?;
+    if !dest_name.is_data_file() {
+        return Err(OpError::invalid(format!("{} is not a data file", req.dest)));
+    }
+    let created = if TrunkLocation::from_remote(&dest_name).is_some() {
+        credit(s, req.timestamp);
+        let (st, src) = (storage.clone(), req.src.clone());
+        blocking(move || slot::write_link_slot(&st, &dest_name, &src)).await?
+    } else {
+        symlink_replica(s, &req, dest).await?
+    };
     if created {
         log_change(
             &storage,
@@ -537,27 +547,13 @@ async fn create_link_slot(
     Ok(Reply::Body(Vec::new()))
 }
 
-/// SYNC_CREATE_LINK (19): a slave stored as a link (`store_slave_file_use_link`):
-/// `dest` becomes a symlink to the absolute path of `src` here. An existing
-/// `dest` is answered 0 as the original does (nothing recorded again); a
-/// missing `src` is ENOENT. Binlog `l <dest> <src>`, the names the
-/// original leaves out (§5.1).
-pub async fn create_link(s: &mut Session) -> OpResult<Reply> {
-    let body = read_small_body(s).await?;
-    let req = SyncPairReq::decode(&body)?;
-    let storage = s.storage.clone();
-    check_group(&storage, &req.group)?;
-    let (dest_name, dest) = resolve(&storage, &req.dest)?;
-    if !dest_name.is_data_file() {
-        return Err(OpError::invalid(format!("{} is not a data file", req.dest)));
-    }
-    if TrunkLocation::from_remote(&dest_name).is_some() {
-        return create_link_slot(s, req, dest_name).await;
-    }
-    let src = resolve_data_file(&storage, &req.src)?;
+/// The symlink `dest` of SYNC_CREATE_LINK to `src`'s absolute path; true
+/// when made.
+async fn symlink_replica(s: &Session, req: &SyncPairReq, dest: PathBuf) -> OpResult<bool> {
+    let src = resolve_data_file(&s.storage, &req.src)?;
     credit(s, req.timestamp);
     let (dest_name, src_name) = (req.dest.clone(), req.src.clone());
-    let created = blocking(move || {
+    blocking(move || {
         if std::fs::symlink_metadata(&dest).is_ok() {
             return Ok(false);
         }
@@ -573,15 +569,5 @@ pub async fn create_link(s: &mut Session) -> OpResult<Reply> {
             }
         }
     })
-    .await?;
-    if created {
-        log_change(
-            &storage,
-            i64::from(req.timestamp),
-            REPLICA_LINK,
-            &req.dest,
-            &req.src,
-        );
-    }
-    Ok(Reply::Body(Vec::new()))
+    .await
 }
