@@ -1114,13 +1114,21 @@ impl TrunkSpace {
             && self.params.delete_unused_trunk_files
             && m.offset == 0
             && u64::from(m.size) == self.trunk_file_size();
+        // One time for the group: members tell a merge's absorbed pieces
+        // by it (`newly_freed`).
+        let now = now_secs();
+        let stamped = |op, slot| TrunkRecord {
+            timestamp: now,
+            op,
+            slot,
+        };
         let mut recs: Vec<TrunkRecord> = plan
             .absorbed
             .iter()
-            .map(|a| record(TrunkOp::DelSpace, *a))
+            .map(|a| stamped(TrunkOp::DelSpace, *a))
             .collect();
         if !unused {
-            recs.push(record(TrunkOp::AddSpace, m));
+            recs.push(stamped(TrunkOp::AddSpace, m));
         }
         self.write_binlog(inner, &recs)?;
         if unused {
