@@ -657,6 +657,9 @@ fn a_wiped_member_gets_its_trunk_files_back_by_disk_recovery() {
         tweak_storage: Some(Arc::new(|c| {
             c.store_paths = vec![c.base_path.join("store0")];
             c.subdir_count_per_path = 2;
+            // One thread, so that the binlog's order below is the order
+            // of recovery.
+            c.disk_recovery_threads = 1;
         })),
         ..GroupOptions::default()
     });
@@ -667,6 +670,18 @@ fn a_wiped_member_gets_its_trunk_files_back_by_disk_recovery() {
     let mut b = TrunkDirBuilder::new(&store_root(&g, 0), 0, TRUNK_FILE_BYTES).source(ip.octets());
     let files = lay_out(&mut b);
     let link = b.add_link((1, 1, 3), &files[0].remote, "txt", TS + 30);
+    // A link met before its target, as one of several recovery threads
+    // may: the target's name is learnt from a scratch layout of the same
+    // slot (offset 0 of a trunk file of its own).
+    let scratch = tempfile::tempdir().unwrap();
+    let late_content = pattern(500, 11);
+    let late_name = TrunkDirBuilder::new(scratch.path(), 0, TRUNK_FILE_BYTES)
+        .source(ip.octets())
+        .add((1, 1, 9), &late_content, "png", TS + 31)
+        .remote;
+    let early_link = b.add_link((1, 1, 3), &late_name, "txt", TS + 31);
+    let late = b.add((1, 1, 9), &late_content, "png", TS + 31);
+    assert_eq!(late.remote, late_name);
     b.append_binlog(&g.store_path(0));
     g.start_storage(0);
     for f in &files {
@@ -692,13 +707,16 @@ fn a_wiped_member_gets_its_trunk_files_back_by_disk_recovery() {
         let start = f.loc.content_offset() as usize;
         assert!(trunk[start..start + f.content.len()] == f.content[..]);
     }
-    // The link comes back as a link slot, not as a copy of its target.
-    assert!(
-        wait_until(|| download_from(&g, 1, &link.remote).is_ok_and(|d| d == files[0].content)),
-        "the link slot was not recovered"
-    );
-    let trunk = std::fs::read(wiped.join(link.loc.trunk_file_relative_path())).unwrap();
-    assert_eq!(trunk[link.loc.offset as usize], b'L');
+    // The links come back as link slots, not as copies of their targets.
+    for (link, content) in [(&link, &files[0].content), (&early_link, &late_content)] {
+        assert!(
+            wait_until(|| download_from(&g, 1, &link.remote).is_ok_and(|d| d == *content)),
+            "the link slot {} was not recovered",
+            link.remote
+        );
+        let trunk = std::fs::read(wiped.join(link.loc.trunk_file_relative_path())).unwrap();
+        assert_eq!(trunk[link.loc.offset as usize], b'L');
+    }
 }
 
 /// One SYNC_CREATE_FILE (16) as a peer sends it; the answer's status.

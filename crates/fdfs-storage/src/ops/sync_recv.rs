@@ -531,7 +531,7 @@ pub async fn create_link(s: &mut Session) -> OpResult<Reply> {
     let created = if TrunkLocation::from_remote(&dest_name).is_some() {
         credit(s, req.timestamp);
         let (st, src) = (storage.clone(), req.src.clone());
-        blocking(move || slot::write_link_slot(&st, &dest_name, &src)).await?
+        blocking(move || slot::write_link_slot(&st, &dest_name, &src, true)).await?
     } else {
         symlink_replica(s, &req, dest).await?
     };

@@ -175,13 +175,16 @@ pub async fn restore_part(
 /// A slave stored as a link (`L <link> <target>`): when its target is
 /// already restored here, the link is made again instead of a copy being
 /// downloaded. None: not possible (the target is restored by another
-/// worker later, or lies elsewhere), download the content instead.
+/// worker later, or lies elsewhere), download the content instead. A
+/// trunk link (an `L` slot, whose download would give its target's bytes)
+/// is always made again.
 async fn relink(storage: &Arc<Storage>, link: &RemoteName, target: &str) -> Option<Outcome> {
     if TrunkLocation::from_remote(link).is_some() {
-        // A link slot of the original's CREATE_LINK: the same slot again.
+        // A link slot of the original's CREATE_LINK: the same slot again,
+        // whether or not another worker has restored its target yet.
         let (st, link, target) = (storage.clone(), link.clone(), target.to_string());
         return tokio::task::spawn_blocking(move || {
-            crate::trunk::slot::write_link_slot(&st, &link, &target).ok()
+            crate::trunk::slot::write_link_slot(&st, &link, &target, false).ok()
         })
         .await
         .ok()

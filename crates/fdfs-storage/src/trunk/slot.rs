@@ -228,12 +228,19 @@ pub fn open_link_target(
 }
 
 /// Makes `link` (a trunk name) an `L` slot whose content is `target`, the
-/// name of a data file that exists here, as the original's storage does
-/// for a link it receives (§11.5). Like a file copy: true when written;
-/// false when the slot holds this link already or the link was deleted
-/// here; a slot held by another file is never overwritten (EEXIST).
-/// Blocking.
-pub fn write_link_slot(storage: &Storage, link: &RemoteName, target: &str) -> OpResult<bool> {
+/// name of a data file of this storage, as the original's storage does
+/// for a link it receives (§11.5). With `target_here`, a target missing
+/// here is ENOENT (SYNC_CREATE_LINK, whose stream sent the target first);
+/// disk recovery restores targets on other threads, in any order. Like a
+/// file copy: true when written; false when the slot holds this link
+/// already or the link was deleted here; a slot held by another file is
+/// never overwritten (EEXIST). Blocking.
+pub fn write_link_slot(
+    storage: &Storage,
+    link: &RemoteName,
+    target: &str,
+    target_here: bool,
+) -> OpResult<bool> {
     let loc = location_of(link)?;
     let expect = SlotHeader::expected_for(link, SLOT_TYPE_LINK)
         .ok_or_else(|| OpError::invalid(format!("{link} is not a trunk name")))?;
@@ -246,8 +253,10 @@ pub fn write_link_slot(storage: &Storage, link: &RemoteName, target: &str) -> Op
         )));
     }
     let target_root = store_root(storage, &target_name)?;
-    let target_path = crate::store::file_path(&target_root, &target_name.relative_path());
-    check_data_exists(storage, &target_name, &target_path)?;
+    if target_here {
+        let target_path = crate::store::file_path(&target_root, &target_name.relative_path());
+        check_data_exists(storage, &target_name, &target_path)?;
+    }
     if storage
         .trunk
         .tombstones(storage.data_dir())?
