@@ -209,16 +209,23 @@ pub fn open_link_target(
     let target = link_target(&link.read_content()?, storage.paths.len())
         .ok_or_else(|| dangling("holds no file name"))?;
     let root = store_root(storage, &target)?;
+    // A missing target is the link's ENOENT; any other failure keeps its own.
+    let missing = |e: OpError| {
+        if e.status == Status::ENOENT {
+            dangling("names a missing file")
+        } else {
+            e
+        }
+    };
     if TrunkLocation::from_remote(&target).is_some() {
-        let slot = open_slot(&root, &target).map_err(|_| dangling("names a missing file"))?;
+        let slot = open_slot(&root, &target).map_err(missing)?;
         if slot.header.file_type == SLOT_TYPE_LINK {
             return Err(dangling("names another link"));
         }
         return Ok(slot.into());
     }
     let path = crate::store::file_path(&root, &target.relative_path());
-    let (file, meta) =
-        crate::ops::open_existing(&path).map_err(|_| dangling("names a missing file"))?;
+    let (file, meta) = crate::ops::open_existing(&path).map_err(missing)?;
     Ok(DataFile {
         file,
         base: 0,
