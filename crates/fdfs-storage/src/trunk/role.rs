@@ -228,6 +228,10 @@ pub struct TrunkRole {
     /// Held while the trunk binlog is pushed to a member or compressed:
     /// a push reads it at its member's mark, which a compression resets.
     binlog_io: tokio::sync::Mutex<()>,
+    /// Wakes the pusher early after a free: a member that may take the
+    /// role over should learn of each free (and mark its tombstone, see
+    /// `space::newly_freed`) before this server can die.
+    push_soon: tokio::sync::Notify,
     /// Trunk file ids wanted from the leader tracker.
     id_requests: Mutex<std::collections::VecDeque<IdRequest>>,
     id_wanted: tokio::sync::Notify,
@@ -269,6 +273,7 @@ impl TrunkRole {
             creating: tokio::sync::Mutex::new(()),
             files_made: AtomicU64::new(0),
             binlog_io: tokio::sync::Mutex::new(()),
+            push_soon: tokio::sync::Notify::new(),
             id_requests: Mutex::new(Default::default()),
             id_wanted: tokio::sync::Notify::new(),
             conns: fdfs_client::pool::Pool::new(TRUNK_CONN_MAX_IDLE),
@@ -525,6 +530,9 @@ async fn become_server(storage: Arc<Storage>, epoch: u64) {
 
 /// How often the trunk server looks for binlog lines to push.
 const PUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// After a free woke the pusher, how long it waits for more lines to send
+/// along: frees come in bursts, and each push rereads the member's mark.
+const PUSH_AFTER_FREE: Duration = Duration::from_millis(20);
 /// Most trunk binlog bytes pushed in one SYNC_BINLOG (30), well under the
 /// members' network buffer.
 const PUSH_CHUNK_BYTES: usize = 32 * 1024;
@@ -590,7 +598,12 @@ async fn start_tenure(
 
 async fn push_loop(storage: Arc<Storage>, epoch: u64) {
     loop {
-        tokio::time::sleep(PUSH_INTERVAL).await;
+        tokio::select! {
+            _ = tokio::time::sleep(PUSH_INTERVAL) => {}
+            _ = storage.trunk.push_soon.notified() => {
+                tokio::time::sleep(PUSH_AFTER_FREE).await;
+            }
+        }
         if storage.is_stopping() || !storage.trunk.still_serving(epoch) {
             return;
         }
@@ -1021,7 +1034,9 @@ pub async fn free_local(
     every_peer_deleted: bool,
 ) -> OpResult<()> {
     let space = storage.trunk.serving_space()?;
-    blocking(move || space.free_deleted(&slot, every_peer_deleted).map_err(io_op)).await
+    blocking(move || space.free_deleted(&slot, every_peer_deleted).map_err(io_op)).await?;
+    storage.trunk.push_soon.notify_one();
+    Ok(())
 }
 
 /// Free trunk space in MB for REPORT_TRUNK_FREE (74), while serving.
