@@ -250,17 +250,7 @@ pub fn openat2_beneath_if_cached(
     if UNSUPPORTED.load(Ordering::Relaxed) {
         return Some(openat2_beneath(dir, name));
     }
-    let opened = rustix::fs::openat2(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH
-            | ResolveFlags::NO_SYMLINKS
-            | ResolveFlags::NO_MAGICLINKS
-            | ResolveFlags::CACHED,
-    );
-    match opened {
+    match open_beneath_with(dir, name, ResolveFlags::CACHED) {
         Ok(fd) => Some(Ok(std::fs::File::from(fd))),
         Err(rustix::io::Errno::AGAIN) => None,
         Err(rustix::io::Errno::INVAL) => {
@@ -276,14 +266,23 @@ pub fn openat2_beneath_if_cached(
 /// strictly below `dir`, whatever `name` or the links on the way say.
 /// ENOSYS on kernels before 5.6.
 pub fn openat2_beneath(dir: &std::fs::File, name: &CStr) -> std::io::Result<std::fs::File> {
-    let fd = rustix::fs::openat2(
+    let fd = open_beneath_with(dir, name, ResolveFlags::empty())?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// The openat2 of [`openat2_beneath`], with `more` resolve flags.
+fn open_beneath_with(
+    dir: &std::fs::File,
+    name: &CStr,
+    more: ResolveFlags,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    rustix::fs::openat2(
         dir,
         name,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )?;
-    Ok(std::fs::File::from(fd))
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | more,
+    )
 }
 
 /// Sends `signal` to process `pid`; 0 checks that the process exists.

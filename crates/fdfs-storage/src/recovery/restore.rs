@@ -184,12 +184,19 @@ async fn relink(storage: &Arc<Storage>, link: &RemoteName, target: &str) -> Opti
         // whether or not another worker has restored its target yet.
         let (st, link, target) = (storage.clone(), link.clone(), target.to_string());
         return tokio::task::spawn_blocking(move || {
-            crate::trunk::slot::write_link_slot(&st, &link, &target, false).ok()
+            match crate::trunk::slot::write_link_slot(&st, &link, &target, false) {
+                Ok(_) => Some(Outcome::Restored(0)),
+                Err(e) => {
+                    // The fallback's download then reports a mismatch;
+                    // this is why.
+                    tracing::warn!(file = %link, error = %e.reason, "disk recovery: link slot not made");
+                    None
+                }
+            }
         })
         .await
         .ok()
-        .flatten()
-        .map(|_| Outcome::Restored(0));
+        .flatten();
     }
     let target = RemoteName::parse(target, storage.paths.len()).ok()?;
     let root_of = |n: &RemoteName| {
