@@ -396,6 +396,11 @@ impl Storage {
             trunk: fdfs_config::TrunkParams::default(),
         };
         let writers = crate::writers::Writers::new(writer_threads(&conf, paths.len()));
+        // A storage started again in this process (tests, the all-in-one
+        // server) may find its store paths replaced since.
+        for p in &paths {
+            crate::trunk::slot::forget_open_trunk_files_under(&p.root);
+        }
         Ok(Arc::new(Storage {
             group: conf.group_name.clone(),
             port,

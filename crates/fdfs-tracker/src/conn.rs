@@ -133,13 +133,21 @@ impl Drop for Counted<'_> {
     }
 }
 
+/// Bytes read from a connection at a time: most requests fit whole.
+const READ_BUFFER_BYTES: usize = 4096;
+
 /// Serves one connection until the peer leaves, a protocol error occurs, or
 /// `cancel` fires between requests.
-pub async fn serve_connection(t: Arc<Tracker>, mut stream: TcpStream, slot: ConnSlot) {
+pub async fn serve_connection(t: Arc<Tracker>, stream: TcpStream, slot: ConnSlot) {
     let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
         return;
     };
     let _ = stream.set_nodelay(true);
+    // Reads ask for more than a request: a read that comes back short
+    // tells tokio the socket is drained, so the next request is awaited
+    // without a recv that fails with EAGAIN first (one system call less per
+    // request). Writes pass through.
+    let mut stream = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     t.count_connection(1);
     t.counters
         .accepted

@@ -71,6 +71,34 @@ pub fn advise_random_reads(file: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes every byte of `parts`, one after another, at `offset` of `file`:
+/// one pwritev for all of them where the kernel takes them whole. On an
+/// error, also how many bytes went in before it.
+pub fn write_all_vectored_at<const N: usize>(
+    file: &std::fs::File,
+    parts: [&[u8]; N],
+    offset: u64,
+) -> Result<(), (usize, std::io::Error)> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut done = 0usize;
+    while done < total {
+        // What is left of each part after the first `done` bytes.
+        let mut skip = done;
+        let rest = parts.map(|part| {
+            let cut = skip.min(part.len());
+            skip -= cut;
+            std::io::IoSlice::new(&part[cut..])
+        });
+        match rustix::io::pwritev(file, &rest, offset + done as u64) {
+            Ok(0) => return Err((done, std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err((done, e.into())),
+        }
+    }
+    Ok(())
+}
+
 /// Opens `path` with `options` plus O_NOATIME, so that reads do not
 /// update the access time: on a file written since its last read, every
 /// read would otherwise dirty and journal its inode. Without the right to
@@ -393,6 +421,19 @@ mod tests {
         note_if_out_of_descriptors(&std::io::Error::from_raw_os_error(libc::EMFILE));
         note_if_out_of_descriptors(&std::io::Error::from_raw_os_error(libc::ENFILE));
         assert_eq!(descriptor_shortages(), before + 2);
+    }
+
+    #[test]
+    fn vectored_writes_land_in_order_at_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![b'.'; 16]).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        write_all_vectored_at(&file, [b"head".as_slice(), b"", b"body"], 3).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"...headbody.....");
+        let read_only = std::fs::File::open(&path).unwrap();
+        let (written, e) = write_all_vectored_at(&read_only, [b"x".as_slice()], 0).unwrap_err();
+        assert_eq!((written, e.raw_os_error()), (0, Some(libc::EBADF)));
     }
 
     #[test]

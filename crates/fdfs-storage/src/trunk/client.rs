@@ -356,12 +356,13 @@ where
 }
 
 impl SlotJob {
-    /// The content then the header of an upload into `slot` (blocking).
+    /// The content and header of an upload into `slot` (blocking): one
+    /// write when not synced ([`SlotWrite::stage`]).
     /// Returns the file's name, made from the header written, and its mtime.
-    pub(super) fn fill(&self, slot: TrunkLocation, body: &[u8]) -> OpResult<(String, i64)> {
+    pub(super) fn fill(&self, slot: TrunkLocation, body: &bytes::Bytes) -> OpResult<(String, i64)> {
         let size = u32::try_from(body.len()).map_err(|_| OpError::invalid("body too long"))?;
         let (mut writer, _) = SlotWrite::begin(&self.root, slot, size, self.trunk_file_size, None)?;
-        writer.write(body)?;
+        writer.stage(body.clone())?;
         self.storage.bump(|st| {
             st.total_file_write_count += 1;
             st.success_file_write_count += 1;

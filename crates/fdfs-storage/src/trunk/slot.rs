@@ -413,10 +413,25 @@ pub enum Prior {
 /// cache starts over.
 const OPEN_TRUNK_FILES: usize = 64;
 
+/// A trunk file kept open for writing, with its length and the time its
+/// name and length were last checked by fstat.
+struct KeptTrunkFile {
+    file: Arc<File>,
+    len: u64,
+    checked: Instant,
+}
+
+/// How long a kept trunk file takes writes without an fstat. Our own
+/// deletes forget it first ([`forget_open_trunk_file`]); this bounds how
+/// long a trunk file deleted or replaced by hand still does. An fstat per
+/// write cost more than itself: it marks the inode's times as seen, so the
+/// next write stores fine-grained times and dirties the inode again.
+const TRUST_KEPT_TRUNK_FILE: Duration = Duration::from_secs(1);
+
 /// Trunk files open for writing, by path: a small upload would otherwise
 /// spend more on mkdir, open and fstat of its trunk file than on its write.
-fn open_trunk_files() -> &'static Mutex<HashMap<PathBuf, Arc<File>>> {
-    static FILES: OnceLock<Mutex<HashMap<PathBuf, Arc<File>>>> = OnceLock::new();
+fn open_trunk_files() -> &'static Mutex<HashMap<PathBuf, KeptTrunkFile>> {
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, KeptTrunkFile>>> = OnceLock::new();
     FILES.get_or_init(Default::default)
 }
 
@@ -426,16 +441,40 @@ pub fn forget_open_trunk_file(path: &Path) {
     fdfs_util::sync::lock(open_trunk_files()).remove(path);
 }
 
+/// Closes the kept descriptors of every trunk file under `store_root`.
+pub fn forget_open_trunk_files_under(store_root: &Path) {
+    fdfs_util::sync::lock(open_trunk_files()).retain(|path, _| !path.starts_with(store_root));
+}
+
 /// The trunk file open for writing ([`open_new_or_grow`]), kept open for
-/// the next write. A kept descriptor is used only while its file still has
-/// a name (one fstat): a trunk file deleted or renamed over by anyone
-/// since is opened afresh by its path.
+/// the next write. A kept descriptor is checked again (one fstat) once it
+/// has been trusted for [`TRUST_KEPT_TRUNK_FILE`]: a trunk file deleted or
+/// renamed over by anyone since is then opened afresh by its path.
 fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<Arc<File>> {
     use std::os::unix::fs::MetadataExt;
-    let kept = fdfs_util::sync::lock(open_trunk_files()).get(path).cloned();
+    let now = Instant::now();
+    let kept = {
+        let files = fdfs_util::sync::lock(open_trunk_files());
+        match files.get(path) {
+            Some(k)
+                if k.len >= trunk_file_size
+                    && now.duration_since(k.checked) < TRUST_KEPT_TRUNK_FILE =>
+            {
+                return Ok(k.file.clone());
+            }
+            Some(k) => Some(k.file.clone()),
+            None => None,
+        }
+    };
     if let Some(file) = kept {
         let meta = file.metadata()?;
         if meta.nlink() > 0 && meta.len() >= trunk_file_size {
+            if let Some(k) = fdfs_util::sync::lock(open_trunk_files()).get_mut(path) {
+                if Arc::ptr_eq(&k.file, &file) {
+                    k.len = meta.len();
+                    k.checked = now;
+                }
+            }
             return Ok(file);
         }
     }
@@ -451,7 +490,14 @@ fn open_for_write(path: &Path, trunk_file_size: u64) -> io::Result<Arc<File>> {
     if files.len() >= OPEN_TRUNK_FILES {
         files.clear();
     }
-    files.insert(path.to_path_buf(), file.clone());
+    files.insert(
+        path.to_path_buf(),
+        KeptTrunkFile {
+            file: file.clone(),
+            len: trunk_file_size,
+            checked: now,
+        },
+    );
     Ok(file)
 }
 
@@ -499,7 +545,17 @@ fn check_prior(
     loc: &TrunkLocation,
     expect: Option<&SlotHeader>,
 ) -> OpResult<Prior> {
-    let raw = read_header(file, loc)?;
+    prior_of(&read_header(file, loc)?, file, path, loc, expect)
+}
+
+/// [`check_prior`] of the header bytes `raw` read from the slot.
+fn prior_of(
+    raw: &[u8; SLOT_HEADER_LEN],
+    file: &File,
+    path: &Path,
+    loc: &TrunkLocation,
+    expect: Option<&SlotHeader>,
+) -> OpResult<Prior> {
     if raw[0] == SLOT_TYPE_FREE {
         if let Some(h) = expect {
             if holds_tombstone_of(file, loc, h)? {
@@ -508,10 +564,10 @@ fn check_prior(
         }
         return Ok(Prior::Free);
     }
-    if expect.is_some_and(|h| h.encode() == raw) {
+    if expect.is_some_and(|h| h.encode() == *raw) {
         return Ok(Prior::Same);
     }
-    if !holds_a_header(&raw, loc, file.metadata()?.len()) {
+    if !holds_a_header(raw, loc, file.metadata()?.len()) {
         tracing::debug!(
             trunk_file = %path.display(),
             offset = loc.offset,
@@ -522,7 +578,7 @@ fn check_prior(
     tracing::error!(
         trunk_file = %path.display(),
         offset = loc.offset,
-        on_disk = ?SlotHeader::decode(&raw),
+        on_disk = ?SlotHeader::decode(raw),
         new = ?expect,
         "slot already holds another file; write refused"
     );
@@ -543,6 +599,11 @@ pub struct SlotWrite {
     size: u32,
     written: u64,
     hasher: crc32fast::Hasher,
+    /// The whole content, when it came in one piece ([`SlotWrite::stage`]):
+    /// written with the header by `finish`.
+    staged: Option<bytes::Bytes>,
+    /// The slot's header as `begin` found it.
+    header_before: [u8; SLOT_HEADER_LEN],
     /// When `begin` checked the slot.
     began: Instant,
     _claim: SlotClaim,
@@ -573,7 +634,8 @@ impl SlotWrite {
         let path = trunk_file_path(store_root, &loc);
         let claim = SlotClaim::take(&path, loc.offset)?;
         let file = open_for_write(&path, trunk_file_size)?;
-        let prior = check_prior(&file, &path, &loc, expect)?;
+        let header_before = read_header(&file, &loc)?;
+        let prior = prior_of(&header_before, &file, &path, &loc, expect)?;
         Ok((
             SlotWrite {
                 file,
@@ -582,6 +644,8 @@ impl SlotWrite {
                 size,
                 written: 0,
                 hasher: crc32fast::Hasher::new(),
+                staged: None,
+                header_before,
                 began: Instant::now(),
                 _claim: claim,
             },
@@ -605,6 +669,22 @@ impl SlotWrite {
             .write_all_at(data, self.loc.content_offset() + self.written)?;
         self.hasher.update(data);
         self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// The whole content in one piece, kept until `finish` writes it and
+    /// the header with one positioned write: one system call, and one
+    /// update of the trunk file's times, per upload instead of two.
+    pub fn stage(&mut self, content: bytes::Bytes) -> io::Result<()> {
+        if self.written != 0 || content.len() as u64 != u64::from(self.size) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "staged content is not the whole file",
+            ));
+        }
+        self.hasher.update(&content);
+        self.written = content.len() as u64;
+        self.staged = Some(content);
         Ok(())
     }
 
@@ -666,11 +746,34 @@ impl SlotWrite {
         {
             return Ok(());
         }
+        let header_bytes = header.encode();
+        match &self.staged {
+            // The header goes first in the same write: a write cut short
+            // after it (a full disk) puts the old header back, so the slot
+            // never names content that is not there.
+            Some(content) if !fsync => {
+                let at = u64::from(self.loc.offset);
+                if let Err((written, e)) =
+                    fdfs_util::sys::write_all_vectored_at(&self.file, [&header_bytes, content], at)
+                {
+                    if written > 0 {
+                        if let Err(undo) = self.file.write_all_at(&self.header_before, at) {
+                            tracing::error!(error = %undo, trunk_file = %self.path.display(),
+                                offset = self.loc.offset, "header of a failed write not cleared");
+                        }
+                    }
+                    return Err(e.into());
+                }
+                return Ok(());
+            }
+            Some(content) => self.file.write_all_at(content, self.loc.content_offset())?,
+            None => {}
+        }
         if fsync {
             self.file.sync_data()?;
         }
         self.file
-            .write_all_at(&header.encode(), u64::from(self.loc.offset))?;
+            .write_all_at(&header_bytes, u64::from(self.loc.offset))?;
         if fsync {
             self.file.sync_data()?;
         }
@@ -1050,6 +1153,40 @@ mod tests {
         name
     }
 
+    /// Content handed over whole goes out with its header in one write,
+    /// synced or not, and lands exactly where piecewise writes put it.
+    #[test]
+    fn staged_content_lands_as_piecewise_writes_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let piecewise = store(dir.path(), loc(0, 256), b"written in pieces", 1);
+        for (offset, fsync) in [(256, false), (512, true)] {
+            let at = loc(offset, 256);
+            let content = bytes::Bytes::from_static(b"written in one go");
+            let (name, header) = named(at, &content, 2);
+            let (mut w, _) =
+                SlotWrite::begin(dir.path(), at, content.len() as u32, TRUNK_FILE_BYTES, None)
+                    .unwrap();
+            w.stage(content.clone()).unwrap();
+            w.finish(&header, fsync).unwrap();
+            let slot = open_slot(dir.path(), &name).unwrap();
+            assert_eq!(slot.read_content().unwrap(), content);
+            assert_eq!(slot.header, header);
+        }
+        assert_eq!(
+            open_slot(dir.path(), &piecewise)
+                .unwrap()
+                .read_content()
+                .unwrap(),
+            b"written in pieces"
+        );
+        // Only the whole content can be staged, and only once.
+        let (mut w, _) =
+            SlotWrite::begin(dir.path(), loc(768, 256), 4, TRUNK_FILE_BYTES, None).unwrap();
+        assert!(w.stage(bytes::Bytes::from_static(b"abc")).is_err());
+        w.stage(bytes::Bytes::from_static(b"abcd")).unwrap();
+        assert!(w.stage(bytes::Bytes::from_static(b"abcd")).is_err());
+    }
+
     #[test]
     fn written_slots_read_back_and_the_trunk_file_is_sparse_and_sized() {
         let dir = tempfile::tempdir().unwrap();
@@ -1346,11 +1483,17 @@ mod tests {
     }
 
     #[test]
-    fn a_trunk_file_deleted_on_disk_is_made_again_not_written_through_a_kept_descriptor() {
+    fn a_trunk_file_deleted_on_disk_is_made_again_once_its_kept_descriptor_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         store(dir.path(), loc(0, 256), b"first", 1);
         let path = dir.path().join("data/0A/1B/000007");
         std::fs::remove_file(&path).unwrap();
+        // As if the descriptor had been trusted for its whole time.
+        for kept in fdfs_util::sync::lock(open_trunk_files()).values_mut() {
+            if let Some(then) = kept.checked.checked_sub(TRUST_KEPT_TRUNK_FILE) {
+                kept.checked = then;
+            }
+        }
         let name = store(dir.path(), loc(256, 256), b"second", 2);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), TRUNK_FILE_BYTES);
         assert_eq!(
