@@ -8,6 +8,12 @@
 # a third between minutes; pairs a few seconds apart still compare.
 #
 #   A=/path/old/fdfs B=target/release/fdfs ROUNDS=8 N=40000 SIZE=1024 bench/trunk-ab.sh
+#   A=c:/tmp/csrc/fastdfs B=target/release/fdfs bench/trunk-ab.sh   # against the original
+#
+# `c:DIR` is a C FastDFS 6.16 source tree built outside this repository
+# (never here): its fdfs_trackerd and fdfs_storaged, with the same conf
+# settings; its tracker listens on 127.0.0.2, as its storage refuses a
+# tracker at 127.0.0.1. The bench client is always build B's `fdfs`.
 #
 # XA / XB: extra `key=value` conf settings for build A / B (both daemons).
 set -euo pipefail
@@ -19,7 +25,13 @@ PIDS=()
 stop_all() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  for d in "${C_DIRS[@]:-}"; do
+    [ -n "$d" ] || continue
+    "${d%%|*}/storage/fdfs_storaged" "${d#*|}/storage.conf" stop >/dev/null 2>&1 || true
+    "${d%%|*}/tracker/fdfs_trackerd" "${d#*|}/tracker.conf" stop >/dev/null 2>&1 || true
+  done
 }
+C_DIRS=()
 trap stop_all EXIT
 
 conf() { # <template> <out> key=value...
@@ -34,24 +46,36 @@ conf() { # <template> <out> key=value...
 
 declare -A TRACKER_PID STORAGE_PID TRACKER_AT
 start() { # <name> <build> <tracker port> <storage port> <extra conf>
-  local name=$1 bin=$2 d=$W/$1 extra
+  local name=$1 bin=$2 d=$W/$1 extra ip=127.0.0.1
   read -r -a extra <<<"$5"
+  case $bin in c:*) ip=127.0.0.2 ;; esac
   rm -rf "$d"; mkdir -p "$d/tracker" "$d/storage"
   conf "$here/../conf/tracker.conf" "$d/tracker.conf" \
-    "bind_addr=127.0.0.1" "port=$3" "base_path=$d/tracker" "use_trunk_file=true" \
+    "bind_addr=$ip" "port=$3" "base_path=$d/tracker" "use_trunk_file=true" \
     "slot_min_size=256" "slot_max_size=1MB" "trunk_file_size=64MB" "http.server_port=0" \
-    "${extra[@]}"
+    "thread_stack_size=512KB" "${extra[@]}"
   conf "$here/../conf/storage.conf" "$d/storage.conf" \
     "port=$4" "base_path=$d/storage" "store_path0=$d/storage" \
-    "tracker_server=127.0.0.1:$3" "sync_binlog_buff_interval=1" "http.server_port=0" \
+    "tracker_server=$ip:$3" "sync_binlog_buff_interval=1" "http.server_port=0" \
+    "thread_stack_size=512KB" "buff_size=256KB" "min_buff_size=256KB" "max_buff_size=256KB" \
     "${extra[@]}"
-  "$bin" tracker -c "$d/tracker.conf" & PIDS+=($!); TRACKER_PID[$name]=$!
-  "$bin" storage -c "$d/storage.conf" & PIDS+=($!); STORAGE_PID[$name]=$!
-  TRACKER_AT[$name]=127.0.0.1:$3
+  TRACKER_AT[$name]=$ip:$3
+  case $bin in
+    c:*)
+      local c=${bin#c:}
+      C_DIRS+=("$c|$d")
+      "$c/tracker/fdfs_trackerd" "$d/tracker.conf" start
+      "$c/storage/fdfs_storaged" "$d/storage.conf" start
+      ;;
+    *)
+      "$bin" tracker -c "$d/tracker.conf" & PIDS+=($!); TRACKER_PID[$name]=$!
+      "$bin" storage -c "$d/storage.conf" & PIDS+=($!); STORAGE_PID[$name]=$!
+      ;;
+  esac
   head -c 700 /dev/urandom >"$W/probe"
   local id="" remote
   for _ in $(seq 1 600); do
-    if id=$("$bin" upload --tracker "127.0.0.1:$3" "$W/probe" 2>/dev/null); then
+    if id=$("$B" upload --tracker "$ip:$3" "$W/probe" 2>/dev/null); then
       remote=${id#*/}; [ ${#remote} -eq 60 ] && break
     fi
     sleep 0.5
@@ -59,7 +83,13 @@ start() { # <name> <build> <tracker port> <storage port> <extra conf>
   [ -n "$id" ] || { echo "$name: no trunk upload" >&2; return 1; }
   # The storage makes its 65,536 directories while it serves: wait for them.
   for _ in $(seq 1 1200); do [ -d "$d/storage/data/FF/FF" ] && break; sleep 0.1; done
-  "$bin" bench upload --tracker "127.0.0.1:$3" --count 4000 --size 4096 --concurrency "$C" \
+  case $bin in
+    c:*)
+      TRACKER_PID[$name]=$(cat "$d/tracker/data/fdfs_trackerd.pid")
+      STORAGE_PID[$name]=$(cat "$d/storage/data/fdfs_storaged.pid")
+      ;;
+  esac
+  "$B" bench upload --tracker "$ip:$3" --count 4000 --size 4096 --concurrency "$C" \
     --quiet >/dev/null
 }
 
