@@ -34,15 +34,8 @@ stop_all() {
 C_DIRS=()
 trap stop_all EXIT
 
-conf() { # <template> <out> key=value...
-  local from=$1 to=$2; shift 2
-  cp "$from" "$to"
-  for kv in "$@"; do
-    local k=${kv%%=*} v=${kv#*=}
-    sed -i "s|^$k *=.*|$k = $v|" "$to"
-    grep -q "^$k = " "$to" || echo "$k = $v" >>"$to"
-  done
-}
+# shellcheck source=conf.sh
+. "$here/conf.sh"
 
 declare -A TRACKER_PID STORAGE_PID TRACKER_AT
 start() { # <name> <build> <tracker port> <storage port> <extra conf>

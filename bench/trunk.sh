@@ -28,17 +28,8 @@ stop_all() {
 }
 trap stop_all EXIT
 
-# conf <template> <out> key=value...: the repository's classic conf with
-# the given keys replaced.
-conf() {
-  local from=$1 to=$2; shift 2
-  cp "$from" "$to"
-  for kv in "$@"; do
-    local k=${kv%%=*} v=${kv#*=}
-    sed -i "s|^$k *=.*|$k = $v|" "$to"
-    grep -q "^$k = " "$to" || echo "$k = $v" >>"$to"
-  done
-}
+# shellcheck source=conf.sh
+. "$here/conf.sh"
 
 # system_confs <dir> <tracker ip> <tracker port> <storage port> <trunk on?>
 system_confs() {
