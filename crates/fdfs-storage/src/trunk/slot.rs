@@ -10,12 +10,15 @@
 //! that header; on a failed confirm [`clear_slot`]. Readers use
 //! [`open_slot`] / [`open_data`], deletes [`delete_slot`].
 //!
-//! Writes put the content first and the 24-byte header last: until the
-//! header lands the slot still reads as free (or as the file it held), so a
-//! crash or a dropped connection part-way never shows a half-written file
-//! under a name. A slot whose on-disk header is taken by another file is
-//! never overwritten (EEXIST): that is the last guard against a slot handed
-//! out twice (trunk design rule 4).
+//! Piecewise writes put the content first and the 24-byte header last:
+//! until the header lands the slot still reads as free (or as the file it
+//! held). Content that arrived whole goes in with its header in one
+//! positioned write ([`SlotWrite::stage`]); a write cut short puts the old
+//! header back. Either way the name is handed out only after the write, and
+//! an allocation that a crash left unconfirmed is freed, never named, so a
+//! half-written file never shows under a name. A slot whose on-disk header
+//! is taken by another file is never overwritten (EEXIST): that is the last
+//! guard against a slot handed out twice (trunk design rule 4).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -588,7 +591,8 @@ fn prior_of(
     ))
 }
 
-/// A slot being filled: content first ([`SlotWrite::write`]), header last
+/// A slot being filled: content first ([`SlotWrite::write`], or all of it
+/// kept for `finish` by [`SlotWrite::stage`]), header last
 /// ([`SlotWrite::finish`]). Dropping it before `finish` leaves the slot as
 /// it was (free): only content bytes nobody points at were written.
 #[derive(Debug)]
