@@ -558,6 +558,81 @@ fn a_second_free_of_one_deleted_file_never_frees_the_slot_again() {
     assert_eq!(g.block_on(download_from(addr, &newer)), newer_data);
 }
 
+/// A slot that holds a file this storage did not write there (a crash
+/// between its write and its confirm, or a copy laid there by hand) is
+/// refused once (EEXIST, rule 4) and then kept out of the free space, as
+/// the original's trunk server does with an EEXIST confirm: the next upload
+/// gets other space instead of the same refusal. Through the trunk
+/// server's own uploads and through a member's.
+#[test]
+fn a_slot_found_holding_another_file_is_refused_once_then_left_alone() {
+    use fdfs_proto::trunk::{SlotHeader, SLOT_TYPE_REGULAR};
+    use std::os::unix::fs::FileExt;
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let server = wait_trunk_server(&g);
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || g
+            .block_on(try_upload(g.storage_addr(server), b"probe"))
+            .is_some_and(|f| f.remote.len() == 60)),
+        "small uploads never went into a trunk"
+    );
+    let size = 1000;
+    for (round, i) in [server, 1 - server].into_iter().enumerate() {
+        let addr = g.storage_addr(i);
+        let store = g.store_path(i);
+        // Allocation is sequential here: the next slot of this size starts
+        // right after the last one.
+        let last = g.block_on(upload_to(addr, &content(round * 10, size), "bin"));
+        let (loc, path) = trunk_location(&store, &last.remote);
+        let planted = TrunkLocation {
+            offset: loc.offset + loc.size,
+            ..loc
+        };
+        let stranger = SlotHeader {
+            file_type: SLOT_TYPE_REGULAR,
+            alloc_size: planted.size,
+            file_size: 500,
+            crc32: 0x1234_5678,
+            mtime: 1_700_000_000,
+            ext7: *b"bin\0\0\0\0",
+        };
+        let trunk_file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        trunk_file
+            .write_all_at(&stranger.encode(), u64::from(planted.offset))
+            .unwrap();
+        assert!(
+            g.block_on(try_upload(addr, &content(round * 10 + 1, size)))
+                .is_none(),
+            "storage {i}: an upload into a slot holding another file was accepted"
+        );
+        for k in 2..5 {
+            let data = content(round * 10 + k, size);
+            let id = g
+                .block_on(try_upload(addr, &data))
+                .unwrap_or_else(|| panic!("storage {i}: the refused slot was handed out again"));
+            let (at, _) = trunk_location(&store, &id.remote);
+            assert!(
+                at.trunk_file_id != planted.trunk_file_id
+                    || at.offset >= planted.offset + planted.size
+                    || at.offset + at.size <= planted.offset,
+                "storage {i}: {at:?} overlaps the refused slot {planted:?}"
+            );
+            assert_eq!(g.block_on(download_from(addr, &id)), data);
+        }
+        let mut on_disk = [0u8; 24];
+        let reread = std::fs::File::open(&path).unwrap();
+        reread
+            .read_exact_at(&mut on_disk, u64::from(planted.offset))
+            .unwrap();
+        assert_eq!(
+            on_disk,
+            stranger.encode(),
+            "storage {i}: the other file was written over"
+        );
+    }
+}
+
 async fn try_upload(addr: std::net::SocketAddr, data: &[u8]) -> Option<FileId> {
     let mut conn = fdfs_testkit::try_connect(addr).await.ok()?;
     let mut src = data;
@@ -689,8 +764,10 @@ fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
         let r = call(server_addr, StorageCmd::TrunkAllocSpace, 0, body);
         assert_eq!(status_of(r), Status::EINVAL.0);
     }
-    // Confirming with a failure status gives the slot back; a confirm of
-    // a slot in another store path is refused.
+    // Confirming with a failure status gives the slot back: the next
+    // allocation of that size gets it again. EEXIST (the member found
+    // another file in it) keeps it out of the pool, as the original does;
+    // a confirm of a slot in another store path is refused.
     let confirm = |slot: TrunkLocation| {
         let mut b = BytesMut::new();
         SlotReq {
@@ -700,7 +777,37 @@ fn trunk_commands_are_answered_by_the_trunk_server_and_checked() {
         .encode(&mut b);
         b.to_vec()
     };
+    let alloc_1000 = || {
+        let r = call(
+            server_addr,
+            StorageCmd::TrunkAllocSpace,
+            0,
+            alloc("group1", 1000, 0),
+        );
+        TrunkLocation::from_info_buff(&r.unwrap()).expect("15 bytes")
+    };
     let r = call(server_addr, StorageCmd::TrunkAllocConfirm, 5, confirm(slot));
+    assert_eq!(status_of(r), 0);
+    let again = alloc_1000();
+    assert_eq!(
+        again, slot,
+        "a slot confirmed as failed goes back to the pool"
+    );
+    let r = call(
+        server_addr,
+        StorageCmd::TrunkAllocConfirm,
+        Status::EEXIST.0,
+        confirm(again),
+    );
+    assert_eq!(status_of(r), 0);
+    let next = alloc_1000();
+    assert!(
+        next.trunk_file_id != slot.trunk_file_id
+            || next.offset >= slot.offset + slot.size
+            || next.offset + next.size <= slot.offset,
+        "a slot confirmed occupied was handed out again: {next:?} overlaps {slot:?}"
+    );
+    let r = call(server_addr, StorageCmd::TrunkAllocConfirm, 0, confirm(next));
     assert_eq!(status_of(r), 0);
     let mut elsewhere = slot;
     elsewhere.store_path_index = 7;

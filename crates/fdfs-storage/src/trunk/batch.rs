@@ -149,6 +149,9 @@ fn store_batch(storage: &Storage, uploads: &[Upload]) -> Vec<OpResult<Stored>> {
     // Per allocated slot: the upload's place, the slot, and the file's
     // name and mtime once it is filled.
     let mut taken: Vec<(usize, TrunkLocation, Stored)> = Vec::new();
+    // Slots found holding another file (EEXIST): confirmed as used, so
+    // they stay out of the pool (`super::client::occupied`).
+    let mut occupied: Vec<TrunkLocation> = Vec::new();
     for (i, (u, alloc)) in uploads.iter().zip(allocs).enumerate() {
         match alloc {
             Ok(Alloc::Slot(slot)) => match u.job.fill(slot, &u.body) {
@@ -157,6 +160,9 @@ fn store_batch(storage: &Storage, uploads: &[Upload]) -> Vec<OpResult<Stored>> {
                     results.push(Ok(None));
                 }
                 Err(e) => {
+                    if e.status == Status::EEXIST {
+                        occupied.push(slot);
+                    }
                     taken.push((i, slot, None));
                     results.push(Err(e));
                 }
@@ -170,7 +176,7 @@ fn store_batch(storage: &Storage, uploads: &[Upload]) -> Vec<OpResult<Stored>> {
     let serving = || storage.trunk.serving_space().map(|_| ());
     let settled: Vec<(TrunkLocation, bool)> = taken
         .iter()
-        .map(|(_, slot, done)| (*slot, done.is_some()))
+        .map(|(_, slot, done)| (*slot, done.is_some() || occupied.contains(slot)))
         .collect();
     let confirms = match serving() {
         Ok(()) => space.confirm_batch(&settled),

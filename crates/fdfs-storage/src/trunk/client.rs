@@ -65,14 +65,35 @@ async fn alloc_remote(
 
 /// ALLOC_CONFIRM: `ok` is whether the slot now holds the file.
 pub async fn confirm(storage: &Storage, slot: TrunkLocation, ok: bool) -> OpResult<()> {
+    confirm_with(storage, slot, if ok { 0 } else { Status::EIO.0 }).await
+}
+
+/// ALLOC_CONFIRM of a slot found holding another file (EEXIST, rule 4):
+/// used, as the original confirms it, so it leaves the pool instead of
+/// being handed out (and refused) again. A scrub reports it.
+pub async fn occupied(storage: &Storage, slot: TrunkLocation) {
+    tracing::warn!(
+        ?slot,
+        "trunk slot holds another file; kept out of the free space"
+    );
+    if let Err(e) = confirm_with(storage, slot, Status::EEXIST.0).await {
+        tracing::warn!(error = %e.reason, ?slot, "occupied trunk slot not confirmed");
+    }
+}
+
+/// ALLOC_CONFIRM with the original's status: 0 used, EEXIST occupied by
+/// another file (also used), anything else back to the pool.
+async fn confirm_with(storage: &Storage, slot: TrunkLocation, status: u8) -> OpResult<()> {
     match target(storage) {
         None => Err(OpError::new(
             Status::EAGAIN,
             "no trunk server to confirm with",
         )),
-        Some(Target::Local) => role::confirm_local(storage, slot, ok).await,
+        Some(Target::Local) => {
+            let used = status == 0 || status == Status::EEXIST.0;
+            role::confirm_local(storage, slot, used).await
+        }
         Some(Target::Remote(server)) => {
-            let status = if ok { 0 } else { Status::EIO.0 };
             let body = slot_body(storage, slot);
             call(
                 storage,
@@ -292,9 +313,13 @@ pub async fn upload(
             };
             let (remote, mtime) = match written {
                 Ok(done) => done,
+                Err(e) if e.status == Status::EEXIST => {
+                    // Someone else's file: kept, and so is its space.
+                    occupied(&storage, slot).await;
+                    return Err(e);
+                }
                 Err(e) => {
-                    // No header of ours in the slot: nothing to clear
-                    // (after EEXIST, someone else's file to keep).
+                    // No header of ours in the slot: nothing to clear.
                     give_back(&storage, slot, None).await;
                     return Err(e);
                 }
