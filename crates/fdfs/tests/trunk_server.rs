@@ -388,22 +388,7 @@ fn a_dead_trunk_server_is_replaced() {
 fn leader_and_follower_agree_on_the_trunk_server() {
     let mut g = trunk_cluster(2, 2, 2);
     assert!(g.wait_all_active(DEADLINE));
-    let leader = g.block_on(async {
-        let mut c = fdfs_testkit::connect(g.tracker(0)).await;
-        let mut leader = String::new();
-        for _ in 0..200 {
-            if let Ok(l) = TrackerClient::new(&mut c).get_leader().await {
-                leader = l;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        c.quit().await;
-        leader
-    });
-    let lt = (0..2)
-        .find(|&t| g.tracker(t).to_string() == leader)
-        .expect("a leader");
+    let lt = agreed_leader(&g);
     let ft = 1 - lt;
     let trunk = wait_trunk(&g, lt, None);
     assert!(wait_until(DEADLINE, || trunk_on(&g, ft).as_deref()
@@ -493,16 +478,29 @@ fn leader_index(g: &Group, asked: usize) -> Option<usize> {
     })
 }
 
+/// The leader both trackers of `g` name. Two trackers started together
+/// may both elect themselves at first, until the leader settles the
+/// rivalry: wait until they agree.
+fn agreed_leader(g: &Group) -> usize {
+    let mut agreed = None;
+    assert!(
+        wait_until(DEADLINE, || {
+            agreed = match (leader_index(g, 0), leader_index(g, 1)) {
+                (Some(a), Some(b)) if a == b => Some(a),
+                _ => None,
+            };
+            agreed.is_some()
+        }),
+        "the trackers never agreed on a leader"
+    );
+    agreed.unwrap()
+}
+
 #[test]
 fn a_new_leader_keeps_the_trunk_server_it_learnt() {
     let mut g = trunk_cluster(2, 2, 5);
     assert!(g.wait_all_active(DEADLINE));
-    let mut lt = None;
-    assert!(wait_until(DEADLINE, || {
-        lt = leader_index(&g, 0);
-        lt.is_some()
-    }));
-    let lt = lt.unwrap();
+    let lt = agreed_leader(&g);
     let ft = 1 - lt;
     let trunk = wait_trunk(&g, lt, None);
     assert!(wait_until(DEADLINE, || trunk_on(&g, ft).as_deref()
