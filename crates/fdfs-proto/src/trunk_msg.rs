@@ -96,6 +96,14 @@ impl SlotReq {
 /// our trunk server then checks its own copy of the slot more strictly.
 pub const FREE_STATUS_EVERY_PEER_DELETED: u8 = 1;
 
+/// Whether an ALLOC_CONFIRM (28) request header status keeps the slot out
+/// of the free space, as the original's trunk server reads it: 0 (it holds
+/// the new file) and EEXIST (it holds another file a member would not write
+/// over) do; any other status gives it back.
+pub fn confirm_keeps_slot(status: u8) -> bool {
+    status == 0 || status == crate::Status::EEXIST.0
+}
+
 /// An 8-byte big-endian integer body (31's answer, 74's request).
 pub fn encode_i64(value: i64) -> [u8; 8] {
     value.to_be_bytes()
@@ -125,6 +133,15 @@ pub fn decode_i32(body: &[u8]) -> Result<i32, ProtoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_confirm_keeps_the_slot_when_it_holds_a_file() {
+        assert!(confirm_keeps_slot(0));
+        assert!(confirm_keeps_slot(crate::Status::EEXIST.0));
+        for given_back in [crate::Status::EIO.0, 1, 2, 255] {
+            assert!(!confirm_keeps_slot(given_back), "{given_back}");
+        }
+    }
 
     fn slot() -> TrunkLocation {
         TrunkLocation {

@@ -558,6 +558,21 @@ fn a_second_free_of_one_deleted_file_never_frees_the_slot_again() {
     assert_eq!(g.block_on(download_from(addr, &newer)), newer_data);
 }
 
+/// A two-member trunk group whose trunk server (returned) already puts
+/// small uploads into trunk slots.
+fn trunk_group_taking_small_uploads() -> (Group, usize) {
+    let g = trunk_group();
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let server = wait_trunk_server(&g);
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, || g
+            .block_on(try_upload(g.storage_addr(server), b"probe"))
+            .is_some_and(|f| f.remote.len() == 60)),
+        "small uploads never went into a trunk"
+    );
+    (g, server)
+}
+
 /// A slot that holds a file this storage did not write there (a crash
 /// between its write and its confirm, or a copy laid there by hand) is
 /// refused once (EEXIST, rule 4) and then kept out of the free space, as
@@ -568,15 +583,7 @@ fn a_second_free_of_one_deleted_file_never_frees_the_slot_again() {
 fn a_slot_found_holding_another_file_is_refused_once_then_left_alone() {
     use fdfs_proto::trunk::{SlotHeader, SLOT_TYPE_REGULAR};
     use std::os::unix::fs::FileExt;
-    let g = trunk_group();
-    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
-    let server = wait_trunk_server(&g);
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || g
-            .block_on(try_upload(g.storage_addr(server), b"probe"))
-            .is_some_and(|f| f.remote.len() == 60)),
-        "small uploads never went into a trunk"
-    );
+    let (g, server) = trunk_group_taking_small_uploads();
     let size = 1000;
     for (round, i) in [server, 1 - server].into_iter().enumerate() {
         let addr = g.storage_addr(i);
@@ -646,17 +653,7 @@ async fn try_upload(addr: std::net::SocketAddr, data: &[u8]) -> Option<FileId> {
 /// own slot (one allocator for the group) and reads back intact.
 #[test]
 fn concurrent_small_uploads_through_both_members_never_share_a_slot() {
-    let g = trunk_group();
-    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
-    let server = wait_trunk_server(&g);
-    assert!(
-        fdfs_testkit::wait_until(DEADLINE, || g
-            .block_on(upload_to(g.storage_addr(server), b"probe", "txt"))
-            .remote
-            .len()
-            == 60),
-        "small uploads never went into a trunk"
-    );
+    let (g, _) = trunk_group_taking_small_uploads();
     /// Uploads in flight at once.
     const CONCURRENT: usize = 64;
     let addrs = [g.storage_addr(0), g.storage_addr(1)];

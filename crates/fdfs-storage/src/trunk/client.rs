@@ -90,7 +90,7 @@ async fn confirm_with(storage: &Storage, slot: TrunkLocation, status: u8) -> OpR
             "no trunk server to confirm with",
         )),
         Some(Target::Local) => {
-            let used = status == 0 || status == Status::EEXIST.0;
+            let used = fdfs_proto::trunk_msg::confirm_keeps_slot(status);
             role::confirm_local(storage, slot, used).await
         }
         Some(Target::Remote(server)) => {

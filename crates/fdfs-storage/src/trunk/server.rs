@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use fdfs_proto::trunk::SLOT_HEADER_LEN;
 use fdfs_proto::trunk_msg::{encode_i64, AllocReq, SlotReq};
-use fdfs_proto::{Status, TrunkLocation};
+use fdfs_proto::TrunkLocation;
 
 use crate::error::{OpError, OpResult};
 use crate::ops::{blocking, check_group, read_small_body};
@@ -85,10 +85,9 @@ pub async fn alloc_confirm(s: &mut Session, header_status: u8) -> OpResult<Reply
     check_group(&storage, &req.group)?;
     require_trunk(&storage)?;
     check_slot(&storage, &req.slot)?;
-    // EEXIST: the member found another file in the slot. As the original,
-    // that space is in use: it stays out of the pool, where it would be
-    // handed out (and refused) again and again.
-    let used = header_status == 0 || header_status == Status::EEXIST.0;
+    // EEXIST: the member found another file in the slot. That space is in
+    // use: back in the pool it would be handed out (and refused) again.
+    let used = fdfs_proto::trunk_msg::confirm_keeps_slot(header_status);
     super::role::confirm_local(&storage, req.slot, used).await?;
     Ok(Reply::Body(Vec::new()))
 }
