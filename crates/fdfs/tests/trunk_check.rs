@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fdfs_client::storage::{StorageClient, UploadKind};
+use fdfs_proto::fileid::FileNameRecord;
 use fdfs_proto::fileid::RemoteName;
 use fdfs_proto::storage_msg::DownloadReq;
-use fdfs_proto::trunk::{SlotHeader, SLOT_HEADER_LEN, SLOT_TYPE_REGULAR};
+use fdfs_proto::trunk::{trunk_size_field, SlotHeader, SLOT_HEADER_LEN, SLOT_TYPE_REGULAR};
 use fdfs_proto::trunk_binlog::{parse_lines, TrunkOp};
 use fdfs_proto::trunk_msg::AllocReq;
 use fdfs_proto::{FileId, StorageCmd, TrunkLocation};
@@ -560,4 +561,96 @@ fn with_a_cluster_secret_only_who_proves_it_repairs() {
         "{out}"
     );
     assert!(freed_in_binlog(&g.store_path(server), &leaked));
+}
+
+/// A trunk server killed between its own slot write and the confirm leaves
+/// a header that no file name has. When it starts again it clears that
+/// header before it frees the slot, so the next upload (or a replica) of
+/// that size gets the slot instead of being refused as if another file
+/// were there.
+#[test]
+fn a_header_left_by_an_upload_cut_short_is_cleared_when_its_slot_is_freed_at_start() {
+    let mut g = trunk_group(1);
+    assert!(g.wait_all_active(DEADLINE), "member never became ACTIVE");
+    let server = trunk_server(&g, None);
+    let size = 1000;
+    let kept = upload_trunked(&g, server, &content(1, size));
+    let cut_short = alloc_unconfirmed(&g, server, size as u32);
+    let orphan = SlotHeader {
+        file_type: SLOT_TYPE_REGULAR,
+        alloc_size: cut_short.size,
+        file_size: size as u32,
+        crc32: 0x1234_5678,
+        mtime: 1_700_000_000,
+        ext7: *b"bin\0\0\0\0",
+    };
+    let f = trunk_file(&g, server, &cut_short);
+    f.write_all_at(
+        &content(2, size),
+        u64::from(cut_short.offset) + SLOT_HEADER_LEN as u64,
+    )
+    .unwrap();
+    f.write_all_at(&orphan.encode(), u64::from(cut_short.offset))
+        .unwrap();
+    // Another unconfirmed slot holds a file that the binlog names: written
+    // and acknowledged, only its confirm never reached the trunk binlog.
+    let acked_loc = alloc_unconfirmed(&g, server, 2000);
+    let acked_data = content(4, 2000);
+    let record = FileNameRecord {
+        source: [127, 0, 0, 1],
+        timestamp: 1_700_000_000,
+        size_field: trunk_size_field(2000, 0x0012_3456),
+        crc32: crc32fast::hash(&acked_data),
+    };
+    let ext7 = fdfs_proto::fileid::format_ext7("bin", || 1);
+    let acked_name = acked_loc.remote_name(&record, &ext7).expect("trunk name");
+    let acked_header = SlotHeader::expected_for(&acked_name, SLOT_TYPE_REGULAR).unwrap();
+    f.write_all_at(&acked_data, acked_loc.content_offset())
+        .unwrap();
+    f.write_all_at(&acked_header.encode(), u64::from(acked_loc.offset))
+        .unwrap();
+    g.stop_storage(server);
+    let mut binlog = std::fs::OpenOptions::new()
+        .append(true)
+        .open(g.store_path(server).join("data/sync/binlog.000"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut binlog,
+        format!("1700000000 C {acked_name}\n").as_bytes(),
+    )
+    .unwrap();
+    g.start_storage(server);
+    assert!(
+        wait_until(DEADLINE, || freed_in_binlog(
+            &g.store_path(server),
+            &cut_short
+        )),
+        "the restarted trunk server never freed {cut_short:?}"
+    );
+    let mut on_disk = [0u8; SLOT_HEADER_LEN];
+    f.read_exact_at(&mut on_disk, u64::from(cut_short.offset))
+        .unwrap();
+    assert_eq!(
+        SlotHeader::decode(&on_disk).file_type,
+        0,
+        "the header of the upload cut short is still there"
+    );
+    // The freed slot is the best fit for the next file of that size.
+    let data = content(3, size);
+    let next = upload_trunked(&g, server, &data);
+    assert_eq!(location(&next), cut_short, "{next}");
+    assert_eq!(downloads(&g, server, &next), Some(data));
+    assert_eq!(downloads(&g, server, &kept), Some(content(1, size)));
+    let acked = FileId {
+        group: "group1".into(),
+        remote: acked_name.to_string(),
+    };
+    assert_eq!(downloads(&g, server, &acked), Some(acked_data));
+    assert!(
+        !freed_in_binlog(&g.store_path(server), &acked_loc),
+        "a slot holding a named file was freed"
+    );
+    let (code, out) = check(&g, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("unconfirmed"), "{out}");
 }

@@ -519,13 +519,58 @@ async fn become_server(storage: Arc<Storage>, epoch: u64) {
     let wait = Duration::from_secs(storage.conf.network_timeout_secs.max(1));
     tokio::spawn(async move {
         tokio::time::sleep(wait).await;
-        let freed = blocking(move || Ok(space.free_stale_unconfirmed(wait)?)).await;
+        let freed =
+            blocking(move || Ok(free_abandoned_allocations(&storage, &*space, wait)?)).await;
         match freed {
             Ok(0) => {}
             Ok(n) => tracing::warn!(slots = n, "freed trunk slots left unconfirmed"),
             Err(e) => tracing::error!(error = %e.reason, "cannot free unconfirmed trunk slots"),
         }
     });
+}
+
+/// Frees the allocations left unconfirmed for `older_than` (at start: those
+/// of the last run). An upload of this storage's own that a crash cut
+/// between its slot write and its confirm left a header there that no file
+/// name has (names are handed out after the confirm, and the binlog line
+/// is written before the answer). Freed as it is, the slot would refuse
+/// every later upload and replica as "holding another file" (rule 4): a
+/// replica refused for good is a copy lost. So such a header is cleared
+/// first. A header that a live name of this storage's binlog does name is
+/// an acknowledged file whose confirm was lost: its slot is confirmed, not
+/// freed. Blocking.
+fn free_abandoned_allocations(
+    storage: &Storage,
+    space: &dyn SpaceApi,
+    older_than: Duration,
+) -> io::Result<usize> {
+    let mut live = None;
+    for (slot, age) in space.unconfirmed_ages() {
+        if age < older_than {
+            continue;
+        }
+        let Some(path) = storage.paths.get(usize::from(slot.store_path_index)) else {
+            continue;
+        };
+        let headers = space.scrub_range(&slot)?;
+        if headers.is_empty() {
+            continue;
+        }
+        let live = match &live {
+            Some(l) => l,
+            None => live.insert(super::scrub::live_trunk_names(storage)?),
+        };
+        if live.overlapping(&slot) > 0 {
+            tracing::warn!(slot = ?slot, "an unconfirmed trunk slot holds a file the binlog names; kept");
+            space.confirm(&slot, true)?;
+            continue;
+        }
+        for at in headers {
+            tracing::warn!(slot = ?at, "clearing the header an upload cut short by a crash left in an unconfirmed trunk slot");
+            super::slot::clear_slot(&path.root, &at)?;
+        }
+    }
+    space.free_stale_unconfirmed(older_than)
 }
 
 /// How often the trunk server looks for binlog lines to push.
