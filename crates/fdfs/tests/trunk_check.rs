@@ -654,3 +654,58 @@ fn a_header_left_by_an_upload_cut_short_is_cleared_when_its_slot_is_freed_at_sta
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("unconfirmed"), "{out}");
 }
+
+/// A header that no file name has (an upload cut short by a crash left it)
+/// in a slot the trunk server hands out again does not stop the replica of
+/// the new file for long: the member clears it once the replica has been
+/// refused for a few seconds, then takes the copy.
+#[test]
+fn a_replica_into_a_slot_holding_a_header_no_name_has_lands() {
+    let g = trunk_group(2);
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let server = trunk_server(&g, None);
+    let member = 1 - server;
+    let size = 1000;
+    let last = upload_trunked(&g, member, &content(1, size));
+    assert!(
+        wait_until(DEADLINE, || downloads(&g, server, &last)
+            == Some(content(1, size))),
+        "the first file never replicated"
+    );
+    // Allocation is sequential here: the next slot of this size starts
+    // right after the last one. The header goes into the trunk server's
+    // copy only.
+    let last_loc = location(&last);
+    let next_loc = TrunkLocation {
+        offset: last_loc.offset + last_loc.size,
+        ..last_loc
+    };
+    let orphan = SlotHeader {
+        file_type: SLOT_TYPE_REGULAR,
+        alloc_size: next_loc.size,
+        file_size: 900,
+        crc32: 0x1234_5678,
+        mtime: 1_700_000_000,
+        ext7: *b"bin\0\0\0\0",
+    };
+    let f = trunk_file(&g, server, &next_loc);
+    f.write_all_at(&orphan.encode(), u64::from(next_loc.offset))
+        .unwrap();
+    let data = content(2, size);
+    let next = upload_trunked(&g, member, &data);
+    assert_eq!(location(&next), next_loc, "{next}");
+    assert!(
+        wait_until(DEADLINE, || downloads(&g, server, &next).as_ref()
+            == Some(&data)),
+        "the replica never landed over the orphan header"
+    );
+    // Replication goes on after it.
+    let after = upload_trunked(&g, member, &content(3, size));
+    assert!(
+        wait_until(DEADLINE, || downloads(&g, server, &after)
+            == Some(content(3, size))),
+        "replication stopped"
+    );
+    wait_binlogs_converge(&g, server, member);
+    check_until(&g, &[], 0, "0 mismatch(es)");
+}

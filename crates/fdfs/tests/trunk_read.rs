@@ -750,7 +750,9 @@ fn sync_create(addr: std::net::SocketAddr, remote: &str, content: &[u8], ts: u32
 /// Trunk design rule 4 on the wire: a replica receiving a trunk name
 /// writes it into a free slot (creating the trunk file), recognises the
 /// same file (EEXIST, as an existing file), and never overwrites a slot
-/// that holds another file (EBUSY, which the sender retries; the slot keeps its file).
+/// that holds another file (EBUSY, which the sender retries; the slot keeps
+/// its file, also once the refusal lasted long enough for the check for a
+/// header that no file name has).
 #[test]
 fn a_replica_never_overwrites_a_slot_that_holds_another_file() {
     let cluster = fdfs_testkit::Cluster::start();
@@ -771,11 +773,22 @@ fn a_replica_never_overwrites_a_slot_that_holds_another_file() {
     // another member whose delete is still on the way (EEXIST only after
     // that wait; the slot is never overwritten).
     const EBUSY: u8 = 16;
+    // The same file again: recognised, and recorded in the binlog.
+    assert_eq!(sync_create(addr, &held.remote, &held.content, TS), EEXIST);
     assert_eq!(
         sync_create(addr, &rival.remote, &rival.content, TS + 5),
         EBUSY
     );
-    assert_eq!(sync_create(addr, &held.remote, &held.content, TS), EEXIST);
+    // Refused for longer than the storage waits before it checks the slot
+    // for a header no file name has: this one has a name, so it stays.
+    let refused_since = Instant::now();
+    assert!(
+        wait_until(|| {
+            sync_create(addr, &rival.remote, &rival.content, TS + 5) == EBUSY
+                && refused_since.elapsed() > Duration::from_secs(7)
+        }),
+        "the rival was not refused for long"
+    );
     assert_eq!(sync_create(addr, &fresh.remote, &fresh.content, TS + 6), 0);
     let trunk = store.join(fresh.loc.trunk_file_relative_path());
     assert!(std::fs::metadata(&trunk).unwrap().len() >= fresh.loc.content_offset());

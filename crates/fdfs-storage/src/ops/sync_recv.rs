@@ -245,8 +245,14 @@ async fn create_in_slot(
             // held (`sync::freer`), so with our peers this is a slot still
             // held by a file whose delete from a storage that frees at
             // once (the original) has not reached us yet. The sender
-            // retries until it has.
+            // retries until it has. Or the header is one that an upload
+            // here cut short by a crash left: then it is cleared, once.
             s.drain_body().await?;
+            if take_orphan_check(&storage, &req.remote) {
+                let st = storage.clone();
+                let root = slot::store_root(&storage, &name)?;
+                blocking(move || Ok(clear_orphan_header(&st, &root, &loc)?)).await?;
+            }
             return Err(OpError::new(
                 Status::EBUSY,
                 format!("{}: its slot still holds another file", req.remote),
@@ -280,8 +286,15 @@ async fn create_in_slot(
 /// member was down for a while.
 const SLOT_WAIT: Duration = Duration::from_secs(600);
 
-/// When each refused file was first answered EBUSY.
-type Refusals = std::sync::Mutex<HashMap<(PathBuf, String), std::time::Instant>>;
+/// How long after its first refusal a refused file's slot is checked for
+/// a header that no file name has (see [`clear_orphan_header`]). By then
+/// a file being written into the slot here meanwhile has its binlog line:
+/// that is written right after the slot.
+const ORPHAN_CHECK_AFTER: Duration = Duration::from_secs(5);
+
+/// When each refused file was first answered EBUSY, and whether its slot
+/// was checked for an orphan header.
+type Refusals = std::sync::Mutex<HashMap<(PathBuf, String), (std::time::Instant, bool)>>;
 
 /// First EBUSY answer per (base path, remote name): a process may run
 /// several storages (tests).
@@ -294,14 +307,51 @@ fn refusals() -> &'static Refusals {
 /// first refusal starts the clock).
 fn refused_long_enough(storage: &Storage, remote: &str) -> bool {
     let mut r = crate::state::lock(refusals());
-    let first = *r
+    let (first, _) = *r
         .entry((storage.conf.base_path.clone(), remote.to_string()))
-        .or_insert_with(std::time::Instant::now);
+        .or_insert_with(|| (std::time::Instant::now(), false));
     let done = first.elapsed() >= SLOT_WAIT;
     if done {
         r.remove(&(storage.conf.base_path.clone(), remote.to_string()));
     }
     done
+}
+
+/// Whether `remote`, refused for [`ORPHAN_CHECK_AFTER`] now, has its slot
+/// checked for an orphan header: once per refused file.
+fn take_orphan_check(storage: &Storage, remote: &str) -> bool {
+    let mut r = crate::state::lock(refusals());
+    match r.get_mut(&(storage.conf.base_path.clone(), remote.to_string())) {
+        Some((first, checked)) if !*checked && first.elapsed() >= ORPHAN_CHECK_AFTER => {
+            *checked = true;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Clears the file header in `loc`'s slot on this disk when no live name
+/// of this storage's binlog names it. Such a header is what an upload here
+/// left when a crash cut it between its slot write and its confirm (names
+/// are handed out after both, and every file written here, uploaded or
+/// replicated, has its binlog line right after its slot): the slot was
+/// then freed and handed out again, and the header would refuse every
+/// replica into it for good, a copy lost. A header a live name does name
+/// is a file: kept. Blocking.
+fn clear_orphan_header(
+    storage: &Storage,
+    root: &std::path::Path,
+    loc: &TrunkLocation,
+) -> std::io::Result<()> {
+    let Some(found) = slot::file_header_at(root, loc)? else {
+        return Ok(());
+    };
+    let live = crate::trunk::scrub::live_trunk_names(storage)?;
+    if live.overlapping(&found) > 0 || live.overlapping(loc) > 0 {
+        return Ok(());
+    }
+    tracing::warn!(slot = ?found, "clearing a trunk slot header that no file name has (an upload cut short by a crash)");
+    slot::clear_slot(root, &found)
 }
 
 fn forget_refusal(storage: &Storage, remote: &str) {

@@ -178,10 +178,10 @@ fn probe(
 
 /// Trunk slots named by files this storage's binlog created and did not
 /// delete, keyed by (store path, trunk file id, offset) → size.
-pub(super) struct LiveNames(BTreeMap<(u8, u32, u32), u32>);
+pub(crate) struct LiveNames(BTreeMap<(u8, u32, u32), u32>);
 
 impl LiveNames {
-    pub(super) fn overlapping(&self, slot: &TrunkLocation) -> u32 {
+    pub(crate) fn overlapping(&self, slot: &TrunkLocation) -> u32 {
         let (p, id) = (slot.store_path_index, slot.trunk_file_id);
         let end = slot_end(slot);
         // Slots of one trunk file never overlap each other, so only the
@@ -206,7 +206,7 @@ impl LiveNames {
 /// except our own deletes whose slot the freer has not given back yet
 /// (`sync::frees_unsent_from`): a repair must not free those, or the
 /// freer would free them a second time.
-pub(super) fn live_trunk_names(storage: &Storage) -> io::Result<LiveNames> {
+pub(crate) fn live_trunk_names(storage: &Storage) -> io::Result<LiveNames> {
     let dir = storage.data_dir().join("sync");
     let unsent_from = crate::sync::frees_unsent_from(storage);
     let mut live = BTreeMap::new();

@@ -538,6 +538,25 @@ fn holds_a_header(raw: &[u8; SLOT_HEADER_LEN], loc: &TrunkLocation, file_len: u6
         && u64::from(loc.offset) + u64::from(h.alloc_size) <= file_len
 }
 
+/// The slot a file header found at `loc`'s offset on this disk spans
+/// (that file's own size, which may differ from `loc`'s), or None when the
+/// slot is free there. Blocking.
+pub fn file_header_at(store_root: &Path, loc: &TrunkLocation) -> io::Result<Option<TrunkLocation>> {
+    let file = match open_trunk_file(store_root, loc) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let raw = read_header(&file, loc)?;
+    if !holds_a_header(&raw, loc, file.metadata()?.len()) {
+        return Ok(None);
+    }
+    Ok(Some(TrunkLocation {
+        size: SlotHeader::decode(&raw).alloc_size,
+        ..*loc
+    }))
+}
+
 /// Checks the header on disk before a write: free (or no header at all,
 /// see [`holds_a_header`]) → [`Prior::Free`]; equal to `expect` →
 /// [`Prior::Same`]; another file's header is refused with EEXIST
