@@ -8,6 +8,11 @@
 #
 # Needs $WORK/ids.txt, the store under $WORK/data and nginx serving it on
 # port 8890 (bench/http/run.sh makes all three).
+#
+# MORE_NGINX="name:port:pidfile ..." measures more nginx instances serving the
+# same store each round, e.g. the original's nginx + fastdfs-nginx-module
+# (built by hand outside this repository, bench/HTTP-COMPARE.md):
+#   MORE_NGINX="nginx+module:8891:/tmp/ngxmod/run/nginx.pid" ... bench/http/ab.sh ...
 set -euo pipefail
 work=${WORK:-/tmp/bench}; rounds=${ROUNDS:-3}; dur=${DUR:-8}; c=${C:-256}
 bench=${BENCH:-$(cd "$(dirname "$0")/../.." && pwd)/target/release/fdfs}
@@ -33,4 +38,9 @@ for r in $(seq 1 "$rounds"); do
     run "${spec%%=*}" 8888 "$(pgrep -f "server --base-path $work/data" | paste -sd,)"
   done
   run nginx 8890 "$nginx_pids"
+  for more in ${MORE_NGINX:-}; do
+    IFS=: read -r name port pidfile <<<"$more"
+    master=$(cat "$pidfile")
+    run "$name" "$port" "$master,$(pgrep -P "$master" | paste -sd,)"
+  done
 done

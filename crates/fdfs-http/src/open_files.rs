@@ -15,7 +15,8 @@
 //! otherwise only bounds how long an unused handle (and the space of a file
 //! deleted meanwhile) is held.
 //!
-//! The shelf holds up to half of the descriptor limit. When the process
+//! The shelf holds what the descriptor limit leaves after a reserve for
+//! connections and stored files ([`capacity_for`]). When the process
 //! runs out of descriptors anyway (`fdfs_util::sys::descriptor_shortages`:
 //! an accept or an open failed with EMFILE), every kept handle is let go
 //! at the next look, so connections and uploads get their descriptors.
@@ -108,6 +109,25 @@ impl Shelf {
     }
 }
 
+/// Descriptors always left to connections and stored files, once the
+/// limit is high enough to afford them.
+const RESERVED_DESCRIPTORS: u64 = 4096;
+
+/// How many handles a process allowed `nofile` descriptors keeps: all but
+/// a reserve for connections and stored files, the reserve being half of
+/// the limit up to [`RESERVED_DESCRIPTORS`], then that many or a quarter,
+/// whichever is more; at most [`OPEN_FILES_MAX`]. A read set larger than
+/// the shelf is answered from it in proportion to their sizes (a full
+/// shelf keeps what it has until it ages out), so every handle counts:
+/// 15,000 instead of 10,000 of 20,000 files kept cost 5-10% less CPU per
+/// GET (bench/RESULTS.md, 2026-12-05 fifth session).
+fn capacity_for(nofile: u64) -> usize {
+    let reserve = (nofile / 4).max(RESERVED_DESCRIPTORS.min(nofile - nofile / 2));
+    usize::try_from(nofile - reserve)
+        .unwrap_or(OPEN_FILES_MAX)
+        .min(OPEN_FILES_MAX)
+}
+
 /// The process's soft limit on open descriptors (1024 when unknown).
 fn nofile_soft_limit() -> u64 {
     fdfs_util::sys::nofile_limits().map_or(1024, |(soft, _)| soft)
@@ -141,14 +161,11 @@ impl OpenFiles {
         }
     }
 
-    /// A capacity that leaves half of the process's descriptors to
-    /// connections and stored files: half of the soft limit, at most
-    /// [`OPEN_FILES_MAX`]. Kept handles cost one descriptor each and save
-    /// a path walk per hit (about 5% of a GET's CPU, bench/RESULTS.md).
+    /// The capacity for the process's soft descriptor limit, see
+    /// [`capacity_for`]. Kept handles cost one descriptor each and save a
+    /// path walk per hit (about 5% of a GET's CPU, bench/RESULTS.md).
     pub fn default_capacity() -> usize {
-        usize::try_from(nofile_soft_limit() / 2)
-            .unwrap_or(OPEN_FILES_MAX)
-            .min(OPEN_FILES_MAX)
+        capacity_for(nofile_soft_limit())
     }
 
     fn shelf(&self) -> MutexGuard<'_, Shelf> {
@@ -272,6 +289,17 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(cache.get(0, "d").is_none());
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn the_capacity_leaves_a_reserve_of_descriptors() {
+        assert_eq!(capacity_for(1024), 512);
+        assert_eq!(capacity_for(8192), 4096);
+        assert_eq!(capacity_for(20000), 15000);
+        assert_eq!(capacity_for(65536), 49152);
+        assert_eq!(capacity_for(1 << 20), OPEN_FILES_MAX);
+        assert_eq!(capacity_for(0), 0);
+        assert_eq!(capacity_for(1), 0);
     }
 
     #[test]
