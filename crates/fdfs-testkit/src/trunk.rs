@@ -213,3 +213,27 @@ impl TrunkDirBuilder {
 pub fn parse_name(remote: &str) -> RemoteName {
     RemoteName::parse(remote, 256).expect("fixture name")
 }
+
+/// The slot right after `loc` in its trunk file, of the same size: where
+/// the next allocation of that size goes while the trunk server allocates
+/// sequentially (a fresh trunk file, no frees).
+pub fn slot_after(loc: &TrunkLocation) -> TrunkLocation {
+    TrunkLocation {
+        offset: loc.offset + loc.size,
+        ..*loc
+    }
+}
+
+/// A file header that no file name has, for a slot of `alloc_size`
+/// bytes: what an upload cut short by a crash leaves, or another file's
+/// header where a slot is handed out twice.
+pub fn stray_header(alloc_size: u32, file_size: u32) -> SlotHeader {
+    SlotHeader {
+        file_type: SLOT_TYPE_REGULAR,
+        alloc_size,
+        file_size,
+        crc32: 0x1234_5678,
+        mtime: 1_700_000_000,
+        ext7: *b"bin\0\0\0\0",
+    }
+}

@@ -581,7 +581,6 @@ fn trunk_group_taking_small_uploads() -> (Group, usize) {
 /// server's own uploads and through a member's.
 #[test]
 fn a_slot_found_holding_another_file_is_refused_once_then_left_alone() {
-    use fdfs_proto::trunk::{SlotHeader, SLOT_TYPE_REGULAR};
     use std::os::unix::fs::FileExt;
     let (g, server) = trunk_group_taking_small_uploads();
     let size = 1000;
@@ -592,18 +591,8 @@ fn a_slot_found_holding_another_file_is_refused_once_then_left_alone() {
         // right after the last one.
         let last = g.block_on(upload_to(addr, &content(round * 10, size), "bin"));
         let (loc, path) = trunk_location(&store, &last.remote);
-        let planted = TrunkLocation {
-            offset: loc.offset + loc.size,
-            ..loc
-        };
-        let stranger = SlotHeader {
-            file_type: SLOT_TYPE_REGULAR,
-            alloc_size: planted.size,
-            file_size: 500,
-            crc32: 0x1234_5678,
-            mtime: 1_700_000_000,
-            ext7: *b"bin\0\0\0\0",
-        };
+        let planted = fdfs_testkit::trunk::slot_after(&loc);
+        let stranger = fdfs_testkit::trunk::stray_header(planted.size, 500);
         let trunk_file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         trunk_file
             .write_all_at(&stranger.encode(), u64::from(planted.offset))

@@ -23,6 +23,7 @@ use fdfs_proto::trunk_binlog::{parse_lines, TrunkOp};
 use fdfs_proto::trunk_msg::AllocReq;
 use fdfs_proto::{FileId, StorageCmd, TrunkLocation};
 use fdfs_testkit::group::{Group, GroupOptions};
+use fdfs_testkit::trunk::{slot_after, stray_header};
 use fdfs_testkit::wait_until;
 use fdfs_util::cluster_secret::{ClusterSecret, Purpose};
 
@@ -576,14 +577,7 @@ fn a_header_left_by_an_upload_cut_short_is_cleared_when_its_slot_is_freed_at_sta
     let size = 1000;
     let kept = upload_trunked(&g, server, &content(1, size));
     let cut_short = alloc_unconfirmed(&g, server, size as u32);
-    let orphan = SlotHeader {
-        file_type: SLOT_TYPE_REGULAR,
-        alloc_size: cut_short.size,
-        file_size: size as u32,
-        crc32: 0x1234_5678,
-        mtime: 1_700_000_000,
-        ext7: *b"bin\0\0\0\0",
-    };
+    let orphan = stray_header(cut_short.size, size as u32);
     let f = trunk_file(&g, server, &cut_short);
     f.write_all_at(
         &content(2, size),
@@ -675,19 +669,8 @@ fn a_replica_into_a_slot_holding_a_header_no_name_has_lands() {
     // Allocation is sequential here: the next slot of this size starts
     // right after the last one. The header goes into the trunk server's
     // copy only.
-    let last_loc = location(&last);
-    let next_loc = TrunkLocation {
-        offset: last_loc.offset + last_loc.size,
-        ..last_loc
-    };
-    let orphan = SlotHeader {
-        file_type: SLOT_TYPE_REGULAR,
-        alloc_size: next_loc.size,
-        file_size: 900,
-        crc32: 0x1234_5678,
-        mtime: 1_700_000_000,
-        ext7: *b"bin\0\0\0\0",
-    };
+    let next_loc = slot_after(&location(&last));
+    let orphan = stray_header(next_loc.size, 900);
     let f = trunk_file(&g, server, &next_loc);
     f.write_all_at(&orphan.encode(), u64::from(next_loc.offset))
         .unwrap();
