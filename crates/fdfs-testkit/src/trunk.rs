@@ -138,15 +138,14 @@ impl TrunkDirBuilder {
             size: u32::try_from(slot_size).expect("slot fits"),
             ..key
         };
-        let record = FileNameRecord {
-            source: self.source,
+        let (name, header) = name_and_header(
+            &loc,
+            self.source,
             timestamp,
-            size_field: trunk_size_field(content.len() as u32, 0x0012_3456),
-            crc32,
-        };
-        let ext7 = fdfs_proto::fileid::format_ext7(ext, || 1);
-        let name = loc.remote_name(&record, &ext7).expect("trunk name");
-        let header = SlotHeader::expected_for(&name, file_type).expect("header");
+            (content.len(), crc32),
+            ext,
+            file_type,
+        );
         self.write_slot(&loc, &header.encode(), content);
         let file = TrunkFixtureFile {
             remote: name.to_string(),
@@ -207,6 +206,30 @@ impl TrunkDirBuilder {
         f.write_all(self.binlog_lines().as_bytes())
             .expect("binlog write");
     }
+}
+
+/// The 60-character name, and the slot header, of a file of `len` bytes
+/// with CRC32 `crc32` (`content`) stored in slot `loc` from `source` at
+/// `timestamp`, as the original makes them (extension `ext`, made into
+/// `ext7` with the digits `123`).
+pub fn name_and_header(
+    loc: &TrunkLocation,
+    source: [u8; 4],
+    timestamp: u32,
+    (len, crc32): (usize, u32),
+    ext: &str,
+    file_type: u8,
+) -> (RemoteName, SlotHeader) {
+    let record = FileNameRecord {
+        source,
+        timestamp,
+        size_field: trunk_size_field(u32::try_from(len).expect("slot-sized file"), 0x0012_3456),
+        crc32,
+    };
+    let ext7 = fdfs_proto::fileid::format_ext7(ext, || 1);
+    let name = loc.remote_name(&record, &ext7).expect("trunk name");
+    let header = SlotHeader::expected_for(&name, file_type).expect("header");
+    (name, header)
 }
 
 /// The parsed name of a fixture file (for codecs that want one).

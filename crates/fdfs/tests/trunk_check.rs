@@ -15,15 +15,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fdfs_client::storage::{StorageClient, UploadKind};
-use fdfs_proto::fileid::FileNameRecord;
 use fdfs_proto::fileid::RemoteName;
 use fdfs_proto::storage_msg::DownloadReq;
-use fdfs_proto::trunk::{trunk_size_field, SlotHeader, SLOT_HEADER_LEN, SLOT_TYPE_REGULAR};
+use fdfs_proto::trunk::{SlotHeader, SLOT_HEADER_LEN, SLOT_TYPE_REGULAR};
 use fdfs_proto::trunk_binlog::{parse_lines, TrunkOp};
 use fdfs_proto::trunk_msg::AllocReq;
 use fdfs_proto::{FileId, StorageCmd, TrunkLocation};
 use fdfs_testkit::group::{Group, GroupOptions};
-use fdfs_testkit::trunk::{slot_after, stray_header};
+use fdfs_testkit::trunk::{name_and_header, slot_after, stray_header};
 use fdfs_testkit::wait_until;
 use fdfs_util::cluster_secret::{ClusterSecret, Purpose};
 
@@ -590,15 +589,14 @@ fn a_header_left_by_an_upload_cut_short_is_cleared_when_its_slot_is_freed_at_sta
     // and acknowledged, only its confirm never reached the trunk binlog.
     let acked_loc = alloc_unconfirmed(&g, server, 2000);
     let acked_data = content(4, 2000);
-    let record = FileNameRecord {
-        source: [127, 0, 0, 1],
-        timestamp: 1_700_000_000,
-        size_field: trunk_size_field(2000, 0x0012_3456),
-        crc32: crc32fast::hash(&acked_data),
-    };
-    let ext7 = fdfs_proto::fileid::format_ext7("bin", || 1);
-    let acked_name = acked_loc.remote_name(&record, &ext7).expect("trunk name");
-    let acked_header = SlotHeader::expected_for(&acked_name, SLOT_TYPE_REGULAR).unwrap();
+    let (acked_name, acked_header) = name_and_header(
+        &acked_loc,
+        [127, 0, 0, 1],
+        1_700_000_000,
+        (acked_data.len(), crc32fast::hash(&acked_data)),
+        "bin",
+        SLOT_TYPE_REGULAR,
+    );
     f.write_all_at(&acked_data, acked_loc.content_offset())
         .unwrap();
     f.write_all_at(&acked_header.encode(), u64::from(acked_loc.offset))
