@@ -16,6 +16,9 @@
 # tracker at 127.0.0.1. The bench client is always build B's `fdfs`.
 #
 # XA / XB: extra `key=value` conf settings for build A / B (both daemons).
+# MEMCG_MB: caps each system's memory, page cache included, at that many MB
+# in a memory cgroup of its own (bench/memcg.sh says why this machine needs
+# it for writes); unset, the page cache grows freely.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 A=${A:?build A (fdfs binary)}; B=${B:?build B (fdfs binary)}
@@ -30,12 +33,15 @@ stop_all() {
     "${d%%|*}/storage/fdfs_storaged" "${d#*|}/storage.conf" stop >/dev/null 2>&1 || true
     "${d%%|*}/tracker/fdfs_trackerd" "${d#*|}/tracker.conf" stop >/dev/null 2>&1 || true
   done
+  if [ -n "${MEMCG_MB:-}" ]; then memcg_remove A; memcg_remove B; fi
 }
 C_DIRS=()
 trap stop_all EXIT
 
 # shellcheck source=conf.sh
 . "$here/conf.sh"
+# shellcheck source=memcg.sh
+. "$here/memcg.sh"
 
 declare -A TRACKER_PID STORAGE_PID TRACKER_AT
 start() { # <name> <build> <tracker port> <storage port> <extra conf>
@@ -82,6 +88,9 @@ start() { # <name> <build> <tracker port> <storage port> <extra conf>
       STORAGE_PID[$name]=$(cat "$d/storage/data/fdfs_storaged.pid")
       ;;
   esac
+  if [ -n "${MEMCG_MB:-}" ]; then
+    memcg_join "$name" "$MEMCG_MB" "${TRACKER_PID[$name]}" "${STORAGE_PID[$name]}"
+  fi
   "$B" bench upload --tracker "$ip:$3" --count 4000 --size 4096 --concurrency "$C" \
     --quiet >/dev/null
 }

@@ -136,14 +136,23 @@ impl TrunkLocation {
             ));
         }
         let name = format!("{}{}{}", record.encode(), self.encode_info(), ext7);
-        let remote = RemoteName {
+        // Refuses ext7 text the original could not have produced. The
+        // directory parts come from the slot, so they are valid by
+        // construction: the name is checked as `RemoteName::parse` would,
+        // without formatting and parsing the whole path (a trunk upload's
+        // hot path).
+        if crate::fileid::classify_name(&name).is_none() {
+            return Err(ProtoError::invalid(format!(
+                "invalid filename: {}",
+                crate::fileid::escape_for_log(&name)
+            )));
+        }
+        Ok(RemoteName {
             store_path_index: self.store_path_index,
             dir1: self.sub_path_high,
             dir2: self.sub_path_low,
             name,
-        };
-        // Refuses ext7 text the original could not have produced.
-        RemoteName::parse(&remote.to_string(), usize::from(self.store_path_index) + 1)
+        })
     }
 
     /// `data/HH/HH/NNNNNN`, relative to the store path.

@@ -338,7 +338,7 @@ pub async fn upload(
         remote,
     }
     .encode(&mut body);
-    Ok(Some(crate::session::Reply::Body(body.to_vec())))
+    Ok(Some(crate::session::Reply::Body(Vec::from(body))))
 }
 
 /// A slot for `size` content bytes in store path `index` from the trunk

@@ -196,7 +196,11 @@ fn record(op: TrunkOp, slot: TrunkLocation) -> TrunkRecord {
 }
 
 fn lines(records: &[TrunkRecord]) -> String {
-    records.iter().map(TrunkRecord::to_line).collect()
+    let mut text = String::with_capacity(records.len() * 48);
+    for r in records {
+        r.write_line(&mut text);
+    }
+    text
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -785,13 +789,17 @@ impl TrunkSpace {
         if slots.is_empty() {
             return Ok(());
         }
-        let text: String = slots.iter().map(|s| record(op, *s).to_line()).collect();
+        let mut text = String::with_capacity(slots.len() * 48);
+        for s in slots {
+            record(op, *s).write_line(&mut text);
+        }
         inner.unconfirmed_file.write_all(text.as_bytes())?;
         inner.unconfirmed_lines += slots.len();
+        let now = Instant::now();
         for slot in slots {
             match op {
                 TrunkOp::DelSpace => {
-                    inner.unconfirmed.insert(*slot, Instant::now());
+                    inner.unconfirmed.insert(*slot, now);
                 }
                 TrunkOp::AddSpace => {
                     inner.unconfirmed.remove(slot);
