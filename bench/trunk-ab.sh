@@ -16,13 +16,20 @@
 # tracker at 127.0.0.1. The bench client is always build B's `fdfs`.
 #
 # XA / XB: extra `key=value` conf settings for build A / B (both daemons).
+# TRUNK=false: both systems store plain files (use_trunk_file off), for
+# the same pairing of plain uploads. SIZE=MIN-MAX: uniform sizes, e.g.
+# SIZE=8192-131072 (the field report's 8-128 KB).
 # MEMCG_MB: caps each system's memory, page cache included, at that many MB
 # in a memory cgroup of its own (bench/memcg.sh says why this machine needs
 # it for writes); unset, the page cache grows freely.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 A=${A:?build A (fdfs binary)}; B=${B:?build B (fdfs binary)}
-N=${N:-40000}; SIZE=${SIZE:-1024}; ROUNDS=${ROUNDS:-8}; C=${C:-256}
+N=${N:-40000}; SIZE=${SIZE:-1024}; ROUNDS=${ROUNDS:-8}; C=${C:-256}; TRUNK=${TRUNK:-true}
+case $SIZE in
+  *-*) SIZE_ARGS=(--min-size "${SIZE%-*}" --max-size "${SIZE#*-}") ;;
+  *) SIZE_ARGS=(--size "$SIZE") ;;
+esac
 W=${WORK:-/tmp/fdfs-trunk-ab}
 PIDS=()
 stop_all() {
@@ -50,7 +57,7 @@ start() { # <name> <build> <tracker port> <storage port> <extra conf>
   case $bin in c:*) ip=127.0.0.2 ;; esac
   rm -rf "$d"; mkdir -p "$d/tracker" "$d/storage"
   conf "$here/../conf/tracker.conf" "$d/tracker.conf" \
-    "bind_addr=$ip" "port=$3" "base_path=$d/tracker" "use_trunk_file=true" \
+    "bind_addr=$ip" "port=$3" "base_path=$d/tracker" "use_trunk_file=$TRUNK" \
     "slot_min_size=256" "slot_max_size=1MB" "trunk_file_size=64MB" "http.server_port=0" \
     "thread_stack_size=512KB" "${extra[@]}"
   conf "$here/../conf/storage.conf" "$d/storage.conf" \
@@ -72,14 +79,15 @@ start() { # <name> <build> <tracker port> <storage port> <extra conf>
       ;;
   esac
   head -c 700 /dev/urandom >"$W/probe"
-  local id="" remote
+  local id remote up=""
   for _ in $(seq 1 600); do
     if id=$("$B" upload --tracker "$ip:$3" "$W/probe" 2>/dev/null); then
-      remote=${id#*/}; [ ${#remote} -eq 60 ] && break
+      remote=${id#*/}
+      if [ "$TRUNK" = false ] || [ ${#remote} -eq 60 ]; then up=1; break; fi
     fi
     sleep 0.5
   done
-  [ -n "$id" ] || { echo "$name: no trunk upload" >&2; return 1; }
+  [ -n "$up" ] || { echo "$name: no upload (into a trunk slot: $TRUNK)" >&2; return 1; }
   # The storage makes its 65,536 directories while it serves: wait for them.
   for _ in $(seq 1 1200); do [ -d "$d/storage/data/FF/FF" ] && break; sleep 0.1; done
   case $bin in
@@ -100,7 +108,7 @@ hz=$(getconf CLK_TCK)
 phase() { # <name>: one timed run, one line
   local name=$1 t0 s0 t1 s1 rate
   t0=$(ticks "${TRACKER_PID[$name]}"); s0=$(ticks "${STORAGE_PID[$name]}")
-  rate=$("$B" bench upload --tracker "${TRACKER_AT[$name]}" --count "$N" --size "$SIZE" \
+  rate=$("$B" bench upload --tracker "${TRACKER_AT[$name]}" --count "$N" "${SIZE_ARGS[@]}" \
     --concurrency "$C" --quiet --json | grep -o '"ops_per_sec":[0-9]*' | cut -d: -f2)
   t1=$(ticks "${TRACKER_PID[$name]}"); s1=$(ticks "${STORAGE_PID[$name]}")
   awk -v n="$N" -v hz="$hz" -v t=$((t1 - t0)) -v s=$((s1 - s0)) -v name="$name" \

@@ -14,9 +14,14 @@
 # directories, $W/tree) before the phase, then loops `rm -rf` of it and a
 # rebuild (rm times in $W/load.log).
 #
+# MEMCG_MB caps each system's memory, page cache included, in a memory
+# cgroup of its own (bench/memcg.sh says why this machine needs it).
+#
 #   ROUNDS=3 N=20000 C=256 DUR=8 bench/vs-c.sh   # JSON lines in $WORK/results.jsonl
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=memcg.sh
+. "$here/memcg.sh"
 F=${FDFS:-$here/../target/release/fdfs}
 N=${N:-20000}; C=${C:-256}; ROUNDS=${ROUNDS:-3}; DUR=${DUR:-8}
 C_RUN=${C_RUN:-/tmp/cfdfs/run}; C_BIN=${C_BIN:-/tmp/cfdfs/src/fastdfs}
@@ -48,6 +53,7 @@ cleanup() {
   if [ -n "${OURS:-}" ]; then kill "$OURS" 2>/dev/null || true; fi
   if [ -n "${C_UP:-}" ]; then c_stop; fi
   rm -rf "$W/tree"
+  if [ -n "${MEMCG_MB:-}" ]; then memcg_remove ours; memcg_remove c; fi
 }
 trap cleanup EXIT
 
@@ -63,6 +69,7 @@ ours() {
   "$F" server --base-path "$d/data" --tracker-port 22300 --storage-port 23300 --http-port 0 \
     --log-level warn >"$d/server.log" 2>&1 &
   local pid=$!; OURS=$pid
+  if [ -n "${MEMCG_MB:-}" ]; then memcg_join ours "$MEMCG_MB" "$pid"; fi
   until "$F" upload --tracker 127.0.0.1:22300 /etc/hostname >/dev/null 2>&1; do sleep 0.3; done
   # Ours makes its 65,536 directories while it already serves (the C
   # storage before it serves, and keeps its store path across rounds):
@@ -96,6 +103,8 @@ c_fdfs() {
     sleep 0.3
   done
   local pids; pids="$(cat "$C_RUN"/tracker/data/fdfs_trackerd.pid) $(cat "$C_RUN"/storage/data/fdfs_storaged.pid)"
+  # shellcheck disable=SC2086
+  if [ -n "${MEMCG_MB:-}" ]; then memcg_join c "$MEMCG_MB" $pids; fi
   warm_up "$C_TRACKER" "$d"
   settle; load_on
   # shellcheck disable=SC2086
