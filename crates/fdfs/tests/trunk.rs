@@ -573,12 +573,15 @@ fn trunk_group_taking_small_uploads() -> (Group, usize) {
     (g, server)
 }
 
-/// A slot that holds a file this storage did not write there (a crash
-/// between its write and its confirm, or a copy laid there by hand) is
-/// refused once (EEXIST, rule 4) and then kept out of the free space, as
-/// the original's trunk server does with an EEXIST confirm: the next upload
-/// gets other space instead of the same refusal. Through the trunk
-/// server's own uploads and through a member's.
+/// A slot that holds a file this storage did not write there (a header
+/// laid there by hand on the trunk server; on a member, a file that its
+/// binlog names, received as a replica into a slot the trunk server counts
+/// as free) is refused once (EEXIST, rule 4) and then kept out of the free
+/// space, as the original's trunk server does with an EEXIST confirm: the
+/// next upload gets other space instead of the same refusal. Through the
+/// trunk server's own uploads and through a member's (which refuses only
+/// after checking, 5 s later, that a name has the header: one that no name
+/// has is cleared, see trunk_check.rs).
 #[test]
 fn a_slot_found_holding_another_file_is_refused_once_then_left_alone() {
     use std::os::unix::fs::FileExt;
@@ -592,11 +595,30 @@ fn a_slot_found_holding_another_file_is_refused_once_then_left_alone() {
         let last = g.block_on(upload_to(addr, &content(round * 10, size), "bin"));
         let (loc, path) = trunk_location(&store, &last.remote);
         let planted = fdfs_testkit::trunk::slot_after(&loc);
-        let stranger = fdfs_testkit::trunk::stray_header(planted.size, 500);
-        let trunk_file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        trunk_file
-            .write_all_at(&stranger.encode(), u64::from(planted.offset))
-            .unwrap();
+        let stranger = if i == server {
+            let stray = fdfs_testkit::trunk::stray_header(planted.size, 500);
+            let trunk_file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            trunk_file
+                .write_all_at(&stray.encode(), u64::from(planted.offset))
+                .unwrap();
+            stray
+        } else {
+            let other = content(round * 10 + 9, 500);
+            let (name, header) = fdfs_testkit::trunk::name_and_header(
+                &planted,
+                [127, 0, 0, 1],
+                1_700_000_000,
+                (other.len(), crc32fast::hash(&other)),
+                "bin",
+                fdfs_proto::trunk::SLOT_TYPE_REGULAR,
+            );
+            assert_eq!(
+                g.block_on(sync_create(addr, &name.to_string(), &other)),
+                0,
+                "the replica into the free slot was refused"
+            );
+            header
+        };
         assert!(
             g.block_on(try_upload(addr, &content(round * 10 + 1, size)))
                 .is_none(),
@@ -626,6 +648,36 @@ fn a_slot_found_holding_another_file_is_refused_once_then_left_alone() {
             stranger.encode(),
             "storage {i}: the other file was written over"
         );
+    }
+}
+
+/// A SYNC_CREATE_FILE (16) of `remote` with `content`, as a peer sends
+/// it; the answer's status.
+async fn sync_create(addr: std::net::SocketAddr, remote: &str, content: &[u8]) -> u8 {
+    let mut c = fdfs_testkit::connect(addr).await;
+    let mut head = BytesMut::new();
+    fdfs_proto::sync_msg::SyncFileReq {
+        remote: remote.to_string(),
+        file_size: content.len() as u64,
+        timestamp: 1_700_000_000,
+        group: "group1".into(),
+    }
+    .encode_head(&mut head);
+    c.send_head(
+        StorageCmd::SyncCreateFile.into(),
+        0,
+        &head,
+        content.len() as u64,
+    )
+    .await
+    .unwrap();
+    c.send_from(&mut &content[..], content.len() as u64)
+        .await
+        .unwrap();
+    match c.recv_ok_discarding_body().await {
+        Ok(_) => 0,
+        Err(fdfs_client::ClientError::Status(s)) => s.0,
+        Err(e) => panic!("sync create of {remote}: {e}"),
     }
 }
 

@@ -690,3 +690,45 @@ fn a_replica_into_a_slot_holding_a_header_no_name_has_lands() {
     wait_binlogs_converge(&g, server, member);
     check_until(&g, &[], 0, "0 mismatch(es)");
 }
+
+/// A member's own upload cut short by a crash leaves a header that no file
+/// name has in the member's copy of the slot; once the trunk server has
+/// freed the slot and hands it to that member again, the member's next
+/// upload into it clears the header (after a few seconds) and lands,
+/// instead of failing and keeping the slot out of the pool.
+#[test]
+fn an_upload_into_a_slot_holding_a_header_no_name_has_lands() {
+    let g = trunk_group(2);
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let server = trunk_server(&g, None);
+    let member = 1 - server;
+    let size = 1000;
+    let last = upload_trunked(&g, member, &content(1, size));
+    // Allocation is sequential here: the member's next upload gets the slot
+    // right after. The header goes into the member's own copy only.
+    let next_loc = slot_after(&location(&last));
+    let orphan = stray_header(next_loc.size, 900);
+    let f = trunk_file(&g, member, &next_loc);
+    f.write_all_at(&orphan.encode(), u64::from(next_loc.offset))
+        .unwrap();
+    let data = content(2, size);
+    let addr = g.storage_addr(member);
+    let next = g
+        .block_on(async {
+            let mut conn = fdfs_testkit::connect(addr).await;
+            let mut src = &data[..];
+            StorageClient::new(&mut conn)
+                .upload(UploadKind::Normal, -1, "bin", &mut src, data.len() as u64)
+                .await
+        })
+        .expect("the upload into a slot holding a header no name has failed");
+    assert_eq!(location(&next), next_loc, "{next}");
+    assert_eq!(downloads(&g, member, &next).as_ref(), Some(&data));
+    assert!(
+        wait_until(DEADLINE, || downloads(&g, server, &next).as_ref()
+            == Some(&data)),
+        "the file never replicated"
+    );
+    wait_binlogs_converge(&g, server, member);
+    check_until(&g, &[], 0, "0 mismatch(es)");
+}

@@ -18,6 +18,7 @@ use super::{blocking, body_to_file, check_group, log_change, meta_path, read_sma
 use crate::error::{OpError, OpResult};
 use crate::session::{Reply, Session};
 use crate::state::Storage;
+use crate::trunk::scrub::{clear_orphan_header, ORPHAN_CHECK_AFTER};
 use crate::trunk::slot::{self, Prior, SlotWrite};
 use fdfs_proto::trunk::{SlotHeader, TrunkLocation, SLOT_TYPE_REGULAR};
 
@@ -286,12 +287,6 @@ async fn create_in_slot(
 /// member was down for a while.
 const SLOT_WAIT: Duration = Duration::from_secs(600);
 
-/// How long after its first refusal a refused file's slot is checked for
-/// a header that no file name has (see [`clear_orphan_header`]). By then
-/// a file being written into the slot here meanwhile has its binlog line:
-/// that is written right after the slot.
-const ORPHAN_CHECK_AFTER: Duration = Duration::from_secs(5);
-
 /// When each refused file was first answered EBUSY, and whether its slot
 /// was checked for an orphan header.
 type Refusals = std::sync::Mutex<HashMap<(PathBuf, String), (std::time::Instant, bool)>>;
@@ -318,7 +313,8 @@ fn refused_long_enough(storage: &Storage, remote: &str) -> bool {
 }
 
 /// Whether `remote`, refused for [`ORPHAN_CHECK_AFTER`] now, has its slot
-/// checked for an orphan header: once per refused file.
+/// checked for an orphan header ([`clear_orphan_header`]): once per
+/// refused file.
 fn take_orphan_check(storage: &Storage, remote: &str) -> bool {
     let mut r = crate::state::lock(refusals());
     match r.get_mut(&(storage.conf.base_path.clone(), remote.to_string())) {
@@ -328,30 +324,6 @@ fn take_orphan_check(storage: &Storage, remote: &str) -> bool {
         }
         _ => false,
     }
-}
-
-/// Clears the file header in `loc`'s slot on this disk when no live name
-/// of this storage's binlog names it. Such a header is what an upload here
-/// left when a crash cut it between its slot write and its confirm (names
-/// are handed out after both, and every file written here, uploaded or
-/// replicated, has its binlog line right after its slot): the slot was
-/// then freed and handed out again, and the header would refuse every
-/// replica into it for good, a copy lost. A header a live name does name
-/// is a file: kept. Blocking.
-fn clear_orphan_header(
-    storage: &Storage,
-    root: &std::path::Path,
-    loc: &TrunkLocation,
-) -> std::io::Result<()> {
-    let Some(found) = slot::file_header_at(root, loc)? else {
-        return Ok(());
-    };
-    let live = crate::trunk::scrub::live_trunk_names(storage)?;
-    if live.overlapping(&found) > 0 || live.overlapping(loc) > 0 {
-        return Ok(());
-    }
-    tracing::warn!(slot = ?found, "clearing a trunk slot header that no file name has (an upload cut short by a crash)");
-    slot::clear_slot(root, &found)
 }
 
 fn forget_refusal(storage: &Storage, remote: &str) {

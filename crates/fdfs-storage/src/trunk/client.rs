@@ -16,6 +16,7 @@ use fdfs_proto::trunk_msg::{AllocReq, SlotReq};
 use fdfs_proto::{Status, StorageCmd, TrunkLocation};
 
 use super::role::{self, client_status};
+use super::scrub::{clear_orphan_header, ORPHAN_CHECK_AFTER};
 use super::slot::SlotWrite;
 use crate::error::{OpError, OpResult};
 use crate::state::Storage;
@@ -303,8 +304,16 @@ pub async fn upload(
             let slot = alloc_for(&storage, &route, path_index, size).await?;
             let written = match body {
                 Some(body) => {
-                    let work = job.clone();
-                    run_disk(&job, move || work.fill(slot, &body)).await
+                    let (work, first) = (job.clone(), body.clone());
+                    match run_disk(&job, move || work.fill(slot, &first)).await {
+                        Err(e)
+                            if e.status == Status::EEXIST && orphan_cleared(&job, slot).await =>
+                        {
+                            let work = job.clone();
+                            run_disk(&job, move || work.fill(slot, &body)).await
+                        }
+                        written => written,
+                    }
                 }
                 None => {
                     storage.bump(|st| st.total_upload_bytes += i64::from(size));
@@ -471,12 +480,15 @@ async fn stream_into_slot(
     slot: TrunkLocation,
     size: u32,
 ) -> OpResult<(String, i64)> {
-    let begun = {
+    let begin = || {
         let job = job.clone();
         crate::ops::blocking(move || {
             SlotWrite::begin(&job.root, slot, size, job.trunk_file_size, None).map(|(w, _)| w)
         })
-        .await?
+    };
+    let begun = match begin().await {
+        Err(e) if e.status == Status::EEXIST && orphan_cleared(job, slot).await => begin().await?,
+        begun => begun?,
     };
     let (writer, writes) = super::slot::body_to_slot(s, begun, u64::from(size)).await?;
     job.storage.bump(|st| {
@@ -485,6 +497,28 @@ async fn stream_into_slot(
     });
     let job = job.clone();
     crate::ops::blocking(move || job.finish(writer)).await
+}
+
+/// After an upload here found `slot` (handed to it by the trunk server)
+/// holding a file header: whether that header was one no file name has,
+/// now cleared, so the upload can go on into the slot. Such a header is
+/// what an upload of this storage left when a crash cut it between its
+/// slot write and its confirm, its slot freed since (at the trunk server's
+/// next start). Without this the upload would fail and the slot stay out
+/// of the pool. The check waits [`ORPHAN_CHECK_AFTER`] first, as for a
+/// replica refused into such a slot: a file being written there meanwhile
+/// has its binlog line by then. Rare (only after a crash), so the wait
+/// costs one upload a few seconds, not a failure.
+async fn orphan_cleared(job: &SlotJob, slot: TrunkLocation) -> bool {
+    tokio::time::sleep(ORPHAN_CHECK_AFTER).await;
+    let (storage, root) = (job.storage.clone(), job.root.clone());
+    match crate::ops::blocking(move || Ok(clear_orphan_header(&storage, &root, &slot)?)).await {
+        Ok(cleared) => cleared,
+        Err(e) => {
+            tracing::warn!(error = %e.reason, ?slot, "cannot check a trunk slot for a header no name has");
+            false
+        }
+    }
 }
 
 /// After the header is written on a member (or a streamed upload):

@@ -201,6 +201,37 @@ impl LiveNames {
     }
 }
 
+/// How long a slot found holding a header that no file name may have is
+/// left alone before it is checked ([`clear_orphan_header`]): by then a
+/// file being written into the slot here meanwhile (a replica) has its
+/// binlog line, which is written right after the slot.
+pub(crate) const ORPHAN_CHECK_AFTER: Duration = Duration::from_secs(5);
+
+/// Clears the file header in `loc`'s slot on this disk when no live name
+/// of this storage's binlog names it; true when it did. Such a header is
+/// what an upload here left when a crash cut it between its slot write and
+/// its confirm (names are handed out after both, and every file written
+/// here, uploaded or replicated, has its binlog line right after its
+/// slot): the slot was then freed and handed out again, and the header
+/// would refuse every upload and replica into it for good. A header a live
+/// name does name is a file: kept. Blocking.
+pub(crate) fn clear_orphan_header(
+    storage: &Storage,
+    root: &Path,
+    loc: &TrunkLocation,
+) -> io::Result<bool> {
+    let Some(found) = super::slot::file_header_at(root, loc)? else {
+        return Ok(false);
+    };
+    let live = live_trunk_names(storage)?;
+    if live.overlapping(&found) > 0 || live.overlapping(loc) > 0 {
+        return Ok(false);
+    }
+    tracing::warn!(slot = ?found, "clearing a trunk slot header that no file name has (an upload cut short by a crash)");
+    super::slot::clear_slot(root, &found)?;
+    Ok(true)
+}
+
 /// Reads every `data/sync/binlog.NNN`: CREATE records of trunk names add
 /// a slot, DELETE records remove it (lower case: replicated ones, too),
 /// except our own deletes whose slot the freer has not given back yet
