@@ -275,6 +275,31 @@ pub async fn try_connect(addr: SocketAddr) -> Result<fdfs_client::Conn, fdfs_cli
     fdfs_client::Conn::connect(&addr.to_string(), TEST_CONNECT_TIMEOUT, TEST_IO_TIMEOUT).await
 }
 
+/// A SYNC_CREATE_FILE (16) of `remote` (group1) with `content`, as a peer
+/// storage sends it; the answer's status (0 when written).
+pub async fn sync_create(addr: SocketAddr, remote: &str, content: &[u8], timestamp: u32) -> u8 {
+    let mut c = connect(addr).await;
+    let mut head = bytes::BytesMut::new();
+    fdfs_proto::sync_msg::SyncFileReq {
+        remote: remote.to_string(),
+        file_size: content.len() as u64,
+        timestamp: timestamp as i32,
+        group: "group1".into(),
+    }
+    .encode_head(&mut head);
+    let len = content.len() as u64;
+    c.send_head(fdfs_proto::StorageCmd::SyncCreateFile.into(), 0, &head, len)
+        .await
+        .unwrap_or_else(|e| panic!("sync create of {remote}: {e}"));
+    c.send_from(&mut &content[..], len)
+        .await
+        .unwrap_or_else(|e| panic!("sync create of {remote}: {e}"));
+    match c.recv_ok_discarding_body().await {
+        Ok(()) => 0,
+        Err(e) => e.errno(),
+    }
+}
+
 /// [`try_connect`] that fails the test when the server does not answer.
 pub async fn connect(addr: SocketAddr) -> fdfs_client::Conn {
     match try_connect(addr).await {

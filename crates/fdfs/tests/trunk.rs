@@ -613,7 +613,12 @@ fn a_slot_found_holding_another_file_is_refused_once_then_left_alone() {
                 fdfs_proto::trunk::SLOT_TYPE_REGULAR,
             );
             assert_eq!(
-                g.block_on(sync_create(addr, &name.to_string(), &other)),
+                g.block_on(fdfs_testkit::sync_create(
+                    addr,
+                    &name.to_string(),
+                    &other,
+                    1_700_000_000
+                )),
                 0,
                 "the replica into the free slot was refused"
             );
@@ -648,36 +653,6 @@ fn a_slot_found_holding_another_file_is_refused_once_then_left_alone() {
             stranger.encode(),
             "storage {i}: the other file was written over"
         );
-    }
-}
-
-/// A SYNC_CREATE_FILE (16) of `remote` with `content`, as a peer sends
-/// it; the answer's status.
-async fn sync_create(addr: std::net::SocketAddr, remote: &str, content: &[u8]) -> u8 {
-    let mut c = fdfs_testkit::connect(addr).await;
-    let mut head = BytesMut::new();
-    fdfs_proto::sync_msg::SyncFileReq {
-        remote: remote.to_string(),
-        file_size: content.len() as u64,
-        timestamp: 1_700_000_000,
-        group: "group1".into(),
-    }
-    .encode_head(&mut head);
-    c.send_head(
-        StorageCmd::SyncCreateFile.into(),
-        0,
-        &head,
-        content.len() as u64,
-    )
-    .await
-    .unwrap();
-    c.send_from(&mut &content[..], content.len() as u64)
-        .await
-        .unwrap();
-    match c.recv_ok_discarding_body().await {
-        Ok(_) => 0,
-        Err(fdfs_client::ClientError::Status(s)) => s.0,
-        Err(e) => panic!("sync create of {remote}: {e}"),
     }
 }
 

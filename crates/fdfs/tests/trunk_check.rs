@@ -91,21 +91,47 @@ fn content(seed: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// One upload of `data` through member `i`.
+fn upload_once(g: &Group, i: usize, data: &[u8]) -> Result<FileId, fdfs_client::ClientError> {
+    let addr = g.storage_addr(i);
+    g.block_on(async {
+        let mut conn = fdfs_testkit::connect(addr).await;
+        let mut src = data;
+        StorageClient::new(&mut conn)
+            .upload(UploadKind::Normal, -1, "bin", &mut src, data.len() as u64)
+            .await
+    })
+}
+
+/// A two-member trunk group with its trunk server and its other member,
+/// and a first file of `size` bytes uploaded through that member. Slots are
+/// handed out in turn here, so the member's next upload of the same size
+/// gets `slot_after` that file's.
+fn group_with_a_member_file(size: usize) -> (Group, usize, usize, FileId) {
+    let g = trunk_group(2);
+    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
+    let server = trunk_server(&g, None);
+    let member = 1 - server;
+    let first = upload_trunked(&g, member, &content(1, size));
+    (g, server, member, first)
+}
+
+/// Writes a file header that no file name has into member `i`'s copy of
+/// `loc`: what an upload there cut short by a crash leaves.
+fn plant_stray_header(g: &Group, i: usize, loc: &TrunkLocation, file_size: u32) {
+    let orphan = stray_header(loc.size, file_size);
+    trunk_file(g, i, loc)
+        .write_all_at(&orphan.encode(), u64::from(loc.offset))
+        .unwrap();
+}
+
 /// Uploads through `i` until the file lands in a trunk slot (the trunk
 /// server may still be switching into its role).
 fn upload_trunked(g: &Group, i: usize, data: &[u8]) -> FileId {
-    let addr = g.storage_addr(i);
     let mut id = None;
     assert!(
         wait_until(DEADLINE, || {
-            let got = g.block_on(async {
-                let mut conn = fdfs_testkit::connect(addr).await;
-                let mut src = data;
-                StorageClient::new(&mut conn)
-                    .upload(UploadKind::Normal, -1, "bin", &mut src, data.len() as u64)
-                    .await
-            });
-            match got {
+            match upload_once(g, i, data) {
                 Ok(f) if f.remote.len() == 60 => {
                     id = Some(f);
                     true
@@ -576,15 +602,13 @@ fn a_header_left_by_an_upload_cut_short_is_cleared_when_its_slot_is_freed_at_sta
     let size = 1000;
     let kept = upload_trunked(&g, server, &content(1, size));
     let cut_short = alloc_unconfirmed(&g, server, size as u32);
-    let orphan = stray_header(cut_short.size, size as u32);
     let f = trunk_file(&g, server, &cut_short);
     f.write_all_at(
         &content(2, size),
         u64::from(cut_short.offset) + SLOT_HEADER_LEN as u64,
     )
     .unwrap();
-    f.write_all_at(&orphan.encode(), u64::from(cut_short.offset))
-        .unwrap();
+    plant_stray_header(&g, server, &cut_short, size as u32);
     // Another unconfirmed slot holds a file that the binlog names: written
     // and acknowledged, only its confirm never reached the trunk binlog.
     let acked_loc = alloc_unconfirmed(&g, server, 2000);
@@ -653,25 +677,16 @@ fn a_header_left_by_an_upload_cut_short_is_cleared_when_its_slot_is_freed_at_sta
 /// refused for a few seconds, then takes the copy.
 #[test]
 fn a_replica_into_a_slot_holding_a_header_no_name_has_lands() {
-    let g = trunk_group(2);
-    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
-    let server = trunk_server(&g, None);
-    let member = 1 - server;
     let size = 1000;
-    let last = upload_trunked(&g, member, &content(1, size));
+    let (g, server, member, last) = group_with_a_member_file(size);
     assert!(
         wait_until(DEADLINE, || downloads(&g, server, &last)
             == Some(content(1, size))),
         "the first file never replicated"
     );
-    // Allocation is sequential here: the next slot of this size starts
-    // right after the last one. The header goes into the trunk server's
-    // copy only.
+    // The header goes into the trunk server's copy only.
     let next_loc = slot_after(&location(&last));
-    let orphan = stray_header(next_loc.size, 900);
-    let f = trunk_file(&g, server, &next_loc);
-    f.write_all_at(&orphan.encode(), u64::from(next_loc.offset))
-        .unwrap();
+    plant_stray_header(&g, server, &next_loc, 900);
     let data = content(2, size);
     let next = upload_trunked(&g, member, &data);
     assert_eq!(location(&next), next_loc, "{next}");
@@ -698,29 +713,13 @@ fn a_replica_into_a_slot_holding_a_header_no_name_has_lands() {
 /// instead of failing and keeping the slot out of the pool.
 #[test]
 fn an_upload_into_a_slot_holding_a_header_no_name_has_lands() {
-    let g = trunk_group(2);
-    assert!(g.wait_all_active(DEADLINE), "members never became ACTIVE");
-    let server = trunk_server(&g, None);
-    let member = 1 - server;
     let size = 1000;
-    let last = upload_trunked(&g, member, &content(1, size));
-    // Allocation is sequential here: the member's next upload gets the slot
-    // right after. The header goes into the member's own copy only.
+    let (g, server, member, last) = group_with_a_member_file(size);
+    // The header goes into the member's own copy only.
     let next_loc = slot_after(&location(&last));
-    let orphan = stray_header(next_loc.size, 900);
-    let f = trunk_file(&g, member, &next_loc);
-    f.write_all_at(&orphan.encode(), u64::from(next_loc.offset))
-        .unwrap();
+    plant_stray_header(&g, member, &next_loc, 900);
     let data = content(2, size);
-    let addr = g.storage_addr(member);
-    let next = g
-        .block_on(async {
-            let mut conn = fdfs_testkit::connect(addr).await;
-            let mut src = &data[..];
-            StorageClient::new(&mut conn)
-                .upload(UploadKind::Normal, -1, "bin", &mut src, data.len() as u64)
-                .await
-        })
+    let next = upload_once(&g, member, &data)
         .expect("the upload into a slot holding a header no name has failed");
     assert_eq!(location(&next), next_loc, "{next}");
     assert_eq!(downloads(&g, member, &next).as_ref(), Some(&data));

@@ -721,30 +721,7 @@ fn a_wiped_member_gets_its_trunk_files_back_by_disk_recovery() {
 
 /// One SYNC_CREATE_FILE (16) as a peer sends it; the answer's status.
 fn sync_create(addr: std::net::SocketAddr, remote: &str, content: &[u8], ts: u32) -> u8 {
-    let rt = fdfs_testkit::rt();
-    rt.block_on(async {
-        let mut c = fdfs_testkit::connect(addr).await;
-        let mut head = bytes::BytesMut::new();
-        fdfs_proto::sync_msg::SyncFileReq {
-            remote: remote.to_string(),
-            file_size: content.len() as u64,
-            timestamp: ts as i32,
-            group: "group1".into(),
-        }
-        .encode_head(&mut head);
-        c.send_head(
-            fdfs_proto::StorageCmd::SyncCreateFile.into(),
-            0,
-            &head,
-            content.len() as u64,
-        )
-        .await
-        .unwrap();
-        c.send_from(&mut &content[..], content.len() as u64)
-            .await
-            .unwrap();
-        status(c.recv_ok_discarding_body().await)
-    })
+    fdfs_testkit::rt().block_on(fdfs_testkit::sync_create(addr, remote, content, ts))
 }
 
 /// Trunk design rule 4 on the wire: a replica receiving a trunk name
