@@ -304,15 +304,17 @@ pub async fn upload(
             let slot = alloc_for(&storage, &route, path_index, size).await?;
             let written = match body {
                 Some(body) => {
-                    let (work, first) = (job.clone(), body.clone());
-                    match run_disk(&job, move || work.fill(slot, &first)).await {
-                        Err(e)
+                    // The body comes back for a second try.
+                    let work = job.clone();
+                    match run_disk(&job, move || Ok((work.fill(slot, &body), body))).await {
+                        Ok((Err(e), body))
                             if e.status == Status::EEXIST && orphan_cleared(&job, slot).await =>
                         {
                             let work = job.clone();
                             run_disk(&job, move || work.fill(slot, &body)).await
                         }
-                        written => written,
+                        Ok((written, _)) => written,
+                        Err(e) => Err(e),
                     }
                 }
                 None => {
