@@ -209,9 +209,9 @@ impl TrunkDirBuilder {
 }
 
 /// The 60-character name, and the slot header, of a file of `len` bytes
-/// with CRC32 `crc32` (`content`) stored in slot `loc` from `source` at
-/// `timestamp`, as the original makes them (extension `ext`, made into
-/// `ext7` with the digits `123`).
+/// with CRC32 `crc32` stored in slot `loc` from `source` at `timestamp`,
+/// as the original makes them (extension `ext`, its `ext7` padded with the
+/// digit 1 where the original draws random digits: `111.bin` for `bin`).
 pub fn name_and_header(
     loc: &TrunkLocation,
     source: [u8; 4],
