@@ -27,6 +27,10 @@ pub struct Conn {
 /// against a confused peer making us allocate without bound.
 pub const MAX_SMALL_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Bytes the first read of a response asks for: a header and a small
+/// answer (a file id, a store target, a file's info) whole.
+const FIRST_READ_BYTES: usize = 512;
+
 /// How long a client whose request failed to send waits for an answer
 /// the server sent before closing.
 const EARLY_ANSWER_WAIT: Duration = Duration::from_secs(1);
@@ -148,6 +152,11 @@ impl Conn {
     pub async fn recv_header(&mut self) -> Result<Header, ClientError> {
         let fut = read_header(&mut self.stream);
         let h = Self::io(&mut self.in_step, self.network_timeout, fut).await?;
+        self.check_header(h)
+    }
+
+    /// A response header as `recv_header` accepts it.
+    fn check_header(&mut self, h: Header) -> Result<Header, ClientError> {
         if h.cmd != fdfs_proto::CMD_RESP {
             self.in_step = false;
             return Err(ClientError::Invalid(format!(
@@ -231,8 +240,58 @@ impl Conn {
         body: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
         self.send(cmd, status, body).await?;
-        let h = self.recv_header().await?;
-        self.recv_body(h.body_len().unwrap_or(0)).await
+        self.recv_response().await
+    }
+
+    /// Reads a whole (small) response: its header and the first bytes of
+    /// its body come in one read, so an answer of up to
+    /// [`FIRST_READ_BYTES`] costs one system call, not two. The peer
+    /// sends nothing it has not announced (one answer per request), so
+    /// bytes past the announced body mean the stream is out of step.
+    async fn recv_response(&mut self) -> Result<Vec<u8>, ClientError> {
+        let mut first = [0u8; FIRST_READ_BYTES];
+        let mut got = 0;
+        while got < HEADER_LEN {
+            let fut = self.stream.read(&mut first[got..]);
+            let n = Self::io(&mut self.in_step, self.network_timeout, fut).await?;
+            if n == 0 {
+                self.in_step = false;
+                return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            got += n;
+        }
+        let raw: &[u8; HEADER_LEN] = first[..HEADER_LEN].try_into().expect("header length");
+        let h = match self.check_header(Header::from_bytes(raw)) {
+            Ok(h) => h,
+            Err(e) => {
+                // An error answer's body is never read; any of it that
+                // came with the header is gone from the stream too.
+                if got > HEADER_LEN {
+                    self.in_step = false;
+                }
+                return Err(e);
+            }
+        };
+        let len = h.body_len().unwrap_or(0);
+        if len > MAX_SMALL_RESPONSE_BYTES {
+            self.in_step = false;
+            return Err(ClientError::Invalid(format!("response too large: {len}")));
+        }
+        let early = &first[HEADER_LEN..got];
+        if early.len() as u64 > len {
+            self.in_step = false;
+            return Err(ClientError::Invalid(format!(
+                "response of {} bytes announced {len}",
+                early.len()
+            )));
+        }
+        let mut body = vec![0u8; len as usize];
+        body[..early.len()].copy_from_slice(early);
+        if early.len() < body.len() {
+            let fut = self.stream.read_exact(&mut body[early.len()..]);
+            Self::io(&mut self.in_step, self.network_timeout, fut).await?;
+        }
+        Ok(body)
     }
 
     /// Sends a request header announcing `head.len() + content_len` body
@@ -408,5 +467,83 @@ impl CopyBuffer {
     /// Records that `n` bytes of the last piece were copied.
     fn consumed(&mut self, n: usize) {
         self.left -= n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A client connection to a one-shot peer that reads one request and
+    /// then sends `answer` in pieces split at `splits`.
+    async fn exchange(answer: Vec<u8>, splits: Vec<usize>) -> (Conn, Result<Vec<u8>, ClientError>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; HEADER_LEN];
+            s.read_exact(&mut req).await.unwrap();
+            let mut from = 0;
+            for at in splits.into_iter().chain([answer.len()]) {
+                s.write_all(&answer[from..at]).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                from = at;
+            }
+            s
+        });
+        let t = Duration::from_secs(5);
+        let mut conn = Conn::connect(&addr, t, t).await.unwrap();
+        let got = conn.call(fdfs_proto::CMD_ACTIVE_TEST, &[]).await;
+        let _peer = peer.await.unwrap();
+        (conn, got)
+    }
+
+    fn packet(status: u8, announced: i64, body: &[u8]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        Header {
+            pkg_len: announced,
+            cmd: fdfs_proto::CMD_RESP,
+            status,
+        }
+        .encode(&mut b);
+        b.extend_from_slice(body);
+        b.to_vec()
+    }
+
+    #[tokio::test]
+    async fn an_answer_reads_whole_however_it_arrives() {
+        let body: Vec<u8> = (0..2000u32).map(|i| i as u8).collect();
+        let answer = packet(0, body.len() as i64, &body);
+        for splits in [vec![], vec![3], vec![HEADER_LEN], vec![HEADER_LEN + 5, 700]] {
+            let (conn, got) = exchange(answer.clone(), splits.clone()).await;
+            assert_eq!(got.unwrap(), body, "split at {splits:?}");
+            assert!(conn.is_in_step());
+        }
+        let (conn, got) = exchange(packet(0, 0, &[]), vec![]).await;
+        assert!(got.unwrap().is_empty());
+        assert!(conn.is_in_step());
+    }
+
+    #[tokio::test]
+    async fn bytes_past_the_announced_answer_leave_the_connection_out_of_step() {
+        let (conn, got) = exchange(packet(0, 2, b"abcd"), vec![]).await;
+        assert!(matches!(got, Err(ClientError::Invalid(_))), "{got:?}");
+        assert!(!conn.is_in_step());
+        // An error status followed by bytes it did not announce.
+        let (conn, got) = exchange(packet(2, 0, b"xy"), vec![]).await;
+        assert!(
+            matches!(got, Err(ClientError::Status(s)) if s.0 == 2),
+            "{got:?}"
+        );
+        assert!(!conn.is_in_step());
+        // An error status alone keeps the connection.
+        let (conn, got) = exchange(packet(2, 0, &[]), vec![]).await;
+        assert!(
+            matches!(got, Err(ClientError::Status(s)) if s.0 == 2),
+            "{got:?}"
+        );
+        assert!(conn.is_in_step());
     }
 }

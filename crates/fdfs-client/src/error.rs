@@ -53,6 +53,12 @@ impl ClientError {
             if matches!(e.kind(), K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted))
     }
 
+    /// A write found the connection already closed by the peer: nothing
+    /// of the request reached it.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, ClientError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// What the tools add to a [`Self::closed_without_answer`] failure.
     pub const CLOSED_HINT: &'static str =
         "the server closed the connection without answering; it may not allow this host: see allow_hosts in its tracker.conf or storage.conf";

@@ -3,7 +3,7 @@
 //! server closed meanwhile is replaced), and the check of downloaded content
 //! against the CRC32 and size its file id records.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use fdfs_client::{ClientError, Conn};
@@ -18,17 +18,31 @@ async fn connect(addr: &str) -> Result<Conn, ClientError> {
     Conn::connect(addr, Duration::from_secs(10), Duration::from_secs(60)).await
 }
 
+/// A worker's connection to one server, kept across requests.
+pub(super) struct Kept {
+    addr: String,
+    conn: Conn,
+    /// When its last answer came.
+    answered_at: Instant,
+}
+
+/// How long a kept connection may idle before it is probed for a close
+/// before reuse. A connection in steady use skips the probe (a system call
+/// per request); one closed meanwhile still gets its request again below.
+const PROBE_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// One request on the worker's kept connection to `addr` (a `role`), opened
 /// when there is none or it leads elsewhere. The server may have closed a
 /// kept connection while it idled (its slot reclaimed for a new client at
-/// `max_connections`, or a restart): that is checked before reuse, as the
-/// client library's pool does, and a reused connection that still closes
-/// without answering gets the request again on a fresh one, once (the
-/// server closes only connections it is not reading a request from).
-/// Errors name the server, so a run against the wrong or a stopped server
-/// says which one in its one line.
+/// `max_connections`, or a restart): after an idle spell that is checked
+/// before reuse, as the client library's pool does, and a reused
+/// connection that closes without answering, or could not take the
+/// request, gets it again on a fresh one, once (the server closes only
+/// connections it is not reading a request from). Errors name the server,
+/// so a run against the wrong or a stopped server says which one in its
+/// one line.
 async fn call_kept(
-    kept: &mut Option<(String, Conn)>,
+    kept: &mut Option<Kept>,
     role: &str,
     addr: &str,
     cmd: u8,
@@ -43,19 +57,28 @@ async fn call_kept(
         };
         ClientError::Invalid(format!("{role} {addr}: {e}{hint}"))
     };
-    if let Some((kept_addr, conn)) = kept.as_mut() {
-        if kept_addr == addr && conn.idle_looks_healthy() {
-            match conn.call(cmd, body).await {
-                Err(e) if e.closed_without_answer() => {}
+    if let Some(k) = kept.as_mut() {
+        if k.addr == addr
+            && (k.answered_at.elapsed() < PROBE_AFTER_IDLE || k.conn.idle_looks_healthy())
+        {
+            match k.conn.call(cmd, body).await {
+                Err(e) if e.closed_without_answer() || e.is_broken_pipe() => {}
                 Err(e) => return Err(named(e)),
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => {
+                    k.answered_at = Instant::now();
+                    return Ok(answer);
+                }
             }
         }
     }
     *kept = None;
     let mut conn = connect(addr).await.map_err(named)?;
     let answer = conn.call(cmd, body).await.map_err(named)?;
-    *kept = Some((addr.to_string(), conn));
+    *kept = Some(Kept {
+        addr: addr.to_string(),
+        conn,
+        answered_at: Instant::now(),
+    });
     Ok(answer)
 }
 

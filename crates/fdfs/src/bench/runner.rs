@@ -7,12 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use fdfs_client::Conn;
-
 use super::cpu::cpu_us;
 use super::http::{http_get, HttpConn};
 use super::payload::{Payload, Rng};
-use super::protocol::{download_one, upload_one};
+use super::protocol::{download_one, upload_one, Kept};
 use super::stats::{summarize, Report, Sample};
 use super::BenchArgs;
 
@@ -59,8 +57,8 @@ pub(super) struct Shared {
 /// Per-worker connections, kept across requests.
 #[derive(Default)]
 pub(super) struct Conns {
-    pub(super) tracker: Option<(String, Conn)>,
-    pub(super) storage: Option<(String, Conn)>,
+    pub(super) tracker: Option<Kept>,
+    pub(super) storage: Option<Kept>,
     pub(super) http: Option<HttpConn>,
 }
 
