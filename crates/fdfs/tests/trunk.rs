@@ -958,6 +958,29 @@ fn trunk_server_killed_under_load_loses_no_acknowledged_file() {
     );
     let old = old.unwrap();
     let new = 1 - old;
+    // Only an ACTIVE member can take the role over: a kill while the other
+    // one still copies the first one's files (SYNCING) would leave the
+    // group without a trunk server, as with the original.
+    let both_active = || {
+        rt.block_on(async {
+            let mut c = fdfs_testkit::try_connect(tracker_addr).await.ok()?;
+            fdfs_client::TrackerClient::new(&mut c)
+                .list_storages("group1", None)
+                .await
+                .ok()
+        })
+        .is_some_and(|list| {
+            list.len() == 2
+                && list
+                    .iter()
+                    .all(|s| s.status == fdfs_proto::stat::storage_status::ACTIVE)
+        })
+    };
+    assert!(
+        fdfs_testkit::wait_until(DEADLINE, both_active),
+        "members never became ACTIVE\n{}",
+        log_tails(dir.path())
+    );
     assert!(
         fdfs_testkit::wait_until(DEADLINE, || rt
             .block_on(try_upload(addrs[old], b"probe"))
