@@ -937,14 +937,17 @@ fn trunk_server_killed_under_load_loses_no_acknowledged_file() {
         .build()
         .unwrap();
     let tracker_addr: std::net::SocketAddr = format!("127.0.0.1:{tp}").parse().unwrap();
-    let trunk_server = || -> Option<usize> {
-        let list = rt.block_on(async {
+    let members = || {
+        rt.block_on(async {
             let mut c = fdfs_testkit::try_connect(tracker_addr).await.ok()?;
             fdfs_client::TrackerClient::new(&mut c)
                 .list_storages("group1", None)
                 .await
                 .ok()
-        })?;
+        })
+    };
+    let trunk_server = || -> Option<usize> {
+        let list = members()?;
         let ip = list.iter().find(|s| s.if_trunk_server)?.ip_addr.clone();
         ips.iter().position(|i| *i == ip)
     };
@@ -962,14 +965,7 @@ fn trunk_server_killed_under_load_loses_no_acknowledged_file() {
     // one still copies the first one's files (SYNCING) would leave the
     // group without a trunk server, as with the original.
     let both_active = || {
-        rt.block_on(async {
-            let mut c = fdfs_testkit::try_connect(tracker_addr).await.ok()?;
-            fdfs_client::TrackerClient::new(&mut c)
-                .list_storages("group1", None)
-                .await
-                .ok()
-        })
-        .is_some_and(|list| {
+        members().is_some_and(|list| {
             list.len() == 2
                 && list
                     .iter()
