@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fdfs_proto::{Header, HEADER_LEN};
-use fdfs_util::framing::{read_body, read_header, write_packet};
+use fdfs_util::framing::{read_header, write_packet};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -192,16 +192,6 @@ impl Conn {
             .then_some(ClientError::Status(fdfs_proto::Status(header.status)))
     }
 
-    /// Reads a whole (small) response body after `recv_header`.
-    pub async fn recv_body(&mut self, len: u64) -> Result<Vec<u8>, ClientError> {
-        if len > MAX_SMALL_RESPONSE_BYTES {
-            self.in_step = false;
-            return Err(ClientError::Invalid(format!("response too large: {len}")));
-        }
-        let fut = read_body(&mut self.stream, len as usize);
-        Self::io(&mut self.in_step, self.network_timeout, fut).await
-    }
-
     /// One request/response exchange with a small body.
     pub async fn call(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<u8>, ClientError> {
         self.call_with_status(cmd, 0, body).await
@@ -248,7 +238,7 @@ impl Conn {
     /// [`FIRST_READ_BYTES`] costs one system call, not two. The peer
     /// sends nothing it has not announced (one answer per request), so
     /// bytes past the announced body mean the stream is out of step.
-    async fn recv_response(&mut self) -> Result<Vec<u8>, ClientError> {
+    pub async fn recv_response(&mut self) -> Result<Vec<u8>, ClientError> {
         let mut first = [0u8; FIRST_READ_BYTES];
         let mut got = 0;
         while got < HEADER_LEN {

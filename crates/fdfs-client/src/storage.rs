@@ -166,8 +166,7 @@ impl<'a> StorageClient<'a> {
     ) -> Result<Vec<u8>, ClientError> {
         self.conn.send_head(cmd.into(), 0, head, size).await?;
         self.send_content(src, size).await?;
-        let h = self.conn.recv_header().await?;
-        self.conn.recv_body(h.body_len().unwrap_or(0)).await
+        self.conn.recv_response().await
     }
 
     /// Uploads the first `size` bytes of a local file, sent with
@@ -194,8 +193,7 @@ impl<'a> StorageClient<'a> {
             }
             Err(e) => return Err(e),
         }
-        let h = self.conn.recv_header().await?;
-        let body = self.conn.recv_body(h.body_len().unwrap_or(0)).await?;
+        let body = self.conn.recv_response().await?;
         file_id_from(&body)
     }
 
