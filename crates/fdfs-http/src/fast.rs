@@ -1,7 +1,7 @@
 //! The fast path: plain GET/HEAD of a local file on an HTTP/1.1 keep-alive
 //! connection, served without hyper. The request head is parsed with
 //! httparse, the file is resolved by the same code as hyper's service
-//! ([`Gateway::front`], [`Gateway::open_local`], [`Gateway::local_response`]),
+//! ([`Gateway::front`], [`Gateway::open_local`], [`crate::response::file_headers`]),
 //! the status line and headers go out in one write and the body follows
 //! with sendfile(2) straight from the page cache (no copy through user
 //! space, no per-request body machinery).
@@ -35,9 +35,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::GatewayBody;
-use crate::response::Resp;
-use crate::{local, FileTarget, Front, Gateway, Headers};
+use crate::conf::GatewayConf;
+use crate::{local, ConfView, FileTarget, Front, Gateway, Headers};
 
 /// Most header lines a fast request may have (more: hyper decides).
 const MAX_HEADERS: usize = 64;
@@ -89,7 +88,7 @@ fn needs_hyper(h: &httparse::Header<'_>) -> bool {
 
 /// Parses the request at the start of `buf` and, when it is a fast one,
 /// writes its answer's head to `out`.
-fn try_fast(gw: &Gateway, buf: &[u8], out: &mut Vec<u8>) -> Step {
+fn try_fast(gw: &Gateway, conf: &GatewayConf, buf: &[u8], out: &mut Vec<u8>) -> Step {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let consumed = match req.parse(buf) {
@@ -110,11 +109,11 @@ fn try_fast(gw: &Gateway, buf: &[u8], out: &mut Vec<u8>) -> Step {
     let Some(uri) = req.path.and_then(|p| p.parse::<hyper::Uri>().ok()) else {
         return Step::Fallback;
     };
-    let t = match gw.front(uri.path(), uri.query(), &*req.headers, head) {
+    let t = match gw.front(conf, uri.path(), uri.query(), &*req.headers, head) {
         Ok(Front::File(t)) if t.file.local_group => t,
         _ => return Step::Fallback,
     };
-    let f = match gw.open_local(&t, false) {
+    let f = match gw.open_local(conf, &t, false) {
         Ok(Some(f)) => f,
         Err(e) if e.is_needs_disk() => {
             return Step::OpenOnDisk {
@@ -127,7 +126,7 @@ fn try_fast(gw: &Gateway, buf: &[u8], out: &mut Vec<u8>) -> Step {
     };
     Step::Send {
         consumed,
-        rest: answer(gw, &t, f, head, out),
+        rest: answer(gw, conf, &t, f, head, out),
     }
 }
 
@@ -135,16 +134,28 @@ fn try_fast(gw: &Gateway, buf: &[u8], out: &mut Vec<u8>) -> Step {
 /// part of the file that follows it, if any.
 fn answer(
     gw: &Gateway,
+    conf: &GatewayConf,
     t: &FileTarget,
     f: local::Found,
     head: bool,
     out: &mut Vec<u8>,
 ) -> Option<FileWindow> {
     out.clear();
-    let resp = gw.local_response(t, &f, GatewayBody::empty());
+    let status = crate::response::file_status(f.plan);
     gw.counters.hit();
-    gw.counters.statuses.count(resp.status().as_u16());
-    write_head(out, &resp);
+    gw.counters.statuses.count(status.as_u16());
+    write_status_line(out, status);
+    crate::response::file_headers(
+        conf,
+        &t.file.name.name,
+        t.download_name(),
+        &f.facts,
+        f.plan,
+        out,
+    );
+    out.extend_from_slice(b"date: ");
+    date(out);
+    out.extend_from_slice(b"\r\n\r\n");
     let (offset, len) = f.plan.window(f.facts.size);
     if head || len == 0 {
         return None;
@@ -156,10 +167,9 @@ fn answer(
     })
 }
 
-/// Status line and headers as hyper writes them (lower-case names, a
-/// `date` header last).
-fn write_head(out: &mut Vec<u8>, r: &Resp) {
-    let status = r.status();
+/// The status line as hyper writes it. Headers follow in hyper's form
+/// (lower-case names), with a `date` header last.
+fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
     if status == StatusCode::OK {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
     } else {
@@ -169,15 +179,6 @@ fn write_head(out: &mut Vec<u8>, r: &Resp) {
         out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    for (name, value) in r.headers() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"date: ");
-    date(out);
-    out.extend_from_slice(b"\r\n\r\n");
 }
 
 /// Appends the current HTTP date, formatted once a second per thread.
@@ -203,52 +204,80 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
-    let idle = gw.conf().idle_timeout;
+    let mut conf_view = ConfView::new(&gw.conf);
+    let idle = conf_view.current(&gw.conf).idle_timeout;
     let mut buf = BytesMut::with_capacity(READ_BUF_BYTES);
     let mut out = Vec::with_capacity(512);
+    // One wait for shutdown and one timer for the whole connection, not a
+    // new one per request, each registered and removed again under a lock.
+    // The timer is only moved when it fires before the deadline it stands
+    // for.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let header_read_timeout = conf_view.current(&gw.conf).header_read_timeout;
+    let mut wait_until = Instant::now() + header_read_timeout.min(idle);
+    let timer = tokio::time::sleep_until(wait_until);
+    tokio::pin!(timer);
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        let head_deadline = Instant::now() + gw.conf().header_read_timeout;
+        let head_deadline = Instant::now() + header_read_timeout;
         let (consumed, rest) = loop {
             if !buf.is_empty() {
-                match try_fast(&gw, &buf, &mut out) {
+                let conf = conf_view.current(&gw.conf);
+                match try_fast(&gw, conf, &buf, &mut out) {
                     Step::Send { consumed, rest } => break (consumed, rest),
                     Step::OpenOnDisk {
                         consumed,
                         target,
                         head,
                     } => {
-                        let disk_gw = gw.clone();
+                        let (disk_gw, disk_conf) = (gw.clone(), conf.clone());
                         let opened = tokio::task::spawn_blocking(move || {
-                            let f = disk_gw.open_request(&target.file, &target.cond, false, true);
+                            let f = disk_gw.open_request(
+                                &disk_conf,
+                                &target.file,
+                                &target.cond,
+                                false,
+                                true,
+                            );
                             (target, f)
                         })
                         .await;
+                        let conf = conf_view.current(&gw.conf);
                         if let Ok((target, Ok(Some(f)))) = opened {
-                            break (consumed, answer(&gw, &target, f, head, &mut out));
+                            break (consumed, answer(&gw, conf, &target, f, head, &mut out));
                         }
                         // Gone meanwhile, or an error: hyper answers the
                         // request, still whole in `buf`, as always.
                         let io = crate::io::Rewind::new(stream, buf.freeze());
-                        return crate::serve_hyper(gw, io, peer, shutdown).await;
+                        return crate::serve_hyper(gw, io, peer, shutdown.clone()).await;
                     }
                     Step::NeedMore => {}
                     Step::Fallback => {
                         let io = crate::io::Rewind::new(stream, buf.freeze());
-                        return crate::serve_hyper(gw, io, peer, shutdown).await;
+                        return crate::serve_hyper(gw, io, peer, shutdown.clone()).await;
                     }
                 }
             }
             if buf.capacity() - buf.len() < READ_BUF_BYTES / 4 {
                 buf.reserve(READ_BUF_BYTES);
             }
-            let wait_until = head_deadline.min(Instant::now() + idle);
+            wait_until = head_deadline.min(Instant::now() + idle);
+            if timer.deadline() > wait_until {
+                timer.as_mut().reset(wait_until);
+            }
             let read = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep_until(wait_until) => return,
+                _ = &mut cancelled => return,
+                _ = &mut timer => {
+                    if Instant::now() >= wait_until {
+                        return;
+                    }
+                    timer.as_mut().reset(wait_until);
+                    continue;
+                }
                 r = stream.read_buf(&mut buf) => r,
             };
             match read {
@@ -260,7 +289,7 @@ pub(crate) async fn serve(
         let sent = tokio::select! {
             r = send_response(&stream, &out, rest, idle) => r,
             _ = async {
-                shutdown.cancelled().await;
+                (&mut cancelled).await;
                 tokio::time::sleep(crate::SHUTDOWN_GRACE).await;
             } => Err(io::Error::new(io::ErrorKind::TimedOut, "shutting down")),
         };

@@ -6,8 +6,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats unix seconds as an IMF-fixdate (times before 1970 as 1970).
 pub fn format(secs: i64) -> String {
+    text(secs).to_string()
+}
+
+/// [`format`] without a `String`, for writing into a head.
+pub fn text(secs: i64) -> httpdate::HttpDate {
     let secs = u64::try_from(secs).unwrap_or(0);
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+    httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// Parses any of the three HTTP date forms into unix seconds.

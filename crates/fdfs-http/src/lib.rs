@@ -107,12 +107,17 @@ impl Default for Pages {
 #[derive(Debug)]
 pub struct LiveConf {
     current: std::sync::RwLock<Arc<GatewayConf>>,
+    /// Bumped by every reload: a connection keeps its copy of the settings
+    /// while this is unchanged, instead of taking the lock and a reference
+    /// (atomic writes to lines every CPU shares) several times a request.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl LiveConf {
     pub fn new(conf: Arc<GatewayConf>) -> Arc<LiveConf> {
         Arc::new(LiveConf {
             current: std::sync::RwLock::new(conf),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -128,6 +133,32 @@ impl LiveConf {
         next.mime = new.mime.clone();
         next.default_content_type = new.default_content_type.clone();
         *fdfs_util::sync::write(&self.current) = Arc::new(next);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// One connection's copy of the live settings, renewed after a reload.
+pub(crate) struct ConfView {
+    generation: u64,
+    conf: Arc<GatewayConf>,
+}
+
+impl ConfView {
+    pub(crate) fn new(live: &LiveConf) -> ConfView {
+        let generation = live.generation.load(std::sync::atomic::Ordering::Acquire);
+        ConfView {
+            generation,
+            conf: live.get(),
+        }
+    }
+
+    /// The settings as of now.
+    pub(crate) fn current(&mut self, live: &LiveConf) -> &Arc<GatewayConf> {
+        if live.generation.load(std::sync::atomic::Ordering::Acquire) != self.generation {
+            *self = ConfView::new(live);
+        }
+        &self.conf
     }
 }
 
@@ -203,7 +234,10 @@ pub async fn run_live(
         fdfs_util::serve::WhenFull::Wait,
         &tasks,
         &shutdown,
-        |stream, peer, _| serve_connection(gw.clone(), stream, peer, shutdown.clone()),
+        // Each connection waits on a child token of its own: a token shared
+        // by every connection is one lock and one cache line that all
+        // workers contend for on every request.
+        |stream, peer, slot| serve_connection(gw.clone(), stream, peer, slot.stopped().clone()),
     )
     .await;
     if !fdfs_util::serve::drain(&tasks, SHUTDOWN_GRACE).await {
@@ -344,6 +378,7 @@ impl Gateway {
     /// headers.
     pub(crate) fn front<H: Headers + ?Sized>(
         &self,
+        conf: &GatewayConf,
         path: &str,
         query: Option<&str>,
         headers: &H,
@@ -360,7 +395,6 @@ impl Gateway {
                 .insert(header::CONTENT_LENGTH, header::HeaderValue::from(3u64));
             return Ok(Front::Answer(r));
         }
-        let conf = &self.conf();
         let file = parse_path(
             path,
             &conf.group,
@@ -414,27 +448,29 @@ impl Gateway {
     /// (the first chunk is only read when cached, see `local`).
     pub(crate) fn open_local(
         &self,
+        conf: &GatewayConf,
         t: &FileTarget,
         want_body: bool,
     ) -> Result<Option<local::Found>, Reject> {
-        self.open_request(&t.file, &t.cond, want_body, false)
+        self.open_request(conf, &t.file, &t.cond, want_body, false)
     }
 
-    fn open_request(
+    pub(crate) fn open_request(
         &self,
+        conf: &GatewayConf,
         file: &request::FileRequest,
         cond: &plan::Conditions,
         want_body: bool,
         may_block: bool,
     ) -> Result<Option<local::Found>, Reject> {
         local::open(
-            &self.conf().store_paths,
+            &conf.store_paths,
             &self.roots,
             &self.data_dirs,
             &self.kept,
             file,
             cond,
-            self.conf().multi_range_enabled,
+            conf.multi_range_enabled,
             want_body,
             may_block,
         )
@@ -445,29 +481,33 @@ impl Gateway {
     /// connections of this worker.
     async fn open_local_or_wait(
         self: &Arc<Self>,
+        conf: &Arc<GatewayConf>,
         t: &FileTarget,
         want_body: bool,
     ) -> Result<Option<local::Found>, Reject> {
-        match self.open_local(t, want_body) {
+        match self.open_local(conf, t, want_body) {
             Err(e) if e.is_needs_disk() => {
-                let (gw, file, cond) = (self.clone(), t.file.clone(), t.cond.clone());
-                tokio::task::spawn_blocking(move || gw.open_request(&file, &cond, want_body, true))
-                    .await
-                    .map_err(|e| Reject::internal(format!("open task failed: {e}")))?
+                let (gw, conf) = (self.clone(), conf.clone());
+                let (file, cond) = (t.file.clone(), t.cond.clone());
+                tokio::task::spawn_blocking(move || {
+                    gw.open_request(&conf, &file, &cond, want_body, true)
+                })
+                .await
+                .map_err(|e| Reject::internal(format!("open task failed: {e}")))?
             }
             other => other,
         }
     }
 
     /// The answer for a local file, with `body` carrying its planned window.
-    pub(crate) fn local_response(
-        &self,
+    fn local_response(
+        conf: &GatewayConf,
         t: &FileTarget,
         f: &local::Found,
         body: GatewayBody,
     ) -> Resp {
         response::file(
-            &self.conf(),
+            conf,
             &t.file.name.name,
             t.download_name(),
             &f.facts,
@@ -494,12 +534,13 @@ impl Gateway {
             return Ok(response::page(page, head));
         }
         let h = req.headers();
-        let t = match self.front(uri.path(), uri.query(), h, head)? {
+        let conf = self.conf();
+        let t = match self.front(&conf, uri.path(), uri.query(), h, head)? {
             Front::Answer(r) => return Ok(r),
             Front::File(t) => t,
         };
         if t.file.local_group {
-            if let Some(f) = self.open_local_or_wait(&t, !head).await? {
+            if let Some(f) = self.open_local_or_wait(&conf, &t, !head).await? {
                 let (offset, len) = f.plan.window(f.facts.size);
                 let offset = f.base + offset;
                 let body = match &f.first {
@@ -521,7 +562,7 @@ impl Gateway {
                     _ => GatewayBody::empty(),
                 };
                 self.counters.hit();
-                return Ok(self.local_response(&t, &f, body));
+                return Ok(Self::local_response(&conf, &t, &f, body));
             }
         }
         self.counters.miss();
@@ -533,7 +574,7 @@ impl Gateway {
                 file.group, file.remote
             )));
         }
-        match self.conf().response_mode {
+        match conf.response_mode {
             ResponseMode::Redirect => self.redirect(file, uri, h.get(header::RANGE)).await,
             ResponseMode::Proxy => self.proxy(file, cond, download_name, head).await,
         }

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use fdfs_proto::fileid::FileKind;
+use fdfs_proto::fileid::{file_kind, FileKind};
 use fdfs_proto::trunk::{
     link_target, SlotHeader, TrunkLocation, LINK_TARGET_MAX_LEN, SLOT_HEADER_LEN, SLOT_TYPE_LINK,
 };
@@ -182,11 +182,13 @@ pub fn open(
         );
     }
     let relative = req.name.relative_path();
-    let path = root.join("data").join(&relative);
+    // Built only when needed: a kept handle answers most requests.
+    let path = || root.join("data").join(&relative);
     let (file, meta, contained) = match kept.get(index, &relative) {
         // Kept handles were opened beneath the data directory.
         Some((file, meta)) => (file, meta, true),
         None => {
+            let path = path();
             let Some((file, contained)) =
                 open_by_name(dirs, store_paths, roots, index, &relative, &path, may_block)?
             else {
@@ -206,6 +208,7 @@ pub fn open(
         return Ok(None);
     }
     if !contained {
+        let path = path();
         let real = real_path(&file, &path)
             .map_err(|e| Reject::internal(format!("resolve {}: {e}", path.display())))?;
         if !roots.iter().any(|r| real.starts_with(r)) {
@@ -218,7 +221,7 @@ pub fn open(
         }
     }
     let size = meta.len();
-    let last_modified = match req.name.kind() {
+    let last_modified = match file_kind(req.name.remote_len(), req.record.size_field) {
         FileKind::Normal => i64::from(req.record.timestamp),
         FileKind::Appender | FileKind::Slave => meta.mtime(),
     };
@@ -231,9 +234,9 @@ pub fn open(
     let first = if want_body && len > 0 && first_chunk_cached(&file, offset, len) {
         let want = len.min(FILE_CHUNK_BYTES as u64) as usize;
         let b = read_window(&file, offset, want)
-            .map_err(|e| Reject::internal(format!("read {}: {e}", path.display())))?;
+            .map_err(|e| Reject::internal(format!("read {}: {e}", path().display())))?;
         if b.len() != want {
-            return Err(Reject::internal(format!("{} shrank", path.display())));
+            return Err(Reject::internal(format!("{} shrank", path().display())));
         }
         Some(b)
     } else {

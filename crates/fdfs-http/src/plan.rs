@@ -18,7 +18,20 @@ pub struct FileFacts {
 impl FileFacts {
     /// Strong validator from modification time and size, like nginx's.
     pub fn etag(&self) -> String {
-        format!("\"{:x}-{:x}\"", self.last_modified, self.size)
+        self.etag_text().to_string()
+    }
+
+    /// [`Self::etag`] without a `String`, for writing into a head.
+    pub fn etag_text(&self) -> impl std::fmt::Display + '_ {
+        EtagText(self)
+    }
+}
+
+struct EtagText<'a>(&'a FileFacts);
+
+impl std::fmt::Display for EtagText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{:x}-{:x}\"", self.0.last_modified, self.0.size)
     }
 }
 
@@ -155,9 +168,8 @@ fn etag_listed(list: &str, etag: &str) -> bool {
 /// If-Modified-Since; If-Range gates Range). `multi_range_enabled = false`
 /// turns several ranges into 416, as `http.multi_range.enabled` does.
 pub fn decide(facts: &FileFacts, c: &Conditions, multi_range_enabled: bool) -> Plan {
-    let etag = facts.etag();
     if let Some(inm) = &c.if_none_match {
-        if etag_listed(inm, &etag) {
+        if etag_listed(inm, &facts.etag()) {
             return Plan::NotModified;
         }
     } else if let Some(ims) = &c.if_modified_since {
@@ -176,7 +188,7 @@ pub fn decide(facts: &FileFacts, c: &Conditions, multi_range_enabled: bool) -> P
     if let Some(ir) = &c.if_range {
         let ir = ir.trim();
         let fresh = if ir.starts_with('"') {
-            ir == etag
+            ir == facts.etag()
         } else {
             httpdate::parse(ir) == Some(facts.last_modified)
         };

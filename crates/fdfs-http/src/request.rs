@@ -5,7 +5,7 @@
 //! parameters are `key=value` pairs with percent-decoded values.
 
 use fdfs_config::is_valid_group_name;
-use fdfs_proto::fileid::{FileNameRecord, RemoteName};
+use fdfs_proto::fileid::{FileNameRecord, NameClass, RemoteName};
 
 use crate::error::Reject;
 
@@ -93,7 +93,8 @@ pub fn parse_path(
     } else {
         FOREIGN_STORE_PATHS
     };
-    let name = RemoteName::parse(remote, paths).map_err(|e| Reject::bad_request(e.to_string()))?;
+    let (name, class) = RemoteName::parse_classified(remote, paths)
+        .map_err(|e| Reject::bad_request(e.to_string()))?;
     // RemoteName::parse forbids `/` and NUL in the last component; a name
     // of dots cannot reach 34 characters, but say it explicitly.
     if name.name.starts_with('.') || name.name.contains('\\') {
@@ -101,7 +102,7 @@ pub fn parse_path(
     }
     // Metadata files (`<name>-m`) and shapes the original never creates
     // are not files a client may fetch: the HTTP port is usually public.
-    if !name.is_data_file() {
+    if class != NameClass::Data {
         return Err(Reject::not_found(format!("not a data file: {remote:?}")));
     }
     let record = name

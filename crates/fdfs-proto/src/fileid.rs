@@ -267,16 +267,19 @@ fn is_ext7(part: &[u8]) -> bool {
 
 /// A normal (non-trunk, non-slave) name: record + ext7.
 fn is_normal_name(name: &[u8]) -> bool {
-    name.len() == NORMAL_NAME_LEN
-        && has_name_shape(name)
-        && is_ext7(&name[FILENAME_BASE64_LENGTH..])
+    name.len() == NORMAL_NAME_LEN && has_name_shape(name) && has_normal_tail(name)
 }
 
-/// A trunk name: record + base64 trunk location + ext7 (§6.7).
-fn is_trunk_name(name: &[u8]) -> bool {
+/// What a normal name has beyond [`has_name_shape`].
+fn has_normal_tail(name: &[u8]) -> bool {
+    name.len() == NORMAL_NAME_LEN && is_ext7(&name[FILENAME_BASE64_LENGTH..])
+}
+
+/// What a trunk name (record + base64 trunk location + ext7, §6.7) has
+/// beyond [`has_name_shape`].
+fn has_trunk_tail(name: &[u8]) -> bool {
     let ext_at = FILENAME_BASE64_LENGTH + TRUNK_FILE_INFO_LEN;
     name.len() == TRUNK_NAME_LEN
-        && has_name_shape(name)
         && name[FILENAME_BASE64_LENGTH..ext_at]
             .iter()
             .all(|&b| is_base64_char(b))
@@ -304,7 +307,7 @@ pub fn classify_name(name: &str) -> Option<NameClass> {
     if !has_name_shape(b) {
         return None;
     }
-    if is_normal_name(b) || is_trunk_name(b) {
+    if has_normal_tail(b) || has_trunk_tail(b) {
         return Some(NameClass::Data);
     }
     if let Some(stem) = name.strip_suffix(METADATA_SUFFIX) {
@@ -364,6 +367,15 @@ impl RemoteName {
     /// file's name or its `-m` metadata name), and the whole name must fit
     /// [`MAX_REMOTE_NAME_LEN`]; everything else is EINVAL.
     pub fn parse(remote: &str, store_path_count: usize) -> Result<Self, ProtoError> {
+        Self::parse_classified(remote, store_path_count).map(|(name, _)| name)
+    }
+
+    /// [`Self::parse`], with what the name names (the test
+    /// [`Self::is_data_file`] makes, without making it again).
+    pub fn parse_classified(
+        remote: &str,
+        store_path_count: usize,
+    ) -> Result<(Self, NameClass), ProtoError> {
         let invalid = || ProtoError::invalid(format!("invalid filename: {}", quoted(remote)));
         let bytes = remote.as_bytes();
         if bytes.len() > MAX_REMOTE_NAME_LEN || !remote.is_ascii() {
@@ -393,15 +405,16 @@ impl RemoteName {
         };
         // ASCII was checked above, so this cannot fail.
         let name = std::str::from_utf8(name).map_err(|_| invalid())?;
-        if classify_name(name).is_none() {
+        let Some(class) = classify_name(name) else {
             return Err(invalid());
-        }
-        Ok(RemoteName {
+        };
+        let parsed = RemoteName {
             store_path_index: index,
             dir1,
             dir2,
             name: name.to_string(),
-        })
+        };
+        Ok((parsed, class))
     }
 
     /// True when this names a data file a client may address (download,
