@@ -135,7 +135,10 @@ impl TrunkLocation {
                 "trunk name needs the trunk flag and a 7-byte ext",
             ));
         }
-        let name = format!("{}{}{}", record.encode(), self.encode_info(), ext7);
+        let mut name = String::with_capacity(crate::fileid::TRUNK_NAME_LEN);
+        name.push_str(&record.encode());
+        name.push_str(&self.encode_info());
+        name.push_str(ext7);
         // Refuses ext7 text the original could not have produced. The
         // directory parts come from the slot, so they are valid by
         // construction: the name is checked as `RemoteName::parse` would,

@@ -327,6 +327,16 @@ fn is_record_name(name: &str) -> bool {
     RemoteName::parse(name, STORE_PATH_INDEX_LIMIT).is_ok()
 }
 
+/// The op letter of a line (its second column), without parsing the rest:
+/// a reader that wants one op skips the other lines cheaply.
+pub fn op_letter(line: &str) -> Option<char> {
+    let (_, rest) = line.split_once(' ')?;
+    match rest.as_bytes() {
+        [letter, b' ', ..] => Some(char::from(*letter)),
+        _ => None,
+    }
+}
+
 /// Parses a line as the original reader does: three columns split on
 /// spaces, the rest kept whole. Only well-formed records pass: a known op
 /// letter, names that [`RemoteName::parse`] accepts, and the extra fields
@@ -453,6 +463,10 @@ mod tests {
         );
         assert!(parse_line("1795624008 L  M00/00/00/real.jpg").is_none());
         assert!(parse_line("1795624008 l ").is_none());
+        assert_eq!(op_letter(&format!("1700000000 D {NAME}\n")), Some('D'));
+        assert_eq!(op_letter(&format!("1700000000 C {NAME}")), Some('C'));
+        assert_eq!(op_letter("1700000000 DD x"), None);
+        assert_eq!(op_letter("1700000000"), None);
     }
 
     /// A crash in the middle of a record leaves a line without its newline:

@@ -43,7 +43,9 @@ pub fn store(t: &Tracker, body: &[u8], with_group: bool, all: bool) -> HandlerRe
         return Err(bad_length(body));
     };
     let choice = select::select_store(&mut t.lock(), &t.params(), group.as_deref(), all)?;
-    let mut buf = BytesMut::new();
+    // Every upload asks: one allocation for the answer, not a growing one
+    // and a copy.
+    let mut buf = BytesMut::with_capacity(STORE_ANSWER_CAPACITY_BYTES);
     if all {
         StoreTargets {
             group: choice.group,
@@ -57,14 +59,17 @@ pub fn store(t: &Tracker, body: &[u8], with_group: bool, all: bool) -> HandlerRe
             .first()
             .ok_or_else(|| OpError::not_found(format!("no storage in group {}", choice.group)))?;
         StoreTarget {
-            group: choice.group.clone(),
             addr: addr(first),
+            group: choice.group,
             store_path_index: choice.store_path_index,
         }
         .encode(&mut buf, ip_width(t));
     }
-    Ok(buf.to_vec())
+    Ok(Vec::from(buf))
 }
+
+/// Room for a one-storage store answer of any IP width (PROTOCOL §4.4).
+const STORE_ANSWER_CAPACITY_BYTES: usize = 64;
 
 /// QUERY_FETCH_ONE / QUERY_UPDATE / QUERY_FETCH_ALL (102/103/105).
 pub fn fetch(t: &Tracker, body: &[u8], kind: FetchKind) -> HandlerResult {

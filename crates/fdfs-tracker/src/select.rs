@@ -113,7 +113,7 @@ pub fn select_store(
         .groups
         .get_mut(&name)
         .ok_or_else(|| no_group(&name))?;
-    if g.writable().is_empty() {
+    if !g.has_writable() {
         return Err(no_writable(&name));
     }
     let trunk_room = p.use_trunk_file && group_has_room_with_trunk(g, &p.reserved);
@@ -128,24 +128,27 @@ pub fn select_store(
             "group {name} has no store paths"
         )));
     }
-    let ids: Vec<String> = if all {
-        g.writable().iter().map(|s| s.id.clone()).collect()
-    } else {
-        vec![pick_writable(g, p.store_server).ok_or_else(|| no_writable(&name))?]
-    };
-    let first = ids.first().ok_or_else(|| no_writable(&name))?.clone();
     let group_paths = g.store_path_count;
     let trunk_free_mb = if p.use_trunk_file { g.trunk_free_mb } else { 0 };
-    let s = g
-        .storages
-        .get_mut(&first)
-        .ok_or_else(|| no_writable(&name))?;
-    let store_path_index = pick_path(s, group_paths, trunk_free_mb, p)?;
-    let servers = ids
-        .iter()
-        .filter_map(|id| g.storages.get(id))
-        .map(Target::of)
-        .collect();
+    let (store_path_index, servers) = if all {
+        let ids: Vec<String> = g.writable_iter().map(|s| s.id.clone()).collect();
+        let first = ids.first().ok_or_else(|| no_writable(&name))?;
+        let s = g
+            .storages
+            .get_mut(first)
+            .ok_or_else(|| no_writable(&name))?;
+        let index = pick_path(s, group_paths, trunk_free_mb, p)?;
+        let servers = ids
+            .iter()
+            .filter_map(|id| g.storages.get(id))
+            .map(Target::of)
+            .collect();
+        (index, servers)
+    } else {
+        let s = pick_writable(g, p.store_server).ok_or_else(|| no_writable(&name))?;
+        let index = pick_path(s, group_paths, trunk_free_mb, p)?;
+        (index, vec![Target::of(s)])
+    };
     Ok(StoreChoice {
         group: name,
         servers,
@@ -156,7 +159,7 @@ pub fn select_store(
 /// Group choice for round robin / load balance: start at the current write
 /// group, then scan forward for a writable group with room.
 fn pick_group(cluster: &mut Cluster, p: &SelectParams) -> Result<String, OpError> {
-    let names: Vec<String> = cluster.groups.keys().cloned().collect();
+    let names: Vec<&String> = cluster.groups.keys().collect();
     let n = names.len();
     if n == 0 {
         return Err(OpError::not_found("no groups"));
@@ -166,35 +169,42 @@ fn pick_group(cluster: &mut Cluster, p: &SelectParams) -> Result<String, OpError
     } else {
         0
     };
-    if p.store_lookup == STORE_LOOKUP_ROUND_ROBIN {
-        cluster.current_write_group = (start + 1) % n;
-    }
+    let round_robin = p.store_lookup == STORE_LOOKUP_ROUND_ROBIN;
     let mut any_writable = false;
+    let mut chosen = None;
     for i in 0..n {
-        let name = &names[(start + i) % n];
+        let name = names[(start + i) % n];
         let Some(g) = cluster.groups.get(name) else {
             continue;
         };
-        if g.writable().is_empty() {
+        if !g.has_writable() {
             continue;
         }
         any_writable = true;
         if group_has_room(g, &p.reserved) {
-            return Ok(name.clone());
+            chosen = Some((name.clone(), None));
+            break;
         }
     }
-    if any_writable && p.use_trunk_file {
+    if chosen.is_none() && any_writable && p.use_trunk_file {
         // As the original: only when no group has disk room, the first
         // group whose free trunk space makes room.
         let found = names.iter().position(|name| {
-            cluster.groups.get(name).is_some_and(|g| {
-                !g.writable().is_empty() && group_has_room_with_trunk(g, &p.reserved)
-            })
+            cluster
+                .groups
+                .get(*name)
+                .is_some_and(|g| g.has_writable() && group_has_room_with_trunk(g, &p.reserved))
         });
-        if let Some(i) = found {
+        chosen = found.map(|i| (names[i].clone(), Some(i)));
+    }
+    if round_robin {
+        cluster.current_write_group = (start + 1) % n;
+    }
+    if let Some((name, current)) = chosen {
+        if let Some(i) = current {
             cluster.current_write_group = i;
-            return Ok(names[i].clone());
         }
+        return Ok(name);
     }
     Err(if any_writable {
         OpError::new(Status::ENOSPC, "no group has room")
@@ -220,7 +230,7 @@ pub fn recompute_load_balance(cluster: &mut Cluster) {
         .groups
         .values()
         .enumerate()
-        .filter(|(_, g)| !g.writable().is_empty())
+        .filter(|(_, g)| g.has_writable())
         .max_by_key(|(i, g)| (g.free_mb, std::cmp::Reverse(*i)))
         .map(|(i, _)| i);
     if let Some(i) = best {
@@ -230,22 +240,29 @@ pub fn recompute_load_balance(cluster: &mut Cluster) {
 
 /// One writable storage by the `store_server` rule; advances the round
 /// robin cursor.
-pub fn pick_writable(g: &mut Group, store_server: u8) -> Option<String> {
-    let w = g.writable();
-    if w.is_empty() {
+pub fn pick_writable(g: &mut Group, store_server: u8) -> Option<&mut StorageRec> {
+    let count = g.writable_iter().count();
+    if count == 0 {
         return None;
     }
-    let id = match store_server {
-        STORE_SERVER_FIRST_BY_IP => w[0].id.clone(),
-        STORE_SERVER_FIRST_BY_PRI => w.iter().min_by_key(|s| s.upload_priority)?.id.clone(),
+    let index = match store_server {
+        STORE_SERVER_FIRST_BY_IP => 0,
+        STORE_SERVER_FIRST_BY_PRI => {
+            g.writable_iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.upload_priority)?
+                .0
+        }
         _ => {
-            let idx = g.current_write_server % w.len();
-            let id = w[idx].id.clone();
-            g.current_write_server = (idx + 1) % w.len();
-            id
+            let idx = g.current_write_server % count;
+            g.current_write_server = (idx + 1) % count;
+            idx
         }
     };
-    Some(id)
+    g.storages
+        .values_mut()
+        .filter(|s| s.is_writable())
+        .nth(index)
 }
 
 /// Store path for an upload: the storage's current write path, or the next
@@ -383,14 +400,15 @@ pub fn select_fetch(
 ) -> Result<Vec<Target>, OpError> {
     match kind {
         FetchKind::Update => {
-            if g.writable().is_empty() {
+            if !g.has_writable() {
                 return Err(no_writable(&g.name));
             }
-            if let Some(s) = g.writable().into_iter().find(|s| is_source(s, f)) {
+            if let Some(s) = g.writable_iter().find(|s| is_source(s, f)) {
                 return Ok(vec![Target::of(s)]);
             }
-            let id = pick_writable(g, p.store_server).ok_or_else(|| no_writable(&g.name))?;
-            let s = g.storages.get(&id).ok_or_else(|| no_writable(&g.name))?;
+            let Some(s) = pick_writable(g, p.store_server) else {
+                return Err(no_writable(&g.name));
+            };
             Ok(vec![Target::of(s)])
         }
         FetchKind::One => {

@@ -43,13 +43,17 @@ pub async fn dispatch(s: &mut Session, header: Header) -> OpResult<Reply> {
         // written to it until it is complete; the caller tries later.
         return Err(OpError::new(Status::EAGAIN, "disk recovery in progress"));
     }
-    let counted = CountedCommand::of(cmd);
-    if let Some(counted) = counted {
-        s.storage.bump(|st| *counted.counters(st).0 += 1);
-    }
     let result = route(s, cmd, header.status).await;
-    if let (Some(counted), Ok(_)) = (counted, &result) {
-        s.storage.bump(|st| *counted.counters(st).1 += 1);
+    if let Some(counted) = CountedCommand::of(cmd) {
+        // Both counts at once: one lock of the shared counters per request.
+        let ok = result.is_ok();
+        s.storage.bump(|st| {
+            let (total, success) = counted.counters(st);
+            *total += 1;
+            if ok {
+                *success += 1;
+            }
+        });
     }
     result
 }

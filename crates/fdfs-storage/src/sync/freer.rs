@@ -117,6 +117,13 @@ pub(super) async fn run(storage: Arc<Storage>, shutdown: CancellationToken) {
                         if let Some(last) = lines.last() {
                             read_some = true;
                             pending.extend(lines.iter().filter_map(|l| {
+                                // Most lines are not deletes: skip them
+                                // before the full parse.
+                                if crate::binlog::op_letter(&l.text)
+                                    != Some(crate::binlog::op::DELETE)
+                                {
+                                    return None;
+                                }
                                 let rec = l.record()?;
                                 freed_slot(&storage, rec.op, &rec.filename)
                             }));

@@ -233,7 +233,18 @@ impl Group {
 
     /// Writable members in id order.
     pub fn writable(&self) -> Vec<&StorageRec> {
-        self.storages.values().filter(|s| s.is_writable()).collect()
+        self.writable_iter().collect()
+    }
+
+    /// [`Self::writable`] without collecting them: every upload's query
+    /// asks, and a list costs an allocation each time.
+    pub fn writable_iter(&self) -> impl Iterator<Item = &StorageRec> {
+        self.storages.values().filter(|s| s.is_writable())
+    }
+
+    /// Whether any member takes uploads.
+    pub fn has_writable(&self) -> bool {
+        self.writable_iter().next().is_some()
     }
 
     /// Readable members in id order.
