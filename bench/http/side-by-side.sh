@@ -30,13 +30,16 @@ stop_all() {
 trap stop_all EXIT
 nginx_master=$(cat "$work/nginx/nginx.pid")
 systems=() # name:port:pids
+# Copies first: a copy made while build 0 serves $WORK/data can catch one of
+# its state files mid-rename and fail.
+for spec in "${@:2}"; do
+  dir=$work/data-${spec%%=*}
+  [ -d "$dir" ] || cp -a "$work/data" "$dir"
+done
 i=0
 for spec in "$@"; do
   name=${spec%%=*}; bin=${spec#*=}; dir=$work/data
-  if [ "$i" -gt 0 ]; then
-    dir=$work/data-$name
-    [ -d "$dir" ] || cp -a "$work/data" "$dir"
-  fi
+  if [ "$i" -gt 0 ]; then dir=$work/data-$name; fi
   "$bin" server --base-path "$dir" --tracker-port $((22122 + i)) --storage-port $((23000 + i)) \
     --http-port $((8880 + i)) --log-level warn >"$work/server-$name.log" 2>&1 &
   PIDS+=($!)
