@@ -138,16 +138,17 @@ pub fn content_type<'a>(conf: &'a GatewayConf, file_name: &str) -> &'a str {
     }
 }
 
-/// What `HeaderValue::from_str` accepts: visible ASCII, space and tab.
+/// What `HeaderValue::from_str` accepts: any byte but the controls other
+/// than tab, and DEL.
 fn is_header_text(value: &[u8]) -> bool {
     value
         .iter()
-        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// Where a file answer's headers go: hyper's `HeaderMap`, or the bytes of
 /// the fast path's head, written as hyper writes them (no map and no
-/// allocation per header: they were a tenth of the fast path's CPU).
+/// allocation per header: building them was 4% of the gateway's CPU).
 pub trait HeadSink {
     /// Adds `name: value`; a value `HeaderValue` refuses is left out.
     fn header(&mut self, name: &HeaderName, value: std::fmt::Arguments<'_>);
@@ -338,9 +339,14 @@ mod tests {
                 }
             }
         }
-        let mut bytes = Vec::new();
-        bytes.header(&header::ETAG, format_args!("a\nb"));
-        assert!(bytes.is_empty(), "a value HeaderValue refuses is left out");
+        for (value, kept) in [("a\nb", false), ("a\u{7f}", false), ("é\tx", true)] {
+            let mut bytes = Vec::new();
+            bytes.header(&header::ETAG, format_args!("{value}"));
+            let mut map = HeaderMap::new();
+            map.header(&header::ETAG, format_args!("{value}"));
+            assert_eq!(!bytes.is_empty(), kept, "{value:?}");
+            assert_eq!(map.contains_key(header::ETAG), kept, "{value:?}");
+        }
         let mut full = Vec::new();
         file_headers(&conf, "x.jpg", None, &facts, Plan::Full, &mut full);
         let text = String::from_utf8(full).unwrap();
