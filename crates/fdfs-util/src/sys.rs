@@ -71,32 +71,52 @@ pub fn advise_random_reads(file: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Most parts one pwritev of [`write_all_vectored_at`] takes: its slices
+/// live on the stack (4 KB), well under the kernel's IOV_MAX of 1024.
+const VECTORED_PARTS_PER_CALL: usize = 256;
+
 /// Writes every byte of `parts`, one after another, at `offset` of `file`:
-/// one pwritev for all of them where the kernel takes them whole. On an
-/// error, also how many bytes went in before it.
-pub fn write_all_vectored_at<const N: usize>(
+/// one pwritev for all of them where the kernel takes them whole (and at
+/// most [`VECTORED_PARTS_PER_CALL`] parts per call). On an error, also how
+/// many bytes went in before it.
+pub fn write_all_vectored_at(
     file: &std::fs::File,
-    parts: [&[u8]; N],
+    parts: &[&[u8]],
     offset: u64,
 ) -> Result<(), (usize, std::io::Error)> {
-    let total: usize = parts.iter().map(|p| p.len()).sum();
+    use std::io::IoSlice;
     let mut done = 0usize;
-    while done < total {
-        // What is left of each part after the first `done` bytes.
-        let mut skip = done;
-        let rest = parts.map(|part| {
-            let cut = skip.min(part.len());
-            skip -= cut;
-            std::io::IoSlice::new(&part[cut..])
-        });
-        match rustix::io::pwritev(file, &rest, offset + done as u64) {
-            Ok(0) => return Err((done, std::io::ErrorKind::WriteZero.into())),
-            Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err((done, e.into())),
+    // The first part not written whole yet, and how much of it is.
+    let (mut first, mut into_first) = (0usize, 0usize);
+    let mut slices = [IoSlice::new(&[]); VECTORED_PARTS_PER_CALL];
+    loop {
+        while first < parts.len() && into_first == parts[first].len() {
+            first += 1;
+            into_first = 0;
         }
+        if first == parts.len() {
+            return Ok(());
+        }
+        let rest = &parts[first..];
+        let count = rest.len().min(VECTORED_PARTS_PER_CALL);
+        slices[0] = IoSlice::new(&rest[0][into_first..]);
+        for (slot, part) in slices[1..count].iter_mut().zip(&rest[1..count]) {
+            *slot = IoSlice::new(part);
+        }
+        let mut n = match rustix::io::pwritev(file, &slices[..count], offset + done as u64) {
+            Ok(0) => return Err((done, std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err((done, e.into())),
+        };
+        done += n;
+        while first < parts.len() && n >= parts[first].len() - into_first {
+            n -= parts[first].len() - into_first;
+            first += 1;
+            into_first = 0;
+        }
+        into_first += n;
     }
-    Ok(())
 }
 
 /// Opens `path` with `options` plus O_NOATIME, so that reads do not
@@ -429,11 +449,28 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, vec![b'.'; 16]).unwrap();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        write_all_vectored_at(&file, [b"head".as_slice(), b"", b"body"], 3).unwrap();
+        write_all_vectored_at(&file, &[b"head", b"", b"body"], 3).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"...headbody.....");
+        write_all_vectored_at(&file, &[b"", b""], 0).unwrap();
         let read_only = std::fs::File::open(&path).unwrap();
-        let (written, e) = write_all_vectored_at(&read_only, [b"x".as_slice()], 0).unwrap_err();
+        let (written, e) = write_all_vectored_at(&read_only, &[b"x"], 0).unwrap_err();
         assert_eq!((written, e.raw_os_error()), (0, Some(libc::EBADF)));
+    }
+
+    #[test]
+    fn vectored_writes_of_more_parts_than_one_call_takes_land_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = std::fs::File::create(&path).unwrap();
+        // Parts of 0-6 bytes, three times as many as one call takes.
+        let owned: Vec<Vec<u8>> = (0..3 * VECTORED_PARTS_PER_CALL)
+            .map(|i| vec![(i % 251) as u8; i % 7])
+            .collect();
+        let parts: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        write_all_vectored_at(&file, &parts, 5).unwrap();
+        let mut expect = vec![0u8; 5];
+        expect.extend(owned.concat());
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
     }
 
     #[test]

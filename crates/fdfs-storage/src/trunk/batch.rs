@@ -1,11 +1,12 @@
 //! The trunk server's own small uploads, stored in batches. While one batch
 //! is on a writer thread, the uploads that arrive wait and go together into
 //! the next one. A batch makes one trunk binlog write for its allocations,
-//! one side-file write for them and one for their confirms, and one storage
-//! binlog write for the CREATE records, where one upload at a time makes
-//! four writes each. Every upload keeps its order of steps: its allocation
-//! lines, then content and header, then its confirm, then its CREATE
-//! record, then its answer.
+//! one side-file write for them and one for their confirms, one positioned
+//! write for the content and headers of slots that lie end to end, and one
+//! storage binlog write for the CREATE records, where one upload at a time
+//! makes five writes each. Every upload keeps its order of steps: its
+//! allocation lines, then content and header, then its confirm, then its
+//! CREATE record, then its answer.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use fdfs_proto::{Status, TrunkLocation};
 use tokio::sync::oneshot;
 
-use super::client::SlotJob;
+use super::client::{SlotJob, StagedUpload};
 use super::role::Alloc;
 use crate::error::{OpError, OpResult};
 use crate::state::{lock, Storage};
@@ -152,24 +153,48 @@ fn store_batch(storage: &Storage, uploads: &[Upload]) -> Vec<OpResult<Stored>> {
     // Slots found holding another file (EEXIST): confirmed as used, so
     // they stay out of the pool (`super::client::occupied`).
     let mut occupied: Vec<TrunkLocation> = Vec::new();
+    // Staged uploads, written together below: (upload, slot, staged).
+    let mut staged: Vec<(usize, TrunkLocation, StagedUpload)> = Vec::new();
     for (i, (u, alloc)) in uploads.iter().zip(allocs).enumerate() {
-        match alloc {
-            Ok(Alloc::Slot(slot)) => match u.job.fill(slot, &u.body) {
-                Ok(done) => {
-                    taken.push((i, slot, Some(done)));
-                    results.push(Ok(None));
+        results.push(Ok(None));
+        let slot = match alloc {
+            Ok(Alloc::Slot(slot)) => slot,
+            Ok(Alloc::NeedTrunkFile) => continue,
+            Err(e) => {
+                results[i] = Err(e.into());
+                continue;
+            }
+        };
+        // A synced upload is written alone, as it comes.
+        let done = match u.job.fsync {
+            true => u.job.fill(slot, &u.body),
+            false => match u.job.stage(slot, &u.body) {
+                Ok(upload) => {
+                    staged.push((i, slot, upload));
+                    continue;
                 }
-                Err(e) => {
-                    if e.status == Status::EEXIST {
-                        occupied.push(slot);
-                    }
-                    taken.push((i, slot, None));
-                    results.push(Err(e));
-                }
+                Err(e) => Err(e),
             },
-            Ok(Alloc::NeedTrunkFile) => results.push(Ok(None)),
-            Err(e) => results.push(Err(e.into())),
-        }
+        };
+        settle_fill(&mut results, &mut taken, &mut occupied, (i, slot), done);
+    }
+    let (places, writes): (Vec<(usize, TrunkLocation, String, i64)>, Vec<_>) = staged
+        .into_iter()
+        .map(|(i, slot, u)| ((i, slot, u.remote, u.mtime), (u.writer, u.header)))
+        .unzip();
+    let written = super::slot::finish_staged(writes);
+    let (mut writes_tried, mut writes_done) = (0, 0);
+    for ((i, slot, remote, mtime), w) in places.into_iter().zip(written) {
+        writes_tried += 1;
+        writes_done += i64::from(w.is_ok());
+        let done = w.map(|()| (remote, mtime));
+        settle_fill(&mut results, &mut taken, &mut occupied, (i, slot), done);
+    }
+    if writes_tried > 0 {
+        storage.bump(|st| {
+            st.total_file_write_count += writes_tried;
+            st.success_file_write_count += writes_done;
+        });
     }
     // The role may have moved on since the allocations: settling then
     // fails as a confirm to the new trunk server would.
@@ -230,6 +255,28 @@ fn store_batch(storage: &Storage, uploads: &[Upload]) -> Vec<OpResult<Stored>> {
         }
     }
     results
+}
+
+/// Notes how filling upload `i`'s slot went: a filled slot is taken with
+/// its name; a failed one is taken empty (given back when settled), or
+/// kept as occupied when it held another file (EEXIST).
+fn settle_fill(
+    results: &mut [OpResult<Stored>],
+    taken: &mut Vec<(usize, TrunkLocation, Stored)>,
+    occupied: &mut Vec<TrunkLocation>,
+    (i, slot): (usize, TrunkLocation),
+    done: OpResult<(String, i64)>,
+) {
+    match done {
+        Ok(done) => taken.push((i, slot, Some(done))),
+        Err(e) => {
+            if e.status == Status::EEXIST {
+                occupied.push(slot);
+            }
+            taken.push((i, slot, None));
+            results[i] = Err(e);
+        }
+    }
 }
 
 fn clear(job: &SlotJob, slot: &TrunkLocation) {

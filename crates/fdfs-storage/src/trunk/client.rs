@@ -391,25 +391,48 @@ where
     }
 }
 
+/// An upload's content staged in its slot, with the header and the name
+/// that describe it; nothing of it is on disk yet.
+pub(super) struct StagedUpload {
+    pub writer: SlotWrite,
+    pub header: fdfs_proto::trunk::SlotHeader,
+    pub remote: String,
+    pub mtime: i64,
+}
+
 impl SlotJob {
     /// The content and header of an upload into `slot` (blocking): one
     /// write when not synced ([`SlotWrite::stage`]).
     /// Returns the file's name, made from the header written, and its mtime.
     pub(super) fn fill(&self, slot: TrunkLocation, body: &bytes::Bytes) -> OpResult<(String, i64)> {
+        let staged = self.stage(slot, body)?;
+        self.storage.bump(|st| st.total_file_write_count += 1);
+        staged.writer.finish(&staged.header, self.fsync)?;
+        self.storage.bump(|st| st.success_file_write_count += 1);
+        Ok((staged.remote, staged.mtime))
+    }
+
+    /// Claims `slot` for `body`, keeps the body for one write
+    /// ([`SlotWrite::stage`]) and names it (blocking). Until the header is
+    /// written the slot on disk is as it was: a failure leaves nothing of
+    /// ours to clear.
+    pub(super) fn stage(&self, slot: TrunkLocation, body: &bytes::Bytes) -> OpResult<StagedUpload> {
         let size = u32::try_from(body.len()).map_err(|_| OpError::invalid("body too long"))?;
         let (mut writer, _) = SlotWrite::begin(&self.root, slot, size, self.trunk_file_size, None)?;
         writer.stage(body.clone())?;
-        self.storage.bump(|st| {
-            st.total_file_write_count += 1;
-            st.success_file_write_count += 1;
-        });
-        self.finish(writer)
+        self.named(writer)
     }
 
     /// Names the content written to `writer` and writes its header
-    /// (blocking). Until the header is written the slot on disk is as it
-    /// was: a failure leaves nothing of ours to clear.
+    /// (blocking). Returns the file's name and mtime.
     fn finish(&self, writer: SlotWrite) -> OpResult<(String, i64)> {
+        let named = self.named(writer)?;
+        named.writer.finish(&named.header, self.fsync)?;
+        Ok((named.remote, named.mtime))
+    }
+
+    /// The header and name of the content written (or staged) to `writer`.
+    fn named(&self, writer: SlotWrite) -> OpResult<StagedUpload> {
         use fdfs_proto::fileid::{FileNameRecord, EXT7_LEN};
         let storage = &self.storage;
         let mtime = crate::state::now_secs();
@@ -427,8 +450,12 @@ impl SlotJob {
             crc32: header.crc32,
         };
         let remote = writer.location().remote_name(&record, &ext7)?.to_string();
-        writer.finish(&header, self.fsync)?;
-        Ok((remote, mtime))
+        Ok(StagedUpload {
+            writer,
+            header,
+            remote,
+            mtime,
+        })
     }
 
     /// The CREATE record of a confirmed upload (blocking).

@@ -738,6 +738,44 @@ impl SlotWrite {
     /// so a crash never leaves a header in front of content that is not on
     /// disk.
     pub fn finish(self, header: &SlotHeader, fsync: bool) -> OpResult<()> {
+        if !self.ready_to_finish(header)? {
+            return Ok(());
+        }
+        let header_bytes = header.encode();
+        match &self.staged {
+            // The header goes first in the same write: a write cut short
+            // after it (a full disk) puts the old header back, so the slot
+            // never names content that is not there.
+            Some(content) if !fsync => {
+                let at = u64::from(self.loc.offset);
+                if let Err((written, e)) =
+                    fdfs_util::sys::write_all_vectored_at(&self.file, &[&header_bytes, content], at)
+                {
+                    if written > 0 {
+                        self.put_header_back();
+                    }
+                    return Err(e.into());
+                }
+                return Ok(());
+            }
+            Some(content) => self.file.write_all_at(content, self.loc.content_offset())?,
+            None => {}
+        }
+        if fsync {
+            self.file.sync_data()?;
+        }
+        self.file
+            .write_all_at(&header_bytes, u64::from(self.loc.offset))?;
+        if fsync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Checks `header` against what was written, as [`SlotWrite::finish`]
+    /// needs; `false` when the slot already holds exactly this file, so
+    /// there is nothing left to write.
+    fn ready_to_finish(&self, header: &SlotHeader) -> OpResult<bool> {
         if self.written != u64::from(self.size)
             || header.file_size != self.size
             || header.alloc_size != self.loc.size
@@ -767,41 +805,114 @@ impl SlotWrite {
         if self.began.elapsed() > RECHECK_AFTER
             && check_prior(&self.file, &self.path, &self.loc, Some(header))? == Prior::Same
         {
-            return Ok(());
+            return Ok(false);
         }
-        let header_bytes = header.encode();
-        match &self.staged {
-            // The header goes first in the same write: a write cut short
-            // after it (a full disk) puts the old header back, so the slot
-            // never names content that is not there.
-            Some(content) if !fsync => {
-                let at = u64::from(self.loc.offset);
-                if let Err((written, e)) =
-                    fdfs_util::sys::write_all_vectored_at(&self.file, [&header_bytes, content], at)
-                {
-                    if written > 0 {
-                        if let Err(undo) = self.file.write_all_at(&self.header_before, at) {
-                            tracing::error!(error = %undo, trunk_file = %self.path.display(),
-                                offset = self.loc.offset, "header of a failed write not cleared");
-                        }
-                    }
-                    return Err(e.into());
-                }
-                return Ok(());
-            }
-            Some(content) => self.file.write_all_at(content, self.loc.content_offset())?,
-            None => {}
-        }
-        if fsync {
-            self.file.sync_data()?;
-        }
-        self.file
-            .write_all_at(&header_bytes, u64::from(self.loc.offset))?;
-        if fsync {
-            self.file.sync_data()?;
-        }
-        Ok(())
+        Ok(true)
     }
+
+    /// Writes back the header `begin` found, after a write of ours that
+    /// failed part way may have put its own header in.
+    fn put_header_back(&self) {
+        if let Err(undo) = self
+            .file
+            .write_all_at(&self.header_before, u64::from(self.loc.offset))
+        {
+            tracing::error!(error = %undo, trunk_file = %self.path.display(),
+                offset = self.loc.offset, "header of a failed write not cleared");
+        }
+    }
+
+    /// Whether `next` starts where this slot ends, in the same trunk file,
+    /// with a tail short enough to fill with zeros in between.
+    fn runs_into(&self, next: &SlotWrite) -> bool {
+        Arc::ptr_eq(&self.file, &next.file)
+            && u64::from(self.loc.offset) + u64::from(self.loc.size) == u64::from(next.loc.offset)
+            && self.tail_len() <= ZERO_FILL_MAX_BYTES
+    }
+
+    /// Bytes of the slot after the header and content.
+    fn tail_len(&self) -> usize {
+        (u64::from(self.loc.size) - SLOT_HEADER_LEN as u64 - u64::from(self.size)) as usize
+    }
+}
+
+/// The longest unused slot tail written over with zeros so that the slots
+/// on either side of it go into one positioned write.
+const ZERO_FILL_MAX_BYTES: usize = 4096;
+static ZERO_FILL: [u8; ZERO_FILL_MAX_BYTES] = [0; ZERO_FILL_MAX_BYTES];
+
+/// Most slots one positioned write of [`finish_staged`] covers.
+const SLOTS_PER_WRITE_MAX: usize = 128;
+
+/// Finishes staged writes ([`SlotWrite::stage`]), not synced, as
+/// [`SlotWrite::finish`] finishes each, but slots that lie end to end in
+/// one trunk file go into one positioned write (with zeros over the unused
+/// tails between them): a batch of small uploads then costs one system
+/// call, and one update of the trunk file's times, instead of one per
+/// upload. One result per write, in order. A write cut short puts back the
+/// old header of every slot it reached, and fails them all.
+pub fn finish_staged(writes: Vec<(SlotWrite, SlotHeader)>) -> Vec<OpResult<()>> {
+    let mut results: Vec<OpResult<()>> = Vec::with_capacity(writes.len());
+    let mut due: Vec<usize> = Vec::with_capacity(writes.len());
+    for (i, (write, header)) in writes.iter().enumerate() {
+        results.push(match write.ready_to_finish(header) {
+            Ok(true) if write.staged.is_none() => {
+                Err(OpError::invalid("a slot write to finish was not staged"))
+            }
+            Ok(true) => {
+                due.push(i);
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        });
+    }
+    due.sort_unstable_by_key(|&i| (Arc::as_ptr(&writes[i].0.file), writes[i].0.loc.offset));
+    let mut start = 0;
+    while start < due.len() {
+        let mut end = start + 1;
+        while end < due.len()
+            && end - start < SLOTS_PER_WRITE_MAX
+            && writes[due[end - 1]].0.runs_into(&writes[due[end]].0)
+        {
+            end += 1;
+        }
+        if let Err(e) = write_run(&writes, &due[start..end]) {
+            let e = OpError::from(e);
+            for &i in &due[start..end] {
+                results[i] = Err(OpError::new(e.status, e.reason.clone()));
+            }
+        }
+        start = end;
+    }
+    results
+}
+
+/// One positioned write of the staged slots `run` (indexes into `writes`,
+/// each slot starting where the one before ends).
+fn write_run(writes: &[(SlotWrite, SlotHeader)], run: &[usize]) -> io::Result<()> {
+    let headers: Vec<[u8; SLOT_HEADER_LEN]> = run.iter().map(|&i| writes[i].1.encode()).collect();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(3 * run.len());
+    for (k, (&i, header)) in run.iter().zip(&headers).enumerate() {
+        let write = &writes[i].0;
+        parts.push(header);
+        parts.push(write.staged.as_deref().unwrap_or_default());
+        if k + 1 < run.len() {
+            parts.push(&ZERO_FILL[..write.tail_len()]);
+        }
+    }
+    let first = &writes[run[0]].0;
+    let at = u64::from(first.loc.offset);
+    fdfs_util::sys::write_all_vectored_at(&first.file, &parts, at).map_err(|(written, e)| {
+        let reached = at + written as u64;
+        for &i in run {
+            let write = &writes[i].0;
+            if u64::from(write.loc.offset) < reached {
+                write.put_header_back();
+            }
+        }
+        e
+    })
 }
 
 /// Streams the next `length` body bytes of a request into `slot`, each
@@ -1208,6 +1319,70 @@ mod tests {
         assert!(w.stage(bytes::Bytes::from_static(b"abc")).is_err());
         w.stage(bytes::Bytes::from_static(b"abcd")).unwrap();
         assert!(w.stage(bytes::Bytes::from_static(b"abcd")).is_err());
+    }
+
+    /// Staged writes finish together: slots end to end in one trunk file
+    /// go out in one write with zeros over the tails between them (and
+    /// nowhere else), every file reads back as written, and a write whose
+    /// header does not describe its content fails alone, leaving its slot
+    /// free.
+    #[test]
+    fn staged_writes_finish_together_and_each_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/0A/1B/000007");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // Old bytes after where the first and the third file end.
+        let mut old = vec![0u8; TRUNK_FILE_BYTES as usize];
+        old[30..256].fill(0xEE);
+        old[768 + 64..1024].fill(0xEE);
+        std::fs::write(&path, &old).unwrap();
+        let files: [(TrunkLocation, &[u8]); 4] = [
+            (loc(768, 256), b"third, end to end"),
+            (loc(4096, 256), b"apart"),
+            (loc(0, 256), b"first"),
+            (loc(256, 512), &[9u8; 400]),
+        ];
+        let mut writes = Vec::new();
+        let mut names = Vec::new();
+        for (at, content) in files {
+            let (name, header) = named(at, content, 3);
+            let (mut w, _) =
+                SlotWrite::begin(dir.path(), at, content.len() as u32, TRUNK_FILE_BYTES, None)
+                    .unwrap();
+            w.stage(bytes::Bytes::copy_from_slice(content)).unwrap();
+            writes.push((w, header));
+            names.push(name);
+        }
+        let bad_at = loc(2048, 256);
+        let (mut w, _) = SlotWrite::begin(dir.path(), bad_at, 3, TRUNK_FILE_BYTES, None).unwrap();
+        w.stage(bytes::Bytes::from_static(b"abc")).unwrap();
+        writes.insert(1, (w, named(bad_at, b"xyz", 3).1));
+        let results = finish_staged(writes);
+        let statuses: Vec<_> = results
+            .iter()
+            .map(|r| r.as_ref().err().map(|e| e.status))
+            .collect();
+        assert_eq!(statuses, [None, Some(Status::EIO), None, None, None]);
+        for ((_, content), name) in files.iter().zip(&names) {
+            assert_eq!(
+                open_slot(dir.path(), name).unwrap().read_content().unwrap(),
+                *content
+            );
+        }
+        let now = std::fs::read(&path).unwrap();
+        assert!(
+            now[24 + 5..256].iter().all(|&b| b == 0),
+            "a tail between slots is zeroed"
+        );
+        assert!(
+            now[768 + 64..1024].iter().all(|&b| b == 0xEE),
+            "the last tail is kept"
+        );
+        assert_eq!(
+            now[2048..2048 + 24],
+            [0u8; 24],
+            "the refused slot stays free"
+        );
     }
 
     #[test]
