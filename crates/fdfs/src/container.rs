@@ -348,7 +348,7 @@ pub fn demo(args: DemoArgs) -> ExitCode {
     while std::time::Instant::now() < deadline {
         match rt.block_on(demo_once(&args, content.as_bytes())) {
             Ok(id) => {
-                println!("ok {id}");
+                outln!("ok {id}");
                 return ExitCode::SUCCESS;
             }
             Err(e) => last_error = e,

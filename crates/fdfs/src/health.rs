@@ -305,8 +305,8 @@ pub fn check_conf(conf: &Path, verbose: bool) -> ExitCode {
     if verbose {
         for c in &checks {
             match &c.outcome {
-                Ok(()) => println!("ok: {}", c.what),
-                Err(e) => println!("FAIL: {}: {e}", c.what),
+                Ok(()) => outln!("ok: {}", c.what),
+                Err(e) => outln!("FAIL: {}: {e}", c.what),
             }
         }
     }

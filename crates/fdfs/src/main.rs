@@ -2,6 +2,9 @@
 //! as `fdfs_upload_file` or `fdfs_trackerd`) it behaves like that program;
 //! otherwise it offers `fdfs <subcommand>`.
 
+#[macro_use]
+mod stdout;
+
 mod bench;
 mod container;
 mod daemon;

@@ -2,7 +2,8 @@
 //! phase reports the server's CPU per operation, in text and in JSON, and a
 //! pid that names no process stops the bench with a one-line message; a
 //! kept connection the server closed while it idled is replaced, not
-//! counted as a failed request; a failure names the server it met.
+//! counted as a failed request; a failure names the server it met; a
+//! closed stdout does not make it panic.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -130,6 +131,23 @@ fn server_pid_reports_server_cpu_per_operation() {
     let out = fdfs(&[&["bench", "upload", "--count", "20", "--json"][..], &common].concat());
     assert!(out.status.success(), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("server_cpu"));
+
+    // A reader gone before the report (`fdfs bench ... | head -0`) is no
+    // reason to panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fdfs"))
+        .args([&["bench", "upload", "--count", "20"][..], &common].concat())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fdfs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("panicked"),
+        "{out:?}"
+    );
 }
 
 #[test]

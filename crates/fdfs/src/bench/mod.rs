@@ -208,9 +208,9 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     if args.json {
-        println!("{}", report.json());
+        outln!("{}", report.json());
     } else {
-        println!("{}", report.text());
+        outln!("{}", report.text());
     }
     if report.errors > 0 {
         return Err(format!("{} requests failed", report.errors));

@@ -42,9 +42,9 @@ pub(super) async fn seed(args: BenchArgs) -> Result<(), String> {
         };
         let r = run_phase(&shared, op, limit, concurrency).await?;
         if args.json {
-            println!("{}", r.json());
+            outln!("{}", r.json());
         } else {
-            println!("{}", r.text());
+            outln!("{}", r.text());
         }
         phases.push(r);
     }
