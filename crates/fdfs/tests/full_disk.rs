@@ -2,15 +2,18 @@
 //! its own as store paths (it runs as root; a failed mount fails the test),
 //! fills them, and checks that uploads answer ENOSPC (28) cleanly, leave
 //! nothing behind, fall over to a path with room, and resume within
-//! seconds of space being freed, without a restart.
+//! seconds of space being freed, without a restart; trunk uploads that
+//! meet the full disk fail whole.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use fdfs_client::{Client, ClientError, ClientOptions, StorageClient, UploadKind, UploadOptions};
 use fdfs_proto::StorageCmd;
+use fdfs_testkit::group::{Group, GroupOptions};
 use fdfs_testkit::{connect, rt, wait_until, Cluster, ClusterOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -24,18 +27,28 @@ const NOTICE_DEADLINE: Duration = Duration::from_secs(30);
 /// Chunk used to fill a file system.
 const FILL_CHUNK_BYTES: usize = 64 * 1024;
 
-/// A tmpfs mounted on a directory of its own; unmounted on drop, on
-/// panic too, before its directory goes.
+/// A tmpfs mounted on a directory of its own (or on a subdirectory of
+/// it); unmounted on drop, on panic too, before its directory goes.
 struct Tmpfs {
     dir: tempfile::TempDir,
+    mounted: PathBuf,
 }
 
 impl Tmpfs {
     fn mount() -> Tmpfs {
+        Tmpfs::mount_below(None)
+    }
+
+    /// With `sub`, the tmpfs is mounted on that subdirectory: the
+    /// directory above it stays on the test's disk, and a statfs of it
+    /// sees that disk's room, not the tmpfs's.
+    fn mount_below(sub: Option<&str>) -> Tmpfs {
         let dir = tempfile::tempdir().expect("mount point");
+        let mounted = sub.map_or_else(|| dir.path().to_path_buf(), |s| dir.path().join(s));
+        std::fs::create_dir_all(&mounted).expect("mount point");
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={TMPFS_SIZE}"), "tmpfs"])
-            .arg(dir.path())
+            .arg(&mounted)
             .output()
             .expect("the mount command must exist");
         assert!(
@@ -43,11 +56,11 @@ impl Tmpfs {
             "these tests mount a tmpfs and must run as root: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Tmpfs { dir }
+        Tmpfs { dir, mounted }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        &self.mounted
     }
 
     fn filler(&self) -> PathBuf {
@@ -94,15 +107,12 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let ok = Command::new("umount")
-            .arg(self.dir.path())
+            .arg(&self.mounted)
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
             // Something still holds it open: detach it anyway.
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
+            let _ = Command::new("umount").arg("-l").arg(&self.mounted).status();
         }
     }
 }
@@ -674,4 +684,147 @@ fn recovery_time_over_watcher_phases() {
     }
     eprintln!("FIGURE recovery over watcher phases: {times:?}");
     assert!(times.iter().all(|t| *t < RECOVERY_DEADLINE));
+}
+
+/// Concurrent trunk uploads into a store path that fills up: the trunk
+/// server writes the slots of each batch together, and a write cut short
+/// by ENOSPC must fail every upload it reached, with its header put back.
+/// Each upload is either acknowledged and reads back intact, or answered
+/// ENOSPC; `fdfs trunk check` finds no header the trunk binlog does not
+/// account for; once space is freed, the same uploads all succeed.
+#[test]
+fn trunk_uploads_meeting_a_full_disk_fail_cleanly_and_acknowledged_ones_read_back() {
+    const UPLOADS: usize = 64;
+    const FILE_BYTES: usize = 1024;
+    /// Room for about 30 slots of 1,048-1,280 bytes: some uploads fit,
+    /// not all.
+    const ROOM_BYTES: u64 = 32 * 1024;
+    // The store path's `data/` (trunk files and all) on the tmpfs, the
+    // store path itself on the test's disk: its statfs shows room, so
+    // uploads pass the free-space check and meet the full disk only when
+    // their slots are written.
+    let disk = Tmpfs::mount_below(Some("data"));
+    let store = disk.dir.path().to_path_buf();
+    let g = Group::start_with(GroupOptions {
+        groups: vec![("group1", 1)],
+        tweak_tracker: Some(Arc::new(|c| {
+            c.use_trunk_file = true;
+            c.slot_min_size = 256;
+            c.slot_max_size = 64 * 1024;
+            c.trunk_file_size = 4 * 1024 * 1024;
+            c.trunk_free_space_merge = false;
+            c.delete_unused_trunk_files = false;
+        })),
+        // The binlogs stay beside the test's other files (`base_path`):
+        // only slot writes meet the full disk.
+        tweak_storage: Some(Arc::new(move |c| {
+            c.store_paths = vec![store.clone()];
+            c.store_paths_readonly = vec![false];
+        })),
+        ..GroupOptions::default()
+    });
+    assert!(
+        g.wait_all_active(NOTICE_DEADLINE),
+        "the storage never became ACTIVE"
+    );
+    let addr = g.storage_addr(0);
+    let upload_all = |seed: u8| {
+        g.block_on(async {
+            let tasks: Vec<_> = (0..UPLOADS)
+                .map(|k| {
+                    let data = content(FILE_BYTES, seed.wrapping_add(k as u8));
+                    tokio::spawn(async move {
+                        let mut conn = connect(addr).await;
+                        let mut src = data.as_slice();
+                        let r = StorageClient::new(&mut conn)
+                            .upload(UploadKind::Normal, -1, "bin", &mut src, FILE_BYTES as u64)
+                            .await;
+                        (data, r)
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.expect("upload task"));
+            }
+            out
+        })
+    };
+    // Serving, with a trunk file made, before the disk fills.
+    let probe = content(FILE_BYTES, 0xEE);
+    assert!(
+        wait_until(NOTICE_DEADLINE, || {
+            g.block_on(async {
+                let mut conn = connect(addr).await;
+                let mut src = probe.as_slice();
+                StorageClient::new(&mut conn)
+                    .upload(UploadKind::Normal, -1, "bin", &mut src, FILE_BYTES as u64)
+                    .await
+                    .is_ok_and(|id| id.remote.len() == 60)
+            })
+        }),
+        "no upload ever went into a trunk slot"
+    );
+    disk.fill();
+    disk.free_some(ROOM_BYTES);
+
+    let results = upload_all(1);
+    let (mut stored, mut refused) = (Vec::new(), 0);
+    for (data, r) in results {
+        match r {
+            Ok(id) => stored.push((id, data)),
+            Err(e) => {
+                assert_eq!(e.errno(), 28, "a failed upload answers ENOSPC: {e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        !stored.is_empty() && refused > 0,
+        "{} stored, {refused} refused: the disk should take some, not all",
+        stored.len()
+    );
+    let read = |id: &fdfs_proto::FileId| {
+        g.block_on(async {
+            let mut conn = connect(addr).await;
+            let mut got = Vec::new();
+            StorageClient::new(&mut conn)
+                .download(&id.group, &id.remote, 0, 0, &mut got)
+                .await
+                .unwrap_or_else(|e| panic!("{} does not download: {e}", id.remote));
+            got
+        })
+    };
+    for (id, data) in &stored {
+        assert_eq!(id.remote.len(), 60, "{} is not a trunk name", id.remote);
+        assert_eq!(&read(id), data, "{} reads back other bytes", id.remote);
+    }
+    let trunk_check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_fdfs"))
+            .args(["trunk", "check", "--tracker", &g.tracker(0).to_string()])
+            .output()
+            .expect("run fdfs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
+    let (code, text) = trunk_check();
+    assert!(
+        code == Some(0) && text.contains("0 mismatch(es)"),
+        "{code:?}: {text}"
+    );
+
+    disk.free_all();
+    let again = upload_all(101);
+    for (data, r) in again {
+        let id = r.unwrap_or_else(|e| panic!("an upload with room failed: {e}"));
+        assert_eq!(read(&id), data, "{} reads back other bytes", id.remote);
+    }
+    for (id, data) in &stored {
+        assert_eq!(&read(id), data, "{} changed", id.remote);
+    }
+    let (code, text) = trunk_check();
+    assert!(
+        code == Some(0) && text.contains("0 mismatch(es)"),
+        "{code:?}: {text}"
+    );
 }
