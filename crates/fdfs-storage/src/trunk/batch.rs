@@ -35,8 +35,8 @@ struct Waiting {
     answer: oneshot::Sender<OpResult<Stored>>,
 }
 
-/// At most this many uploads per batch: one writer-thread job stays short,
-/// and the other jobs on the writer threads get their turn in between.
+/// At most this many uploads per batch: the first uploads of a batch do
+/// not wait long for its last ones to be stored.
 const MAX_BATCH_UPLOADS: usize = 128;
 
 #[derive(Default)]
@@ -73,7 +73,7 @@ impl Batches {
 /// Queues the next batch job on the writer threads.
 fn schedule(storage: &Arc<Storage>) {
     let s = storage.clone();
-    if let Err(e) = storage.writers.spawn(move || drain_one(&s)) {
+    if let Err(e) = storage.writers.spawn(move || drain(&s)) {
         let waiting = {
             let mut q = lock(&storage.trunk.batches.queue);
             q.draining = false;
@@ -85,33 +85,50 @@ fn schedule(storage: &Arc<Storage>) {
     }
 }
 
-/// One batch (blocking), then the next job if uploads are waiting.
-fn drain_one(storage: &Arc<Storage>) {
+/// Batches one writer-thread job stores back to back while uploads keep
+/// arriving. Going on in the same job spares a wake-up of another writer
+/// thread per batch (batches under load hold a few uploads each); the cap
+/// lets the other jobs on the writer threads have their turn in between.
+const BATCHES_PER_JOB: usize = 16;
+
+/// Batches (blocking) while uploads are waiting, then the next job if
+/// some still are.
+fn drain(storage: &Arc<Storage>) {
+    for _ in 0..BATCHES_PER_JOB {
+        store_next_batch(storage);
+        let more = {
+            let mut q = lock(&storage.trunk.batches.queue);
+            q.draining = !q.waiting.is_empty();
+            q.draining
+        };
+        if !more {
+            return;
+        }
+    }
+    schedule(storage);
+}
+
+/// Takes the waiting uploads (at most [`MAX_BATCH_UPLOADS`]) and stores
+/// them as one batch, answering each (blocking).
+fn store_next_batch(storage: &Arc<Storage>) {
     let batch: Vec<Waiting> = {
         let mut q = lock(&storage.trunk.batches.queue);
         let n = q.waiting.len().min(MAX_BATCH_UPLOADS);
         q.waiting.drain(..n).collect()
     };
-    if !batch.is_empty() {
-        let (uploads, answers): (Vec<Upload>, Vec<_>) =
-            batch.into_iter().map(|w| (w.upload, w.answer)).unzip();
-        // A panic drops the answers: those uploads get EIO.
-        let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            store_batch(storage, &uploads)
-        }));
-        if let Ok(results) = stored {
-            for (answer, result) in answers.into_iter().zip(results) {
-                let _ = answer.send(result);
-            }
-        }
+    if batch.is_empty() {
+        return;
     }
-    let more = {
-        let mut q = lock(&storage.trunk.batches.queue);
-        q.draining = !q.waiting.is_empty();
-        q.draining
-    };
-    if more {
-        schedule(storage);
+    let (uploads, answers): (Vec<Upload>, Vec<_>) =
+        batch.into_iter().map(|w| (w.upload, w.answer)).unzip();
+    // A panic drops the answers: those uploads get EIO.
+    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store_batch(storage, &uploads)
+    }));
+    if let Ok(results) = stored {
+        for (answer, result) in answers.into_iter().zip(results) {
+            let _ = answer.send(result);
+        }
     }
 }
 
