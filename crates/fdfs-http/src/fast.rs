@@ -214,15 +214,16 @@ pub(crate) async fn serve(
     // for.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let header_read_timeout = conf_view.current(&gw.conf).header_read_timeout;
-    let mut wait_until = Instant::now() + header_read_timeout.min(idle);
+    let mut wait_until = Instant::now() + conf_view.current(&gw.conf).header_read_timeout.min(idle);
     let timer = tokio::time::sleep_until(wait_until);
     tokio::pin!(timer);
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        let head_deadline = Instant::now() + header_read_timeout;
+        // Read per request: a reload applies to the next request of a
+        // kept-alive connection.
+        let head_deadline = Instant::now() + conf_view.current(&gw.conf).header_read_timeout;
         let (consumed, rest) = loop {
             if !buf.is_empty() {
                 let conf = conf_view.current(&gw.conf);
